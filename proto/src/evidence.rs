@@ -1,0 +1,232 @@
+//! Evidence gathered for an incident or a request: metrics from Prometheus and profiles from
+//! Pyroscope or a live pprof endpoint.
+//!
+//! A source that fails, times out or has no data still produces evidence, with a status that says
+//! so: the reply must be able to say "no data for `checkout` in the last 30m" instead of staying
+//! silent.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Correlation, IncidentId, Message, ObjectRef, ReplyTarget, SchemaVersion, Subject, TimeWindow,
+};
+
+/// How a lookup went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum EvidenceStatus {
+    Ok,
+    /// The source answered, with nothing for this query.
+    NoData {
+        detail: String,
+    },
+    /// The source answered with an error, or could not be reached.
+    Failed {
+        detail: String,
+    },
+    /// The source did not answer in time.
+    TimedOut {
+        detail: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Trend {
+    Rising,
+    Falling,
+    Flat,
+    Unknown,
+}
+
+/// One query's summary: now versus baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MetricSummary {
+    /// A short name, e.g. `cpu`.
+    pub name: String,
+    /// The PromQL that was run, after templating.
+    pub query: String,
+    #[serde(default)]
+    pub unit: Option<String>,
+    /// Mean over the incident window.
+    #[serde(default)]
+    pub current: Option<f64>,
+    /// Mean over the baseline window.
+    #[serde(default)]
+    pub baseline: Option<f64>,
+    /// Highest value in the incident window.
+    #[serde(default)]
+    pub peak: Option<f64>,
+    pub trend: Trend,
+}
+
+/// Metrics for an incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MetricsEvidence {
+    pub schema_version: SchemaVersion,
+    /// Unique per lookup; a re-run gets a new id.
+    pub evidence_id: String,
+    pub incident_id: IncidentId,
+    pub status: EvidenceStatus,
+    pub window: TimeWindow,
+    pub baseline: TimeWindow,
+    #[serde(default)]
+    pub series: Vec<MetricSummary>,
+    /// A chart image of the series.
+    #[serde(default)]
+    pub chart: Option<ObjectRef>,
+    pub collected_at: DateTime<Utc>,
+}
+
+impl Message for MetricsEvidence {
+    fn subject(&self) -> Subject {
+        Subject::EvidenceMetrics
+    }
+
+    fn idempotency_key(&self) -> String {
+        format!("evidence:{}", self.evidence_id)
+    }
+
+    fn correlation(&self) -> Correlation<'_> {
+        Correlation {
+            incident_id: Some(&self.incident_id.0),
+            ..Correlation::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileSource {
+    Pyroscope,
+    Pprof,
+    Sandbox,
+}
+
+/// A function's share of the profile's self time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FunctionShare {
+    pub name: String,
+    /// Self value in the profile's unit (samples or nanoseconds).
+    pub self_value: u64,
+    /// Self value over the profile total, 0..=1.
+    pub self_share: f64,
+}
+
+/// A function whose share grew versus the baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FunctionGrowth {
+    pub name: String,
+    pub baseline_share: f64,
+    pub current_share: f64,
+}
+
+/// A profile for an incident or a request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ProfileEvidence {
+    pub schema_version: SchemaVersion,
+    pub evidence_id: String,
+    /// Set when gathered for an incident.
+    #[serde(default)]
+    pub incident_id: Option<IncidentId>,
+    /// Set when gathered for a [`ProfileRequest`].
+    #[serde(default)]
+    pub request_id: Option<String>,
+    pub status: EvidenceStatus,
+    pub source: ProfileSource,
+    /// The application as the profiler knows it (Pyroscope's `service_name`).
+    pub app: String,
+    /// E.g. `process_cpu:cpu:nanoseconds:cpu:nanoseconds`.
+    pub profile_type: String,
+    pub window: TimeWindow,
+    #[serde(default)]
+    pub baseline: Option<TimeWindow>,
+    /// Profile total in `unit`.
+    #[serde(default)]
+    pub total: u64,
+    /// `samples` or `nanoseconds`.
+    #[serde(default)]
+    pub unit: String,
+    #[serde(default)]
+    pub top_functions: Vec<FunctionShare>,
+    #[serde(default)]
+    pub grown: Vec<FunctionGrowth>,
+    #[serde(default)]
+    pub flamegraph_url: Option<String>,
+    #[serde(default)]
+    pub diff_url: Option<String>,
+    /// The profile as folded stacks (`a;b;c 42` per line).
+    #[serde(default)]
+    pub folded: Option<ObjectRef>,
+    /// Where to answer, for a request.
+    #[serde(default)]
+    pub reply: Option<ReplyTarget>,
+    pub collected_at: DateTime<Utc>,
+}
+
+impl Message for ProfileEvidence {
+    fn subject(&self) -> Subject {
+        Subject::EvidenceProfile
+    }
+
+    fn idempotency_key(&self) -> String {
+        format!("evidence:{}", self.evidence_id)
+    }
+
+    fn correlation(&self) -> Correlation<'_> {
+        Correlation {
+            incident_id: self.incident_id.as_ref().map(|id| id.0.as_str()),
+            ..Correlation::default()
+        }
+    }
+}
+
+/// How to obtain the profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProfileMode {
+    /// From the continuous profiler, over `window`.
+    Continuous,
+    /// Live from the service's pprof endpoint, for `seconds`.
+    Live { seconds: u32 },
+}
+
+/// A request for a profile: `/profile <app> [window] [type]`, or a "Profile now" click.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ProfileRequest {
+    pub schema_version: SchemaVersion,
+    pub request_id: String,
+    /// The app; absent means "offer a picker of the apps that exist".
+    #[serde(default)]
+    pub app: Option<String>,
+    pub window: TimeWindow,
+    #[serde(default)]
+    pub profile_type: Option<String>,
+    pub mode: ProfileMode,
+    /// The incident this is for, when asked from an incident's thread.
+    #[serde(default)]
+    pub incident_id: Option<IncidentId>,
+    /// The Slack user who asked.
+    #[serde(default)]
+    pub requested_by: Option<String>,
+    pub reply: ReplyTarget,
+}
+
+impl Message for ProfileRequest {
+    fn subject(&self) -> Subject {
+        Subject::ProfileRequest
+    }
+
+    fn idempotency_key(&self) -> String {
+        format!("profile-request:{}", self.request_id)
+    }
+
+    fn correlation(&self) -> Correlation<'_> {
+        Correlation {
+            incident_id: self.incident_id.as_ref().map(|id| id.0.as_str()),
+            ..Correlation::default()
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Incidents: alerts recognized by alert-watcher, correlated by fingerprint.
+//!
+//! One incident is one thread in Slack. It is opened once, updated as repeat notifications arrive
+//! (the count and last-seen time change; no new message is posted) and resolved once. Each
+//! change increments `revision`, which together with the incident id is the idempotency key, so a
+//! retried publish of the same change is stored once while every real change is delivered.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{Correlation, IncidentId, Message, SchemaVersion, SlackThread, Subject, TimeWindow};
+
+/// Which tool raised the alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertSource {
+    Alertmanager,
+    Grafana,
+    Sentry,
+    Datadog,
+    /// `key: value` lines or a JSON block from any webhook.
+    Generic,
+    /// An operator-defined rule for an in-house format.
+    Custom,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    Firing,
+    Resolved,
+}
+
+/// A link the alert carried (runbook, dashboard, source, silence).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Link {
+    pub title: String,
+    pub url: String,
+}
+
+/// One alert, normalized from whatever tool posted it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Alert {
+    pub source: AlertSource,
+    pub status: AlertStatus,
+    /// The alert's name, e.g. `HighCPU`.
+    pub name: String,
+    #[serde(default)]
+    pub severity: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub starts_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub links: Vec<Link>,
+    /// The service the alert concerns, mapped from labels such as `service`, `app` or `job`.
+    #[serde(default)]
+    pub service: Option<String>,
+}
+
+/// The state of one incident after a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Incident {
+    pub id: IncidentId,
+    /// Source, alert name and identifying labels, hashed; equal for repeat notifications.
+    pub fingerprint: String,
+    pub alert: Alert,
+    /// The alert's own Slack message; the diagnosis goes into its thread.
+    pub thread: SlackThread,
+    pub opened_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    /// How many notifications of this alert arrived (1 when opened).
+    pub notification_count: u32,
+    /// The window to look at (around the alert).
+    pub window: TimeWindow,
+    /// A calm window before it, to compare against.
+    pub baseline: TimeWindow,
+    #[serde(default)]
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Incremented on every change; the KV revision the watcher wrote it at.
+    pub revision: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentChange {
+    Opened,
+    Updated,
+    Resolved,
+}
+
+/// An incident was opened, updated or resolved. Published on `incident.opened`,
+/// `incident.updated` or `incident.resolved` according to `change`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct IncidentEvent {
+    pub schema_version: SchemaVersion,
+    pub change: IncidentChange,
+    pub incident: Incident,
+}
+
+impl Message for IncidentEvent {
+    fn subject(&self) -> Subject {
+        match self.change {
+            IncidentChange::Opened => Subject::IncidentOpened,
+            IncidentChange::Updated => Subject::IncidentUpdated,
+            IncidentChange::Resolved => Subject::IncidentResolved,
+        }
+    }
+
+    fn idempotency_key(&self) -> String {
+        format!("incident:{}:{}", self.incident.id, self.incident.revision)
+    }
+
+    fn correlation(&self) -> Correlation<'_> {
+        Correlation {
+            incident_id: Some(&self.incident.id.0),
+            slack_channel: Some(&self.incident.thread.channel),
+            alert_name: Some(&self.incident.alert.name),
+        }
+    }
+}

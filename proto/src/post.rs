@@ -1,0 +1,43 @@
+//! What remediation-poster is asked to say, by services that do not hold the bot token.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{Correlation, IncidentId, Message, ReplyTarget, SchemaVersion, Subject};
+
+/// Say something in Slack. Posts with the same `reply_key` update one message in place instead of
+/// adding another, so a repeated or re-run answer never adds thread noise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PostRequest {
+    pub schema_version: SchemaVersion,
+    /// Unique per request.
+    pub post_id: String,
+    /// Requests with the same key edit the same message.
+    #[serde(default)]
+    pub reply_key: Option<String>,
+    pub target: ReplyTarget,
+    /// Plain text: the notification text, and the fallback where blocks cannot be shown.
+    pub text: String,
+    /// Block Kit blocks, passed to Slack as they are.
+    #[serde(default)]
+    pub blocks: Option<serde_json::Value>,
+    #[serde(default)]
+    pub incident_id: Option<IncidentId>,
+}
+
+impl Message for PostRequest {
+    fn subject(&self) -> Subject {
+        Subject::PostRequest
+    }
+
+    fn idempotency_key(&self) -> String {
+        format!("post:{}", self.post_id)
+    }
+
+    fn correlation(&self) -> Correlation<'_> {
+        Correlation {
+            incident_id: self.incident_id.as_ref().map(|id| id.0.as_str()),
+            ..Correlation::default()
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Running a shared script in the sandbox, and what came of it.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{Message, ObjectRef, ReplyTarget, SchemaVersion, Subject, evidence::FunctionShare};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Language {
+    Python,
+}
+
+/// Limits for one run; the runner clamps them to its configured maxima.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SandboxLimits {
+    pub wall_seconds: u32,
+    pub memory_mib: u32,
+    /// CPU quota in thousandths of a core.
+    pub cpu_millis: u32,
+    pub pids: u32,
+}
+
+/// Run `script` and profile it. Only published after the uploader (or an allowed group) said yes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SandboxRequest {
+    pub schema_version: SchemaVersion,
+    pub request_id: String,
+    pub language: Language,
+    /// The script in the object store, as the gateway stored it.
+    pub script: ObjectRef,
+    /// The file name as shared, for messages only.
+    pub file_name: String,
+    /// The Slack user who approved the run.
+    pub requested_by: String,
+    #[serde(default)]
+    pub limits: Option<SandboxLimits>,
+    pub reply: ReplyTarget,
+}
+
+impl Message for SandboxRequest {
+    fn subject(&self) -> Subject {
+        Subject::SandboxRequest
+    }
+
+    fn idempotency_key(&self) -> String {
+        format!("sandbox-request:{}", self.request_id)
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SandboxOutcome {
+    /// The script exited by itself.
+    Exited { code: i64 },
+    /// Killed at the wall-clock limit.
+    TimedOut,
+    /// Killed by the memory limit.
+    OutOfMemory,
+    /// Refused before a container started (too large, not a script, throttled).
+    Rejected { reason: String },
+    /// The runner could not run it (engine unavailable, image missing).
+    Failed { reason: String },
+}
+
+/// The profile of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunProfile {
+    /// Folded stacks in the object store.
+    pub folded: ObjectRef,
+    pub total_samples: u64,
+    pub top_functions: Vec<FunctionShare>,
+    #[serde(default)]
+    pub flamegraph_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SandboxResult {
+    pub schema_version: SchemaVersion,
+    pub request_id: String,
+    pub outcome: SandboxOutcome,
+    pub wall_ms: u64,
+    /// The last bytes of stdout, size-capped, lossily decoded as UTF-8.
+    #[serde(default)]
+    pub stdout_tail: String,
+    #[serde(default)]
+    pub stdout_truncated: bool,
+    #[serde(default)]
+    pub stderr_tail: String,
+    #[serde(default)]
+    pub stderr_truncated: bool,
+    #[serde(default)]
+    pub profile: Option<RunProfile>,
+    pub reply: ReplyTarget,
+}
+
+impl Message for SandboxResult {
+    fn subject(&self) -> Subject {
+        Subject::SandboxResult
+    }
+
+    fn idempotency_key(&self) -> String {
+        format!("sandbox-result:{}", self.request_id)
+    }
+}

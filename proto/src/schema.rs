@@ -1,0 +1,190 @@
+//! The catalog of messages: which type travels on which subjects, who produces it, and its JSON
+//! Schema. `proto/schemas/*.json` and the table in `proto/README.md` are generated from here and
+//! checked against the committed files by `proto/tests/contract.rs`.
+
+use schemars::{JsonSchema, Schema, generate::SchemaSettings};
+
+use crate::{
+    BlockAction, DeadLetter, FileShared, IncidentEvent, MetricsEvidence, PostRequest,
+    ProfileEvidence, ProfileRequest, SandboxRequest, SandboxResult, SlackMessage, SlashCommand,
+    Subject, Subjects,
+    subjects::{CONSUMERS, Stream},
+};
+
+/// One message type of the contract.
+#[derive(Debug, Clone, Copy)]
+pub struct CatalogEntry {
+    /// The Rust type's name.
+    pub message: &'static str,
+    /// The schema's file name in `proto/schemas/`.
+    pub file: &'static str,
+    /// The subjects it is published on (empty for dead letters, which mirror the original).
+    pub subjects: &'static [Subject],
+    pub producer: &'static str,
+    /// How its `Nats-Msg-Id` is built.
+    pub idempotency_key: &'static str,
+    schema: fn() -> Schema,
+}
+
+impl CatalogEntry {
+    pub fn schema(&self) -> Schema {
+        (self.schema)()
+    }
+
+    /// The schema as committed: pretty JSON with a trailing newline.
+    pub fn schema_text(&self) -> String {
+        let mut text = serde_json::to_string_pretty(&self.schema()).expect("schemas serialize");
+        text.push('\n');
+        text
+    }
+}
+
+fn schema_of<T: JsonSchema>() -> Schema {
+    SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<T>()
+}
+
+pub const CATALOG: &[CatalogEntry] = &[
+    CatalogEntry {
+        message: "SlackMessage",
+        file: "slack-message.v1.json",
+        subjects: &[Subject::SlackMessage],
+        producer: "slack-gateway",
+        idempotency_key: "`slack-event:<event_id>`",
+        schema: schema_of::<SlackMessage>,
+    },
+    CatalogEntry {
+        message: "SlashCommand",
+        file: "slash-command.v1.json",
+        subjects: &[Subject::SlackCommand],
+        producer: "slack-gateway",
+        idempotency_key: "`slack-command:<trigger_id>`",
+        schema: schema_of::<SlashCommand>,
+    },
+    CatalogEntry {
+        message: "BlockAction",
+        file: "block-action.v1.json",
+        subjects: &[Subject::SlackAction],
+        producer: "slack-gateway",
+        idempotency_key: "`slack-action:<trigger_id>:<action_id>`",
+        schema: schema_of::<BlockAction>,
+    },
+    CatalogEntry {
+        message: "FileShared",
+        file: "file-shared.v1.json",
+        subjects: &[Subject::SlackFile],
+        producer: "slack-gateway",
+        idempotency_key: "`slack-event:<event_id>`",
+        schema: schema_of::<FileShared>,
+    },
+    CatalogEntry {
+        message: "IncidentEvent",
+        file: "incident-event.v1.json",
+        subjects: &[
+            Subject::IncidentOpened,
+            Subject::IncidentUpdated,
+            Subject::IncidentResolved,
+        ],
+        producer: "alert-watcher",
+        idempotency_key: "`incident:<incident.id>:<incident.revision>`",
+        schema: schema_of::<IncidentEvent>,
+    },
+    CatalogEntry {
+        message: "MetricsEvidence",
+        file: "metrics-evidence.v1.json",
+        subjects: &[Subject::EvidenceMetrics],
+        producer: "profile-fetcher",
+        idempotency_key: "`evidence:<evidence_id>`",
+        schema: schema_of::<MetricsEvidence>,
+    },
+    CatalogEntry {
+        message: "ProfileEvidence",
+        file: "profile-evidence.v1.json",
+        subjects: &[Subject::EvidenceProfile],
+        producer: "profile-fetcher",
+        idempotency_key: "`evidence:<evidence_id>`",
+        schema: schema_of::<ProfileEvidence>,
+    },
+    CatalogEntry {
+        message: "ProfileRequest",
+        file: "profile-request.v1.json",
+        subjects: &[Subject::ProfileRequest],
+        producer: "alert-watcher",
+        idempotency_key: "`profile-request:<request_id>`",
+        schema: schema_of::<ProfileRequest>,
+    },
+    CatalogEntry {
+        message: "SandboxRequest",
+        file: "sandbox-request.v1.json",
+        subjects: &[Subject::SandboxRequest],
+        producer: "alert-watcher",
+        idempotency_key: "`sandbox-request:<request_id>`",
+        schema: schema_of::<SandboxRequest>,
+    },
+    CatalogEntry {
+        message: "SandboxResult",
+        file: "sandbox-result.v1.json",
+        subjects: &[Subject::SandboxResult],
+        producer: "sandbox-runner",
+        idempotency_key: "`sandbox-result:<request_id>`",
+        schema: schema_of::<SandboxResult>,
+    },
+    CatalogEntry {
+        message: "PostRequest",
+        file: "post-request.v1.json",
+        subjects: &[Subject::PostRequest],
+        producer: "alert-watcher, profile-fetcher",
+        idempotency_key: "`post:<post_id>`",
+        schema: schema_of::<PostRequest>,
+    },
+    CatalogEntry {
+        message: "DeadLetter",
+        file: "dead-letter.v1.json",
+        subjects: &[],
+        producer: "any consumer (the bus)",
+        idempotency_key: "`dead-letter:<stream>:<stream_sequence>`",
+        schema: schema_of::<DeadLetter>,
+    },
+];
+
+/// The subject table of `proto/README.md`, for the default prefix.
+pub fn subject_table() -> String {
+    let subjects = Subjects::default();
+    let mut table = String::from(
+        "| subject | message | producer | consumers (durable) | stream | delivery |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for entry in CATALOG {
+        for &subject in entry.subjects {
+            let consumers: Vec<String> = CONSUMERS
+                .iter()
+                .filter(|consumer| consumer.subjects.contains(&subject))
+                .map(|consumer| format!("{} (`{}`)", consumer.owner, consumer.durable))
+                .collect();
+            table.push_str(&format!(
+                "| `{}` | [`{}`](schemas/{}) | {} | {} | `{}` | at least once, explicit ack; dedup by `Nats-Msg-Id` {} |\n",
+                subjects.subject(subject),
+                entry.message,
+                entry.file,
+                entry.producer,
+                if consumers.is_empty() { "none yet".to_owned() } else { consumers.join(", ") },
+                subjects.stream_name(subject.stream()),
+                entry.idempotency_key,
+            ));
+        }
+    }
+    let dead_letter = CATALOG
+        .iter()
+        .find(|entry| entry.message == "DeadLetter")
+        .expect("listed");
+    table.push_str(&format!(
+        "| `{}.deadletter.<original subject>` | [`DeadLetter`](schemas/{}) | {} | operators | `{}` | stored; dedup by `Nats-Msg-Id` {} |\n",
+        subjects.prefix(),
+        dead_letter.file,
+        dead_letter.producer,
+        subjects.stream_name(Stream::DeadLetter),
+        dead_letter.idempotency_key,
+    ));
+    table
+}

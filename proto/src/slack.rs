@@ -1,0 +1,199 @@
+//! Events accepted from Slack by slack-gateway.
+//!
+//! The gateway acknowledges Slack only after JetStream stored the message, and Slack retries an
+//! unacknowledged event with the same `event_id`; the idempotency keys below make those retries
+//! (and Socket Mode redeliveries) land once.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{Correlation, Message, ObjectRef, SchemaVersion, Subject};
+
+/// How the event reached the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SlackTransport {
+    SocketMode,
+    HttpEvents,
+}
+
+/// A message posted in a channel the gateway listens to, by a person or a bot (alerts are bot
+/// messages). `raw` keeps Slack's event untouched: client libraries drop fields such as an
+/// attachment's `title_link`, and alert parsers need them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SlackMessage {
+    pub schema_version: SchemaVersion,
+    /// Slack's `event_id` (`Ev…`), the same on every retry of the event.
+    pub event_id: String,
+    #[serde(default)]
+    pub team_id: Option<String>,
+    pub channel: String,
+    /// The message's `ts`, its id within the channel.
+    pub ts: String,
+    /// Set when the message is itself a reply in a thread.
+    #[serde(default)]
+    pub thread_ts: Option<String>,
+    /// The posting user, absent for most bot messages.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The posting bot, e.g. Alertmanager's or Grafana's.
+    #[serde(default)]
+    pub bot_id: Option<String>,
+    /// Slack's subtype, e.g. `bot_message` or `message_changed`.
+    #[serde(default)]
+    pub subtype: Option<String>,
+    /// The top-level text (often empty for attachment-only alerts).
+    #[serde(default)]
+    pub text: String,
+    pub received_at: DateTime<Utc>,
+    pub transport: SlackTransport,
+    /// The event object exactly as Slack sent it.
+    pub raw: serde_json::Value,
+}
+
+impl Message for SlackMessage {
+    fn subject(&self) -> Subject {
+        Subject::SlackMessage
+    }
+
+    fn idempotency_key(&self) -> String {
+        format!("slack-event:{}", self.event_id)
+    }
+
+    fn correlation(&self) -> Correlation<'_> {
+        Correlation {
+            slack_channel: Some(&self.channel),
+            ..Correlation::default()
+        }
+    }
+}
+
+/// A slash command: `/profile checkout 30m`, `/flamethread help`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SlashCommand {
+    pub schema_version: SchemaVersion,
+    /// Slack's `trigger_id`, unique per invocation.
+    pub trigger_id: String,
+    #[serde(default)]
+    pub team_id: Option<String>,
+    pub channel: String,
+    pub user: String,
+    /// The command, with its slash: `/profile`.
+    pub command: String,
+    /// Everything after the command.
+    #[serde(default)]
+    pub text: String,
+    /// Where to answer; valid for 30 minutes and five posts.
+    pub response_url: String,
+    pub received_at: DateTime<Utc>,
+}
+
+impl Message for SlashCommand {
+    fn subject(&self) -> Subject {
+        Subject::SlackCommand
+    }
+
+    fn idempotency_key(&self) -> String {
+        format!("slack-command:{}", self.trigger_id)
+    }
+
+    fn correlation(&self) -> Correlation<'_> {
+        Correlation {
+            slack_channel: Some(&self.channel),
+            ..Correlation::default()
+        }
+    }
+}
+
+/// A click on one of our buttons (Silence 1h, Profile now, Re-run, Profile it / No).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BlockAction {
+    pub schema_version: SchemaVersion,
+    /// Slack's `trigger_id` for this click.
+    pub trigger_id: String,
+    pub user: String,
+    pub channel: String,
+    /// The message that carries the button.
+    #[serde(default)]
+    pub message_ts: Option<String>,
+    /// The thread that message is in, if any.
+    #[serde(default)]
+    pub thread_ts: Option<String>,
+    /// Which button: the `action_id` we gave it.
+    pub action_id: String,
+    /// The button's `value`, e.g. an incident id.
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub response_url: Option<String>,
+    pub received_at: DateTime<Utc>,
+    /// The interaction payload exactly as Slack sent it.
+    pub raw: serde_json::Value,
+}
+
+impl Message for BlockAction {
+    fn subject(&self) -> Subject {
+        Subject::SlackAction
+    }
+
+    fn idempotency_key(&self) -> String {
+        format!("slack-action:{}:{}", self.trigger_id, self.action_id)
+    }
+
+    fn correlation(&self) -> Correlation<'_> {
+        Correlation {
+            slack_channel: Some(&self.channel),
+            ..Correlation::default()
+        }
+    }
+}
+
+/// What became of a shared file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StoredFile {
+    /// Downloaded into the object store.
+    Stored { object: ObjectRef },
+    /// Not downloaded (too large, wrong type, download failed), with a reason a person can read.
+    Rejected { reason: String },
+}
+
+/// A file shared in a channel the gateway listens to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FileShared {
+    pub schema_version: SchemaVersion,
+    /// Slack's `event_id`.
+    pub event_id: String,
+    pub file_id: String,
+    pub channel: String,
+    /// Who shared it: only they may ask for it to be run.
+    pub user: String,
+    /// The message the file was shared with; answers go into its thread.
+    #[serde(default)]
+    pub message_ts: Option<String>,
+    pub name: String,
+    /// Size in bytes as Slack reports it.
+    pub size: u64,
+    #[serde(default)]
+    pub mimetype: Option<String>,
+    pub file: StoredFile,
+    pub received_at: DateTime<Utc>,
+}
+
+impl Message for FileShared {
+    fn subject(&self) -> Subject {
+        Subject::SlackFile
+    }
+
+    fn idempotency_key(&self) -> String {
+        format!("slack-event:{}", self.event_id)
+    }
+
+    fn correlation(&self) -> Correlation<'_> {
+        Correlation {
+            slack_channel: Some(&self.channel),
+            ..Correlation::default()
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! The subject namespace: subjects, the streams that store them, the KV bucket and object store,
+//! and the durable consumers each service owns.
+//!
+//! Everything is named under one prefix (default `ft`), so that two flamethread installations, or
+//! a test and a developer's pipeline, can share one NATS account without seeing each other.
+
+use std::{fmt, time::Duration};
+
+/// The default subject prefix.
+pub const DEFAULT_PREFIX: &str = "ft";
+
+/// Every subject a message is published on, without the prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Subject {
+    SlackMessage,
+    SlackCommand,
+    SlackAction,
+    SlackFile,
+    IncidentOpened,
+    IncidentUpdated,
+    IncidentResolved,
+    EvidenceMetrics,
+    EvidenceProfile,
+    ProfileRequest,
+    SandboxRequest,
+    SandboxResult,
+    PostRequest,
+}
+
+impl Subject {
+    pub const ALL: [Subject; 13] = [
+        Subject::SlackMessage,
+        Subject::SlackCommand,
+        Subject::SlackAction,
+        Subject::SlackFile,
+        Subject::IncidentOpened,
+        Subject::IncidentUpdated,
+        Subject::IncidentResolved,
+        Subject::EvidenceMetrics,
+        Subject::EvidenceProfile,
+        Subject::ProfileRequest,
+        Subject::SandboxRequest,
+        Subject::SandboxResult,
+        Subject::PostRequest,
+    ];
+
+    /// The subject after the prefix, e.g. `slack.message`.
+    pub fn token(self) -> &'static str {
+        match self {
+            Subject::SlackMessage => "slack.message",
+            Subject::SlackCommand => "slack.command",
+            Subject::SlackAction => "slack.action",
+            Subject::SlackFile => "slack.file",
+            Subject::IncidentOpened => "incident.opened",
+            Subject::IncidentUpdated => "incident.updated",
+            Subject::IncidentResolved => "incident.resolved",
+            Subject::EvidenceMetrics => "evidence.metrics",
+            Subject::EvidenceProfile => "evidence.profile",
+            Subject::ProfileRequest => "profile.request",
+            Subject::SandboxRequest => "sandbox.request",
+            Subject::SandboxResult => "sandbox.result",
+            Subject::PostRequest => "post.request",
+        }
+    }
+
+    /// The stream that stores this subject.
+    pub fn stream(self) -> Stream {
+        match self {
+            Subject::SlackMessage
+            | Subject::SlackCommand
+            | Subject::SlackAction
+            | Subject::SlackFile => Stream::Slack,
+            Subject::IncidentOpened | Subject::IncidentUpdated | Subject::IncidentResolved => {
+                Stream::Incidents
+            }
+            Subject::EvidenceMetrics | Subject::EvidenceProfile => Stream::Evidence,
+            Subject::ProfileRequest => Stream::Profile,
+            Subject::SandboxRequest | Subject::SandboxResult => Stream::Sandbox,
+            Subject::PostRequest => Stream::Post,
+        }
+    }
+}
+
+/// The JetStream streams. Every subject is stored, so every message survives a restart of its
+/// consumer; consumers are durable and ack explicitly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stream {
+    Slack,
+    Incidents,
+    Evidence,
+    Profile,
+    Sandbox,
+    Post,
+    DeadLetter,
+}
+
+impl Stream {
+    pub const ALL: [Stream; 7] = [
+        Stream::Slack,
+        Stream::Incidents,
+        Stream::Evidence,
+        Stream::Profile,
+        Stream::Sandbox,
+        Stream::Post,
+        Stream::DeadLetter,
+    ];
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Stream::Slack => "SLACK",
+            Stream::Incidents => "INCIDENTS",
+            Stream::Evidence => "EVIDENCE",
+            Stream::Profile => "PROFILE",
+            Stream::Sandbox => "SANDBOX",
+            Stream::Post => "POST",
+            Stream::DeadLetter => "DEADLETTER",
+        }
+    }
+
+    /// The first subject token the stream captures (`<prefix>.<token>.>`).
+    fn subject_root(self) -> &'static str {
+        match self {
+            Stream::Slack => "slack",
+            Stream::Incidents => "incident",
+            Stream::Evidence => "evidence",
+            Stream::Profile => "profile",
+            Stream::Sandbox => "sandbox",
+            Stream::Post => "post",
+            Stream::DeadLetter => "deadletter",
+        }
+    }
+
+    /// How long JetStream remembers a `Nats-Msg-Id`. Slack retries an event for about five
+    /// minutes, and a publisher retries across a server restart; both must land inside it.
+    fn duplicate_window(self) -> Duration {
+        match self {
+            Stream::Slack => Duration::from_secs(15 * 60),
+            _ => Duration::from_secs(10 * 60),
+        }
+    }
+
+    fn max_age(self) -> Duration {
+        const DAY: u64 = 24 * 60 * 60;
+        match self {
+            Stream::DeadLetter => Duration::from_secs(30 * DAY),
+            _ => Duration::from_secs(7 * DAY),
+        }
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            Stream::Slack => "events accepted from Slack by slack-gateway",
+            Stream::Incidents => "incidents opened, updated and resolved by alert-watcher",
+            Stream::Evidence => "metrics and profiles gathered for incidents",
+            Stream::Profile => "requests for a profile (/profile, Profile now)",
+            Stream::Sandbox => "script runs requested and their results",
+            Stream::Post => "what remediation-poster is asked to say in Slack",
+            Stream::DeadLetter => "messages no consumer could process, with the reason",
+        }
+    }
+}
+
+/// What a stream looks like, independent of the NATS client; the bus turns it into a stream
+/// config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSpec {
+    pub stream: Stream,
+    pub name: String,
+    pub subjects: Vec<String>,
+    pub description: &'static str,
+    pub max_age: Duration,
+    pub duplicate_window: Duration,
+}
+
+/// A durable consumer: which service owns it and which subjects it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumerSpec {
+    /// The durable name; unique within its stream.
+    pub durable: &'static str,
+    /// The service that runs it.
+    pub owner: &'static str,
+    pub stream: Stream,
+    pub subjects: &'static [Subject],
+}
+
+/// Every durable consumer in the system. The table in `proto/README.md` is this list.
+///
+/// alert-watcher reads Slack interactions as well as messages: it holds the Alertmanager
+/// credentials a "Silence" click needs and it decides who may run a shared script, so it is where
+/// commands and clicks become requests.
+pub const CONSUMERS: &[ConsumerSpec] = &[
+    ConsumerSpec {
+        durable: "alert-watcher-messages",
+        owner: "alert-watcher",
+        stream: Stream::Slack,
+        subjects: &[Subject::SlackMessage],
+    },
+    ConsumerSpec {
+        durable: "alert-watcher-interactions",
+        owner: "alert-watcher",
+        stream: Stream::Slack,
+        subjects: &[
+            Subject::SlackCommand,
+            Subject::SlackAction,
+            Subject::SlackFile,
+        ],
+    },
+    ConsumerSpec {
+        durable: "profile-fetcher-incidents",
+        owner: "profile-fetcher",
+        stream: Stream::Incidents,
+        subjects: &[Subject::IncidentOpened, Subject::IncidentUpdated],
+    },
+    ConsumerSpec {
+        durable: "profile-fetcher-requests",
+        owner: "profile-fetcher",
+        stream: Stream::Profile,
+        subjects: &[Subject::ProfileRequest],
+    },
+    ConsumerSpec {
+        durable: "sandbox-runner",
+        owner: "sandbox-runner",
+        stream: Stream::Sandbox,
+        subjects: &[Subject::SandboxRequest],
+    },
+    ConsumerSpec {
+        durable: "remediation-poster-incidents",
+        owner: "remediation-poster",
+        stream: Stream::Incidents,
+        subjects: &[
+            Subject::IncidentOpened,
+            Subject::IncidentUpdated,
+            Subject::IncidentResolved,
+        ],
+    },
+    ConsumerSpec {
+        durable: "remediation-poster-evidence",
+        owner: "remediation-poster",
+        stream: Stream::Evidence,
+        subjects: &[Subject::EvidenceMetrics, Subject::EvidenceProfile],
+    },
+    ConsumerSpec {
+        durable: "remediation-poster-sandbox",
+        owner: "remediation-poster",
+        stream: Stream::Sandbox,
+        subjects: &[Subject::SandboxResult],
+    },
+    ConsumerSpec {
+        durable: "remediation-poster-posts",
+        owner: "remediation-poster",
+        stream: Stream::Post,
+        subjects: &[Subject::PostRequest],
+    },
+];
+
+/// The prefix was not a valid sequence of subject tokens.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid subject prefix {0:?}: use dot-separated tokens of letters, digits, '-' and '_' (e.g. \"ft\" or \"acme.ft\")"
+)]
+pub struct InvalidPrefix(pub String);
+
+/// The names of everything under one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subjects {
+    prefix: String,
+}
+
+impl Default for Subjects {
+    fn default() -> Self {
+        Subjects {
+            prefix: DEFAULT_PREFIX.to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for Subjects {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.prefix)
+    }
+}
+
+impl Subjects {
+    pub fn new(prefix: &str) -> Result<Subjects, InvalidPrefix> {
+        let valid_token = |token: &str| {
+            !token.is_empty()
+                && token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if prefix.split('.').all(valid_token) {
+            Ok(Subjects {
+                prefix: prefix.to_owned(),
+            })
+        } else {
+            Err(InvalidPrefix(prefix.to_owned()))
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The full subject, e.g. `ft.slack.message`.
+    pub fn subject(&self, subject: Subject) -> String {
+        format!("{}.{}", self.prefix, subject.token())
+    }
+
+    /// The subject a message that failed on `original_subject` is dead-lettered to:
+    /// `ft.slack.message` becomes `ft.deadletter.slack.message`.
+    pub fn dead_letter_subject(&self, original_subject: &str) -> String {
+        let rest = original_subject
+            .strip_prefix(&self.prefix)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .unwrap_or(original_subject);
+        format!("{}.deadletter.{rest}", self.prefix)
+    }
+
+    /// A stream name: the prefix upper-cased, with `.` and `-` as `_` (`FT_SLACK`).
+    pub fn stream_name(&self, stream: Stream) -> String {
+        format!(
+            "{}_{}",
+            self.name_stem().to_ascii_uppercase(),
+            stream.suffix()
+        )
+    }
+
+    pub fn stream_spec(&self, stream: Stream) -> StreamSpec {
+        StreamSpec {
+            stream,
+            name: self.stream_name(stream),
+            subjects: vec![format!("{}.{}.>", self.prefix, stream.subject_root())],
+            description: stream.description(),
+            max_age: stream.max_age(),
+            duplicate_window: stream.duplicate_window(),
+        }
+    }
+
+    pub fn streams(&self) -> Vec<StreamSpec> {
+        Stream::ALL
+            .iter()
+            .map(|&stream| self.stream_spec(stream))
+            .collect()
+    }
+
+    /// The KV bucket with one entry per incident, updated by compare-and-set.
+    pub fn incident_bucket(&self) -> String {
+        format!("{}_incidents", self.name_stem())
+    }
+
+    /// The object store for blobs: shared files, folded stacks, flamegraphs, charts.
+    pub fn blob_bucket(&self) -> String {
+        format!("{}_blobs", self.name_stem())
+    }
+
+    fn name_stem(&self) -> String {
+        self.prefix.replace(['.', '-'], "_")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_subject_lands_in_its_stream() {
+        let subjects = Subjects::new("acme.ft").unwrap();
+        for subject in Subject::ALL {
+            let full = subjects.subject(subject);
+            let spec = subjects.stream_spec(subject.stream());
+            let pattern = spec.subjects[0].trim_end_matches('>');
+            assert!(
+                full.starts_with(pattern),
+                "{full} is not captured by {}",
+                spec.subjects[0]
+            );
+        }
+    }
+
+    #[test]
+    fn no_two_streams_overlap() {
+        let subjects = Subjects::default();
+        let roots: Vec<_> = subjects
+            .streams()
+            .into_iter()
+            .map(|s| s.subjects[0].clone())
+            .collect();
+        let mut deduped = roots.clone();
+        deduped.sort();
+        deduped.dedup();
+        assert_eq!(roots.len(), deduped.len());
+    }
+
+    #[test]
+    fn consumer_subjects_belong_to_their_stream_and_names_are_unique() {
+        for consumer in CONSUMERS {
+            for subject in consumer.subjects {
+                assert_eq!(subject.stream(), consumer.stream, "{}", consumer.durable);
+            }
+        }
+        let mut names: Vec<_> = CONSUMERS.iter().map(|c| c.durable).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), CONSUMERS.len());
+    }
+
+    #[test]
+    fn names_follow_the_prefix() {
+        let subjects = Subjects::new("acme.flame-thread").unwrap();
+        assert_eq!(
+            subjects.subject(Subject::SlackMessage),
+            "acme.flame-thread.slack.message"
+        );
+        assert_eq!(
+            subjects.stream_name(Stream::Slack),
+            "ACME_FLAME_THREAD_SLACK"
+        );
+        assert_eq!(subjects.incident_bucket(), "acme_flame_thread_incidents");
+        assert_eq!(
+            subjects.dead_letter_subject("acme.flame-thread.incident.opened"),
+            "acme.flame-thread.deadletter.incident.opened"
+        );
+    }
+
+    #[test]
+    fn bad_prefixes_are_refused() {
+        for bad in ["", ".", "ft.", "ft..x", "f t", "ft.*", "ft.>", "ft/x"] {
+            assert_eq!(
+                Subjects::new(bad),
+                Err(InvalidPrefix(bad.to_owned())),
+                "{bad:?}"
+            );
+        }
+    }
+}
