@@ -4,6 +4,8 @@
 //!
 //! `FT_BLESS=1 cargo test -p proto` rewrites the committed files after an intended change.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test fails")]
+
 use std::{fs, path::PathBuf};
 
 use proto::{

@@ -1,0 +1,114 @@
+//! How to reach NATS, as every service's config file spells it (the `[nats]` table).
+
+use std::{fmt, path::PathBuf, time::Duration};
+
+use serde::Deserialize;
+
+/// Connection and provisioning settings for NATS. Every field has a default, so an empty
+/// `[nats]` table connects to a local server.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsConfig {
+    /// Server URL(s), comma-separated. Default `nats://127.0.0.1:4222`.
+    pub url: String,
+    /// Prefix of every subject, stream and bucket. Default `ft`.
+    pub prefix: String,
+    /// Authentication token. Default none.
+    pub token: Option<String>,
+    /// A `.creds` file (JWT + nkey seed). Default none.
+    pub credentials_file: Option<PathBuf>,
+    /// User name, with `password`. Default none.
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub tls: TlsConfig,
+    /// How long one connection attempt may take. Default `5s`.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Replicas of each stream, bucket and object store (3 on a 3-node cluster). Default 1.
+    pub replicas: usize,
+    /// How often a message is delivered before it is dead-lettered. Default 5.
+    pub max_deliver: i64,
+    /// How long a consumer may hold a message before it is redelivered. Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub ack_wait: Duration,
+}
+
+/// TLS to the NATS server. Any of these set turns TLS on.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Require TLS even without certificates below (server certificate checked against the
+    /// system roots). Default false.
+    pub required: bool,
+    /// CA certificate (PEM) to verify the server with. Default none.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM), with `key_file`, for mutual TLS. Default none.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig {
+            url: "nats://127.0.0.1:4222".to_owned(),
+            prefix: proto::subjects::DEFAULT_PREFIX.to_owned(),
+            token: None,
+            credentials_file: None,
+            user: None,
+            password: None,
+            tls: TlsConfig::default(),
+            connect_timeout: Duration::from_secs(5),
+            replicas: 1,
+            max_deliver: 5,
+            ack_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+impl fmt::Debug for NatsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
+        f.debug_struct("NatsConfig")
+            .field("url", &self.url)
+            .field("prefix", &self.prefix)
+            .field("token", &redacted(&self.token))
+            .field("credentials_file", &self.credentials_file)
+            .field("user", &self.user)
+            .field("password", &redacted(&self.password))
+            .field("tls", &self.tls)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("replicas", &self.replicas)
+            .field("max_deliver", &self.max_deliver)
+            .field("ack_wait", &self.ack_wait)
+            .finish()
+    }
+}
+
+impl NatsConfig {
+    /// Checks what serde cannot: the prefix, and settings that only make sense together.
+    pub fn validate(&self) -> Result<(), String> {
+        proto::Subjects::new(&self.prefix).map_err(|err| format!("nats.prefix: {err}"))?;
+        if self.url.trim().is_empty() {
+            return Err("nats.url: must not be empty".to_owned());
+        }
+        if self.password.is_some() != self.user.is_some() {
+            return Err("nats.user and nats.password: set both or neither".to_owned());
+        }
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return Err("nats.tls.cert_file and nats.tls.key_file: set both or neither".to_owned());
+        }
+        if self.max_deliver < 1 {
+            return Err(format!(
+                "nats.max_deliver: must be at least 1, got {}",
+                self.max_deliver
+            ));
+        }
+        if self.replicas == 0 || self.replicas > 5 {
+            return Err(format!(
+                "nats.replicas: must be 1 to 5, got {}",
+                self.replicas
+            ));
+        }
+        Ok(())
+    }
+}

