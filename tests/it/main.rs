@@ -5,4 +5,5 @@
 
 mod bus_contract;
 mod bus_faults;
+mod services;
 mod support;

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 /// Connection and provisioning settings for NATS. Every field has a default, so an empty
 /// `[nats]` table connects to a local server.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NatsConfig {
     /// Server URL(s), comma-separated. Default `nats://127.0.0.1:4222`.
@@ -34,7 +34,7 @@ pub struct NatsConfig {
 }
 
 /// TLS to the NATS server. Any of these set turns TLS on.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     /// Require TLS even without certificates below (server certificate checked against the

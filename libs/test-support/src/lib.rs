@@ -174,18 +174,23 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> 
     Ok((status, body))
 }
 
+/// [`http_get`] off the async runtime, so that a server on the same runtime can answer it.
+/// A connection failure reads as status 0.
+pub async fn http_get_async(addr: SocketAddr, path: &str) -> (u16, String) {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || http_get(addr, &path))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or((0, String::new()))
+}
+
 /// Waits until `GET /readyz` on an admin server answers 200.
 pub async fn wait_ready(admin: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
     wait_for(
         timeout,
         &format!("{admin}/readyz to answer 200"),
-        || async move {
-            tokio::task::spawn_blocking(move || http_get(admin, "/readyz"))
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .is_some_and(|(status, _)| status == 200)
-        },
+        || async move { http_get_async(admin, "/readyz").await.0 == 200 },
     )
     .await
 }
@@ -205,5 +210,136 @@ mod tests {
         server.restart().unwrap();
         assert_eq!(server.port(), port);
         assert!(TcpStream::connect(("127.0.0.1", port)).is_ok());
+    }
+}
+
+/// A TCP port that was free a moment ago (bind to port 0, read it, release it).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Checks on a service's real binary.
+pub mod binary {
+    use std::{
+        net::SocketAddr,
+        process::{Command, Stdio},
+        time::{Duration, Instant},
+    };
+
+    use anyhow::{Context as _, bail, ensure};
+
+    use crate::{NatsServer, free_port, http_get};
+
+    /// Starts `binary` against `nats`, waits for `/readyz`, checks `/healthz` and `/metrics`,
+    /// sends SIGTERM and expects a clean exit.
+    pub fn check_lifecycle(
+        binary: &str,
+        env_prefix: &str,
+        nats: &NatsServer,
+    ) -> anyhow::Result<()> {
+        let port = free_port()?;
+        let admin: SocketAddr = ([127, 0, 0, 1], port).into();
+        let log = tempfile::NamedTempFile::new()?;
+        let mut child = Command::new(binary)
+            .env(format!("{env_prefix}NATS__URL"), nats.url())
+            .env(format!("{env_prefix}ADMIN__LISTEN"), admin.to_string())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log.reopen()?)
+            .spawn()
+            .with_context(|| format!("cannot run {binary}"))?;
+
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok((200, _)) = http_get(admin, "/readyz") {
+                break;
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "{binary} exited early with {status}: {}",
+                    std::fs::read_to_string(log.path())?
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!(
+                    "{binary} never became ready: {}",
+                    std::fs::read_to_string(log.path())?
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ensure!(http_get(admin, "/healthz")?.0 == 200, "/healthz is not 200");
+        let (status, metrics) = http_get(admin, "/metrics")?;
+        ensure!(status == 200, "/metrics answered {status}");
+        let _ = metrics;
+
+        let signalled = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()?;
+        ensure!(signalled.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("{binary} did not stop within 15 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let output = std::fs::read_to_string(log.path())?;
+        ensure!(
+            status.success(),
+            "{binary} exited with {status} after SIGTERM: {output}"
+        );
+        ensure!(
+            output.contains("SIGTERM received"),
+            "no shutdown log line: {output}"
+        );
+        ensure!(output.contains("stopped"), "no stopped log line: {output}");
+        Ok(())
+    }
+
+    /// A misspelled key and a missing config file both exit with 64 and say what is wrong.
+    pub fn check_bad_config(binary: &str, env_prefix: &str) -> anyhow::Result<()> {
+        let typo = Command::new(binary)
+            .env(format!("{env_prefix}NATS__URLL"), "nats://127.0.0.1:4222")
+            .output()
+            .with_context(|| format!("cannot run {binary}"))?;
+        let stderr = String::from_utf8_lossy(&typo.stderr);
+        ensure!(
+            typo.status.code() == Some(64),
+            "typo: exit {:?}: {stderr}",
+            typo.status
+        );
+        ensure!(stderr.contains("bad configuration"), "typo: {stderr}");
+        ensure!(
+            stderr.contains("urll"),
+            "the unknown key is not named: {stderr}"
+        );
+        ensure!(
+            stderr.contains(&format!("{env_prefix}NATS__URLL")),
+            "the variable is not named: {stderr}"
+        );
+
+        let missing = Command::new(binary)
+            .args(["--config", "/nonexistent/ft.toml"])
+            .output()?;
+        let stderr = String::from_utf8_lossy(&missing.stderr);
+        ensure!(
+            missing.status.code() == Some(64),
+            "missing file: exit {:?}: {stderr}",
+            missing.status
+        );
+        ensure!(
+            stderr.contains("/nonexistent/ft.toml does not exist"),
+            "missing file: {stderr}"
+        );
+        Ok(())
     }
 }

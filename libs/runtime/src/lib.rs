@@ -1,0 +1,264 @@
+//! What every flamethread service shares, so that each `main.rs` is a few lines and each service
+//! library is only its own logic.
+//!
+//! - [`config`]: one typed config per service from a TOML file plus environment variables,
+//!   unknown keys rejected, errors naming the key and where it came from.
+//! - [`serve`]: the lifecycle. Bind the admin server (`/healthz`, `/readyz`, `/metrics`), connect
+//!   to NATS (retrying while it is down, reported by `/readyz`), provision the streams, run the
+//!   service's body, and on shutdown report not-ready, let the body drain, flush NATS.
+//! - [`main`]: the whole of a service's `main`: arguments, config (exit 64 on a bad one),
+//!   telemetry, signals (SIGTERM and ctrl-c), exit code.
+
+pub mod config;
+
+use std::{future::Future, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+
+use bus::Bus;
+use clap::Parser;
+use serde::de::DeserializeOwned;
+use telemetry::admin::Readiness;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{AdminConfig, LogConfig, ServiceConfig};
+
+/// Exit code for a bad configuration (`EX_USAGE`).
+pub const EXIT_BAD_CONFIG: u8 = 64;
+
+/// A service's identity: its name (logs, traces, NATS client name) and its env prefix.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceName {
+    pub name: &'static str,
+    /// Environment variables that configure it start with this, e.g. `ALERT_WATCHER_`.
+    pub env_prefix: &'static str,
+}
+
+/// What a running service's body gets.
+#[derive(Debug, Clone)]
+pub struct ServiceContext {
+    pub bus: Bus,
+    pub readiness: Readiness,
+    /// Cancelled on SIGTERM; the body returns after it drained its in-flight work.
+    pub shutdown: CancellationToken,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {addr} for the admin server: {source}")]
+    AdminBind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Bus(#[from] bus::Error),
+    #[error("{0:#}")]
+    Service(anyhow::Error),
+}
+
+/// Runs a service: admin server, NATS, provisioning, then `body` until `shutdown`.
+///
+/// NATS being down at start-up is not fatal: the service keeps trying (with backoff) and
+/// `/readyz` says what it is waiting for, so that Kubernetes starting NATS and the services
+/// together needs no ordering. A bad configuration *is* fatal, and is caught before this runs.
+pub async fn serve<F, Fut>(
+    service: ServiceName,
+    config: &impl ServiceConfig,
+    shutdown: CancellationToken,
+    body: F,
+) -> Result<(), Error>
+where
+    F: FnOnce(ServiceContext) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let admin = config.admin();
+    let listener = tokio::net::TcpListener::bind(admin.listen)
+        .await
+        .map_err(|source| Error::AdminBind {
+            addr: admin.listen,
+            source,
+        })?;
+    let readiness = Readiness::new();
+    let admin_shutdown = CancellationToken::new();
+    let admin_task = tokio::spawn(telemetry::admin::serve(
+        listener,
+        readiness.clone(),
+        admin_shutdown.clone(),
+    ));
+
+    let stage = std::sync::Arc::new(std::sync::Mutex::new("connecting to NATS".to_owned()));
+    {
+        let stage = stage.clone();
+        readiness.add_check("startup", move || {
+            let stage = stage.lock().unwrap_or_else(|e| e.into_inner());
+            if stage.is_empty() {
+                Ok(())
+            } else {
+                Err(stage.clone())
+            }
+        });
+    }
+    let result = async {
+        let Some(bus) = connect_and_provision(service, config.nats(), &stage, &shutdown).await
+        else {
+            return Ok(());
+        };
+        let connection = bus.clone();
+        readiness.add_check("nats", move || {
+            if connection.is_connected() {
+                Ok(())
+            } else {
+                Err("disconnected from NATS".to_owned())
+            }
+        });
+        stage.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        tracing::info!(service = service.name, admin = %admin.listen, "ready");
+
+        let context = ServiceContext {
+            bus: bus.clone(),
+            readiness: readiness.clone(),
+            shutdown: shutdown.clone(),
+        };
+        let outcome = body(context).await.map_err(Error::Service);
+        readiness.set_draining();
+        bus.drain().await;
+        outcome
+    }
+    .await;
+
+    readiness.set_draining();
+    admin_shutdown.cancel();
+    let _ = admin_task.await;
+    tracing::info!(service = service.name, "stopped");
+    result
+}
+
+/// Connects and provisions, retrying until it works or `shutdown` (then `None`).
+async fn connect_and_provision(
+    service: ServiceName,
+    nats: &bus::NatsConfig,
+    stage: &std::sync::Mutex<String>,
+    shutdown: &CancellationToken,
+) -> Option<Bus> {
+    let set_stage = |text: String| *stage.lock().unwrap_or_else(|e| e.into_inner()) = text;
+    let mut attempt = 0u32;
+    loop {
+        let outcome: Result<(), bus::Error> = match Bus::connect(nats, service.name).await {
+            Ok(bus) => {
+                set_stage("provisioning streams".to_owned());
+                match bus.provision().await {
+                    Ok(()) => return Some(bus),
+                    Err(err) => Err(err),
+                }
+            }
+            Err(err) => Err(err),
+        };
+        if let Err(err) = outcome {
+            attempt += 1;
+            tracing::warn!(error = %err, attempt, "NATS not usable yet, retrying");
+            set_stage(format!("waiting for NATS: {err}"));
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(delay_for(attempt)) => {}
+        }
+    }
+}
+
+/// Delay before connection attempt `attempt + 1`: 250 ms, doubling, capped at 10 s.
+fn delay_for(attempt: u32) -> Duration {
+    Duration::from_millis(250u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(10))
+}
+
+/// Command-line arguments every service takes.
+#[derive(Debug, Parser)]
+struct Args {
+    /// TOML config file; every key is optional (see deploy/config/<service>.example.toml).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Load and validate the config, print it (secrets redacted), and exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+/// The whole of a service's `main`.
+pub fn main<C, F, Fut>(service: ServiceName, run: F) -> ExitCode
+where
+    C: ServiceConfig + DeserializeOwned + std::fmt::Debug,
+    F: FnOnce(C, CancellationToken) -> Fut,
+    Fut: Future<Output = Result<(), Error>>,
+{
+    let args = Args::parse();
+    // Non-UTF-8 variables cannot be config values; skip them rather than panic.
+    let env: std::collections::HashMap<String, String> = std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+        .collect();
+    let config: C = match config::load(service, args.config.as_deref(), &env) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("{}: bad configuration: {err}", service.name);
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    if args.check_config {
+        use std::io::Write as _;
+        // A closed pipe (`| head`) is not an error worth a panic.
+        let _ = writeln!(std::io::stdout(), "{config:#?}");
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("{}: cannot start the async runtime: {err}", service.name);
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let telemetry = match telemetry::TelemetryBuilder::new(service.name)
+            .log_format(config.log().format)
+            .otlp_from_env()
+            .and_then(|builder| builder.init())
+        {
+            Ok(telemetry) => telemetry,
+            Err(err) => {
+                eprintln!("{}: cannot start telemetry: {err}", service.name);
+                return ExitCode::from(EXIT_BAD_CONFIG);
+            }
+        };
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        let outcome = run(config, shutdown).await;
+        let code = match &outcome {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                tracing::error!(error = %err, "{} failed", service.name);
+                ExitCode::FAILURE
+            }
+        };
+        telemetry.shutdown();
+        code
+    })
+}
+
+/// Cancels `shutdown` on SIGTERM (what Kubernetes sends) or ctrl-c.
+pub async fn cancel_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("ctrl-c received, shutting down"),
+        _ = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+    shutdown.cancel();
+}

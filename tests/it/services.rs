@@ -1,0 +1,130 @@
+//! The five services run in-process: they wait for NATS while it is down (and say so on
+//! `/readyz`), become ready by themselves when it comes up, and stop cleanly when cancelled.
+
+use std::{net::SocketAddr, time::Duration};
+
+use runtime::AdminConfig;
+use test_support::{NatsServer, free_port, http_get_async, wait_for, wait_ready};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::nats_config;
+
+fn admin_on_free_port() -> (AdminConfig, SocketAddr) {
+    let addr: SocketAddr = ([127, 0, 0, 1], free_port().unwrap()).into();
+    (AdminConfig { listen: addr }, addr)
+}
+
+#[tokio::test]
+async fn a_service_waits_for_nats_then_becomes_ready_and_drains_on_shutdown() {
+    let mut nats = NatsServer::start().unwrap();
+    nats.kill();
+
+    let (admin, admin_addr) = admin_on_free_port();
+    let config = alert_watcher::Config {
+        nats: nats_config(&nats),
+        admin,
+        ..Default::default()
+    };
+    let shutdown = CancellationToken::new();
+    let service = tokio::spawn(alert_watcher::run(config, shutdown.clone()));
+
+    wait_for(
+        Duration::from_secs(10),
+        "/readyz to explain the wait",
+        || async {
+            let (status, body) = http_get_async(admin_addr, "/readyz").await;
+            status == 503 && body.contains("waiting for NATS")
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        http_get_async(admin_addr, "/healthz").await.0,
+        200,
+        "alive while not ready"
+    );
+
+    nats.restart().unwrap();
+    wait_ready(admin_addr, Duration::from_secs(20))
+        .await
+        .unwrap();
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), service)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        http_get_async(admin_addr, "/healthz").await.0,
+        0,
+        "the admin server stopped"
+    );
+}
+
+#[tokio::test]
+async fn all_five_services_run_side_by_side_on_one_nats() {
+    let nats = NatsServer::start().unwrap();
+    let shutdown = CancellationToken::new();
+    let mut admins = Vec::new();
+    let mut tasks = Vec::new();
+    macro_rules! start {
+        ($service:ident) => {{
+            let (admin, addr) = admin_on_free_port();
+            let config = $service::Config {
+                nats: nats_config(&nats),
+                admin,
+                ..Default::default()
+            };
+            admins.push((stringify!($service), addr));
+            tasks.push(tokio::spawn($service::run(config, shutdown.clone())));
+        }};
+    }
+    start!(slack_gateway);
+    start!(alert_watcher);
+    start!(profile_fetcher);
+    start!(sandbox_runner);
+    start!(remediation_poster);
+
+    for (name, addr) in &admins {
+        wait_ready(*addr, Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
+        let (status, metrics) = http_get_async(*addr, "/metrics").await;
+        assert_eq!(status, 200, "{name}");
+        // The services share this process's recorder; provisioning publishes nothing, but the
+        // exposition format is there.
+        assert!(
+            metrics.is_empty() || metrics.contains("# TYPE"),
+            "{name}: {metrics}"
+        );
+    }
+    shutdown.cancel();
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_admin_port_in_use_is_a_clear_error() {
+    let nats = NatsServer::start().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let config = sandbox_runner::Config {
+        nats: nats_config(&nats),
+        admin: AdminConfig { listen: addr },
+        ..Default::default()
+    };
+    let err = sandbox_runner::run(config, CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("cannot listen on {addr} for the admin server")),
+        "{err}"
+    );
+}
