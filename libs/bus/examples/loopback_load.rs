@@ -4,6 +4,8 @@
 //!
 //! `cargo run --release -p bus --example loopback_load -- --messages 20000 --rate 2000`
 
+#![allow(clippy::print_stdout, reason = "a load harness reports on stdout")]
+
 use std::{
     sync::Arc,
     time::{Duration, Instant},
