@@ -18,17 +18,20 @@ cargo build --release --quiet \
     -p slack-gateway -p alert-watcher -p profile-fetcher -p sandbox-runner -p remediation-poster
 
 pids=()
+nats_pid=
 stop() {
     trap - INT TERM EXIT
     echo "stopping..." >&2
+    # Services first, so they drain against a live server; NATS last.
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    wait || true
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    [ -n "$nats_pid" ] && kill -TERM "$nats_pid" 2>/dev/null && wait "$nats_pid" 2>/dev/null || true
 }
 trap stop INT TERM EXIT
 
 "$NATS_SERVER_BIN" --jetstream --addr 127.0.0.1 --port "$port" --store_dir "$state/jetstream" \
     --log "$state/nats-server.log" &
-pids+=($!)
+nats_pid=$!
 for _ in $(seq 100); do
     grep -q "Server is ready" "$state/nats-server.log" 2>/dev/null && break
     sleep 0.1

@@ -90,10 +90,7 @@ impl Message for MetricsEvidence {
     }
 
     fn correlation(&self) -> Correlation<'_> {
-        Correlation {
-            incident_id: Some(&self.incident_id.0),
-            ..Correlation::default()
-        }
+        Correlation::incident(Some(&self.incident_id))
     }
 }
 
@@ -176,10 +173,7 @@ impl Message for ProfileEvidence {
     }
 
     fn correlation(&self) -> Correlation<'_> {
-        Correlation {
-            incident_id: self.incident_id.as_ref().map(|id| id.0.as_str()),
-            ..Correlation::default()
-        }
+        Correlation::incident(self.incident_id.as_ref())
     }
 }
 
@@ -224,9 +218,6 @@ impl Message for ProfileRequest {
     }
 
     fn correlation(&self) -> Correlation<'_> {
-        Correlation {
-            incident_id: self.incident_id.as_ref().map(|id| id.0.as_str()),
-            ..Correlation::default()
-        }
+        Correlation::incident(self.incident_id.as_ref())
     }
 }

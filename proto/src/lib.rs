@@ -50,6 +50,24 @@ pub struct Correlation<'a> {
     pub alert_name: Option<&'a str>,
 }
 
+impl<'a> Correlation<'a> {
+    /// Correlation by Slack channel only (events before an incident exists).
+    pub fn channel(channel: &'a str) -> Correlation<'a> {
+        Correlation {
+            slack_channel: Some(channel),
+            ..Correlation::default()
+        }
+    }
+
+    /// Correlation by incident only.
+    pub fn incident(incident_id: Option<&'a crate::IncidentId>) -> Correlation<'a> {
+        Correlation {
+            incident_id: incident_id.map(|id| id.0.as_str()),
+            ..Correlation::default()
+        }
+    }
+}
+
 /// A message that travels on a NATS subject.
 ///
 /// The bus uses this trait to choose the subject, to set `Nats-Msg-Id` (JetStream drops a second

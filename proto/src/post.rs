@@ -35,9 +35,6 @@ impl Message for PostRequest {
     }
 
     fn correlation(&self) -> Correlation<'_> {
-        Correlation {
-            incident_id: self.incident_id.as_ref().map(|id| id.0.as_str()),
-            ..Correlation::default()
-        }
+        Correlation::incident(self.incident_id.as_ref())
     }
 }

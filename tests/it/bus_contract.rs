@@ -3,15 +3,12 @@
 
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
-use bus::{Delivery, HandlerError, consumer};
+use bus::{Delivery, HandlerError};
 use proto::{DeadLetter, ErrorCode, SlackMessage};
 use tokio::sync::{Mutex, mpsc};
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::support::{
-    fast_options, messages_consumer, provisioned_bus, slack_message, stored_messages, telemetry,
-};
+use crate::support::{provisioned_bus, slack_message, spawn_consumer, stored_messages, telemetry};
 use test_support::{NatsServer, wait_for};
 
 #[tokio::test]
@@ -57,22 +54,15 @@ async fn one_trace_from_publisher_to_consumer() {
     let watcher = provisioned_bus(&server, "alert-watcher").await;
 
     let (seen_tx, mut seen_rx) = mpsc::unbounded_channel();
-    let shutdown = CancellationToken::new();
-    let consumer = tokio::spawn(consumer::run(
-        watcher,
-        messages_consumer(),
-        fast_options(),
-        shutdown.clone(),
-        move |delivery: Delivery<SlackMessage>| {
-            let seen_tx = seen_tx.clone();
-            async move {
-                let handler_span = tracing::info_span!("recognize_alert");
-                let trace_id = telemetry::propagation::trace_id(&handler_span);
-                seen_tx.send((delivery.message.event_id, trace_id)).unwrap();
-                Ok(())
-            }
-        },
-    ));
+    let consumer = spawn_consumer(&watcher, move |delivery: Delivery<SlackMessage>| {
+        let seen_tx = seen_tx.clone();
+        async move {
+            let handler_span = tracing::info_span!("recognize_alert");
+            let trace_id = telemetry::propagation::trace_id(&handler_span);
+            seen_tx.send((delivery.message.event_id, trace_id)).unwrap();
+            Ok(())
+        }
+    });
 
     let accept_span = tracing::info_span!("accept_slack_event");
     let published_trace =
@@ -90,8 +80,7 @@ async fn one_trace_from_publisher_to_consumer() {
     assert_eq!(event_id, "Ev-trace");
     assert_eq!(consumed_trace.as_deref(), Some(published_trace.as_str()));
 
-    shutdown.cancel();
-    consumer.await.unwrap().unwrap();
+    consumer.stop().await;
 
     // The exported spans tell the same story: publish and consume in one trace, with the
     // correlation fields on the consumer span.
@@ -167,28 +156,20 @@ async fn hand_written_message_from_the_schema_is_accepted() {
         .unwrap();
 
     let (seen_tx, mut seen_rx) = mpsc::unbounded_channel();
-    let shutdown = CancellationToken::new();
-    let consumer = tokio::spawn(consumer::run(
-        bus.clone(),
-        messages_consumer(),
-        fast_options(),
-        shutdown.clone(),
-        move |delivery: Delivery<SlackMessage>| {
-            let seen_tx = seen_tx.clone();
-            async move {
-                seen_tx.send(delivery.message).unwrap();
-                Ok(())
-            }
-        },
-    ));
+    let consumer = spawn_consumer(&bus, move |delivery: Delivery<SlackMessage>| {
+        let seen_tx = seen_tx.clone();
+        async move {
+            seen_tx.send(delivery.message).unwrap();
+            Ok(())
+        }
+    });
     let received = tokio::time::timeout(Duration::from_secs(10), seen_rx.recv())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(received.event_id, "Ev-by-hand");
     assert_eq!(received.raw["attachments"][0]["footer"], "Grafana v11.2.0");
-    shutdown.cancel();
-    consumer.await.unwrap().unwrap();
+    consumer.stop().await;
     assert!(stored_messages(&bus, "FT_DEADLETTER").await.is_empty());
 }
 
@@ -240,29 +221,22 @@ async fn poison_messages_are_dead_lettered_and_the_consumer_carries_on() {
     }
 
     let handled = Arc::new(Mutex::new(Vec::new()));
-    let shutdown = CancellationToken::new();
     let recorder = handled.clone();
-    let consumer = tokio::spawn(consumer::run(
-        bus.clone(),
-        messages_consumer(),
-        fast_options(),
-        shutdown.clone(),
-        move |delivery: Delivery<SlackMessage>| {
-            let recorder = recorder.clone();
-            async move {
-                let event_id = delivery.message.event_id;
-                recorder
-                    .lock()
-                    .await
-                    .push((event_id.clone(), delivery.delivered));
-                match event_id.as_str() {
-                    "Ev-refused" => Err(HandlerError::reject("not an alert format we can act on")),
-                    "Ev-always-fails" => Err(HandlerError::retry("prometheus unreachable")),
-                    _ => Ok(()),
-                }
+    let consumer = spawn_consumer(&bus, move |delivery: Delivery<SlackMessage>| {
+        let recorder = recorder.clone();
+        async move {
+            let event_id = delivery.message.event_id;
+            recorder
+                .lock()
+                .await
+                .push((event_id.clone(), delivery.delivered));
+            match event_id.as_str() {
+                "Ev-refused" => Err(HandlerError::reject("not an alert format we can act on")),
+                "Ev-always-fails" => Err(HandlerError::retry("prometheus unreachable")),
+                _ => Ok(()),
             }
-        },
-    ));
+        }
+    });
 
     wait_for(Duration::from_secs(20), "six dead letters", || {
         let bus = bus.clone();
@@ -270,8 +244,7 @@ async fn poison_messages_are_dead_lettered_and_the_consumer_carries_on() {
     })
     .await
     .unwrap();
-    shutdown.cancel();
-    consumer.await.unwrap().unwrap();
+    consumer.stop().await;
 
     let letters = dead_letters(&stored_messages(&bus, "FT_DEADLETTER").await);
     assert_eq!(letters.len(), 6, "{letters:#?}");

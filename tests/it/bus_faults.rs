@@ -10,14 +10,11 @@ use std::{
     time::Duration,
 };
 
-use bus::{Delivery, HandlerError, consumer};
+use bus::{Delivery, HandlerError};
 use proto::{DeadLetter, ErrorCode, SlackMessage};
 use tokio::sync::{Mutex, Notify};
-use tokio_util::sync::CancellationToken;
 
-use crate::support::{
-    connect, fast_options, messages_consumer, provisioned_bus, slack_message, stored_messages,
-};
+use crate::support::{connect, provisioned_bus, slack_message, spawn_consumer, stored_messages};
 use test_support::{NatsServer, wait_for};
 
 /// The effect of handling a message: a KV entry created once per event. `kv.create` fails when
@@ -50,56 +47,42 @@ async fn a_consumer_killed_before_acking_gets_the_message_again_and_the_effect_h
     let first = {
         let store = store.clone();
         let effect_applied = effect_applied.clone();
-        tokio::spawn(consumer::run(
-            bus.clone(),
-            messages_consumer(),
-            fast_options(),
-            CancellationToken::new(),
-            move |delivery: Delivery<SlackMessage>| {
-                let store = store.clone();
-                let effect_applied = effect_applied.clone();
-                async move {
-                    apply_effect(&store, &delivery.message.event_id).await?;
-                    effect_applied.notify_one();
-                    std::future::pending::<()>().await;
-                    Ok(())
-                }
-            },
-        ))
+        spawn_consumer(&bus, move |delivery: Delivery<SlackMessage>| {
+            let store = store.clone();
+            let effect_applied = effect_applied.clone();
+            async move {
+                apply_effect(&store, &delivery.message.event_id).await?;
+                effect_applied.notify_one();
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        })
     };
     tokio::time::timeout(Duration::from_secs(10), effect_applied.notified())
         .await
         .unwrap();
-    first.abort();
-    let _ = first.await;
+    first.kill().await;
 
     // Second incarnation, on another connection (a restarted process).
     let restarted = provisioned_bus(&server, "alert-watcher-restarted").await;
     let deliveries = Arc::new(Mutex::new(Vec::new()));
     let applied_again = Arc::new(AtomicU64::new(0));
-    let shutdown = CancellationToken::new();
     let second = {
         let store = store.clone();
         let deliveries = deliveries.clone();
         let applied_again = applied_again.clone();
-        tokio::spawn(consumer::run(
-            restarted,
-            messages_consumer(),
-            fast_options(),
-            shutdown.clone(),
-            move |delivery: Delivery<SlackMessage>| {
-                let store = store.clone();
-                let deliveries = deliveries.clone();
-                let applied_again = applied_again.clone();
-                async move {
-                    deliveries.lock().await.push(delivery.delivered);
-                    if apply_effect(&store, &delivery.message.event_id).await? {
-                        applied_again.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Ok(())
+        spawn_consumer(&restarted, move |delivery: Delivery<SlackMessage>| {
+            let store = store.clone();
+            let deliveries = deliveries.clone();
+            let applied_again = applied_again.clone();
+            async move {
+                deliveries.lock().await.push(delivery.delivered);
+                if apply_effect(&store, &delivery.message.event_id).await? {
+                    applied_again.fetch_add(1, Ordering::SeqCst);
                 }
-            },
-        ))
+                Ok(())
+            }
+        })
     };
     wait_for(Duration::from_secs(15), "the redelivery", || {
         let deliveries = deliveries.clone();
@@ -109,8 +92,7 @@ async fn a_consumer_killed_before_acking_gets_the_message_again_and_the_effect_h
     .unwrap();
     // Give a wrong second redelivery time to show up.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    shutdown.cancel();
-    second.await.unwrap().unwrap();
+    second.stop().await;
 
     assert_eq!(
         *deliveries.lock().await,
@@ -138,25 +120,18 @@ async fn a_message_that_hangs_every_handler_is_dead_lettered_after_max_deliver()
     bus.publish(&slack_message("Ev-fine")).await.unwrap();
 
     let fine = Arc::new(AtomicU64::new(0));
-    let shutdown = CancellationToken::new();
     let counter = fine.clone();
-    let consumer = tokio::spawn(consumer::run(
-        bus.clone(),
-        messages_consumer(),
-        fast_options(),
-        shutdown.clone(),
-        move |delivery: Delivery<SlackMessage>| {
-            let counter = counter.clone();
-            async move {
-                if delivery.message.event_id == "Ev-hangs" {
-                    // Never returns: the ack wait (2 s) expires and JetStream redelivers.
-                    std::future::pending::<()>().await;
-                }
-                counter.fetch_add(1, Ordering::SeqCst);
-                Ok(())
+    let consumer = spawn_consumer(&bus, move |delivery: Delivery<SlackMessage>| {
+        let counter = counter.clone();
+        async move {
+            if delivery.message.event_id == "Ev-hangs" {
+                // Never returns: the ack wait (2 s) expires and JetStream redelivers.
+                std::future::pending::<()>().await;
             }
-        },
-    ));
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    });
     wait_for(
         Duration::from_secs(30),
         "the hanging message's dead letter",
@@ -167,9 +142,8 @@ async fn a_message_that_hangs_every_handler_is_dead_lettered_after_max_deliver()
     )
     .await
     .unwrap();
-    shutdown.cancel();
-    // The hung handlers never finish; the test ends without waiting for the drain.
-    drop(consumer);
+    // The hung handlers never finish, so a drain would wait forever: stop it the hard way.
+    consumer.kill().await;
 
     let letters = stored_messages(&bus, "FT_DEADLETTER").await;
     assert_eq!(letters.len(), 1);
@@ -199,15 +173,11 @@ async fn nats_server_killed_and_restarted_mid_stream_loses_nothing() {
 
     let seen = Arc::new(Mutex::new(BTreeSet::new()));
     let handled = Arc::new(AtomicU64::new(0));
-    let shutdown = CancellationToken::new();
     let consumer = {
         let seen = seen.clone();
         let handled = handled.clone();
-        tokio::spawn(consumer::run(
-            consumer_bus.clone(),
-            messages_consumer(),
-            fast_options(),
-            shutdown.clone(),
+        spawn_consumer(
+            &consumer_bus.clone(),
             move |delivery: Delivery<SlackMessage>| {
                 let seen = seen.clone();
                 let handled = handled.clone();
@@ -217,7 +187,7 @@ async fn nats_server_killed_and_restarted_mid_stream_loses_nothing() {
                     Ok(())
                 }
             },
-        ))
+        )
     };
 
     // The producer publishes steadily, retrying (with the same Nats-Msg-Id) while the server is
@@ -268,8 +238,7 @@ async fn nats_server_killed_and_restarted_mid_stream_loses_nothing() {
         consumer_bus.is_connected(),
         "the client reconnected by itself"
     );
-    shutdown.cancel();
-    consumer.await.unwrap().unwrap();
+    consumer.stop().await;
 
     let accepted = accepted.lock().await.clone();
     let seen = seen.lock().await.clone();

@@ -4,7 +4,6 @@ use std::{sync::OnceLock, time::Duration};
 
 use bus::{Bus, ConsumerOptions, NatsConfig};
 use opentelemetry_sdk::trace::InMemorySpanExporter;
-use proto::{SchemaVersion, SlackMessage, slack::SlackTransport};
 use test_support::NatsServer;
 
 /// Telemetry for the whole test process, with spans kept in memory. Tests in one process share
@@ -52,24 +51,7 @@ pub(crate) fn fast_options() -> ConsumerOptions {
     }
 }
 
-/// A Slack message as the gateway would publish it.
-pub(crate) fn slack_message(event_id: &str) -> SlackMessage {
-    SlackMessage {
-        schema_version: SchemaVersion::CURRENT,
-        event_id: event_id.to_owned(),
-        team_id: Some("T0001".to_owned()),
-        channel: "C0ALERTS".to_owned(),
-        ts: "1700000000.000200".to_owned(),
-        thread_ts: None,
-        user: None,
-        bot_id: Some("B0AMGR".to_owned()),
-        subtype: Some("bot_message".to_owned()),
-        text: String::new(),
-        received_at: chrono::Utc::now(),
-        transport: SlackTransport::SocketMode,
-        raw: serde_json::json!({"type": "message", "event_id": event_id}),
-    }
-}
+pub(crate) use test_support::fixtures::slack_message;
 
 /// The durable consumer alert-watcher reads Slack messages with.
 pub(crate) fn messages_consumer() -> &'static proto::ConsumerSpec {
@@ -97,4 +79,43 @@ pub(crate) async fn stored_messages(
         }
     }
     messages
+}
+
+/// A consumer loop on alert-watcher's message consumer, running in the background.
+pub(crate) struct RunningConsumer {
+    shutdown: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), bus::Error>>,
+}
+
+impl RunningConsumer {
+    /// Cancels the loop and waits for it to drain.
+    pub(crate) async fn stop(self) {
+        self.shutdown.cancel();
+        self.task
+            .await
+            .expect("the consumer task does not panic")
+            .expect("the consumer stops cleanly");
+    }
+
+    /// Kills the loop where it is, as a crash would: nothing in flight is acked.
+    pub(crate) async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+pub(crate) fn spawn_consumer<H, Fut>(bus: &Bus, handler: H) -> RunningConsumer
+where
+    H: Fn(bus::Delivery<proto::SlackMessage>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), bus::HandlerError>> + Send + 'static,
+{
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(bus::consumer::run(
+        bus.clone(),
+        messages_consumer(),
+        fast_options(),
+        shutdown.clone(),
+        handler,
+    ));
+    RunningConsumer { shutdown, task }
 }

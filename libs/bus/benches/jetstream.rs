@@ -13,27 +13,13 @@ use std::time::Duration;
 use bus::{Bus, ConsumerOptions, Delivery, NatsConfig, consumer};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::future::join_all;
-use proto::{SchemaVersion, SlackMessage, slack::SlackTransport};
-use test_support::NatsServer;
+use proto::SlackMessage;
+use test_support::{NatsServer, fixtures};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 fn message(n: u64) -> SlackMessage {
-    SlackMessage {
-        schema_version: SchemaVersion::CURRENT,
-        event_id: format!("Ev{n:012}"),
-        team_id: Some("T0001".to_owned()),
-        channel: "C0ALERTS".to_owned(),
-        ts: "1700000000.000200".to_owned(),
-        thread_ts: None,
-        user: None,
-        bot_id: Some("B0AMGR".to_owned()),
-        subtype: Some("bot_message".to_owned()),
-        text: String::new(),
-        received_at: chrono::Utc::now(),
-        transport: SlackTransport::SocketMode,
-        raw: serde_json::json!({"attachments": [{"title": "[FIRING:1] HighCPU checkout (prod)", "color": "danger"}]}),
-    }
+    fixtures::slack_message(&format!("Ev{n:012}"))
 }
 
 fn benchmarks(c: &mut Criterion) {

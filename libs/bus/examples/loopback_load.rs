@@ -13,8 +13,8 @@ use std::{
 
 use bus::{Bus, ConsumerOptions, Delivery, NatsConfig, consumer};
 use hdrhistogram::Histogram;
-use proto::{SchemaVersion, SlackMessage, slack::SlackTransport};
-use test_support::NatsServer;
+use proto::SlackMessage;
+use test_support::{NatsServer, fixtures};
 use tokio::sync::{Mutex, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -105,21 +105,7 @@ async fn main() -> anyhow::Result<()> {
         let permit = permits.clone().acquire_owned().await?;
         let producer = producer.clone();
         tokio::spawn(async move {
-            let message = SlackMessage {
-                schema_version: SchemaVersion::CURRENT,
-                event_id: format!("Ev{n:012}"),
-                team_id: None,
-                channel: "C0ALERTS".to_owned(),
-                ts: format!("1700000000.{n:06}"),
-                thread_ts: None,
-                user: None,
-                bot_id: Some("B0AMGR".to_owned()),
-                subtype: Some("bot_message".to_owned()),
-                text: String::new(),
-                received_at: chrono::Utc::now(),
-                transport: SlackTransport::SocketMode,
-                raw: serde_json::json!({"attachments": [{"title": "[FIRING:1] HighCPU checkout (prod)"}]}),
-            };
+            let message = fixtures::slack_message(&format!("Ev{n:012}"));
             if let Err(err) = producer
                 .publish_with_retry(&message, Duration::from_secs(30))
                 .await

@@ -173,3 +173,64 @@ impl Provider for EnvVariable {
 
 #[cfg(test)]
 mod tests;
+
+/// Declares a service's `Config`: the shared sections (`nats`, `admin`, `log`) plus the service's
+/// own, with `Default` (admin server on the given port) and [`ServiceConfig`] implemented.
+/// Unknown keys are rejected; every field of the service's own sections must implement `Default`.
+///
+/// ```text
+/// runtime::service_config! {
+///     /// alert-watcher's configuration.
+///     pub struct Config, admin port 9102 {
+///         /// Where Alertmanager is.
+///         pub alertmanager: AlertmanagerConfig,
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! service_config {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident, admin port $port:literal {
+            $( $(#[$field_meta:meta])* pub $field:ident : $type:ty ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        $vis struct $name {
+            /// How to reach NATS (`[nats]`).
+            pub nats: $crate::__bus::NatsConfig,
+            /// The admin server (`[admin]`).
+            pub admin: $crate::AdminConfig,
+            /// Logging (`[log]`).
+            pub log: $crate::LogConfig,
+            $( $(#[$field_meta])* pub $field: $type, )*
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name {
+                    nats: Default::default(),
+                    admin: $crate::AdminConfig::on_port($port),
+                    log: Default::default(),
+                    $( $field: Default::default(), )*
+                }
+            }
+        }
+
+        impl $crate::ServiceConfig for $name {
+            fn nats(&self) -> &$crate::__bus::NatsConfig {
+                &self.nats
+            }
+
+            fn admin(&self) -> &$crate::AdminConfig {
+                &self.admin
+            }
+
+            fn log(&self) -> &$crate::LogConfig {
+                &self.log
+            }
+        }
+    };
+}

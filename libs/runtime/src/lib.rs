@@ -21,6 +21,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{AdminConfig, LogConfig, ServiceConfig};
 
+#[doc(hidden)]
+pub use bus as __bus;
+
 /// Exit code for a bad configuration (`EX_USAGE`).
 pub const EXIT_BAD_CONFIG: u8 = 64;
 

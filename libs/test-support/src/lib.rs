@@ -213,6 +213,34 @@ mod tests {
     }
 }
 
+/// Messages as producers publish them, for tests and benchmarks.
+pub mod fixtures {
+    use proto::{SchemaVersion, SlackMessage, slack::SlackTransport};
+
+    /// An Alertmanager alert as the gateway publishes it: a bot message with one attachment.
+    pub fn slack_message(event_id: &str) -> SlackMessage {
+        SlackMessage {
+            schema_version: SchemaVersion::CURRENT,
+            event_id: event_id.to_owned(),
+            team_id: Some("T0001".to_owned()),
+            channel: "C0ALERTS".to_owned(),
+            ts: "1700000000.000200".to_owned(),
+            thread_ts: None,
+            user: None,
+            bot_id: Some("B0AMGR".to_owned()),
+            subtype: Some("bot_message".to_owned()),
+            text: String::new(),
+            received_at: chrono::Utc::now(),
+            transport: SlackTransport::SocketMode,
+            raw: serde_json::json!({
+                "type": "message",
+                "subtype": "bot_message",
+                "attachments": [{"title": "[FIRING:1] HighCPU checkout (prod)", "color": "danger"}]
+            }),
+        }
+    }
+}
+
 /// A TCP port that was free a moment ago (bind to port 0, read it, release it).
 pub fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
@@ -342,4 +370,41 @@ pub mod binary {
         );
         Ok(())
     }
+}
+
+/// The tests every service binary must pass, for `$crate_name` (the library) and `$binary` (its
+/// binary's name). Expands to three `#[test]`s in the calling test file.
+#[macro_export]
+macro_rules! service_binary_tests {
+    ($library:ident, $binary:literal) => {
+        const BINARY: &str = env!(concat!("CARGO_BIN_EXE_", $binary));
+
+        #[test]
+        fn starts_reports_ready_and_stops_on_sigterm() {
+            let nats = $crate::NatsServer::start().expect("nats-server starts");
+            $crate::binary::check_lifecycle(BINARY, $library::SERVICE.env_prefix, &nats)
+                .expect("lifecycle");
+        }
+
+        #[test]
+        fn a_bad_config_exits_64_naming_the_key() {
+            $crate::binary::check_bad_config(BINARY, $library::SERVICE.env_prefix)
+                .expect("bad config refused");
+        }
+
+        #[test]
+        fn the_example_config_documents_the_defaults() {
+            let example = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../deploy/config/",
+                $binary,
+                ".example.toml"
+            );
+            let env = std::collections::HashMap::new();
+            let loaded: $library::Config =
+                runtime::config::load($library::SERVICE, Some(std::path::Path::new(example)), &env)
+                    .expect("the example config loads");
+            assert_eq!(loaded, $library::Config::default());
+        }
+    };
 }

@@ -1,33 +1,5 @@
-//! The real binary: it starts, becomes ready against a real nats-server, stops on SIGTERM, and
-//! refuses a bad configuration with a message naming the key.
+//! The real `remediation-poster` binary: it starts, becomes ready against a real nats-server, stops on
+//! SIGTERM, refuses a bad configuration naming the key, and its example config documents the
+//! defaults.
 
-use test_support::{NatsServer, binary};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_remediation-poster");
-
-#[test]
-fn starts_reports_ready_and_stops_on_sigterm() {
-    let nats = NatsServer::start().expect("nats-server starts");
-    binary::check_lifecycle(BINARY, "REMEDIATION_POSTER_", &nats).expect("lifecycle");
-}
-
-#[test]
-fn a_bad_config_exits_64_naming_the_key() {
-    binary::check_bad_config(BINARY, "REMEDIATION_POSTER_").expect("bad config refused");
-}
-
-#[test]
-fn the_example_config_documents_the_defaults() {
-    let example = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../deploy/config/remediation-poster.example.toml"
-    );
-    let env = std::collections::HashMap::new();
-    let loaded: remediation_poster::Config = runtime::config::load(
-        remediation_poster::SERVICE,
-        Some(std::path::Path::new(example)),
-        &env,
-    )
-    .expect("example loads");
-    assert_eq!(loaded, remediation_poster::Config::default());
-}
+test_support::service_binary_tests!(remediation_poster, "remediation-poster");

@@ -7,34 +7,9 @@ const SERVICE: ServiceName = ServiceName {
     env_prefix: "TEST_SERVICE_",
 };
 
-#[derive(Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct TestConfig {
-    nats: NatsConfig,
-    admin: AdminConfig,
-    log: LogConfig,
-}
-
-impl Default for TestConfig {
-    fn default() -> Self {
-        TestConfig {
-            nats: NatsConfig::default(),
-            admin: AdminConfig::on_port(9199),
-            log: LogConfig::default(),
-        }
-    }
-}
-
-impl ServiceConfig for TestConfig {
-    fn nats(&self) -> &NatsConfig {
-        &self.nats
-    }
-    fn admin(&self) -> &AdminConfig {
-        &self.admin
-    }
-    fn log(&self) -> &LogConfig {
-        &self.log
-    }
+crate::service_config! {
+    /// A service with no settings of its own.
+    struct TestConfig, admin port 9199 {}
 }
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
