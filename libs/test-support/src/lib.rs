@@ -28,11 +28,139 @@ pub struct NatsServer {
     store: tempfile::TempDir,
     log: PathBuf,
     starts: u32,
+    /// Extra command-line arguments (authentication, TLS), kept across restarts.
+    extra_args: Vec<std::ffi::OsString>,
+}
+
+/// How clients must authenticate to a [`NatsServer`].
+#[derive(Debug, Clone)]
+pub enum NatsAuth {
+    Token(String),
+    UserPassword(String, String),
+}
+
+/// PEM files of a test certificate authority and a server certificate for 127.0.0.1, made with
+/// the `openssl` command line.
+#[derive(Debug)]
+pub struct TestCertificates {
+    dir: tempfile::TempDir,
+}
+
+impl TestCertificates {
+    pub fn generate() -> anyhow::Result<TestCertificates> {
+        let dir = tempfile::Builder::new().prefix("ft-tls-").tempdir()?;
+        let run = |args: &[&str]| -> anyhow::Result<()> {
+            let output = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .context("cannot run openssl (apt-get install openssl)")?;
+            if !output.status.success() {
+                bail!(
+                    "openssl {args:?}: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            Ok(())
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=flamethread test CA",
+            "-keyout",
+            "ca-key.pem",
+            "-out",
+            "ca.pem",
+        ])?;
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server-key.pem",
+            "-out",
+            "server.csr",
+        ])?;
+        fs::write(
+            dir.path().join("san.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )?;
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.pem",
+        ])?;
+        Ok(TestCertificates { dir })
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    pub fn server_cert(&self) -> PathBuf {
+        self.dir.path().join("server.pem")
+    }
+
+    pub fn server_key(&self) -> PathBuf {
+        self.dir.path().join("server-key.pem")
+    }
 }
 
 impl NatsServer {
     /// Starts a server on a free port with an empty store.
     pub fn start() -> anyhow::Result<NatsServer> {
+        NatsServer::start_with(Vec::new())
+    }
+
+    /// Starts a server that only accepts clients authenticating with `auth`.
+    pub fn start_with_auth(auth: &NatsAuth) -> anyhow::Result<NatsServer> {
+        let args: Vec<String> = match auth {
+            NatsAuth::Token(token) => vec!["--auth".into(), token.clone()],
+            NatsAuth::UserPassword(user, password) => {
+                vec![
+                    "--user".into(),
+                    user.clone(),
+                    "--pass".into(),
+                    password.clone(),
+                ]
+            }
+        };
+        NatsServer::start_with(args.into_iter().map(Into::into).collect())
+    }
+
+    /// Starts a server that requires TLS with the server certificate of `certificates`.
+    pub fn start_with_tls(certificates: &TestCertificates) -> anyhow::Result<NatsServer> {
+        NatsServer::start_with(vec![
+            "--tls".into(),
+            "--tlscert".into(),
+            certificates.server_cert().into(),
+            "--tlskey".into(),
+            certificates.server_key().into(),
+        ])
+    }
+
+    fn start_with(extra_args: Vec<std::ffi::OsString>) -> anyhow::Result<NatsServer> {
         let store = tempfile::Builder::new().prefix("ft-nats-").tempdir()?;
         let log = store.path().join("nats-server.log");
         let mut server = NatsServer {
@@ -41,6 +169,7 @@ impl NatsServer {
             store,
             log,
             starts: 0,
+            extra_args,
         };
         server.spawn()?;
         Ok(server)
@@ -91,6 +220,7 @@ impl NatsServer {
             .arg(self.store.path().join("jetstream"))
             .arg("--log")
             .arg(&log)
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
