@@ -10,7 +10,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Correlation, IncidentId, Message, ObjectRef, ReplyTarget, SchemaVersion, Subject, TimeWindow,
+    Correlated, Correlation, IncidentId, Message, ObjectRef, ReplyTarget, SchemaVersion, Subject,
+    TimeWindow,
 };
 
 /// How a lookup went.
@@ -88,7 +89,9 @@ impl Message for MetricsEvidence {
     fn idempotency_key(&self) -> String {
         format!("evidence:{}", self.evidence_id)
     }
+}
 
+impl Correlated for MetricsEvidence {
     fn correlation(&self) -> Correlation<'_> {
         Correlation::incident(Some(&self.incident_id))
     }
@@ -171,7 +174,9 @@ impl Message for ProfileEvidence {
     fn idempotency_key(&self) -> String {
         format!("evidence:{}", self.evidence_id)
     }
+}
 
+impl Correlated for ProfileEvidence {
     fn correlation(&self) -> Correlation<'_> {
         Correlation::incident(self.incident_id.as_ref())
     }
@@ -216,8 +221,40 @@ impl Message for ProfileRequest {
     fn idempotency_key(&self) -> String {
         format!("profile-request:{}", self.request_id)
     }
+}
 
+impl Correlated for ProfileRequest {
     fn correlation(&self) -> Correlation<'_> {
         Correlation::incident(self.incident_id.as_ref())
+    }
+}
+
+/// What remediation-poster's evidence consumer reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Evidence {
+    Metrics(Box<MetricsEvidence>),
+    Profile(Box<ProfileEvidence>),
+}
+
+impl crate::Inbound for Evidence {
+    fn decode(subject: Subject, payload: &[u8]) -> Result<Evidence, crate::DecodeError> {
+        match subject {
+            Subject::EvidenceMetrics => {
+                crate::decode(payload).map(|metrics| Evidence::Metrics(Box::new(metrics)))
+            }
+            Subject::EvidenceProfile => {
+                crate::decode(payload).map(|profile| Evidence::Profile(Box::new(profile)))
+            }
+            other => Err(crate::unexpected_subject(other, "evidence")),
+        }
+    }
+}
+
+impl Correlated for Evidence {
+    fn correlation(&self) -> Correlation<'_> {
+        match self {
+            Evidence::Metrics(metrics) => metrics.correlation(),
+            Evidence::Profile(profile) => profile.correlation(),
+        }
     }
 }

@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{Correlation, IncidentId, Message, SchemaVersion, SlackThread, Subject, TimeWindow};
+use crate::{
+    Correlated, Correlation, IncidentId, Message, SchemaVersion, SlackThread, Subject, TimeWindow,
+};
 
 /// Which tool raised the alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -115,7 +117,9 @@ impl Message for IncidentEvent {
     fn idempotency_key(&self) -> String {
         format!("incident:{}:{}", self.incident.id, self.incident.revision)
     }
+}
 
+impl Correlated for IncidentEvent {
     fn correlation(&self) -> Correlation<'_> {
         Correlation {
             incident_id: Some(&self.incident.id.0),

@@ -34,11 +34,11 @@ pub mod subjects;
 pub use codec::{DecodeError, decode, encode};
 pub use common::{IncidentId, ObjectRef, ReplyTarget, SchemaVersion, SlackThread, TimeWindow};
 pub use dead_letter::{DeadLetter, ErrorCode};
-pub use evidence::{MetricsEvidence, ProfileEvidence, ProfileRequest};
+pub use evidence::{Evidence, MetricsEvidence, ProfileEvidence, ProfileRequest};
 pub use incident::{Alert, Incident, IncidentChange, IncidentEvent};
 pub use post::PostRequest;
 pub use sandbox::{SandboxRequest, SandboxResult};
-pub use slack::{BlockAction, FileShared, SlackMessage, SlashCommand};
+pub use slack::{BlockAction, FileShared, SlackInteraction, SlackMessage, SlashCommand};
 pub use subjects::{ConsumerSpec, StreamSpec, Subject, Subjects};
 
 /// The fields a tracing span records for a message, so that one alert can be followed across
@@ -68,12 +68,26 @@ impl<'a> Correlation<'a> {
     }
 }
 
+/// Something that carries correlation ids for tracing.
+pub trait Correlated {
+    /// Correlation ids for tracing.
+    fn correlation(&self) -> Correlation<'_> {
+        Correlation::default()
+    }
+}
+
 /// A message that travels on a NATS subject.
 ///
 /// The bus uses this trait to choose the subject, to set `Nats-Msg-Id` (JetStream drops a second
 /// publish with the same id inside the stream's duplicate window) and to fill span fields.
 pub trait Message:
-    serde::Serialize + serde::de::DeserializeOwned + schemars::JsonSchema + Send + Sync + 'static
+    serde::Serialize
+    + serde::de::DeserializeOwned
+    + schemars::JsonSchema
+    + Correlated
+    + Send
+    + Sync
+    + 'static
 {
     /// The subject this message is published on. Most types have exactly one; an incident event
     /// picks `opened`, `updated` or `resolved` from its content.
@@ -82,9 +96,24 @@ pub trait Message:
     /// A key that is equal for two messages exactly when they describe the same fact, so that a
     /// retried publish (or a retried Slack delivery) is stored once.
     fn idempotency_key(&self) -> String;
+}
 
-    /// Correlation ids for tracing.
-    fn correlation(&self) -> Correlation<'_> {
-        Correlation::default()
+/// What a consumer decodes: one message type, or (for a consumer that reads several subjects) a
+/// choice among several, made by the subject the message arrived on.
+pub trait Inbound: Correlated + Sized + Send + 'static {
+    fn decode(subject: Subject, payload: &[u8]) -> Result<Self, DecodeError>;
+}
+
+impl<M: Message> Inbound for M {
+    fn decode(_subject: Subject, payload: &[u8]) -> Result<M, DecodeError> {
+        codec::decode(payload)
     }
+}
+
+/// The error for a message on a subject its consumer does not read.
+pub(crate) fn unexpected_subject(subject: Subject, expected: &str) -> DecodeError {
+    DecodeError::Shape(format!(
+        "a {expected} consumer cannot read subject {}",
+        subject.token()
+    ))
 }

@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{Correlation, IncidentId, Message, ReplyTarget, SchemaVersion, Subject};
+use crate::{Correlated, Correlation, IncidentId, Message, ReplyTarget, SchemaVersion, Subject};
 
 /// Say something in Slack. Posts with the same `reply_key` update one message in place instead of
 /// adding another, so a repeated or re-run answer never adds thread noise.
@@ -33,7 +33,9 @@ impl Message for PostRequest {
     fn idempotency_key(&self) -> String {
         format!("post:{}", self.post_id)
     }
+}
 
+impl Correlated for PostRequest {
     fn correlation(&self) -> Correlation<'_> {
         Correlation::incident(self.incident_id.as_ref())
     }

@@ -3,7 +3,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{Message, ObjectRef, ReplyTarget, SchemaVersion, Subject, evidence::FunctionShare};
+use crate::{
+    Correlated, Message, ObjectRef, ReplyTarget, SchemaVersion, Subject, evidence::FunctionShare,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -47,6 +49,8 @@ impl Message for SandboxRequest {
         format!("sandbox-request:{}", self.request_id)
     }
 }
+
+impl Correlated for SandboxRequest {}
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -104,3 +108,5 @@ impl Message for SandboxResult {
         format!("sandbox-result:{}", self.request_id)
     }
 }
+
+impl Correlated for SandboxResult {}

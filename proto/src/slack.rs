@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{Correlation, Message, ObjectRef, SchemaVersion, Subject};
+use crate::{Correlated, Correlation, Message, ObjectRef, SchemaVersion, Subject};
 
 /// How the event reached the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -60,7 +60,9 @@ impl Message for SlackMessage {
     fn idempotency_key(&self) -> String {
         format!("slack-event:{}", self.event_id)
     }
+}
 
+impl Correlated for SlackMessage {
     fn correlation(&self) -> Correlation<'_> {
         Correlation {
             slack_channel: Some(&self.channel),
@@ -97,7 +99,9 @@ impl Message for SlashCommand {
     fn idempotency_key(&self) -> String {
         format!("slack-command:{}", self.trigger_id)
     }
+}
 
+impl Correlated for SlashCommand {
     fn correlation(&self) -> Correlation<'_> {
         Correlation {
             slack_channel: Some(&self.channel),
@@ -140,7 +144,9 @@ impl Message for BlockAction {
     fn idempotency_key(&self) -> String {
         format!("slack-action:{}:{}", self.trigger_id, self.action_id)
     }
+}
 
+impl Correlated for BlockAction {
     fn correlation(&self) -> Correlation<'_> {
         Correlation {
             slack_channel: Some(&self.channel),
@@ -189,11 +195,42 @@ impl Message for FileShared {
     fn idempotency_key(&self) -> String {
         format!("slack-event:{}", self.event_id)
     }
+}
 
+impl Correlated for FileShared {
     fn correlation(&self) -> Correlation<'_> {
         Correlation {
             slack_channel: Some(&self.channel),
             ..Correlation::default()
+        }
+    }
+}
+
+/// What alert-watcher's interactions consumer reads: a command, a click or a shared file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SlackInteraction {
+    Command(SlashCommand),
+    Action(BlockAction),
+    File(FileShared),
+}
+
+impl crate::Inbound for SlackInteraction {
+    fn decode(subject: Subject, payload: &[u8]) -> Result<SlackInteraction, crate::DecodeError> {
+        match subject {
+            Subject::SlackCommand => crate::decode(payload).map(SlackInteraction::Command),
+            Subject::SlackAction => crate::decode(payload).map(SlackInteraction::Action),
+            Subject::SlackFile => crate::decode(payload).map(SlackInteraction::File),
+            other => Err(crate::unexpected_subject(other, "Slack interaction")),
+        }
+    }
+}
+
+impl Correlated for SlackInteraction {
+    fn correlation(&self) -> Correlation<'_> {
+        match self {
+            SlackInteraction::Command(command) => command.correlation(),
+            SlackInteraction::Action(action) => action.correlation(),
+            SlackInteraction::File(file) => file.correlation(),
         }
     }
 }

@@ -306,6 +306,15 @@ impl Subjects {
         format!("{}.{}", self.prefix, subject.token())
     }
 
+    /// The contract subject a full subject names, if any: `ft.slack.message` is
+    /// [`Subject::SlackMessage`] under the prefix `ft`.
+    pub fn parse(&self, full_subject: &str) -> Option<Subject> {
+        let token = full_subject.strip_prefix(&self.prefix)?.strip_prefix('.')?;
+        Subject::ALL
+            .into_iter()
+            .find(|subject| subject.token() == token)
+    }
+
     /// The subject a message that failed on `original_subject` is dead-lettered to:
     /// `ft.slack.message` becomes `ft.deadletter.slack.message`.
     pub fn dead_letter_subject(&self, original_subject: &str) -> String {
@@ -420,6 +429,17 @@ mod tests {
             subjects.dead_letter_subject("acme.flame-thread.incident.opened"),
             "acme.flame-thread.deadletter.incident.opened"
         );
+    }
+
+    #[test]
+    fn full_subjects_parse_back() {
+        let subjects = Subjects::new("acme.ft").unwrap();
+        for subject in Subject::ALL {
+            assert_eq!(subjects.parse(&subjects.subject(subject)), Some(subject));
+        }
+        assert_eq!(subjects.parse("ft.slack.message"), None);
+        assert_eq!(subjects.parse("acme.ft.slack"), None);
+        assert_eq!(subjects.parse("acme.ftx.slack.message"), None);
     }
 
     #[test]

@@ -9,7 +9,8 @@
 use std::{fs, path::PathBuf};
 
 use proto::{
-    DecodeError, ErrorCode, IncidentChange, IncidentEvent, Message, SlackMessage, Subject,
+    Correlated, DecodeError, ErrorCode, IncidentChange, IncidentEvent, Message, SlackMessage,
+    Subject,
     schema::{CATALOG, subject_table},
 };
 use serde_json::json;

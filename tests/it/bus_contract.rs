@@ -6,6 +6,7 @@ use std::{collections::BTreeSet, sync::Arc, time::Duration};
 use bus::{Delivery, HandlerError};
 use proto::{DeadLetter, ErrorCode, SlackMessage};
 use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::support::{provisioned_bus, slack_message, spawn_consumer, stored_messages, telemetry};
@@ -306,4 +307,112 @@ async fn poison_messages_are_dead_lettered_and_the_consumer_carries_on() {
         .map(|(_, n)| *n)
         .collect();
     assert_eq!(failing, [1, 2, 3]);
+}
+
+#[tokio::test]
+async fn a_consumer_of_several_subjects_decodes_each_by_its_subject() {
+    use proto::SlackInteraction;
+
+    let server = NatsServer::start().unwrap();
+    let bus = provisioned_bus(&server, "alert-watcher").await;
+    let raw_jetstream =
+        async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    let now = "2026-11-21T10:00:00Z";
+    let publish = |subject: &'static str, body: serde_json::Value| {
+        let raw_jetstream = raw_jetstream.clone();
+        async move {
+            raw_jetstream
+                .publish(subject, serde_json::to_vec(&body).unwrap().into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    };
+    publish("ft.slack.command", serde_json::json!({
+        "schema_version": 1, "trigger_id": "13345224609.738474920.8088930838d88f008e0", "channel": "C0ALERTS",
+        "user": "U0ONCALL", "command": "/profile", "text": "checkout 30m",
+        "response_url": "https://hooks.slack.com/commands/T0001/1/abc", "received_at": now
+    })).await;
+    publish(
+        "ft.slack.action",
+        serde_json::json!({
+            "schema_version": 1, "trigger_id": "trig-2", "user": "U0ONCALL", "channel": "C0ALERTS",
+            "message_ts": "1700000000.000300", "action_id": "silence_1h", "value": "inc-01",
+            "received_at": now, "raw": {"type": "block_actions"}
+        }),
+    )
+    .await;
+    publish("ft.slack.file", serde_json::json!({
+        "schema_version": 1, "event_id": "Ev-file", "file_id": "F0SCRIPT", "channel": "C0ALERTS",
+        "user": "U0DEV", "name": "slow_report.py", "size": 1234, "mimetype": "text/x-python",
+        "file": {"kind": "rejected", "reason": "larger than 1 MiB"}, "received_at": now
+    })).await;
+    // A Slack message where a click belongs: the consumer must refuse it, not misread it.
+    publish(
+        "ft.slack.action",
+        serde_json::to_value(slack_message("Ev-misplaced")).unwrap(),
+    )
+    .await;
+
+    let interactions = proto::subjects::CONSUMERS
+        .iter()
+        .find(|spec| spec.durable == "alert-watcher-interactions")
+        .unwrap();
+    let (seen_tx, mut seen_rx) = mpsc::unbounded_channel();
+    let shutdown = CancellationToken::new();
+    let consumer = tokio::spawn(bus::consumer::run(
+        bus.clone(),
+        interactions,
+        crate::support::fast_options(),
+        shutdown.clone(),
+        move |delivery: Delivery<SlackInteraction>| {
+            let seen_tx = seen_tx.clone();
+            async move {
+                seen_tx.send(delivery.message).unwrap();
+                Ok(())
+            }
+        },
+    ));
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(
+            tokio::time::timeout(Duration::from_secs(10), seen_rx.recv())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    wait_for(
+        Duration::from_secs(10),
+        "the misplaced message's dead letter",
+        || {
+            let bus = bus.clone();
+            async move { !stored_messages(&bus, "FT_DEADLETTER").await.is_empty() }
+        },
+    )
+    .await
+    .unwrap();
+    shutdown.cancel();
+    consumer.await.unwrap().unwrap();
+
+    assert!(
+        matches!(&seen[0], SlackInteraction::Command(command) if command.text == "checkout 30m")
+    );
+    assert!(
+        matches!(&seen[1], SlackInteraction::Action(action) if action.action_id == "silence_1h")
+    );
+    assert!(matches!(&seen[2], SlackInteraction::File(file) if file.name == "slow_report.py"));
+    let letters = dead_letters(&stored_messages(&bus, "FT_DEADLETTER").await);
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].0, "ft.deadletter.slack.action");
+    assert_eq!(letters[0].1.code, ErrorCode::Malformed);
+    assert!(
+        letters[0]
+            .1
+            .reason
+            .starts_with("payload does not match the schema: user: invalid type: null"),
+        "{}",
+        letters[0].1.reason
+    );
 }

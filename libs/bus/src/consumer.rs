@@ -24,7 +24,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use base64::Engine as _;
 use futures::StreamExt as _;
-use proto::{ConsumerSpec, DeadLetter, ErrorCode, Message, SchemaVersion};
+use proto::{ConsumerSpec, DeadLetter, ErrorCode, Inbound, SchemaVersion};
 use tokio::{sync::Semaphore, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -94,7 +94,7 @@ pub async fn run<M, H, Fut>(
     handler: H,
 ) -> Result<(), Error>
 where
-    M: Message,
+    M: Inbound,
     H: Fn(Delivery<M>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
 {
@@ -216,7 +216,7 @@ async fn open_messages(context: &Context, spec: &ConsumerSpec) -> Result<pull::S
 
 async fn process<M, H, Fut>(context: &Context, handler: &H, message: jetstream::Message)
 where
-    M: Message,
+    M: Inbound,
     H: Fn(Delivery<M>) -> Fut,
     Fut: Future<Output = Result<(), HandlerError>>,
 {
@@ -282,7 +282,7 @@ async fn decide<M, H, Fut>(
     stream_sequence: u64,
 ) -> Outcome
 where
-    M: Message,
+    M: Inbound,
     H: Fn(Delivery<M>) -> Fut,
     Fut: Future<Output = Result<(), HandlerError>>,
 {
@@ -295,7 +295,13 @@ where
             ),
         );
     }
-    let decoded: M = match proto::decode(&message.payload) {
+    let Some(contract_subject) = context.bus.subjects().parse(&subject) else {
+        return Outcome::DeadLetter(
+            ErrorCode::Malformed,
+            format!("subject {subject} is not in the contract"),
+        );
+    };
+    let decoded = match M::decode(contract_subject, &message.payload) {
         Ok(decoded) => decoded,
         Err(err) => return Outcome::DeadLetter(err.code(), err.to_string()),
     };
