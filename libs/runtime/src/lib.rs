@@ -18,6 +18,7 @@ use clap::Parser;
 use serde::de::DeserializeOwned;
 use telemetry::admin::Readiness;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 pub use config::{AdminConfig, LogConfig, ServiceConfig};
 
@@ -101,7 +102,10 @@ where
         });
     }
     let result = async {
-        let Some(bus) = connect_and_provision(service, config.nats(), &stage, &shutdown).await
+        let startup = tracing::info_span!("startup", service = service.name);
+        let Some(bus) = connect_and_provision(service, config.nats(), &stage, &shutdown)
+            .instrument(startup)
+            .await
         else {
             return Ok(());
         };

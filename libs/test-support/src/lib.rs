@@ -371,6 +371,112 @@ pub mod fixtures {
     }
 }
 
+/// An OTLP/HTTP trace receiver that speaks the collector's wire format (`POST /v1/traces`, a
+/// protobuf `ExportTraceServiceRequest`) and keeps what it received, so tests can check what a
+/// real exporter sent.
+#[derive(Debug)]
+pub struct OtlpReceiver {
+    addr: SocketAddr,
+    spans: std::sync::Arc<std::sync::Mutex<Vec<ReceivedSpan>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// One span as the receiver decoded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedSpan {
+    pub service_name: String,
+    pub name: String,
+    /// 32 hex digits.
+    pub trace_id: String,
+}
+
+impl OtlpReceiver {
+    /// Starts the receiver on a free port, on a thread of its own.
+    pub fn start() -> anyhow::Result<OtlpReceiver> {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use prost::Message as _;
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let spans = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let store = spans.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                let app = axum::Router::new().route(
+                    "/v1/traces",
+                    axum::routing::post(move |body: axum::body::Bytes| async move {
+                        let Ok(request) = ExportTraceServiceRequest::decode(body) else {
+                            return axum::http::StatusCode::BAD_REQUEST;
+                        };
+                        let mut received = store.lock().unwrap_or_else(|e| e.into_inner());
+                        for resource_spans in request.resource_spans {
+                            let service_name = resource_spans
+                                .resource
+                                .iter()
+                                .flat_map(|resource| &resource.attributes)
+                                .find(|attribute| attribute.key == "service.name")
+                                .and_then(|attribute| attribute.value.as_ref())
+                                .and_then(|value| match &value.value {
+                                    Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(name)) => {
+                                        Some(name.clone())
+                                    }
+                                    _ => None,
+                                })
+                                .unwrap_or_default();
+                            for scope_spans in resource_spans.scope_spans {
+                                for span in scope_spans.spans {
+                                    let trace_id: String =
+                                        span.trace_id.iter().map(|byte| format!("{byte:02x}")).collect();
+                                    received.push(ReceivedSpan {
+                                        service_name: service_name.clone(),
+                                        name: span.name,
+                                        trace_id,
+                                    });
+                                }
+                            }
+                        }
+                        axum::http::StatusCode::OK
+                    }),
+                );
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.await;
+                    })
+                    .await
+            })?;
+            Ok::<_, std::io::Error>(())
+        });
+        Ok(OtlpReceiver {
+            addr,
+            spans,
+            stop: Some(stop),
+        })
+    }
+
+    /// The value for `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn spans(&self) -> Vec<ReceivedSpan> {
+        self.spans.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Drop for OtlpReceiver {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
 /// A TCP port that was free a moment ago (bind to port 0, read it, release it).
 pub fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
@@ -400,7 +506,10 @@ pub mod binary {
         let port = free_port()?;
         let admin: SocketAddr = ([127, 0, 0, 1], port).into();
         let log = tempfile::NamedTempFile::new()?;
+        let collector = crate::OtlpReceiver::start()?;
         let mut child = Command::new(binary)
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint())
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
             .env(format!("{env_prefix}NATS__URL"), nats.url())
             .env(format!("{env_prefix}ADMIN__LISTEN"), admin.to_string())
             .env("RUST_LOG", "info")
@@ -460,6 +569,21 @@ pub mod binary {
             "no shutdown log line: {output}"
         );
         ensure!(output.contains("stopped"), "no stopped log line: {output}");
+
+        // Telemetry was switched on by the standard variable, and the spans were flushed on
+        // shutdown: the collector has this service's start-up span.
+        let service_name = std::path::Path::new(binary)
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        let spans = collector.spans();
+        ensure!(
+            spans
+                .iter()
+                .any(|span| span.name == "startup" && span.service_name == service_name),
+            "no startup span from {service_name} reached the OTLP receiver: {spans:?}"
+        );
         Ok(())
     }
 
