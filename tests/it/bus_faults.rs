@@ -113,7 +113,7 @@ async fn a_consumer_killed_before_acking_gets_the_message_again_and_the_effect_h
 }
 
 #[tokio::test]
-async fn a_message_that_hangs_every_handler_is_dead_lettered_after_max_deliver() {
+async fn a_handler_that_hangs_times_out_is_retried_and_dead_lettered() {
     let server = NatsServer::start().unwrap();
     let bus = provisioned_bus(&server, "alert-watcher").await;
     bus.publish(&slack_message("Ev-hangs")).await.unwrap();
@@ -125,7 +125,7 @@ async fn a_message_that_hangs_every_handler_is_dead_lettered_after_max_deliver()
         let counter = counter.clone();
         async move {
             if delivery.message.event_id == "Ev-hangs" {
-                // Never returns: the ack wait (2 s) expires and JetStream redelivers.
+                // Never returns: the loop gives up after `handler_timeout` (3 s here).
                 std::future::pending::<()>().await;
             }
             counter.fetch_add(1, Ordering::SeqCst);
@@ -133,7 +133,7 @@ async fn a_message_that_hangs_every_handler_is_dead_lettered_after_max_deliver()
         }
     });
     wait_for(
-        Duration::from_secs(30),
+        Duration::from_secs(40),
         "the hanging message's dead letter",
         || {
             let bus = bus.clone();
@@ -142,11 +142,97 @@ async fn a_message_that_hangs_every_handler_is_dead_lettered_after_max_deliver()
     )
     .await
     .unwrap();
-    // The hung handlers never finish, so a drain would wait forever: stop it the hard way.
-    consumer.kill().await;
+    consumer.stop().await;
 
     let letters = stored_messages(&bus, "FT_DEADLETTER").await;
     assert_eq!(letters.len(), 1);
+    let letter: DeadLetter = serde_json::from_slice(&letters[0].payload).unwrap();
+    assert_eq!(letter.code, ErrorCode::MaxDeliveriesExceeded);
+    assert_eq!(letter.deliveries, 3);
+    assert_eq!(
+        letter.reason,
+        "failed on all 3 deliveries; last error: handler did not finish within 3s"
+    );
+    assert_eq!(
+        fine.load(Ordering::SeqCst),
+        1,
+        "the next message was handled meanwhile"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_handler_keeps_its_message_past_ack_wait() {
+    let server = NatsServer::start().unwrap();
+    let bus = provisioned_bus(&server, "sandbox-runner").await;
+    bus.publish(&slack_message("Ev-slow")).await.unwrap();
+
+    let deliveries = Arc::new(Mutex::new(Vec::new()));
+    let recorder = deliveries.clone();
+    let consumer = spawn_consumer(&bus, move |delivery: Delivery<SlackMessage>| {
+        let recorder = recorder.clone();
+        async move {
+            recorder.lock().await.push(delivery.delivered);
+            // Longer than ack_wait (2 s), shorter than handler_timeout (3 s).
+            tokio::time::sleep(Duration::from_millis(2_600)).await;
+            Ok(())
+        }
+    });
+    // Long enough for an unwanted redelivery (at 2 s, and again after) to show up.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    consumer.stop().await;
+    assert_eq!(
+        *deliveries.lock().await,
+        [1],
+        "progress acks kept the message from being redelivered"
+    );
+    assert!(stored_messages(&bus, "FT_DEADLETTER").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_message_that_crashes_its_consumer_every_time_is_dead_lettered_unhandled() {
+    let server = NatsServer::start().unwrap();
+    let bus = provisioned_bus(&server, "alert-watcher").await;
+    bus.publish(&slack_message("Ev-crasher")).await.unwrap();
+
+    // Three incarnations, each killed while handling it (max_deliver is 3 here).
+    for incarnation in 1..=3u64 {
+        let started = Arc::new(Notify::new());
+        let signal = started.clone();
+        let consumer = spawn_consumer(&bus, move |delivery: Delivery<SlackMessage>| {
+            let signal = signal.clone();
+            async move {
+                assert_eq!(delivery.delivered, incarnation);
+                signal.notify_one();
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(15), started.notified())
+            .await
+            .unwrap();
+        consumer.kill().await;
+    }
+
+    // The fourth sees delivery 4 and dead-letters it without handing it to the handler.
+    let handled = Arc::new(AtomicU64::new(0));
+    let counter = handled.clone();
+    let consumer = spawn_consumer(&bus, move |_: Delivery<SlackMessage>| {
+        let counter = counter.clone();
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    });
+    wait_for(Duration::from_secs(15), "the crasher's dead letter", || {
+        let bus = bus.clone();
+        async move { !stored_messages(&bus, "FT_DEADLETTER").await.is_empty() }
+    })
+    .await
+    .unwrap();
+    consumer.stop().await;
+
+    assert_eq!(handled.load(Ordering::SeqCst), 0);
+    let letters = stored_messages(&bus, "FT_DEADLETTER").await;
     let letter: DeadLetter = serde_json::from_slice(&letters[0].payload).unwrap();
     assert_eq!(letter.code, ErrorCode::MaxDeliveriesExceeded);
     assert_eq!(letter.deliveries, 4);
@@ -156,11 +242,6 @@ async fn a_message_that_hangs_every_handler_is_dead_lettered_after_max_deliver()
             .starts_with("delivered 3 times without being acknowledged"),
         "{}",
         letter.reason
-    );
-    assert_eq!(
-        fine.load(Ordering::SeqCst),
-        1,
-        "the next message was handled meanwhile"
     );
 }
 

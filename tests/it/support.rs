@@ -48,6 +48,7 @@ pub(crate) fn fast_options() -> ConsumerOptions {
         retry_base_delay: Duration::from_millis(50),
         retry_max_delay: Duration::from_millis(200),
         heartbeat: Duration::from_millis(500),
+        handler_timeout: Duration::from_secs(3),
     }
 }
 

@@ -8,7 +8,12 @@
 //! | [`HandlerError::Retry`] | nakked with exponential backoff, then dead-lettered after `max_deliver` deliveries |
 //! | [`HandlerError::Reject`] | dead-lettered at once and terminated |
 //! | (payload does not decode) | dead-lettered at once (`malformed` or `unsupported_schema_version`) |
-//! | (never answers: crash, hang) | redelivered by JetStream after `ack_wait`; after `max_deliver` such deliveries, dead-lettered without running the handler again |
+//! | (runs past `handler_timeout`) | dropped and treated as a retryable failure |
+//! | (never answers: the process crashed) | redelivered by JetStream after `ack_wait`; after `max_deliver` such deliveries, dead-lettered without running the handler again |
+//!
+//! While a handler runs, the loop sends progress acknowledgements (`+WPI`) every third of
+//! `ack_wait`, so a slow but healthy handler keeps its message instead of having it redelivered
+//! to another replica mid-work.
 //!
 //! The server-side `max_deliver` is one more than the configured one, so the loop itself sees the
 //! delivery after the last allowed one and can dead-letter it; otherwise JetStream would stop
@@ -43,6 +48,11 @@ pub struct ConsumerOptions {
     pub retry_max_delay: Duration,
     /// Idle heartbeat of pull requests; a missing heartbeat re-issues the pull. Default 5 s.
     pub heartbeat: Duration,
+    /// How long one handler call may take. Past it the call is dropped and the message retried
+    /// (so handlers must be idempotent, which at-least-once delivery requires anyway). While a
+    /// handler runs, the loop tells JetStream it is still working, so a slow handler is not
+    /// redelivered elsewhere after `ack_wait`. Default 10 min.
+    pub handler_timeout: Duration,
 }
 
 impl Default for ConsumerOptions {
@@ -52,6 +62,7 @@ impl Default for ConsumerOptions {
             retry_base_delay: Duration::from_secs(1),
             retry_max_delay: Duration::from_secs(60),
             heartbeat: Duration::from_secs(5),
+            handler_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -317,14 +328,20 @@ where
         span.record("alert.name", name);
     }
 
-    match handler(Delivery {
+    let handling = handler(Delivery {
         message: decoded,
         subject,
         delivered,
         stream_sequence,
-    })
-    .await
-    {
+    });
+    let result = match with_progress(context, message, handling).await {
+        Some(result) => result,
+        None => Err(HandlerError::Retry(format!(
+            "handler did not finish within {:?}",
+            context.options.handler_timeout
+        ))),
+    };
+    match result {
         Ok(()) => Outcome::Ack,
         Err(HandlerError::Reject(reason)) => Outcome::DeadLetter(ErrorCode::Rejected, reason),
         Err(HandlerError::Retry(reason)) if delivered >= context.max_deliver => {
@@ -335,6 +352,33 @@ where
         }
         Err(HandlerError::Retry(reason)) => {
             Outcome::Retry(context.options.retry_delay(delivered), reason)
+        }
+    }
+}
+
+/// Runs `handling` to completion or `handler_timeout` (then `None`), telling JetStream every
+/// third of `ack_wait` that the message is still being worked on.
+async fn with_progress<F>(
+    context: &Context,
+    message: &jetstream::Message,
+    handling: F,
+) -> Option<F::Output>
+where
+    F: Future,
+{
+    let period = (context.bus.config().ack_wait / 3).max(Duration::from_millis(100));
+    let mut progress = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let deadline = tokio::time::sleep(context.options.handler_timeout);
+    tokio::pin!(handling, deadline);
+    loop {
+        tokio::select! {
+            result = &mut handling => return Some(result),
+            _ = &mut deadline => return None,
+            _ = progress.tick() => {
+                if let Err(err) = message.ack_with(AckKind::Progress).await {
+                    tracing::debug!(error = %err, "progress not sent");
+                }
+            }
         }
     }
 }
