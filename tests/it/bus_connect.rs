@@ -113,3 +113,19 @@ async fn an_unreachable_server_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_missing_credentials_file_is_a_config_error() {
+    let server = NatsServer::start().unwrap();
+    let config = NatsConfig {
+        credentials_file: Some("/nonexistent/flamethread.creds".into()),
+        ..nats_config(&server)
+    };
+    let err = connect_and_publish(&config).await.unwrap_err();
+    assert!(
+        err.starts_with(
+            "invalid NATS configuration: nats.credentials_file /nonexistent/flamethread.creds:"
+        ),
+        "{err}"
+    );
+}

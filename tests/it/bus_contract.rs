@@ -416,3 +416,43 @@ async fn a_consumer_of_several_subjects_decodes_each_by_its_subject() {
         letters[0].1.reason
     );
 }
+
+#[tokio::test]
+async fn the_bus_counts_what_it_publishes_and_consumes() {
+    crate::support::telemetry();
+    let server = NatsServer::start().unwrap();
+    let bus = provisioned_bus(&server, "alert-watcher").await;
+    bus.publish(&slack_message("Ev-counted-1")).await.unwrap();
+    bus.publish(&slack_message("Ev-counted-2")).await.unwrap();
+    let (seen_tx, mut seen_rx) = mpsc::unbounded_channel();
+    let consumer = spawn_consumer(&bus, move |_: Delivery<SlackMessage>| {
+        let seen_tx = seen_tx.clone();
+        async move {
+            seen_tx.send(()).unwrap();
+            Ok(())
+        }
+    });
+    for _ in 0..2 {
+        tokio::time::timeout(Duration::from_secs(10), seen_rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    consumer.stop().await;
+
+    let metrics = telemetry::metrics_handle().render();
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|line| line.starts_with(series))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing from:\n{metrics}"))
+    };
+    // Other tests in this process may publish too; at least ours are there.
+    assert!(value("ft_bus_published_total{subject=\"ft.slack.message\"}") >= 2.0);
+    assert!(
+        value("ft_bus_consumed_total{consumer=\"alert-watcher-messages\",outcome=\"ack\"}") >= 2.0
+    );
+    assert!(metrics.contains("ft_bus_handle_seconds"), "{metrics}");
+}

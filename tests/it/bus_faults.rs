@@ -332,3 +332,62 @@ async fn nats_server_killed_and_restarted_mid_stream_loses_nothing() {
         "retries across the restart were stored once"
     );
 }
+
+#[tokio::test]
+async fn shutdown_lets_the_handler_in_flight_finish_and_ack() {
+    let server = NatsServer::start().unwrap();
+    let bus = provisioned_bus(&server, "alert-watcher").await;
+    bus.publish(&slack_message("Ev-in-flight")).await.unwrap();
+
+    let started = Arc::new(Notify::new());
+    let finished = Arc::new(AtomicU64::new(0));
+    let consumer = {
+        let started = started.clone();
+        let finished = finished.clone();
+        spawn_consumer(&bus, move |_: Delivery<SlackMessage>| {
+            let started = started.clone();
+            let finished = finished.clone();
+            async move {
+                started.notify_one();
+                tokio::time::sleep(Duration::from_millis(800)).await;
+                finished.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(10), started.notified())
+        .await
+        .unwrap();
+    // SIGTERM arrives while the handler works: the loop waits for it, and it acks.
+    consumer.stop().await;
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        1,
+        "stop returned only after the handler finished"
+    );
+
+    let stream = bus.jetstream().get_stream("FT_SLACK").await.unwrap();
+    let mut info = stream
+        .consumer_info("alert-watcher-messages")
+        .await
+        .unwrap()
+        .clone();
+    // The ack may still be on its way to the server when `stop` returns.
+    for _ in 0..50 {
+        if info.num_ack_pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        info = stream
+            .consumer_info("alert-watcher-messages")
+            .await
+            .unwrap()
+            .clone();
+    }
+    assert_eq!(info.num_ack_pending, 0, "nothing left unacknowledged");
+    assert_eq!(info.num_pending, 0, "nothing left undelivered");
+    assert_eq!(
+        info.ack_floor.stream_sequence, 1,
+        "the message was acknowledged"
+    );
+}

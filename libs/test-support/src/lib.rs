@@ -512,6 +512,7 @@ pub mod binary {
             .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
             .env(format!("{env_prefix}NATS__URL"), nats.url())
             .env(format!("{env_prefix}ADMIN__LISTEN"), admin.to_string())
+            .env(format!("{env_prefix}LOG__FORMAT"), "json")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
