@@ -1,0 +1,153 @@
+//! A local Slack workspace, faithful enough that the real `slack-morphism` client, pointed at it
+//! by base URL, works unchanged. It makes flamethread testable without Slack, and lets a newcomer
+//! watch the whole system work on one machine.
+//!
+//! Today it serves Slack's Web API for what flamethread posts and reads (`auth.test`,
+//! `chat.postMessage` with threads, blocks and attachments, `chat.update`, `reactions.add/remove`,
+//! `conversations.history/replies/info`), with Slack's token checks, size limits (50 blocks,
+//! 3,000 characters per section, 40,000 per message) and per-channel rate limit (answering 429
+//! with `Retry-After`), plus a control API for tests (`/control/…`: post as a person or another
+//! integration, read a channel with its threads). Socket Mode, signed Events API deliveries,
+//! incoming webhooks, files and the web page are to come (see the Slack-edge issue).
+//!
+//! # Layout
+//! - [`workspace`]: the workspace as data and Slack's rules, without I/O.
+//! - `web_api`: the HTTP layer for `/api/<method>`.
+//! - `control`: the test control API.
+
+pub mod workspace;
+
+mod control;
+mod web_api;
+
+use std::{
+    net::SocketAddr,
+    num::NonZeroU32,
+    sync::{Arc, Mutex},
+};
+
+use axum::{
+    Router,
+    routing::{get, post},
+};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::oneshot;
+
+use crate::workspace::Workspace;
+
+/// The emulated workspace's identities and limits.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// The bot token (`xoxb-…`) our app uses for the Web API.
+    pub bot_token: String,
+    /// The app-level token (`xapp-…`) for Socket Mode.
+    pub app_token: String,
+    pub bot_user_id: String,
+    pub bot_id: String,
+    pub app_id: String,
+    /// Channels (id, name) that exist from the start.
+    pub channels: Vec<(String, String)>,
+    /// `chat.postMessage` per channel and second (Slack: about 1).
+    pub posts_per_second: NonZeroU32,
+    /// Posts allowed in a burst before the rate limit answers 429.
+    pub post_burst: NonZeroU32,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        EmulatorConfig {
+            bot_token: "xoxb-flamethread-emulator".to_owned(),
+            app_token: "xapp-flamethread-emulator".to_owned(),
+            bot_user_id: "U0FLAMEBOT".to_owned(),
+            bot_id: "B0FLAMEBOT".to_owned(),
+            app_id: "A0FLAMEAPP".to_owned(),
+            channels: vec![
+                ("C0ALERTS".to_owned(), "alerts".to_owned()),
+                ("C0GENERAL".to_owned(), "general".to_owned()),
+            ],
+            posts_per_second: NonZeroU32::MIN,
+            post_burst: NonZeroU32::new(3).expect("3 is not zero"),
+        }
+    }
+}
+
+struct AppState {
+    config: EmulatorConfig,
+    workspace: Mutex<Workspace>,
+    post_limiter: DefaultKeyedRateLimiter<String>,
+}
+
+type SharedState = Arc<AppState>;
+
+/// The emulator's routes, without a socket.
+pub fn router(config: EmulatorConfig) -> Router {
+    let channels: Vec<(&str, &str)> = config
+        .channels
+        .iter()
+        .map(|(id, name)| (id.as_str(), name.as_str()))
+        .collect();
+    let workspace = Workspace::new(&channels, web_api::now_micros());
+    let quota = Quota::per_second(config.posts_per_second).allow_burst(config.post_burst);
+    let state = Arc::new(AppState {
+        workspace: Mutex::new(workspace),
+        post_limiter: RateLimiter::keyed(quota),
+        config,
+    });
+    Router::new()
+        .route("/api/{method}", post(web_api::handle).get(web_api::handle))
+        .route("/control/post", post(control::post))
+        .route("/control/channels", get(control::channels))
+        .route("/control/channels/{channel}", get(control::channel))
+        .with_state(state)
+}
+
+/// A running emulator; dropping it stops the server.
+#[derive(Debug)]
+pub struct Running {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Running {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The Web API base URL to give a Slack client (`with_slack_api_url`).
+    pub fn api_base(&self) -> String {
+        format!("http://{}/api", self.addr)
+    }
+
+    pub fn control_base(&self) -> String {
+        format!("http://{}/control", self.addr)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Serves the emulator on `addr` (port 0 picks a free one) until the returned handle is dropped.
+pub async fn start(config: EmulatorConfig, addr: SocketAddr) -> std::io::Result<Running> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let served = axum::serve(listener, router(config))
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await;
+        if let Err(err) = served {
+            tracing::error!(error = %err, "slack emulator stopped");
+        }
+    });
+    Ok(Running {
+        addr,
+        stop: Some(stop),
+    })
+}

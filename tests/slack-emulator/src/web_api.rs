@@ -1,0 +1,259 @@
+//! Slack's Web API over HTTP: `POST|GET /api/<method>` with parameters as JSON, as a form, or in
+//! the query string (all three are what Slack accepts and what clients send), the token as
+//! `Authorization: Bearer` or a `token` parameter, and Slack's answer shapes: HTTP 200 with
+//! `{"ok": false, "error": …}` for API errors, HTTP 429 with `Retry-After` for rate limits.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, RawQuery, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use governor::clock::Clock as _;
+use serde_json::{Map, Value, json};
+
+use crate::{
+    SharedState,
+    workspace::{Author, Content, SlackError},
+};
+
+/// The request's parameters, wherever they came from.
+type Params = Map<String, Value>;
+
+pub(crate) fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+pub(crate) async fn handle(
+    State(state): State<SharedState>,
+    Path(method): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let params = match parse_params(query.as_deref(), &headers, &body) {
+        Ok(params) => params,
+        Err(err) => return slack_error(err),
+    };
+    let token = bearer(&headers).or_else(|| {
+        params
+            .get("token")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    let config = &state.config;
+    let kind = match token.as_deref() {
+        None => return slack_error(SlackError::new("not_authed")),
+        Some(token) if token == config.bot_token => TokenKind::Bot,
+        Some(token) if token == config.app_token => TokenKind::App,
+        Some(_) => return slack_error(SlackError::new("invalid_auth")),
+    };
+    let wants_app_token = method == "apps.connections.open";
+    if wants_app_token != (kind == TokenKind::App) {
+        return slack_error(SlackError::new("not_allowed_token_type"));
+    }
+
+    // Slack's special limit for posting: about one message per second per channel.
+    if method == "chat.postMessage"
+        && let Some(channel) = params.get("channel").and_then(Value::as_str)
+        && let Err(not_until) = state.post_limiter.check_key(&channel.to_owned())
+    {
+        let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+        let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        return rate_limited(retry_after.max(1));
+    }
+
+    match dispatch(&state, &method, &params) {
+        Ok(value) => Json(value).into_response(),
+        Err(err) => slack_error(err),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenKind {
+    Bot,
+    App,
+}
+
+fn dispatch(state: &SharedState, method: &str, params: &Params) -> Result<Value, SlackError> {
+    let config = &state.config;
+    let mut workspace = state.workspace.lock().unwrap_or_else(|e| e.into_inner());
+    match method {
+        "auth.test" => Ok(json!({
+            "ok": true,
+            "url": format!("https://{}.slack.com/", workspace.team_name),
+            "team": workspace.team_name,
+            "user": "flamethread",
+            "team_id": workspace.team_id,
+            "user_id": config.bot_user_id,
+            "bot_id": config.bot_id,
+            "is_enterprise_install": false,
+        })),
+        "chat.postMessage" => {
+            let channel = required(params, "channel")?;
+            let thread_ts = optional(params, "thread_ts");
+            let message = workspace.post(
+                &channel,
+                state.app_author(),
+                content(params),
+                thread_ts.as_deref(),
+                now_micros(),
+            )?;
+            Ok(
+                json!({"ok": true, "channel": channel, "ts": message.ts, "message": message.to_json(0)}),
+            )
+        }
+        "chat.update" => {
+            let channel = required(params, "channel")?;
+            let ts = required(params, "ts")?;
+            let message = workspace.update(
+                &channel,
+                &ts,
+                &config.bot_user_id,
+                content(params),
+                now_micros(),
+            )?;
+            Ok(
+                json!({"ok": true, "channel": channel, "ts": ts, "text": message.content.text, "message": message.to_json(0)}),
+            )
+        }
+        "reactions.add" | "reactions.remove" => {
+            let channel = required(params, "channel")?;
+            let ts = required(params, "timestamp")?;
+            let name = required(params, "name")?;
+            if method == "reactions.add" {
+                workspace.add_reaction(&channel, &ts, &name, &config.bot_user_id)?;
+            } else {
+                workspace.remove_reaction(&channel, &ts, &name, &config.bot_user_id)?;
+            }
+            Ok(json!({"ok": true}))
+        }
+        "conversations.history" => {
+            let channel = required(params, "channel")?;
+            let limit = number(params, "limit").unwrap_or(100).clamp(1, 999) as usize;
+            let messages = workspace.history(&channel, limit)?;
+            Ok(json!({"ok": true, "messages": messages, "has_more": false, "pin_count": 0}))
+        }
+        "conversations.replies" => {
+            let channel = required(params, "channel")?;
+            let ts = required(params, "ts")?;
+            let messages = workspace.replies(&channel, &ts)?;
+            Ok(json!({"ok": true, "messages": messages, "has_more": false}))
+        }
+        "conversations.info" => {
+            let channel = workspace.channel(&required(params, "channel")?)?;
+            Ok(
+                json!({"ok": true, "channel": {"id": channel.id, "name": channel.name, "is_channel": true, "is_member": true}}),
+            )
+        }
+        _ => Err(SlackError::new("unknown_method")),
+    }
+}
+
+/// The text, blocks and attachments of a post. In form posts, blocks and attachments arrive as
+/// JSON strings.
+fn content(params: &Params) -> Content {
+    let structured = |name: &str| match params.get(name) {
+        Some(Value::String(text)) => serde_json::from_str(text)
+            .ok()
+            .or(Some(Value::String(text.clone()))),
+        Some(Value::Null) | None => None,
+        Some(other) => Some(other.clone()),
+    };
+    Content {
+        text: optional(params, "text").unwrap_or_default(),
+        blocks: structured("blocks"),
+        attachments: structured("attachments"),
+    }
+}
+
+fn required(params: &Params, name: &str) -> Result<String, SlackError> {
+    optional(params, name)
+        .filter(|value| !value.is_empty())
+        .ok_or(match name {
+            "channel" => SlackError::new("channel_not_found"),
+            "ts" | "timestamp" => SlackError::new("message_not_found"),
+            _ => SlackError::new("invalid_arguments"),
+        })
+}
+
+fn optional(params: &Params, name: &str) -> Option<String> {
+    match params.get(name)? {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+fn number(params: &Params, name: &str) -> Option<u64> {
+    match params.get(name)? {
+        Value::Number(number) => number.as_u64(),
+        Value::String(text) => text.parse().ok(),
+        _ => None,
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").map(str::to_owned)
+}
+
+fn parse_params(
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Params, SlackError> {
+    let mut params = Params::new();
+    if let Some(query) = query {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(query).map_err(|_| SlackError::new("invalid_arguments"))?;
+        params.extend(pairs.into_iter().map(|(k, v)| (k, Value::String(v))));
+    }
+    if body.is_empty() {
+        return Ok(params);
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/json") {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(object)) => params.extend(object),
+            _ => return Err(SlackError::new("invalid_json")),
+        }
+    } else {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(body).map_err(|_| SlackError::new("invalid_form_data"))?;
+        params.extend(pairs.into_iter().map(|(k, v)| (k, Value::String(v))));
+    }
+    Ok(params)
+}
+
+fn slack_error(err: SlackError) -> Response {
+    Json(err.to_json()).into_response()
+}
+
+fn rate_limited(retry_after_seconds: u64) -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, retry_after_seconds.to_string())],
+        Json(json!({"ok": false, "error": "ratelimited"})),
+    )
+        .into_response()
+}
+
+impl crate::AppState {
+    fn app_author(&self) -> Author {
+        Author::App {
+            user_id: self.config.bot_user_id.clone(),
+            bot_id: self.config.bot_id.clone(),
+            app_id: self.config.app_id.clone(),
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! The emulated workspace as plain data: channels, messages, threads and reactions, and Slack's
+//! rules for changing them (size limits, who may edit what), answering with Slack's own error
+//! codes. No I/O: the HTTP layer in `web_api` parses requests and calls these.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+/// Slack refuses more blocks than this in one message.
+pub const MAX_BLOCKS: usize = 50;
+/// Slack refuses a section (or header/context) text longer than this.
+pub const MAX_SECTION_TEXT: usize = 3000;
+/// Slack refuses a message `text` longer than this.
+pub const MAX_TEXT: usize = 40_000;
+
+/// A Slack API error: the `error` code and, for block errors, `response_metadata.messages`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlackError {
+    pub code: &'static str,
+    pub messages: Vec<String>,
+}
+
+impl SlackError {
+    pub fn new(code: &'static str) -> SlackError {
+        SlackError {
+            code,
+            messages: Vec::new(),
+        }
+    }
+
+    fn invalid_blocks(message: String) -> SlackError {
+        SlackError {
+            code: "invalid_blocks",
+            messages: vec![message],
+        }
+    }
+
+    /// The body Slack answers with.
+    pub fn to_json(&self) -> Value {
+        if self.messages.is_empty() {
+            json!({"ok": false, "error": self.code})
+        } else {
+            json!({"ok": false, "error": self.code, "response_metadata": {"messages": self.messages}})
+        }
+    }
+}
+
+/// Who posts a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Author {
+    /// A person.
+    User { user_id: String },
+    /// Our app's bot (chat.postMessage with the bot token).
+    App {
+        user_id: String,
+        bot_id: String,
+        app_id: String,
+    },
+    /// Another integration (Alertmanager, Grafana…): Slack marks these `subtype: bot_message`.
+    Integration {
+        bot_id: String,
+        username: Option<String>,
+    },
+}
+
+/// What a post carries.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Content {
+    pub text: String,
+    pub blocks: Option<Value>,
+    pub attachments: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub ts: String,
+    pub thread_ts: Option<String>,
+    pub author: Author,
+    pub content: Content,
+    /// Who edited it last, and when (`edited` in Slack's API).
+    pub edited: Option<(String, String)>,
+    /// Reaction name → users, in the order they reacted.
+    pub reactions: BTreeMap<String, Vec<String>>,
+}
+
+impl Message {
+    /// The message as Slack's API shows it.
+    pub fn to_json(&self, reply_count: usize) -> Value {
+        let mut message = json!({"type": "message", "ts": self.ts, "text": self.content.text});
+        let object = message.as_object_mut().expect("an object");
+        match &self.author {
+            Author::User { user_id } => {
+                object.insert("user".into(), json!(user_id));
+            }
+            Author::App {
+                user_id,
+                bot_id,
+                app_id,
+            } => {
+                object.insert("user".into(), json!(user_id));
+                object.insert("bot_id".into(), json!(bot_id));
+                object.insert("app_id".into(), json!(app_id));
+            }
+            Author::Integration { bot_id, username } => {
+                object.insert("subtype".into(), json!("bot_message"));
+                object.insert("bot_id".into(), json!(bot_id));
+                if let Some(username) = username {
+                    object.insert("username".into(), json!(username));
+                }
+            }
+        }
+        if let Some(blocks) = &self.content.blocks {
+            object.insert("blocks".into(), blocks.clone());
+        }
+        if let Some(attachments) = &self.content.attachments {
+            object.insert("attachments".into(), attachments.clone());
+        }
+        if let Some(thread_ts) = &self.thread_ts {
+            object.insert("thread_ts".into(), json!(thread_ts));
+        } else if reply_count > 0 {
+            object.insert("thread_ts".into(), json!(self.ts));
+            object.insert("reply_count".into(), json!(reply_count));
+        }
+        if let Some((user, ts)) = &self.edited {
+            object.insert("edited".into(), json!({"user": user, "ts": ts}));
+        }
+        if !self.reactions.is_empty() {
+            let reactions: Vec<Value> = self
+                .reactions
+                .iter()
+                .map(|(name, users)| json!({"name": name, "users": users, "count": users.len()}))
+                .collect();
+            object.insert("reactions".into(), json!(reactions));
+        }
+        message
+    }
+
+    fn author_user(&self) -> Option<&str> {
+        match &self.author {
+            Author::User { user_id } | Author::App { user_id, .. } => Some(user_id),
+            Author::Integration { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Channel {
+    pub id: String,
+    pub name: String,
+    /// Every message, top-level and replies, in posting order.
+    pub messages: Vec<Message>,
+}
+
+impl Channel {
+    fn find(&self, ts: &str) -> Option<&Message> {
+        self.messages.iter().find(|message| message.ts == ts)
+    }
+
+    fn find_mut(&mut self, ts: &str) -> Option<&mut Message> {
+        self.messages.iter_mut().find(|message| message.ts == ts)
+    }
+
+    pub fn replies(&self, parent_ts: &str) -> impl Iterator<Item = &Message> {
+        self.messages
+            .iter()
+            .filter(move |message| message.thread_ts.as_deref() == Some(parent_ts))
+    }
+}
+
+/// The whole workspace.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub team_id: String,
+    pub team_name: String,
+    pub channels: BTreeMap<String, Channel>,
+    /// Last `ts` handed out, in microseconds; every message gets a later one.
+    last_ts_micros: u64,
+}
+
+impl Workspace {
+    /// A workspace with the given channels (id, name), its clock starting at `now_micros`.
+    pub fn new(channels: &[(&str, &str)], now_micros: u64) -> Workspace {
+        Workspace {
+            team_id: "T0FLAME".to_owned(),
+            team_name: "flamethread".to_owned(),
+            channels: channels
+                .iter()
+                .map(|(id, name)| {
+                    let channel = Channel {
+                        id: (*id).to_owned(),
+                        name: (*name).to_owned(),
+                        messages: Vec::new(),
+                    };
+                    ((*id).to_owned(), channel)
+                })
+                .collect(),
+            last_ts_micros: now_micros,
+        }
+    }
+
+    /// A `ts` after every earlier one: Slack's `seconds.micros` format.
+    fn next_ts(&mut self, now_micros: u64) -> String {
+        self.last_ts_micros = now_micros.max(self.last_ts_micros + 1);
+        format!(
+            "{}.{:06}",
+            self.last_ts_micros / 1_000_000,
+            self.last_ts_micros % 1_000_000
+        )
+    }
+
+    pub fn channel(&self, channel: &str) -> Result<&Channel, SlackError> {
+        self.channels
+            .get(channel)
+            .ok_or(SlackError::new("channel_not_found"))
+    }
+
+    fn channel_mut(&mut self, channel: &str) -> Result<&mut Channel, SlackError> {
+        self.channels
+            .get_mut(channel)
+            .ok_or(SlackError::new("channel_not_found"))
+    }
+
+    /// Posts a message (chat.postMessage, or an integration's post). Returns the new message.
+    pub fn post(
+        &mut self,
+        channel: &str,
+        author: Author,
+        content: Content,
+        thread_ts: Option<&str>,
+        now_micros: u64,
+    ) -> Result<Message, SlackError> {
+        validate(&content)?;
+        let channel_state = self.channel(channel)?;
+        let thread_ts = match thread_ts.filter(|ts| !ts.is_empty()) {
+            None => None,
+            Some(ts) => {
+                let parent = channel_state
+                    .find(ts)
+                    .ok_or(SlackError::new("thread_not_found"))?;
+                // Replying to a reply lands in the parent's thread, as in Slack.
+                Some(
+                    parent
+                        .thread_ts
+                        .clone()
+                        .unwrap_or_else(|| parent.ts.clone()),
+                )
+            }
+        };
+        let ts = self.next_ts(now_micros);
+        let message = Message {
+            ts,
+            thread_ts,
+            author,
+            content,
+            edited: None,
+            reactions: BTreeMap::new(),
+        };
+        self.channel_mut(channel)?.messages.push(message.clone());
+        Ok(message)
+    }
+
+    /// chat.update: only the message's author may edit it.
+    pub fn update(
+        &mut self,
+        channel: &str,
+        ts: &str,
+        editor_user: &str,
+        content: Content,
+        now_micros: u64,
+    ) -> Result<Message, SlackError> {
+        validate(&content)?;
+        let edited_ts = self.next_ts(now_micros);
+        let message = self
+            .channel_mut(channel)?
+            .find_mut(ts)
+            .ok_or(SlackError::new("message_not_found"))?;
+        if message.author_user() != Some(editor_user) {
+            return Err(SlackError::new("cant_update_message"));
+        }
+        message.content = content;
+        message.edited = Some((editor_user.to_owned(), edited_ts));
+        Ok(message.clone())
+    }
+
+    pub fn add_reaction(
+        &mut self,
+        channel: &str,
+        ts: &str,
+        name: &str,
+        user: &str,
+    ) -> Result<(), SlackError> {
+        let message = self
+            .channel_mut(channel)?
+            .find_mut(ts)
+            .ok_or(SlackError::new("message_not_found"))?;
+        let users = message.reactions.entry(name.to_owned()).or_default();
+        if users.iter().any(|existing| existing == user) {
+            return Err(SlackError::new("already_reacted"));
+        }
+        users.push(user.to_owned());
+        Ok(())
+    }
+
+    pub fn remove_reaction(
+        &mut self,
+        channel: &str,
+        ts: &str,
+        name: &str,
+        user: &str,
+    ) -> Result<(), SlackError> {
+        let message = self
+            .channel_mut(channel)?
+            .find_mut(ts)
+            .ok_or(SlackError::new("message_not_found"))?;
+        let users = message
+            .reactions
+            .get_mut(name)
+            .ok_or(SlackError::new("no_reaction"))?;
+        let before = users.len();
+        users.retain(|existing| existing != user);
+        if users.len() == before {
+            return Err(SlackError::new("no_reaction"));
+        }
+        if users.is_empty() {
+            message.reactions.remove(name);
+        }
+        Ok(())
+    }
+
+    /// conversations.history: top-level messages, newest first.
+    pub fn history(&self, channel: &str, limit: usize) -> Result<Vec<Value>, SlackError> {
+        let channel = self.channel(channel)?;
+        Ok(channel
+            .messages
+            .iter()
+            .rev()
+            .filter(|message| message.thread_ts.is_none())
+            .take(limit)
+            .map(|message| message.to_json(channel.replies(&message.ts).count()))
+            .collect())
+    }
+
+    /// conversations.replies: the parent, then its replies, oldest first.
+    pub fn replies(&self, channel: &str, ts: &str) -> Result<Vec<Value>, SlackError> {
+        let channel = self.channel(channel)?;
+        let parent = channel
+            .find(ts)
+            .ok_or(SlackError::new("thread_not_found"))?;
+        let parent_ts = parent.thread_ts.as_deref().unwrap_or(&parent.ts);
+        let parent = channel
+            .find(parent_ts)
+            .ok_or(SlackError::new("thread_not_found"))?;
+        let mut messages = vec![parent.to_json(channel.replies(parent_ts).count())];
+        messages.extend(channel.replies(parent_ts).map(|reply| reply.to_json(0)));
+        Ok(messages)
+    }
+}
+
+/// Slack's limits on what one message may carry.
+fn validate(content: &Content) -> Result<(), SlackError> {
+    let has_blocks = content
+        .blocks
+        .as_ref()
+        .and_then(Value::as_array)
+        .is_some_and(|blocks| !blocks.is_empty());
+    let has_attachments = content
+        .attachments
+        .as_ref()
+        .and_then(Value::as_array)
+        .is_some_and(|attachments| !attachments.is_empty());
+    if content.text.is_empty() && !has_blocks && !has_attachments {
+        return Err(SlackError::new("no_text"));
+    }
+    if content.text.chars().count() > MAX_TEXT {
+        return Err(SlackError::new("msg_too_long"));
+    }
+    if let Some(blocks) = &content.blocks {
+        let Some(blocks) = blocks.as_array() else {
+            return Err(SlackError::invalid_blocks(
+                "[ERROR] must be an array [json-pointer:/blocks]".to_owned(),
+            ));
+        };
+        if blocks.len() > MAX_BLOCKS {
+            return Err(SlackError::invalid_blocks(format!(
+                "[ERROR] no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]"
+            )));
+        }
+        for (index, block) in blocks.iter().enumerate() {
+            if block.get("type").and_then(Value::as_str).is_none() {
+                return Err(SlackError::invalid_blocks(format!(
+                    "[ERROR] missing required field: type [json-pointer:/blocks/{index}]"
+                )));
+            }
+            if let Some(text) = block.pointer("/text/text").and_then(Value::as_str)
+                && text.chars().count() > MAX_SECTION_TEXT
+            {
+                return Err(SlackError::invalid_blocks(format!(
+                    "[ERROR] must be less than {} characters [json-pointer:/blocks/{index}/text/text]",
+                    MAX_SECTION_TEXT + 1
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
