@@ -99,7 +99,8 @@ async fn tls_with_our_own_certificate_authority() {
 
 #[tokio::test]
 async fn an_unreachable_server_is_a_clear_error() {
-    let port = test_support::free_port().unwrap();
+    let reservation = test_support::reserve_port().unwrap();
+    let port = reservation.port();
     let config = NatsConfig {
         url: format!("nats://127.0.0.1:{port}"),
         connect_timeout: std::time::Duration::from_millis(500),

@@ -4,14 +4,18 @@
 use std::{net::SocketAddr, time::Duration};
 
 use runtime::AdminConfig;
-use test_support::{NatsServer, free_port, http_get_async, wait_for, wait_ready};
+use test_support::{
+    NatsServer, PortReservation, http_get_async, reserve_port, wait_for, wait_ready,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::nats_config;
 
-fn admin_on_free_port() -> (AdminConfig, SocketAddr) {
-    let addr: SocketAddr = ([127, 0, 0, 1], free_port().unwrap()).into();
-    (AdminConfig { listen: addr }, addr)
+/// An admin config on a reserved port; keep the reservation until the service has bound it.
+fn admin_on_free_port() -> (AdminConfig, SocketAddr, PortReservation) {
+    let reservation = reserve_port().unwrap();
+    let addr = reservation.addr();
+    (AdminConfig { listen: addr }, addr, reservation)
 }
 
 #[tokio::test]
@@ -19,7 +23,7 @@ async fn a_service_waits_for_nats_then_becomes_ready_and_drains_on_shutdown() {
     let mut nats = NatsServer::start().unwrap();
     nats.kill();
 
-    let (admin, admin_addr) = admin_on_free_port();
+    let (admin, admin_addr, _reservation) = admin_on_free_port();
     let config = alert_watcher::Config {
         nats: nats_config(&nats),
         admin,
@@ -68,9 +72,11 @@ async fn all_five_services_run_side_by_side_on_one_nats() {
     let shutdown = CancellationToken::new();
     let mut admins = Vec::new();
     let mut tasks = Vec::new();
+    let mut reservations = Vec::new();
     macro_rules! start {
         ($service:ident) => {{
-            let (admin, addr) = admin_on_free_port();
+            let (admin, addr, reservation) = admin_on_free_port();
+            reservations.push(reservation);
             let config = $service::Config {
                 nats: nats_config(&nats),
                 admin,

@@ -81,6 +81,8 @@ where
             addr: admin.listen,
             source,
         })?;
+    // With port 0 in the config, this is where the admin server really is.
+    let admin_addr = listener.local_addr().unwrap_or(admin.listen);
     let readiness = Readiness::new();
     let admin_shutdown = CancellationToken::new();
     let admin_task = tokio::spawn(telemetry::admin::serve(
@@ -118,7 +120,7 @@ where
             }
         });
         stage.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        tracing::info!(service = service.name, admin = %admin.listen, "ready");
+        tracing::info!(service = service.name, admin = %admin_addr, "ready");
 
         let context = ServiceContext {
             bus: bus.clone(),
