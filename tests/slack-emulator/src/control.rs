@@ -63,15 +63,22 @@ pub(crate) async fn post(
         blocks: request.blocks,
         attachments: request.attachments,
     };
-    let mut workspace = state.workspace.lock().unwrap_or_else(|e| e.into_inner());
-    match workspace.post(
-        &request.channel,
-        author,
-        content,
-        request.thread_ts.as_deref(),
-        now_micros(),
-    ) {
+    let posted = {
+        let mut workspace = state.workspace.lock().unwrap_or_else(|e| e.into_inner());
+        workspace.post(
+            &request.channel,
+            author,
+            content,
+            request.thread_ts.as_deref(),
+            now_micros(),
+        )
+    };
+    match posted {
         Ok(message) => {
+            crate::socket_mode::deliver_event(
+                &state,
+                crate::socket_mode::message_event(&request.channel, &message),
+            );
             Json(json!({"ok": true, "channel": request.channel, "ts": message.ts})).into_response()
         }
         Err(err) => (StatusCode::BAD_REQUEST, Json(err.to_json())).into_response(),
@@ -117,4 +124,20 @@ pub(crate) async fn channel(
         .collect();
     Json(json!({"ok": true, "id": channel.id, "name": channel.name, "messages": messages}))
         .into_response()
+}
+
+/// Sends `disconnect` to every Socket Mode connection, as Slack does before it rotates them.
+pub(crate) async fn disconnect(State(state): State<SharedState>) -> Json<Value> {
+    let connections = state.socket.disconnect_all("refresh_requested");
+    Json(json!({"ok": true, "disconnected": connections}))
+}
+
+/// Every Socket Mode envelope so far, with its attempts and whether it was acknowledged.
+pub(crate) async fn deliveries(State(state): State<SharedState>) -> Json<Value> {
+    Json(json!({
+        "ok": true,
+        "connections": state.socket.connection_count(),
+        "connections_opened": state.socket.connections_opened(),
+        "deliveries": state.socket.records(),
+    }))
 }

@@ -4,17 +4,22 @@
 //!
 //! Today it serves Slack's Web API for what flamethread posts and reads (`auth.test`,
 //! `chat.postMessage` with threads, blocks and attachments, `chat.update`, `reactions.add/remove`,
-//! `conversations.history/replies/info`), with Slack's token checks, size limits (50 blocks,
-//! 3,000 characters per section, 40,000 per message) and per-channel rate limit (answering 429
-//! with `Retry-After`), plus a control API for tests (`/control/…`: post as a person or another
-//! integration, read a channel with its threads). Socket Mode, signed Events API deliveries,
-//! incoming webhooks, files and the web page are to come (see the Slack-edge issue).
+//! `conversations.history/replies/info`, `apps.connections.open`), with Slack's token checks, size
+//! limits (50 blocks, 3,000 characters per section, 40,000 per message) and per-channel rate limit
+//! (answering 429 with `Retry-After`); Socket Mode with `hello`, `events_api` envelopes for every
+//! message, acks, redelivery of unacked envelopes and `disconnect` on demand; and a control API
+//! for tests (`/control/…`: post as a person or another integration, read a channel with its
+//! threads, list deliveries, force a disconnect). Slash-command and interaction envelopes, signed
+//! Events API deliveries, incoming webhooks, files and the web page are to come (see the
+//! Slack-edge issue).
 //!
 //! # Layout
 //! - [`workspace`]: the workspace as data and Slack's rules, without I/O.
 //! - `web_api`: the HTTP layer for `/api/<method>`.
+//! - [`socket_mode`]: the WebSocket side: envelopes, acks, redelivery.
 //! - `control`: the test control API.
 
+pub mod socket_mode;
 pub mod workspace;
 
 mod control;
@@ -51,6 +56,10 @@ pub struct EmulatorConfig {
     pub posts_per_second: NonZeroU32,
     /// Posts allowed in a burst before the rate limit answers 429.
     pub post_burst: NonZeroU32,
+    /// How long a Socket Mode envelope may go unacknowledged before it is delivered again.
+    pub socket_ack_timeout: std::time::Duration,
+    /// Redeliveries of an unacknowledged envelope.
+    pub socket_max_retries: u32,
 }
 
 impl Default for EmulatorConfig {
@@ -67,6 +76,8 @@ impl Default for EmulatorConfig {
             ],
             posts_per_second: NonZeroU32::MIN,
             post_burst: NonZeroU32::new(3).expect("3 is not zero"),
+            socket_ack_timeout: socket_mode::DEFAULT_ACK_TIMEOUT,
+            socket_max_retries: 3,
         }
     }
 }
@@ -75,6 +86,7 @@ struct AppState {
     config: EmulatorConfig,
     workspace: Mutex<Workspace>,
     post_limiter: DefaultKeyedRateLimiter<String>,
+    socket: socket_mode::SocketHub,
 }
 
 type SharedState = Arc<AppState>;
@@ -91,6 +103,7 @@ pub fn router(config: EmulatorConfig) -> Router {
     let state = Arc::new(AppState {
         workspace: Mutex::new(workspace),
         post_limiter: RateLimiter::keyed(quota),
+        socket: socket_mode::SocketHub::default(),
         config,
     });
     Router::new()
@@ -98,6 +111,9 @@ pub fn router(config: EmulatorConfig) -> Router {
         .route("/control/post", post(control::post))
         .route("/control/channels", get(control::channels))
         .route("/control/channels/{channel}", get(control::channel))
+        .route("/control/socket-mode/disconnect", post(control::disconnect))
+        .route("/control/deliveries", get(control::deliveries))
+        .route("/socket-mode", get(socket_mode::upgrade))
         .with_state(state)
 }
 

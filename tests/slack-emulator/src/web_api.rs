@@ -69,6 +69,16 @@ pub(crate) async fn handle(
         return rate_limited(retry_after.max(1));
     }
 
+    if method == "apps.connections.open" {
+        // The socket is on this server: answer with the host the client reached us at.
+        let host = headers
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .unwrap_or("127.0.0.1");
+        return Json(json!({"ok": true, "url": format!("ws://{host}/socket-mode")}))
+            .into_response();
+    }
+
     match dispatch(&state, &method, &params) {
         Ok(value) => Json(value).into_response(),
         Err(err) => slack_error(err),
@@ -105,6 +115,11 @@ fn dispatch(state: &SharedState, method: &str, params: &Params) -> Result<Value,
                 thread_ts.as_deref(),
                 now_micros(),
             )?;
+            // Slack tells the app about its own posts too; the app must ignore them.
+            crate::socket_mode::deliver_event(
+                state,
+                crate::socket_mode::message_event(&channel, &message),
+            );
             Ok(
                 json!({"ok": true, "channel": channel, "ts": message.ts, "message": message.to_json(0)}),
             )

@@ -1,0 +1,244 @@
+//! Socket Mode: the app opens a WebSocket (URL from `apps.connections.open`), the emulator says
+//! `hello`, then pushes envelopes (`events_api` for now) and expects an ack (`{"envelope_id": …}`)
+//! for each. An envelope not acked within `ack_timeout` is delivered again, with `retry_attempt`
+//! and `retry_reason` as Slack sets them, possibly on another connection, up to `max_retries`
+//! times. `disconnect` can be sent on demand, which makes clients reconnect.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{
+    extract::{
+        State,
+        ws::{Message as WsMessage, WebSocket, WebSocketUpgrade},
+    },
+    response::Response,
+};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::SharedState;
+
+/// One envelope as the control API reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRecord {
+    pub envelope_id: String,
+    pub event_id: String,
+    /// Deliveries so far (1 = delivered once).
+    pub attempts: u32,
+    pub acked: bool,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct SocketHub {
+    connections: Mutex<Vec<(u64, mpsc::UnboundedSender<String>)>>,
+    deliveries: Mutex<HashMap<String, (DeliveryRecord, Value)>>,
+    order: Mutex<Vec<String>>,
+    next_connection: AtomicU64,
+    next_id: AtomicU64,
+    round_robin: AtomicU64,
+}
+
+impl SocketHub {
+    fn register(&self) -> (u64, mpsc::UnboundedReceiver<String>) {
+        let id = self.next_connection.fetch_add(1, Ordering::SeqCst);
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((id, tx));
+        (id, rx)
+    }
+
+    fn unregister(&self, id: u64) {
+        self.connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(existing, _)| *existing != id);
+    }
+
+    /// Connections opened since the start, including closed ones.
+    pub(crate) fn connections_opened(&self) -> u64 {
+        self.next_connection.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn connection_count(&self) -> usize {
+        self.connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    /// Sends `frame` to one connection, round robin; false when none is connected.
+    fn send_to_one(&self, frame: &str) -> bool {
+        let connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        if connections.is_empty() {
+            return false;
+        }
+        let start = self.round_robin.fetch_add(1, Ordering::SeqCst) as usize;
+        (0..connections.len())
+            .map(|offset| &connections[(start + offset) % connections.len()].1)
+            .any(|tx| tx.send(frame.to_owned()).is_ok())
+    }
+
+    pub(crate) fn disconnect_all(&self, reason: &str) -> usize {
+        let frame = json!({"type": "disconnect", "reason": reason, "debug_info": {"host": "slack-emulator"}});
+        let connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, tx) in connections.iter() {
+            let _ = tx.send(frame.to_string());
+        }
+        connections.len()
+    }
+
+    fn ack(&self, envelope_id: &str) {
+        if let Some((record, _)) = self
+            .deliveries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(envelope_id)
+        {
+            record.acked = true;
+        }
+    }
+
+    pub(crate) fn records(&self) -> Vec<DeliveryRecord> {
+        let deliveries = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
+        let order = self.order.lock().unwrap_or_else(|e| e.into_inner());
+        order
+            .iter()
+            .filter_map(|id| deliveries.get(id).map(|(record, _)| record.clone()))
+            .collect()
+    }
+
+    fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::SeqCst) + 1
+    }
+}
+
+/// Wraps a Slack event (the `event` object of an Events API callback) in an envelope and
+/// delivers it, redelivering until acked (see the module docs).
+pub(crate) fn deliver_event(state: &SharedState, event: Value) {
+    let hub = &state.socket;
+    let n = hub.next_id();
+    let event_id = format!("Ev{n:010}");
+    let envelope_id = format!("{:08x}-0000-4000-8000-{n:012x}", n);
+    let payload = json!({
+        "token": "emulator-verification-token",
+        "team_id": "T0FLAME",
+        "api_app_id": state.config.app_id,
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": crate::web_api::now_micros() / 1_000_000,
+        "authorizations": [{"team_id": "T0FLAME", "user_id": state.config.bot_user_id, "is_bot": true}],
+    });
+    let record = DeliveryRecord {
+        envelope_id: envelope_id.clone(),
+        event_id,
+        attempts: 0,
+        acked: false,
+    };
+    hub.deliveries
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(envelope_id.clone(), (record, payload));
+    hub.order
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(envelope_id.clone());
+
+    let state = state.clone();
+    tokio::spawn(async move {
+        let hub = &state.socket;
+        for attempt in 0..=state.config.socket_max_retries {
+            let frame = {
+                let mut deliveries = hub.deliveries.lock().unwrap_or_else(|e| e.into_inner());
+                let Some((record, payload)) = deliveries.get_mut(&envelope_id) else {
+                    return;
+                };
+                if record.acked {
+                    return;
+                }
+                record.attempts = attempt + 1;
+                json!({
+                    "envelope_id": envelope_id,
+                    "type": "events_api",
+                    "accepts_response_payload": false,
+                    "retry_attempt": attempt,
+                    "retry_reason": if attempt == 0 { "" } else { "timeout" },
+                    "payload": payload,
+                })
+                .to_string()
+            };
+            hub.send_to_one(&frame);
+            tokio::time::sleep(state.config.socket_ack_timeout).await;
+        }
+    });
+}
+
+/// `GET /socket-mode`: the WebSocket the URL from `apps.connections.open` points at.
+pub(crate) async fn upgrade(
+    State(state): State<SharedState>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    upgrade.on_upgrade(move |socket| serve_socket(state, socket))
+}
+
+async fn serve_socket(state: SharedState, mut socket: WebSocket) {
+    let (connection, mut outgoing) = state.socket.register();
+    let hello = json!({
+        "type": "hello",
+        "num_connections": state.socket.connection_count(),
+        "debug_info": {"host": "slack-emulator", "build_number": 1, "approximate_connection_time": 18060},
+        "connection_info": {"app_id": state.config.app_id},
+    });
+    if socket
+        .send(WsMessage::Text(hello.to_string().into()))
+        .await
+        .is_ok()
+    {
+        loop {
+            tokio::select! {
+                frame = outgoing.recv() => {
+                    let Some(frame) = frame else { break };
+                    let disconnect = frame.contains("\"type\":\"disconnect\"");
+                    if socket.send(WsMessage::Text(frame.into())).await.is_err() || disconnect {
+                        break;
+                    }
+                }
+                incoming = socket.recv() => match incoming {
+                    Some(Ok(WsMessage::Text(text))) => {
+                        if let Some(envelope_id) = serde_json::from_str::<Value>(&text)
+                            .ok()
+                            .and_then(|ack| ack.get("envelope_id").and_then(Value::as_str).map(str::to_owned))
+                        {
+                            state.socket.ack(&envelope_id);
+                        }
+                    }
+                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+    }
+    state.socket.unregister(connection);
+}
+
+/// The `message` event Slack sends for a post in a channel the app is in.
+pub(crate) fn message_event(channel: &str, message: &crate::workspace::Message) -> Value {
+    let mut event = message.to_json(0);
+    event["channel"] = json!(channel);
+    event["event_ts"] = json!(message.ts);
+    event["channel_type"] = json!("channel");
+    event
+}
+
+/// How long to wait for an ack before redelivering.
+pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(3);

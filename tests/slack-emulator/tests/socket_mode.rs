@@ -1,0 +1,192 @@
+//! slack-morphism's real Socket Mode listener against the emulator: it connects through
+//! `apps.connections.open`, receives message events in envelopes and acks them; an envelope its
+//! callback fails on is not acked and comes again with `retry_attempt`; a `disconnect` makes it
+//! reconnect and events keep flowing.
+
+#![allow(clippy::unwrap_used, reason = "a panic is how a test fails")]
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use hyper_util::client::legacy::connect::HttpConnector;
+use slack_emulator::EmulatorConfig;
+use slack_morphism::prelude::*;
+use tokio::sync::mpsc;
+
+type Connector = SlackClientHyperConnector<HttpConnector>;
+
+/// What the callback reports to the test, and whether it should fail the next "flaky" event.
+struct Observer {
+    events: mpsc::UnboundedSender<(String, Option<String>)>,
+    fail_flaky_once: AtomicBool,
+}
+
+async fn on_push(
+    event: SlackPushEventCallback,
+    _client: Arc<SlackClient<Connector>>,
+    states: SlackClientEventsUserState,
+) -> UserCallbackResult<()> {
+    let states = states.read().await;
+    let observer = states.get_user_state::<Observer>().unwrap();
+    if let SlackEventCallbackBody::Message(message) = event.event {
+        let text = message
+            .content
+            .as_ref()
+            .and_then(|content| content.text.clone())
+            .unwrap_or_default();
+        if text == "flaky" && observer.fail_flaky_once.swap(false, Ordering::SeqCst) {
+            return Err("the first delivery fails".into());
+        }
+        let title = message
+            .content
+            .as_ref()
+            .and_then(|content| content.attachments.as_ref())
+            .and_then(|attachments| attachments.first())
+            .and_then(|attachment| attachment.title.clone());
+        observer.events.send((text, title)).unwrap();
+    }
+    Ok(())
+}
+
+async fn control(
+    running: &slack_emulator::Running,
+    method: hyper::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> serde_json::Value {
+    use http_body_util::BodyExt as _;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, http_body_util::Full<bytes::Bytes>>(HttpConnector::new());
+    let body = body
+        .map(|body| serde_json::to_vec(&body).unwrap())
+        .unwrap_or_default();
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(format!("{}{path}", running.control_base()))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// Waits until one connection is open and `opened` were opened in all.
+async fn wait_for_connection(running: &slack_emulator::Running, opened: u64) {
+    for _ in 0..200 {
+        let deliveries = control(running, hyper::Method::GET, "/deliveries", None).await;
+        if deliveries["connections"] == 1
+            && deliveries["connections_opened"].as_u64() == Some(opened)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never saw connection number {opened} open");
+}
+
+async fn post_as_alertmanager(running: &slack_emulator::Running, text: &str) {
+    let answer = control(
+        running,
+        hyper::Method::POST,
+        "/post",
+        Some(serde_json::json!({
+            "channel": "C0ALERTS", "bot_id": "B0AMGR", "username": "Alertmanager", "text": text,
+            "attachments": [{"title": "[FIRING:1] HighCPU checkout (prod)", "color": "danger"}]
+        })),
+    )
+    .await;
+    assert_eq!(answer["ok"], true, "{answer}");
+}
+
+#[tokio::test]
+async fn events_are_delivered_acked_redelivered_and_survive_a_disconnect() {
+    let config = EmulatorConfig {
+        socket_ack_timeout: Duration::from_millis(500),
+        ..EmulatorConfig::default()
+    };
+    let app_token = SlackApiToken::new(config.app_token.clone().into());
+    let running = slack_emulator::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let client = Arc::new(SlackClient::new(
+        SlackClientHyperConnector::with_connector(HttpConnector::new())
+            .with_slack_api_url(&running.api_base()),
+    ));
+
+    let (events, mut received) = mpsc::unbounded_channel();
+    let environment = Arc::new(
+        SlackClientEventsListenerEnvironment::new(client.clone()).with_user_state(Observer {
+            events,
+            fail_flaky_once: AtomicBool::new(true),
+        }),
+    );
+    let listener = SlackClientSocketModeListener::new(
+        &SlackClientSocketModeConfig::new()
+            .with_max_connections_count(1)
+            .with_initial_backoff_in_seconds(0),
+        environment,
+        SlackSocketModeListenerCallbacks::new().with_push_events(on_push),
+    );
+    listener.listen_for(&app_token).await.unwrap();
+    listener.start().await;
+    wait_for_connection(&running, 1).await;
+
+    post_as_alertmanager(&running, "").await;
+    let (text, title) = tokio::time::timeout(Duration::from_secs(10), received.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(text, "");
+    assert_eq!(title.as_deref(), Some("[FIRING:1] HighCPU checkout (prod)"));
+
+    // The callback fails the first delivery: no ack, so the emulator delivers it again.
+    post_as_alertmanager(&running, "flaky").await;
+    let (text, _) = tokio::time::timeout(Duration::from_secs(10), received.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(text, "flaky");
+
+    // Slack asks the app to reconnect; it does, and events keep coming.
+    let answer = control(
+        &running,
+        hyper::Method::POST,
+        "/socket-mode/disconnect",
+        None,
+    )
+    .await;
+    assert_eq!(answer["disconnected"], 1);
+    wait_for_connection(&running, 2).await;
+    post_as_alertmanager(&running, "after reconnect").await;
+    let (text, _) = tokio::time::timeout(Duration::from_secs(15), received.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(text, "after reconnect");
+
+    let deliveries = control(&running, hyper::Method::GET, "/deliveries", None).await;
+    let deliveries = deliveries["deliveries"].as_array().unwrap().clone();
+    assert_eq!(deliveries.len(), 3);
+    assert!(
+        deliveries.iter().all(|delivery| delivery["acked"] == true),
+        "{deliveries:?}"
+    );
+    let attempts: Vec<u64> = deliveries
+        .iter()
+        .map(|delivery| delivery["attempts"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        attempts,
+        [1, 2, 1],
+        "only the failed one was delivered twice"
+    );
+
+    listener.shutdown().await;
+}
