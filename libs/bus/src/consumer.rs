@@ -118,6 +118,8 @@ where
     });
     let permits = Arc::new(Semaphore::new(context.options.concurrency.max(1)));
     let mut in_flight = JoinSet::new();
+    // Consecutive (re)connections that delivered nothing; backs off re-creating the consumer, so
+    // a stream that keeps ending at once cannot hammer the server.
     let mut attempt: u32 = 0;
 
     'connect: while !shutdown.is_cancelled() {
@@ -136,7 +138,6 @@ where
                 continue 'connect;
             }
         };
-        attempt = 0;
         tracing::info!(consumer = %context.durable, "consuming");
 
         loop {
@@ -150,6 +151,7 @@ where
             };
             match next {
                 Some(Ok(message)) => {
+                    attempt = 0;
                     let context = context.clone();
                     let handler = handler.clone();
                     in_flight.spawn(async move {

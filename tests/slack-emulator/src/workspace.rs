@@ -220,6 +220,12 @@ impl Workspace {
             .ok_or(SlackError::new("channel_not_found"))
     }
 
+    fn message_mut(&mut self, channel: &str, ts: &str) -> Result<&mut Message, SlackError> {
+        self.channel_mut(channel)?
+            .find_mut(ts)
+            .ok_or(SlackError::new("message_not_found"))
+    }
+
     /// Posts a message (chat.postMessage, or an integration's post). Returns the new message.
     pub fn post(
         &mut self,
@@ -270,10 +276,7 @@ impl Workspace {
     ) -> Result<Message, SlackError> {
         validate(&content)?;
         let edited_ts = self.next_ts(now_micros);
-        let message = self
-            .channel_mut(channel)?
-            .find_mut(ts)
-            .ok_or(SlackError::new("message_not_found"))?;
+        let message = self.message_mut(channel, ts)?;
         if message.author_user() != Some(editor_user) {
             return Err(SlackError::new("cant_update_message"));
         }
@@ -289,10 +292,7 @@ impl Workspace {
         name: &str,
         user: &str,
     ) -> Result<(), SlackError> {
-        let message = self
-            .channel_mut(channel)?
-            .find_mut(ts)
-            .ok_or(SlackError::new("message_not_found"))?;
+        let message = self.message_mut(channel, ts)?;
         let users = message.reactions.entry(name.to_owned()).or_default();
         if users.iter().any(|existing| existing == user) {
             return Err(SlackError::new("already_reacted"));
@@ -308,10 +308,7 @@ impl Workspace {
         name: &str,
         user: &str,
     ) -> Result<(), SlackError> {
-        let message = self
-            .channel_mut(channel)?
-            .find_mut(ts)
-            .ok_or(SlackError::new("message_not_found"))?;
+        let message = self.message_mut(channel, ts)?;
         let users = message
             .reactions
             .get_mut(name)
