@@ -141,3 +141,144 @@ pub(crate) async fn deliveries(State(state): State<SharedState>) -> Json<Value> 
         "deliveries": state.socket.records(),
     }))
 }
+
+/// A person runs a slash command.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ControlCommand {
+    channel: String,
+    user: String,
+    command: String,
+    #[serde(default)]
+    text: String,
+}
+
+fn host(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get(axum::http::header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_owned()
+}
+
+fn trigger_id() -> String {
+    format!(
+        "{}.{}.emulator",
+        now_micros() / 1_000_000,
+        now_micros() % 1_000_000
+    )
+}
+
+pub(crate) async fn command(
+    State(state): State<SharedState>,
+    headers: axum::http::HeaderMap,
+    Json(request): Json<ControlCommand>,
+) -> Response {
+    let channel_name = {
+        let workspace = state.workspace.lock().unwrap_or_else(|e| e.into_inner());
+        match workspace.channel(&request.channel) {
+            Ok(channel) => channel.name.clone(),
+            Err(err) => return (StatusCode::BAD_REQUEST, Json(err.to_json())).into_response(),
+        }
+    };
+    let response_id = now_micros();
+    // Slack sends a slash command's fields as strings.
+    let payload = json!({
+        "token": "emulator-verification-token",
+        "team_id": "T0FLAME",
+        "team_domain": "flamethread",
+        "channel_id": request.channel,
+        "channel_name": channel_name,
+        "user_id": request.user,
+        "user_name": request.user,
+        "command": request.command,
+        "text": request.text,
+        "api_app_id": state.config.app_id,
+        "is_enterprise_install": "false",
+        "response_url": format!("http://{}/response/{response_id}", host(&headers)),
+        "trigger_id": trigger_id(),
+    });
+    let envelope_id = crate::socket_mode::deliver_payload(&state, "slash_commands", payload);
+    Json(json!({"ok": true, "envelope_id": envelope_id})).into_response()
+}
+
+/// A person clicks a button on a message.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ControlClick {
+    channel: String,
+    user: String,
+    message_ts: String,
+    action_id: String,
+    #[serde(default)]
+    value: Option<String>,
+}
+
+pub(crate) async fn click(
+    State(state): State<SharedState>,
+    headers: axum::http::HeaderMap,
+    Json(request): Json<ControlClick>,
+) -> Response {
+    let (channel_name, message) = {
+        let workspace = state.workspace.lock().unwrap_or_else(|e| e.into_inner());
+        let channel = match workspace.channel(&request.channel) {
+            Ok(channel) => channel,
+            Err(err) => return (StatusCode::BAD_REQUEST, Json(err.to_json())).into_response(),
+        };
+        let Some(message) = channel
+            .messages
+            .iter()
+            .find(|message| message.ts == request.message_ts)
+        else {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"ok": false, "error": "message_not_found"})),
+            )
+                .into_response();
+        };
+        (
+            channel.name.clone(),
+            message.to_json(channel.replies(&message.ts).count()),
+        )
+    };
+    let payload = json!({
+        "type": "block_actions",
+        "user": {"id": request.user, "username": request.user, "name": request.user, "team_id": "T0FLAME"},
+        "api_app_id": state.config.app_id,
+        "token": "emulator-verification-token",
+        "container": {
+            "type": "message",
+            "message_ts": request.message_ts,
+            "channel_id": request.channel,
+            "is_ephemeral": false
+        },
+        "trigger_id": trigger_id(),
+        "team": {"id": "T0FLAME", "domain": "flamethread"},
+        "channel": {"id": request.channel, "name": channel_name},
+        "message": message,
+        "response_url": format!("http://{}/response/{}", host(&headers), now_micros()),
+        "actions": [{
+            "type": "button",
+            "action_id": request.action_id,
+            "block_id": "emulator",
+            "value": request.value,
+            "action_ts": format!("{}.{:06}", now_micros() / 1_000_000, now_micros() % 1_000_000),
+        }],
+    });
+    let envelope_id = crate::socket_mode::deliver_payload(&state, "interactive", payload);
+    Json(json!({"ok": true, "envelope_id": envelope_id})).into_response()
+}
+
+/// `POST /response/<id>`: what an app posts to a `response_url`; kept for tests to read.
+pub(crate) async fn response_url(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    state.socket.record_response(&id, body);
+    Json(json!({"ok": true}))
+}
+
+pub(crate) async fn responses(State(state): State<SharedState>) -> Json<Value> {
+    Json(json!({"ok": true, "responses": state.socket.responses()}))
+}

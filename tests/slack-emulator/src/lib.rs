@@ -6,12 +6,13 @@
 //! `chat.postMessage` with threads, blocks and attachments, `chat.update`, `reactions.add/remove`,
 //! `conversations.history/replies/info`, `apps.connections.open`), with Slack's token checks, size
 //! limits (50 blocks, 3,000 characters per section, 40,000 per message) and per-channel rate limit
-//! (answering 429 with `Retry-After`); Socket Mode with `hello`, `events_api` envelopes for every
-//! message, acks, redelivery of unacked envelopes and `disconnect` on demand; and a control API
-//! for tests (`/control/…`: post as a person or another integration, read a channel with its
-//! threads, list deliveries, force a disconnect). Slash-command and interaction envelopes, signed
-//! Events API deliveries, incoming webhooks, files and the web page are to come (see the
-//! Slack-edge issue).
+//! (answering 429 with `Retry-After`); Socket Mode with `hello`, envelopes for every
+//! message, slash commands and button clicks, acks (with a slash command's answer), redelivery of
+//! unacked envelopes and `disconnect` on demand; `response_url`s that record what apps post; and
+//! a control API for tests (`/control/…`: post as a person or another integration, run a slash
+//! command, click a button, read a channel with its threads, list deliveries and responses, force
+//! a disconnect). Signed Events API deliveries, incoming webhooks, ephemeral messages, files and
+//! the web page are to come (see the Slack-edge issue).
 //!
 //! # Layout
 //! - [`workspace`]: the workspace as data and Slack's rules, without I/O.
@@ -113,6 +114,10 @@ pub fn router(config: EmulatorConfig) -> Router {
         .route("/control/channels/{channel}", get(control::channel))
         .route("/control/socket-mode/disconnect", post(control::disconnect))
         .route("/control/deliveries", get(control::deliveries))
+        .route("/control/command", post(control::command))
+        .route("/control/click", post(control::click))
+        .route("/control/responses", get(control::responses))
+        .route("/response/{id}", post(control::response_url))
         .route("/socket-mode", get(socket_mode::upgrade))
         .with_state(state)
 }

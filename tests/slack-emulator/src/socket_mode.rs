@@ -1,5 +1,6 @@
 //! Socket Mode: the app opens a WebSocket (URL from `apps.connections.open`), the emulator says
-//! `hello`, then pushes envelopes (`events_api` for now) and expects an ack (`{"envelope_id": …}`)
+//! `hello`, then pushes envelopes (`events_api`, `slash_commands`, `interactive`) and expects an
+//! ack (`{"envelope_id": …}`, with a `payload` for a slash command's immediate answer)
 //! for each. An envelope not acked within `ack_timeout` is delivered again, with `retry_attempt`
 //! and `retry_reason` as Slack sets them, possibly on another connection, up to `max_retries`
 //! times. `disconnect` can be sent on demand, which makes clients reconnect.
@@ -30,10 +31,18 @@ use crate::SharedState;
 #[derive(Debug, Clone, Serialize)]
 pub struct DeliveryRecord {
     pub envelope_id: String,
-    pub event_id: String,
+    /// `events_api`, `slash_commands` or `interactive`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The Events API `event_id`, for events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
     /// Deliveries so far (1 = delivered once).
     pub attempts: u32,
     pub acked: bool,
+    /// The `payload` the app sent with its ack (a slash command's immediate answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<Value>,
 }
 
 #[derive(Debug, Default)]
@@ -41,6 +50,8 @@ pub(crate) struct SocketHub {
     connections: Mutex<Vec<(u64, mpsc::UnboundedSender<String>)>>,
     deliveries: Mutex<HashMap<String, (DeliveryRecord, Value)>>,
     order: Mutex<Vec<String>>,
+    /// What apps posted to `response_url`s: (the url's id, the body).
+    responses: Mutex<Vec<(String, Value)>>,
     next_connection: AtomicU64,
     next_id: AtomicU64,
     round_robin: AtomicU64,
@@ -97,7 +108,7 @@ impl SocketHub {
         connections.len()
     }
 
-    fn ack(&self, envelope_id: &str) {
+    fn ack(&self, envelope_id: &str, response: Option<Value>) {
         if let Some((record, _)) = self
             .deliveries
             .lock()
@@ -105,6 +116,7 @@ impl SocketHub {
             .get_mut(envelope_id)
         {
             record.acked = true;
+            record.response = response;
         }
     }
 
@@ -117,6 +129,21 @@ impl SocketHub {
             .collect()
     }
 
+    pub(crate) fn record_response(&self, id: &str, body: Value) {
+        self.responses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((id.to_owned(), body));
+    }
+
+    pub(crate) fn responses(&self) -> Vec<Value> {
+        let responses = self.responses.lock().unwrap_or_else(|e| e.into_inner());
+        responses
+            .iter()
+            .map(|(id, body)| json!({"id": id, "body": body}))
+            .collect()
+    }
+
     fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::SeqCst) + 1
     }
@@ -125,10 +152,8 @@ impl SocketHub {
 /// Wraps a Slack event (the `event` object of an Events API callback) in an envelope and
 /// delivers it, redelivering until acked (see the module docs).
 pub(crate) fn deliver_event(state: &SharedState, event: Value) {
-    let hub = &state.socket;
-    let n = hub.next_id();
+    let n = state.socket.next_id();
     let event_id = format!("Ev{n:010}");
-    let envelope_id = format!("{:08x}-0000-4000-8000-{n:012x}", n);
     let payload = json!({
         "token": "emulator-verification-token",
         "team_id": "T0FLAME",
@@ -139,11 +164,33 @@ pub(crate) fn deliver_event(state: &SharedState, event: Value) {
         "event_time": crate::web_api::now_micros() / 1_000_000,
         "authorizations": [{"team_id": "T0FLAME", "user_id": state.config.bot_user_id, "is_bot": true}],
     });
+    deliver(state, n, "events_api", Some(event_id), false, payload);
+}
+
+/// Delivers a slash command (`payload` as Slack's form fields) or an interaction; returns the
+/// envelope id.
+pub(crate) fn deliver_payload(state: &SharedState, kind: &'static str, payload: Value) -> String {
+    let n = state.socket.next_id();
+    deliver(state, n, kind, None, kind == "slash_commands", payload)
+}
+
+fn deliver(
+    state: &SharedState,
+    n: u64,
+    kind: &'static str,
+    event_id: Option<String>,
+    accepts_response_payload: bool,
+    payload: Value,
+) -> String {
+    let hub = &state.socket;
+    let envelope_id = format!("{:08x}-0000-4000-8000-{n:012x}", n);
     let record = DeliveryRecord {
         envelope_id: envelope_id.clone(),
+        kind,
         event_id,
         attempts: 0,
         acked: false,
+        response: None,
     };
     hub.deliveries
         .lock()
@@ -155,12 +202,13 @@ pub(crate) fn deliver_event(state: &SharedState, event: Value) {
         .push(envelope_id.clone());
 
     let state = state.clone();
+    let id = envelope_id.clone();
     tokio::spawn(async move {
         let hub = &state.socket;
         for attempt in 0..=state.config.socket_max_retries {
             let frame = {
                 let mut deliveries = hub.deliveries.lock().unwrap_or_else(|e| e.into_inner());
-                let Some((record, payload)) = deliveries.get_mut(&envelope_id) else {
+                let Some((record, payload)) = deliveries.get_mut(&id) else {
                     return;
                 };
                 if record.acked {
@@ -168,9 +216,9 @@ pub(crate) fn deliver_event(state: &SharedState, event: Value) {
                 }
                 record.attempts = attempt + 1;
                 json!({
-                    "envelope_id": envelope_id,
-                    "type": "events_api",
-                    "accepts_response_payload": false,
+                    "envelope_id": id,
+                    "type": kind,
+                    "accepts_response_payload": accepts_response_payload,
                     "retry_attempt": attempt,
                     "retry_reason": if attempt == 0 { "" } else { "timeout" },
                     "payload": payload,
@@ -181,6 +229,7 @@ pub(crate) fn deliver_event(state: &SharedState, event: Value) {
             tokio::time::sleep(state.config.socket_ack_timeout).await;
         }
     });
+    envelope_id
 }
 
 /// `GET /socket-mode`: the WebSocket the URL from `apps.connections.open` points at.
@@ -215,11 +264,10 @@ async fn serve_socket(state: SharedState, mut socket: WebSocket) {
                 }
                 incoming = socket.recv() => match incoming {
                     Some(Ok(WsMessage::Text(text))) => {
-                        if let Some(envelope_id) = serde_json::from_str::<Value>(&text)
-                            .ok()
-                            .and_then(|ack| ack.get("envelope_id").and_then(Value::as_str).map(str::to_owned))
+                        if let Ok(ack) = serde_json::from_str::<Value>(&text)
+                            && let Some(envelope_id) = ack.get("envelope_id").and_then(Value::as_str)
                         {
-                            state.socket.ack(&envelope_id);
+                            state.socket.ack(envelope_id, ack.get("payload").cloned());
                         }
                     }
                     Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,

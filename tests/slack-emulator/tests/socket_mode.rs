@@ -190,3 +190,132 @@ async fn events_are_delivered_acked_redelivered_and_survive_a_disconnect() {
 
     listener.shutdown().await;
 }
+
+async fn on_command(
+    event: SlackCommandEvent,
+    _client: Arc<SlackClient<Connector>>,
+    _states: SlackClientEventsUserState,
+) -> UserCallbackResult<SlackCommandEventResponse> {
+    let text = format!("profiling {} …", event.text.unwrap_or_default());
+    Ok(SlackCommandEventResponse::new(
+        SlackMessageContent::new().with_text(text),
+    ))
+}
+
+async fn on_interaction(
+    event: SlackInteractionEvent,
+    client: Arc<SlackClient<Connector>>,
+    _states: SlackClientEventsUserState,
+) -> UserCallbackResult<()> {
+    if let SlackInteractionEvent::BlockActions(click) = event {
+        let action = &click.actions.as_ref().unwrap()[0];
+        let who = click
+            .user
+            .as_ref()
+            .map(|user| user.id.to_string())
+            .unwrap_or_default();
+        let answer = format!(
+            "{who} pressed {} on {}",
+            action.action_id,
+            action.value.clone().unwrap_or_default()
+        );
+        client
+            .respond_to_event(
+                click.response_url.as_ref().unwrap(),
+                &SlackApiPostWebhookMessageRequest::new(
+                    SlackMessageContent::new().with_text(answer),
+                ),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn slash_commands_and_clicks_arrive_as_envelopes_and_answers_come_back() {
+    let config = EmulatorConfig::default();
+    let app_token = SlackApiToken::new(config.app_token.clone().into());
+    let bot_token = SlackApiToken::new(config.bot_token.clone().into());
+    let running = slack_emulator::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let client = Arc::new(SlackClient::new(
+        SlackClientHyperConnector::with_connector(HttpConnector::new())
+            .with_slack_api_url(&running.api_base()),
+    ));
+    let listener = SlackClientSocketModeListener::new(
+        &SlackClientSocketModeConfig::new()
+            .with_max_connections_count(1)
+            .with_initial_backoff_in_seconds(0),
+        Arc::new(SlackClientEventsListenerEnvironment::new(client.clone())),
+        SlackSocketModeListenerCallbacks::new()
+            .with_command_events(on_command)
+            .with_interaction_events(on_interaction),
+    );
+    listener.listen_for(&app_token).await.unwrap();
+    listener.start().await;
+    wait_for_connection(&running, 1).await;
+
+    // `/profile checkout 30m`: the answer rides on the ack.
+    let answer = control(
+        &running,
+        hyper::Method::POST,
+        "/command",
+        Some(serde_json::json!({"channel": "C0ALERTS", "user": "U0ONCALL", "command": "/profile", "text": "checkout 30m"})),
+    )
+    .await;
+    let envelope_id = answer["envelope_id"].as_str().unwrap().to_owned();
+
+    // A button on a message our bot posted; the app answers through response_url.
+    let posted = client
+        .open_session(&bot_token)
+        .chat_post_message(&SlackApiChatPostMessageRequest::new(
+            "C0ALERTS".into(),
+            SlackMessageContent::new().with_text("HighCPU on checkout".into()),
+        ))
+        .await
+        .unwrap();
+    control(
+        &running,
+        hyper::Method::POST,
+        "/click",
+        Some(serde_json::json!({"channel": "C0ALERTS", "user": "U0ONCALL", "message_ts": posted.ts.to_string(),
+                                "action_id": "silence_1h", "value": "inc-01"})),
+    )
+    .await;
+
+    let mut command_response = serde_json::Value::Null;
+    let mut responses = serde_json::Value::Null;
+    for _ in 0..200 {
+        let deliveries = control(&running, hyper::Method::GET, "/deliveries", None).await;
+        command_response = deliveries["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|delivery| delivery["envelope_id"] == envelope_id.as_str())
+            .map(|delivery| delivery["response"].clone())
+            .unwrap_or_default();
+        responses =
+            control(&running, hyper::Method::GET, "/responses", None).await["responses"].clone();
+        if !command_response.is_null() && responses.as_array().is_some_and(|r| !r.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(command_response["text"], "profiling checkout 30m …");
+    assert_eq!(
+        responses[0]["body"]["text"],
+        "U0ONCALL pressed silence_1h on inc-01"
+    );
+
+    // A click on a message that does not exist is refused by the control API itself.
+    let refused = control(
+        &running,
+        hyper::Method::POST,
+        "/click",
+        Some(serde_json::json!({"channel": "C0ALERTS", "user": "U0ONCALL", "message_ts": "1.000001", "action_id": "x"})),
+    )
+    .await;
+    assert_eq!(refused["error"], "message_not_found");
+    listener.shutdown().await;
+}
