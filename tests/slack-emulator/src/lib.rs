@@ -11,8 +11,9 @@
 //! unacked envelopes and `disconnect` on demand; `response_url`s that record what apps post; and
 //! a control API for tests (`/control/…`: post as a person or another integration, run a slash
 //! command, click a button, read a channel with its threads, list deliveries and responses, force
-//! a disconnect). Signed Events API deliveries, incoming webhooks, ephemeral messages, files and
-//! the web page are to come (see the Slack-edge issue).
+//! a disconnect); and incoming webhooks (`/services/…`, by default one for Alertmanager and one
+//! for Grafana into `#alerts`). Signed Events API deliveries, ephemeral messages, files and the
+//! web page are to come (see the Slack-edge issue).
 //!
 //! # Layout
 //! - [`workspace`]: the workspace as data and Slack's rules, without I/O.
@@ -21,6 +22,7 @@
 //! - `control`: the test control API.
 
 pub mod socket_mode;
+pub mod webhooks;
 pub mod workspace;
 
 mod control;
@@ -61,6 +63,8 @@ pub struct EmulatorConfig {
     pub socket_ack_timeout: std::time::Duration,
     /// Redeliveries of an unacknowledged envelope.
     pub socket_max_retries: u32,
+    /// Incoming webhooks (`/services/<path>`).
+    pub webhooks: Vec<webhooks::WebhookConfig>,
 }
 
 impl Default for EmulatorConfig {
@@ -79,6 +83,20 @@ impl Default for EmulatorConfig {
             post_burst: NonZeroU32::new(3).expect("3 is not zero"),
             socket_ack_timeout: socket_mode::DEFAULT_ACK_TIMEOUT,
             socket_max_retries: 3,
+            webhooks: vec![
+                webhooks::WebhookConfig::new(
+                    "T0FLAME/B0AMGR/alertmanager",
+                    "C0ALERTS",
+                    "B0AMGR",
+                    "Alertmanager",
+                ),
+                webhooks::WebhookConfig::new(
+                    "T0FLAME/B0GRAFANA/grafana",
+                    "C0ALERTS",
+                    "B0GRAFANA",
+                    "Grafana",
+                ),
+            ],
         }
     }
 }
@@ -118,6 +136,7 @@ pub fn router(config: EmulatorConfig) -> Router {
         .route("/control/click", post(control::click))
         .route("/control/responses", get(control::responses))
         .route("/response/{id}", post(control::response_url))
+        .route("/services/{team}/{bot}/{secret}", post(webhooks::post))
         .route("/socket-mode", get(socket_mode::upgrade))
         .with_state(state)
 }
@@ -141,6 +160,11 @@ impl Running {
 
     pub fn control_base(&self) -> String {
         format!("http://{}/control", self.addr)
+    }
+
+    /// The URL of the incoming webhook at `path` (`T…/B…/secret`).
+    pub fn webhook_url(&self, path: &str) -> String {
+        format!("http://{}/services/{path}", self.addr)
     }
 }
 
