@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::{
     SharedState,
-    web_api::now_micros,
+    web_api::{host, now_micros},
     workspace::{Author, Content},
 };
 
@@ -151,14 +151,6 @@ pub(crate) struct ControlCommand {
     command: String,
     #[serde(default)]
     text: String,
-}
-
-fn host(headers: &axum::http::HeaderMap) -> String {
-    headers
-        .get(axum::http::header::HOST)
-        .and_then(|host| host.to_str().ok())
-        .unwrap_or("127.0.0.1")
-        .to_owned()
 }
 
 fn trigger_id() -> String {

@@ -71,12 +71,8 @@ pub(crate) async fn handle(
 
     if method == "apps.connections.open" {
         // The socket is on this server: answer with the host the client reached us at.
-        let host = headers
-            .get(header::HOST)
-            .and_then(|host| host.to_str().ok())
-            .unwrap_or("127.0.0.1");
-        return Json(json!({"ok": true, "url": format!("ws://{host}/socket-mode")}))
-            .into_response();
+        let url = format!("ws://{}/socket-mode", host(&headers));
+        return Json(json!({"ok": true, "url": url})).into_response();
     }
 
     match dispatch(&state, &method, &params) {
@@ -212,6 +208,15 @@ fn number(params: &Params, name: &str) -> Option<u64> {
         Value::String(text) => text.parse().ok(),
         _ => None,
     }
+}
+
+/// The `Host` the client reached the emulator at, for URLs that point back at it.
+pub(crate) fn host(headers: &HeaderMap) -> String {
+    headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_owned()
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
