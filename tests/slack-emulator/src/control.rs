@@ -274,3 +274,25 @@ pub(crate) async fn response_url(
 pub(crate) async fn responses(State(state): State<SharedState>) -> Json<Value> {
     Json(json!({"ok": true, "responses": state.socket.responses()}))
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RequestUrl {
+    url: String,
+}
+
+/// Sets the app's Events API request URL after Slack's `url_verification`; from then on events
+/// go there instead of over Socket Mode.
+pub(crate) async fn set_request_url(
+    State(state): State<SharedState>,
+    Json(request): Json<RequestUrl>,
+) -> Response {
+    match crate::events_api::set_request_url(&state, &request.url).await {
+        Ok(()) => Json(json!({"ok": true})).into_response(),
+        Err(detail) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"ok": false, "error": "url_verification_failed", "detail": detail})),
+        )
+            .into_response(),
+    }
+}

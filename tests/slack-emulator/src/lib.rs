@@ -12,8 +12,9 @@
 //! a control API for tests (`/control/…`: post as a person or another integration, run a slash
 //! command, click a button, read a channel with its threads, list deliveries and responses, force
 //! a disconnect); and incoming webhooks (`/services/…`, by default one for Alertmanager and one
-//! for Grafana into `#alerts`). Signed Events API deliveries, ephemeral messages, files and the
-//! web page are to come (see the Slack-edge issue).
+//! for Grafana into `#alerts`); and the Events API over HTTP ([`events_api`]: `url_verification`,
+//! signed deliveries, retries). Ephemeral messages, files and the web page are to come (see the
+//! Slack-edge issue).
 //!
 //! # Layout
 //! - [`workspace`]: the workspace as data and Slack's rules, without I/O.
@@ -21,6 +22,7 @@
 //! - [`socket_mode`]: the WebSocket side: envelopes, acks, redelivery.
 //! - `control`: the test control API.
 
+pub mod events_api;
 pub mod socket_mode;
 pub mod webhooks;
 pub mod workspace;
@@ -65,6 +67,11 @@ pub struct EmulatorConfig {
     pub socket_max_retries: u32,
     /// Incoming webhooks (`/services/<path>`).
     pub webhooks: Vec<webhooks::WebhookConfig>,
+    /// The app's signing secret: HTTP event deliveries are signed with it.
+    pub signing_secret: String,
+    /// Delays before the retries of an HTTP delivery the app did not accept (Slack: at once,
+    /// about 1 min, about 5 min).
+    pub http_retry_delays: Vec<std::time::Duration>,
 }
 
 impl Default for EmulatorConfig {
@@ -97,6 +104,12 @@ impl Default for EmulatorConfig {
                     "Grafana",
                 ),
             ],
+            signing_secret: "emulator-signing-secret".to_owned(),
+            http_retry_delays: vec![
+                std::time::Duration::ZERO,
+                std::time::Duration::from_secs(60),
+                std::time::Duration::from_secs(300),
+            ],
         }
     }
 }
@@ -106,6 +119,7 @@ struct AppState {
     workspace: Mutex<Workspace>,
     post_limiter: DefaultKeyedRateLimiter<String>,
     socket: socket_mode::SocketHub,
+    events_api: events_api::EventsApi,
 }
 
 type SharedState = Arc<AppState>;
@@ -123,6 +137,7 @@ pub fn router(config: EmulatorConfig) -> Router {
         workspace: Mutex::new(workspace),
         post_limiter: RateLimiter::keyed(quota),
         socket: socket_mode::SocketHub::default(),
+        events_api: events_api::EventsApi::default(),
         config,
     });
     Router::new()
@@ -137,6 +152,10 @@ pub fn router(config: EmulatorConfig) -> Router {
         .route("/control/responses", get(control::responses))
         .route("/response/{id}", post(control::response_url))
         .route("/services/{team}/{bot}/{secret}", post(webhooks::post))
+        .route(
+            "/control/events/request-url",
+            post(control::set_request_url),
+        )
         .route("/socket-mode", get(socket_mode::upgrade))
         .with_state(state)
 }

@@ -108,7 +108,7 @@ impl SocketHub {
         connections.len()
     }
 
-    fn ack(&self, envelope_id: &str, response: Option<Value>) {
+    pub(crate) fn mark_acked(&self, envelope_id: &str, response: Option<Value>) {
         if let Some((record, _)) = self
             .deliveries
             .lock()
@@ -118,6 +118,45 @@ impl SocketHub {
             record.acked = true;
             record.response = response;
         }
+    }
+
+    pub(crate) fn set_attempts(&self, envelope_id: &str, attempts: u32) {
+        if let Some((record, _)) = self
+            .deliveries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(envelope_id)
+        {
+            record.attempts = attempts;
+        }
+    }
+
+    /// Keeps a record of envelope `n` and returns its id.
+    fn insert_record(
+        &self,
+        n: u64,
+        kind: &'static str,
+        event_id: Option<String>,
+        payload: Value,
+    ) -> String {
+        let envelope_id = format!("{:08x}-0000-4000-8000-{n:012x}", n);
+        let record = DeliveryRecord {
+            envelope_id: envelope_id.clone(),
+            kind,
+            event_id,
+            attempts: 0,
+            acked: false,
+            response: None,
+        };
+        self.deliveries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(envelope_id.clone(), (record, payload));
+        self.order
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(envelope_id.clone());
+        envelope_id
     }
 
     pub(crate) fn records(&self) -> Vec<DeliveryRecord> {
@@ -164,7 +203,15 @@ pub(crate) fn deliver_event(state: &SharedState, event: Value) {
         "event_time": crate::web_api::now_micros() / 1_000_000,
         "authorizations": [{"team_id": "T0FLAME", "user_id": state.config.bot_user_id, "is_bot": true}],
     });
-    deliver(state, n, "events_api", Some(event_id), false, payload);
+    if let Some(url) = state.events_api.request_url() {
+        let envelope_id =
+            state
+                .socket
+                .insert_record(n, "events_api_http", Some(event_id), payload.clone());
+        crate::events_api::deliver(state, url, envelope_id, payload);
+    } else {
+        deliver(state, n, "events_api", Some(event_id), false, payload);
+    }
 }
 
 /// Delivers a slash command (`payload` as Slack's form fields) or an interaction; returns the
@@ -182,25 +229,7 @@ fn deliver(
     accepts_response_payload: bool,
     payload: Value,
 ) -> String {
-    let hub = &state.socket;
-    let envelope_id = format!("{:08x}-0000-4000-8000-{n:012x}", n);
-    let record = DeliveryRecord {
-        envelope_id: envelope_id.clone(),
-        kind,
-        event_id,
-        attempts: 0,
-        acked: false,
-        response: None,
-    };
-    hub.deliveries
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(envelope_id.clone(), (record, payload));
-    hub.order
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(envelope_id.clone());
-
+    let envelope_id = state.socket.insert_record(n, kind, event_id, payload);
     let state = state.clone();
     let id = envelope_id.clone();
     tokio::spawn(async move {
@@ -267,7 +296,7 @@ async fn serve_socket(state: SharedState, mut socket: WebSocket) {
                         if let Ok(ack) = serde_json::from_str::<Value>(&text)
                             && let Some(envelope_id) = ack.get("envelope_id").and_then(Value::as_str)
                         {
-                            state.socket.ack(envelope_id, ack.get("payload").cloned());
+                            state.socket.mark_acked(envelope_id, ack.get("payload").cloned());
                         }
                     }
                     Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
