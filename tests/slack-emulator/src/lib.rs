@@ -13,8 +13,9 @@
 //! command, click a button, read a channel with its threads, list deliveries and responses, force
 //! a disconnect); and incoming webhooks (`/services/…`, by default one for Alertmanager and one
 //! for Grafana into `#alerts`); and the Events API over HTTP ([`events_api`]: `url_verification`,
-//! signed deliveries, retries). Ephemeral messages, files and the web page are to come (see the
-//! Slack-edge issue).
+//! signed deliveries, retries). `GET /` is a page that shows the channels and threads as a person
+//! would read them, refreshing itself every second, with buttons that click. Ephemeral messages,
+//! files and `views.open` are to come (see the Slack-edge issue).
 //!
 //! # Layout
 //! - [`workspace`]: the workspace as data and Slack's rules, without I/O.
@@ -141,6 +142,7 @@ pub fn router(config: EmulatorConfig) -> Router {
         config,
     });
     Router::new()
+        .route("/", get(page))
         .route("/api/{method}", post(web_api::handle).get(web_api::handle))
         .route("/control/post", post(control::post))
         .route("/control/channels", get(control::channels))
@@ -158,6 +160,11 @@ pub fn router(config: EmulatorConfig) -> Router {
         )
         .route("/socket-mode", get(socket_mode::upgrade))
         .with_state(state)
+}
+
+/// The page a person watches: channels, messages and threads, refreshed every second.
+async fn page() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("page.html"))
 }
 
 /// A running emulator; dropping it stops the server.

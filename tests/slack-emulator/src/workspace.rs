@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+/// The display name of the app under test.
+pub const APP_NAME: &str = "flamethread";
+
 /// Slack refuses more blocks than this in one message.
 pub const MAX_BLOCKS: usize = 50;
 /// Slack refuses a section (or header/context) text longer than this.
@@ -100,6 +103,10 @@ impl Message {
                 object.insert("user".into(), json!(user_id));
                 object.insert("bot_id".into(), json!(bot_id));
                 object.insert("app_id".into(), json!(app_id));
+                object.insert(
+                    "bot_profile".into(),
+                    json!({"id": bot_id, "app_id": app_id, "name": APP_NAME}),
+                );
             }
             Author::Integration { bot_id, username } => {
                 object.insert("subtype".into(), json!("bot_message"));
