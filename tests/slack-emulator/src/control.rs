@@ -122,7 +122,23 @@ pub(crate) async fn channel(
             json
         })
         .collect();
-    Json(json!({"ok": true, "id": channel.id, "name": channel.name, "messages": messages}))
+    let ephemeral: Vec<Value> = workspace
+        .ephemerals
+        .get(&channel.id)
+        .into_iter()
+        .flatten()
+        .map(|ephemeral| {
+            json!({
+                "ts": ephemeral.ts,
+                "user": ephemeral.user,
+                "thread_ts": ephemeral.thread_ts,
+                "text": ephemeral.content.text,
+                "blocks": ephemeral.content.blocks,
+                "attachments": ephemeral.content.attachments,
+            })
+        })
+        .collect();
+    Json(json!({"ok": true, "id": channel.id, "name": channel.name, "messages": messages, "ephemeral": ephemeral}))
         .into_response()
 }
 

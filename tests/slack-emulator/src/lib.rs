@@ -4,7 +4,8 @@
 //!
 //! Today it serves Slack's Web API for what flamethread posts and reads (`auth.test`,
 //! `chat.postMessage` with threads, blocks and attachments, `chat.update`, `reactions.add/remove`,
-//! `conversations.history/replies/info`, `apps.connections.open`), with Slack's token checks, size
+//! `chat.postEphemeral`, `users.info`, `conversations.history/replies/info`,
+//! `apps.connections.open`), with Slack's token checks, size
 //! limits (50 blocks, 3,000 characters per section, 40,000 per message) and per-channel rate limit
 //! (answering 429 with `Retry-After`); Socket Mode with `hello`, envelopes for every
 //! message, slash commands and button clicks, acks (with a slash command's answer), redelivery of
@@ -14,8 +15,8 @@
 //! a disconnect); and incoming webhooks (`/services/…`, by default one for Alertmanager and one
 //! for Grafana into `#alerts`); and the Events API over HTTP ([`events_api`]: `url_verification`,
 //! signed deliveries, retries). `GET /` is a page that shows the channels and threads as a person
-//! would read them, refreshing itself every second, with buttons that click. Ephemeral messages,
-//! files and `views.open` are to come (see the Slack-edge issue).
+//! would read them, refreshing itself every second, with buttons that click. Files and
+//! `views.open` are to come (see the Slack-edge issue).
 //!
 //! # Layout
 //! - [`workspace`]: the workspace as data and Slack's rules, without I/O.

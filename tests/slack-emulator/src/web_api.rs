@@ -120,6 +120,23 @@ fn dispatch(state: &SharedState, method: &str, params: &Params) -> Result<Value,
                 json!({"ok": true, "channel": channel, "ts": message.ts, "message": message.to_json(0)}),
             )
         }
+        "chat.postEphemeral" => {
+            let channel = required(params, "channel")?;
+            let user = optional(params, "user").unwrap_or_default();
+            let thread_ts = optional(params, "thread_ts");
+            let ts = workspace.post_ephemeral(
+                &channel,
+                &user,
+                content(params),
+                thread_ts.as_deref(),
+                now_micros(),
+            )?;
+            Ok(json!({"ok": true, "message_ts": ts}))
+        }
+        "users.info" => {
+            let user = workspace.user(&optional(params, "user").unwrap_or_default())?;
+            Ok(json!({"ok": true, "user": user.to_json(&workspace.team_id)}))
+        }
         "chat.update" => {
             let channel = required(params, "channel")?;
             let ts = required(params, "ts")?;

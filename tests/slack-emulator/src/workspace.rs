@@ -174,12 +174,60 @@ impl Channel {
     }
 }
 
+/// A person (or bot user) in the workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub name: String,
+    pub real_name: String,
+    pub is_bot: bool,
+}
+
+impl User {
+    fn new(id: &str, name: &str, real_name: &str, is_bot: bool) -> User {
+        User {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            real_name: real_name.to_owned(),
+            is_bot,
+        }
+    }
+
+    /// The user as `users.info` shows it.
+    pub fn to_json(&self, team_id: &str) -> Value {
+        json!({
+            "id": self.id,
+            "team_id": team_id,
+            "name": self.name,
+            "real_name": self.real_name,
+            "deleted": false,
+            "is_bot": self.is_bot,
+            "is_admin": false,
+            "tz": "Europe/Berlin",
+            "tz_offset": 3600,
+            "profile": {"real_name": self.real_name, "display_name": self.name},
+        })
+    }
+}
+
+/// A message only one person sees (`chat.postEphemeral`); never in the channel's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ephemeral {
+    pub ts: String,
+    pub user: String,
+    pub thread_ts: Option<String>,
+    pub content: Content,
+}
+
 /// The whole workspace.
 #[derive(Debug, Clone)]
 pub struct Workspace {
     pub team_id: String,
     pub team_name: String,
     pub channels: BTreeMap<String, Channel>,
+    pub users: BTreeMap<String, User>,
+    /// Ephemeral messages by channel.
+    pub ephemerals: BTreeMap<String, Vec<Ephemeral>>,
     /// Last `ts` handed out, in microseconds; every message gets a later one.
     last_ts_micros: u64,
 }
@@ -201,8 +249,50 @@ impl Workspace {
                     ((*id).to_owned(), channel)
                 })
                 .collect(),
+            users: [
+                User::new("U0ONCALL", "oncall", "Olive Oncall", false),
+                User::new("U0DEV", "dev", "Devi Developer", false),
+                User::new("U0VIEWER", "viewer", "Vic Viewer", false),
+                User::new("U0FLAMEBOT", APP_NAME, APP_NAME, true),
+            ]
+            .into_iter()
+            .map(|user| (user.id.clone(), user))
+            .collect(),
+            ephemerals: BTreeMap::new(),
             last_ts_micros: now_micros,
         }
+    }
+
+    pub fn user(&self, user_id: &str) -> Result<&User, SlackError> {
+        self.users
+            .get(user_id)
+            .ok_or(SlackError::new("user_not_found"))
+    }
+
+    /// chat.postEphemeral: a message only `user` sees, in the channel or one of its threads.
+    pub fn post_ephemeral(
+        &mut self,
+        channel: &str,
+        user: &str,
+        content: Content,
+        thread_ts: Option<&str>,
+        now_micros: u64,
+    ) -> Result<String, SlackError> {
+        validate(&content)?;
+        self.channel(channel)?;
+        self.user(user)?;
+        let ts = self.next_ts(now_micros);
+        let ephemeral = Ephemeral {
+            ts: ts.clone(),
+            user: user.to_owned(),
+            thread_ts: thread_ts.filter(|ts| !ts.is_empty()).map(str::to_owned),
+            content,
+        };
+        self.ephemerals
+            .entry(channel.to_owned())
+            .or_default()
+            .push(ephemeral);
+        Ok(ts)
     }
 
     /// A `ts` after every earlier one: Slack's `seconds.micros` format.

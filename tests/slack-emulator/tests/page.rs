@@ -89,6 +89,7 @@ async fn the_page_shows_the_alert_and_its_threaded_reply() {
     .await;
     assert_eq!(reply["ok"], true, "{reply}");
     post(addr, "/api/reactions.add", serde_json::json!({"token": token, "channel": "C0ALERTS", "timestamp": alert_ts, "name": "eyes"})).await;
+    post(addr, "/api/chat.postEphemeral", serde_json::json!({"token": token, "channel": "C0ALERTS", "user": "U0ONCALL", "text": "You may not silence this alert"})).await;
 
     let url = format!("http://{addr}/");
     let dom = tokio::task::spawn_blocking(move || rendered_dom(&url))
@@ -110,6 +111,8 @@ async fn the_page_shows_the_alert_and_its_threaded_reply() {
     position(">flamethread<");
     position("1 reply");
     position(":eyes: 1");
+    let only_you = position("Only visible to U0ONCALL");
+    assert!(position("You may not silence this alert") > only_you);
     position("data-action-id=\"silence_1h\"");
     // Message text is text: the script arrives escaped, and the fallback text is not shown
     // next to blocks, as in Slack.

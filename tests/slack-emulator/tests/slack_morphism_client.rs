@@ -328,3 +328,54 @@ async fn slacks_size_limits_reach_the_client_as_slacks_errors() {
         .unwrap_err();
     assert_eq!(api_error_code(err), "channel_not_found");
 }
+
+#[tokio::test]
+async fn ephemeral_answers_and_user_lookups() {
+    let (running, client) = emulator().await;
+    let token = bot_token();
+    let session = client.open_session(&token);
+
+    session
+        .chat_post_ephemeral(&SlackApiChatPostEphemeralRequest::new(
+            "C0ALERTS".into(),
+            "U0ONCALL".into(),
+            SlackMessageContent::new().with_text("Only you may run slow_report.py".into()),
+        ))
+        .await
+        .unwrap();
+    let err = session
+        .chat_post_ephemeral(&SlackApiChatPostEphemeralRequest::new(
+            "C0ALERTS".into(),
+            "U0NOBODY".into(),
+            SlackMessageContent::new().with_text("hello".into()),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(api_error_code(err), "user_not_found");
+
+    let oncall = session
+        .users_info(&SlackApiUsersInfoRequest::new("U0ONCALL".into()))
+        .await
+        .unwrap();
+    assert_eq!(oncall.user.name.as_deref(), Some("oncall"));
+    assert_eq!(oncall.user.flags.is_bot, Some(false));
+    let err = session
+        .users_info(&SlackApiUsersInfoRequest::new("U0NOBODY".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(api_error_code(err), "user_not_found");
+
+    let (status, channel) =
+        test_support::http_get_async(running.addr(), "/control/channels/C0ALERTS").await;
+    assert_eq!(status, 200);
+    let channel: serde_json::Value = serde_json::from_str(&channel).unwrap();
+    assert!(
+        channel["messages"].as_array().unwrap().is_empty(),
+        "ephemeral messages are not channel messages"
+    );
+    assert_eq!(channel["ephemeral"][0]["user"], "U0ONCALL");
+    assert_eq!(
+        channel["ephemeral"][0]["text"],
+        "Only you may run slow_report.py"
+    );
+}

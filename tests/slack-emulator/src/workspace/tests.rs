@@ -215,3 +215,30 @@ fn reactions_are_per_user() {
             .is_none()
     );
 }
+
+#[test]
+fn ephemeral_messages_are_kept_apart_from_the_channel() {
+    let mut workspace = workspace();
+    let ts = workspace
+        .post_ephemeral("C0ALERTS", "U0ONCALL", text("only you"), None, NOW)
+        .unwrap();
+    assert!(
+        workspace.history("C0ALERTS", 10).unwrap().is_empty(),
+        "not in the history"
+    );
+    assert_eq!(workspace.ephemerals["C0ALERTS"][0].ts, ts);
+    assert_eq!(
+        workspace
+            .post_ephemeral("C0ALERTS", "U0NOBODY", text("x"), None, NOW)
+            .unwrap_err()
+            .code,
+        "user_not_found"
+    );
+    assert_eq!(
+        workspace
+            .post_ephemeral("C0ALERTS", "U0ONCALL", text(""), None, NOW)
+            .unwrap_err()
+            .code,
+        "no_text"
+    );
+}
