@@ -62,6 +62,7 @@ pub(crate) async fn post(
         text: request.text,
         blocks: request.blocks,
         attachments: request.attachments,
+        files: Vec::new(),
     };
     let posted = {
         let mut workspace = state.workspace.lock().unwrap_or_else(|e| e.into_inner());

@@ -4,7 +4,8 @@
 //!
 //! Today it serves Slack's Web API for what flamethread posts and reads (`auth.test`,
 //! `chat.postMessage` with threads, blocks and attachments, `chat.update`, `reactions.add/remove`,
-//! `chat.postEphemeral`, `users.info`, `conversations.history/replies/info`,
+//! `chat.postEphemeral`, `users.info`, `files.getUploadURLExternal/completeUploadExternal/info` with
+//! uploads and token-checked private downloads, `conversations.history/replies/info`,
 //! `apps.connections.open`), with Slack's token checks, size
 //! limits (50 blocks, 3,000 characters per section, 40,000 per message) and per-channel rate limit
 //! (answering 429 with `Retry-After`); Socket Mode with `hello`, envelopes for every
@@ -15,8 +16,8 @@
 //! a disconnect); and incoming webhooks (`/services/…`, by default one for Alertmanager and one
 //! for Grafana into `#alerts`); and the Events API over HTTP ([`events_api`]: `url_verification`,
 //! signed deliveries, retries). `GET /` is a page that shows the channels and threads as a person
-//! would read them, refreshing itself every second, with buttons that click. Files and
-//! `views.open` are to come (see the Slack-edge issue).
+//! would read them, refreshing itself every second, with buttons that click. `views.open` is to
+//! come (see the Slack-edge issue).
 //!
 //! # Layout
 //! - [`workspace`]: the workspace as data and Slack's rules, without I/O.
@@ -30,6 +31,7 @@ pub mod webhooks;
 pub mod workspace;
 
 mod control;
+mod files;
 mod web_api;
 
 use std::{
@@ -159,6 +161,13 @@ pub fn router(config: EmulatorConfig) -> Router {
             "/control/events/request-url",
             post(control::set_request_url),
         )
+        .route("/control/share", post(files::share))
+        .route("/upload/{file_id}", post(files::upload))
+        .route(
+            "/files-pri/{team_file}/download/{name}",
+            get(files::download),
+        )
+        .route("/files-pri/{team_file}/{name}", get(files::download))
         .route("/socket-mode", get(socket_mode::upgrade))
         .with_state(state)
 }

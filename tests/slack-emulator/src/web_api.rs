@@ -75,7 +75,7 @@ pub(crate) async fn handle(
         return Json(json!({"ok": true, "url": url})).into_response();
     }
 
-    match dispatch(&state, &method, &params) {
+    match dispatch(&state, &method, &params, &host(&headers)) {
         Ok(value) => Json(value).into_response(),
         Err(err) => slack_error(err),
     }
@@ -87,7 +87,12 @@ enum TokenKind {
     App,
 }
 
-fn dispatch(state: &SharedState, method: &str, params: &Params) -> Result<Value, SlackError> {
+fn dispatch(
+    state: &SharedState,
+    method: &str,
+    params: &Params,
+    host: &str,
+) -> Result<Value, SlackError> {
     let config = &state.config;
     let mut workspace = state.workspace.lock().unwrap_or_else(|e| e.into_inner());
     match method {
@@ -132,6 +137,61 @@ fn dispatch(state: &SharedState, method: &str, params: &Params) -> Result<Value,
                 now_micros(),
             )?;
             Ok(json!({"ok": true, "message_ts": ts}))
+        }
+        "files.getUploadURLExternal" => {
+            let name = optional(params, "filename").unwrap_or_default();
+            let length = number(params, "length").unwrap_or(0) as usize;
+            let file_id = workspace.start_upload(&name, length, &config.bot_user_id)?;
+            let upload_url = format!("http://{host}/upload/{file_id}");
+            Ok(json!({"ok": true, "upload_url": upload_url, "file_id": file_id}))
+        }
+        "files.completeUploadExternal" => {
+            // `files` is a JSON array, or (in form posts) a JSON string of one.
+            let files = match params.get("files") {
+                Some(Value::String(text)) => serde_json::from_str(text).ok(),
+                Some(Value::Array(files)) => Some(Value::Array(files.clone())),
+                _ => None,
+            };
+            let Some(Value::Array(requested)) = files else {
+                return Err(SlackError::new("invalid_arguments"));
+            };
+            let base = format!("http://{host}");
+            let mut completed = Vec::new();
+            for entry in requested {
+                let id = entry.get("id").and_then(Value::as_str).unwrap_or_default();
+                let title = entry.get("title").and_then(Value::as_str);
+                completed.push(
+                    workspace
+                        .complete_upload(id, title, now_micros())?
+                        .to_json(&base, &workspace.team_id),
+                );
+            }
+            if let Some(channel) = optional(params, "channel_id") {
+                let content = Content {
+                    text: optional(params, "initial_comment").unwrap_or_default(),
+                    files: completed.clone(),
+                    ..Content::default()
+                };
+                let thread_ts = optional(params, "thread_ts");
+                let message = workspace.post(
+                    &channel,
+                    state.app_author(),
+                    content,
+                    thread_ts.as_deref(),
+                    now_micros(),
+                )?;
+                crate::socket_mode::deliver_event(
+                    state,
+                    crate::socket_mode::message_event(&channel, &message),
+                );
+            }
+            Ok(json!({"ok": true, "files": completed}))
+        }
+        "files.info" => {
+            let file = workspace.file(&optional(params, "file").unwrap_or_default())?;
+            Ok(
+                json!({"ok": true, "file": file.to_json(&format!("http://{host}"), &workspace.team_id)}),
+            )
         }
         "users.info" => {
             let user = workspace.user(&optional(params, "user").unwrap_or_default())?;
@@ -198,6 +258,7 @@ fn content(params: &Params) -> Content {
         text: optional(params, "text").unwrap_or_default(),
         blocks: structured("blocks"),
         attachments: structured("attachments"),
+        files: Vec::new(),
     }
 }
 

@@ -68,6 +68,7 @@ pub(crate) async fn post(
         text: text("text").unwrap_or_default(),
         blocks: structured("blocks"),
         attachments: structured("attachments"),
+        files: Vec::new(),
     };
     let posted = {
         let mut workspace = state.workspace.lock().unwrap_or_else(|e| e.into_inner());

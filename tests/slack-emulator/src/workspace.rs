@@ -72,6 +72,8 @@ pub struct Content {
     pub text: String,
     pub blocks: Option<Value>,
     pub attachments: Option<Value>,
+    /// Shared files, as `File::to_json` renders them.
+    pub files: Vec<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -121,6 +123,13 @@ impl Message {
         }
         if let Some(attachments) = &self.content.attachments {
             object.insert("attachments".into(), attachments.clone());
+        }
+        if !self.content.files.is_empty() {
+            object.insert("files".into(), json!(self.content.files));
+            object.insert("upload".into(), json!(true));
+            if matches!(self.author, Author::User { .. }) {
+                object.insert("subtype".into(), json!("file_share"));
+            }
         }
         if let Some(thread_ts) = &self.thread_ts {
             object.insert("thread_ts".into(), json!(thread_ts));
@@ -210,6 +219,53 @@ impl User {
     }
 }
 
+/// A file in the workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct File {
+    pub id: String,
+    pub name: String,
+    pub title: String,
+    pub mimetype: String,
+    pub user: String,
+    pub content: Vec<u8>,
+    pub created: u64,
+}
+
+impl File {
+    /// The file as Slack's API shows it; `base` is the emulator's `http://host`.
+    pub fn to_json(&self, base: &str, team_id: &str) -> Value {
+        let filetype = self
+            .name
+            .rsplit_once('.')
+            .map(|(_, ext)| ext)
+            .unwrap_or("binary");
+        let private = format!("{base}/files-pri/{team_id}-{}/{}", self.id, self.name);
+        json!({
+            "id": self.id,
+            "created": self.created,
+            "timestamp": self.created,
+            "name": self.name,
+            "title": self.title,
+            "mimetype": self.mimetype,
+            "filetype": filetype,
+            "user": self.user,
+            "size": self.content.len(),
+            "url_private": private,
+            "url_private_download": format!("{base}/files-pri/{team_id}-{}/download/{}", self.id, self.name),
+            "permalink": format!("{base}/files/{}/{}/{}", self.user, self.id, self.name),
+        })
+    }
+}
+
+/// An upload between `files.getUploadURLExternal` and `files.completeUploadExternal`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingUpload {
+    pub name: String,
+    pub length: usize,
+    pub user: String,
+    pub content: Option<Vec<u8>>,
+}
+
 /// A message only one person sees (`chat.postEphemeral`); never in the channel's history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ephemeral {
@@ -228,6 +284,8 @@ pub struct Workspace {
     pub users: BTreeMap<String, User>,
     /// Ephemeral messages by channel.
     pub ephemerals: BTreeMap<String, Vec<Ephemeral>>,
+    pub files: BTreeMap<String, File>,
+    pub pending_uploads: BTreeMap<String, PendingUpload>,
     /// Last `ts` handed out, in microseconds; every message gets a later one.
     last_ts_micros: u64,
 }
@@ -259,8 +317,111 @@ impl Workspace {
             .map(|user| (user.id.clone(), user))
             .collect(),
             ephemerals: BTreeMap::new(),
+            files: BTreeMap::new(),
+            pending_uploads: BTreeMap::new(),
             last_ts_micros: now_micros,
         }
+    }
+
+    fn next_file_id(&self) -> String {
+        format!("F{:09}", self.files.len() + self.pending_uploads.len() + 1)
+    }
+
+    /// files.getUploadURLExternal: reserves a file id for an upload of `length` bytes.
+    pub fn start_upload(
+        &mut self,
+        name: &str,
+        length: usize,
+        user: &str,
+    ) -> Result<String, SlackError> {
+        if name.is_empty() || length == 0 {
+            return Err(SlackError::new("invalid_arguments"));
+        }
+        let id = self.next_file_id();
+        let upload = PendingUpload {
+            name: name.to_owned(),
+            length,
+            user: user.to_owned(),
+            content: None,
+        };
+        self.pending_uploads.insert(id.clone(), upload);
+        Ok(id)
+    }
+
+    /// The bytes POSTed to the upload URL. Slack refuses a body longer than announced.
+    pub fn receive_upload(&mut self, id: &str, bytes: Vec<u8>) -> Result<usize, SlackError> {
+        let upload = self
+            .pending_uploads
+            .get_mut(id)
+            .ok_or(SlackError::new("file_not_found"))?;
+        if bytes.len() > upload.length {
+            return Err(SlackError::new("upload_too_large"));
+        }
+        let length = bytes.len();
+        upload.content = Some(bytes);
+        Ok(length)
+    }
+
+    /// files.completeUploadExternal: the upload becomes a file.
+    pub fn complete_upload(
+        &mut self,
+        id: &str,
+        title: Option<&str>,
+        now_micros: u64,
+    ) -> Result<File, SlackError> {
+        let upload = self
+            .pending_uploads
+            .get(id)
+            .ok_or(SlackError::new("file_not_found"))?;
+        let Some(content) = upload.content.clone() else {
+            return Err(SlackError::new("file_not_found"));
+        };
+        let upload = self.pending_uploads.remove(id).expect("checked above");
+        Ok(self.add_file(id, &upload.name, title, &upload.user, content, now_micros))
+    }
+
+    /// A file someone shares directly (the control API's "share a file").
+    pub fn share_file(
+        &mut self,
+        name: &str,
+        mimetype: Option<&str>,
+        user: &str,
+        content: Vec<u8>,
+        now_micros: u64,
+    ) -> File {
+        let id = self.next_file_id();
+        let mut file = self.add_file(&id, name, None, user, content, now_micros);
+        if let Some(mimetype) = mimetype {
+            file.mimetype = mimetype.to_owned();
+            self.files.insert(id, file.clone());
+        }
+        file
+    }
+
+    fn add_file(
+        &mut self,
+        id: &str,
+        name: &str,
+        title: Option<&str>,
+        user: &str,
+        content: Vec<u8>,
+        now_micros: u64,
+    ) -> File {
+        let file = File {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            title: title.unwrap_or(name).to_owned(),
+            mimetype: guess_mimetype(name).to_owned(),
+            user: user.to_owned(),
+            content,
+            created: now_micros / 1_000_000,
+        };
+        self.files.insert(id.to_owned(), file.clone());
+        file
+    }
+
+    pub fn file(&self, id: &str) -> Result<&File, SlackError> {
+        self.files.get(id).ok_or(SlackError::new("file_not_found"))
     }
 
     pub fn user(&self, user_id: &str) -> Result<&User, SlackError> {
@@ -450,6 +611,22 @@ impl Workspace {
     }
 }
 
+fn guess_mimetype(name: &str) -> &'static str {
+    match name
+        .rsplit_once('.')
+        .map(|(_, ext)| ext.to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("py") => "text/x-python",
+        Some("txt") | Some("log") => "text/plain",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("json") => "application/json",
+        Some("html") => "text/html",
+        _ => "application/octet-stream",
+    }
+}
+
 /// Slack's limits on what one message may carry.
 fn validate(content: &Content) -> Result<(), SlackError> {
     let has_blocks = content
@@ -462,7 +639,7 @@ fn validate(content: &Content) -> Result<(), SlackError> {
         .as_ref()
         .and_then(Value::as_array)
         .is_some_and(|attachments| !attachments.is_empty());
-    if content.text.is_empty() && !has_blocks && !has_attachments {
+    if content.text.is_empty() && !has_blocks && !has_attachments && content.files.is_empty() {
         return Err(SlackError::new("no_text"));
     }
     if content.text.chars().count() > MAX_TEXT {
