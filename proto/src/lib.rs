@@ -38,7 +38,9 @@ pub use evidence::{Evidence, MetricsEvidence, ProfileEvidence, ProfileRequest};
 pub use incident::{Alert, Incident, IncidentChange, IncidentEvent};
 pub use post::PostRequest;
 pub use sandbox::{SandboxRequest, SandboxResult};
-pub use slack::{BlockAction, FileShared, SlackInteraction, SlackMessage, SlashCommand};
+pub use slack::{
+    BlockAction, FileReceived, FileShared, SlackInteraction, SlackMessage, SlashCommand, actions,
+};
 pub use subjects::{ConsumerSpec, StreamSpec, Subject, Subjects};
 
 /// The fields a tracing span records for a message, so that one alert can be followed across

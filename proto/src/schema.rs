@@ -5,7 +5,7 @@
 use schemars::{JsonSchema, Schema, generate::SchemaSettings};
 
 use crate::{
-    BlockAction, DeadLetter, FileShared, IncidentEvent, MetricsEvidence, PostRequest,
+    BlockAction, DeadLetter, FileReceived, FileShared, IncidentEvent, MetricsEvidence, PostRequest,
     ProfileEvidence, ProfileRequest, SandboxRequest, SandboxResult, SlackMessage, SlashCommand,
     Subject, Subjects,
     subjects::{CONSUMERS, Stream},
@@ -77,6 +77,14 @@ pub const CATALOG: &[CatalogEntry] = &[
         producer: "slack-gateway",
         idempotency_key: "`slack-event:<event_id>`",
         schema: schema_of::<FileShared>,
+    },
+    CatalogEntry {
+        message: "FileReceived",
+        file: "file-received.v1.json",
+        subjects: &[Subject::SlackFileReceived],
+        producer: "slack-gateway",
+        idempotency_key: "`slack-file-received:<event_id>`",
+        schema: schema_of::<FileReceived>,
     },
     CatalogEntry {
         message: "IncidentEvent",

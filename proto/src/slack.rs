@@ -206,6 +206,54 @@ impl Correlated for FileShared {
     }
 }
 
+/// A `file_shared` event, stored before the file is downloaded. The gateway acknowledges Slack as
+/// soon as this is in JetStream and downloads the file from its own consumer, so a slow download
+/// never breaks Slack's 3 seconds and a crash mid-download redelivers instead of losing the file.
+/// Only slack-gateway reads it (it alone holds the token the download needs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FileReceived {
+    pub schema_version: SchemaVersion,
+    /// Slack's `event_id`.
+    pub event_id: String,
+    pub file_id: String,
+    pub channel: String,
+    /// Who shared it.
+    pub user: String,
+    pub received_at: DateTime<Utc>,
+    pub transport: SlackTransport,
+    /// The event object exactly as Slack sent it.
+    pub raw: serde_json::Value,
+}
+
+impl Message for FileReceived {
+    fn subject(&self) -> Subject {
+        Subject::SlackFileReceived
+    }
+
+    fn idempotency_key(&self) -> String {
+        format!("slack-file-received:{}", self.event_id)
+    }
+}
+
+impl Correlated for FileReceived {
+    fn correlation(&self) -> Correlation<'_> {
+        Correlation {
+            slack_channel: Some(&self.channel),
+            ..Correlation::default()
+        }
+    }
+}
+
+/// The `action_id`s of the buttons remediation-poster renders; alert-watcher routes their clicks.
+pub mod actions {
+    /// Silence the incident's alert for an hour (value: the incident id).
+    pub const SILENCE_1H: &str = "ft.silence_1h";
+    /// Gather the evidence again and re-diagnose (value: the incident id).
+    pub const RERUN: &str = "ft.rerun";
+    /// Take a live profile of the incident's service now (value: the incident id).
+    pub const PROFILE_NOW: &str = "ft.profile_now";
+}
+
 /// What alert-watcher's interactions consumer reads: a command, a click or a shared file.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SlackInteraction {

@@ -16,6 +16,7 @@ pub enum Subject {
     SlackCommand,
     SlackAction,
     SlackFile,
+    SlackFileReceived,
     IncidentOpened,
     IncidentUpdated,
     IncidentResolved,
@@ -28,11 +29,12 @@ pub enum Subject {
 }
 
 impl Subject {
-    pub const ALL: [Subject; 13] = [
+    pub const ALL: [Subject; 14] = [
         Subject::SlackMessage,
         Subject::SlackCommand,
         Subject::SlackAction,
         Subject::SlackFile,
+        Subject::SlackFileReceived,
         Subject::IncidentOpened,
         Subject::IncidentUpdated,
         Subject::IncidentResolved,
@@ -51,6 +53,7 @@ impl Subject {
             Subject::SlackCommand => "slack.command",
             Subject::SlackAction => "slack.action",
             Subject::SlackFile => "slack.file",
+            Subject::SlackFileReceived => "slack.file_received",
             Subject::IncidentOpened => "incident.opened",
             Subject::IncidentUpdated => "incident.updated",
             Subject::IncidentResolved => "incident.resolved",
@@ -69,7 +72,8 @@ impl Subject {
             Subject::SlackMessage
             | Subject::SlackCommand
             | Subject::SlackAction
-            | Subject::SlackFile => Stream::Slack,
+            | Subject::SlackFile
+            | Subject::SlackFileReceived => Stream::Slack,
             Subject::IncidentOpened | Subject::IncidentUpdated | Subject::IncidentResolved => {
                 Stream::Incidents
             }
@@ -190,6 +194,12 @@ pub struct ConsumerSpec {
 /// commands and clicks become requests.
 pub const CONSUMERS: &[ConsumerSpec] = &[
     ConsumerSpec {
+        durable: "slack-gateway-files",
+        owner: "slack-gateway",
+        stream: Stream::Slack,
+        subjects: &[Subject::SlackFileReceived],
+    },
+    ConsumerSpec {
         durable: "alert-watcher-messages",
         owner: "alert-watcher",
         stream: Stream::Slack,
@@ -252,6 +262,17 @@ pub const CONSUMERS: &[ConsumerSpec] = &[
         subjects: &[Subject::PostRequest],
     },
 ];
+
+/// The consumer declared under `durable`. Panics when there is none: names are constants, and a
+/// typo must fail the first test that starts the service, not run without a consumer.
+pub fn consumer(durable: &str) -> &'static ConsumerSpec {
+    CONSUMERS
+        .iter()
+        .find(|spec| spec.durable == durable)
+        .unwrap_or_else(|| {
+            panic!("no consumer {durable:?} is declared in proto::subjects::CONSUMERS")
+        })
+}
 
 /// The prefix was not a valid sequence of subject tokens.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -355,6 +376,12 @@ impl Subjects {
     /// The KV bucket with one entry per incident, updated by compare-and-set.
     pub fn incident_bucket(&self) -> String {
         format!("{}_incidents", self.name_stem())
+    }
+
+    /// The KV bucket where remediation-poster keeps each reply's Slack `ts` and the state it
+    /// renders, updated by compare-and-set (one reply per incident, whatever the replicas do).
+    pub fn reply_bucket(&self) -> String {
+        format!("{}_replies", self.name_stem())
     }
 
     /// The object store for blobs: shared files, folded stacks, flamegraphs, charts.

@@ -7,5 +7,7 @@ mod bus_connect;
 mod bus_contract;
 mod bus_faults;
 mod services;
+mod slack_edge;
+mod slack_gateway;
 mod support;
 mod tidy;

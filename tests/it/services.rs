@@ -73,24 +73,33 @@ async fn all_five_services_run_side_by_side_on_one_nats() {
     let mut admins = Vec::new();
     let mut tasks = Vec::new();
     let mut reservations = Vec::new();
+    // The two services that talk to Slack talk to the emulator.
+    let slack = crate::slack_edge::start_emulator(crate::slack_edge::emulator_config()).await;
+    let slack_gateway_defaults = slack_gateway::Config {
+        slack: slack_gateway::SlackConfig {
+            api_url: slack.api_base(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     macro_rules! start {
-        ($service:ident) => {{
+        ($service:ident, $defaults:expr) => {{
             let (admin, addr, reservation) = admin_on_free_port();
             reservations.push(reservation);
             let config = $service::Config {
                 nats: nats_config(&nats),
                 admin,
-                ..Default::default()
+                ..$defaults
             };
             admins.push((stringify!($service), addr));
             tasks.push(tokio::spawn($service::run(config, shutdown.clone())));
         }};
     }
-    start!(slack_gateway);
-    start!(alert_watcher);
-    start!(profile_fetcher);
-    start!(sandbox_runner);
-    start!(remediation_poster);
+    start!(slack_gateway, slack_gateway_defaults);
+    start!(alert_watcher, alert_watcher::Config::default());
+    start!(profile_fetcher, profile_fetcher::Config::default());
+    start!(sandbox_runner, sandbox_runner::Config::default());
+    start!(remediation_poster, remediation_poster::Config::default());
 
     for (name, addr) in &admins {
         wait_ready(*addr, Duration::from_secs(20))

@@ -3,7 +3,7 @@
 //! - [`Bus::connect`] connects from a [`NatsConfig`] (URL, token, user/password or a credentials
 //!   file, TLS) and reconnects forever by itself when the server goes away.
 //! - [`Bus::provision`] creates or updates, idempotently, every stream of the contract, the
-//!   incident KV bucket and the blob object store; every service calls it at start-up, so
+//!   incident and reply KV buckets and the blob object store; every service calls it at start-up, so
 //!   start-up order does not matter.
 //! - [`Bus::publish`] is typed: the subject comes from the message, `Nats-Msg-Id` from its
 //!   idempotency key, and W3C `traceparent` from the current span. It returns only after JetStream
@@ -148,21 +148,31 @@ impl Bus {
                 })?;
         }
 
-        let bucket = self.subjects.incident_bucket();
-        self.jetstream
-            .create_or_update_key_value(kv::Config {
-                bucket: bucket.clone(),
-                description: "incident state, updated by compare-and-set".to_owned(),
-                history: 5,
-                storage: stream::StorageType::File,
-                num_replicas: replicas,
-                ..Default::default()
-            })
-            .await
-            .map_err(|err| Error::Provision {
-                what: format!("KV bucket {bucket}"),
-                detail: err.to_string(),
-            })?;
+        for (bucket, description) in [
+            (
+                self.subjects.incident_bucket(),
+                "incident state, updated by compare-and-set",
+            ),
+            (
+                self.subjects.reply_bucket(),
+                "each Slack reply's ts and rendered state, updated by compare-and-set",
+            ),
+        ] {
+            self.jetstream
+                .create_or_update_key_value(kv::Config {
+                    bucket: bucket.clone(),
+                    description: description.to_owned(),
+                    history: 5,
+                    storage: stream::StorageType::File,
+                    num_replicas: replicas,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|err| Error::Provision {
+                    what: format!("KV bucket {bucket}"),
+                    detail: err.to_string(),
+                })?;
+        }
 
         let blobs = self.subjects.blob_bucket();
         if self.jetstream.get_object_store(&blobs).await.is_err() {
@@ -185,7 +195,15 @@ impl Bus {
 
     /// The incident state bucket.
     pub async fn incident_store(&self) -> Result<kv::Store, Error> {
-        let bucket = self.subjects.incident_bucket();
+        self.key_value(self.subjects.incident_bucket()).await
+    }
+
+    /// remediation-poster's reply bucket.
+    pub async fn reply_store(&self) -> Result<kv::Store, Error> {
+        self.key_value(self.subjects.reply_bucket()).await
+    }
+
+    async fn key_value(&self, bucket: String) -> Result<kv::Store, Error> {
         self.jetstream
             .get_key_value(&bucket)
             .await

@@ -33,6 +33,15 @@ pub trait ServiceConfig {
     }
 }
 
+/// A service's own section of its config (`[slack]`, `[files]`…): checks that cannot be expressed
+/// in types, run when the config is loaded so that a bad value exits 64 before anything starts.
+pub trait ConfigSection {
+    /// Explains the first problem found, naming the key (`slack.bot_token: …`).
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 /// The admin HTTP server (`/healthz`, `/readyz`, `/metrics`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -176,7 +185,8 @@ mod tests;
 
 /// Declares a service's `Config`: the shared sections (`nats`, `admin`, `log`) plus the service's
 /// own, with `Default` (admin server on the given port) and [`ServiceConfig`] implemented.
-/// Unknown keys are rejected; every field of the service's own sections must implement `Default`.
+/// Unknown keys are rejected; every section must implement `Default` and [`ConfigSection`], whose
+/// checks run with the shared ones.
 ///
 /// ```text
 /// runtime::service_config! {
@@ -230,6 +240,12 @@ macro_rules! service_config {
 
             fn log(&self) -> &$crate::LogConfig {
                 &self.log
+            }
+
+            fn validate(&self) -> Result<(), String> {
+                self.nats.validate()?;
+                $( $crate::ConfigSection::validate(&self.$field)?; )*
+                Ok(())
             }
         }
     };

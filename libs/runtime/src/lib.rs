@@ -20,7 +20,7 @@ use telemetry::admin::Readiness;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-pub use config::{AdminConfig, LogConfig, ServiceConfig};
+pub use config::{AdminConfig, ConfigSection, LogConfig, ServiceConfig};
 
 #[doc(hidden)]
 pub use bus as __bus;

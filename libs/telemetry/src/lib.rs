@@ -170,6 +170,9 @@ impl Telemetry {
 
 fn otlp_exporter_from_env() -> Result<opentelemetry_otlp::SpanExporter, Error> {
     use opentelemetry_otlp::WithExportConfig as _;
+    // The workspace builds rustls with ring only and no default provider (so that nothing pulls
+    // in a second one); the exporter's HTTP client needs it chosen before it is built.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let protocol = std::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
         .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
         .unwrap_or_else(|_| "http/protobuf".to_owned());

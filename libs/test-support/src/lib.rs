@@ -653,6 +653,7 @@ pub mod binary {
         binary: &str,
         env_prefix: &str,
         nats: &NatsServer,
+        extra_env: &[(String, String)],
     ) -> anyhow::Result<()> {
         let reservation = reserve_port()?;
         let admin: SocketAddr = reservation.addr();
@@ -665,6 +666,7 @@ pub mod binary {
             .env(format!("{env_prefix}ADMIN__LISTEN"), admin.to_string())
             .env(format!("{env_prefix}LOG__FORMAT"), "json")
             .env("RUST_LOG", "info")
+            .envs(extra_env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log.reopen()?)
@@ -779,17 +781,28 @@ pub mod binary {
 }
 
 /// The tests every service binary must pass, for `$crate_name` (the library) and `$binary` (its
-/// binary's name). Expands to three `#[test]`s in the calling test file.
+/// binary's name). Expands to three `#[test]`s in the calling test file. With `env = <expr>`, the
+/// lifecycle test first evaluates `<expr>` to `(guard, variables)`: what else the service needs
+/// running (kept alive by `guard`) and the variables that point the service at it.
 #[macro_export]
 macro_rules! service_binary_tests {
     ($library:ident, $binary:literal) => {
+        $crate::service_binary_tests!($library, $binary, env = ((), Vec::new()));
+    };
+    ($library:ident, $binary:literal, env = $env:expr) => {
         const BINARY: &str = env!(concat!("CARGO_BIN_EXE_", $binary));
 
         #[test]
         fn starts_reports_ready_and_stops_on_sigterm() {
             let nats = $crate::NatsServer::start().expect("nats-server starts");
-            $crate::binary::check_lifecycle(BINARY, $library::SERVICE.env_prefix, &nats)
-                .expect("lifecycle");
+            let (_guard, extra_env): (_, Vec<(String, String)>) = $env;
+            $crate::binary::check_lifecycle(
+                BINARY,
+                $library::SERVICE.env_prefix,
+                &nats,
+                &extra_env,
+            )
+            .expect("lifecycle");
         }
 
         #[test]

@@ -1,12 +1,32 @@
 //! slack-gateway: the only door from Slack into flamethread.
 //!
-//! It will take Slack events (Socket Mode by default, signed HTTP Events as the alternative),
-//! slash commands, button clicks and shared files, and publish each to JetStream before it
-//! acknowledges Slack. Today it joins the bus, provisions the streams and reports its health; the
-//! Slack side arrives with the Slack-edge issue.
+//! Slack events (Socket Mode by default, signed HTTP requests as the alternative), slash commands,
+//! button clicks and shared files come in; each is published to JetStream **before** Slack is
+//! acknowledged, and nothing JetStream did not store is acknowledged (Slack then delivers it
+//! again, and the event id as `Nats-Msg-Id` stores it once).
+//!
+//! - [`accept`]: what is kept (alerts from other bots, people's messages, commands, clicks, file
+//!   shares) and what is not (this app's own messages, channels off the allow-list, housekeeping),
+//!   as pure functions over Slack's JSON.
+//! - `intake`: the one path from a payload to JetStream, shared by both transports.
+//! - `socket_mode` / `http_events`: the two transports.
+//! - `files`: the gateway's consumer that downloads shared files into the object store, so no
+//!   other service needs the Slack token.
 
+pub mod accept;
+pub mod config;
+mod files;
+mod http_events;
+mod intake;
+mod socket_mode;
+
+use std::{collections::BTreeSet, time::Duration};
+
+use bus::ConsumerOptions;
 use runtime::ServiceName;
 use tokio_util::sync::CancellationToken;
+
+pub use config::{FilesConfig, HttpConfig, Mode, SlackConfig};
 
 pub const SERVICE: ServiceName = ServiceName {
     name: "slack-gateway",
@@ -15,14 +35,124 @@ pub const SERVICE: ServiceName = ServiceName {
 
 runtime::service_config! {
     /// The configuration (see `deploy/config/slack-gateway.example.toml` for every key and its default).
-    pub struct Config, admin port 9101 {}
+    pub struct Config, admin port 9101 {
+        /// How Slack reaches the gateway, and the secrets (`[slack]`).
+        pub slack: SlackConfig,
+        /// Shared files (`[files]`).
+        pub files: FilesConfig,
+    }
 }
 
 /// Runs the service until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runtime::Error> {
-    runtime::serve(SERVICE, &config, shutdown, |context| async move {
-        context.shutdown.cancelled().await;
+    let service_config = config.clone();
+    runtime::serve(SERVICE, &service_config, shutdown, |context| async move {
+        let slack_config = &config.slack;
+        let client = slack::web_client(&slack_config.api_url)?;
+        let status = socket_mode::Status::new("asking Slack who this app is (auth.test)");
+        {
+            let status = status.clone();
+            context.readiness.add_check("slack", move || status.get());
+        }
+        let Some(identity) =
+            fetch_identity(&client, &slack_config.bot_token, &status, &context.shutdown).await
+        else {
+            return Ok(());
+        };
+        tracing::info!(user = %identity.user_id, bot = ?identity.bot_id, team = %identity.team_id, "this app in Slack");
+        let intake = intake::Intake {
+            bus: context.bus.clone(),
+            filter: accept::Filter {
+                identity,
+                channels: slack_config.channels.iter().cloned().collect::<BTreeSet<_>>(),
+            },
+            publish_deadline: slack_config.publish_deadline,
+        };
+
+        let fetcher = files::FileFetcher {
+            bus: context.bus.clone(),
+            http: slack::http_client(config.files.download_timeout)?,
+            api_url: slack_config.api_url.clone(),
+            bot_token: slack_config.bot_token.clone(),
+            config: config.files.clone(),
+        };
+        let files = tokio::spawn(bus::consumer::run(
+            context.bus.clone(),
+            proto::subjects::consumer("slack-gateway-files"),
+            ConsumerOptions {
+                concurrency: 4,
+                handler_timeout: config.files.download_timeout * 3,
+                ..ConsumerOptions::default()
+            },
+            context.shutdown.clone(),
+            move |delivery| {
+                let fetcher = fetcher.clone();
+                async move { fetcher.handle(delivery).await }
+            },
+        ));
+
+        match slack_config.mode {
+            Mode::SocketMode => {
+                status.set_message("connecting to Slack in Socket Mode");
+                socket_mode::SocketMode {
+                    client,
+                    app_token: slack_config.app_token.clone(),
+                    intake,
+                    status,
+                }
+                .run(context.shutdown.clone())
+                .await;
+            }
+            Mode::Http => {
+                let listen = slack_config.http.listen;
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .map_err(|err| anyhow::anyhow!("cannot listen on {listen} for Slack: {err}"))?;
+                tracing::info!(addr = %listener.local_addr().unwrap_or(listen), "listening for Slack's requests");
+                status.set_ready();
+                let router = http_events::router(
+                    intake,
+                    &slack_config.signing_secret,
+                    slack_config.http.max_body_bytes,
+                );
+                let shutdown = context.shutdown.clone();
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                    .await
+                    .map_err(|err| anyhow::anyhow!("the Slack listener failed: {err}"))?;
+            }
+        }
+        match files.await {
+            Ok(result) => result?,
+            Err(err) => anyhow::bail!("the file consumer panicked: {err}"),
+        }
         Ok(())
     })
     .await
+}
+
+/// `auth.test` until it answers (Slack down, or the emulator not up yet) or `shutdown`.
+async fn fetch_identity(
+    client: &slack::WebClient,
+    bot_token: &slack::Secret,
+    status: &socket_mode::Status,
+    shutdown: &CancellationToken,
+) -> Option<slack::Identity> {
+    let mut attempt = 0u32;
+    loop {
+        match slack::Identity::fetch(client, bot_token).await {
+            Ok(identity) => return Some(identity),
+            Err(err) => {
+                attempt += 1;
+                tracing::warn!(error = %err, attempt, "auth.test failed, retrying");
+                status.set_message(&format!("auth.test with the bot token failed: {err}"));
+            }
+        }
+        let delay = Duration::from_millis(250u64.saturating_mul(1 << attempt.min(7)))
+            .min(Duration::from_secs(30));
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
 }

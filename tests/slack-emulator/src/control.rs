@@ -170,12 +170,16 @@ pub(crate) struct ControlCommand {
     text: String,
 }
 
-fn trigger_id() -> String {
-    format!(
-        "{}.{}.emulator",
-        now_micros() / 1_000_000,
-        now_micros() % 1_000_000
-    )
+/// A fresh `trigger_id`, remembered so that `views.open` can check it.
+fn trigger_id(state: &SharedState) -> String {
+    let now = now_micros();
+    let id = format!("{}.{}.emulator", now / 1_000_000, now % 1_000_000);
+    state
+        .workspace
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .issue_trigger(&id, now);
+    id
 }
 
 pub(crate) async fn command(
@@ -205,7 +209,7 @@ pub(crate) async fn command(
         "api_app_id": state.config.app_id,
         "is_enterprise_install": "false",
         "response_url": format!("http://{}/response/{response_id}", host(&headers)),
-        "trigger_id": trigger_id(),
+        "trigger_id": trigger_id(&state),
     });
     let envelope_id = crate::socket_mode::deliver_payload(&state, "slash_commands", payload);
     Json(json!({"ok": true, "envelope_id": envelope_id})).into_response()
@@ -261,7 +265,7 @@ pub(crate) async fn click(
             "channel_id": request.channel,
             "is_ephemeral": false
         },
-        "trigger_id": trigger_id(),
+        "trigger_id": trigger_id(&state),
         "team": {"id": "T0FLAME", "domain": "flamethread"},
         "channel": {"id": request.channel, "name": channel_name},
         "message": message,
@@ -295,7 +299,14 @@ pub(crate) async fn responses(State(state): State<SharedState>) -> Json<Value> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RequestUrl {
+    /// The Events API request URL.
     url: String,
+    /// Where slash commands are POSTed (signed forms) instead of Socket Mode.
+    #[serde(default)]
+    commands_url: Option<String>,
+    /// Where interactions are POSTed (signed forms with a `payload`) instead of Socket Mode.
+    #[serde(default)]
+    interactivity_url: Option<String>,
 }
 
 /// Sets the app's Events API request URL after Slack's `url_verification`; from then on events
@@ -304,7 +315,11 @@ pub(crate) async fn set_request_url(
     State(state): State<SharedState>,
     Json(request): Json<RequestUrl>,
 ) -> Response {
-    match crate::events_api::set_request_url(&state, &request.url).await {
+    let urls = crate::events_api::RequestUrls {
+        commands: request.commands_url,
+        interactivity: request.interactivity_url,
+    };
+    match crate::events_api::set_request_url(&state, &request.url, urls).await {
         Ok(()) => Json(json!({"ok": true})).into_response(),
         Err(detail) => (
             StatusCode::BAD_REQUEST,
@@ -312,4 +327,36 @@ pub(crate) async fn set_request_url(
         )
             .into_response(),
     }
+}
+
+/// A fault to inject: the next `times` calls of `method` take effect, then answer `delay_ms` late.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ControlFault {
+    method: String,
+    delay_ms: u64,
+    #[serde(default = "one")]
+    times: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+pub(crate) async fn fault(
+    State(state): State<SharedState>,
+    Json(request): Json<ControlFault>,
+) -> Json<Value> {
+    state.add_fault(
+        request.method,
+        std::time::Duration::from_millis(request.delay_ms),
+        request.times,
+    );
+    Json(json!({"ok": true}))
+}
+
+/// The modals apps opened with `views.open`.
+pub(crate) async fn views(State(state): State<SharedState>) -> Json<Value> {
+    let workspace = state.workspace.lock().unwrap_or_else(|e| e.into_inner());
+    Json(json!({"ok": true, "views": workspace.views}))
 }

@@ -18,11 +18,23 @@ use serde_json::{Value, json};
 
 use crate::SharedState;
 
+const JSON: &str = "application/json";
+const FORM: &str = "application/x-www-form-urlencoded";
+
 /// How long Slack waits for an app to answer a delivery.
 const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// Where slash commands and interactions go in HTTP mode (Slack: each command's Request URL,
+/// and the app's Interactivity Request URL).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RequestUrls {
+    pub(crate) commands: Option<String>,
+    pub(crate) interactivity: Option<String>,
+}
+
 pub(crate) struct EventsApi {
     request_url: Mutex<Option<String>>,
+    urls: Mutex<RequestUrls>,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -38,12 +50,24 @@ impl Default for EventsApi {
     fn default() -> Self {
         EventsApi {
             request_url: Mutex::new(None),
+            urls: Mutex::new(RequestUrls::default()),
             client: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
         }
     }
 }
 
 impl EventsApi {
+    /// Where a slash command (`slash_commands`) or an interaction (`interactive`) goes over
+    /// HTTP, if the app set that URL.
+    pub(crate) fn form_url(&self, kind: &str) -> Option<String> {
+        let urls = self.urls.lock().unwrap_or_else(|e| e.into_inner());
+        match kind {
+            "slash_commands" => urls.commands.clone(),
+            "interactive" => urls.interactivity.clone(),
+            _ => None,
+        }
+    }
+
     pub(crate) fn request_url(&self) -> Option<String> {
         self.request_url
             .lock()
@@ -65,12 +89,13 @@ pub fn sign(signing_secret: &str, timestamp: u64, body: &[u8]) -> String {
 async fn post(
     state: &SharedState,
     url: &str,
+    content_type: &str,
     body: &[u8],
     retry: Option<(u32, &str)>,
 ) -> Result<(u16, Bytes), &'static str> {
     let timestamp = crate::web_api::now_micros() / 1_000_000;
     let mut request = hyper::Request::post(url)
-        .header("content-type", "application/json")
+        .header("content-type", content_type)
         .header("x-slack-request-timestamp", timestamp.to_string())
         .header(
             "x-slack-signature",
@@ -106,10 +131,14 @@ async fn post(
 }
 
 /// Sends Slack's `url_verification` challenge to `url`; on the right answer, events go there.
-pub(crate) async fn set_request_url(state: &SharedState, url: &str) -> Result<(), String> {
+pub(crate) async fn set_request_url(
+    state: &SharedState,
+    url: &str,
+    urls: RequestUrls,
+) -> Result<(), String> {
     let challenge = format!("challenge-{}", crate::web_api::now_micros());
     let body = json!({"token": "emulator-verification-token", "challenge": challenge, "type": "url_verification"});
-    let (status, answer) = post(state, url, body.to_string().as_bytes(), None).await?;
+    let (status, answer) = post(state, url, JSON, body.to_string().as_bytes(), None).await?;
     let answered = String::from_utf8_lossy(&answer).to_string();
     let echoed = answered.trim() == challenge
         || serde_json::from_str::<Value>(&answered)
@@ -122,6 +151,11 @@ pub(crate) async fn set_request_url(state: &SharedState, url: &str) -> Result<()
         .request_url
         .lock()
         .unwrap_or_else(|e| e.into_inner()) = Some(url.to_owned());
+    *state
+        .events_api
+        .urls
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = urls;
     Ok(())
 }
 
@@ -133,7 +167,7 @@ pub(crate) fn deliver(state: &SharedState, url: String, envelope_id: String, pay
         let mut retry = None;
         for attempt in 0..=state.config.socket_max_retries {
             state.socket.set_attempts(&envelope_id, attempt + 1);
-            match post(&state, &url, body.as_bytes(), retry).await {
+            match post(&state, &url, JSON, body.as_bytes(), retry).await {
                 Ok((status, _)) if (200..300).contains(&status) => {
                     state.socket.mark_acked(&envelope_id, None);
                     return;
@@ -148,6 +182,46 @@ pub(crate) fn deliver(state: &SharedState, url: String, envelope_id: String, pay
                 .copied()
                 .unwrap_or_default();
             tokio::time::sleep(delay).await;
+        }
+    });
+}
+
+/// POSTs a slash command (its fields as a form) or an interaction (`payload=<json>`) to the app,
+/// signed. Slack does not retry these: an answer that is late or not 2xx is an error the person
+/// sees. A 2xx answer's JSON body is kept as the response (a slash command's immediate answer).
+pub(crate) fn deliver_form(
+    state: &SharedState,
+    url: String,
+    envelope_id: String,
+    kind: &str,
+    payload: Value,
+) {
+    let body = if kind == "interactive" {
+        serde_urlencoded::to_string([("payload", payload.to_string())])
+    } else {
+        let fields: Vec<(String, String)> = payload
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(name, value)| {
+                let value = value
+                    .as_str()
+                    .map_or_else(|| value.to_string(), str::to_owned);
+                (name.clone(), value)
+            })
+            .collect();
+        serde_urlencoded::to_string(fields)
+    }
+    .unwrap_or_default();
+    let state = state.clone();
+    tokio::spawn(async move {
+        state.socket.set_attempts(&envelope_id, 1);
+        if let Ok((status, answer)) = post(&state, &url, FORM, body.as_bytes(), None).await
+            && (200..300).contains(&status)
+        {
+            state
+                .socket
+                .mark_acked(&envelope_id, serde_json::from_slice(&answer).ok());
         }
     });
 }

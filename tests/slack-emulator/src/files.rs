@@ -119,9 +119,11 @@ pub(crate) async fn share(
         let author = Author::User {
             user_id: request.user.clone(),
         };
-        workspace
-            .post(&request.channel, author, content, None, now_micros())
-            .map(|message| (file, message))
+        let posted = workspace.post(&request.channel, author, content, None, now_micros());
+        if let Ok(message) = &posted {
+            workspace.record_share(&file.id, &request.channel, &message.ts);
+        }
+        posted.map(|message| (file, message))
     };
     match posted {
         Ok((file, message)) => {

@@ -6,7 +6,7 @@
 //! `chat.postMessage` with threads, blocks and attachments, `chat.update`, `reactions.add/remove`,
 //! `chat.postEphemeral`, `users.info`, `files.getUploadURLExternal/completeUploadExternal/info` with
 //! uploads and token-checked private downloads, `conversations.history/replies/info`,
-//! `apps.connections.open`), with Slack's token checks, size
+//! `apps.connections.open`, `views.open` with `trigger_id`s that expire after 3 seconds), with Slack's token checks, size
 //! limits (50 blocks, 3,000 characters per section, 40,000 per message) and per-channel rate limit
 //! (answering 429 with `Retry-After`); Socket Mode with `hello`, envelopes for every
 //! message, slash commands and button clicks, acks (with a slash command's answer), redelivery of
@@ -15,9 +15,10 @@
 //! command, click a button, read a channel with its threads, list deliveries and responses, force
 //! a disconnect); and incoming webhooks (`/services/…`, by default one for Alertmanager and one
 //! for Grafana into `#alerts`); and the Events API over HTTP ([`events_api`]: `url_verification`,
-//! signed deliveries, retries). `GET /` is a page that shows the channels and threads as a person
-//! would read them, refreshing itself every second, with buttons that click. `views.open` is to
-//! come (see the Slack-edge issue).
+//! signed deliveries, retries; slash commands and interactions POSTed as signed forms when their
+//! URLs are set). `GET /` is a page that shows the channels and threads as a person would read
+//! them, refreshing itself every second, with buttons that click. `/control/faults` makes a
+//! method answer late after taking effect, as a slow Slack does.
 //!
 //! # Layout
 //! - [`workspace`]: the workspace as data and Slack's rules, without I/O.
@@ -120,6 +121,8 @@ impl Default for EmulatorConfig {
 
 struct AppState {
     config: EmulatorConfig,
+    /// Injected slowness: (method, delay, calls left).
+    faults: Mutex<Vec<(String, std::time::Duration, u32)>>,
     workspace: Mutex<Workspace>,
     post_limiter: DefaultKeyedRateLimiter<String>,
     socket: socket_mode::SocketHub,
@@ -127,6 +130,30 @@ struct AppState {
 }
 
 type SharedState = Arc<AppState>;
+
+impl AppState {
+    fn add_fault(&self, method: String, delay: std::time::Duration, times: u32) {
+        self.faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((method, delay, times));
+    }
+
+    /// The delay to apply to this call of `method`, if a fault is armed for it.
+    fn take_fault(&self, method: &str) -> Option<std::time::Duration> {
+        let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        let index = faults
+            .iter()
+            .position(|(armed, _, left)| armed == method && *left > 0)?;
+        let fault = &mut faults[index];
+        fault.2 -= 1;
+        let delay = fault.1;
+        if fault.2 == 0 {
+            faults.remove(index);
+        }
+        Some(delay)
+    }
+}
 
 /// The emulator's routes, without a socket.
 pub fn router(config: EmulatorConfig) -> Router {
@@ -142,6 +169,7 @@ pub fn router(config: EmulatorConfig) -> Router {
         post_limiter: RateLimiter::keyed(quota),
         socket: socket_mode::SocketHub::default(),
         events_api: events_api::EventsApi::default(),
+        faults: Mutex::new(Vec::new()),
         config,
     });
     Router::new()
@@ -162,6 +190,8 @@ pub fn router(config: EmulatorConfig) -> Router {
             post(control::set_request_url),
         )
         .route("/control/share", post(files::share))
+        .route("/control/faults", post(control::fault))
+        .route("/control/views", get(control::views))
         .route("/upload/{file_id}", post(files::upload))
         .route(
             "/files-pri/{team_file}/download/{name}",
@@ -231,4 +261,68 @@ pub async fn start(config: EmulatorConfig, addr: SocketAddr) -> std::io::Result<
         addr,
         stop: Some(stop),
     })
+}
+
+/// An emulator on its own thread and runtime, for synchronous tests (a service binary's
+/// lifecycle test); dropping it stops the server.
+#[derive(Debug)]
+pub struct Background {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Serves `config` on a free local port.
+    pub fn start(config: EmulatorConfig) -> std::io::Result<Background> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    let _ = ready_tx.send(Err(err));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                match start(config, SocketAddr::from(([127, 0, 0, 1], 0))).await {
+                    Ok(running) => {
+                        let _ = ready_tx.send(Ok(running.addr()));
+                        let _ = stopped.await;
+                        drop(running);
+                    }
+                    Err(err) => {
+                        let _ = ready_tx.send(Err(err));
+                    }
+                }
+            });
+        });
+        let addr = ready_rx
+            .recv()
+            .map_err(|_| std::io::Error::other("the emulator thread died"))??;
+        Ok(Background {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn api_base(&self) -> String {
+        format!("http://{}/api", self.addr)
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }

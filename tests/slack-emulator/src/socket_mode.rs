@@ -218,6 +218,11 @@ pub(crate) fn deliver_event(state: &SharedState, event: Value) {
 /// envelope id.
 pub(crate) fn deliver_payload(state: &SharedState, kind: &'static str, payload: Value) -> String {
     let n = state.socket.next_id();
+    if let Some(url) = state.events_api.form_url(kind) {
+        let envelope_id = state.socket.insert_record(n, kind, None, payload.clone());
+        crate::events_api::deliver_form(state, url, envelope_id.clone(), kind, payload);
+        return envelope_id;
+    }
     deliver(state, n, kind, None, kind == "slash_commands", payload)
 }
 

@@ -75,10 +75,16 @@ pub(crate) async fn handle(
         return Json(json!({"ok": true, "url": url})).into_response();
     }
 
-    match dispatch(&state, &method, &params, &host(&headers)) {
+    let answer = match dispatch(&state, &method, &params, &host(&headers)) {
         Ok(value) => Json(value).into_response(),
         Err(err) => slack_error(err),
+    };
+    // A slow Slack: the call took effect, the answer is late (what a client killed while
+    // waiting for it sees).
+    if let Some(delay) = state.take_fault(&method) {
+        tokio::time::sleep(delay).await;
     }
+    answer
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,6 +173,10 @@ fn dispatch(
                 );
             }
             if let Some(channel) = optional(params, "channel_id") {
+                let shared: Vec<String> = completed
+                    .iter()
+                    .filter_map(|file| file["id"].as_str().map(str::to_owned))
+                    .collect();
                 let content = Content {
                     text: optional(params, "initial_comment").unwrap_or_default(),
                     files: completed.clone(),
@@ -180,6 +190,9 @@ fn dispatch(
                     thread_ts.as_deref(),
                     now_micros(),
                 )?;
+                for id in &shared {
+                    workspace.record_share(id, &channel, &message.ts);
+                }
                 crate::socket_mode::deliver_event(
                     state,
                     crate::socket_mode::message_event(&channel, &message),
@@ -192,6 +205,18 @@ fn dispatch(
             Ok(
                 json!({"ok": true, "file": file.to_json(&format!("http://{host}"), &workspace.team_id)}),
             )
+        }
+        "views.open" => {
+            let trigger_id = required(params, "trigger_id")?;
+            // `view` is a JSON object, or (in form posts) a JSON string of one.
+            let view = match params.get("view") {
+                Some(Value::String(text)) => serde_json::from_str(text).ok(),
+                Some(view @ Value::Object(_)) => Some(view.clone()),
+                _ => None,
+            }
+            .ok_or(SlackError::new("invalid_arguments"))?;
+            let opened = workspace.open_view(&trigger_id, &view, now_micros())?;
+            Ok(json!({"ok": true, "view": opened}))
         }
         "users.info" => {
             let user = workspace.user(&optional(params, "user").unwrap_or_default())?;

@@ -38,6 +38,13 @@ impl SlackError {
         }
     }
 
+    fn invalid_arguments(message: String) -> SlackError {
+        SlackError {
+            code: "invalid_arguments",
+            messages: vec![message],
+        }
+    }
+
     /// The body Slack answers with.
     pub fn to_json(&self) -> Value {
         if self.messages.is_empty() {
@@ -229,6 +236,8 @@ pub struct File {
     pub user: String,
     pub content: Vec<u8>,
     pub created: u64,
+    /// Where it was shared: (channel, the sharing message's `ts`).
+    pub shares: Vec<(String, String)>,
 }
 
 impl File {
@@ -240,6 +249,21 @@ impl File {
             .map(|(_, ext)| ext)
             .unwrap_or("binary");
         let private = format!("{base}/files-pri/{team_id}-{}/{}", self.id, self.name);
+        let mut public = serde_json::Map::new();
+        for (channel, ts) in &self.shares {
+            if let Some(shares) = public
+                .entry(channel.clone())
+                .or_insert_with(|| json!([]))
+                .as_array_mut()
+            {
+                shares.push(json!({"ts": ts, "reply_count": 0}));
+            }
+        }
+        let shares = if public.is_empty() {
+            json!({})
+        } else {
+            json!({"public": public})
+        };
         json!({
             "id": self.id,
             "created": self.created,
@@ -253,6 +277,7 @@ impl File {
             "url_private": private,
             "url_private_download": format!("{base}/files-pri/{team_id}-{}/download/{}", self.id, self.name),
             "permalink": format!("{base}/files/{}/{}/{}", self.user, self.id, self.name),
+            "shares": shares,
         })
     }
 }
@@ -286,6 +311,11 @@ pub struct Workspace {
     pub ephemerals: BTreeMap<String, Vec<Ephemeral>>,
     pub files: BTreeMap<String, File>,
     pub pending_uploads: BTreeMap<String, PendingUpload>,
+    /// `trigger_id`s handed out with commands and clicks, with when (microseconds): Slack
+    /// accepts one for `views.open` within 3 seconds, once.
+    pub triggers: BTreeMap<String, u64>,
+    /// Modals opened with `views.open`, in order.
+    pub views: Vec<Value>,
     /// Last `ts` handed out, in microseconds; every message gets a later one.
     last_ts_micros: u64,
 }
@@ -319,6 +349,8 @@ impl Workspace {
             ephemerals: BTreeMap::new(),
             files: BTreeMap::new(),
             pending_uploads: BTreeMap::new(),
+            triggers: BTreeMap::new(),
+            views: Vec::new(),
             last_ts_micros: now_micros,
         }
     }
@@ -415,9 +447,70 @@ impl Workspace {
             user: user.to_owned(),
             content,
             created: now_micros / 1_000_000,
+            shares: Vec::new(),
         };
         self.files.insert(id.to_owned(), file.clone());
         file
+    }
+
+    /// Remembers a `trigger_id` given to the app at `now_micros`.
+    pub fn issue_trigger(&mut self, trigger_id: &str, now_micros: u64) {
+        self.triggers.insert(trigger_id.to_owned(), now_micros);
+    }
+
+    /// `views.open`: a modal for `trigger_id`, which must be known, fresh (3 s) and unused.
+    pub fn open_view(
+        &mut self,
+        trigger_id: &str,
+        view: &Value,
+        now_micros: u64,
+    ) -> Result<Value, SlackError> {
+        let issued = self
+            .triggers
+            .get(trigger_id)
+            .copied()
+            .ok_or(SlackError::new("invalid_trigger_id"))?;
+        if now_micros.saturating_sub(issued) > 3_000_000 {
+            return Err(SlackError::new("expired_trigger_id"));
+        }
+        if view.get("type").and_then(Value::as_str) != Some("modal") {
+            return Err(SlackError::invalid_arguments(
+                "[ERROR] must be a modal [json-pointer:/view/type]".to_owned(),
+            ));
+        }
+        let title_length = view
+            .pointer("/title/text")
+            .and_then(Value::as_str)
+            .map(|title| title.chars().count());
+        if !title_length.is_some_and(|length| (1..=24).contains(&length)) {
+            return Err(SlackError::invalid_arguments(
+                "[ERROR] title must be plain_text of 1 to 24 characters [json-pointer:/view/title]"
+                    .to_owned(),
+            ));
+        }
+        let blocks = view
+            .get("blocks")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        if blocks > 100 {
+            return Err(SlackError::invalid_arguments(
+                "[ERROR] no more than 100 items allowed [json-pointer:/view/blocks]".to_owned(),
+            ));
+        }
+        self.triggers.remove(trigger_id);
+        let mut opened = view.clone();
+        opened["id"] = json!(format!("V{:09}", self.views.len() + 1));
+        opened["team_id"] = json!(self.team_id);
+        opened["state"] = json!({"values": {}});
+        self.views.push(opened.clone());
+        Ok(opened)
+    }
+
+    /// Records that file `id` was shared in `channel` with the message at `ts`.
+    pub fn record_share(&mut self, id: &str, channel: &str, ts: &str) {
+        if let Some(file) = self.files.get_mut(id) {
+            file.shares.push((channel.to_owned(), ts.to_owned()));
+        }
     }
 
     pub fn file(&self, id: &str) -> Result<&File, SlackError> {

@@ -1,0 +1,195 @@
+//! What the two services that hold Slack tokens share: how a token is configured (and kept out of
+//! logs), the Web API client pointed at a configurable base URL (Slack's, or the emulator's), and
+//! the app's own identity (to recognize its own messages).
+//!
+//! Only slack-gateway and remediation-poster depend on this crate; that is how "only they hold
+//! Slack tokens" stays visible in `Cargo.toml`s.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer};
+use slack_morphism::prelude::*;
+
+/// The Web API client, over TLS or plain HTTP depending on the base URL's scheme.
+pub type WebClient = SlackHyperClient;
+
+/// The local Slack emulator's Web API, where the defaults point (see `deploy/local/up.sh`).
+pub const EMULATOR_API_URL: &str = "http://127.0.0.1:3001/api";
+
+/// A token or secret from the config: usable, never printed (`--check-config` shows `<redacted>`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+
+    pub fn api_token(&self) -> SlackApiToken {
+        SlackApiToken::new(self.0.clone().into())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("<empty>")
+        } else {
+            f.write_str("<redacted>")
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
+        String::deserialize(deserializer).map(Secret)
+    }
+}
+
+/// Checks that a configured token looks like the kind Slack issues for `purpose`
+/// (`xoxb-` for a bot token, `xapp-` for an app-level token).
+pub fn check_token(key: &str, token: &Secret, prefix: &str) -> Result<(), String> {
+    if token.is_empty() {
+        return Err(format!("{key}: missing (a Slack {prefix}… token)"));
+    }
+    if !token.expose().starts_with(prefix) {
+        return Err(format!(
+            "{key}: not a {prefix}… token (check that the bot and app-level tokens are not swapped)"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a Web API base URL (`https://slack.com/api`, or the emulator's `http://…/api`).
+pub fn check_api_url(key: &str, url: &str) -> Result<(), String> {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && !url.ends_with('/') => Ok(()),
+        Ok(_) => Err(format!(
+            "{key}: {url:?} must be an http(s) URL without a trailing slash, e.g. https://slack.com/api"
+        )),
+        Err(err) => Err(format!("{key}: {url:?} is not a URL: {err}")),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot build the Slack client: {0}")]
+    Client(String),
+}
+
+/// Installs rustls' ring provider once per process: the workspace builds rustls with ring only,
+/// and rustls wants the provider chosen explicitly when a dependency might bring another.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A Web API client for `api_url` (no trailing slash).
+pub fn web_client(api_url: &str) -> Result<WebClient, Error> {
+    install_crypto_provider();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(|err| Error::Client(format!("no system CA certificates: {err}")))?
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .build();
+    Ok(SlackClient::new(
+        SlackClientHyperConnector::from(https).with_slack_api_url(api_url),
+    ))
+}
+
+/// A plain HTTP client (file downloads, `response_url`s), with the same TLS stack.
+pub fn http_client(timeout: std::time::Duration) -> Result<reqwest::Client, Error> {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .user_agent(concat!("flamethread/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|err| Error::Client(err.to_string()))
+}
+
+/// Who the app is in the workspace, from `auth.test` with the bot token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub team_id: String,
+    /// The bot user (`U…`): messages the app posts carry it as `user`.
+    pub user_id: String,
+    /// The bot (`B…`): messages the app posts carry it as `bot_id`.
+    pub bot_id: Option<String>,
+}
+
+impl Identity {
+    /// Asks Slack who the bot token belongs to.
+    pub async fn fetch(
+        client: &WebClient,
+        bot_token: &Secret,
+    ) -> Result<Identity, slack_morphism::errors::SlackClientError> {
+        let answer = client
+            .open_session(&bot_token.api_token())
+            .auth_test()
+            .await?;
+        Ok(Identity {
+            team_id: answer.team_id.to_string(),
+            user_id: answer.user_id.to_string(),
+            bot_id: answer.bot_id.map(|id| id.to_string()),
+        })
+    }
+
+    /// True when a message with these authors was posted by this app.
+    pub fn is_own(&self, user: Option<&str>, bot_id: Option<&str>) -> bool {
+        user.is_some_and(|user| user == self.user_id)
+            || bot_id.is_some_and(|bot| Some(bot) == self.bot_id.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let secret = Secret::new("xoxb-very-secret");
+        assert_eq!(format!("{secret:?}"), "<redacted>");
+        assert_eq!(format!("{:?}", Secret::new("")), "<empty>");
+    }
+
+    #[test]
+    fn tokens_are_checked_for_their_kind() {
+        assert!(check_token("slack.bot_token", &Secret::new("xoxb-1"), "xoxb-").is_ok());
+        let swapped = check_token("slack.bot_token", &Secret::new("xapp-1"), "xoxb-").unwrap_err();
+        assert!(swapped.contains("swapped"), "{swapped}");
+        let missing = check_token("slack.app_token", &Secret::new(" "), "xapp-").unwrap_err();
+        assert!(missing.contains("slack.app_token: missing"), "{missing}");
+    }
+
+    #[test]
+    fn api_urls_are_checked() {
+        assert!(check_api_url("k", "https://slack.com/api").is_ok());
+        assert!(check_api_url("k", EMULATOR_API_URL).is_ok());
+        assert!(check_api_url("k", "https://slack.com/api/").is_err());
+        assert!(check_api_url("k", "slack.com").is_err());
+        assert!(check_api_url("k", "ftp://slack.com/api").is_err());
+    }
+
+    #[test]
+    fn own_messages_are_recognized_by_user_or_bot() {
+        let me = Identity {
+            team_id: "T1".into(),
+            user_id: "U0ME".into(),
+            bot_id: Some("B0ME".into()),
+        };
+        assert!(me.is_own(Some("U0ME"), None));
+        assert!(me.is_own(None, Some("B0ME")));
+        assert!(!me.is_own(None, Some("B0AMGR")));
+        assert!(!me.is_own(Some("U0ONCALL"), None));
+        assert!(!me.is_own(None, None));
+    }
+}

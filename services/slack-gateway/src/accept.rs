@@ -1,0 +1,283 @@
+//! What the gateway accepts from Slack, as plain functions over Slack's JSON (no I/O), the same
+//! for Socket Mode and HTTP.
+//!
+//! - Messages from other bots are the alerts: kept. Messages from this app are dropped (its own
+//!   replies must not come back as input: no loops). Housekeeping subtypes (joins, topic changes,
+//!   deletions, edits) are dropped; everything else is kept with Slack's event untouched in `raw`.
+//! - The channel allow-list applies to what the gateway overhears (messages, file shares), not to
+//!   what a person explicitly asks of it (slash commands, button clicks), which always get an
+//!   answer.
+//! - A payload that lacks what Slack always sends is [`Malformed`]: refused, counted, never
+//!   published half-understood.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use proto::{
+    BlockAction, FileReceived, SchemaVersion, SlackMessage, SlashCommand, slack::SlackTransport,
+};
+use serde_json::Value;
+use slack::Identity;
+
+/// Whose messages and which channels the gateway keeps.
+#[derive(Debug, Clone)]
+pub(crate) struct Filter {
+    pub(crate) identity: Identity,
+    /// Empty: every channel the app is in.
+    pub(crate) channels: BTreeSet<String>,
+}
+
+impl Filter {
+    fn channel_allowed(&self, channel: &str) -> bool {
+        self.channels.is_empty() || self.channels.contains(channel)
+    }
+}
+
+/// A message to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Outbound {
+    Message(Box<SlackMessage>),
+    File(Box<FileReceived>),
+    Command(Box<SlashCommand>),
+    Action(Box<BlockAction>),
+}
+
+/// Why an understood payload is not published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Ignored {
+    /// Posted by this app.
+    OwnMessage,
+    ChannelNotAllowed,
+    /// A message subtype that is not content (`channel_join`, `message_deleted`…).
+    Subtype(String),
+    /// An event type the gateway does not subscribe to.
+    EventType(String),
+    /// An interaction that is not a button click (`view_submission`, `shortcut`…).
+    Interaction(String),
+}
+
+impl Ignored {
+    /// A low-cardinality label for metrics.
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            Ignored::OwnMessage => "own_message",
+            Ignored::ChannelNotAllowed => "channel_not_allowed",
+            Ignored::Subtype(_) => "subtype",
+            Ignored::EventType(_) => "event_type",
+            Ignored::Interaction(_) => "interaction_type",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Verdict {
+    Publish(Vec<Outbound>),
+    Ignore(Ignored),
+}
+
+/// A payload without what Slack always sends.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed Slack payload: {0}")]
+pub(crate) struct Malformed(pub(crate) String);
+
+/// Message subtypes that are housekeeping, not content.
+const IGNORED_SUBTYPES: &[&str] = &[
+    "message_changed",
+    "message_deleted",
+    "message_replied",
+    "channel_join",
+    "channel_leave",
+    "channel_topic",
+    "channel_purpose",
+    "channel_name",
+    "channel_archive",
+    "channel_unarchive",
+    "group_join",
+    "group_leave",
+    "pinned_item",
+    "unpinned_item",
+    "ekm_access_denied",
+];
+
+fn text<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+    value.get(key).and_then(Value::as_str)
+}
+
+fn required<'a>(value: &'a Value, key: &str, what: &str) -> Result<&'a str, Malformed> {
+    text(value, key)
+        .filter(|found| !found.is_empty())
+        .ok_or_else(|| Malformed(format!("{what} has no {key}")))
+}
+
+/// An Events API `event_callback` (the Socket Mode envelope's payload, or the HTTP body).
+pub(crate) fn event_callback(
+    payload: &Value,
+    transport: SlackTransport,
+    received_at: DateTime<Utc>,
+    filter: &Filter,
+) -> Result<Verdict, Malformed> {
+    if text(payload, "type") != Some("event_callback") {
+        return Err(Malformed(format!(
+            "expected an event_callback, got type {:?}",
+            text(payload, "type").unwrap_or("(none)")
+        )));
+    }
+    let event_id = required(payload, "event_id", "the event callback")?;
+    let event = payload
+        .get("event")
+        .filter(|event| event.is_object())
+        .ok_or_else(|| Malformed("the event callback has no event object".to_owned()))?;
+    let team_id = text(payload, "team_id").map(str::to_owned);
+    match required(event, "type", "the event")? {
+        "message" => message(event, event_id, team_id, transport, received_at, filter),
+        "file_shared" => file_shared(event, event_id, transport, received_at, filter),
+        other => Ok(Verdict::Ignore(Ignored::EventType(other.to_owned()))),
+    }
+}
+
+fn message(
+    event: &Value,
+    event_id: &str,
+    team_id: Option<String>,
+    transport: SlackTransport,
+    received_at: DateTime<Utc>,
+    filter: &Filter,
+) -> Result<Verdict, Malformed> {
+    let subtype = text(event, "subtype");
+    if let Some(subtype) = subtype.filter(|subtype| IGNORED_SUBTYPES.contains(subtype)) {
+        return Ok(Verdict::Ignore(Ignored::Subtype(subtype.to_owned())));
+    }
+    let user = text(event, "user");
+    let bot_id = text(event, "bot_id");
+    if filter.identity.is_own(user, bot_id) {
+        return Ok(Verdict::Ignore(Ignored::OwnMessage));
+    }
+    let channel = required(event, "channel", "the message event")?;
+    if !filter.channel_allowed(channel) {
+        return Ok(Verdict::Ignore(Ignored::ChannelNotAllowed));
+    }
+    let ts = required(event, "ts", "the message event")?;
+    Ok(Verdict::Publish(vec![Outbound::Message(Box::new(
+        SlackMessage {
+            schema_version: SchemaVersion::CURRENT,
+            event_id: event_id.to_owned(),
+            team_id,
+            channel: channel.to_owned(),
+            ts: ts.to_owned(),
+            thread_ts: text(event, "thread_ts")
+                .filter(|thread| *thread != ts)
+                .map(str::to_owned),
+            user: user.map(str::to_owned),
+            bot_id: bot_id.map(str::to_owned),
+            subtype: subtype.map(str::to_owned),
+            text: text(event, "text").unwrap_or_default().to_owned(),
+            received_at,
+            transport,
+            raw: event.clone(),
+        },
+    ))]))
+}
+
+fn file_shared(
+    event: &Value,
+    event_id: &str,
+    transport: SlackTransport,
+    received_at: DateTime<Utc>,
+    filter: &Filter,
+) -> Result<Verdict, Malformed> {
+    let file_id = text(event, "file_id")
+        .or_else(|| event.get("file").and_then(|file| text(file, "id")))
+        .ok_or_else(|| Malformed("the file_shared event has no file_id".to_owned()))?;
+    let user = required(event, "user_id", "the file_shared event")?;
+    if filter.identity.is_own(Some(user), None) {
+        return Ok(Verdict::Ignore(Ignored::OwnMessage));
+    }
+    let channel = required(event, "channel_id", "the file_shared event")?;
+    if !filter.channel_allowed(channel) {
+        return Ok(Verdict::Ignore(Ignored::ChannelNotAllowed));
+    }
+    Ok(Verdict::Publish(vec![Outbound::File(Box::new(
+        FileReceived {
+            schema_version: SchemaVersion::CURRENT,
+            event_id: event_id.to_owned(),
+            file_id: file_id.to_owned(),
+            channel: channel.to_owned(),
+            user: user.to_owned(),
+            received_at,
+            transport,
+            raw: event.clone(),
+        },
+    ))]))
+}
+
+/// A slash command: Slack's form fields, as a JSON object of strings.
+pub(crate) fn slash_command(
+    fields: &Value,
+    received_at: DateTime<Utc>,
+) -> Result<Verdict, Malformed> {
+    let what = "the slash command";
+    Ok(Verdict::Publish(vec![Outbound::Command(Box::new(
+        SlashCommand {
+            schema_version: SchemaVersion::CURRENT,
+            trigger_id: required(fields, "trigger_id", what)?.to_owned(),
+            team_id: text(fields, "team_id").map(str::to_owned),
+            channel: required(fields, "channel_id", what)?.to_owned(),
+            user: required(fields, "user_id", what)?.to_owned(),
+            command: required(fields, "command", what)?.to_owned(),
+            text: text(fields, "text").unwrap_or_default().trim().to_owned(),
+            response_url: required(fields, "response_url", what)?.to_owned(),
+            received_at,
+        },
+    ))]))
+}
+
+/// An interaction payload: each button clicked becomes one [`BlockAction`].
+pub(crate) fn interaction(
+    payload: &Value,
+    received_at: DateTime<Utc>,
+) -> Result<Verdict, Malformed> {
+    let kind = required(payload, "type", "the interaction")?;
+    if kind != "block_actions" {
+        return Ok(Verdict::Ignore(Ignored::Interaction(kind.to_owned())));
+    }
+    let what = "the block_actions interaction";
+    let trigger_id = required(payload, "trigger_id", what)?;
+    let user = payload
+        .get("user")
+        .and_then(|user| text(user, "id"))
+        .ok_or_else(|| Malformed(format!("{what} has no user.id")))?;
+    let container = payload.get("container").unwrap_or(&Value::Null);
+    let channel = payload
+        .get("channel")
+        .and_then(|channel| text(channel, "id"))
+        .or_else(|| text(container, "channel_id"))
+        .ok_or_else(|| Malformed(format!("{what} has no channel")))?;
+    let message = payload.get("message").unwrap_or(&Value::Null);
+    let message_ts = text(container, "message_ts").or_else(|| text(message, "ts"));
+    let thread_ts = text(message, "thread_ts").filter(|thread| Some(*thread) != message_ts);
+    let actions = payload
+        .get("actions")
+        .and_then(Value::as_array)
+        .filter(|actions| !actions.is_empty())
+        .ok_or_else(|| Malformed(format!("{what} has no actions")))?;
+    let mut outbound = Vec::with_capacity(actions.len());
+    for action in actions {
+        outbound.push(Outbound::Action(Box::new(BlockAction {
+            schema_version: SchemaVersion::CURRENT,
+            trigger_id: trigger_id.to_owned(),
+            user: user.to_owned(),
+            channel: channel.to_owned(),
+            message_ts: message_ts.map(str::to_owned),
+            thread_ts: thread_ts.map(str::to_owned),
+            action_id: required(action, "action_id", "an action")?.to_owned(),
+            value: text(action, "value").map(str::to_owned),
+            response_url: text(payload, "response_url").map(str::to_owned),
+            received_at,
+            raw: payload.clone(),
+        })));
+    }
+    Ok(Verdict::Publish(outbound))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,266 @@
+use serde_json::json;
+
+use super::*;
+
+fn filter(channels: &[&str]) -> Filter {
+    Filter {
+        identity: Identity {
+            team_id: "T0FLAME".into(),
+            user_id: "U0FLAMEBOT".into(),
+            bot_id: Some("B0FLAMEBOT".into()),
+        },
+        channels: channels.iter().map(|c| (*c).to_owned()).collect(),
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    "2026-11-22T10:00:00Z".parse().unwrap()
+}
+
+fn callback(event: Value) -> Value {
+    json!({"type": "event_callback", "team_id": "T0FLAME", "event_id": "Ev0001", "event": event})
+}
+
+/// What Slack sends for Alertmanager's default template, posted through an incoming webhook.
+fn alertmanager_event() -> Value {
+    json!({
+        "type": "message", "subtype": "bot_message", "bot_id": "B0AMGR", "username": "Alertmanager",
+        "channel": "C0ALERTS", "ts": "1700000000.000100", "text": "",
+        "attachments": [{
+            "color": "danger",
+            "title": "[FIRING:1] HighCPU checkout (prod)",
+            "title_link": "http://alertmanager:9093/#/alerts?receiver=slack",
+            "fallback": "[FIRING:1] HighCPU checkout | http://alertmanager:9093/#/alerts?receiver=slack",
+            "footer": "Alertmanager"
+        }]
+    })
+}
+
+#[test]
+fn alerts_from_other_bots_are_kept_with_the_raw_event() {
+    let verdict = event_callback(
+        &callback(alertmanager_event()),
+        SlackTransport::SocketMode,
+        now(),
+        &filter(&[]),
+    )
+    .unwrap();
+    let Verdict::Publish(outbound) = verdict else {
+        panic!("ignored: {verdict:?}")
+    };
+    let [Outbound::Message(message)] = outbound.as_slice() else {
+        panic!("{outbound:?}")
+    };
+    assert_eq!(message.event_id, "Ev0001");
+    assert_eq!(message.channel, "C0ALERTS");
+    assert_eq!(message.bot_id.as_deref(), Some("B0AMGR"));
+    assert_eq!(message.subtype.as_deref(), Some("bot_message"));
+    assert_eq!(message.team_id.as_deref(), Some("T0FLAME"));
+    assert_eq!(message.thread_ts, None);
+    assert_eq!(
+        message.raw["attachments"][0]["title_link"],
+        "http://alertmanager:9093/#/alerts?receiver=slack",
+        "fields client libraries drop survive"
+    );
+}
+
+#[test]
+fn own_messages_are_dropped_by_user_or_bot_id() {
+    for event in [
+        json!({"type": "message", "channel": "C0ALERTS", "ts": "1.2", "user": "U0FLAMEBOT", "bot_id": "B0FLAMEBOT", "text": "diagnosis"}),
+        json!({"type": "message", "subtype": "bot_message", "channel": "C0ALERTS", "ts": "1.2", "bot_id": "B0FLAMEBOT"}),
+    ] {
+        let verdict = event_callback(
+            &callback(event),
+            SlackTransport::HttpEvents,
+            now(),
+            &filter(&[]),
+        )
+        .unwrap();
+        assert_eq!(verdict, Verdict::Ignore(Ignored::OwnMessage));
+    }
+}
+
+#[test]
+fn the_allow_list_keeps_listed_channels_only() {
+    let listed = filter(&["C0ALERTS"]);
+    let kept = event_callback(
+        &callback(alertmanager_event()),
+        SlackTransport::SocketMode,
+        now(),
+        &listed,
+    )
+    .unwrap();
+    assert!(matches!(kept, Verdict::Publish(_)));
+    let mut elsewhere = alertmanager_event();
+    elsewhere["channel"] = json!("C0GENERAL");
+    let dropped = event_callback(
+        &callback(elsewhere),
+        SlackTransport::SocketMode,
+        now(),
+        &listed,
+    )
+    .unwrap();
+    assert_eq!(dropped, Verdict::Ignore(Ignored::ChannelNotAllowed));
+}
+
+#[test]
+fn housekeeping_subtypes_and_other_events_are_ignored() {
+    let join = json!({"type": "message", "subtype": "channel_join", "channel": "C0ALERTS", "ts": "1.2", "user": "U0DEV"});
+    assert_eq!(
+        event_callback(
+            &callback(join),
+            SlackTransport::SocketMode,
+            now(),
+            &filter(&[])
+        )
+        .unwrap(),
+        Verdict::Ignore(Ignored::Subtype("channel_join".into()))
+    );
+    let reaction = json!({"type": "reaction_added", "user": "U0DEV", "reaction": "eyes"});
+    let verdict = event_callback(
+        &callback(reaction),
+        SlackTransport::SocketMode,
+        now(),
+        &filter(&[]),
+    )
+    .unwrap();
+    assert_eq!(
+        verdict,
+        Verdict::Ignore(Ignored::EventType("reaction_added".into()))
+    );
+    assert_eq!(
+        Ignored::EventType("x".into()).label(),
+        "event_type",
+        "labels stay low-cardinality"
+    );
+}
+
+#[test]
+fn thread_replies_keep_their_thread() {
+    let reply = json!({"type": "message", "channel": "C0ALERTS", "ts": "1.3", "thread_ts": "1.2", "user": "U0ONCALL", "text": "looking"});
+    let Verdict::Publish(outbound) = event_callback(
+        &callback(reply),
+        SlackTransport::SocketMode,
+        now(),
+        &filter(&[]),
+    )
+    .unwrap() else {
+        panic!()
+    };
+    let Outbound::Message(message) = &outbound[0] else {
+        panic!()
+    };
+    assert_eq!(message.thread_ts.as_deref(), Some("1.2"));
+    assert_eq!(message.user.as_deref(), Some("U0ONCALL"));
+}
+
+#[test]
+fn malformed_callbacks_say_what_is_missing() {
+    let cases = [
+        (
+            json!({"type": "url_verification", "challenge": "x"}),
+            "expected an event_callback",
+        ),
+        (
+            json!({"type": "event_callback", "event": {"type": "message"}}),
+            "no event_id",
+        ),
+        (
+            json!({"type": "event_callback", "event_id": "Ev1"}),
+            "no event object",
+        ),
+        (
+            json!({"type": "event_callback", "event_id": "Ev1", "event": {"type": "message", "ts": "1.2"}}),
+            "no channel",
+        ),
+        (
+            json!({"type": "event_callback", "event_id": "Ev1", "event": {"type": "file_shared", "channel_id": "C1", "user_id": "U1"}}),
+            "no file_id",
+        ),
+        (json!([1, 2, 3]), "expected an event_callback"),
+    ];
+    for (payload, expected) in cases {
+        let err =
+            event_callback(&payload, SlackTransport::HttpEvents, now(), &filter(&[])).unwrap_err();
+        assert!(err.0.contains(expected), "{payload}: {err}");
+    }
+}
+
+#[test]
+fn file_shares_become_downloads_to_do() {
+    let event = json!({"type": "file_shared", "channel_id": "C0GENERAL", "file_id": "F0001", "user_id": "U0DEV", "file": {"id": "F0001"}, "event_ts": "1.5"});
+    let Verdict::Publish(outbound) = event_callback(
+        &callback(event),
+        SlackTransport::SocketMode,
+        now(),
+        &filter(&[]),
+    )
+    .unwrap() else {
+        panic!()
+    };
+    let Outbound::File(file) = &outbound[0] else {
+        panic!()
+    };
+    assert_eq!(
+        (file.file_id.as_str(), file.user.as_str()),
+        ("F0001", "U0DEV")
+    );
+    assert_eq!(file.channel, "C0GENERAL");
+}
+
+#[test]
+fn slash_commands_need_slacks_fields() {
+    let fields = json!({
+        "command": "/profile", "text": " checkout 30m ", "channel_id": "C0ALERTS", "user_id": "U0ONCALL",
+        "trigger_id": "13345224609.738474920.8088930838d88f008e0", "team_id": "T0FLAME",
+        "response_url": "https://hooks.slack.com/commands/1234/5678"
+    });
+    let Verdict::Publish(outbound) = slash_command(&fields, now()).unwrap() else {
+        panic!()
+    };
+    let Outbound::Command(command) = &outbound[0] else {
+        panic!()
+    };
+    assert_eq!(command.command, "/profile");
+    assert_eq!(command.text, "checkout 30m");
+
+    let mut missing = fields.clone();
+    missing.as_object_mut().unwrap().remove("response_url");
+    let err = slash_command(&missing, now()).unwrap_err();
+    assert!(err.0.contains("response_url"), "{err}");
+}
+
+#[test]
+fn each_clicked_button_becomes_an_action() {
+    let payload = json!({
+        "type": "block_actions", "trigger_id": "t1", "user": {"id": "U0ONCALL"},
+        "container": {"type": "message", "message_ts": "1.4", "channel_id": "C0ALERTS"},
+        "channel": {"id": "C0ALERTS"}, "message": {"ts": "1.4", "thread_ts": "1.2"},
+        "response_url": "https://hooks.slack.com/actions/1",
+        "actions": [{"action_id": "ft.silence_1h", "value": "inc-1", "type": "button"}]
+    });
+    let Verdict::Publish(outbound) = interaction(&payload, now()).unwrap() else {
+        panic!()
+    };
+    let Outbound::Action(action) = &outbound[0] else {
+        panic!()
+    };
+    assert_eq!(action.action_id, proto::actions::SILENCE_1H);
+    assert_eq!(action.value.as_deref(), Some("inc-1"));
+    assert_eq!(action.message_ts.as_deref(), Some("1.4"));
+    assert_eq!(action.thread_ts.as_deref(), Some("1.2"));
+
+    let modal = json!({"type": "view_submission", "user": {"id": "U1"}});
+    assert_eq!(
+        interaction(&modal, now()).unwrap(),
+        Verdict::Ignore(Ignored::Interaction("view_submission".into()))
+    );
+    let no_actions = json!({"type": "block_actions", "trigger_id": "t", "user": {"id": "U1"}, "channel": {"id": "C1"}, "actions": []});
+    assert!(
+        interaction(&no_actions, now())
+            .unwrap_err()
+            .0
+            .contains("no actions")
+    );
+}

@@ -1,0 +1,141 @@
+//! The one path every Slack payload takes, whichever transport brought it: understand it
+//! ([`crate::accept`]), publish what is kept to JetStream, and say whether Slack may be
+//! acknowledged. Nothing is acknowledged that JetStream did not store.
+
+use std::time::Duration;
+
+use bus::Bus;
+use chrono::Utc;
+use proto::slack::SlackTransport;
+use serde_json::Value;
+
+use crate::accept::{self, Filter, Malformed, Outbound, Verdict};
+
+/// Which kind of payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Event,
+    Command,
+    Interaction,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Event => "event",
+            Kind::Command => "command",
+            Kind::Interaction => "interaction",
+        }
+    }
+}
+
+/// What became of a payload; every variant but `Unavailable` may be acknowledged.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Stored in JetStream; `duplicates` of them were already there (a Slack retry).
+    Published {
+        count: usize,
+        duplicates: usize,
+    },
+    Ignored,
+    /// Acknowledged all the same: Slack sending it again would not make it better.
+    Malformed(Malformed),
+    /// JetStream did not store it in time: do not acknowledge, Slack will send it again.
+    Unavailable(bus::Error),
+}
+
+impl Outcome {
+    pub(crate) fn may_acknowledge(&self) -> bool {
+        !matches!(self, Outcome::Unavailable(_))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Intake {
+    pub(crate) bus: Bus,
+    pub(crate) filter: Filter,
+    pub(crate) publish_deadline: Duration,
+}
+
+impl Intake {
+    pub(crate) async fn handle(
+        &self,
+        kind: Kind,
+        payload: &Value,
+        transport: SlackTransport,
+    ) -> Outcome {
+        let received_at = Utc::now();
+        let verdict = match kind {
+            Kind::Event => accept::event_callback(payload, transport, received_at, &self.filter),
+            Kind::Command => accept::slash_command(payload, received_at),
+            Kind::Interaction => accept::interaction(payload, received_at),
+        };
+        let outcome = match verdict {
+            Ok(Verdict::Publish(outbound)) => self.publish(&outbound).await,
+            Ok(Verdict::Ignore(why)) => {
+                tracing::debug!(?why, kind = kind.label(), "ignored");
+                metrics::counter!("ft_gateway_ignored_total", "kind" => kind.label(), "reason" => why.label())
+                    .increment(1);
+                Outcome::Ignored
+            }
+            Err(malformed) => {
+                tracing::warn!(error = %malformed, kind = kind.label(), "refused a malformed payload");
+                Outcome::Malformed(malformed)
+            }
+        };
+        let label = match &outcome {
+            Outcome::Published { count, duplicates } => {
+                tracing::debug!(kind = kind.label(), count, duplicates, "published");
+                "published"
+            }
+            Outcome::Ignored => "ignored",
+            Outcome::Malformed(_) => "malformed",
+            Outcome::Unavailable(_) => "unavailable",
+        };
+        metrics::counter!("ft_gateway_payloads_total", "kind" => kind.label(), "outcome" => label)
+            .increment(1);
+        outcome
+    }
+
+    async fn publish(&self, outbound: &[Outbound]) -> Outcome {
+        let mut duplicates = 0;
+        for message in outbound {
+            let published = match message {
+                Outbound::Message(message) => self.publish_one(message.as_ref()).await,
+                Outbound::File(file) => self.publish_one(file.as_ref()).await,
+                Outbound::Command(command) => self.publish_one(command.as_ref()).await,
+                Outbound::Action(action) => self.publish_one(action.as_ref()).await,
+            };
+            match published {
+                Ok(published) if published.duplicate => duplicates += 1,
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "not acknowledging Slack: JetStream did not store the event");
+                    return Outcome::Unavailable(err);
+                }
+            }
+        }
+        if duplicates > 0 {
+            tracing::info!(duplicates, "Slack delivered an event again; stored once");
+            metrics::counter!("ft_gateway_duplicates_total").increment(duplicates as u64);
+        }
+        Outcome::Published {
+            count: outbound.len(),
+            duplicates,
+        }
+    }
+
+    async fn publish_one<M: proto::Message>(
+        &self,
+        message: &M,
+    ) -> Result<bus::Published, bus::Error> {
+        let deadline = self.publish_deadline;
+        match tokio::time::timeout(deadline, self.bus.publish_with_retry(message, deadline)).await {
+            Ok(result) => result,
+            Err(_) => Err(bus::Error::Publish {
+                subject: self.bus.subjects().subject(message.subject()),
+                detail: format!("not stored within {deadline:?}"),
+            }),
+        }
+    }
+}

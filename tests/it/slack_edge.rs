@@ -1,0 +1,199 @@
+//! Shared set-up for the Slack-edge tests: a real nats-server, the Slack emulator, and
+//! slack-gateway or remediation-poster running in-process against both.
+
+use std::{net::SocketAddr, time::Duration};
+
+use bus::Bus;
+use serde_json::{Value, json};
+use slack_emulator::{EmulatorConfig, Running};
+use test_support::{NatsServer, PortReservation, reserve_port, wait_ready};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{nats_config, provisioned_bus, stored_messages};
+
+/// An emulator tuned for tests: quick redelivery and retries.
+pub(crate) fn emulator_config() -> EmulatorConfig {
+    EmulatorConfig {
+        socket_ack_timeout: Duration::from_millis(700),
+        socket_max_retries: 20,
+        http_retry_delays: vec![
+            Duration::ZERO,
+            Duration::from_millis(500),
+            Duration::from_secs(1),
+        ],
+        ..EmulatorConfig::default()
+    }
+}
+
+pub(crate) async fn start_emulator(config: EmulatorConfig) -> Running {
+    slack_emulator::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap()
+}
+
+/// A service running in-process until stopped.
+pub(crate) struct RunningService {
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), runtime::Error>>,
+    _reservation: PortReservation,
+}
+
+impl RunningService {
+    pub(crate) async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("stops within 20 s of shutdown")
+            .expect("does not panic")
+            .expect("stops cleanly");
+    }
+}
+
+pub(crate) async fn spawn_service<F, Fut>(run: F) -> RunningService
+where
+    F: FnOnce(runtime::AdminConfig, CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = Result<(), runtime::Error>> + Send + 'static,
+{
+    let reservation = reserve_port().unwrap();
+    let admin = reservation.addr();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(run(
+        runtime::AdminConfig { listen: admin },
+        shutdown.clone(),
+    ));
+    wait_ready(admin, Duration::from_secs(20)).await.unwrap();
+    RunningService {
+        shutdown,
+        task,
+        _reservation: reservation,
+    }
+}
+
+pub(crate) fn gateway_config(
+    nats: &NatsServer,
+    slack: &Running,
+    admin: runtime::AdminConfig,
+) -> slack_gateway::Config {
+    slack_gateway::Config {
+        nats: nats_config(nats),
+        admin,
+        slack: slack_gateway::SlackConfig {
+            api_url: slack.api_base(),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// The emulator's control API.
+#[derive(Clone)]
+pub(crate) struct Control {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Control {
+    pub(crate) fn new(slack: &Running) -> Control {
+        Control {
+            base: slack.control_base(),
+            http: slack::http_client(Duration::from_secs(10)).unwrap(),
+        }
+    }
+
+    pub(crate) async fn post(&self, path: &str, body: Value) -> Value {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap();
+        assert!(status.is_success(), "{path}: {status} {answer}");
+        answer
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Posts an alert as Alertmanager's default Slack template does (through its webhook bot).
+    pub(crate) async fn post_alert(&self, channel: &str, alert: &str) -> String {
+        let answer = self
+            .post(
+                "/post",
+                json!({
+                    "channel": channel, "bot_id": "B0AMGR", "username": "Alertmanager",
+                    "attachments": [{
+                        "color": "danger",
+                        "title": format!("[FIRING:1] {alert} checkout (prod)"),
+                        "title_link": "http://alertmanager:9093/#/alerts?receiver=slack",
+                        "fallback": format!("[FIRING:1] {alert} checkout | http://alertmanager:9093/#/alerts?receiver=slack"),
+                        "footer": "Alertmanager", "text": ""
+                    }]
+                }),
+            )
+            .await;
+        answer["ts"].as_str().unwrap().to_owned()
+    }
+
+    /// Every Socket Mode / HTTP delivery so far.
+    pub(crate) async fn deliveries(&self) -> Vec<Value> {
+        self.get("/deliveries").await["deliveries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Waits until every delivery so far was acknowledged.
+    pub(crate) async fn wait_all_acked(&self) {
+        test_support::wait_for(Duration::from_secs(20), "every delivery acked", || async {
+            self.deliveries()
+                .await
+                .iter()
+                .all(|delivery| delivery["acked"] == true)
+        })
+        .await
+        .unwrap();
+    }
+}
+
+/// The payloads stored on `subject` (full name) so far, decoded as JSON.
+pub(crate) async fn published(bus: &Bus, stream: &str, subject: &str) -> Vec<Value> {
+    stored_messages(bus, stream)
+        .await
+        .into_iter()
+        .filter(|message| message.subject.as_str() == subject)
+        .map(|message| serde_json::from_slice(&message.payload).unwrap())
+        .collect()
+}
+
+/// Waits until `subject` holds at least `count` messages, and returns them.
+pub(crate) async fn wait_published(
+    bus: &Bus,
+    stream: &str,
+    subject: &str,
+    count: usize,
+) -> Vec<Value> {
+    test_support::wait_for(
+        Duration::from_secs(20),
+        &format!("{count} messages on {subject}"),
+        || async { published(bus, stream, subject).await.len() >= count },
+    )
+    .await
+    .unwrap();
+    published(bus, stream, subject).await
+}
+
+pub(crate) async fn observer(nats: &NatsServer) -> Bus {
+    provisioned_bus(nats, "test-observer").await
+}
