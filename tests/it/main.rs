@@ -6,6 +6,7 @@
 mod bus_connect;
 mod bus_contract;
 mod bus_faults;
+mod remediation_poster;
 mod services;
 mod slack_edge;
 mod slack_gateway;

@@ -99,7 +99,16 @@ async fn all_five_services_run_side_by_side_on_one_nats() {
     start!(alert_watcher, alert_watcher::Config::default());
     start!(profile_fetcher, profile_fetcher::Config::default());
     start!(sandbox_runner, sandbox_runner::Config::default());
-    start!(remediation_poster, remediation_poster::Config::default());
+    start!(
+        remediation_poster,
+        remediation_poster::Config {
+            slack: remediation_poster::SlackConfig {
+                api_url: slack.api_base(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    );
 
     for (name, addr) in &admins {
         wait_ready(*addr, Duration::from_secs(20))

@@ -50,6 +50,14 @@ impl RunningService {
     }
 }
 
+impl RunningService {
+    /// Stops it where it is, as a crash would: nothing in flight is acknowledged or recorded.
+    pub(crate) async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
 pub(crate) async fn spawn_service<F, Fut>(run: F) -> RunningService
 where
     F: FnOnce(runtime::AdminConfig, CancellationToken) -> Fut,
@@ -146,6 +154,14 @@ impl Control {
         answer["ts"].as_str().unwrap().to_owned()
     }
 
+    /// The channel, oldest first, each top-level message with its `replies`.
+    pub(crate) async fn channel(&self, channel: &str) -> Vec<Value> {
+        self.get(&format!("/channels/{channel}")).await["messages"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Every Socket Mode / HTTP delivery so far.
     pub(crate) async fn deliveries(&self) -> Vec<Value> {
         self.get("/deliveries").await["deliveries"]
@@ -196,4 +212,20 @@ pub(crate) async fn wait_published(
 
 pub(crate) async fn observer(nats: &NatsServer) -> Bus {
     provisioned_bus(nats, "test-observer").await
+}
+
+pub(crate) fn poster_config(
+    nats: &NatsServer,
+    slack: &Running,
+    admin: runtime::AdminConfig,
+) -> remediation_poster::Config {
+    remediation_poster::Config {
+        nats: nats_config(nats),
+        admin,
+        slack: remediation_poster::SlackConfig {
+            api_url: slack.api_base(),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
 }

@@ -116,6 +116,144 @@ pub fn http_client(timeout: std::time::Duration) -> Result<reqwest::Client, Erro
         .map_err(|err| Error::Client(err.to_string()))
 }
 
+/// Why a Web API call did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// HTTP 429: wait this long (Slack's `Retry-After`), then try again.
+    #[error("rate limited for {0:?}")]
+    RateLimited(std::time::Duration),
+    /// `{"ok": false, "error": code}`.
+    #[error("Slack said {code}")]
+    Slack { code: String, detail: String },
+    /// Slack could not be reached, or answered something that is not the Web API.
+    #[error("Slack unreachable: {0}")]
+    Transport(String),
+}
+
+/// Web API calls with JSON bodies sent exactly as built, and answers read as JSON.
+///
+/// The poster uses this rather than slack-morphism's typed requests because the contract passes
+/// Block Kit blocks "to Slack as they are": a round trip through typed blocks drops what the types
+/// do not model, as slack-morphism's attachments drop `title_link`.
+#[derive(Debug, Clone)]
+pub struct RawApi {
+    http: reqwest::Client,
+    api_url: String,
+    token: Secret,
+}
+
+impl RawApi {
+    pub fn new(http: reqwest::Client, api_url: &str, token: Secret) -> RawApi {
+        RawApi {
+            http,
+            api_url: api_url.to_owned(),
+            token,
+        }
+    }
+
+    /// `POST {api_url}/{method}` with `body` as JSON and the token as a bearer.
+    pub async fn call(
+        &self,
+        method: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, CallError> {
+        let response = self
+            .http
+            .post(format!("{}/{method}", self.api_url))
+            .bearer_auth(self.token.expose())
+            .json(body)
+            .send()
+            .await
+            .map_err(|err| CallError::Transport(format!("{method}: {err}")))?;
+        read_answer(method, response).await
+    }
+
+    /// `GET {api_url}/{method}?query` (Slack's read methods take form or query parameters, not
+    /// JSON bodies).
+    pub async fn get(
+        &self,
+        method: &str,
+        query: &[(&str, &str)],
+    ) -> Result<serde_json::Value, CallError> {
+        let mut url = reqwest::Url::parse(&format!("{}/{method}", self.api_url))
+            .map_err(|err| CallError::Transport(format!("{method}: {err}")))?;
+        url.query_pairs_mut().extend_pairs(query);
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(self.token.expose())
+            .send()
+            .await
+            .map_err(|err| CallError::Transport(format!("{method}: {err}")))?;
+        read_answer(method, response).await
+    }
+
+    /// `POST` of `body` to a `response_url` (no token: the URL is the credential).
+    pub async fn respond(
+        &self,
+        response_url: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), CallError> {
+        let response = self
+            .http
+            .post(response_url)
+            .json(body)
+            .send()
+            .await
+            .map_err(|err| CallError::Transport(format!("response_url: {err}")))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            return Err(CallError::RateLimited(retry_after(&response)));
+        }
+        if status.is_success() {
+            return Ok(());
+        }
+        let text = response.text().await.unwrap_or_default();
+        // Slack answers an expired or overused response_url with 404 and a short reason.
+        Err(CallError::Slack {
+            code: format!("response_url_{}", status.as_u16()),
+            detail: text.chars().take(200).collect(),
+        })
+    }
+}
+
+fn retry_after(response: &reqwest::Response) -> std::time::Duration {
+    let seconds = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .unwrap_or(1);
+    std::time::Duration::from_secs(seconds.max(1))
+}
+
+async fn read_answer(
+    method: &str,
+    response: reqwest::Response,
+) -> Result<serde_json::Value, CallError> {
+    let status = response.status();
+    if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        return Err(CallError::RateLimited(retry_after(&response)));
+    }
+    if !status.is_success() {
+        return Err(CallError::Transport(format!("{method}: HTTP {status}")));
+    }
+    let answer: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|err| CallError::Transport(format!("{method}: not JSON: {err}")))?;
+    if answer["ok"] == true {
+        Ok(answer)
+    } else {
+        let code = answer["error"]
+            .as_str()
+            .unwrap_or("unknown_error")
+            .to_owned();
+        let detail = answer["response_metadata"]["messages"].to_string();
+        Err(CallError::Slack { code, detail })
+    }
+}
+
 /// Who the app is in the workspace, from `auth.test` with the bot token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {

@@ -445,7 +445,100 @@ mod tests {
 
 /// Messages as producers publish them, for tests and benchmarks.
 pub mod fixtures {
-    use proto::{SchemaVersion, SlackMessage, slack::SlackTransport};
+    use chrono::{DateTime, Utc};
+    use proto::{
+        Alert, Incident, IncidentChange, IncidentEvent, IncidentId, MetricsEvidence, SchemaVersion,
+        SlackMessage, SlackThread, TimeWindow,
+        evidence::{EvidenceStatus, MetricSummary, Trend},
+        incident::{AlertSource, AlertStatus},
+        slack::SlackTransport,
+    };
+
+    /// `seconds` after a fixed instant (2023-11-14T22:13:20Z), so that fixtures are reproducible.
+    pub fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + seconds, 0).unwrap_or_default()
+    }
+
+    /// A `HighCPU` incident on `svc-<id>` whose alert is the message `alert_ts` in `#alerts`,
+    /// as alert-watcher publishes it after `revision` changes.
+    pub fn incident_event(
+        id: &str,
+        alert_ts: &str,
+        change: IncidentChange,
+        revision: u64,
+    ) -> IncidentEvent {
+        let window = TimeWindow {
+            from: at(-900),
+            to: at(0),
+        };
+        IncidentEvent {
+            schema_version: SchemaVersion::CURRENT,
+            change,
+            incident: Incident {
+                id: IncidentId(id.to_owned()),
+                fingerprint: format!("fp-{id}"),
+                alert: Alert {
+                    source: AlertSource::Alertmanager,
+                    status: if change == IncidentChange::Resolved {
+                        AlertStatus::Resolved
+                    } else {
+                        AlertStatus::Firing
+                    },
+                    name: "HighCPU".to_owned(),
+                    severity: Some("critical".to_owned()),
+                    labels: Default::default(),
+                    annotations: Default::default(),
+                    starts_at: Some(at(-60)),
+                    links: Vec::new(),
+                    service: Some(format!("svc-{id}")),
+                },
+                thread: SlackThread {
+                    channel: "C0ALERTS".to_owned(),
+                    ts: alert_ts.to_owned(),
+                },
+                opened_at: at(0),
+                last_seen_at: at(revision as i64 * 60),
+                notification_count: revision as u32,
+                window,
+                baseline: window,
+                resolved_at: None,
+                revision,
+            },
+        }
+    }
+
+    /// CPU metrics for `incident_id`: 1.8 cores now against 0.4 before, rising.
+    pub fn metrics_evidence(
+        incident_id: &str,
+        evidence_id: &str,
+        collected: i64,
+    ) -> MetricsEvidence {
+        MetricsEvidence {
+            schema_version: SchemaVersion::CURRENT,
+            evidence_id: evidence_id.to_owned(),
+            incident_id: IncidentId(incident_id.to_owned()),
+            status: EvidenceStatus::Ok,
+            window: TimeWindow {
+                from: at(-900),
+                to: at(0),
+            },
+            baseline: TimeWindow {
+                from: at(-2700),
+                to: at(-900),
+            },
+            series: vec![MetricSummary {
+                name: "cpu".to_owned(),
+                query: "rate(process_cpu_seconds_total[1m])".to_owned(),
+                unit: Some(" cores".to_owned()),
+                current: Some(1.8),
+                baseline: Some(0.4),
+                peak: Some(2.0),
+                trend: Trend::Rising,
+            }],
+            chart: None,
+            collected_at: at(collected),
+        }
+    }
 
     /// An Alertmanager alert as the gateway publishes it: a bot message with one attachment.
     pub fn slack_message(event_id: &str) -> SlackMessage {

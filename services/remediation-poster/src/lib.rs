@@ -1,10 +1,28 @@
-//! remediation-poster: the only service that speaks to Slack's Web API. It turns incidents,
-//! evidence and sandbox results into one threaded reply per alert, updated in place. Today it joins
-//! the bus, provisions the streams and reports its health; the replies arrive with the Slack-edge
-//! and diagnosis issues.
+//! remediation-poster: the only service that writes to Slack. It turns incidents, evidence,
+//! sandbox results and post requests into one reply per incident (or request), posted under the
+//! alert and then updated in place as more arrives, with reactions on the alert (eyes when seen,
+//! a check mark when resolved) and ephemeral answers through `response_url`s.
+//!
+//! - `record`: the reply's state in the reply KV bucket, and how messages merge into it (pure).
+//! - `render`: Block Kit and the text fallback, inside Slack's limits (pure).
+//! - `poster`: compare-and-set on the record, claims so that two replicas post once, pacing and
+//!   `Retry-After`, and re-rendering until Slack shows the latest content.
 
+mod config;
+mod poster;
+pub mod record;
+pub mod render;
+
+use std::{num::NonZeroU32, sync::Arc};
+
+use bus::{ConsumerOptions, Delivery, HandlerError};
+use proto::{Evidence, IncidentEvent, PostRequest, SandboxResult};
 use runtime::ServiceName;
 use tokio_util::sync::CancellationToken;
+
+pub use config::{PostingConfig, SlackConfig};
+
+use crate::{poster::Poster, record::reply_key};
 
 pub const SERVICE: ServiceName = ServiceName {
     name: "remediation-poster",
@@ -13,14 +31,171 @@ pub const SERVICE: ServiceName = ServiceName {
 
 runtime::service_config! {
     /// The configuration (see `deploy/config/remediation-poster.example.toml` for every key and its default).
-    pub struct Config, admin port 9105 {}
+    pub struct Config, admin port 9105 {
+        /// Slack's Web API and the bot token (`[slack]`).
+        pub slack: SlackConfig,
+        /// Pacing and coordination between replicas (`[posting]`).
+        pub posting: PostingConfig,
+    }
 }
 
 /// Runs the service until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runtime::Error> {
-    runtime::serve(SERVICE, &config, shutdown, |context| async move {
-        context.shutdown.cancelled().await;
+    let service_config = config.clone();
+    runtime::serve(SERVICE, &service_config, shutdown, |context| async move {
+        let web = slack::web_client(&config.slack.api_url)?;
+        let status = Arc::new(std::sync::Mutex::new(Err::<(), String>(
+            "asking Slack who this app is (auth.test)".to_owned(),
+        )));
+        {
+            let status = status.clone();
+            context.readiness.add_check("slack", move || {
+                status.lock().unwrap_or_else(|e| e.into_inner()).clone()
+            });
+        }
+        let identity = loop {
+            match slack::Identity::fetch(&web, &config.slack.bot_token).await {
+                Ok(identity) => break identity,
+                Err(err) => {
+                    tracing::warn!(error = %err, "auth.test failed, retrying");
+                    *status.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Err(format!("auth.test with the bot token failed: {err}"));
+                }
+            }
+            tokio::select! {
+                _ = context.shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            }
+        };
+        *status.lock().unwrap_or_else(|e| e.into_inner()) = Ok(());
+
+        let api = slack::RawApi::new(
+            slack::http_client(config.slack.request_timeout)?,
+            &config.slack.api_url,
+            config.slack.bot_token.clone(),
+        );
+        let posting = &config.posting;
+        let poster = Arc::new(Poster::new(
+            context.bus.reply_store().await?,
+            api,
+            identity,
+            NonZeroU32::new(posting.posts_per_second).unwrap_or(NonZeroU32::MIN),
+            NonZeroU32::new(posting.burst).unwrap_or(NonZeroU32::MIN),
+            posting.claim_timeout,
+        ));
+        let options = ConsumerOptions {
+            concurrency: posting.concurrency,
+            ..ConsumerOptions::default()
+        };
+        let consumer = |name: &str| proto::subjects::consumer(name);
+        let mut consumers = tokio::task::JoinSet::new();
+        {
+            let poster = poster.clone();
+            consumers.spawn(bus::consumer::run(
+                context.bus.clone(),
+                consumer("remediation-poster-incidents"),
+                options.clone(),
+                context.shutdown.clone(),
+                move |delivery: Delivery<IncidentEvent>| {
+                    let poster = poster.clone();
+                    async move { on_incident(&poster, delivery.message).await }
+                },
+            ));
+        }
+        {
+            let poster = poster.clone();
+            consumers.spawn(bus::consumer::run(
+                context.bus.clone(),
+                consumer("remediation-poster-evidence"),
+                options.clone(),
+                context.shutdown.clone(),
+                move |delivery: Delivery<Evidence>| {
+                    let poster = poster.clone();
+                    async move { on_evidence(&poster, delivery.message).await }
+                },
+            ));
+        }
+        {
+            let poster = poster.clone();
+            consumers.spawn(bus::consumer::run(
+                context.bus.clone(),
+                consumer("remediation-poster-sandbox"),
+                options.clone(),
+                context.shutdown.clone(),
+                move |delivery: Delivery<SandboxResult>| {
+                    let poster = poster.clone();
+                    async move {
+                        let result = delivery.message;
+                        poster
+                            .apply(&reply_key("sandbox", &result.request_id), |record| {
+                                record.merge_sandbox(&result)
+                            })
+                            .await
+                    }
+                },
+            ));
+        }
+        {
+            let poster = poster.clone();
+            consumers.spawn(bus::consumer::run(
+                context.bus.clone(),
+                consumer("remediation-poster-posts"),
+                options,
+                context.shutdown.clone(),
+                move |delivery: Delivery<PostRequest>| {
+                    let poster = poster.clone();
+                    async move {
+                        let post = delivery.message;
+                        let id = post.reply_key.as_deref().unwrap_or(&post.post_id);
+                        poster
+                            .apply(&reply_key("post", id), |record| record.merge_post(&post))
+                            .await
+                    }
+                },
+            ));
+        }
+        while let Some(finished) = consumers.join_next().await {
+            match finished {
+                Ok(result) => result?,
+                Err(err) => anyhow::bail!("a consumer panicked: {err}"),
+            }
+        }
         Ok(())
     })
     .await
+}
+
+async fn on_incident(poster: &Poster, event: IncidentEvent) -> Result<(), HandlerError> {
+    poster
+        .apply(&reply_key("incident", &event.incident.id.0), |record| {
+            record.merge_incident(&event)
+        })
+        .await
+}
+
+async fn on_evidence(poster: &Poster, evidence: Evidence) -> Result<(), HandlerError> {
+    match evidence {
+        Evidence::Metrics(metrics) => {
+            poster
+                .apply(&reply_key("incident", &metrics.incident_id.0), |record| {
+                    record.merge_metrics(&metrics)
+                })
+                .await
+        }
+        Evidence::Profile(profile) => {
+            let key = match (&profile.incident_id, &profile.request_id) {
+                (Some(incident), _) => reply_key("incident", &incident.0),
+                (None, Some(request)) => reply_key("profile-request", request),
+                (None, None) => {
+                    return Err(HandlerError::Reject(
+                        "a profile with neither an incident nor a request id has nowhere to go"
+                            .to_owned(),
+                    ));
+                }
+            };
+            poster
+                .apply(&key, |record| record.merge_profile(&profile))
+                .await
+        }
+    }
 }

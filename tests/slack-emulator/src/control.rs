@@ -360,3 +360,11 @@ pub(crate) async fn views(State(state): State<SharedState>) -> Json<Value> {
     let workspace = state.workspace.lock().unwrap_or_else(|e| e.into_inner());
     Json(json!({"ok": true, "views": workspace.views}))
 }
+
+/// Counters tests assert on: how many 429s the emulator answered.
+pub(crate) async fn stats(State(state): State<SharedState>) -> Json<Value> {
+    Json(json!({
+        "ok": true,
+        "rate_limited": state.rate_limited.load(std::sync::atomic::Ordering::Relaxed),
+    }))
+}

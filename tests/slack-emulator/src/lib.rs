@@ -121,6 +121,8 @@ impl Default for EmulatorConfig {
 
 struct AppState {
     config: EmulatorConfig,
+    /// 429 answers given so far.
+    rate_limited: std::sync::atomic::AtomicU64,
     /// Injected slowness: (method, delay, calls left).
     faults: Mutex<Vec<(String, std::time::Duration, u32)>>,
     workspace: Mutex<Workspace>,
@@ -170,6 +172,7 @@ pub fn router(config: EmulatorConfig) -> Router {
         socket: socket_mode::SocketHub::default(),
         events_api: events_api::EventsApi::default(),
         faults: Mutex::new(Vec::new()),
+        rate_limited: std::sync::atomic::AtomicU64::new(0),
         config,
     });
     Router::new()
@@ -192,6 +195,7 @@ pub fn router(config: EmulatorConfig) -> Router {
         .route("/control/share", post(files::share))
         .route("/control/faults", post(control::fault))
         .route("/control/views", get(control::views))
+        .route("/control/stats", get(control::stats))
         .route("/upload/{file_id}", post(files::upload))
         .route(
             "/files-pri/{team_file}/download/{name}",

@@ -66,6 +66,9 @@ pub(crate) async fn handle(
     {
         let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
         let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        state
+            .rate_limited
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return rate_limited(retry_after.max(1));
     }
 

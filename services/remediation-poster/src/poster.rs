@@ -1,0 +1,572 @@
+//! The poster's core: merge what arrived into the reply's record (KV, compare-and-set), then bring
+//! Slack up to date with the record, until Slack shows its latest content.
+//!
+//! One reply per key, whatever happens:
+//! - **Two replicas**: posting starts with a *claim* written by compare-and-set; whoever loses
+//!   waits (its message is redelivered later) and then only updates the reply the winner posted.
+//! - **A crash between posting and recording the `ts`**: the claim stays behind. After
+//!   `claim_timeout` another delivery takes it over, looks for the reply in the thread (its first
+//!   block's `block_id` is the record's marker) and adopts it instead of posting again.
+//! - **Redelivery and concurrent updates**: every writer re-reads the record after its Slack call
+//!   and renders again if the content moved on, so the last content always reaches Slack; a
+//!   delivery that finds Slack already caught up does nothing (an alert storm's updates coalesce).
+//!
+//! Slack's rate limits: a per-channel limiter keeps posts under about one a second, and a 429 is
+//! waited out (`Retry-After`) and the same call made again. Nothing is dropped.
+
+use std::{
+    collections::HashMap,
+    num::NonZeroU32,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use async_nats::jetstream::kv;
+use bus::HandlerError;
+use chrono::Utc;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use proto::ReplyTarget;
+use serde_json::{Value, json};
+use slack::{CallError, Identity, RawApi};
+
+use crate::{
+    record::{Claim, ReplyRecord},
+    render::{self, Rendered},
+};
+
+/// How many compare-and-set rounds a merge may lose before it gives up (and is retried).
+const MAX_CAS_ROUNDS: usize = 50;
+
+#[derive(Debug)]
+pub(crate) struct Poster {
+    pub(crate) store: kv::Store,
+    pub(crate) api: RawApi,
+    pub(crate) identity: Identity,
+    /// This replica, in claims.
+    pub(crate) owner: String,
+    pub(crate) limiter: DefaultKeyedRateLimiter<String>,
+    pub(crate) claim_timeout: Duration,
+    locks: KeyedLocks,
+}
+
+/// Serializes work on one key inside this process (replicas coordinate through the KV).
+#[derive(Debug, Default)]
+struct KeyedLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl KeyedLocks {
+    async fn lock(&self, key: &str) -> KeyGuard<'_> {
+        let lock = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.to_owned())
+            .or_default()
+            .clone();
+        let guard = lock.clone().lock_owned().await;
+        KeyGuard {
+            locks: self,
+            key: key.to_owned(),
+            _guard: guard,
+        }
+    }
+}
+
+struct KeyGuard<'a> {
+    locks: &'a KeyedLocks,
+    key: String,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for KeyGuard<'_> {
+    fn drop(&mut self) {
+        let mut locks = self.locks.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Two references left: the map's and this guard's lock; nobody else waits.
+        if locks
+            .get(&self.key)
+            .is_some_and(|lock| Arc::strong_count(lock) <= 2)
+        {
+            locks.remove(&self.key);
+        }
+    }
+}
+
+fn retry(what: &str, err: impl std::fmt::Display) -> HandlerError {
+    HandlerError::Retry(format!("{what}: {err}"))
+}
+
+impl Poster {
+    pub(crate) fn new(
+        store: kv::Store,
+        api: RawApi,
+        identity: Identity,
+        posts_per_second: NonZeroU32,
+        burst: NonZeroU32,
+        claim_timeout: Duration,
+    ) -> Poster {
+        Poster {
+            store,
+            api,
+            identity,
+            owner: format!("poster-{}", uuid::Uuid::new_v4()),
+            limiter: RateLimiter::keyed(Quota::per_second(posts_per_second).allow_burst(burst)),
+            claim_timeout,
+            locks: KeyedLocks::default(),
+        }
+    }
+
+    /// Merges with `merge` and brings Slack up to date.
+    pub(crate) async fn apply(
+        &self,
+        key: &str,
+        merge: impl Fn(&mut ReplyRecord) -> bool,
+    ) -> Result<(), HandlerError> {
+        let _guard = self.locks.lock(key).await;
+        self.update(key, |record| merge(record)).await?;
+        self.deliver(key).await
+    }
+
+    async fn read(&self, key: &str) -> Result<(ReplyRecord, u64), HandlerError> {
+        match self
+            .store
+            .entry(key)
+            .await
+            .map_err(|err| retry("reading the reply", err))?
+        {
+            Some(entry) if entry.operation == kv::Operation::Put => {
+                let record = serde_json::from_slice(&entry.value).map_err(|err| {
+                    HandlerError::Reject(format!("the reply record {key} is unreadable: {err}"))
+                })?;
+                Ok((record, entry.revision))
+            }
+            Some(entry) => Ok((ReplyRecord::default(), entry.revision)),
+            None => Ok((ReplyRecord::default(), 0)),
+        }
+    }
+
+    /// Writes `record` if the key is still at `revision`; `false` when someone else wrote first.
+    async fn write(
+        &self,
+        key: &str,
+        record: &ReplyRecord,
+        revision: u64,
+    ) -> Result<bool, HandlerError> {
+        let value = serde_json::to_vec(record)
+            .map_err(|err| HandlerError::Reject(format!("cannot encode the reply record: {err}")))?
+            .into();
+        let written = if revision == 0 {
+            match self.store.create(key, value).await {
+                Ok(_) => true,
+                Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => false,
+                Err(err) => return Err(retry("creating the reply record", err)),
+            }
+        } else {
+            match self.store.update(key, value, revision).await {
+                Ok(_) => true,
+                Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => false,
+                Err(err) => return Err(retry("updating the reply record", err)),
+            }
+        };
+        if !written {
+            metrics::counter!("ft_poster_cas_conflicts_total").increment(1);
+        }
+        Ok(written)
+    }
+
+    /// Read, change, compare-and-set, until it lands. Returns the record as written, or as read
+    /// when `change` said nothing changed.
+    async fn update(
+        &self,
+        key: &str,
+        change: impl Fn(&mut ReplyRecord) -> bool,
+    ) -> Result<ReplyRecord, HandlerError> {
+        for _ in 0..MAX_CAS_ROUNDS {
+            let (mut record, revision) = self.read(key).await?;
+            if !change(&mut record) {
+                return Ok(record);
+            }
+            if self.write(key, &record, revision).await? {
+                return Ok(record);
+            }
+        }
+        Err(HandlerError::Retry(format!(
+            "the reply record {key} kept changing under {MAX_CAS_ROUNDS} writes"
+        )))
+    }
+
+    /// Brings Slack up to date with the record, until a re-read finds nothing newer.
+    async fn deliver(&self, key: &str) -> Result<(), HandlerError> {
+        let marker = format!("ft-reply:{key}");
+        loop {
+            let (record, _) = self.read(key).await?;
+            let Some(target) = record.target.clone() else {
+                // Evidence before its incident: it waits in the record.
+                return Ok(());
+            };
+            if record.caught_up() {
+                return self.react(key, &record).await;
+            }
+            let showing = record.content_revision;
+            let rendered = render::render(&record, &marker);
+            match target {
+                ReplyTarget::Thread { channel, thread_ts } => match record.message_ts.clone() {
+                    Some(ts) => {
+                        self.wait_for_channel(&channel).await;
+                        match self.call_update(&channel, &ts, &rendered, &marker).await? {
+                            Updated::Yes => {
+                                metrics::counter!("ft_poster_updates_total").increment(1);
+                                self.update(key, |record| {
+                                    if record.rendered_revision >= showing {
+                                        return false;
+                                    }
+                                    record.rendered_revision = showing;
+                                    true
+                                })
+                                .await?;
+                            }
+                            Updated::Gone => {
+                                // Someone deleted the reply: post a new one.
+                                self.update(key, |record| {
+                                    let gone = record.message_ts.as_deref() == Some(ts.as_str());
+                                    if gone {
+                                        record.message_ts = None;
+                                        record.rendered_revision = 0;
+                                    }
+                                    gone
+                                })
+                                .await?;
+                            }
+                        }
+                    }
+                    None => {
+                        self.post_once(key, &record, &channel, &thread_ts, &marker)
+                            .await?
+                    }
+                },
+                ReplyTarget::Ephemeral {
+                    channel,
+                    user,
+                    thread_ts,
+                } => {
+                    let mut body = json!({"channel": channel, "user": user, "text": rendered.text, "blocks": rendered.blocks});
+                    if let Some(thread_ts) = thread_ts {
+                        body["thread_ts"] = json!(thread_ts);
+                    }
+                    self.call_with_retry("chat.postEphemeral", &body).await?;
+                    self.mark_rendered(key, showing).await?;
+                }
+                ReplyTarget::ResponseUrl { url } => {
+                    let body = json!({
+                        "response_type": "ephemeral",
+                        "replace_original": record.rendered_revision > 0,
+                        "text": rendered.text,
+                        "blocks": rendered.blocks,
+                    });
+                    loop {
+                        match self.api.respond(&url, &body).await {
+                            Ok(()) => break,
+                            Err(CallError::RateLimited(wait)) => tokio::time::sleep(wait).await,
+                            Err(CallError::Slack { code, detail }) => {
+                                // An expired response_url (30 minutes, five uses) cannot be
+                                // answered any more; say so in the log, do not retry forever.
+                                tracing::warn!(%code, %detail, "response_url refused the answer");
+                                break;
+                            }
+                            Err(err) => return Err(retry("response_url", err)),
+                        }
+                    }
+                    self.mark_rendered(key, showing).await?;
+                }
+            }
+        }
+    }
+
+    async fn mark_rendered(&self, key: &str, showing: u64) -> Result<(), HandlerError> {
+        self.update(key, |record| {
+            if record.rendered_revision >= showing {
+                return false;
+            }
+            record.rendered_revision = showing;
+            true
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Posts the reply unless someone else is, or did.
+    async fn post_once(
+        &self,
+        key: &str,
+        record: &ReplyRecord,
+        channel: &str,
+        thread_ts: &str,
+        marker: &str,
+    ) -> Result<(), HandlerError> {
+        let now = Utc::now();
+        let stale_claim = match &record.claim {
+            Some(claim) if claim.owner != self.owner => {
+                let age = (now - claim.at).to_std().unwrap_or_default();
+                if age < self.claim_timeout {
+                    metrics::counter!("ft_poster_claim_waits_total").increment(1);
+                    return Err(HandlerError::Retry(format!(
+                        "{} is posting this reply",
+                        claim.owner
+                    )));
+                }
+                tracing::warn!(previous = %claim.owner, ?age, "taking over a reply whose poster went silent");
+                true
+            }
+            Some(_) => true,
+            None => false,
+        };
+        // Claim it (compare-and-set: of two replicas, one wins).
+        let claimed = self
+            .update(key, |current| {
+                if current.message_ts.is_some() || current.claim != record.claim {
+                    return false;
+                }
+                current.claim = Some(Claim {
+                    owner: self.owner.clone(),
+                    at: now,
+                });
+                true
+            })
+            .await?;
+        if claimed.message_ts.is_some() {
+            return Ok(()); // posted meanwhile; the caller's loop updates it
+        }
+        if claimed.claim.as_ref().map(|claim| claim.owner.as_str()) != Some(self.owner.as_str()) {
+            return Err(HandlerError::Retry(
+                "another replica claimed the reply first".to_owned(),
+            ));
+        }
+        if stale_claim && let Some(ts) = self.find_posted(channel, thread_ts, marker).await? {
+            tracing::info!(%ts, "found the reply a crashed poster had posted; adopting it");
+            metrics::counter!("ft_poster_adopted_total").increment(1);
+            return self.record_posted(key, &ts, 0).await;
+        }
+        let showing = claimed.content_revision;
+        let rendered = render::render(&claimed, marker);
+        self.wait_for_channel(channel).await;
+        let ts = self
+            .call_post(key, channel, thread_ts, &rendered, marker)
+            .await?;
+        metrics::counter!("ft_poster_posts_total").increment(1);
+        self.record_posted(key, &ts, showing).await
+    }
+
+    async fn record_posted(&self, key: &str, ts: &str, showing: u64) -> Result<(), HandlerError> {
+        self.update(key, |record| {
+            record.message_ts = Some(ts.to_owned());
+            record.rendered_revision = record.rendered_revision.max(showing);
+            record.claim = None;
+            true
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Waits for the per-channel limiter.
+    async fn wait_for_channel(&self, channel: &str) {
+        self.limiter.until_key_ready(&channel.to_owned()).await;
+    }
+
+    /// Calls `method`, waiting out rate limits.
+    async fn call_with_retry(&self, method: &str, body: &Value) -> Result<Value, HandlerError> {
+        loop {
+            match self.api.call(method, body).await {
+                Ok(answer) => return Ok(answer),
+                Err(CallError::RateLimited(wait)) => {
+                    metrics::counter!("ft_poster_rate_limited_total", "method" => method.to_owned())
+                        .increment(1);
+                    tracing::info!(method, ?wait, "Slack rate limit; waiting");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(CallError::Slack { code, detail }) => {
+                    return Err(slack_refusal(method, &code, &detail));
+                }
+                Err(err) => return Err(retry(method, err)),
+            }
+        }
+    }
+
+    async fn call_post(
+        &self,
+        key: &str,
+        channel: &str,
+        thread_ts: &str,
+        rendered: &Rendered,
+        marker: &str,
+    ) -> Result<String, HandlerError> {
+        let mut rendered = rendered.clone();
+        loop {
+            // Keep the claim fresh while waiting out rate limits, so nobody takes it over.
+            self.update(key, |record| match &mut record.claim {
+                Some(claim) if claim.owner == self.owner => {
+                    claim.at = Utc::now();
+                    true
+                }
+                _ => false,
+            })
+            .await?;
+            let body = json!({
+                "channel": channel, "thread_ts": thread_ts, "text": rendered.text,
+                "blocks": rendered.blocks, "unfurl_links": false, "unfurl_media": false,
+            });
+            match self.api.call("chat.postMessage", &body).await {
+                Ok(answer) => {
+                    return answer["ts"]
+                        .as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| retry("chat.postMessage", "the answer has no ts"));
+                }
+                Err(CallError::RateLimited(wait)) => {
+                    metrics::counter!("ft_poster_rate_limited_total", "method" => "chat.postMessage")
+                        .increment(1);
+                    tokio::time::sleep(wait).await;
+                }
+                Err(CallError::Slack { code, .. }) if is_content_error(&code) => {
+                    tracing::warn!(%code, "Slack refused the blocks; posting the text alone");
+                    rendered = text_only(&rendered, marker);
+                }
+                Err(CallError::Slack { code, detail }) => {
+                    return Err(slack_refusal("chat.postMessage", &code, &detail));
+                }
+                Err(err) => return Err(retry("chat.postMessage", err)),
+            }
+        }
+    }
+
+    async fn call_update(
+        &self,
+        channel: &str,
+        ts: &str,
+        rendered: &Rendered,
+        marker: &str,
+    ) -> Result<Updated, HandlerError> {
+        let mut rendered = rendered.clone();
+        loop {
+            let body = json!({"channel": channel, "ts": ts, "text": rendered.text, "blocks": rendered.blocks});
+            match self.api.call("chat.update", &body).await {
+                Ok(_) => return Ok(Updated::Yes),
+                Err(CallError::RateLimited(wait)) => {
+                    metrics::counter!("ft_poster_rate_limited_total", "method" => "chat.update")
+                        .increment(1);
+                    tokio::time::sleep(wait).await;
+                }
+                Err(CallError::Slack { code, .. }) if code == "message_not_found" => {
+                    return Ok(Updated::Gone);
+                }
+                Err(CallError::Slack { code, .. }) if is_content_error(&code) => {
+                    rendered = text_only(&rendered, marker);
+                }
+                Err(CallError::Slack { code, detail }) => {
+                    return Err(slack_refusal("chat.update", &code, &detail));
+                }
+                Err(err) => return Err(retry("chat.update", err)),
+            }
+        }
+    }
+
+    /// Looks in the thread for a reply of this app whose first block carries `marker`.
+    async fn find_posted(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        marker: &str,
+    ) -> Result<Option<String>, HandlerError> {
+        let answer = loop {
+            match self
+                .api
+                .get(
+                    "conversations.replies",
+                    &[("channel", channel), ("ts", thread_ts), ("limit", "1000")],
+                )
+                .await
+            {
+                Ok(answer) => break answer,
+                Err(CallError::RateLimited(wait)) => tokio::time::sleep(wait).await,
+                Err(CallError::Slack { code, detail }) => {
+                    return Err(slack_refusal("conversations.replies", &code, &detail));
+                }
+                Err(err) => return Err(retry("conversations.replies", err)),
+            }
+        };
+        let found = answer["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|message| {
+                self.identity
+                    .is_own(message["user"].as_str(), message["bot_id"].as_str())
+                    && message["blocks"][0]["block_id"] == marker
+            })
+            .and_then(|message| message["ts"].as_str())
+            .map(str::to_owned);
+        Ok(found)
+    }
+
+    /// Adds the reactions the alert should carry (eyes when seen, a check mark when resolved).
+    async fn react(&self, key: &str, record: &ReplyRecord) -> Result<(), HandlerError> {
+        let Some(thread) = record.thread() else {
+            return Ok(());
+        };
+        for name in record.wanted_reactions() {
+            if record.reactions.contains(name) {
+                continue;
+            }
+            let body = json!({"channel": thread.channel, "timestamp": thread.ts, "name": name});
+            match self.call_with_retry("reactions.add", &body).await {
+                Ok(_) => {}
+                // Already there, or the alert was deleted: nothing more to do either way.
+                Err(HandlerError::Reject(reason))
+                    if reason.contains("already_reacted")
+                        || reason.contains("message_not_found") => {}
+                Err(err) => return Err(err),
+            }
+            self.update(key, |record| record.reactions.insert(name.to_owned()))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+enum Updated {
+    Yes,
+    /// The reply is gone from Slack.
+    Gone,
+}
+
+/// Slack refused the message's content (too long, blocks it does not accept).
+fn is_content_error(code: &str) -> bool {
+    matches!(
+        code,
+        "invalid_blocks" | "msg_too_long" | "invalid_blocks_format" | "too_many_attachments"
+    )
+}
+
+/// The blocks Slack refused, replaced by the text alone (still marked, still findable).
+fn text_only(rendered: &Rendered, marker: &str) -> Rendered {
+    let text = render::escape(&rendered.text);
+    let fitted = render::fit(Rendered {
+        text: rendered.text.clone(),
+        blocks: vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})],
+    });
+    let mut blocks = fitted.blocks;
+    blocks[0]["block_id"] = json!(marker);
+    Rendered {
+        text: fitted.text,
+        blocks,
+    }
+}
+
+/// A Slack error: retry the transient ones, dead-letter the rest with Slack's reason.
+fn slack_refusal(method: &str, code: &str, detail: &str) -> HandlerError {
+    match code {
+        "internal_error"
+        | "fatal_error"
+        | "service_unavailable"
+        | "request_timeout"
+        | "ratelimited" => HandlerError::Retry(format!("{method}: {code}")),
+        _ => HandlerError::Reject(format!("{method}: Slack said {code} {detail}")),
+    }
+}

@@ -1,0 +1,189 @@
+//! The state of one reply, as kept in the reply KV bucket: where it goes, what it says (the
+//! latest incident, the latest evidence, a sandbox result or a requested post), and how far Slack
+//! has caught up (its `ts`, the content revision it shows, the reactions added).
+//!
+//! Everything here is pure: merging a message into a record is a function that says whether the
+//! content changed. The poster writes records back with compare-and-set, so two replicas merging
+//! at once both land, and it re-renders until Slack shows the latest content revision.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use proto::{
+    Incident, IncidentChange, IncidentEvent, MetricsEvidence, PostRequest, ProfileEvidence,
+    ReplyTarget, SandboxResult, SlackThread,
+};
+use serde::{Deserialize, Serialize};
+
+/// A replica that is posting a reply right now (between `chat.postMessage` and recording its
+/// `ts`). Others wait for it; after `claim_timeout` they assume it crashed and take over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    pub owner: String,
+    pub at: DateTime<Utc>,
+}
+
+/// What the reply shows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Content {
+    #[serde(default)]
+    pub incident: Option<Incident>,
+    #[serde(default)]
+    pub metrics: Option<MetricsEvidence>,
+    #[serde(default)]
+    pub profile: Option<ProfileEvidence>,
+    #[serde(default)]
+    pub sandbox: Option<SandboxResult>,
+    #[serde(default)]
+    pub post: Option<PostRequest>,
+}
+
+/// One reply's record in the KV bucket.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplyRecord {
+    /// Where the reply goes; unknown until the incident (or request) arrives: evidence can come
+    /// first, and waits here.
+    #[serde(default)]
+    pub target: Option<ReplyTarget>,
+    pub content: Content,
+    /// Incremented on every change of `content`.
+    pub content_revision: u64,
+    /// The reply's `ts`, once posted (thread targets only).
+    #[serde(default)]
+    pub message_ts: Option<String>,
+    /// The content revision Slack shows.
+    pub rendered_revision: u64,
+    #[serde(default)]
+    pub claim: Option<Claim>,
+    /// Reactions added to the alert's message.
+    #[serde(default)]
+    pub reactions: BTreeSet<String>,
+}
+
+impl ReplyRecord {
+    /// True when Slack shows everything there is.
+    pub fn caught_up(&self) -> bool {
+        self.target.is_some()
+            && self.rendered_revision >= self.content_revision
+            && (self.message_ts.is_some() || !self.is_thread_reply())
+    }
+
+    fn is_thread_reply(&self) -> bool {
+        matches!(self.target, Some(ReplyTarget::Thread { .. }))
+    }
+
+    /// The thread the reply is in.
+    pub fn thread(&self) -> Option<SlackThread> {
+        match &self.target {
+            Some(ReplyTarget::Thread { channel, thread_ts }) => Some(SlackThread {
+                channel: channel.clone(),
+                ts: thread_ts.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Reactions the alert's message should carry: eyes once seen, a check mark once resolved.
+    pub fn wanted_reactions(&self) -> Vec<&'static str> {
+        match &self.content.incident {
+            Some(incident) if incident.resolved_at.is_some() => vec!["eyes", "white_check_mark"],
+            Some(_) => vec!["eyes"],
+            None => Vec::new(),
+        }
+    }
+
+    /// Merges a change of the incident; older revisions than the one shown are ignored, so a
+    /// redelivered or late `opened` never hides a `resolved`.
+    pub fn merge_incident(&mut self, event: &IncidentEvent) -> bool {
+        let incident = &event.incident;
+        if let Some(current) = &self.content.incident
+            && current.revision >= incident.revision
+        {
+            return false;
+        }
+        let mut incident = incident.clone();
+        if event.change == IncidentChange::Resolved && incident.resolved_at.is_none() {
+            incident.resolved_at = Some(incident.last_seen_at);
+        }
+        self.target = Some(ReplyTarget::Thread {
+            channel: incident.thread.channel.clone(),
+            thread_ts: incident.thread.ts.clone(),
+        });
+        self.content.incident = Some(incident);
+        self.bump()
+    }
+
+    /// Merges metrics; the newest collection wins.
+    pub fn merge_metrics(&mut self, metrics: &MetricsEvidence) -> bool {
+        if let Some(current) = &self.content.metrics
+            && (current.evidence_id == metrics.evidence_id
+                || current.collected_at > metrics.collected_at)
+        {
+            return false;
+        }
+        self.content.metrics = Some(metrics.clone());
+        self.bump()
+    }
+
+    /// Merges a profile; the newest collection wins. A profile asked for by a request carries its
+    /// own reply target.
+    pub fn merge_profile(&mut self, profile: &ProfileEvidence) -> bool {
+        if let Some(current) = &self.content.profile
+            && (current.evidence_id == profile.evidence_id
+                || current.collected_at > profile.collected_at)
+        {
+            return false;
+        }
+        if self.target.is_none() {
+            self.target = profile.reply.clone();
+        }
+        self.content.profile = Some(profile.clone());
+        self.bump()
+    }
+
+    pub fn merge_sandbox(&mut self, result: &SandboxResult) -> bool {
+        if self.content.sandbox.as_ref() == Some(result) {
+            return false;
+        }
+        self.target = Some(result.reply.clone());
+        self.content.sandbox = Some(result.clone());
+        self.bump()
+    }
+
+    pub fn merge_post(&mut self, post: &PostRequest) -> bool {
+        if self
+            .content
+            .post
+            .as_ref()
+            .is_some_and(|current| current.post_id == post.post_id)
+        {
+            return false;
+        }
+        self.target = Some(post.target.clone());
+        self.content.post = Some(post.clone());
+        self.bump()
+    }
+
+    fn bump(&mut self) -> bool {
+        self.content_revision += 1;
+        true
+    }
+}
+
+/// The KV key of a reply: `kind.id`, with characters NATS keys do not allow replaced.
+pub fn reply_key(kind: &str, id: &str) -> String {
+    let id: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '=') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{kind}.{id}")
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,170 @@
+use proptest::prelude::*;
+use proto::{
+    IncidentChange,
+    evidence::{FunctionShare, ProfileSource},
+};
+
+use super::*;
+use crate::record::tests::incident_event;
+
+fn record(change: IncidentChange, revision: u64) -> ReplyRecord {
+    let mut record = ReplyRecord::default();
+    record.merge_incident(&incident_event(change, revision));
+    record
+}
+
+fn block_texts(rendered: &Rendered) -> String {
+    serde_json::to_string(&rendered.blocks).unwrap()
+}
+
+#[test]
+fn a_firing_incident_has_buttons_that_name_it_and_a_marker() {
+    let rendered = render(
+        &record(IncidentChange::Opened, 1),
+        "ft-reply:incident.inc-1",
+    );
+    assert_eq!(rendered.blocks[0]["type"], "header");
+    assert_eq!(rendered.blocks[0]["block_id"], "ft-reply:incident.inc-1");
+    let actions = rendered.blocks.last().unwrap();
+    assert_eq!(actions["type"], "actions");
+    let ids: Vec<&str> = actions["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|button| button["action_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [actions::SILENCE_1H, actions::RERUN, actions::PROFILE_NOW]
+    );
+    assert!(
+        actions["elements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["value"] == "inc-1")
+    );
+    assert!(
+        rendered.text.starts_with("HighCPU: firing on svc-inc-1"),
+        "{}",
+        rendered.text
+    );
+    assert!(block_texts(&rendered).contains("gathering"));
+}
+
+#[test]
+fn a_resolved_incident_says_so_and_offers_no_buttons() {
+    let rendered = render(&record(IncidentChange::Resolved, 2), "m");
+    assert!(
+        rendered.blocks[0]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("✅ Resolved")
+    );
+    assert!(
+        rendered
+            .blocks
+            .iter()
+            .all(|block| block["type"] != "actions")
+    );
+}
+
+#[test]
+fn profiles_list_top_functions_and_links() {
+    let mut record = record(IncidentChange::Opened, 1);
+    let event = incident_event(IncidentChange::Opened, 1);
+    record.merge_profile(&ProfileEvidence {
+        schema_version: proto::SchemaVersion::CURRENT,
+        evidence_id: "p1".into(),
+        incident_id: Some(event.incident.id.clone()),
+        request_id: None,
+        status: EvidenceStatus::Ok,
+        source: ProfileSource::Pyroscope,
+        app: "checkout".into(),
+        profile_type: "process_cpu:cpu:nanoseconds:cpu:nanoseconds".into(),
+        window: event.incident.window,
+        baseline: None,
+        total: 100,
+        unit: "samples".into(),
+        top_functions: (0..12)
+            .map(|i| FunctionShare {
+                name: format!("fn_{i}<&'a T>"),
+                self_value: 10,
+                self_share: 0.1,
+            })
+            .collect(),
+        grown: Vec::new(),
+        flamegraph_url: Some("https://ft.example/f/1".into()),
+        diff_url: None,
+        folded: None,
+        reply: None,
+        collected_at: event.incident.opened_at,
+    });
+    let rendered = render(&record, "m");
+    let text = block_texts(&rendered);
+    assert!(text.contains("fn_0&lt;&amp;'a T&gt;"), "escaped: {text}");
+    assert!(text.contains("… and 4 more"), "{text}");
+    assert!(text.contains("<https://ft.example/f/1|Flamegraph>"));
+    assert!(rendered.text.contains("Top: fn_0"), "{}", rendered.text);
+}
+
+#[test]
+fn oversized_messages_are_cut_with_a_note_not_refused() {
+    let long_section = (0..400)
+        .map(|i| format!("line {i} with some words in it"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut blocks = vec![header(&"H".repeat(400)), section(&long_section)];
+    blocks.extend((0..70).map(|i| section(&format!("block {i}"))));
+    blocks.push(json!({"type": "actions", "elements": []}));
+    let fitted = fit(Rendered {
+        text: "t".repeat(50_000),
+        blocks,
+    });
+    assert_eq!(fitted.blocks.len(), MAX_BLOCKS);
+    assert_eq!(
+        fitted.blocks.last().unwrap()["type"],
+        "actions",
+        "buttons survive"
+    );
+    let note = &fitted.blocks[MAX_BLOCKS - 2];
+    assert_eq!(
+        note["elements"][0]["text"],
+        "… and 24 more sections not shown"
+    );
+    let header_text = fitted.blocks[0]["text"]["text"].as_str().unwrap();
+    assert_eq!(header_text.chars().count(), MAX_HEADER_TEXT);
+    let section_text = fitted.blocks[1]["text"]["text"].as_str().unwrap();
+    assert!(section_text.chars().count() <= MAX_SECTION_TEXT);
+    assert!(section_text.ends_with("more lines"), "{section_text}");
+    assert!(fitted.text.chars().count() <= MAX_TEXT);
+}
+
+#[test]
+fn a_cut_code_block_still_closes() {
+    let text = format!("```{}```", "x\n".repeat(4000));
+    let cut = truncate_lines(&text, MAX_SECTION_TEXT);
+    assert_eq!(cut.matches("```").count() % 2, 0, "{cut}");
+}
+
+proptest! {
+    /// Whatever goes in, what comes out is inside Slack's limits.
+    #[test]
+    fn fit_always_respects_the_limits(
+        sections in proptest::collection::vec((0usize..200, 0usize..120), 0..90),
+        text_len in 0usize..60_000,
+    ) {
+        let blocks = sections
+            .iter()
+            .map(|(lines, width)| section(&vec!["é".repeat(*width); *lines].join("\n")))
+            .collect();
+        let fitted = fit(Rendered { text: "x".repeat(text_len), blocks });
+        prop_assert!(fitted.blocks.len() <= MAX_BLOCKS);
+        prop_assert!(fitted.text.chars().count() <= MAX_TEXT);
+        for block in &fitted.blocks {
+            if let Some(text) = block.pointer("/text/text").and_then(Value::as_str) {
+                prop_assert!(text.chars().count() <= MAX_SECTION_TEXT, "{} chars", text.chars().count());
+            }
+        }
+    }
+}
