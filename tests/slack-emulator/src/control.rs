@@ -211,8 +211,9 @@ pub(crate) async fn command(
         "response_url": format!("http://{}/response/{response_id}", host(&headers)),
         "trigger_id": trigger_id(&state),
     });
+    let trigger_id = payload["trigger_id"].clone();
     let envelope_id = crate::socket_mode::deliver_payload(&state, "slash_commands", payload);
-    Json(json!({"ok": true, "envelope_id": envelope_id})).into_response()
+    Json(json!({"ok": true, "envelope_id": envelope_id, "trigger_id": trigger_id})).into_response()
 }
 
 /// A person clicks a button on a message.
@@ -278,8 +279,9 @@ pub(crate) async fn click(
             "action_ts": format!("{}.{:06}", now_micros() / 1_000_000, now_micros() % 1_000_000),
         }],
     });
+    let trigger_id = payload["trigger_id"].clone();
     let envelope_id = crate::socket_mode::deliver_payload(&state, "interactive", payload);
-    Json(json!({"ok": true, "envelope_id": envelope_id})).into_response()
+    Json(json!({"ok": true, "envelope_id": envelope_id, "trigger_id": trigger_id})).into_response()
 }
 
 /// `POST /response/<id>`: what an app posts to a `response_url`; kept for tests to read.

@@ -218,7 +218,9 @@ fn dispatch(
                 _ => None,
             }
             .ok_or(SlackError::new("invalid_arguments"))?;
-            let opened = workspace.open_view(&trigger_id, &view, now_micros())?;
+            let mut opened = workspace.open_view(&trigger_id, &view, now_micros())?;
+            opened["app_id"] = json!(config.app_id);
+            opened["bot_id"] = json!(config.bot_id);
             Ok(json!({"ok": true, "view": opened}))
         }
         "users.info" => {

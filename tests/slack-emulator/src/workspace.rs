@@ -499,7 +499,14 @@ impl Workspace {
         }
         self.triggers.remove(trigger_id);
         let mut opened = view.clone();
-        opened["id"] = json!(format!("V{:09}", self.views.len() + 1));
+        let id = format!("V{:09}", self.views.len() + 1);
+        opened["id"] = json!(id);
+        opened["root_view_id"] = json!(id);
+        opened["hash"] = json!(format!(
+            "{}.{}",
+            now_micros / 1_000_000,
+            self.views.len() + 1
+        ));
         opened["team_id"] = json!(self.team_id);
         opened["state"] = json!({"values": {}});
         self.views.push(opened.clone());

@@ -126,3 +126,178 @@ async fn the_page_shows_the_alert_and_its_threaded_reply() {
         "text is shown only when there are no blocks"
     );
 }
+
+/// `GET /json/list` from Chromium's DevTools server, which keeps the connection open: the body is
+/// read by its `Content-Length`.
+fn devtools_targets(devtools: SocketAddr) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(devtools).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .ok()?;
+    // Chromium builds the page's WebSocket URL from the Host header.
+    stream
+        .write_all(format!("GET /json/list HTTP/1.1\r\nHost: {devtools}\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let read = stream.read(&mut chunk).ok()?;
+        if read == 0 {
+            return None;
+        }
+        received.extend_from_slice(&chunk[..read]);
+        let text = String::from_utf8_lossy(&received).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = head.lines().find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())
+                    .flatten()
+            })?;
+            if body.len() >= length {
+                return Some(body[..length].to_owned());
+            }
+        }
+    }
+}
+
+/// Chromium with its DevTools protocol open, showing `url`; killed on drop.
+struct Browser {
+    child: std::process::Child,
+    page_socket: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Browser {
+    fn open(url: &str) -> Browser {
+        use std::io::{BufRead as _, BufReader};
+        let profile = tempfile::tempdir().unwrap();
+        let mut child = Command::new(chromium())
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(url)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/…"
+        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        let port: u16 = stderr
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|line| {
+                let rest = line.split("DevTools listening on ws://127.0.0.1:").nth(1)?;
+                rest.split('/').next()?.parse().ok()
+            })
+            .expect("chromium announces its DevTools port");
+        // Keep draining chromium's log so that it never blocks on a full pipe.
+        std::thread::spawn(move || stderr.map_while(Result::ok).for_each(drop));
+        let devtools = SocketAddr::from(([127, 0, 0, 1], port));
+        let page_socket = (0..100)
+            .find_map(|_| {
+                let listed = devtools_targets(devtools)
+                    .and_then(|list| serde_json::from_str::<serde_json::Value>(&list).ok())
+                    .and_then(|targets| {
+                        targets.as_array()?.iter().find_map(|target| {
+                            (target["type"] == "page")
+                                .then(|| target["webSocketDebuggerUrl"].as_str().map(str::to_owned))
+                                .flatten()
+                        })
+                    });
+                if listed.is_none() {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                listed
+            })
+            .expect("the page is listed");
+        Browser {
+            child,
+            page_socket,
+            _profile: profile,
+        }
+    }
+
+    /// The page's visible text right now (`document.body.innerText`).
+    async fn text(&self) -> String {
+        use futures_util::{SinkExt as _, StreamExt as _};
+        use tokio_tungstenite::tungstenite::Message;
+        let connected = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            tokio_tungstenite::connect_async(self.page_socket.as_str()),
+        )
+        .await;
+        let (mut socket, _) = connected
+            .unwrap()
+            .unwrap_or_else(|err| panic!("{}: {err}", self.page_socket));
+        let request = serde_json::json!({"id": 1, "method": "Runtime.evaluate", "params": {"expression": "document.body.innerText", "returnByValue": true}});
+        socket
+            .send(Message::Text(request.to_string().into()))
+            .await
+            .unwrap();
+        while let Ok(Some(Ok(frame))) =
+            tokio::time::timeout(std::time::Duration::from_secs(5), socket.next()).await
+        {
+            if let Message::Text(text) = frame {
+                let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+                if answer["id"] == 1 {
+                    return answer["result"]["result"]["value"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                }
+            }
+        }
+        String::new()
+    }
+}
+
+#[tokio::test]
+async fn the_page_refreshes_by_itself() {
+    let emulator = slack_emulator::start(
+        EmulatorConfig::default(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .unwrap();
+    let addr = emulator.addr();
+    post(addr, "/control/post", serde_json::json!({"channel": "C0ALERTS", "user": "U0ONCALL", "text": "before the page opened"})).await;
+    let url = format!("http://{addr}/");
+    let browser = tokio::task::spawn_blocking(move || Browser::open(&url))
+        .await
+        .unwrap();
+    test_support::wait_for(
+        std::time::Duration::from_secs(20),
+        "the first render",
+        || async { browser.text().await.contains("before the page opened") },
+    )
+    .await
+    .unwrap();
+
+    // Nobody reloads the page: what is posted now appears by itself.
+    post(addr, "/control/post", serde_json::json!({"channel": "C0ALERTS", "bot_id": "B0AMGR", "username": "Alertmanager", "attachments": [{"title": "[FIRING:1] PostedAfterOpening", "color": "danger"}]})).await;
+    test_support::wait_for(
+        std::time::Duration::from_secs(20),
+        "the new alert on the open page",
+        || async { browser.text().await.contains("PostedAfterOpening") },
+    )
+    .await
+    .unwrap();
+}

@@ -379,3 +379,90 @@ async fn ephemeral_answers_and_user_lookups() {
         "Only you may run slow_report.py"
     );
 }
+
+/// A person runs a slash command in the emulator; returns its `trigger_id`.
+async fn run_command(running: &Running) -> String {
+    let addr = running.addr();
+    let body = serde_json::json!({"channel": "C0ALERTS", "user": "U0ONCALL", "command": "/flamethread", "text": "help"});
+    let (status, answer) = tokio::task::spawn_blocking(move || {
+        test_support::http_post_json(addr, "/control/command", &body.to_string()).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    answer["trigger_id"].as_str().unwrap().to_owned()
+}
+
+fn modal(title: &str) -> SlackView {
+    SlackView::Modal(SlackModalView::new(
+        pt!(title),
+        slack_blocks![some_into(
+            SlackSectionBlock::new().with_text(md!("Profile which app?"))
+        )],
+    ))
+}
+
+#[tokio::test]
+async fn views_open_takes_a_fresh_trigger_once() {
+    let (running, client) = emulator().await;
+    let token = bot_token();
+    let session = client.open_session(&token);
+
+    let trigger = run_command(&running).await;
+    let opened = session
+        .views_open(&SlackApiViewsOpenRequest::new(
+            trigger.clone().into(),
+            modal("Profile"),
+        ))
+        .await
+        .unwrap();
+    assert!(opened.view.state_params.id.to_string().starts_with('V'));
+    assert_eq!(opened.view.state_params.team_id.to_string(), "T0FLAME");
+
+    let reused = session
+        .views_open(&SlackApiViewsOpenRequest::new(
+            trigger.into(),
+            modal("Profile"),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        api_error_code(reused),
+        "invalid_trigger_id",
+        "a trigger opens one view"
+    );
+    let unknown = session
+        .views_open(&SlackApiViewsOpenRequest::new(
+            "1.2.nope".into(),
+            modal("Profile"),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(api_error_code(unknown), "invalid_trigger_id");
+
+    let stale = run_command(&running).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let expired = session
+        .views_open(&SlackApiViewsOpenRequest::new(
+            stale.into(),
+            modal("Profile"),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        api_error_code(expired),
+        "expired_trigger_id",
+        "Slack gives 3 seconds"
+    );
+
+    let long_title = run_command(&running).await;
+    let refused = session
+        .views_open(&SlackApiViewsOpenRequest::new(
+            long_title.into(),
+            modal("A title far longer than Slack allows"),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(api_error_code(refused), "invalid_arguments");
+}
