@@ -381,16 +381,20 @@ fn truncate_chars(text: &str, limit: usize, ellipsis: &str) -> String {
 fn truncate_lines(text: &str, limit: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let mut kept = String::new();
+    let mut kept_chars = 0;
     let mut count = 0;
+    // Room for the note that says how many lines were left out.
+    let note_room = 40;
     for line in &lines {
-        let note_room = 40;
-        if kept.chars().count() + line.chars().count() + 1 + note_room > limit {
+        let line_chars = line.chars().count();
+        if kept_chars + line_chars + 1 + note_room > limit {
             break;
         }
         if count > 0 {
             kept.push('\n');
         }
         kept.push_str(line);
+        kept_chars += line_chars + usize::from(count > 0);
         count += 1;
     }
     if count == 0 {

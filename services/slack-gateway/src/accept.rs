@@ -21,10 +21,10 @@ use slack::Identity;
 
 /// Whose messages and which channels the gateway keeps.
 #[derive(Debug, Clone)]
-pub(crate) struct Filter {
-    pub(crate) identity: Identity,
+pub struct Filter {
+    pub identity: Identity,
     /// Empty: every channel the app is in.
-    pub(crate) channels: BTreeSet<String>,
+    pub channels: BTreeSet<String>,
 }
 
 impl Filter {
@@ -35,7 +35,7 @@ impl Filter {
 
 /// A message to publish.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Outbound {
+pub enum Outbound {
     Message(Box<SlackMessage>),
     File(Box<FileReceived>),
     Command(Box<SlashCommand>),
@@ -44,7 +44,7 @@ pub(crate) enum Outbound {
 
 /// Why an understood payload is not published.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Ignored {
+pub enum Ignored {
     /// Posted by this app.
     OwnMessage,
     ChannelNotAllowed,
@@ -58,7 +58,7 @@ pub(crate) enum Ignored {
 
 impl Ignored {
     /// A low-cardinality label for metrics.
-    pub(crate) fn label(&self) -> &'static str {
+    pub fn label(&self) -> &'static str {
         match self {
             Ignored::OwnMessage => "own_message",
             Ignored::ChannelNotAllowed => "channel_not_allowed",
@@ -70,7 +70,7 @@ impl Ignored {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Verdict {
+pub enum Verdict {
     Publish(Vec<Outbound>),
     Ignore(Ignored),
 }
@@ -78,7 +78,7 @@ pub(crate) enum Verdict {
 /// A payload without what Slack always sends.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("malformed Slack payload: {0}")]
-pub(crate) struct Malformed(pub(crate) String);
+pub struct Malformed(pub String);
 
 /// Message subtypes that are housekeeping, not content.
 const IGNORED_SUBTYPES: &[&str] = &[
@@ -110,7 +110,7 @@ fn required<'a>(value: &'a Value, key: &str, what: &str) -> Result<&'a str, Malf
 }
 
 /// An Events API `event_callback` (the Socket Mode envelope's payload, or the HTTP body).
-pub(crate) fn event_callback(
+pub fn event_callback(
     payload: &Value,
     transport: SlackTransport,
     received_at: DateTime<Utc>,
@@ -211,10 +211,7 @@ fn file_shared(
 }
 
 /// A slash command: Slack's form fields, as a JSON object of strings.
-pub(crate) fn slash_command(
-    fields: &Value,
-    received_at: DateTime<Utc>,
-) -> Result<Verdict, Malformed> {
+pub fn slash_command(fields: &Value, received_at: DateTime<Utc>) -> Result<Verdict, Malformed> {
     let what = "the slash command";
     Ok(Verdict::Publish(vec![Outbound::Command(Box::new(
         SlashCommand {
@@ -232,10 +229,7 @@ pub(crate) fn slash_command(
 }
 
 /// An interaction payload: each button clicked becomes one [`BlockAction`].
-pub(crate) fn interaction(
-    payload: &Value,
-    received_at: DateTime<Utc>,
-) -> Result<Verdict, Malformed> {
+pub fn interaction(payload: &Value, received_at: DateTime<Utc>) -> Result<Verdict, Malformed> {
     let kind = required(payload, "type", "the interaction")?;
     if kind != "block_actions" {
         return Ok(Verdict::Ignore(Ignored::Interaction(kind.to_owned())));
