@@ -439,3 +439,62 @@ async fn post_requests_answer_ephemerally_through_response_urls_and_in_threads()
     .unwrap();
     poster.stop().await;
 }
+
+#[tokio::test]
+async fn what_slack_refuses_is_sent_as_text_or_dead_lettered_with_slacks_reason() {
+    let nats = NatsServer::start().unwrap();
+    let slack = start_emulator(emulator_config()).await;
+    let control = Control::new(&slack);
+    let poster = spawn_service(|admin, shutdown| {
+        remediation_poster::run(poster_config(&nats, &slack, admin), shutdown)
+    })
+    .await;
+    let bus = observer(&nats).await;
+
+    // Blocks Slack does not accept: the answer still goes out, as text.
+    let alert_ts = control.post_alert("C0ALERTS", "BadBlocks").await;
+    bus.publish(&proto::PostRequest {
+        schema_version: SchemaVersion::CURRENT,
+        post_id: "bad-blocks".to_owned(),
+        reply_key: None,
+        target: proto::ReplyTarget::Thread {
+            channel: "C0ALERTS".to_owned(),
+            thread_ts: alert_ts.clone(),
+        },
+        text: "the answer, in words".to_owned(),
+        blocks: Some(json!([{"type": "no_such_block"}])),
+        incident_id: None,
+    })
+    .await
+    .unwrap();
+    wait_for(Duration::from_secs(20), "the text-only answer", || async {
+        replies(&control, &alert_ts)
+            .await
+            .first()
+            .is_some_and(|reply| {
+                reply_text(reply).contains("the answer, in words")
+                    && reply["blocks"][0]["type"] == "section"
+            })
+    })
+    .await
+    .unwrap();
+
+    // A channel that does not exist: nothing to retry; dead-lettered with Slack's reason.
+    bus.publish(&{
+        let mut event = incident("lost-1", "1700000000.000100", IncidentChange::Opened, 1);
+        event.incident.thread.channel = "C0NOWHERE".to_owned();
+        event
+    })
+    .await
+    .unwrap();
+    let dead = crate::slack_edge::wait_published(
+        &bus,
+        "FT_DEADLETTER",
+        "ft.deadletter.incident.opened",
+        1,
+    )
+    .await;
+    let reason = dead[0]["reason"].to_string();
+    assert!(reason.contains("channel_not_found"), "{}", dead[0]);
+    poster.stop().await;
+}

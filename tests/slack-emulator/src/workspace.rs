@@ -727,6 +727,22 @@ fn guess_mimetype(name: &str) -> &'static str {
     }
 }
 
+/// The block types Slack accepts in messages.
+const BLOCK_TYPES: &[&str] = &[
+    "actions",
+    "context",
+    "divider",
+    "file",
+    "header",
+    "image",
+    "input",
+    "markdown",
+    "rich_text",
+    "section",
+    "table",
+    "video",
+];
+
 /// Slack's limits on what one message may carry.
 fn validate(content: &Content) -> Result<(), SlackError> {
     let has_blocks = content
@@ -757,9 +773,14 @@ fn validate(content: &Content) -> Result<(), SlackError> {
             )));
         }
         for (index, block) in blocks.iter().enumerate() {
-            if block.get("type").and_then(Value::as_str).is_none() {
+            let Some(kind) = block.get("type").and_then(Value::as_str) else {
                 return Err(SlackError::invalid_blocks(format!(
                     "[ERROR] missing required field: type [json-pointer:/blocks/{index}]"
+                )));
+            };
+            if !BLOCK_TYPES.contains(&kind) {
+                return Err(SlackError::invalid_blocks(format!(
+                    "[ERROR] unsupported type: {kind} [json-pointer:/blocks/{index}/type]"
                 )));
             }
             if let Some(text) = block.pointer("/text/text").and_then(Value::as_str)

@@ -102,6 +102,15 @@ fn slacks_limits_give_slacks_errors() {
         json!({"ok": false, "error": "invalid_blocks", "response_metadata": {"messages": err.messages}})
     );
 
+    let unknown = Content {
+        blocks: Some(json!([section(1), {"type": "no_such_block"}])),
+        ..Content::default()
+    };
+    assert_eq!(
+        post(&mut workspace, unknown).messages,
+        ["[ERROR] unsupported type: no_such_block [json-pointer:/blocks/1/type]"]
+    );
+
     let exactly = Content {
         blocks: Some(json!(vec![section(3000); 50])),
         ..Content::default()
