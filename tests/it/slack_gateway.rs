@@ -15,6 +15,7 @@ const MESSAGES: &str = "ft.slack.message";
 
 #[tokio::test]
 async fn socket_mode_publishes_alerts_from_other_bots_and_ignores_its_own() {
+    crate::support::telemetry();
     let nats = NatsServer::start().unwrap();
     let slack = start_emulator(emulator_config()).await;
     let control = Control::new(&slack);
@@ -59,6 +60,14 @@ async fn socket_mode_publishes_alerts_from_other_bots_and_ignores_its_own() {
         "http://alertmanager:9093/#/alerts?receiver=slack",
         "the raw event keeps what slack-morphism's types drop"
     );
+    // The alert's trace starts at the gateway and travels on in the stored message's headers.
+    let stored = crate::support::stored_messages(&bus, "FT_SLACK").await;
+    let traceparent = stored[0]
+        .headers
+        .get("traceparent")
+        .map(|value| value.to_string())
+        .unwrap_or_default();
+    assert!(traceparent.starts_with("00-"), "no traceparent: {traceparent:?}");
     gateway.stop().await;
 }
 

@@ -19,7 +19,7 @@ use test_support::fixtures;
 fn full_record() -> ReplyRecord {
     let event = fixtures::incident_event("inc-1", "1700000000.000100", IncidentChange::Opened, 1);
     let mut record = ReplyRecord::default();
-    record.merge_incident(&event);
+    record.merge_incident(&event, None);
     record.merge_metrics(&fixtures::metrics_evidence("inc-1", "m1", 30));
     record.merge_profile(&ProfileEvidence {
         schema_version: SchemaVersion::CURRENT,

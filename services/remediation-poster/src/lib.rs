@@ -166,9 +166,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
 }
 
 async fn on_incident(poster: &Poster, event: IncidentEvent) -> Result<(), HandlerError> {
+    let trace_id = telemetry::propagation::trace_id(&tracing::Span::current());
     poster
         .apply(&reply_key("incident", &event.incident.id.0), |record| {
-            record.merge_incident(&event)
+            record.merge_incident(&event, trace_id.as_deref())
         })
         .await
 }

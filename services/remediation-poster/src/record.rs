@@ -36,6 +36,10 @@ pub struct Content {
     pub sandbox: Option<SandboxResult>,
     #[serde(default)]
     pub post: Option<PostRequest>,
+    /// The trace the incident arrived in, shown in the reply so that one click finds the whole
+    /// path from the alert to this reply.
+    #[serde(default)]
+    pub trace_id: Option<String>,
 }
 
 /// One reply's record in the KV bucket.
@@ -94,7 +98,7 @@ impl ReplyRecord {
 
     /// Merges a change of the incident; older revisions than the one shown are ignored, so a
     /// redelivered or late `opened` never hides a `resolved`.
-    pub fn merge_incident(&mut self, event: &IncidentEvent) -> bool {
+    pub fn merge_incident(&mut self, event: &IncidentEvent, trace_id: Option<&str>) -> bool {
         let incident = &event.incident;
         if let Some(current) = &self.content.incident
             && current.revision >= incident.revision
@@ -110,6 +114,9 @@ impl ReplyRecord {
             thread_ts: incident.thread.ts.clone(),
         });
         self.content.incident = Some(incident);
+        if self.content.trace_id.is_none() {
+            self.content.trace_id = trace_id.map(str::to_owned);
+        }
         self.bump()
     }
 

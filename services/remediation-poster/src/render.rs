@@ -37,7 +37,12 @@ pub struct Rendered {
 pub fn render(record: &ReplyRecord, marker: &str) -> Rendered {
     let content = &record.content;
     let rendered = if let Some(incident) = &content.incident {
-        incident_reply(incident, content.metrics.as_ref(), content.profile.as_ref())
+        incident_reply(
+            incident,
+            content.metrics.as_ref(),
+            content.profile.as_ref(),
+            content.trace_id.as_deref(),
+        )
     } else if let Some(post) = &content.post {
         post_reply(post)
     } else if let Some(result) = &content.sandbox {
@@ -93,6 +98,7 @@ fn incident_reply(
     incident: &Incident,
     metrics: Option<&MetricsEvidence>,
     profile: Option<&ProfileEvidence>,
+    trace_id: Option<&str>,
 ) -> Rendered {
     let alert = &incident.alert;
     let service = alert.service.as_deref().unwrap_or("unknown service");
@@ -123,8 +129,11 @@ fn incident_reply(
         section(&metrics_text(metrics)),
     ];
     blocks.extend(profile_blocks(profile));
+    let trace = trace_id
+        .map(|trace| format!(" · trace `{}`", escape(trace)))
+        .unwrap_or_default();
     blocks.push(context(&format!(
-        "incident `{}` · {:?} alert · window {} – {} UTC",
+        "incident `{}` · {:?} alert · window {} – {} UTC{trace}",
         escape(&incident.id.0),
         alert.source,
         incident.window.from.format("%H:%M"),

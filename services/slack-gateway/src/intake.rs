@@ -8,6 +8,7 @@ use bus::Bus;
 use chrono::Utc;
 use proto::slack::SlackTransport;
 use serde_json::Value;
+use tracing::Instrument as _;
 
 use crate::accept::{self, Filter, Malformed, Outbound, Verdict};
 
@@ -58,7 +59,34 @@ pub(crate) struct Intake {
 }
 
 impl Intake {
+    /// Handles one payload in a span of its own: the trace every alert is starts here, and the
+    /// publish carries it on in `traceparent`.
     pub(crate) async fn handle(
+        &self,
+        kind: Kind,
+        payload: &Value,
+        transport: SlackTransport,
+    ) -> Outcome {
+        let channel = payload["event"]["channel"]
+            .as_str()
+            .or_else(|| payload["event"]["channel_id"].as_str())
+            .or_else(|| payload["channel_id"].as_str())
+            .or_else(|| payload["channel"]["id"].as_str())
+            .unwrap_or_default();
+        let span = tracing::info_span!(
+            "slack.receive",
+            otel.kind = "server",
+            slack.kind = kind.label(),
+            slack.transport = ?transport,
+            slack.channel = channel,
+            slack.event_id = payload["event_id"].as_str().unwrap_or_default(),
+        );
+        self.handle_in_span(kind, payload, transport)
+            .instrument(span)
+            .await
+    }
+
+    async fn handle_in_span(
         &self,
         kind: Kind,
         payload: &Value,

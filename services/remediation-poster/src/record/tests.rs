@@ -16,7 +16,7 @@ fn evidence_before_the_incident_waits_without_a_target() {
     assert!(record.merge_metrics(&metrics("m1", 10)));
     assert_eq!(record.target, None);
     assert!(!record.caught_up(), "nothing can be shown yet");
-    assert!(record.merge_incident(&incident_event(IncidentChange::Opened, 1)));
+    assert!(record.merge_incident(&incident_event(IncidentChange::Opened, 1), None));
     assert_eq!(record.thread().unwrap().ts, "1700000000.000100");
     assert_eq!(record.content_revision, 2);
     assert!(!record.caught_up(), "not posted yet");
@@ -25,9 +25,9 @@ fn evidence_before_the_incident_waits_without_a_target() {
 #[test]
 fn an_older_incident_revision_never_replaces_a_newer_one() {
     let mut record = ReplyRecord::default();
-    assert!(record.merge_incident(&incident_event(IncidentChange::Resolved, 3)));
-    assert!(!record.merge_incident(&incident_event(IncidentChange::Opened, 1)));
-    assert!(!record.merge_incident(&incident_event(IncidentChange::Resolved, 3)));
+    assert!(record.merge_incident(&incident_event(IncidentChange::Resolved, 3), None));
+    assert!(!record.merge_incident(&incident_event(IncidentChange::Opened, 1), None));
+    assert!(!record.merge_incident(&incident_event(IncidentChange::Resolved, 3), None));
     let incident = record.content.incident.as_ref().unwrap();
     assert_eq!(incident.revision, 3);
     assert!(incident.resolved_at.is_some());
@@ -47,11 +47,11 @@ fn the_same_evidence_twice_changes_nothing_and_older_evidence_loses() {
 #[test]
 fn caught_up_means_posted_and_rendered() {
     let mut record = ReplyRecord::default();
-    record.merge_incident(&incident_event(IncidentChange::Opened, 1));
+    record.merge_incident(&incident_event(IncidentChange::Opened, 1), None);
     record.message_ts = Some("1.2".into());
     record.rendered_revision = record.content_revision;
     assert!(record.caught_up());
-    record.merge_incident(&incident_event(IncidentChange::Updated, 2));
+    record.merge_incident(&incident_event(IncidentChange::Updated, 2), None);
     assert!(!record.caught_up());
 }
 

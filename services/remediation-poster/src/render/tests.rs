@@ -9,7 +9,7 @@ use crate::record::tests::incident_event;
 
 fn record(change: IncidentChange, revision: u64) -> ReplyRecord {
     let mut record = ReplyRecord::default();
-    record.merge_incident(&incident_event(change, revision));
+    record.merge_incident(&incident_event(change, revision), None);
     record
 }
 
@@ -50,6 +50,20 @@ fn a_firing_incident_has_buttons_that_name_it_and_a_marker() {
         rendered.text
     );
     assert!(block_texts(&rendered).contains("gathering"));
+}
+
+#[test]
+fn the_reply_shows_the_trace_it_arrived_in() {
+    let mut record = ReplyRecord::default();
+    record.merge_incident(
+        &incident_event(IncidentChange::Opened, 1),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736"),
+    );
+    let text = block_texts(&render(&record, "m"));
+    assert!(
+        text.contains("trace `4bf92f3577b34da6a3ce929d0e0e4736`"),
+        "{text}"
+    );
 }
 
 #[test]
