@@ -67,7 +67,10 @@ async fn socket_mode_publishes_alerts_from_other_bots_and_ignores_its_own() {
         .get("traceparent")
         .map(|value| value.to_string())
         .unwrap_or_default();
-    assert!(traceparent.starts_with("00-"), "no traceparent: {traceparent:?}");
+    assert!(
+        traceparent.starts_with("00-"),
+        "no traceparent: {traceparent:?}"
+    );
     gateway.stop().await;
 }
 
@@ -385,5 +388,48 @@ async fn http_mode_verifies_every_request_and_stores_retries_once() {
         command["response"]["response_type"], "ephemeral",
         "{command}"
     );
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn http_mode_answers_503_while_nats_is_down_and_slacks_retry_is_stored_once() {
+    let mut nats = NatsServer::start().unwrap();
+    let slack = start_emulator(emulator_config()).await;
+    let control = Control::new(&slack);
+    let listen = reserve_port().unwrap();
+    let slack_addr = listen.addr();
+    let gateway = spawn_service(|admin, shutdown| {
+        let mut config = gateway_config(&nats, &slack, admin);
+        config.slack.mode = slack_gateway::Mode::Http;
+        config.slack.http.listen = slack_addr;
+        drop(listen);
+        slack_gateway::run(config, shutdown)
+    })
+    .await;
+    let bus = observer(&nats).await;
+    control
+        .post(
+            "/events/request-url",
+            json!({"url": format!("http://{slack_addr}/slack/events")}),
+        )
+        .await;
+
+    nats.kill();
+    control.post_alert("C0ALERTS", "WhileNatsIsDown").await;
+    wait_for(
+        Duration::from_secs(30),
+        "Slack retrying the unstored event",
+        || async {
+            control.deliveries().await.last().is_some_and(|delivery| {
+                delivery["attempts"].as_u64() >= Some(2) && delivery["acked"] == false
+            })
+        },
+    )
+    .await
+    .unwrap();
+    nats.restart().unwrap();
+    control.wait_all_acked().await;
+    let stored = wait_published(&bus, "FT_SLACK", MESSAGES, 1).await;
+    assert_eq!(stored.len(), 1, "stored once: {stored:?}");
     gateway.stop().await;
 }
