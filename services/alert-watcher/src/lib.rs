@@ -4,6 +4,8 @@
 //! Alertmanager credentials a silence needs. Today it joins the bus, provisions the streams and
 //! reports its health; recognition and correlation arrive with the alert-watcher issue.
 
+pub mod recognize;
+
 use runtime::ServiceName;
 use tokio_util::sync::CancellationToken;
 

@@ -1,0 +1,101 @@
+//! Recognizing alerts in the messages monitoring tools post into Slack: pure functions from a
+//! Slack message event (as Slack sent it, `SlackMessage::raw`) to normalized [`proto::Alert`]s.
+//!
+//! Each tool has its own reader, tried in order; the first that recognizes the message wins:
+//!
+//! | reader | recognizes |
+//! |---|---|
+//! | [`alertmanager`] | the default Slack template (`[FIRING:n] …` titles, link in `fallback`), and custom templates that list `Labels:` / `Annotations:` |
+//! | [`grafana`] | Grafana alerting's template (`**Firing**`, `Labels:` with ` - key = value`, footer `Grafana`) |
+//! | [`generic`] | any webhook: `key: value` lines or a JSON code block naming an alert |
+//!
+//! Alertmanager's default template shows label *values* but not their keys; those readings carry
+//! the values (`unkeyed_values`) so that the watcher can recover the labels from Alertmanager's
+//! API or its webhook.
+
+pub mod alertmanager;
+pub mod generic;
+pub mod grafana;
+mod text;
+
+use std::collections::BTreeMap;
+
+use proto::incident::{Alert, AlertSource, AlertStatus};
+use serde_json::Value;
+
+/// One alert read from a message, before correlation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reading {
+    pub alert: Alert,
+    /// How many alerts the notification says it groups (Alertmanager's `[FIRING:3]`).
+    pub grouped: u32,
+    /// Label values shown without their keys (Alertmanager's default title), in order.
+    pub unkeyed_values: Vec<String>,
+}
+
+/// What a message is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recognition {
+    Alerts(Vec<Reading>),
+    /// Chatter, a bot's status message, anything else: counted and ignored.
+    NotAnAlert,
+}
+
+/// Reads `event` (a Slack `message` event) with each reader in turn.
+pub fn recognize(event: &Value) -> Recognition {
+    let message = text::Message::of(event);
+    for reader in [alertmanager::read, grafana::read, generic::read] {
+        if let Some(readings) = reader(&message)
+            && !readings.is_empty()
+        {
+            return Recognition::Alerts(readings);
+        }
+    }
+    Recognition::NotAnAlert
+}
+
+/// Labels that name the service an alert concerns, most specific first.
+pub const DEFAULT_SERVICE_LABELS: &[&str] = &[
+    "service",
+    "app",
+    "app_kubernetes_io_name",
+    "application",
+    "job",
+    "container",
+    "deployment",
+    "pod",
+    "namespace",
+];
+
+/// The service an alert concerns: the first of `keys` present in `labels`. A pod name loses its
+/// ReplicaSet and pod hashes (`checkout-7d9f8b6c5d-x2x9k` → `checkout`).
+pub fn service_of(labels: &BTreeMap<String, String>, keys: &[&str]) -> Option<String> {
+    keys.iter().find_map(|key| {
+        let value = labels.get(*key)?.trim();
+        if value.is_empty() {
+            return None;
+        }
+        Some(if *key == "pod" {
+            text::strip_pod_hashes(value)
+        } else {
+            value.to_owned()
+        })
+    })
+}
+
+fn alert(source: AlertSource, status: AlertStatus, name: String) -> Alert {
+    Alert {
+        source,
+        status,
+        name,
+        severity: None,
+        labels: BTreeMap::new(),
+        annotations: BTreeMap::new(),
+        starts_at: None,
+        links: Vec::new(),
+        service: None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

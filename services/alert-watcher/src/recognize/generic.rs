@@ -1,0 +1,125 @@
+//! Any webhook: a message whose text (or an attachment's) is `key: value` lines or a JSON code
+//! block that names an alert (`alertname`, `alert`, `alert_name` or `title`), with an optional
+//! status (`resolved`, `ok`, `recovered` and `closed` mean resolved).
+
+use std::collections::BTreeMap;
+
+use proto::incident::{AlertSource, AlertStatus, Link};
+use serde_json::Value;
+
+use super::{
+    DEFAULT_SERVICE_LABELS, Reading, alert, service_of,
+    text::{Message, field, links, pair},
+};
+
+const NAME_KEYS: &[&str] = &["alertname", "alert", "alert_name", "title"];
+const STATUS_KEYS: &[&str] = &["status", "state"];
+const ANNOTATION_KEYS: &[&str] = &[
+    "summary",
+    "description",
+    "message",
+    "runbook",
+    "runbook_url",
+];
+
+pub(crate) fn read(message: &Message<'_>) -> Option<Vec<Reading>> {
+    let texts = std::iter::once(message.text).chain(
+        message
+            .attachments
+            .iter()
+            .map(|attachment| field(attachment, "text")),
+    );
+    for text in texts {
+        let pairs = json_block(text).or_else(|| key_value_lines(text));
+        if let Some(pairs) = pairs
+            && let Some(reading) = reading(pairs, text)
+        {
+            return Some(vec![reading]);
+        }
+    }
+    None
+}
+
+/// The first ```` ``` ```` block of `text` that is a JSON object, flattened to strings.
+fn json_block(text: &str) -> Option<BTreeMap<String, String>> {
+    let start = text.find("```")? + 3;
+    let end = start + text[start..].find("```")?;
+    let body = text[start..end].trim().trim_start_matches("json").trim();
+    let Value::Object(object) = serde_json::from_str::<Value>(body).ok()? else {
+        return None;
+    };
+    let mut pairs = BTreeMap::new();
+    for (key, value) in object {
+        match value {
+            Value::String(text) => {
+                pairs.insert(key, text);
+            }
+            Value::Number(number) => {
+                pairs.insert(key, number.to_string());
+            }
+            Value::Bool(flag) => {
+                pairs.insert(key, flag.to_string());
+            }
+            Value::Object(nested) if key == "labels" || key == "annotations" => {
+                for (inner, value) in nested {
+                    if let Value::String(text) = value {
+                        pairs.insert(inner, text);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(pairs)
+}
+
+/// `key: value` lines, when at least two lines are pairs.
+fn key_value_lines(text: &str) -> Option<BTreeMap<String, String>> {
+    let plain = text.replace(['*', '`'], "");
+    let pairs: BTreeMap<String, String> = plain
+        .lines()
+        .filter_map(|line| pair(line.trim()))
+        .map(|(key, value)| (key.to_ascii_lowercase(), value))
+        .collect();
+    (pairs.len() >= 2).then_some(pairs)
+}
+
+fn reading(mut pairs: BTreeMap<String, String>, text: &str) -> Option<Reading> {
+    let name = NAME_KEYS
+        .iter()
+        .find_map(|key| pairs.get(*key).filter(|name| !name.trim().is_empty()))?
+        .trim()
+        .to_owned();
+    let status = STATUS_KEYS
+        .iter()
+        .find_map(|key| pairs.get(*key))
+        .map(|status| status.to_ascii_lowercase());
+    let status = match status.as_deref() {
+        Some("resolved" | "ok" | "recovered" | "closed") => AlertStatus::Resolved,
+        _ => AlertStatus::Firing,
+    };
+    let mut reading = alert(AlertSource::Generic, status, name);
+    for key in ANNOTATION_KEYS {
+        if let Some(value) = pairs.remove(*key) {
+            reading.annotations.insert((*key).to_owned(), value);
+        }
+    }
+    for key in NAME_KEYS.iter().chain(STATUS_KEYS) {
+        pairs.remove(*key);
+    }
+    reading.severity = pairs
+        .get("severity")
+        .or_else(|| pairs.get("priority"))
+        .cloned();
+    reading.service = service_of(&pairs, DEFAULT_SERVICE_LABELS);
+    reading.labels = pairs;
+    reading.links = links(text)
+        .into_iter()
+        .map(|(title, url)| Link { title, url })
+        .collect();
+    Some(Reading {
+        alert: reading,
+        grouped: 1,
+        unkeyed_values: Vec::new(),
+    })
+}

@@ -1,0 +1,191 @@
+//! A corpus of messages as the tools post them (the Alertmanager ones as its notifier renders the
+//! default template; the Grafana ones as its default contact-point template renders), with what
+//! must be read from each.
+
+use proptest::prelude::*;
+use serde_json::json;
+
+use super::*;
+
+fn alerts(event: &Value) -> Vec<Reading> {
+    match recognize(event) {
+        Recognition::Alerts(readings) => readings,
+        Recognition::NotAnAlert => panic!("not recognized: {event}"),
+    }
+}
+
+fn bot(username: &str, attachments: Value) -> Value {
+    json!({"type": "message", "subtype": "bot_message", "bot_id": "B0X", "username": username,
+        "channel": "C0ALERTS", "ts": "1700000000.000100", "text": "", "attachments": attachments})
+}
+
+#[test]
+fn alertmanager_default_template_firing_and_resolved() {
+    let firing = bot(
+        "Alertmanager",
+        json!([{
+            "color": "danger", "title": "[FIRING:3] HighCPU checkout (prod eu-west-1)", "text": "",
+            "title_link": "http://alertmanager:9093/#/alerts?receiver=slack",
+            "fallback": "[FIRING:3] HighCPU checkout (prod eu-west-1) | http://alertmanager:9093/#/alerts?receiver=slack"
+        }]),
+    );
+    let readings = alerts(&firing);
+    assert_eq!(readings.len(), 1);
+    let reading = &readings[0];
+    assert_eq!(reading.alert.source, AlertSource::Alertmanager);
+    assert_eq!(reading.alert.status, AlertStatus::Firing);
+    assert_eq!(reading.alert.name, "HighCPU");
+    assert_eq!(reading.grouped, 3);
+    assert_eq!(
+        reading.unkeyed_values,
+        ["HighCPU", "checkout", "prod", "eu-west-1"]
+    );
+    assert_eq!(
+        reading.alert.links[0].url,
+        "http://alertmanager:9093/#/alerts?receiver=slack"
+    );
+
+    let resolved = bot(
+        "Alertmanager",
+        json!([{"color": "good", "title": "[RESOLVED] HighCPU checkout (prod eu-west-1)", "text": "",
+            "fallback": "[RESOLVED] HighCPU checkout (prod eu-west-1) | http://alertmanager:9093/#/alerts?receiver=slack"}]),
+    );
+    let reading = &alerts(&resolved)[0];
+    assert_eq!(reading.alert.status, AlertStatus::Resolved);
+    assert_eq!(reading.grouped, 1);
+    assert_eq!(
+        reading.alert.links[0].url, "http://alertmanager:9093/#/alerts?receiver=slack",
+        "the link only in fallback is found"
+    );
+}
+
+#[test]
+fn alertmanager_custom_template_with_labels_reads_every_alert() {
+    let message = bot(
+        "Alertmanager",
+        json!([{
+            "color": "danger", "title": "[FIRING:2] KubePodCrashLooping",
+            "text": "*Alert:* Pod is crash looping - `critical`\n*Details:*\n  • *alertname:* `KubePodCrashLooping`\n  • *namespace:* `shop`\n  • *pod:* `checkout-7d9f8b6c5d-x2x9k`\n  • *severity:* `critical`\n\n*Alert:* Pod is crash looping - `critical`\n*Details:*\n  • *alertname:* `KubePodCrashLooping`\n  • *namespace:* `shop`\n  • *pod:* `cart-5c6d7e8f9a-abcde`\n  • *severity:* `critical`\n"
+        }]),
+    );
+    let readings = alerts(&message);
+    assert_eq!(readings.len(), 2);
+    assert_eq!(readings[0].alert.labels["pod"], "checkout-7d9f8b6c5d-x2x9k");
+    assert_eq!(readings[0].alert.severity.as_deref(), Some("critical"));
+    assert_eq!(
+        readings[0].alert.service.as_deref(),
+        Some("checkout"),
+        "the pod (without its hashes) is more specific than the namespace"
+    );
+    assert_eq!(readings[1].alert.service.as_deref(), Some("cart"));
+}
+
+#[test]
+fn grafana_default_template_with_firing_and_resolved_alerts() {
+    let message = bot(
+        "Grafana",
+        json!([{
+            "color": "#D63232", "title": "[FIRING:1, RESOLVED:1] HighCPU (Services)",
+            "title_link": "http://grafana:3000/alerting/list",
+            "footer": "Grafana v10.4.1",
+            "text": "**Firing**\n\nValue: B=97.1\nLabels:\n - alertname = HighCPU\n - grafana_folder = Services\n - service = checkout\n - severity = critical\nAnnotations:\n - summary = CPU above 90% on checkout\nSource: http://grafana:3000/alerting/grafana/abc123/view?orgId=1\nSilence: http://grafana:3000/alerting/silence/new?alertmanager=grafana\nDashboard: http://grafana:3000/d/xyz?orgId=1\n\n\n**Resolved**\n\nValue: B=12.0\nLabels:\n - alertname = HighCPU\n - grafana_folder = Services\n - service = cart\nAnnotations:\n - summary = CPU above 90% on cart\nSource: http://grafana:3000/alerting/grafana/def456/view?orgId=1\n"
+        }]),
+    );
+    let readings = alerts(&message);
+    assert_eq!(readings.len(), 2);
+    let (firing, resolved) = (&readings[0].alert, &readings[1].alert);
+    assert_eq!(firing.source, AlertSource::Grafana);
+    assert_eq!(
+        (firing.name.as_str(), firing.status),
+        ("HighCPU", AlertStatus::Firing)
+    );
+    assert_eq!(firing.service.as_deref(), Some("checkout"));
+    assert_eq!(firing.severity.as_deref(), Some("critical"));
+    assert_eq!(firing.annotations["summary"], "CPU above 90% on checkout");
+    assert_eq!(firing.annotations["value"], "B=97.1");
+    assert_eq!(firing.links.len(), 3);
+    assert_eq!(firing.links[0].title, "Source");
+    assert_eq!(resolved.status, AlertStatus::Resolved);
+    assert_eq!(resolved.service.as_deref(), Some("cart"));
+}
+
+#[test]
+fn generic_webhooks_in_key_value_lines_or_json() {
+    let lines = json!({"type": "message", "subtype": "bot_message", "bot_id": "B0HOOK", "channel": "C0ALERTS", "ts": "1.1",
+        "text": "*alertname:* DiskFull\n*status:* firing\n*service:* billing\n*severity:* warning\n*summary:* /var at 97%\n<https://runbooks.example/disk|Runbook>"});
+    let reading = &alerts(&lines)[0];
+    assert_eq!(reading.alert.source, AlertSource::Generic);
+    assert_eq!(reading.alert.name, "DiskFull");
+    assert_eq!(reading.alert.service.as_deref(), Some("billing"));
+    assert_eq!(reading.alert.annotations["summary"], "/var at 97%");
+    assert_eq!(reading.alert.links[0].url, "https://runbooks.example/disk");
+
+    let block = json!({"type": "message", "channel": "C0ALERTS", "ts": "1.2", "bot_id": "B0HOOK",
+        "text": "New alert:\n```json\n{\"alert\": \"QueueBacklog\", \"status\": \"resolved\", \"labels\": {\"app\": \"worker\"}}\n```"});
+    let reading = &alerts(&block)[0];
+    assert_eq!(reading.alert.name, "QueueBacklog");
+    assert_eq!(reading.alert.status, AlertStatus::Resolved);
+    assert_eq!(reading.alert.service.as_deref(), Some("worker"));
+}
+
+#[test]
+fn chatter_and_near_misses_are_not_alerts() {
+    for event in [
+        json!({"type": "message", "user": "U0DEV", "channel": "C0ALERTS", "ts": "1.1", "text": "is checkout slow for anyone?"}),
+        json!({"type": "message", "user": "U0DEV", "channel": "C0ALERTS", "ts": "1.1", "text": "status: investigating\neta: 10 minutes"}),
+        json!({"type": "message", "user": "U0DEV", "channel": "C0ALERTS", "ts": "1.1", "text": "[FIRING] is how the title starts, right?"}),
+        bot(
+            "Deploybot",
+            json!([{"title": "Deployed checkout v1.2.3", "text": "by alice"}]),
+        ),
+        json!({"type": "message", "channel": "C0ALERTS", "ts": "1.1", "text": "```json\n[1, 2]\n```"}),
+        json!({}),
+    ] {
+        assert_eq!(recognize(&event), Recognition::NotAnAlert, "{event}");
+    }
+}
+
+#[test]
+fn services_come_from_the_most_specific_label() {
+    let labels: BTreeMap<String, String> = [
+        ("namespace", "shop"),
+        ("pod", "checkout-7d9f8b6c5d-x2x9k"),
+        ("job", "kubernetes-pods"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(
+        service_of(&labels, DEFAULT_SERVICE_LABELS).as_deref(),
+        Some("kubernetes-pods"),
+        "job comes before pod in the default order"
+    );
+    assert_eq!(service_of(&labels, &["pod"]).as_deref(), Some("checkout"));
+    assert_eq!(text::strip_pod_hashes("db-0"), "db");
+    assert_eq!(text::strip_pod_hashes("checkout"), "checkout");
+}
+
+proptest! {
+    /// No input makes a reader panic, whatever its shape.
+    #[test]
+    fn no_input_panics(text in ".{0,400}", title in ".{0,120}", footer in ".{0,20}") {
+        let event = json!({"type": "message", "text": text,
+            "attachments": [{"title": title, "text": text, "footer": footer, "fallback": title}]});
+        let _ = recognize(&event);
+    }
+
+    /// Titles built like Alertmanager's always parse back.
+    #[test]
+    fn alertmanager_titles_parse_back(
+        count in 1u32..500,
+        group in proptest::collection::vec("[A-Za-z_][A-Za-z0-9_:.-]{0,19}", 1..4),
+        common in proptest::collection::vec("[A-Za-z0-9_:.-]{1,20}", 0..4),
+    ) {
+        let common_part = if common.is_empty() { String::new() } else { format!(" ({})", common.join(" ")) };
+        let title = format!("[FIRING:{count}] {}{common_part}", group.join(" "));
+        let parsed = alertmanager::parse_title(&title).unwrap();
+        prop_assert_eq!(parsed.count, count);
+        prop_assert_eq!(parsed.group_values, group);
+        prop_assert_eq!(parsed.common_values, common);
+    }
+}
