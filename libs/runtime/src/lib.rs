@@ -197,6 +197,7 @@ where
     Fut: Future<Output = Result<(), Error>>,
 {
     let args = Args::parse();
+    install_crypto_provider();
     // Non-UTF-8 variables cannot be config values; skip them rather than panic.
     let env: std::collections::HashMap<String, String> = std::env::vars_os()
         .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
@@ -249,6 +250,13 @@ where
         telemetry.shutdown();
         code
     })
+}
+
+/// Chooses rustls' ring provider for the process (the workspace builds rustls with ring only and
+/// no default, so that nothing pulls in a second provider); HTTP clients need it before they are
+/// built. Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Cancels `shutdown` on SIGTERM (what Kubernetes sends) or ctrl-c.

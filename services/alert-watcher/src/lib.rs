@@ -1,13 +1,25 @@
 //! alert-watcher: decides which Slack messages are alerts, what they concern and whether they
 //! are new, and turns them into incidents (`incident.opened/updated/resolved`, state in the
-//! incident KV bucket). It also turns commands and clicks into requests, since it holds the
-//! Alertmanager credentials a silence needs. Today it joins the bus, provisions the streams and
-//! reports its health; recognition and correlation arrive with the alert-watcher issue.
+//! incident KV bucket). It will also turn commands and clicks into requests, since it holds the
+//! Alertmanager credentials a silence needs.
+//!
+//! - [`recognize`]: which messages are alerts, read into normalized alerts (pure).
+//! - [`correlate`]: fingerprints and the open / update / resolve decision (pure).
+//! - [`alertmanager_api`]: label recovery for Alertmanager's keyless default template.
+//! - `watcher`: the handler, with the incident state in KV under compare-and-set.
 
+pub mod alertmanager_api;
+mod config;
+pub mod correlate;
 pub mod recognize;
+mod watcher;
 
+use bus::{ConsumerOptions, Delivery};
+use proto::SlackMessage;
 use runtime::ServiceName;
 use tokio_util::sync::CancellationToken;
+
+pub use config::{AlertmanagerConfig, IncidentsConfig};
 
 pub const SERVICE: ServiceName = ServiceName {
     name: "alert-watcher",
@@ -16,13 +28,50 @@ pub const SERVICE: ServiceName = ServiceName {
 
 runtime::service_config! {
     /// The configuration (see `deploy/config/alert-watcher.example.toml` for every key and its default).
-    pub struct Config, admin port 9102 {}
+    pub struct Config, admin port 9102 {
+        /// Where to recover labels the Slack message leaves out (`[alertmanager]`).
+        pub alertmanager: AlertmanagerConfig,
+        /// How alerts become incidents (`[incidents]`).
+        pub incidents: IncidentsConfig,
+    }
 }
 
 /// Runs the service until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runtime::Error> {
-    runtime::serve(SERVICE, &config, shutdown, |context| async move {
-        context.shutdown.cancelled().await;
+    let service_config = config.clone();
+    runtime::serve(SERVICE, &service_config, shutdown, |context| async move {
+        let alertmanager = if config.alertmanager.url.is_empty() {
+            None
+        } else {
+            Some(
+                alertmanager_api::AlertmanagerApi::new(
+                    &config.alertmanager.url,
+                    config.alertmanager.timeout,
+                )
+                .map_err(anyhow::Error::msg)?,
+            )
+        };
+        let watcher = std::sync::Arc::new(watcher::Watcher {
+            bus: context.bus.clone(),
+            store: context.bus.incident_store().await?,
+            alertmanager,
+            windows: correlate::Windows {
+                lookback: config.incidents.lookback,
+                baseline: config.incidents.baseline,
+            },
+            service_labels: config.incidents.service_labels.clone(),
+        });
+        bus::consumer::run(
+            context.bus.clone(),
+            proto::subjects::consumer("alert-watcher-messages"),
+            ConsumerOptions::default(),
+            context.shutdown.clone(),
+            move |delivery: Delivery<SlackMessage>| {
+                let watcher = watcher.clone();
+                async move { watcher.on_message(delivery.message).await }
+            },
+        )
+        .await?;
         Ok(())
     })
     .await

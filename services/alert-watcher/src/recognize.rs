@@ -10,8 +10,8 @@
 //! | [`generic`] | any webhook: `key: value` lines or a JSON code block naming an alert |
 //!
 //! Alertmanager's default template shows label *values* but not their keys; those readings carry
-//! the values (`unkeyed_values`) so that the watcher can recover the labels from Alertmanager's
-//! API or its webhook.
+//! the values (`group_values`, `common_values`) so that the watcher can recover the labels from
+//! Alertmanager's API or its webhook.
 
 pub mod alertmanager;
 pub mod generic;
@@ -29,8 +29,12 @@ pub struct Reading {
     pub alert: Alert,
     /// How many alerts the notification says it groups (Alertmanager's `[FIRING:3]`).
     pub grouped: u32,
-    /// Label values shown without their keys (Alertmanager's default title), in order.
-    pub unkeyed_values: Vec<String>,
+    /// The group's label values as Alertmanager's title shows them (keys not shown), in order;
+    /// with the default `group_by` just the alert name. Stable between `[FIRING]` and
+    /// `[RESOLVED]`, so it identifies the group when labels are unknown.
+    pub group_values: Vec<String>,
+    /// The common labels' values shown in parentheses (keys not shown).
+    pub common_values: Vec<String>,
 }
 
 /// What a message is.

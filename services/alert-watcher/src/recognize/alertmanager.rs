@@ -126,12 +126,8 @@ pub(crate) fn read(message: &Message<'_>) -> Option<Vec<Reading>> {
         vec![Reading {
             alert: reading,
             grouped: title.count,
-            unkeyed_values: title
-                .group_values
-                .iter()
-                .chain(&title.common_values)
-                .cloned()
-                .collect(),
+            group_values: title.group_values.clone(),
+            common_values: title.common_values.clone(),
         }]
     } else {
         listed
@@ -150,7 +146,8 @@ pub(crate) fn read(message: &Message<'_>) -> Option<Vec<Reading>> {
                 Reading {
                     alert: reading,
                     grouped: title.count,
-                    unkeyed_values: Vec::new(),
+                    group_values: Vec::new(),
+                    common_values: Vec::new(),
                 }
             })
             .collect()

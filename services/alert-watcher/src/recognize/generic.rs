@@ -120,6 +120,7 @@ fn reading(mut pairs: BTreeMap<String, String>, text: &str) -> Option<Reading> {
     Some(Reading {
         alert: reading,
         grouped: 1,
-        unkeyed_values: Vec::new(),
+        group_values: Vec::new(),
+        common_values: Vec::new(),
     })
 }

@@ -82,7 +82,8 @@ pub(crate) fn read(message: &Message<'_>) -> Option<Vec<Reading>> {
                 current = Some(Reading {
                     alert: next,
                     grouped: title.as_ref().map_or(1, |title| title.count),
-                    unkeyed_values: Vec::new(),
+                    group_values: Vec::new(),
+                    common_values: Vec::new(),
                 });
                 section = Section::Labels;
                 continue;
@@ -140,11 +141,8 @@ pub(crate) fn read(message: &Message<'_>) -> Option<Vec<Reading>> {
                 title.group_values[0].clone(),
             ),
             grouped: title.count,
-            unkeyed_values: title
-                .group_values
-                .into_iter()
-                .chain(title.common_values)
-                .collect(),
+            group_values: title.group_values,
+            common_values: title.common_values,
         });
     }
     Some(readings)

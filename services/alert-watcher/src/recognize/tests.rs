@@ -36,10 +36,8 @@ fn alertmanager_default_template_firing_and_resolved() {
     assert_eq!(reading.alert.status, AlertStatus::Firing);
     assert_eq!(reading.alert.name, "HighCPU");
     assert_eq!(reading.grouped, 3);
-    assert_eq!(
-        reading.unkeyed_values,
-        ["HighCPU", "checkout", "prod", "eu-west-1"]
-    );
+    assert_eq!(reading.group_values, ["HighCPU", "checkout"]);
+    assert_eq!(reading.common_values, ["prod", "eu-west-1"]);
     assert_eq!(
         reading.alert.links[0].url,
         "http://alertmanager:9093/#/alerts?receiver=slack"

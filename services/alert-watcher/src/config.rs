@@ -1,0 +1,80 @@
+//! alert-watcher's own configuration sections (`[alertmanager]`, `[incidents]`).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// `[alertmanager]`: where to recover what Alertmanager's default Slack template leaves out.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertmanagerConfig {
+    /// Alertmanager's base URL, e.g. `http://alertmanager:9093`. Empty (the default): labels
+    /// are not recovered, and Alertmanager's alerts are told apart by the values in their titles.
+    pub url: String,
+    /// How long one API call may take. Default `5s`.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+/// `[incidents]`: how alerts become incidents.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IncidentsConfig {
+    /// How far before an alert's start its evidence looks. Default `15m`.
+    #[serde(with = "humantime_serde")]
+    pub lookback: Duration,
+    /// The calm baseline before that, to compare against. Default `1h`.
+    #[serde(with = "humantime_serde")]
+    pub baseline: Duration,
+    /// Labels naming the service an alert concerns, most specific first.
+    pub service_labels: Vec<String>,
+}
+
+impl Default for AlertmanagerConfig {
+    fn default() -> Self {
+        AlertmanagerConfig {
+            url: String::new(),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Default for IncidentsConfig {
+    fn default() -> Self {
+        IncidentsConfig {
+            lookback: Duration::from_secs(15 * 60),
+            baseline: Duration::from_secs(60 * 60),
+            service_labels: crate::recognize::DEFAULT_SERVICE_LABELS
+                .iter()
+                .map(|label| (*label).to_owned())
+                .collect(),
+        }
+    }
+}
+
+impl runtime::ConfigSection for AlertmanagerConfig {
+    fn validate(&self) -> Result<(), String> {
+        let http = self.url.starts_with("http://") || self.url.starts_with("https://");
+        if !(self.url.is_empty() || http) {
+            return Err(format!(
+                "alertmanager.url: {:?} is not an http(s) URL",
+                self.url
+            ));
+        }
+        if self.timeout.is_zero() {
+            return Err("alertmanager.timeout: must be above 0".to_owned());
+        }
+        Ok(())
+    }
+}
+
+impl runtime::ConfigSection for IncidentsConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.service_labels.is_empty() {
+            return Err(
+                "incidents.service_labels: empty would never know an alert's service".to_owned(),
+            );
+        }
+        Ok(())
+    }
+}

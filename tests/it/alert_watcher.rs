@@ -1,0 +1,190 @@
+//! The whole path with the most honest alert source there is: a real Alertmanager's Slack notifier
+//! posts into the emulator's `#alerts`, slack-gateway carries the message to NATS, alert-watcher
+//! recognizes it (recovering its labels from Alertmanager's API) and opens an incident, and
+//! remediation-poster replies in the alert's thread; when Alertmanager posts `[RESOLVED]`, the
+//! same incident resolves and the same reply says so.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use test_support::{Alertmanager, NatsServer, wait_for};
+
+use crate::{
+    slack_edge::{
+        Control, emulator_config, gateway_config, observer, poster_config, published,
+        spawn_service, start_emulator,
+    },
+    support::nats_config,
+};
+
+fn alertmanager_config(webhook_url: &str) -> String {
+    format!(
+        r#"
+route:
+  receiver: slack
+  group_by: ['alertname', 'service']
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: slack
+    slack_configs:
+      - api_url: '{webhook_url}'
+        channel: '#alerts'
+        send_resolved: true
+"#
+    )
+}
+
+fn alert(ends_at: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    let starts = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let mut alert = serde_json::json!({
+        "labels": {"alertname": "HighCPU", "service": "checkout", "severity": "page", "namespace": "shop"},
+        "annotations": {"summary": "CPU above 90% for 5m", "runbook_url": "https://runbooks.example/cpu"},
+        "startsAt": starts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "generatorURL": "http://prometheus:9090/graph?g0.expr=cpu",
+    });
+    if let Some(ends_at) = ends_at {
+        alert["endsAt"] =
+            serde_json::json!(ends_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    }
+    serde_json::json!([alert]).to_string()
+}
+
+fn replies_of(message: &Value) -> Vec<Value> {
+    message["replies"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_real_alertmanager_alert_gets_one_reply_in_its_thread_resolved_in_place() {
+    let nats = NatsServer::start().unwrap();
+    let slack = start_emulator(emulator_config()).await;
+    let control = Control::new(&slack);
+    let alertmanager = Alertmanager::start(&alertmanager_config(
+        &slack.webhook_url("T0FLAME/B0AMGR/alertmanager"),
+    ))
+    .unwrap();
+    let am_url = format!("http://{}", alertmanager.addr());
+
+    let gateway = spawn_service(|admin, shutdown| {
+        slack_gateway::run(gateway_config(&nats, &slack, admin), shutdown)
+    })
+    .await;
+    let watcher = spawn_service(|admin, shutdown| {
+        let config = alert_watcher::Config {
+            nats: nats_config(&nats),
+            admin,
+            alertmanager: alert_watcher::AlertmanagerConfig {
+                url: am_url.clone(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        alert_watcher::run(config, shutdown)
+    })
+    .await;
+    let poster = spawn_service(|admin, shutdown| {
+        remediation_poster::run(poster_config(&nats, &slack, admin), shutdown)
+    })
+    .await;
+    let bus = observer(&nats).await;
+
+    alertmanager.post_alerts(&alert(None)).unwrap();
+    wait_for(
+        Duration::from_secs(60),
+        "the reply under Alertmanager's message",
+        || async {
+            control
+                .channel("C0ALERTS")
+                .await
+                .first()
+                .is_some_and(|message| replies_of(message).len() == 1)
+        },
+    )
+    .await
+    .unwrap();
+    let channel = control.channel("C0ALERTS").await;
+    let firing = &channel[0];
+    assert_eq!(
+        firing["attachments"][0]["title"],
+        "[FIRING:1] HighCPU checkout (shop page)"
+    );
+    let reply = replies_of(firing).remove(0);
+    let blocks = serde_json::to_string(&reply["blocks"]).unwrap();
+    assert!(
+        blocks.contains("🔥 HighCPU · checkout"),
+        "the service came from the recovered labels: {blocks}"
+    );
+    let opened = published(&bus, "FT_INCIDENTS", "ft.incident.opened").await;
+    assert_eq!(opened.len(), 1);
+    let incident = &opened[0]["incident"];
+    assert_eq!(
+        incident["alert"]["labels"]["namespace"], "shop",
+        "labels from Alertmanager's API"
+    );
+    assert_eq!(
+        incident["alert"]["annotations"]["summary"],
+        "CPU above 90% for 5m"
+    );
+    assert_eq!(incident["alert"]["severity"], "page");
+    assert_eq!(incident["thread"]["ts"], firing["ts"]);
+    assert!(
+        incident["alert"]["starts_at"].is_string(),
+        "startsAt from the API: {incident}"
+    );
+
+    // Alertmanager resolves the alert: a new [RESOLVED] message; the answer stays in the first thread.
+    alertmanager
+        .post_alerts(&alert(Some(chrono::Utc::now())))
+        .unwrap();
+    wait_for(
+        Duration::from_secs(60),
+        "the reply to say resolved",
+        || async {
+            control
+                .channel("C0ALERTS")
+                .await
+                .first()
+                .is_some_and(|message| {
+                    replies_of(message).first().is_some_and(|reply| {
+                        serde_json::to_string(&reply["blocks"])
+                            .unwrap()
+                            .contains("✅ Resolved")
+                    })
+                })
+        },
+    )
+    .await
+    .unwrap();
+    let channel = control.channel("C0ALERTS").await;
+    assert_eq!(
+        channel.len(),
+        2,
+        "the alert and its [RESOLVED] message: {channel:?}"
+    );
+    assert_eq!(
+        channel[1]["attachments"][0]["title"],
+        "[RESOLVED] HighCPU checkout (shop page)"
+    );
+    assert!(
+        replies_of(&channel[1]).is_empty(),
+        "no second thread for the resolution"
+    );
+    assert_eq!(replies_of(&channel[0]).len(), 1, "still one reply");
+    assert_eq!(
+        published(&bus, "FT_INCIDENTS", "ft.incident.resolved")
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        published(&bus, "FT_INCIDENTS", "ft.incident.opened")
+            .await
+            .len(),
+        1
+    );
+
+    poster.stop().await;
+    watcher.stop().await;
+    gateway.stop().await;
+}
