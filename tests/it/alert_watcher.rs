@@ -188,3 +188,71 @@ async fn a_real_alertmanager_alert_gets_one_reply_in_its_thread_resolved_in_plac
     watcher.stop().await;
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn a_storm_of_2000_notifications_for_30_alerts_makes_exactly_30_incidents() {
+    let nats = NatsServer::start().unwrap();
+    let watcher = spawn_service(|admin, shutdown| {
+        alert_watcher::run(
+            alert_watcher::Config {
+                nats: nats_config(&nats),
+                admin,
+                ..Default::default()
+            },
+            shutdown,
+        )
+    })
+    .await;
+    let bus = observer(&nats).await;
+
+    const NOTIFICATIONS: usize = 2000;
+    const ALERTS: usize = 30;
+    for n in 0..NOTIFICATIONS {
+        let alert = n % ALERTS;
+        let mut message = test_support::fixtures::slack_message(&format!("EvStorm{n:06}"));
+        message.ts = format!("1700000000.{n:06}");
+        message.raw = serde_json::json!({
+            "type": "message", "subtype": "bot_message", "bot_id": "B0AMGR", "channel": "C0ALERTS",
+            "ts": message.ts,
+            "attachments": [{"color": "danger", "title": format!("[FIRING:1] Storm{alert} svc{alert} (prod)"), "text": ""}]
+        });
+        bus.publish(&message).await.unwrap();
+        if n % 100 == 0 {
+            // Chatter in the storm is ignored.
+            let mut chatter = test_support::fixtures::slack_message(&format!("EvChat{n:06}"));
+            chatter.raw = serde_json::json!({"type": "message", "user": "U0ONCALL", "text": "looking", "ts": "1.1"});
+            bus.publish(&chatter).await.unwrap();
+        }
+    }
+    let last_revisions = || async {
+        let mut latest = std::collections::BTreeMap::<String, u64>::new();
+        for subject in ["ft.incident.opened", "ft.incident.updated"] {
+            for event in published(&bus, "FT_INCIDENTS", subject).await {
+                let id = event["incident"]["id"].as_str().unwrap().to_owned();
+                let revision = event["incident"]["revision"].as_u64().unwrap();
+                let entry = latest.entry(id).or_default();
+                *entry = (*entry).max(revision);
+            }
+        }
+        latest
+    };
+    wait_for(
+        Duration::from_secs(120),
+        "every notification counted",
+        || async { last_revisions().await.values().sum::<u64>() as usize == NOTIFICATIONS },
+    )
+    .await
+    .unwrap();
+    let opened = published(&bus, "FT_INCIDENTS", "ft.incident.opened").await;
+    assert_eq!(opened.len(), ALERTS, "one incident per distinct alert");
+    let revisions = last_revisions().await;
+    assert_eq!(revisions.len(), ALERTS);
+    assert!(
+        revisions
+            .values()
+            .all(|&revision| revision as usize == NOTIFICATIONS / ALERTS
+                || revision as usize == NOTIFICATIONS / ALERTS + 1),
+        "every repeat counted once: {revisions:?}"
+    );
+    watcher.stop().await;
+}
