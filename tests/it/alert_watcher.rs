@@ -256,3 +256,115 @@ async fn a_storm_of_2000_notifications_for_30_alerts_makes_exactly_30_incidents(
     );
     watcher.stop().await;
 }
+
+#[tokio::test]
+async fn alertmanagers_webhook_gives_the_slack_messages_incident_its_labels() {
+    let nats = NatsServer::start().unwrap();
+    let slack = start_emulator(emulator_config()).await;
+    let control = Control::new(&slack);
+    let hook = test_support::reserve_port().unwrap();
+    let hook_addr = hook.addr();
+    // One receiver, both notifiers: the Slack message (keyless) and the webhook (full labels).
+    let config = format!(
+        r#"
+route:
+  receiver: both
+  group_by: ['alertname', 'service']
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: both
+    slack_configs:
+      - api_url: '{}'
+        channel: '#alerts'
+        send_resolved: true
+    webhook_configs:
+      - url: 'http://{hook_addr}/alertmanager'
+        send_resolved: true
+"#,
+        slack.webhook_url("T0FLAME/B0AMGR/alertmanager")
+    );
+    let alertmanager = Alertmanager::start(&config).unwrap();
+
+    let gateway = spawn_service(|admin, shutdown| {
+        slack_gateway::run(gateway_config(&nats, &slack, admin), shutdown)
+    })
+    .await;
+    let watcher = spawn_service(|admin, shutdown| {
+        drop(hook);
+        let config = alert_watcher::Config {
+            nats: nats_config(&nats),
+            admin,
+            alertmanager: alert_watcher::AlertmanagerConfig {
+                webhook_listen: Some(hook_addr),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        alert_watcher::run(config, shutdown)
+    })
+    .await;
+    let poster = spawn_service(|admin, shutdown| {
+        remediation_poster::run(poster_config(&nats, &slack, admin), shutdown)
+    })
+    .await;
+    let bus = observer(&nats).await;
+
+    // What is not Alertmanager's webhook is refused with the reason.
+    let http = slack::http_client(Duration::from_secs(5)).unwrap();
+    let refused = http
+        .post(format!("http://{hook_addr}/alertmanager"))
+        .body("{\"version\": \"4\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 400);
+    assert!(refused.text().await.unwrap().contains("missing field"));
+
+    alertmanager.post_alerts(&alert(None)).unwrap();
+    wait_for(
+        Duration::from_secs(60),
+        "the incident to carry the webhook's labels",
+        || async {
+            let mut events = published(&bus, "FT_INCIDENTS", "ft.incident.opened").await;
+            events.extend(published(&bus, "FT_INCIDENTS", "ft.incident.updated").await);
+            events
+                .iter()
+                .any(|event| event["incident"]["alert"]["labels"]["namespace"] == "shop")
+        },
+    )
+    .await
+    .unwrap();
+    wait_for(
+        Duration::from_secs(60),
+        "the reply to name the service",
+        || async {
+            control
+                .channel("C0ALERTS")
+                .await
+                .first()
+                .is_some_and(|message| {
+                    replies_of(message).first().is_some_and(|reply| {
+                        serde_json::to_string(&reply["blocks"])
+                            .unwrap()
+                            .contains("🔥 HighCPU · checkout")
+                    })
+                })
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        published(&bus, "FT_INCIDENTS", "ft.incident.opened")
+            .await
+            .len(),
+        1
+    );
+    let channel = control.channel("C0ALERTS").await;
+    assert_eq!(replies_of(&channel[0]).len(), 1, "one reply");
+
+    poster.stop().await;
+    watcher.stop().await;
+    gateway.stop().await;
+}

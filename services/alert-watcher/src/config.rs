@@ -14,6 +14,9 @@ pub struct AlertmanagerConfig {
     /// How long one API call may take. Default `5s`.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// Where to receive Alertmanager's webhook (`POST /alertmanager`), e.g. `0.0.0.0:9180`.
+    /// Default none (off).
+    pub webhook_listen: Option<std::net::SocketAddr>,
 }
 
 /// `[incidents]`: how alerts become incidents.
@@ -35,6 +38,7 @@ impl Default for AlertmanagerConfig {
         AlertmanagerConfig {
             url: String::new(),
             timeout: Duration::from_secs(5),
+            webhook_listen: None,
         }
     }
 }

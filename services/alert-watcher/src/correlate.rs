@@ -183,6 +183,24 @@ pub fn decide(
     }
 }
 
+/// Adds what Alertmanager's webhook knows (labels, annotations, start) to an open incident
+/// opened from its keyless Slack message; `None` when it adds nothing (or the incident is closed).
+pub fn enrich(state: &IncidentState, known: &Alert) -> Option<IncidentState> {
+    if state.incident.resolved_at.is_some() {
+        return None;
+    }
+    let mut incident = state.incident.clone();
+    merge_alert(&mut incident.alert, known);
+    if incident.alert == state.incident.alert {
+        return None;
+    }
+    incident.revision += 1;
+    Some(IncidentState {
+        incident,
+        last_message: state.last_message.clone(),
+    })
+}
+
 /// A repeat notification may know more (labels recovered since); it never forgets what was known.
 fn merge_alert(known: &mut Alert, seen: &Alert) {
     known.labels.extend(seen.labels.clone());

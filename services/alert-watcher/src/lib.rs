@@ -7,12 +7,14 @@
 //! - [`correlate`]: fingerprints and the open / update / resolve decision (pure).
 //! - [`alertmanager_api`]: label recovery for Alertmanager's keyless default template.
 //! - `watcher`: the handler, with the incident state in KV under compare-and-set.
+//! - [`webhook`]: Alertmanager's webhook receiver, joined to its Slack message by group.
 
 pub mod alertmanager_api;
 mod config;
 pub mod correlate;
 pub mod recognize;
 mod watcher;
+pub mod webhook;
 
 use bus::{ConsumerOptions, Delivery};
 use proto::SlackMessage;
@@ -61,17 +63,40 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             },
             service_labels: config.incidents.service_labels.clone(),
         });
+        let webhook = match config.alertmanager.webhook_listen {
+            Some(listen) => {
+                let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
+                    anyhow::anyhow!("cannot listen on {listen} for Alertmanager's webhook: {err}")
+                })?;
+                tracing::info!(addr = %listen, "receiving Alertmanager's webhook on /alertmanager");
+                let router = webhook::router(watcher.clone());
+                let shutdown = context.shutdown.clone();
+                Some(tokio::spawn(async move {
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                        .await
+                }))
+            }
+            None => None,
+        };
+        let consumer_watcher = watcher.clone();
         bus::consumer::run(
             context.bus.clone(),
             proto::subjects::consumer("alert-watcher-messages"),
             ConsumerOptions::default(),
             context.shutdown.clone(),
             move |delivery: Delivery<SlackMessage>| {
-                let watcher = watcher.clone();
+                let watcher = consumer_watcher.clone();
                 async move { watcher.on_message(delivery.message).await }
             },
         )
         .await?;
+        if let Some(webhook) = webhook {
+            webhook
+                .await
+                .map_err(|err| anyhow::anyhow!("the webhook receiver panicked: {err}"))?
+                .map_err(|err| anyhow::anyhow!("the webhook receiver failed: {err}"))?;
+        }
         Ok(())
     })
     .await

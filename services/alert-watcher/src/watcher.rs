@@ -7,7 +7,10 @@ use std::time::Duration;
 use async_nats::jetstream::kv;
 use bus::{Bus, HandlerError};
 use chrono::Utc;
-use proto::{SlackMessage, SlackThread, incident::AlertSource};
+use proto::{
+    SlackMessage, SlackThread,
+    incident::{Alert, AlertSource},
+};
 
 use crate::{
     alertmanager_api::AlertmanagerApi,
@@ -49,9 +52,61 @@ impl Watcher {
         Ok(())
     }
 
-    /// Completes a reading (labels from Alertmanager's API, the service) into an observation.
+    /// Keeps what Alertmanager's webhook said about a group (for its Slack message still to come)
+    /// and enriches the group's open incident with it.
+    pub(crate) async fn learn(&self, fingerprint: &str, known: &Alert) -> Result<(), HandlerError> {
+        let value = serde_json::to_vec(known)
+            .map_err(|err| HandlerError::reject(format!("cannot encode the alert: {err}")))?;
+        self.store
+            .put(format!("amhook.{fingerprint}"), value.into())
+            .await
+            .map_err(|err| HandlerError::retry(format!("storing the webhook's labels: {err}")))?;
+        let key = format!("fp.{fingerprint}");
+        for _ in 0..MAX_CAS_ROUNDS {
+            let Some((current, revision)) = self.read_state(&key).await? else {
+                return Ok(()); // the Slack message has not come yet; it will find the labels
+            };
+            let Some(enriched) = correlate::enrich(&current, known) else {
+                return Ok(());
+            };
+            if self.write_state(&key, &enriched, revision).await? {
+                self.bus
+                    .publish(&enriched.event())
+                    .await
+                    .map_err(HandlerError::retry)?;
+                return Ok(());
+            }
+        }
+        Err(HandlerError::retry(
+            "the incident kept changing under concurrent writers",
+        ))
+    }
+
+    /// What Alertmanager's webhook said about the group with this fingerprint, if it did.
+    async fn learned(&self, fingerprint: &str) -> Option<Alert> {
+        let entry = self
+            .store
+            .entry(format!("amhook.{fingerprint}"))
+            .await
+            .ok()??;
+        serde_json::from_slice(&entry.value).ok()
+    }
+
+    /// Completes a reading (labels from Alertmanager's webhook or API, the service) into an
+    /// observation.
     async fn observe(&self, reading: Reading, message: &SlackMessage) -> Observation {
         let mut alert = reading.alert;
+        if alert.source == AlertSource::Alertmanager
+            && alert.labels.is_empty()
+            && let Some(known) = self
+                .learned(&correlate::fingerprint(&alert, &reading.group_values))
+                .await
+        {
+            alert.labels = known.labels;
+            alert.annotations.extend(known.annotations);
+            alert.starts_at = known.starts_at;
+            alert.links.extend(known.links);
+        }
         if alert.source == AlertSource::Alertmanager
             && alert.labels.is_empty()
             && let Some(api) = &self.alertmanager
@@ -101,23 +156,8 @@ impl Watcher {
     async fn correlate(&self, observation: &Observation) -> Result<(), HandlerError> {
         let key = format!("fp.{}", observation.fingerprint);
         for _ in 0..MAX_CAS_ROUNDS {
-            let entry = self
-                .store
-                .entry(&key)
-                .await
-                .map_err(|err| HandlerError::retry(format!("reading the incident: {err}")))?;
-            let (current, revision) = match &entry {
-                Some(entry) if entry.operation == kv::Operation::Put => (
-                    Some(
-                        serde_json::from_slice::<IncidentState>(&entry.value).map_err(|err| {
-                            HandlerError::reject(format!(
-                                "the incident state {key} is unreadable: {err}"
-                            ))
-                        })?,
-                    ),
-                    entry.revision,
-                ),
-                Some(entry) => (None, entry.revision),
+            let (current, revision) = match self.read_state(&key).await? {
+                Some((state, revision)) => (Some(state), revision),
                 None => (None, 0),
             };
             let decision = correlate::decide(
@@ -141,27 +181,7 @@ impl Watcher {
                 }
                 Decision::Apply(state) => state,
             };
-            let value = serde_json::to_vec(&state)
-                .map_err(|err| HandlerError::reject(format!("cannot encode the incident: {err}")))?
-                .into();
-            let written = if revision == 0 {
-                match self.store.create(&key, value).await {
-                    Ok(_) => true,
-                    Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => false,
-                    Err(err) => {
-                        return Err(HandlerError::retry(format!("writing the incident: {err}")));
-                    }
-                }
-            } else {
-                match self.store.update(&key, value, revision).await {
-                    Ok(_) => true,
-                    Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => false,
-                    Err(err) => {
-                        return Err(HandlerError::retry(format!("writing the incident: {err}")));
-                    }
-                }
-            };
-            if written {
+            if self.write_state(&key, &state, revision).await? {
                 let event = state.event();
                 tracing::info!(incident = %event.incident.id, change = ?event.change, alert = %event.incident.alert.name, "incident");
                 self.bus
@@ -176,5 +196,52 @@ impl Watcher {
         Err(HandlerError::retry(
             "the incident kept changing under concurrent writers",
         ))
+    }
+
+    /// The incident state under `key` and its KV revision; `None` when there is none.
+    async fn read_state(&self, key: &str) -> Result<Option<(IncidentState, u64)>, HandlerError> {
+        let entry = self
+            .store
+            .entry(key)
+            .await
+            .map_err(|err| HandlerError::retry(format!("reading the incident: {err}")))?;
+        match entry {
+            Some(entry) if entry.operation == kv::Operation::Put => {
+                let state =
+                    serde_json::from_slice::<IncidentState>(&entry.value).map_err(|err| {
+                        HandlerError::reject(format!(
+                            "the incident state {key} is unreadable: {err}"
+                        ))
+                    })?;
+                Ok(Some((state, entry.revision)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Writes `state` if `key` is still at `revision` (0: does not exist yet); false when
+    /// someone else wrote first.
+    async fn write_state(
+        &self,
+        key: &str,
+        state: &IncidentState,
+        revision: u64,
+    ) -> Result<bool, HandlerError> {
+        let value = serde_json::to_vec(state)
+            .map_err(|err| HandlerError::reject(format!("cannot encode the incident: {err}")))?
+            .into();
+        if revision == 0 {
+            match self.store.create(key, value).await {
+                Ok(_) => Ok(true),
+                Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+                Err(err) => Err(HandlerError::retry(format!("writing the incident: {err}"))),
+            }
+        } else {
+            match self.store.update(key, value, revision).await {
+                Ok(_) => Ok(true),
+                Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
+                Err(err) => Err(HandlerError::retry(format!("writing the incident: {err}"))),
+            }
+        }
     }
 }

@@ -142,3 +142,26 @@ fn fingerprints_ignore_volatile_labels_and_separate_services() {
         "another service is another alert"
     );
 }
+
+#[test]
+fn the_webhook_enriches_an_open_incident_once() {
+    let opened = apply(decide(
+        None,
+        &observation(AlertStatus::Firing, "1.1"),
+        at(0),
+        WINDOWS,
+        || "inc-a".into(),
+    ));
+    let mut known = opened.incident.alert.clone();
+    known.labels.insert("service".into(), "checkout".into());
+    known.service = Some("checkout".into());
+    let enriched = enrich(&opened, &known).unwrap();
+    assert_eq!(enriched.incident.revision, 2);
+    assert_eq!(enriched.incident.alert.service.as_deref(), Some("checkout"));
+    assert_eq!(enriched.event().change, IncidentChange::Updated);
+    assert_eq!(
+        enrich(&enriched, &known),
+        None,
+        "nothing new the second time"
+    );
+}

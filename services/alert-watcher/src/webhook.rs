@@ -1,0 +1,134 @@
+//! Alertmanager's webhook receiver (`POST /alertmanager`, a `webhook_configs` URL next to the
+//! Slack receiver). The webhook carries what the Slack message's default template leaves out: the
+//! label keys, annotations and start times. It is joined to the Slack message of the same group by
+//! the group's label values (sorted by label name, as the Slack title shows them), which give the
+//! same fingerprint: the labels are kept for the Slack message still to come, and an incident
+//! already opened from the message is enriched (and its reply updated).
+//!
+//! Answers 200 only once what it carried is stored; 400 with the reason for a payload that is not
+//! Alertmanager's webhook format (version 4).
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use chrono::{DateTime, Utc};
+use proto::incident::{AlertSource, AlertStatus, Link};
+use serde::Deserialize;
+
+use crate::{correlate, recognize, watcher::Watcher};
+
+/// Alertmanager's webhook payload (version 4), the parts flamethread reads.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    pub version: String,
+    pub status: String,
+    #[serde(default)]
+    pub group_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub common_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub common_annotations: BTreeMap<String, String>,
+    pub alerts: Vec<WebhookAlert>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookAlert {
+    #[serde(default)]
+    pub starts_at: Option<DateTime<Utc>>,
+    #[serde(rename = "generatorURL", default)]
+    pub generator_url: Option<String>,
+}
+
+impl Notification {
+    /// The group's label values in the order the Slack title shows them (sorted by label name).
+    pub fn group_values(&self) -> Vec<String> {
+        self.group_labels.values().cloned().collect()
+    }
+
+    /// The group as one alert: common labels and annotations, earliest start.
+    pub fn alert(&self, service_labels: &[&str]) -> Option<proto::incident::Alert> {
+        let name = self
+            .group_labels
+            .get("alertname")
+            .or_else(|| self.common_labels.get("alertname"))?
+            .clone();
+        let mut labels = self.common_labels.clone();
+        labels.extend(self.group_labels.clone());
+        Some(proto::incident::Alert {
+            source: AlertSource::Alertmanager,
+            status: if self.status == "resolved" {
+                AlertStatus::Resolved
+            } else {
+                AlertStatus::Firing
+            },
+            severity: labels.get("severity").cloned(),
+            service: recognize::service_of(&labels, service_labels),
+            annotations: self.common_annotations.clone(),
+            starts_at: self.alerts.iter().filter_map(|alert| alert.starts_at).min(),
+            links: self
+                .alerts
+                .iter()
+                .filter_map(|alert| alert.generator_url.clone())
+                .take(1)
+                .map(|url| Link {
+                    title: "Source".to_owned(),
+                    url,
+                })
+                .collect(),
+            name,
+            labels,
+        })
+    }
+}
+
+pub(crate) fn router(watcher: Arc<Watcher>) -> Router {
+    Router::new()
+        .route("/alertmanager", post(receive))
+        .with_state(watcher)
+}
+
+async fn receive(State(watcher): State<Arc<Watcher>>, body: Bytes) -> Response {
+    let notification: Notification = match serde_json::from_slice(&body) {
+        Ok(notification) => notification,
+        Err(err) => {
+            metrics::counter!("ft_watcher_webhooks_total", "outcome" => "malformed").increment(1);
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("not an Alertmanager webhook payload: {err}"),
+            )
+                .into_response();
+        }
+    };
+    if notification.version != "4" {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!(
+                "webhook payload version {} (this receiver reads version 4)",
+                notification.version
+            ),
+        )
+            .into_response();
+    }
+    let keys: Vec<&str> = watcher.service_labels.iter().map(String::as_str).collect();
+    let Some(alert) = notification.alert(&keys) else {
+        return (StatusCode::BAD_REQUEST, "the group has no alertname").into_response();
+    };
+    let fingerprint = correlate::fingerprint(&alert, &notification.group_values());
+    match watcher.learn(&fingerprint, &alert).await {
+        Ok(()) => {
+            metrics::counter!("ft_watcher_webhooks_total", "outcome" => "stored").increment(1);
+            StatusCode::OK.into_response()
+        }
+        // Alertmanager retries a failed webhook: nothing is lost while NATS is away.
+        Err(err) => (StatusCode::SERVICE_UNAVAILABLE, err.to_string()).into_response(),
+    }
+}
