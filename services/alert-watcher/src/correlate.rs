@@ -83,8 +83,9 @@ pub enum Decision {
     Ignore(&'static str),
 }
 
-/// Hex SHA-256 of the source, the alert name and what identifies it: its labels (minus the
-/// volatile ones) when known, else the group's label values from Alertmanager's title.
+/// Hex SHA-256 of the source, the alert name and what identifies it: for Alertmanager the group's
+/// label values from its title, for Datadog the monitor and its scope, otherwise the labels minus
+/// the volatile ones.
 pub fn fingerprint(alert: &Alert, group_values: &[String]) -> String {
     let mut hasher = Sha256::new();
     hasher.update(format!("{:?}\u{0}{}\u{0}", alert.source, alert.name));
@@ -93,6 +94,12 @@ pub fn fingerprint(alert: &Alert, group_values: &[String]) -> String {
         // resolves, whatever labels were recovered in between.
         for value in group_values {
             hasher.update(value.as_bytes());
+            hasher.update([0]);
+        }
+    } else if alert.source == AlertSource::Datadog && alert.labels.contains_key("monitor_id") {
+        // A monitor and what it alerts on; tags in the message text come and go.
+        for key in ["monitor_id", "scope"] {
+            hasher.update(alert.labels.get(key).map_or("", String::as_str).as_bytes());
             hasher.update([0]);
         }
     } else {

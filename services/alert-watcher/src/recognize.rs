@@ -7,6 +7,8 @@
 //! |---|---|
 //! | [`alertmanager`] | the default Slack template (`[FIRING:n] …` titles, link in `fallback`), and custom templates that list `Labels:` / `Annotations:` |
 //! | [`grafana`] | Grafana alerting's template (`**Firing**`, `Labels:` with ` - key = value`, footer `Grafana`) |
+//! | [`sentry`] | Sentry issue alerts (Block Kit linking the issue; the older attachment form) |
+//! | [`datadog`] | Datadog monitors (`[Triggered on {host:…}] …`, `[Recovered] …`, linked to the monitor) |
 //! | [`generic`] | any webhook: `key: value` lines or a JSON code block naming an alert |
 //!
 //! Alertmanager's default template shows label *values* but not their keys; those readings carry
@@ -14,8 +16,10 @@
 //! Alertmanager's API or its webhook.
 
 pub mod alertmanager;
+pub mod datadog;
 pub mod generic;
 pub mod grafana;
+pub mod sentry;
 mod text;
 
 use std::collections::BTreeMap;
@@ -48,7 +52,13 @@ pub enum Recognition {
 /// Reads `event` (a Slack `message` event) with each reader in turn.
 pub fn recognize(event: &Value) -> Recognition {
     let message = text::Message::of(event);
-    for reader in [alertmanager::read, grafana::read, generic::read] {
+    for reader in [
+        alertmanager::read,
+        grafana::read,
+        sentry::read,
+        datadog::read,
+        generic::read,
+    ] {
         if let Some(readings) = reader(&message)
             && !readings.is_empty()
         {

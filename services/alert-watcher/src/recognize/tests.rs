@@ -127,6 +127,77 @@ fn generic_webhooks_in_key_value_lines_or_json() {
 }
 
 #[test]
+fn sentry_issue_alerts_in_block_kit_and_attachments() {
+    let blocks = json!({"type": "message", "bot_id": "B0SENTRY", "channel": "C0ALERTS", "ts": "1.1", "text": "TypeError: Cannot read properties of undefined",
+    "blocks": [
+        {"type": "section", "text": {"type": "mrkdwn", "text": ":red_circle: <https://acme.sentry.io/issues/4242/?referrer=slack&alert_rule_id=7&alert_type=issue|*TypeError: Cannot read properties of undefined (reading 'id')*>"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "```app/checkout/cart.js in applyDiscount```"}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": "Project: checkout   Environment: production   Level: error   Short ID: CHECKOUT-1A"}]},
+        {"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Resolve"}, "action_id": "resolve_dialog"}]}
+    ]});
+    let reading = &alerts(&blocks)[0];
+    assert_eq!(reading.alert.source, AlertSource::Sentry);
+    assert_eq!(
+        reading.alert.name,
+        "TypeError: Cannot read properties of undefined (reading 'id')"
+    );
+    assert_eq!(
+        reading.alert.status,
+        AlertStatus::Firing,
+        "a Resolve *button* is not a resolution"
+    );
+    assert_eq!(reading.alert.labels["issue_id"], "4242");
+    assert_eq!(reading.alert.labels["environment"], "production");
+    assert_eq!(reading.alert.service.as_deref(), Some("checkout"));
+    assert_eq!(reading.alert.severity.as_deref(), Some("error"));
+
+    let legacy = bot(
+        "Sentry",
+        json!([{"title": "ZeroDivisionError: division by zero",
+        "title_link": "https://sentry.io/organizations/acme/issues/99/?referrer=slack",
+        "text": "billing/tasks.py in compute_invoice", "footer": "billing | staging", "color": "#E03E2F"}]),
+    );
+    let reading = &alerts(&legacy)[0];
+    assert_eq!(reading.alert.name, "ZeroDivisionError: division by zero");
+    assert_eq!(reading.alert.service.as_deref(), Some("billing"));
+    assert_eq!(reading.alert.labels["environment"], "staging");
+}
+
+#[test]
+fn datadog_monitors_trigger_and_recover() {
+    let triggered = bot(
+        "Datadog",
+        json!([{
+            "title": "[P2] [Triggered on {host:web-1,env:prod}] High CPU on checkout",
+            "title_link": "https://app.datadoghq.com/monitors/123456?group=host%3Aweb-1",
+            "text": "CPU above 90% for 5 minutes. @slack-alerts\nTags: service:checkout, team:payments",
+            "color": "#D63232"
+        }]),
+    );
+    let reading = &alerts(&triggered)[0];
+    assert_eq!(reading.alert.source, AlertSource::Datadog);
+    assert_eq!(reading.alert.name, "High CPU on checkout");
+    assert_eq!(reading.alert.status, AlertStatus::Firing);
+    assert_eq!(reading.alert.labels["monitor_id"], "123456");
+    assert_eq!(reading.alert.labels["host"], "web-1");
+    assert_eq!(reading.alert.severity.as_deref(), Some("P2"));
+    let recovered = bot(
+        "Datadog",
+        json!([{
+            "title": "[P2] [Recovered on {host:web-1,env:prod}] High CPU on checkout",
+            "title_link": "https://app.datadoghq.com/monitors/123456", "text": "", "color": "#1AAF5D"
+        }]),
+    );
+    let recovery = &alerts(&recovered)[0];
+    assert_eq!(recovery.alert.status, AlertStatus::Resolved);
+    assert_eq!(
+        crate::correlate::fingerprint(&recovery.alert, &[]),
+        crate::correlate::fingerprint(&reading.alert, &[]),
+        "the recovery closes the same incident"
+    );
+}
+
+#[test]
 fn chatter_and_near_misses_are_not_alerts() {
     for event in [
         json!({"type": "message", "user": "U0DEV", "channel": "C0ALERTS", "ts": "1.1", "text": "is checkout slow for anyone?"}),

@@ -12,6 +12,7 @@ pub(crate) struct Message<'a> {
     /// Posted by an integration (a `bot_id`), not a person.
     pub(crate) from_bot: bool,
     pub(crate) attachments: Vec<&'a Value>,
+    pub(crate) blocks: Vec<&'a Value>,
 }
 
 impl<'a> Message<'a> {
@@ -31,6 +32,7 @@ impl<'a> Message<'a> {
             username: event.get("username").and_then(Value::as_str),
             from_bot: event.get("bot_id").and_then(Value::as_str).is_some(),
             attachments: list("attachments"),
+            blocks: list("blocks"),
         }
     }
 }
