@@ -82,3 +82,24 @@ impl runtime::ConfigSection for IncidentsConfig {
         Ok(())
     }
 }
+
+/// `[[rules]]`: operator-defined formats (see `recognize::rules`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Rules(pub Vec<crate::recognize::rules::RuleConfig>);
+
+impl Rules {
+    pub fn compile(&self) -> Result<Vec<crate::recognize::rules::Rule>, String> {
+        self.0
+            .iter()
+            .enumerate()
+            .map(|(index, rule)| rule.compile(index))
+            .collect()
+    }
+}
+
+impl runtime::ConfigSection for Rules {
+    fn validate(&self) -> Result<(), String> {
+        self.compile().map(|_| ())
+    }
+}

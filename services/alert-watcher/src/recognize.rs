@@ -11,6 +11,8 @@
 //! | [`datadog`] | Datadog monitors (`[Triggered on {host:…}] …`, `[Recovered] …`, linked to the monitor) |
 //! | [`generic`] | any webhook: `key: value` lines or a JSON code block naming an alert |
 //!
+//! Operator-defined [`rules`] for in-house formats come before all of them.
+//!
 //! Alertmanager's default template shows label *values* but not their keys; those readings carry
 //! the values (`group_values`, `common_values`) so that the watcher can recover the labels from
 //! Alertmanager's API or its webhook.
@@ -19,6 +21,7 @@ pub mod alertmanager;
 pub mod datadog;
 pub mod generic;
 pub mod grafana;
+pub mod rules;
 pub mod sentry;
 mod text;
 
@@ -49,8 +52,21 @@ pub enum Recognition {
     NotAnAlert,
 }
 
-/// Reads `event` (a Slack `message` event) with each reader in turn.
+/// Reads `event` (a Slack `message` event) with the built-in readers in turn.
 pub fn recognize(event: &Value) -> Recognition {
+    recognize_with(event, &[])
+}
+
+/// Like [`recognize`], trying the operator's rules first.
+pub fn recognize_with(event: &Value, rules: &[rules::Rule]) -> Recognition {
+    let custom: Vec<Reading> = rules
+        .iter()
+        .filter_map(|rule| rule.read(event))
+        .take(1)
+        .collect();
+    if !custom.is_empty() {
+        return Recognition::Alerts(custom);
+    }
     let message = text::Message::of(event);
     for reader in [
         alertmanager::read,

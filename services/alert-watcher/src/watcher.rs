@@ -27,6 +27,7 @@ pub(crate) struct Watcher {
     pub(crate) alertmanager: Option<AlertmanagerApi>,
     pub(crate) windows: Windows,
     pub(crate) service_labels: Vec<String>,
+    pub(crate) rules: Vec<recognize::rules::Rule>,
 }
 
 impl Watcher {
@@ -36,7 +37,7 @@ impl Watcher {
             metrics::counter!("ft_watcher_messages_total", "kind" => "thread_reply").increment(1);
             return Ok(());
         }
-        let readings = match recognize::recognize(&message.raw) {
+        let readings = match recognize::recognize_with(&message.raw, &self.rules) {
             Recognition::Alerts(readings) => readings,
             Recognition::NotAnAlert => {
                 metrics::counter!("ft_watcher_messages_total", "kind" => "not_an_alert")

@@ -198,6 +198,49 @@ fn datadog_monitors_trigger_and_recover() {
 }
 
 #[test]
+fn operator_rules_read_in_house_formats_first() {
+    let config = rules::RuleConfig {
+        name: "legacy pager".into(),
+        channel: None,
+        bot_id: Some("B0PAGER".into()),
+        username: None,
+        pattern: r"^(?:ALERT|RESOLVED) (?P<alertname>\w+) on (?P<service>[\w-]+)(?: sev=(?P<severity>\w+))?"
+            .into(),
+        resolved_pattern: Some("^RESOLVED ".into()),
+    };
+    let rules = vec![config.compile(0).unwrap()];
+    let firing = json!({"type": "message", "bot_id": "B0PAGER", "channel": "C1", "ts": "1.1", "text": "ALERT DiskFull on billing-db sev=high"});
+    let Recognition::Alerts(readings) = recognize_with(&firing, &rules) else {
+        panic!("the rule did not match")
+    };
+    assert_eq!(readings[0].alert.source, AlertSource::Custom);
+    assert_eq!(readings[0].alert.name, "DiskFull");
+    assert_eq!(readings[0].alert.service.as_deref(), Some("billing-db"));
+    assert_eq!(readings[0].alert.severity.as_deref(), Some("high"));
+    let resolved =
+        json!({"type": "message", "bot_id": "B0PAGER", "text": "RESOLVED DiskFull on billing-db"});
+    let Recognition::Alerts(readings) = recognize_with(&resolved, &rules) else {
+        panic!("the rule did not match the resolution")
+    };
+    assert_eq!(readings[0].alert.status, AlertStatus::Resolved);
+    assert_eq!(readings[0].alert.service.as_deref(), Some("billing-db"));
+    let other_bot =
+        json!({"type": "message", "bot_id": "B0OTHER", "text": "ALERT DiskFull on billing-db"});
+    assert_eq!(recognize_with(&other_bot, &rules), Recognition::NotAnAlert);
+
+    let bad = rules::RuleConfig {
+        pattern: "(unclosed".into(),
+        ..config.clone()
+    };
+    assert!(bad.compile(3).unwrap_err().starts_with("rules[3].pattern:"));
+    let nameless = rules::RuleConfig {
+        pattern: r"^ALERT (?P<what>\w+)".into(),
+        ..config
+    };
+    assert!(nameless.compile(0).unwrap_err().contains("(?P<alertname>"));
+}
+
+#[test]
 fn chatter_and_near_misses_are_not_alerts() {
     for event in [
         json!({"type": "message", "user": "U0DEV", "channel": "C0ALERTS", "ts": "1.1", "text": "is checkout slow for anyone?"}),
