@@ -86,6 +86,39 @@ pub struct Incident {
     pub resolved_at: Option<DateTime<Utc>>,
     /// Incremented on every change; the KV revision the watcher wrote it at.
     pub revision: u64,
+    /// Other alerts grouped into this incident by the watcher's storm rules (same channel and
+    /// group, within the storm window of its opening) instead of opening threads of their own.
+    /// The incident resolves when its own alert and all of these have.
+    #[serde(default)]
+    pub related: Vec<RelatedAlert>,
+    /// Alerts grouped here beyond the number kept in `related` (bounded so one storm cannot make
+    /// an incident too large for a message); counted, not tracked.
+    #[serde(default)]
+    pub related_untracked: u32,
+}
+
+/// An alert grouped into another alert's incident during a storm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RelatedAlert {
+    /// Its own fingerprint (as [`Incident::fingerprint`]).
+    pub fingerprint: String,
+    pub alert: Alert,
+    /// The message it was last seen in.
+    pub last_message: SlackThread,
+    pub first_seen_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub notification_count: u32,
+}
+
+impl Incident {
+    /// Whether the incident's own alert and every related alert it tracks have resolved.
+    pub fn all_resolved(&self) -> bool {
+        self.alert.status == AlertStatus::Resolved
+            && self
+                .related
+                .iter()
+                .all(|related| related.alert.status == AlertStatus::Resolved)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -40,9 +40,13 @@ pub struct SlackMessage {
     /// The posting bot, e.g. Alertmanager's or Grafana's.
     #[serde(default)]
     pub bot_id: Option<String>,
-    /// Slack's subtype, e.g. `bot_message` or `message_changed`.
+    /// Slack's subtype, e.g. `bot_message`.
     #[serde(default)]
     pub subtype: Option<String>,
+    /// Set when this is an edit of message `ts` (a tool updating its alert in place, e.g. to say
+    /// it resolved): when the edit happened. `text` and `raw` are then the message as edited.
+    #[serde(default)]
+    pub edited_ts: Option<String>,
     /// The top-level text (often empty for attachment-only alerts).
     #[serde(default)]
     pub text: String,

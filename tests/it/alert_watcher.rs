@@ -189,34 +189,48 @@ async fn a_real_alertmanager_alert_gets_one_reply_in_its_thread_resolved_in_plac
     gateway.stop().await;
 }
 
-#[tokio::test]
-async fn a_storm_of_2000_notifications_for_30_alerts_makes_exactly_30_incidents() {
+/// Publishes `notifications` firing notifications (plus chatter) for `alerts` distinct alerts
+/// spread over `services` services, waits until every one is counted, then resolves them all;
+/// returns the latest event of every incident. `replicas` watchers share the work.
+async fn storm(
+    replicas: usize,
+    storm: alert_watcher::StormConfig,
+    notifications: usize,
+    alerts: usize,
+    services: usize,
+) -> Vec<Value> {
     let nats = NatsServer::start().unwrap();
-    let watcher = spawn_service(|admin, shutdown| {
-        alert_watcher::run(
-            alert_watcher::Config {
-                nats: nats_config(&nats),
-                admin,
-                ..Default::default()
-            },
-            shutdown,
-        )
-    })
-    .await;
+    let mut watchers = Vec::new();
+    for _ in 0..replicas {
+        let storm = storm.clone();
+        watchers.push(
+            spawn_service(|admin, shutdown| {
+                alert_watcher::run(
+                    alert_watcher::Config {
+                        nats: nats_config(&nats),
+                        admin,
+                        storm,
+                        ..Default::default()
+                    },
+                    shutdown,
+                )
+            })
+            .await,
+        );
+    }
     let bus = observer(&nats).await;
-
-    const NOTIFICATIONS: usize = 2000;
-    const ALERTS: usize = 30;
-    for n in 0..NOTIFICATIONS {
-        let alert = n % ALERTS;
-        let mut message = test_support::fixtures::slack_message(&format!("EvStorm{n:06}"));
-        message.ts = format!("1700000000.{n:06}");
+    let notify = |n: usize, alert: usize, status: &str| {
+        let mut message = test_support::fixtures::slack_message(&format!("EvStorm{status}{n:06}"));
+        message.ts = format!("17000{}.{n:06}", u8::from(status == "resolved"));
         message.raw = serde_json::json!({
-            "type": "message", "subtype": "bot_message", "bot_id": "B0AMGR", "channel": "C0ALERTS",
+            "type": "message", "subtype": "bot_message", "bot_id": "B0HOOK", "channel": "C0ALERTS",
             "ts": message.ts,
-            "attachments": [{"color": "danger", "title": format!("[FIRING:1] Storm{alert} svc{alert} (prod)"), "text": ""}]
+            "text": format!("*alertname:* Storm{alert}\n*status:* {status}\n*service:* svc{}\n*severity:* critical", alert % services)
         });
-        bus.publish(&message).await.unwrap();
+        message
+    };
+    for n in 0..notifications {
+        bus.publish(&notify(n, n % alerts, "firing")).await.unwrap();
         if n % 100 == 0 {
             // Chatter in the storm is ignored.
             let mut chatter = test_support::fixtures::slack_message(&format!("EvChat{n:06}"));
@@ -224,37 +238,116 @@ async fn a_storm_of_2000_notifications_for_30_alerts_makes_exactly_30_incidents(
             bus.publish(&chatter).await.unwrap();
         }
     }
-    let last_revisions = || async {
-        let mut latest = std::collections::BTreeMap::<String, u64>::new();
-        for subject in ["ft.incident.opened", "ft.incident.updated"] {
+    let latest = || async {
+        let mut latest = std::collections::BTreeMap::<String, Value>::new();
+        for subject in [
+            "ft.incident.opened",
+            "ft.incident.updated",
+            "ft.incident.resolved",
+        ] {
             for event in published(&bus, "FT_INCIDENTS", subject).await {
                 let id = event["incident"]["id"].as_str().unwrap().to_owned();
-                let revision = event["incident"]["revision"].as_u64().unwrap();
-                let entry = latest.entry(id).or_default();
-                *entry = (*entry).max(revision);
+                let newer = latest.get(&id).is_none_or(|known| {
+                    known["incident"]["revision"].as_u64() < event["incident"]["revision"].as_u64()
+                });
+                if newer {
+                    latest.insert(id, event);
+                }
             }
         }
-        latest
+        latest.into_values().collect::<Vec<_>>()
+    };
+    let counted = |events: &[Value]| -> usize {
+        events
+            .iter()
+            .map(|event| {
+                let incident = &event["incident"];
+                incident["notification_count"].as_u64().unwrap() as usize
+                    + incident["related"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|related| related["notification_count"].as_u64().unwrap() as usize)
+                        .sum::<usize>()
+            })
+            .sum()
     };
     wait_for(
         Duration::from_secs(120),
         "every notification counted",
-        || async { last_revisions().await.values().sum::<u64>() as usize == NOTIFICATIONS },
+        || async { counted(&latest().await) == notifications },
     )
     .await
     .unwrap();
-    let opened = published(&bus, "FT_INCIDENTS", "ft.incident.opened").await;
-    assert_eq!(opened.len(), ALERTS, "one incident per distinct alert");
-    let revisions = last_revisions().await;
-    assert_eq!(revisions.len(), ALERTS);
-    assert!(
-        revisions
-            .values()
-            .all(|&revision| revision as usize == NOTIFICATIONS / ALERTS
-                || revision as usize == NOTIFICATIONS / ALERTS + 1),
-        "every repeat counted once: {revisions:?}"
+    for alert in 0..alerts {
+        bus.publish(&notify(alert, alert, "resolved"))
+            .await
+            .unwrap();
+    }
+    wait_for(
+        Duration::from_secs(60),
+        "every incident resolved",
+        || async {
+            latest()
+                .await
+                .iter()
+                .all(|event| event["change"] == "resolved")
+        },
+    )
+    .await
+    .unwrap();
+    let events = latest().await;
+    assert_eq!(
+        counted(&events),
+        notifications,
+        "every notification counted once"
     );
-    watcher.stop().await;
+    for watcher in watchers {
+        watcher.stop().await;
+    }
+    events
+}
+
+#[tokio::test]
+async fn a_storm_of_2000_notifications_for_30_alerts_of_5_services_makes_5_incidents_across_2_replicas()
+ {
+    let incidents = storm(2, alert_watcher::StormConfig::default(), 2000, 30, 5).await;
+    assert_eq!(incidents.len(), 5, "one incident per service in the storm");
+    for event in &incidents {
+        let incident = &event["incident"];
+        let related = incident["related"].as_array().unwrap();
+        assert_eq!(related.len(), 5, "the service's other alerts: {incident}");
+        let service = incident["alert"]["service"].as_str().unwrap();
+        assert!(
+            related
+                .iter()
+                .all(|related| related["alert"]["service"] == service),
+            "{incident}"
+        );
+        assert_eq!(
+            event["change"], "resolved",
+            "resolved when all its alerts are"
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_storm_grouping_2000_notifications_for_30_alerts_make_exactly_30_incidents() {
+    let no_grouping = alert_watcher::StormConfig {
+        window: Duration::ZERO,
+        ..Default::default()
+    };
+    let incidents = storm(1, no_grouping, 2000, 30, 5).await;
+    assert_eq!(incidents.len(), 30, "one incident per distinct alert");
+    for event in &incidents {
+        let incident = &event["incident"];
+        assert_eq!(incident["related"].as_array().unwrap().len(), 0);
+        let count = incident["notification_count"].as_u64().unwrap();
+        assert!(
+            count == 66 || count == 67,
+            "every repeat counted once: {incident}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -503,6 +503,8 @@ pub mod fixtures {
                 baseline: window,
                 resolved_at: None,
                 revision,
+                related: Vec::new(),
+                related_untracked: 0,
             },
         }
     }
@@ -552,6 +554,7 @@ pub mod fixtures {
             user: None,
             bot_id: Some("B0AMGR".to_owned()),
             subtype: Some("bot_message".to_owned()),
+            edited_ts: None,
             text: String::new(),
             received_at: chrono::Utc::now(),
             transport: SlackTransport::SocketMode,

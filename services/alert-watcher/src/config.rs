@@ -1,4 +1,5 @@
-//! alert-watcher's own configuration sections (`[alertmanager]`, `[incidents]`).
+//! alert-watcher's own configuration sections (`[alertmanager]`, `[incidents]`, `[storm]`,
+//! `[[rules]]`).
 
 use std::time::Duration;
 
@@ -77,6 +78,52 @@ impl runtime::ConfigSection for IncidentsConfig {
         if self.service_labels.is_empty() {
             return Err(
                 "incidents.service_labels: empty would never know an alert's service".to_owned(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `[storm]`: how a storm of distinct alerts groups into few incidents (see
+/// `correlate::StormRules`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StormConfig {
+    /// How long after an incident opens, other firing alerts of its channel and group join it
+    /// instead of opening threads of their own. `0s` turns grouping off. Default `5m`.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// What the alerts of one group share besides the channel: `service`, `severity`, `source`,
+    /// `alertname`, or a label's name. Empty: every alert of a channel. Default `["service"]`.
+    pub group_by: Vec<String>,
+}
+
+impl Default for StormConfig {
+    fn default() -> Self {
+        StormConfig {
+            window: Duration::from_secs(5 * 60),
+            group_by: vec!["service".to_owned()],
+        }
+    }
+}
+
+impl StormConfig {
+    pub fn rules(&self) -> crate::correlate::StormRules {
+        crate::correlate::StormRules {
+            window: self.window,
+            group_by: self.group_by.clone(),
+        }
+    }
+}
+
+impl runtime::ConfigSection for StormConfig {
+    fn validate(&self) -> Result<(), String> {
+        if let Some(blank) = self.group_by.iter().find(|field| field.trim().is_empty()) {
+            return Err(format!("storm.group_by: {blank:?} names no field or label"));
+        }
+        if self.window > Duration::from_secs(24 * 60 * 60) {
+            return Err(
+                "storm.window: over a day would fold unrelated alerts into one incident".to_owned(),
             );
         }
         Ok(())

@@ -8,13 +8,16 @@
 //! - The same Slack message seen again (a redelivery) changes nothing and re-publishes the event
 //!   for the current revision, which JetStream stores once (its `Nats-Msg-Id` is the revision's):
 //!   a crash between writing the state and publishing loses nothing.
+//! - In a storm ([`StormRules`]), a distinct alert of the same channel and group joins the
+//!   incident the storm's first alert opened, as a related alert; the incident resolves when all
+//!   of its alerts have. A storm of hundreds of alerts is a few threads and a few lookups.
 
 use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use proto::{
     Incident, IncidentChange, IncidentEvent, IncidentId, SchemaVersion, SlackThread, TimeWindow,
-    incident::{Alert, AlertSource, AlertStatus},
+    incident::{Alert, AlertSource, AlertStatus, RelatedAlert},
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -26,8 +29,12 @@ const VOLATILE_LABELS: &[&str] = &["value", "__value__", "timestamp", "grafana_f
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncidentState {
     pub incident: Incident,
-    /// The Slack message (`channel/ts`) last applied, to recognize a redelivery.
+    /// The Slack message (`channel/ts`, `#edited_ts` for an edit) last applied for the
+    /// incident's own alert, to recognize a redelivery.
     pub last_message: String,
+    /// The same for each related alert, by fingerprint.
+    #[serde(default)]
+    pub related_messages: BTreeMap<String, String>,
 }
 
 impl IncidentState {
@@ -55,11 +62,16 @@ pub struct Observation {
     pub alert: Alert,
     /// The message it was seen in.
     pub message: SlackThread,
+    /// When the message was edited into what it now says, if this is an edit.
+    pub edited_ts: Option<String>,
 }
 
 impl Observation {
-    fn message_key(&self) -> String {
-        format!("{}/{}", self.message.channel, self.message.ts)
+    pub(crate) fn message_key(&self) -> String {
+        match &self.edited_ts {
+            Some(edited) => format!("{}/{}#{edited}", self.message.channel, self.message.ts),
+            None => format!("{}/{}", self.message.channel, self.message.ts),
+        }
     }
 }
 
@@ -115,14 +127,14 @@ pub fn fingerprint(alert: &Alert, group_values: &[String]) -> String {
             hasher.update([0]);
         }
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    hex(&hasher.finalize())
 }
 
-/// Decides what `observation` does to the incident in `current`.
+/// Most related alerts an incident tracks one by one; more are counted in `related_untracked`.
+pub const MAX_RELATED: usize = 100;
+
+/// Decides what `observation` does to the incident in `current`: the incident it belongs to,
+/// whether its own (same fingerprint) or a storm incident it joins or has joined.
 pub fn decide(
     current: Option<&IncidentState>,
     observation: &Observation,
@@ -131,63 +143,172 @@ pub fn decide(
     new_id: impl FnOnce() -> String,
 ) -> Decision {
     let message_key = observation.message_key();
-    if let Some(state) = current
-        && state.last_message == message_key
-    {
-        return Decision::Republish(state.event());
+    if let Some(state) = current {
+        let own = state.incident.fingerprint == observation.fingerprint;
+        let redelivered = if own {
+            state.last_message == message_key
+        } else {
+            state.related_messages.get(&observation.fingerprint) == Some(&message_key)
+        };
+        if redelivered {
+            return Decision::Republish(state.event());
+        }
     }
     let open = current.filter(|state| state.incident.resolved_at.is_none());
-    match (observation.alert.status, open) {
-        (AlertStatus::Firing, None) => {
-            let starts_at = observation.alert.starts_at.unwrap_or(now).min(now);
-            let from = starts_at - chrono::Duration::from_std(windows.lookback).unwrap_or_default();
-            let baseline_from =
-                from - chrono::Duration::from_std(windows.baseline).unwrap_or_default();
-            Decision::Apply(IncidentState {
-                incident: Incident {
-                    id: IncidentId(new_id()),
-                    fingerprint: observation.fingerprint.clone(),
-                    alert: observation.alert.clone(),
-                    thread: observation.message.clone(),
-                    opened_at: now,
-                    last_seen_at: now,
-                    notification_count: 1,
-                    window: TimeWindow { from, to: now },
-                    baseline: TimeWindow {
-                        from: baseline_from,
-                        to: from,
-                    },
-                    resolved_at: None,
-                    revision: 1,
-                },
-                last_message: message_key,
-            })
-        }
-        (AlertStatus::Firing, Some(state)) => {
-            let mut incident = state.incident.clone();
-            incident.notification_count += 1;
-            incident.last_seen_at = now;
-            incident.window.to = now.max(incident.window.to);
+    let Some(state) = open else {
+        return match observation.alert.status {
+            AlertStatus::Firing => {
+                Decision::Apply(open_incident(observation, now, windows, new_id))
+            }
+            AlertStatus::Resolved => Decision::Ignore("resolved_without_open_incident"),
+        };
+    };
+    let mut incident = state.incident.clone();
+    let mut next = IncidentState {
+        incident: state.incident.clone(),
+        last_message: state.last_message.clone(),
+        related_messages: state.related_messages.clone(),
+    };
+    // An edit is the same notification said again, perhaps with more: it never counts as a repeat.
+    let repeat = u32::from(observation.edited_ts.is_none());
+    if incident.fingerprint == observation.fingerprint {
+        incident.alert.status = observation.alert.status;
+        if observation.alert.status == AlertStatus::Firing {
+            incident.notification_count += repeat;
             merge_alert(&mut incident.alert, &observation.alert);
-            incident.revision += 1;
-            Decision::Apply(IncidentState {
-                incident,
-                last_message: message_key,
-            })
         }
-        (AlertStatus::Resolved, Some(state)) => {
-            let mut incident = state.incident.clone();
-            incident.resolved_at = Some(now);
-            incident.last_seen_at = now;
-            incident.alert.status = AlertStatus::Resolved;
-            incident.revision += 1;
-            Decision::Apply(IncidentState {
-                incident,
-                last_message: message_key,
-            })
+        next.last_message = message_key;
+    } else if let Some(related) = incident
+        .related
+        .iter_mut()
+        .find(|related| related.fingerprint == observation.fingerprint)
+    {
+        related.alert.status = observation.alert.status;
+        if observation.alert.status == AlertStatus::Firing {
+            related.notification_count += repeat;
+            merge_alert(&mut related.alert, &observation.alert);
         }
-        (AlertStatus::Resolved, None) => Decision::Ignore("resolved_without_open_incident"),
+        related.last_seen_at = now;
+        related.last_message = observation.message.clone();
+        next.related_messages
+            .insert(observation.fingerprint.clone(), message_key);
+    } else if observation.alert.status == AlertStatus::Resolved {
+        return Decision::Ignore("resolved_without_open_incident");
+    } else if incident.related.len() < MAX_RELATED {
+        next.related_messages
+            .insert(observation.fingerprint.clone(), message_key);
+        incident.related.push(RelatedAlert {
+            fingerprint: observation.fingerprint.clone(),
+            alert: observation.alert.clone(),
+            last_message: observation.message.clone(),
+            first_seen_at: now,
+            last_seen_at: now,
+            notification_count: 1,
+        });
+    } else {
+        incident.related_untracked += 1;
     }
+    if observation.edited_ts.is_some() && incident == state.incident {
+        return Decision::Ignore("edit_without_change");
+    }
+    incident.last_seen_at = now;
+    incident.window.to = now.max(incident.window.to);
+    if incident.all_resolved() {
+        incident.resolved_at = Some(now);
+    }
+    incident.revision += 1;
+    next.incident = incident;
+    Decision::Apply(next)
+}
+
+fn open_incident(
+    observation: &Observation,
+    now: DateTime<Utc>,
+    windows: Windows,
+    new_id: impl FnOnce() -> String,
+) -> IncidentState {
+    let starts_at = observation.alert.starts_at.unwrap_or(now).min(now);
+    let from = starts_at - chrono::Duration::from_std(windows.lookback).unwrap_or_default();
+    let baseline_from = from - chrono::Duration::from_std(windows.baseline).unwrap_or_default();
+    IncidentState {
+        incident: Incident {
+            id: IncidentId(new_id()),
+            fingerprint: observation.fingerprint.clone(),
+            alert: observation.alert.clone(),
+            thread: observation.message.clone(),
+            opened_at: now,
+            last_seen_at: now,
+            notification_count: 1,
+            window: TimeWindow { from, to: now },
+            baseline: TimeWindow {
+                from: baseline_from,
+                to: from,
+            },
+            resolved_at: None,
+            revision: 1,
+            related: Vec::new(),
+            related_untracked: 0,
+        },
+        last_message: observation.message_key(),
+        related_messages: BTreeMap::new(),
+    }
+}
+
+/// How alert storms group into few incidents: a firing alert with no incident of its own joins
+/// the open incident that the first alert of its storm group opened in the same channel less than
+/// `window` ago, instead of opening a thread (and a round of evidence lookups) of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StormRules {
+    /// How long after an incident opens other alerts of its group join it. Zero: never.
+    pub window: Duration,
+    /// What alerts of one group share besides the channel: `service`, `severity`, `source`,
+    /// `alertname`, or any other name for the label of that name. An alert without a value
+    /// groups with the others that have none.
+    pub group_by: Vec<String>,
+}
+
+/// Which storm incident a group is joining: kept under the group's key in the incident bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StormMark {
+    /// The fingerprint of the alert whose incident the group joins.
+    pub leader: String,
+    pub opened_at: DateTime<Utc>,
+}
+
+impl StormRules {
+    /// The key of the storm group `observation` belongs to; `None` when storms are not grouped.
+    pub fn group_key(&self, observation: &Observation) -> Option<String> {
+        if self.window.is_zero() {
+            return None;
+        }
+        let alert = &observation.alert;
+        let mut hasher = Sha256::new();
+        hasher.update(observation.message.channel.as_bytes());
+        for field in &self.group_by {
+            let value = match field.as_str() {
+                "service" => alert.service.clone(),
+                "severity" => alert.severity.clone(),
+                "source" => Some(format!("{:?}", alert.source)),
+                "alertname" => Some(alert.name.clone()),
+                label => alert.labels.get(label).cloned(),
+            };
+            hasher.update([0]);
+            hasher.update(value.unwrap_or_default().as_bytes());
+        }
+        Some(hex(&hasher.finalize()))
+    }
+
+    /// Whether an alert arriving at `now` still joins the storm `mark` started.
+    pub fn joins(&self, mark: &StormMark, now: DateTime<Utc>) -> bool {
+        (now - mark.opened_at)
+            .to_std()
+            .is_ok_and(|age| age < self.window)
+            || now < mark.opened_at
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Adds what Alertmanager's webhook knows (labels, annotations, start) to an open incident
@@ -204,7 +325,7 @@ pub fn enrich(state: &IncidentState, known: &Alert) -> Option<IncidentState> {
     incident.revision += 1;
     Some(IncidentState {
         incident,
-        last_message: state.last_message.clone(),
+        ..state.clone()
     })
 }
 

@@ -21,7 +21,7 @@ use proto::SlackMessage;
 use runtime::ServiceName;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{AlertmanagerConfig, IncidentsConfig, Rules};
+pub use config::{AlertmanagerConfig, IncidentsConfig, Rules, StormConfig};
 
 pub const SERVICE: ServiceName = ServiceName {
     name: "alert-watcher",
@@ -35,6 +35,8 @@ runtime::service_config! {
         pub alertmanager: AlertmanagerConfig,
         /// How alerts become incidents (`[incidents]`).
         pub incidents: IncidentsConfig,
+        /// How storms of distinct alerts group into few incidents (`[storm]`).
+        pub storm: StormConfig,
         /// Operator-defined formats (`[[rules]]`).
         pub rules: Rules,
     }
@@ -65,6 +67,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             },
             service_labels: config.incidents.service_labels.clone(),
             rules: config.rules.compile().map_err(anyhow::Error::msg)?,
+            storm: config.storm.rules(),
         });
         let webhook = match config.alertmanager.webhook_listen {
             Some(listen) => {

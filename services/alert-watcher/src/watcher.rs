@@ -9,12 +9,12 @@ use bus::{Bus, HandlerError};
 use chrono::Utc;
 use proto::{
     SlackMessage, SlackThread,
-    incident::{Alert, AlertSource},
+    incident::{Alert, AlertSource, AlertStatus},
 };
 
 use crate::{
     alertmanager_api::AlertmanagerApi,
-    correlate::{self, Decision, IncidentState, Observation, Windows},
+    correlate::{self, Decision, IncidentState, Observation, StormMark, StormRules, Windows},
     recognize::{self, Reading, Recognition},
 };
 
@@ -28,6 +28,28 @@ pub(crate) struct Watcher {
     pub(crate) windows: Windows,
     pub(crate) service_labels: Vec<String>,
     pub(crate) rules: Vec<recognize::rules::Rule>,
+    pub(crate) storm: StormRules,
+}
+
+enum Applied {
+    Done,
+    /// Someone wrote the incident first; decide again.
+    Conflict,
+}
+
+enum StormLeader {
+    Join(Box<IncidentState>, u64),
+    Lead,
+    Wait,
+}
+
+/// Where a storm member keeps the fingerprint of the incident it joined.
+fn member_key(observation: &Observation) -> String {
+    format!("member.{}", observation.fingerprint)
+}
+
+fn redelivered_member(state: &IncidentState, observation: &Observation) -> bool {
+    state.related_messages.get(&observation.fingerprint) == Some(&observation.message_key())
 }
 
 impl Watcher {
@@ -49,6 +71,15 @@ impl Watcher {
         for reading in readings {
             let observation = self.observe(reading, &message).await;
             self.correlate(&observation).await?;
+            if observation.alert.source == AlertSource::Alertmanager
+                && observation.alert.labels.is_empty()
+                && let Some(known) = self.learned(&observation.fingerprint).await
+            {
+                // The webhook came while this message was being correlated: it stored its labels
+                // before looking for the incident, this message wrote the incident before looking
+                // again, so one of the two always sees the other.
+                self.enrich_open(&observation.fingerprint, &known).await?;
+            }
         }
         Ok(())
     }
@@ -62,6 +93,11 @@ impl Watcher {
             .put(format!("amhook.{fingerprint}"), value.into())
             .await
             .map_err(|err| HandlerError::retry(format!("storing the webhook's labels: {err}")))?;
+        self.enrich_open(fingerprint, known).await
+    }
+
+    /// Adds what the webhook knows to the open incident with this fingerprint, if there is one.
+    async fn enrich_open(&self, fingerprint: &str, known: &Alert) -> Result<(), HandlerError> {
         let key = format!("fp.{fingerprint}");
         for _ in 0..MAX_CAS_ROUNDS {
             let Some((current, revision)) = self.read_state(&key).await? else {
@@ -70,7 +106,7 @@ impl Watcher {
             let Some(enriched) = correlate::enrich(&current, known) else {
                 return Ok(());
             };
-            if self.write_state(&key, &enriched, revision).await? {
+            if self.compare_and_set(&key, &enriched, revision).await? {
                 self.bus
                     .publish(&enriched.event())
                     .await
@@ -151,52 +187,191 @@ impl Watcher {
                 channel: message.channel.clone(),
                 ts: message.ts.clone(),
             },
+            edited_ts: message.edited_ts.clone(),
         }
     }
 
+    /// Applies `observation` to the incident it belongs to: its own; else the storm incident it
+    /// joined; else, when it fires, the storm incident of its group or a new one.
     async fn correlate(&self, observation: &Observation) -> Result<(), HandlerError> {
-        let key = format!("fp.{}", observation.fingerprint);
+        let own_key = format!("fp.{}", observation.fingerprint);
         for _ in 0..MAX_CAS_ROUNDS {
-            let (current, revision) = match self.read_state(&key).await? {
-                Some((state, revision)) => (Some(state), revision),
-                None => (None, 0),
-            };
-            let decision = correlate::decide(
-                current.as_ref(),
-                observation,
-                Utc::now(),
-                self.windows,
-                || format!("inc-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
-            );
-            let state = match decision {
-                Decision::Ignore(why) => {
-                    metrics::counter!("ft_watcher_ignored_total", "reason" => why).increment(1);
-                    return Ok(());
+            let own = self.read_state(&own_key).await?;
+            // 1. Its own incident, while open (or for a redelivery of the message it last took).
+            if let Some((state, revision)) = &own
+                && (state.incident.resolved_at.is_none()
+                    || state.last_message == observation.message_key())
+            {
+                match self.apply(Some(state), *revision, observation).await? {
+                    Applied::Done => return Ok(()),
+                    Applied::Conflict => continue,
                 }
-                Decision::Republish(event) => {
-                    self.bus
-                        .publish(&event)
-                        .await
-                        .map_err(HandlerError::retry)?;
-                    return Ok(());
-                }
-                Decision::Apply(state) => state,
-            };
-            if self.write_state(&key, &state, revision).await? {
-                let event = state.event();
-                tracing::info!(incident = %event.incident.id, change = ?event.change, alert = %event.incident.alert.name, "incident");
-                self.bus
-                    .publish(&event)
-                    .await
-                    .map_err(HandlerError::retry)?;
-                return Ok(());
             }
-            // Another replica (or message) changed it first: decide again on what it wrote.
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            // 2. The storm incident it joined, while open.
+            if let Some(leader) = self.read_json::<String>(&member_key(observation)).await?
+                && let Some((state, revision)) = self.read_state(&format!("fp.{leader}")).await?
+                && (state.incident.resolved_at.is_none() || redelivered_member(&state, observation))
+            {
+                match self.apply(Some(&state), revision, observation).await? {
+                    Applied::Done => return Ok(()),
+                    Applied::Conflict => continue,
+                }
+            }
+            let own_revision = own.as_ref().map_or(0, |(_, revision)| *revision);
+            let own_state = own.as_ref().map(|(state, _)| state);
+            if observation.alert.status == AlertStatus::Resolved {
+                return self
+                    .apply(own_state, own_revision, observation)
+                    .await
+                    .map(|_| ());
+            }
+            // 3. The storm incident of its group, or a new incident that starts a storm group.
+            if let Some(group_key) = self.storm.group_key(observation) {
+                let group_key = format!("storm.{group_key}");
+                match self.storm_leader(&group_key, observation).await? {
+                    StormLeader::Join(state, revision) => {
+                        self.put_json(&member_key(observation), &state.incident.fingerprint)
+                            .await?;
+                        match self.apply(Some(&state), revision, observation).await? {
+                            Applied::Done => return Ok(()),
+                            Applied::Conflict => continue,
+                        }
+                    }
+                    StormLeader::Lead => {}
+                    StormLeader::Wait => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                }
+            }
+            match self.apply(own_state, own_revision, observation).await? {
+                Applied::Done => return Ok(()),
+                Applied::Conflict => continue,
+            }
         }
         Err(HandlerError::retry(
             "the incident kept changing under concurrent writers",
         ))
+    }
+
+    /// Decides on `current` (at KV `revision`) and writes and publishes the outcome.
+    async fn apply(
+        &self,
+        current: Option<&IncidentState>,
+        revision: u64,
+        observation: &Observation,
+    ) -> Result<Applied, HandlerError> {
+        let decision = correlate::decide(current, observation, Utc::now(), self.windows, || {
+            format!("inc-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+        });
+        let state = match decision {
+            Decision::Ignore(why) => {
+                metrics::counter!("ft_watcher_ignored_total", "reason" => why).increment(1);
+                return Ok(Applied::Done);
+            }
+            Decision::Republish(event) => {
+                self.bus
+                    .publish(&event)
+                    .await
+                    .map_err(HandlerError::retry)?;
+                return Ok(Applied::Done);
+            }
+            Decision::Apply(state) => state,
+        };
+        // A closed incident's key takes the new one that the alert opens.
+        let key = format!("fp.{}", state.incident.fingerprint);
+        if !self.compare_and_set(&key, &state, revision).await? {
+            // Another replica (or message) changed it first: decide again on what it wrote.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            return Ok(Applied::Conflict);
+        }
+        let event = state.event();
+        tracing::info!(incident = %event.incident.id, change = ?event.change, alert = %event.incident.alert.name, related = event.incident.related.len(), "incident");
+        self.bus
+            .publish(&event)
+            .await
+            .map_err(HandlerError::retry)?;
+        Ok(Applied::Done)
+    }
+
+    /// Whom a firing alert without an incident follows in its storm group: an open incident to
+    /// join, itself (it claimed the group), or nobody yet (the group's first alert is still
+    /// opening its incident).
+    async fn storm_leader(
+        &self,
+        group_key: &str,
+        observation: &Observation,
+    ) -> Result<StormLeader, HandlerError> {
+        let now = Utc::now();
+        let entry = self
+            .store
+            .entry(group_key)
+            .await
+            .map_err(|err| HandlerError::retry(format!("reading the storm group: {err}")))?
+            .filter(|entry| entry.operation == kv::Operation::Put);
+        let (mark, revision) = match entry {
+            Some(entry) => (
+                serde_json::from_slice::<StormMark>(&entry.value).ok(),
+                entry.revision,
+            ),
+            None => (None, 0),
+        };
+        if let Some(mark) = &mark
+            && self.storm.joins(mark, now)
+        {
+            if mark.leader == observation.fingerprint {
+                return Ok(StormLeader::Lead);
+            }
+            match self.read_state(&format!("fp.{}", mark.leader)).await? {
+                Some((state, revision)) if state.incident.resolved_at.is_none() => {
+                    return Ok(StormLeader::Join(Box::new(state), revision));
+                }
+                Some(_) => {} // the storm is over: this alert starts the next one
+                None if now - mark.opened_at < chrono::Duration::seconds(30) => {
+                    return Ok(StormLeader::Wait);
+                }
+                None => {} // its leader never wrote its incident (crashed and gone): take over
+            }
+        }
+        let claim = StormMark {
+            leader: observation.fingerprint.clone(),
+            opened_at: now,
+        };
+        let claimed = self.compare_and_set(group_key, &claim, revision).await?;
+        // Lost the claim: another alert of the group leads; the next round joins it.
+        Ok(if claimed {
+            StormLeader::Lead
+        } else {
+            StormLeader::Wait
+        })
+    }
+
+    async fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, HandlerError> {
+        let entry = self
+            .store
+            .entry(key)
+            .await
+            .map_err(|err| HandlerError::retry(format!("reading {key}: {err}")))?;
+        Ok(entry
+            .filter(|entry| entry.operation == kv::Operation::Put)
+            .and_then(|entry| serde_json::from_slice(&entry.value).ok()))
+    }
+
+    async fn put_json<T: serde::Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<(), HandlerError> {
+        let value = serde_json::to_vec(value)
+            .map_err(|err| HandlerError::reject(format!("cannot encode {key}: {err}")))?;
+        self.store
+            .put(key, value.into())
+            .await
+            .map_err(|err| HandlerError::retry(format!("writing {key}: {err}")))?;
+        Ok(())
     }
 
     /// The incident state under `key` and its KV revision; `None` when there is none.
@@ -220,28 +395,28 @@ impl Watcher {
         }
     }
 
-    /// Writes `state` if `key` is still at `revision` (0: does not exist yet); false when
-    /// someone else wrote first.
-    async fn write_state(
+    /// Writes `value` as JSON if `key` is still at `revision` (0: does not exist yet); false
+    /// when someone else wrote first.
+    async fn compare_and_set<T: serde::Serialize>(
         &self,
         key: &str,
-        state: &IncidentState,
+        value: &T,
         revision: u64,
     ) -> Result<bool, HandlerError> {
-        let value = serde_json::to_vec(state)
-            .map_err(|err| HandlerError::reject(format!("cannot encode the incident: {err}")))?
+        let value = serde_json::to_vec(value)
+            .map_err(|err| HandlerError::reject(format!("cannot encode {key}: {err}")))?
             .into();
         if revision == 0 {
             match self.store.create(key, value).await {
                 Ok(_) => Ok(true),
                 Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
-                Err(err) => Err(HandlerError::retry(format!("writing the incident: {err}"))),
+                Err(err) => Err(HandlerError::retry(format!("writing {key}: {err}"))),
             }
         } else {
             match self.store.update(key, value, revision).await {
                 Ok(_) => Ok(true),
                 Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
-                Err(err) => Err(HandlerError::retry(format!("writing the incident: {err}"))),
+                Err(err) => Err(HandlerError::retry(format!("writing {key}: {err}"))),
             }
         }
     }

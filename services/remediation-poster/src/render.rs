@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use proto::{
     Incident, MetricsEvidence, PostRequest, ProfileEvidence, SandboxResult, actions,
     evidence::{EvidenceStatus, FunctionShare, Trend},
+    incident::AlertStatus,
     sandbox::SandboxOutcome,
 };
 use serde_json::{Value, json};
@@ -126,8 +127,11 @@ fn incident_reply(
             {"type": "mrkdwn", "text": format!("*Service*\n{}", escape(service))},
             {"type": "mrkdwn", "text": format!("*Notifications*\n{}", incident.notification_count)},
         ]}),
-        section(&metrics_text(metrics)),
     ];
+    if let Some(storm) = related_text(incident) {
+        blocks.push(section(&storm));
+    }
+    blocks.push(section(&metrics_text(metrics)));
     blocks.extend(profile_blocks(profile));
     let trace = trace_id
         .map(|trace| format!(" · trace `{}`", escape(trace)))
@@ -160,6 +164,44 @@ fn incident_reply(
         text: text.trim().to_owned(),
         blocks,
     }
+}
+
+/// The storm's other alerts grouped into this incident, one line each (the fit keeps whole lines).
+fn related_text(incident: &Incident) -> Option<String> {
+    if incident.related.is_empty() && incident.related_untracked == 0 {
+        return None;
+    }
+    let mut text = format!(
+        "*Also in this storm* ({} more alerts)",
+        incident.related.len() + incident.related_untracked as usize
+    );
+    for related in &incident.related {
+        let mark = match related.alert.status {
+            AlertStatus::Firing => "🔥",
+            AlertStatus::Resolved => "✅",
+        };
+        let _ = write!(
+            text,
+            "\n{mark} {} · {} · ×{}",
+            escape(&related.alert.name),
+            escape(
+                related
+                    .alert
+                    .service
+                    .as_deref()
+                    .unwrap_or("unknown service")
+            ),
+            related.notification_count,
+        );
+    }
+    if incident.related_untracked > 0 {
+        let _ = write!(
+            text,
+            "\n… and {} notifications of further alerts",
+            incident.related_untracked
+        );
+    }
+    Some(text)
 }
 
 fn status_detail(status: &EvidenceStatus) -> Option<String> {

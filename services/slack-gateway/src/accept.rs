@@ -82,7 +82,6 @@ pub struct Malformed(pub String);
 
 /// Message subtypes that are housekeeping, not content.
 const IGNORED_SUBTYPES: &[&str] = &[
-    "message_changed",
     "message_deleted",
     "message_replied",
     "channel_join",
@@ -143,6 +142,9 @@ fn message(
     received_at: DateTime<Utc>,
     filter: &Filter,
 ) -> Result<Verdict, Malformed> {
+    if text(event, "subtype") == Some("message_changed") {
+        return edit(event, event_id, team_id, transport, received_at, filter);
+    }
     let subtype = text(event, "subtype");
     if let Some(subtype) = subtype.filter(|subtype| IGNORED_SUBTYPES.contains(subtype)) {
         return Ok(Verdict::Ignore(Ignored::Subtype(subtype.to_owned())));
@@ -170,12 +172,58 @@ fn message(
             user: user.map(str::to_owned),
             bot_id: bot_id.map(str::to_owned),
             subtype: subtype.map(str::to_owned),
+            edited_ts: None,
             text: text(event, "text").unwrap_or_default().to_owned(),
             received_at,
             transport,
             raw: event.clone(),
         },
     ))]))
+}
+
+/// A `message_changed` event: a real edit (the new message carries `edited`) goes on as the
+/// message it now is, marked with when it was edited, so a tool that updates its alert in place
+/// (to say it resolved, say) is heard. Slack's own changes (link unfurls, a reply count going up)
+/// carry no `edited` and are housekeeping.
+fn edit(
+    event: &Value,
+    event_id: &str,
+    team_id: Option<String>,
+    transport: SlackTransport,
+    received_at: DateTime<Utc>,
+    filter: &Filter,
+) -> Result<Verdict, Malformed> {
+    let edited = event
+        .get("message")
+        .filter(|message| message.is_object())
+        .ok_or_else(|| Malformed("the message_changed event has no message".to_owned()))?;
+    let Some(edited_ts) = edited.get("edited").and_then(|edit| text(edit, "ts")) else {
+        return Ok(Verdict::Ignore(Ignored::Subtype(
+            "message_changed".to_owned(),
+        )));
+    };
+    let channel = required(event, "channel", "the message_changed event")?;
+    let mut now_reads = edited.clone();
+    now_reads["channel"] = Value::String(channel.to_owned());
+    let verdict = message(
+        &now_reads,
+        event_id,
+        team_id,
+        transport,
+        received_at,
+        filter,
+    )?;
+    Ok(match verdict {
+        Verdict::Publish(mut outbound) => {
+            for item in &mut outbound {
+                if let Outbound::Message(message) = item {
+                    message.edited_ts = Some(edited_ts.to_owned());
+                }
+            }
+            Verdict::Publish(outbound)
+        }
+        ignored => ignored,
+    })
 }
 
 fn file_shared(

@@ -28,6 +28,7 @@ fn observation(status: AlertStatus, ts: &str) -> Observation {
             channel: "C0ALERTS".into(),
             ts: ts.into(),
         },
+        edited_ts: None,
     }
 }
 
@@ -163,5 +164,210 @@ fn the_webhook_enriches_an_open_incident_once() {
         enrich(&enriched, &known),
         None,
         "nothing new the second time"
+    );
+}
+
+/// A distinct alert (its own name and fingerprint) for the same service, seen in message `ts`.
+fn other_alert(name: &str, status: AlertStatus, ts: &str) -> Observation {
+    let mut observation = observation(status, ts);
+    observation.alert.name = name.into();
+    observation.alert.service = Some("checkout".into());
+    observation.fingerprint = fingerprint(&observation.alert, &[name.into(), "checkout".into()]);
+    observation
+}
+
+#[test]
+fn storm_members_join_count_and_resolve_the_incident_together() {
+    let opened = apply(decide(
+        None,
+        &observation(AlertStatus::Firing, "1.1"),
+        at(0),
+        WINDOWS,
+        || "inc-a".into(),
+    ));
+    let joined = apply(decide(
+        Some(&opened),
+        &other_alert("HighLatency", AlertStatus::Firing, "2.1"),
+        at(10),
+        WINDOWS,
+        || unreachable!("a member never opens an incident"),
+    ));
+    assert_eq!(joined.event().change, IncidentChange::Updated);
+    assert_eq!(joined.incident.related.len(), 1);
+    assert_eq!(joined.incident.related[0].alert.name, "HighLatency");
+    assert_eq!(
+        joined.last_message, opened.last_message,
+        "the leader's redelivery check is kept"
+    );
+
+    let repeated = apply(decide(
+        Some(&joined),
+        &other_alert("HighLatency", AlertStatus::Firing, "2.2"),
+        at(20),
+        WINDOWS,
+        || unreachable!(),
+    ));
+    assert_eq!(
+        repeated.incident.related.len(),
+        1,
+        "a repeat is not a new member"
+    );
+    assert_eq!(repeated.incident.related[0].notification_count, 2);
+    assert!(matches!(
+        decide(
+            Some(&repeated),
+            &other_alert("HighLatency", AlertStatus::Firing, "2.2"),
+            at(21),
+            WINDOWS,
+            || unreachable!()
+        ),
+        Decision::Republish(_)
+    ));
+
+    let leader_resolved = apply(decide(
+        Some(&repeated),
+        &observation(AlertStatus::Resolved, "1.2"),
+        at(30),
+        WINDOWS,
+        || unreachable!(),
+    ));
+    assert_eq!(
+        leader_resolved.incident.resolved_at, None,
+        "a member still fires"
+    );
+    assert_eq!(leader_resolved.event().change, IncidentChange::Updated);
+
+    let all_resolved = apply(decide(
+        Some(&leader_resolved),
+        &other_alert("HighLatency", AlertStatus::Resolved, "2.3"),
+        at(40),
+        WINDOWS,
+        || unreachable!(),
+    ));
+    assert_eq!(all_resolved.event().change, IncidentChange::Resolved);
+    assert_eq!(all_resolved.incident.thread.ts, "1.1");
+}
+
+#[test]
+fn a_member_resolving_before_it_joined_changes_nothing_and_members_are_bounded() {
+    let mut state = apply(decide(
+        None,
+        &observation(AlertStatus::Firing, "1.1"),
+        at(0),
+        WINDOWS,
+        || "inc-a".into(),
+    ));
+    assert_eq!(
+        decide(
+            Some(&state),
+            &other_alert("Unknown", AlertStatus::Resolved, "3.1"),
+            at(1),
+            WINDOWS,
+            || unreachable!()
+        ),
+        Decision::Ignore("resolved_without_open_incident")
+    );
+    for index in 0..=MAX_RELATED {
+        state = apply(decide(
+            Some(&state),
+            &other_alert(
+                &format!("Alert{index}"),
+                AlertStatus::Firing,
+                &format!("4.{index}"),
+            ),
+            at(2),
+            WINDOWS,
+            || unreachable!(),
+        ));
+    }
+    assert_eq!(state.incident.related.len(), MAX_RELATED);
+    assert_eq!(state.incident.related_untracked, 1);
+}
+
+#[test]
+fn storm_groups_are_per_channel_and_group_values_within_the_window() {
+    let rules = StormRules {
+        window: Duration::from_secs(300),
+        group_by: vec!["service".into()],
+    };
+    let latency = other_alert("HighLatency", AlertStatus::Firing, "1");
+    let errors = other_alert("Errors", AlertStatus::Firing, "2");
+    assert_eq!(rules.group_key(&latency), rules.group_key(&errors));
+    let mut elsewhere = errors.clone();
+    elsewhere.message.channel = "C0OTHER".into();
+    assert_ne!(rules.group_key(&latency), rules.group_key(&elsewhere));
+    let mut cart = errors.clone();
+    cart.alert.service = Some("cart".into());
+    assert_ne!(rules.group_key(&latency), rules.group_key(&cart));
+
+    let mark = StormMark {
+        leader: latency.fingerprint.clone(),
+        opened_at: at(0),
+    };
+    assert!(rules.joins(&mark, at(299)));
+    assert!(!rules.joins(&mark, at(300)));
+    let off = StormRules {
+        window: Duration::ZERO,
+        ..rules
+    };
+    assert_eq!(off.group_key(&latency), None);
+}
+
+#[test]
+fn an_edit_resolves_or_enriches_but_never_counts_as_a_repeat() {
+    let opened = apply(decide(
+        None,
+        &observation(AlertStatus::Firing, "1.1"),
+        at(0),
+        WINDOWS,
+        || "inc-a".into(),
+    ));
+    let edit = |status, edited: &str| Observation {
+        edited_ts: Some(edited.into()),
+        ..observation(status, "1.1")
+    };
+    assert_eq!(
+        decide(
+            Some(&opened),
+            &edit(AlertStatus::Firing, "5.0"),
+            at(5),
+            WINDOWS,
+            || unreachable!()
+        ),
+        Decision::Ignore("edit_without_change"),
+        "the same alert re-said (an acknowledgement, a reworded text) is not a notification"
+    );
+    let mut more = edit(AlertStatus::Firing, "6.0");
+    more.alert.labels.insert("pod".into(), "checkout-1".into());
+    let enriched = apply(decide(
+        Some(&opened),
+        &more,
+        at(6),
+        WINDOWS,
+        || unreachable!(),
+    ));
+    assert_eq!(enriched.incident.notification_count, 1);
+    assert_eq!(enriched.incident.alert.labels["pod"], "checkout-1");
+
+    let resolved = apply(decide(
+        Some(&enriched),
+        &edit(AlertStatus::Resolved, "7.0"),
+        at(7),
+        WINDOWS,
+        || unreachable!(),
+    ));
+    assert_eq!(resolved.event().change, IncidentChange::Resolved);
+    assert!(
+        matches!(
+            decide(
+                Some(&resolved),
+                &edit(AlertStatus::Resolved, "7.0"),
+                at(8),
+                WINDOWS,
+                || unreachable!()
+            ),
+            Decision::Republish(_)
+        ),
+        "the same edit redelivered"
     );
 }

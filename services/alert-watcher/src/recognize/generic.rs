@@ -2,9 +2,10 @@
 //! block that names an alert (`alertname`, `alert`, `alert_name` or `title`), with an optional
 //! status (`resolved`, `ok`, `recovered` and `closed` mean resolved).
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::LazyLock};
 
 use proto::incident::{AlertSource, AlertStatus, Link};
+use regex::Regex;
 use serde_json::Value;
 
 use super::{
@@ -40,13 +41,35 @@ pub(crate) fn read(message: &Message<'_>) -> Option<Vec<Reading>> {
     None
 }
 
+/// `"key": "value"` string members, for a JSON block Slack cut short (its text limit) that no
+/// longer parses: what is still there is still the alert.
+static STRING_MEMBER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#""(?P<key>[A-Za-z_][\w.-]*)"\s*:\s*"(?P<value>(?:[^"\\]|\\.)*)""#)
+        .expect("the member pattern compiles")
+});
+
 /// The first ```` ``` ```` block of `text` that is a JSON object, flattened to strings.
 fn json_block(text: &str) -> Option<BTreeMap<String, String>> {
     let start = text.find("```")? + 3;
-    let end = start + text[start..].find("```")?;
-    let body = text[start..end].trim().trim_start_matches("json").trim();
-    let Value::Object(object) = serde_json::from_str::<Value>(body).ok()? else {
+    let (body, cut) = match text[start..].find("```") {
+        Some(end) => (&text[start..start + end], false),
+        None => (&text[start..], true),
+    };
+    let body = body.trim().trim_start_matches("json").trim();
+    if !body.starts_with('{') {
         return None;
+    }
+    let parsed = serde_json::from_str::<Value>(body);
+    let object = match parsed {
+        Ok(Value::Object(object)) => object,
+        Err(err) if cut || err.is_eof() => {
+            let pairs: BTreeMap<String, String> = STRING_MEMBER
+                .captures_iter(body)
+                .map(|member| (member["key"].to_owned(), member["value"].to_owned()))
+                .collect();
+            return (!pairs.is_empty()).then_some(pairs);
+        }
+        _ => return None,
     };
     let mut pairs = BTreeMap::new();
     for (key, value) in object {

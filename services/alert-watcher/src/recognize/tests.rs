@@ -301,3 +301,74 @@ proptest! {
         prop_assert_eq!(parsed.common_values, common);
     }
 }
+
+#[test]
+fn edited_messages_read_as_they_now_are() {
+    // A Grafana message edited in place (as the gateway passes an edit on: the message as it now
+    // reads, with Slack's `edited` stamp).
+    let mut edited = bot(
+        "Grafana",
+        json!([{
+            "color": "#36a64f", "title": "[RESOLVED] HighCPU (Services)", "footer": "Grafana v10.4.1",
+            "text": "**Resolved**\n\nValue: B=11.0\nLabels:\n - alertname = HighCPU\n - service = checkout\n"
+        }]),
+    );
+    edited["edited"] = json!({"user": "B0X", "ts": "1700000300.000000"});
+    let reading = &alerts(&edited)[0];
+    assert_eq!(reading.alert.status, AlertStatus::Resolved);
+    assert_eq!(reading.alert.service.as_deref(), Some("checkout"));
+
+    // A Datadog monitor message edited from triggered to recovered.
+    let mut recovered = bot(
+        "Datadog",
+        json!([{
+            "title": "[P2] [Recovered on {host:web-1,env:prod}] High CPU on checkout",
+            "title_link": "https://app.datadoghq.com/monitors/123456?group=host%3Aweb-1",
+            "text": "CPU back under 80%. @slack-alerts", "color": "#2EB886"
+        }]),
+    );
+    recovered["edited"] = json!({"user": "B0X", "ts": "1700000600.000000"});
+    let reading = &alerts(&recovered)[0];
+    assert_eq!(reading.alert.source, AlertSource::Datadog);
+    assert_eq!(reading.alert.status, AlertStatus::Resolved);
+}
+
+#[test]
+fn truncated_messages_keep_what_they_still_say() {
+    // Alertmanager cuts titles at 1024 runes with "…": the name and the first values survive.
+    let values: Vec<String> = (0..200).map(|n| format!("pod-{n}")).collect();
+    let mut title = format!("[FIRING:200] PodCrashLooping {}", values.join(" "));
+    title = title.chars().take(1023).collect::<String>() + "…";
+    let cut = bot(
+        "Alertmanager",
+        json!([{"color": "danger", "title": title, "text": ""}]),
+    );
+    let reading = &alerts(&cut)[0];
+    assert_eq!(reading.alert.name, "PodCrashLooping");
+    assert_eq!(reading.alert.status, AlertStatus::Firing);
+    assert_eq!(reading.grouped, 200);
+
+    // Grafana's text cut mid-label: the complete labels are read, the cut one is kept as it is.
+    let grafana = bot(
+        "Grafana",
+        json!([{"color": "#D63232", "title": "[FIRING:1] HighCPU (Services)", "footer": "Grafana v10.4.1",
+            "text": "**Firing**\n\nValue: B=97.1\nLabels:\n - alertname = HighCPU\n - service = checkout\n - sever"}]),
+    );
+    let reading = &alerts(&grafana)[0];
+    assert_eq!(reading.alert.name, "HighCPU");
+    assert_eq!(reading.alert.service.as_deref(), Some("checkout"));
+
+    // A generic JSON block cut before its end: read as the key-value lines that are there.
+    let json_cut = json!({"type": "message", "bot_id": "B0HOOK", "channel": "C0ALERTS", "ts": "1.1",
+        "text": "```json\n{\"alertname\": \"QueueBacklog\", \"status\": \"firing\", \"labels\": {\"app\": \"wor"});
+    let readings = alerts(&json_cut);
+    assert_eq!(readings[0].alert.name, "QueueBacklog");
+    assert_eq!(readings[0].alert.status, AlertStatus::Firing);
+
+    // Slack's "This message was too long" stub for a dropped attachment is not an alert.
+    let stub = bot(
+        "Alertmanager",
+        json!([{"fallback": "[no preview available]", "text": ""}]),
+    );
+    assert_eq!(recognize(&stub), Recognition::NotAnAlert);
+}

@@ -182,3 +182,39 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_storm_incident_lists_its_related_alerts() {
+    let mut event = incident_event(IncidentChange::Updated, 2);
+    let mut related_alert = event.incident.alert.clone();
+    related_alert.name = "HighLatency".into();
+    related_alert.status = proto::incident::AlertStatus::Resolved;
+    event.incident.related.push(proto::incident::RelatedAlert {
+        fingerprint: "fp-latency".into(),
+        alert: related_alert,
+        last_message: event.incident.thread.clone(),
+        first_seen_at: event.incident.opened_at,
+        last_seen_at: event.incident.opened_at,
+        notification_count: 3,
+    });
+    event.incident.related_untracked = 7;
+    let mut storm = ReplyRecord::default();
+    storm.merge_incident(&event, None);
+    let blocks = block_texts(&render(&storm, "ft-reply:incident.inc-1"));
+    assert!(
+        blocks.contains("Also in this storm* (8 more alerts)"),
+        "{blocks}"
+    );
+    assert!(blocks.contains("✅ HighLatency"), "{blocks}");
+    assert!(blocks.contains("×3"), "{blocks}");
+    assert!(
+        blocks.contains("7 notifications of further alerts"),
+        "{blocks}"
+    );
+
+    let calm = block_texts(&render(
+        &record(IncidentChange::Updated, 2),
+        "ft-reply:incident.inc-1",
+    ));
+    assert!(!calm.contains("Also in this storm"));
+}

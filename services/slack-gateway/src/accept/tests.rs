@@ -264,3 +264,87 @@ fn each_clicked_button_becomes_an_action() {
             .contains("no actions")
     );
 }
+
+/// What Slack sends when a tool edits its alert message in place (here: to say it resolved).
+fn edit_event(edited: Option<Value>) -> Value {
+    let mut message = alertmanager_event();
+    message.as_object_mut().unwrap().remove("channel");
+    message["attachments"][0]["title"] = json!("[RESOLVED] HighCPU checkout (prod)");
+    message["attachments"][0]["color"] = json!("good");
+    if let Some(edited) = edited {
+        message["edited"] = edited;
+    }
+    json!({
+        "type": "message", "subtype": "message_changed", "hidden": true, "channel": "C0ALERTS",
+        "ts": "1700000300.000200", "event_ts": "1700000300.000200",
+        "message": message,
+        "previous_message": alertmanager_event(),
+    })
+}
+
+#[test]
+fn edits_go_on_as_the_message_they_now_are_and_unfurls_do_not() {
+    let edited = event_callback(
+        &callback(edit_event(Some(
+            json!({"user": "B0AMGR", "ts": "1700000300.000000"}),
+        ))),
+        SlackTransport::SocketMode,
+        now(),
+        &filter(&[]),
+    )
+    .unwrap();
+    let Verdict::Publish(outbound) = edited else {
+        panic!("ignored: {edited:?}")
+    };
+    let [Outbound::Message(message)] = outbound.as_slice() else {
+        panic!("{outbound:?}")
+    };
+    assert_eq!(
+        message.ts, "1700000000.000100",
+        "the edited message's own ts"
+    );
+    assert_eq!(message.edited_ts.as_deref(), Some("1700000300.000000"));
+    assert_eq!(message.channel, "C0ALERTS");
+    assert_eq!(
+        message.raw["attachments"][0]["title"],
+        "[RESOLVED] HighCPU checkout (prod)"
+    );
+    assert_eq!(message.raw["channel"], "C0ALERTS");
+
+    let unfurl = event_callback(
+        &callback(edit_event(None)),
+        SlackTransport::SocketMode,
+        now(),
+        &filter(&[]),
+    )
+    .unwrap();
+    assert_eq!(
+        unfurl,
+        Verdict::Ignore(Ignored::Subtype("message_changed".into()))
+    );
+
+    let mut own = edit_event(Some(json!({"user": "U0FLAMEBOT", "ts": "1.0"})));
+    own["message"]["bot_id"] = json!("B0FLAMEBOT");
+    assert_eq!(
+        event_callback(
+            &callback(own),
+            SlackTransport::SocketMode,
+            now(),
+            &filter(&[])
+        )
+        .unwrap(),
+        Verdict::Ignore(Ignored::OwnMessage),
+        "our own edits (the poster's chat.update) never come back"
+    );
+
+    let mut broken = edit_event(None);
+    broken.as_object_mut().unwrap().remove("message");
+    let err = event_callback(
+        &callback(broken),
+        SlackTransport::SocketMode,
+        now(),
+        &filter(&[]),
+    )
+    .unwrap_err();
+    assert!(err.0.contains("has no message"), "{err}");
+}
