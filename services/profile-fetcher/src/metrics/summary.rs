@@ -1,0 +1,117 @@
+//! Summaries of a series: the mean over the incident window against the mean over the baseline,
+//! the peak, and the trend inside the window. Pure, so it is tested on exact numbers.
+
+use proto::evidence::Trend;
+
+/// One sample: Unix seconds and value.
+pub type Sample = (f64, f64);
+
+/// What a series did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    pub current: Option<f64>,
+    pub baseline: Option<f64>,
+    pub peak: Option<f64>,
+    pub trend: Trend,
+}
+
+/// Relative change between the first and the last quarter of the window that counts as a trend.
+const TREND_THRESHOLD: f64 = 0.10;
+
+/// Summarizes `current` (the incident window) against `baseline`. `NaN` and infinite samples
+/// (a division by zero in the query) are left out.
+pub fn summarize(current: &[Sample], baseline: &[Sample]) -> Summary {
+    let current: Vec<Sample> = finite(current);
+    let baseline: Vec<Sample> = finite(baseline);
+    Summary {
+        current: mean(&current),
+        baseline: mean(&baseline),
+        peak: current.iter().map(|&(_, value)| value).reduce(f64::max),
+        trend: trend(&current),
+    }
+}
+
+fn finite(samples: &[Sample]) -> Vec<Sample> {
+    samples
+        .iter()
+        .copied()
+        .filter(|(time, value)| time.is_finite() && value.is_finite())
+        .collect()
+}
+
+fn mean(samples: &[Sample]) -> Option<f64> {
+    (!samples.is_empty())
+        .then(|| samples.iter().map(|&(_, value)| value).sum::<f64>() / samples.len() as f64)
+}
+
+/// Rising or falling when the last quarter's mean differs from the first quarter's by more than
+/// 10 % (of the larger magnitude); unknown with fewer than four samples.
+fn trend(samples: &[Sample]) -> Trend {
+    if samples.len() < 4 {
+        return Trend::Unknown;
+    }
+    let quarter = samples.len() / 4;
+    let (Some(first), Some(last)) = (
+        mean(&samples[..quarter]),
+        mean(&samples[samples.len() - quarter..]),
+    ) else {
+        return Trend::Unknown;
+    };
+    let scale = first.abs().max(last.abs());
+    if scale == 0.0 || (last - first).abs() <= TREND_THRESHOLD * scale {
+        Trend::Flat
+    } else if last > first {
+        Trend::Rising
+    } else {
+        Trend::Falling
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn series(values: &[f64]) -> Vec<Sample> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(index, &value)| (index as f64 * 15.0, value))
+            .collect()
+    }
+
+    #[test]
+    fn means_peak_and_trend() {
+        let summary = summarize(
+            &series(&[1.0, 1.2, 1.6, 2.0, 2.2, f64::NAN, 2.4, 2.6]),
+            &series(&[0.5, 0.5, 0.5]),
+        );
+        assert_eq!(summary.current, Some(13.0 / 7.0));
+        assert_eq!(summary.baseline, Some(0.5));
+        assert_eq!(summary.peak, Some(2.6));
+        assert_eq!(summary.trend, Trend::Rising);
+        assert_eq!(
+            summarize(&series(&[5.0, 5.1, 4.9, 5.0]), &[]).trend,
+            Trend::Flat
+        );
+        assert_eq!(
+            summarize(&series(&[9.0, 8.0, 2.0, 1.0]), &[]).trend,
+            Trend::Falling
+        );
+        let empty = summarize(&[], &[]);
+        assert_eq!(
+            (empty.current, empty.peak, empty.trend),
+            (None, None, Trend::Unknown)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn the_peak_bounds_the_mean(values in proptest::collection::vec(-1e12f64..1e12, 1..200)) {
+            let summary = summarize(&series(&values), &[]);
+            let (current, peak) = (summary.current.unwrap(), summary.peak.unwrap());
+            prop_assert!(current <= peak + peak.abs() * 1e-9 + 1e-9);
+        }
+    }
+}
