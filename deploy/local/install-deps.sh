@@ -4,6 +4,7 @@
 #     object-store calls of async-nats 0.51),
 #   - Prometheus, Prometheus Alertmanager, openssl and Chromium (Debian packages), for the
 #     metrics, alert-path, TLS and page tests,
+#   - py-spy (PyPI), a real profiler for the profile tests,
 #   - cargo-nextest, when missing.
 # Idempotent: re-running it only checks.
 set -euo pipefail
@@ -62,6 +63,15 @@ for unit in prometheus-alertmanager prometheus; do
         systemctl stop "$unit" >&2 || true
     fi
 done
+
+# py-spy: the real profiler whose profiles the Pyroscope-API tests serve.
+if ! command -v py-spy >/dev/null 2>&1 && [ ! -x "$HOME/.local/bin/py-spy" ]; then
+    log "installing py-spy (pip install py-spy)"
+    python3 -m pip install --quiet --disable-pip-version-check py-spy >&2 \
+        || python3 -m pip install --quiet --disable-pip-version-check --user py-spy >&2
+    hash -r
+    command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then
     log "installing cargo-nextest"

@@ -8,6 +8,7 @@ mod bus_connect;
 mod bus_contract;
 mod bus_faults;
 mod profile_fetcher;
+mod pyroscope;
 mod remediation_poster;
 mod services;
 mod slack_edge;

@@ -288,3 +288,306 @@ async fn slow_down_huge_and_lying_upstreams_end_in_a_status_quickly() {
         EvidenceStatus::NoData { ref detail } if detail.contains("no Prometheus is configured")
     ));
 }
+
+const PROFILE_TYPE: &str = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
+
+/// A busy service: JSON work as usual, plus a regular expression that backtracks.
+const BUSY_PY: &str = r#"
+import json, re, time
+def parse_json(n):
+    return json.loads(json.dumps([{"k": i, "v": str(i) * 5} for i in range(n)]))
+def backtrack(n):
+    pattern = re.compile(r"(a+)+b")
+    return sum(1 for _ in range(n) if pattern.match("a" * 17 + "c"))
+end = time.time() + 2
+while time.time() < end:
+    parse_json(2000)
+    backtrack(2)
+"#;
+
+/// The same service when calm: only the JSON work.
+const CALM_PY: &str = r#"
+import json, time
+def parse_json(n):
+    return json.loads(json.dumps([{"k": i, "v": str(i) * 5} for i in range(n)]))
+end = time.time() + 2
+while time.time() < end:
+    parse_json(2000)
+"#;
+
+/// Runs `script` under py-spy, a real sampling profiler, and reads its folded stacks.
+fn py_spy(script: &str) -> profile_fetcher::profile::Folded {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("service.py");
+    let output = dir.path().join("profile.folded");
+    std::fs::write(&source, script).unwrap();
+    let binary = std::env::var("PY_SPY_BIN").unwrap_or_else(|_| "py-spy".to_owned());
+    let status = std::process::Command::new(&binary)
+        .args(["record", "--format", "raw", "--rate", "250", "--output"])
+        .arg(&output)
+        .arg("--")
+        .arg("python3")
+        .arg(&source)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap_or_else(|err| panic!("cannot run {binary} (tests/run.sh installs py-spy): {err}"));
+    assert!(status.success(), "py-spy failed: {status}");
+    profile_fetcher::profile::parse_folded(&std::fs::read_to_string(output).unwrap()).unwrap()
+}
+
+/// Self value per leaf function, by a plain scan (independent of the fetcher's code).
+fn leaf_shares(
+    folded: &profile_fetcher::profile::Folded,
+) -> std::collections::BTreeMap<String, f64> {
+    let total: u64 = folded.values().sum();
+    let mut shares = std::collections::BTreeMap::new();
+    for (stack, value) in folded {
+        let leaf = stack.split(';').next_back().unwrap().to_owned();
+        *shares.entry(leaf).or_insert(0.0) += *value as f64 / total as f64;
+    }
+    shares
+}
+
+#[tokio::test]
+async fn an_opened_incident_gets_the_functions_that_grew_from_a_py_spy_profile() {
+    let (busy, calm) = tokio::join!(
+        tokio::task::spawn_blocking(|| py_spy(BUSY_PY)),
+        tokio::task::spawn_blocking(|| py_spy(CALM_PY)),
+    );
+    let (busy, calm) = (busy.unwrap(), calm.unwrap());
+    let pyroscope = crate::pyroscope::PyroscopeEmulator::start(Some("tenant-a")).await;
+    pyroscope.ingest("checkout", PROFILE_TYPE, fixtures::at(-300), busy.clone());
+    pyroscope.ingest("checkout", PROFILE_TYPE, fixtures::at(-1800), calm.clone());
+    pyroscope.ingest("cart", PROFILE_TYPE, fixtures::at(-300), calm.clone());
+
+    let nats = NatsServer::start().unwrap();
+    let config = profile_fetcher::Config {
+        nats: nats_config(&nats),
+        pyroscope: profile_fetcher::PyroscopeConfig {
+            url: pyroscope.url(),
+            tenant: "tenant-a".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let fetcher = spawn_service(|admin, shutdown| {
+        profile_fetcher::run(profile_fetcher::Config { admin, ..config }, shutdown)
+    })
+    .await;
+    let bus = observer(&nats).await;
+    let mut opened = fixtures::incident_event("inc-prof", "1.1", IncidentChange::Opened, 1);
+    opened.incident.alert.service = Some("checkout".into());
+    opened.incident.window = TimeWindow {
+        from: fixtures::at(-900),
+        to: fixtures::at(0),
+    };
+    opened.incident.baseline = TimeWindow {
+        from: fixtures::at(-2700),
+        to: fixtures::at(-900),
+    };
+    bus.publish(&opened).await.unwrap();
+
+    let evidence = wait_published(&bus, "FT_EVIDENCE", "ft.evidence.profile", 1).await;
+    let evidence = &evidence[0];
+    assert_eq!(evidence["status"]["state"], "ok", "{evidence}");
+    assert_eq!(evidence["app"], "checkout");
+    assert_eq!(evidence["unit"], "nanoseconds");
+    assert_eq!(evidence["total"], busy.values().sum::<u64>());
+
+    // Top functions and growth against an independent computation on the same stacks.
+    let now = leaf_shares(&busy);
+    let before = leaf_shares(&calm);
+    let mut expected_top: Vec<(&String, &f64)> = now.iter().collect();
+    expected_top.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
+    let top: Vec<&str> = evidence["top_functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|function| function["name"].as_str().unwrap())
+        .collect();
+    let expected: Vec<&str> = expected_top
+        .iter()
+        .take(10)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(top, expected);
+    let mut expected_growth: Vec<(&String, f64)> = now
+        .iter()
+        .map(|(name, share)| (name, share - before.get(name).copied().unwrap_or(0.0)))
+        .filter(|(_, growth)| *growth > 0.005)
+        .collect();
+    expected_growth.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+    let grown: Vec<&str> = evidence["grown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|function| function["name"].as_str().unwrap())
+        .collect();
+    let expected: Vec<&str> = expected_growth
+        .iter()
+        .take(10)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(grown, expected);
+    assert!(
+        grown.first().is_some_and(|name| name.contains("backtrack")),
+        "the backtracking regex grew most: {grown:?}"
+    );
+
+    // The folded stacks are kept for download.
+    let folded = &evidence["folded"];
+    let mut stored = bus
+        .blob_store()
+        .await
+        .unwrap()
+        .get(folded["key"].as_str().unwrap())
+        .await
+        .unwrap();
+    let mut text = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stored, &mut text)
+        .await
+        .unwrap();
+    assert_eq!(profile_fetcher::profile::parse_folded(&text).unwrap(), busy);
+
+    // Without Prometheus the metrics say so.
+    let metrics = wait_published(&bus, "FT_EVIDENCE", "ft.evidence.metrics", 1).await;
+    assert_eq!(metrics[0]["status"]["state"], "no_data");
+    fetcher.stop().await;
+}
+
+#[tokio::test]
+async fn both_pyroscope_apis_agree_and_failures_are_said() {
+    let pyroscope = crate::pyroscope::PyroscopeEmulator::start(Some("tenant-a")).await;
+    let current = profile_fetcher::profile::parse_folded(
+        "main;serve;json 40\nmain;serve;regex 50\nmain;gc 10\n",
+    )
+    .unwrap();
+    let baseline =
+        profile_fetcher::profile::parse_folded("main;serve;json 80\nmain;gc 20\n").unwrap();
+    pyroscope.ingest("checkout", PROFILE_TYPE, fixtures::at(-300), current);
+    pyroscope.ingest("checkout", PROFILE_TYPE, fixtures::at(-1800), baseline);
+    let mut incident =
+        fixtures::incident_event("inc-api", "1.1", IncidentChange::Opened, 1).incident;
+    incident.alert.service = Some("checkout".into());
+    incident.window = TimeWindow {
+        from: fixtures::at(-900),
+        to: fixtures::at(0),
+    };
+    incident.baseline = TimeWindow {
+        from: fixtures::at(-2700),
+        to: fixtures::at(-900),
+    };
+    let config = |api, tenant: &str, url: String| profile_fetcher::PyroscopeConfig {
+        url,
+        api,
+        tenant: tenant.into(),
+        timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let gather = |config: profile_fetcher::PyroscopeConfig, incident: proto::Incident| async move {
+        let client = profile_fetcher::pyroscope::Pyroscope::new(&config).unwrap();
+        profile_fetcher::profiling::gather(Some(&client), &config, &incident, "ev".into())
+            .await
+            .0
+    };
+    let connect = gather(
+        config(
+            profile_fetcher::PyroscopeApi::Connect,
+            "tenant-a",
+            pyroscope.url(),
+        ),
+        incident.clone(),
+    )
+    .await;
+    let render = gather(
+        config(
+            profile_fetcher::PyroscopeApi::Render,
+            "tenant-a",
+            pyroscope.url(),
+        ),
+        incident.clone(),
+    )
+    .await;
+    assert_eq!(connect.status, EvidenceStatus::Ok);
+    assert_eq!(connect.top_functions, render.top_functions);
+    assert_eq!(connect.grown, render.grown);
+    assert_eq!(connect.top_functions[0].name, "regex");
+    assert_eq!(connect.grown[0].name, "regex");
+    assert_eq!(connect.total, 100);
+
+    let wrong_tenant = gather(
+        config(
+            profile_fetcher::PyroscopeApi::Connect,
+            "tenant-b",
+            pyroscope.url(),
+        ),
+        incident.clone(),
+    )
+    .await;
+    assert_eq!(
+        wrong_tenant.status,
+        EvidenceStatus::Failed {
+            detail: "Pyroscope refused (401): no org id".into()
+        }
+    );
+    let mut elsewhere = incident.clone();
+    elsewhere.alert.service = Some("billing".into());
+    let none = gather(
+        config(
+            profile_fetcher::PyroscopeApi::Connect,
+            "tenant-a",
+            pyroscope.url(),
+        ),
+        elsewhere,
+    )
+    .await;
+    assert!(
+        matches!(&none.status, EvidenceStatus::NoData { detail } if detail.starts_with("no `process_cpu:cpu:nanoseconds:cpu:nanoseconds` samples for `billing`")),
+        "{:?}",
+        none.status
+    );
+
+    let liar = serve(
+        Router::new()
+            .route(
+                "/slow/querier.v1.QuerierService/SelectMergeStacktraces",
+                axum::routing::post(|| async {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    "{}"
+                }),
+            )
+            .route(
+                "/html/querier.v1.QuerierService/SelectMergeStacktraces",
+                axum::routing::post(|| async { "<html>login</html>" }),
+            )
+            .route(
+                "/ragged/querier.v1.QuerierService/SelectMergeStacktraces",
+                axum::routing::post(|| async {
+                    r#"{"flamegraph":{"names":["total"],"levels":[{"values":["0","1","0"]}],"total":"1"}}"#
+                }),
+            ),
+    )
+    .await;
+    for (path, state, detail) in [
+        ("slow", "timed_out", "did not answer within 1s"),
+        ("html", "failed", "not its API"),
+        ("ragged", "failed", "not a multiple of 4"),
+    ] {
+        let evidence = gather(
+            config(
+                profile_fetcher::PyroscopeApi::Connect,
+                "",
+                format!("http://{liar}/{path}"),
+            ),
+            incident.clone(),
+        )
+        .await;
+        let json = serde_json::to_value(&evidence).unwrap();
+        assert_eq!(json["status"]["state"], state, "{path}: {json}");
+        assert!(
+            json["status"]["detail"].as_str().unwrap().contains(detail),
+            "{path}: {json}"
+        );
+    }
+}

@@ -1,4 +1,4 @@
-//! profile-fetcher's own configuration sections (`[prometheus]`, `[[queries]]`).
+//! profile-fetcher's own configuration sections (`[prometheus]`, `[[queries]]`, `[pyroscope]`).
 
 use std::time::Duration;
 
@@ -98,6 +98,120 @@ impl runtime::ConfigSection for Queries {
             }
             crate::metrics::template::check(&query.query)
                 .map_err(|err| format!("queries[{index}].query ({}): {err}", query.name))?;
+        }
+        Ok(())
+    }
+}
+
+/// A password or token from the config: usable, never printed (`--check-config` shows
+/// `<redacted>`).
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(value: impl Into<String>) -> Password {
+        Password(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "<redacted>"
+        })
+    }
+}
+
+/// Which of Pyroscope's query APIs to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PyroscopeApi {
+    /// `querier.v1.QuerierService` (Grafana Pyroscope 1.x).
+    Connect,
+    /// `/pyroscope/render` flamebearer JSON.
+    Render,
+}
+
+/// `[pyroscope]`: where continuous profiles come from.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PyroscopeConfig {
+    /// Pyroscope's base URL, e.g. `http://pyroscope:4040`. Empty (the default): replies say that
+    /// no profiler is configured.
+    pub url: String,
+    /// `connect` (default) or `render`.
+    pub api: PyroscopeApi,
+    /// Sent as `X-Scope-OrgID` when set (multi-tenant Pyroscope).
+    pub tenant: String,
+    /// Basic auth, when set.
+    pub user: String,
+    pub password: Password,
+    /// A bearer token (Grafana Cloud), instead of basic auth.
+    pub bearer_token: Password,
+    /// The label that names the app. Default `service_name`.
+    pub app_label: String,
+    /// The profile type of incidents. Default `process_cpu:cpu:nanoseconds:cpu:nanoseconds`.
+    pub profile_type: String,
+    /// How long one call may take. Default `15s`.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Largest flamegraph asked for (nodes). Default 65536.
+    pub max_nodes: u32,
+    /// Largest answer read; more is an error, not memory. Default 64 MiB.
+    pub max_response_bytes: usize,
+    /// How many functions the reply lists (top by self time, and grown most). Default 10.
+    pub top: usize,
+}
+
+impl Default for PyroscopeConfig {
+    fn default() -> Self {
+        PyroscopeConfig {
+            url: String::new(),
+            api: PyroscopeApi::Connect,
+            tenant: String::new(),
+            user: String::new(),
+            password: Password::default(),
+            bearer_token: Password::default(),
+            app_label: "service_name".to_owned(),
+            profile_type: "process_cpu:cpu:nanoseconds:cpu:nanoseconds".to_owned(),
+            timeout: Duration::from_secs(15),
+            max_nodes: 65_536,
+            max_response_bytes: 64 << 20,
+            top: 10,
+        }
+    }
+}
+
+impl runtime::ConfigSection for PyroscopeConfig {
+    fn validate(&self) -> Result<(), String> {
+        let http = self.url.starts_with("http://") || self.url.starts_with("https://");
+        if !(self.url.is_empty() || http) {
+            return Err(format!(
+                "pyroscope.url: {:?} is not an http(s) URL",
+                self.url
+            ));
+        }
+        if self.timeout.is_zero() {
+            return Err("pyroscope.timeout: must be above 0".to_owned());
+        }
+        if self.app_label.trim().is_empty() {
+            return Err("pyroscope.app_label: empty".to_owned());
+        }
+        if self.profile_type.split(':').count() != 5 {
+            return Err(format!(
+                "pyroscope.profile_type: {:?} is not a Pyroscope profile type ID (name:sample_type:sample_unit:period_type:period_unit)",
+                self.profile_type
+            ));
+        }
+        if self.top == 0 {
+            return Err("pyroscope.top: must be above 0".to_owned());
         }
         Ok(())
     }

@@ -1,20 +1,27 @@
-//! profile-fetcher: gathers evidence for incidents and requests. Today: metrics from Prometheus
-//! (the configured queries over the incident window and its baseline, summarized). Profiles from
-//! Pyroscope or a live pprof endpoint, and the flamegraphs, are the rest of its issue.
+//! profile-fetcher: gathers evidence for incidents: metrics from Prometheus (the configured
+//! queries over the incident window and its baseline, summarized) and the service's profile from
+//! Pyroscope (top functions by self time, and what grew against the baseline). Live pprof, the
+//! flamegraph pages and `/profile` are the rest of its issue.
 //!
 //! - [`metrics`]: templates (pure), summaries (pure), the Prometheus client, and `gather`.
+//! - [`profile`]: folded stacks, Pyroscope's flamegraph encoding, top functions, growth (pure).
+//! - [`pyroscope`]: the client for both of Pyroscope's APIs.
+//! - [`profiling`]: profile evidence for an incident.
 //! - `fetcher`: the consumer of `incident.*`: an opened incident gets its evidence.
 
 mod config;
 mod fetcher;
 pub mod metrics;
+pub mod profile;
+pub mod profiling;
+pub mod pyroscope;
 
 use bus::{ConsumerOptions, Delivery};
 use proto::IncidentEvent;
 use runtime::ServiceName;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{MetricQuery, PrometheusConfig, Queries};
+pub use config::{MetricQuery, Password, PrometheusConfig, PyroscopeApi, PyroscopeConfig, Queries};
 
 pub const SERVICE: ServiceName = ServiceName {
     name: "profile-fetcher",
@@ -28,6 +35,8 @@ runtime::service_config! {
         pub prometheus: PrometheusConfig,
         /// The metrics shown for every incident (`[[queries]]`).
         pub queries: Queries,
+        /// Where continuous profiles come from (`[pyroscope]`).
+        pub pyroscope: PyroscopeConfig,
     }
 }
 
@@ -47,9 +56,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                 .map_err(anyhow::Error::msg)?,
             )
         };
+        let pyroscope = if config.pyroscope.url.is_empty() {
+            None
+        } else {
+            Some(pyroscope::Pyroscope::new(&config.pyroscope).map_err(anyhow::Error::msg)?)
+        };
         let fetcher = std::sync::Arc::new(fetcher::Fetcher {
             bus: context.bus.clone(),
             prometheus,
+            pyroscope,
+            pyroscope_config: config.pyroscope.clone(),
             prometheus_config: config.prometheus.clone(),
             queries: config.queries.0.clone(),
         });
@@ -67,4 +83,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
         Ok(())
     })
     .await
+}
+
+/// An error with its causes, `a: b: c` (reqwest's own message hides the cause).
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

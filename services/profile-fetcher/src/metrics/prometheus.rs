@@ -124,20 +124,9 @@ impl Prometheus {
         if err.is_timeout() {
             QueryError::TimedOut(self.timeout)
         } else {
-            QueryError::Unreachable(error_chain(&err))
+            QueryError::Unreachable(crate::error_chain(&err))
         }
     }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn seconds(time: chrono::DateTime<chrono::Utc>) -> String {
