@@ -362,6 +362,8 @@ async fn an_opened_incident_gets_the_functions_that_grew_from_a_py_spy_profile()
     pyroscope.ingest("cart", PROFILE_TYPE, fixtures::at(-300), calm.clone());
 
     let nats = NatsServer::start().unwrap();
+    let pages = test_support::reserve_port().unwrap();
+    let pages_addr = pages.addr();
     let config = profile_fetcher::Config {
         nats: nats_config(&nats),
         pyroscope: profile_fetcher::PyroscopeConfig {
@@ -369,9 +371,14 @@ async fn an_opened_incident_gets_the_functions_that_grew_from_a_py_spy_profile()
             tenant: "tenant-a".into(),
             ..Default::default()
         },
+        pages: profile_fetcher::PagesConfig {
+            listen: Some(pages_addr),
+            public_url: format!("http://{pages_addr}/"),
+        },
         ..Default::default()
     };
     let fetcher = spawn_service(|admin, shutdown| {
+        drop(pages);
         profile_fetcher::run(profile_fetcher::Config { admin, ..config }, shutdown)
     })
     .await;
@@ -450,6 +457,56 @@ async fn an_opened_incident_gets_the_functions_that_grew_from_a_py_spy_profile()
         .unwrap();
     assert_eq!(profile_fetcher::profile::parse_folded(&text).unwrap(), busy);
 
+    // The flamegraph, the diff and the stacks at their permanent URLs.
+    let http = reqwest::Client::new();
+    let id = evidence["evidence_id"].as_str().unwrap();
+    assert_eq!(
+        evidence["flamegraph_url"],
+        format!("http://{pages_addr}/flamegraphs/{id}")
+    );
+    let page = http
+        .get(evidence["flamegraph_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "image/svg+xml");
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains("<script") && page.contains("function search"),
+        "interactive"
+    );
+    assert!(page.contains("backtrack"), "the busy function is drawn");
+    let diff = http
+        .get(evidence["diff_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(diff.contains("rgb(255,"), "what grew is red in the diff");
+    let stacks = http
+        .get(format!("http://{pages_addr}/flamegraphs/{id}/folded"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        profile_fetcher::profile::parse_folded(&stacks).unwrap(),
+        busy
+    );
+    for (path, status) in [("flamegraphs/nope", 404), ("flamegraphs/..%2Fetc", 400)] {
+        let answer = http
+            .get(format!("http://{pages_addr}/{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), status, "{path}");
+    }
+
     // Without Prometheus the metrics say so.
     let metrics = wait_published(&bus, "FT_EVIDENCE", "ft.evidence.metrics", 1).await;
     assert_eq!(metrics[0]["status"]["state"], "no_data");
@@ -489,7 +546,7 @@ async fn both_pyroscope_apis_agree_and_failures_are_said() {
         let client = profile_fetcher::pyroscope::Pyroscope::new(&config).unwrap();
         profile_fetcher::profiling::gather(Some(&client), &config, &incident, "ev".into())
             .await
-            .0
+            .evidence
     };
     let connect = gather(
         config(

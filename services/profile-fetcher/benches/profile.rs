@@ -1,10 +1,13 @@
-//! Decoding plus top-N plus diff on a large profile: 200,000 distinct stacks (about 1.2 million
-//! flamegraph nodes across levels), as Pyroscope would send it and as folded text.
+//! Decoding plus top-N plus diff on a large profile: 200,000 distinct stacks, as Pyroscope would
+//! send it and as folded text; and drawing the interactive and differential SVGs.
 //!
 //! `cargo bench -p profile-fetcher --bench profile`
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use profile_fetcher::profile::{self, Folded, flamebearer::Flamegraph};
+use profile_fetcher::{
+    flamegraph,
+    profile::{self, Folded, flamebearer::Flamegraph},
+};
 
 /// Deterministic stacks: depth 4–19 over 5,000 function names (a xorshift, so no dependency).
 fn large_profile(stacks: usize, seed: u64) -> Folded {
@@ -62,6 +65,22 @@ fn benchmarks(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(text.len() as u64));
     group.bench_function("parse_folded_text", |b| {
         b.iter(|| profile::parse_folded(&text).map(|folded| folded.len()))
+    });
+    group.finish();
+
+    // Drawing: inferno's interactive SVG and the differential one, on 20,000 stacks.
+    let drawn = large_profile(20_000, 0x9e37_79b9_7f4a_7c15);
+    let drawn_baseline = large_profile(20_000, 0x2545_f491_4f6c_dd1d);
+    let mut group = c.benchmark_group("flamegraph_svg");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(drawn.len() as u64));
+    group.bench_function("svg_20k_stacks", |b| {
+        b.iter(|| flamegraph::svg(&drawn, "bench", "samples").map(|svg| svg.len()))
+    });
+    group.bench_function("diff_svg_20k_stacks", |b| {
+        b.iter(|| {
+            flamegraph::diff_svg(&drawn_baseline, &drawn, "bench", "samples").map(|svg| svg.len())
+        })
     });
     group.finish();
 }

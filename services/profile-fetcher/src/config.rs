@@ -1,4 +1,5 @@
-//! profile-fetcher's own configuration sections (`[prometheus]`, `[[queries]]`, `[pyroscope]`).
+//! profile-fetcher's own configuration sections (`[prometheus]`, `[[queries]]`, `[pyroscope]`,
+//! `[pages]`).
 
 use std::time::Duration;
 
@@ -212,6 +213,41 @@ impl runtime::ConfigSection for PyroscopeConfig {
         }
         if self.top == 0 {
             return Err("pyroscope.top: must be above 0".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// `[pages]`: where the flamegraph pages are served, and the URL people open them at.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PagesConfig {
+    /// Where to serve `/flamegraphs/<id>`, e.g. `0.0.0.0:9190`. Default none: no flamegraphs
+    /// are drawn and replies carry no links.
+    pub listen: Option<std::net::SocketAddr>,
+    /// The base URL of those pages as people reach them (an ingress, a load balancer).
+    /// Default `http://127.0.0.1:9190`.
+    pub public_url: String,
+}
+
+impl Default for PagesConfig {
+    fn default() -> Self {
+        PagesConfig {
+            listen: None,
+            public_url: "http://127.0.0.1:9190".to_owned(),
+        }
+    }
+}
+
+impl runtime::ConfigSection for PagesConfig {
+    fn validate(&self) -> Result<(), String> {
+        let http =
+            self.public_url.starts_with("http://") || self.public_url.starts_with("https://");
+        if !http {
+            return Err(format!(
+                "pages.public_url: {:?} is not an http(s) URL",
+                self.public_url
+            ));
         }
         Ok(())
     }

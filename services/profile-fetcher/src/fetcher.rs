@@ -7,8 +7,9 @@ use proto::{IncidentChange, IncidentEvent};
 
 use crate::{
     config::{MetricQuery, PrometheusConfig, PyroscopeConfig},
+    flamegraph,
     metrics::{self, prometheus::Prometheus},
-    profile, profiling,
+    pages, profile, profiling,
     pyroscope::Pyroscope,
 };
 
@@ -20,6 +21,8 @@ pub(crate) struct Fetcher {
     pub(crate) queries: Vec<MetricQuery>,
     pub(crate) pyroscope: Option<Pyroscope>,
     pub(crate) pyroscope_config: PyroscopeConfig,
+    /// The pages' public base URL, when pages are served.
+    pub(crate) pages_url: Option<String>,
 }
 
 impl Fetcher {
@@ -32,7 +35,7 @@ impl Fetcher {
         // The same opening redelivered gathers again but publishes under the same ids, which
         // JetStream stores once.
         let suffix = format!("{}-r{}", incident.id, incident.revision);
-        let (metrics, (mut profile, folded)) = tokio::join!(
+        let (metrics, gathered) = tokio::join!(
             metrics::gather(
                 self.prometheus.as_ref(),
                 &self.prometheus_config,
@@ -47,11 +50,20 @@ impl Fetcher {
                 format!("profile-{suffix}"),
             ),
         );
+        let mut profile = gathered.evidence;
         tracing::info!(incident = %incident.id, metrics = ?metrics.status, profile = ?profile.status, "evidence gathered");
         count("metrics", &metrics.status);
         count("profile", &profile.status);
-        if let Some(folded) = folded {
-            profile.folded = Some(self.store_folded(&profile.evidence_id, &folded).await?);
+        if let Some(current) = &gathered.current {
+            profile.folded = Some(self.store_folded(&profile.evidence_id, current).await?);
+            if let Some(base) = &self.pages_url {
+                let (page, diff) = self
+                    .draw(&profile, current.clone(), gathered.baseline.clone())
+                    .await?;
+                let id = &profile.evidence_id;
+                profile.flamegraph_url = page.then(|| format!("{base}/flamegraphs/{id}"));
+                profile.diff_url = diff.then(|| format!("{base}/flamegraphs/{id}/diff"));
+            }
         }
         self.bus
             .publish(&metrics)
@@ -64,6 +76,59 @@ impl Fetcher {
         Ok(())
     }
 
+    /// Draws the flamegraph (and the diff, with a baseline) and stores them; which were drawn.
+    async fn draw(
+        &self,
+        evidence: &proto::ProfileEvidence,
+        current: profile::Folded,
+        baseline: Option<profile::Folded>,
+    ) -> Result<(bool, bool), HandlerError> {
+        let title = format!(
+            "{} · {} · {} – {} UTC",
+            evidence.app,
+            evidence.profile_type.split(':').next().unwrap_or("profile"),
+            evidence.window.from.format("%Y-%m-%d %H:%M"),
+            evidence.window.to.format("%H:%M"),
+        );
+        let unit = evidence.unit.clone();
+        let (page, diff) = tokio::task::spawn_blocking(move || {
+            let page = flamegraph::svg(&current, &title, &unit);
+            let diff = baseline.map(|baseline| {
+                flamegraph::diff_svg(&baseline, &current, &format!("{title} vs baseline"), &unit)
+            });
+            (page, diff)
+        })
+        .await
+        .map_err(|err| HandlerError::retry(format!("drawing panicked: {err}")))?;
+        let id = &evidence.evidence_id;
+        let mut drawn = (false, false);
+        match page {
+            Ok(svg) => {
+                self.put(&pages::svg_key(id), &svg).await?;
+                drawn.0 = true;
+            }
+            Err(err) => tracing::warn!(error = %err, "no flamegraph"),
+        }
+        match diff {
+            Some(Ok(svg)) => {
+                self.put(&pages::diff_key(id), &svg).await?;
+                drawn.1 = true;
+            }
+            Some(Err(err)) => tracing::warn!(error = %err, "no differential flamegraph"),
+            None => {}
+        }
+        Ok(drawn)
+    }
+
+    async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), HandlerError> {
+        let store = self.bus.blob_store().await.map_err(HandlerError::retry)?;
+        store
+            .put(key, &mut &bytes[..])
+            .await
+            .map_err(|err| HandlerError::retry(format!("object store: {err}")))?;
+        Ok(())
+    }
+
     /// Keeps the folded stacks in the object store, for download and for the flamegraph.
     async fn store_folded(
         &self,
@@ -71,12 +136,8 @@ impl Fetcher {
         folded: &profile::Folded,
     ) -> Result<proto::ObjectRef, HandlerError> {
         let text = profile::to_text(folded);
-        let key = format!("profiles/{evidence_id}.folded");
-        let store = self.bus.blob_store().await.map_err(HandlerError::retry)?;
-        store
-            .put(key.as_str(), &mut text.as_bytes())
-            .await
-            .map_err(|err| HandlerError::retry(format!("object store: {err}")))?;
+        let key = pages::folded_key(evidence_id);
+        self.put(&key, text.as_bytes()).await?;
         Ok(proto::ObjectRef {
             bucket: self.bus.subjects().blob_bucket(),
             key,

@@ -1,17 +1,21 @@
 //! profile-fetcher: gathers evidence for incidents: metrics from Prometheus (the configured
 //! queries over the incident window and its baseline, summarized) and the service's profile from
-//! Pyroscope (top functions by self time, and what grew against the baseline). Live pprof, the
-//! flamegraph pages and `/profile` are the rest of its issue.
+//! Pyroscope (top functions by self time, and what grew against the baseline). Flamegraph pages
+//! (and the diff against the baseline) are drawn and served at permanent URLs. Live pprof and
+//! `/profile` are the rest of its issue.
 //!
 //! - [`metrics`]: templates (pure), summaries (pure), the Prometheus client, and `gather`.
 //! - [`profile`]: folded stacks, Pyroscope's flamegraph encoding, top functions, growth (pure).
 //! - [`pyroscope`]: the client for both of Pyroscope's APIs.
 //! - [`profiling`]: profile evidence for an incident.
+//! - [`flamegraph`]: inferno's interactive and differential SVGs; [`pages`] serves them.
 //! - `fetcher`: the consumer of `incident.*`: an opened incident gets its evidence.
 
 mod config;
 mod fetcher;
+pub mod flamegraph;
 pub mod metrics;
+pub mod pages;
 pub mod profile;
 pub mod profiling;
 pub mod pyroscope;
@@ -21,7 +25,9 @@ use proto::IncidentEvent;
 use runtime::ServiceName;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{MetricQuery, Password, PrometheusConfig, PyroscopeApi, PyroscopeConfig, Queries};
+pub use config::{
+    MetricQuery, PagesConfig, Password, PrometheusConfig, PyroscopeApi, PyroscopeConfig, Queries,
+};
 
 pub const SERVICE: ServiceName = ServiceName {
     name: "profile-fetcher",
@@ -37,6 +43,8 @@ runtime::service_config! {
         pub queries: Queries,
         /// Where continuous profiles come from (`[pyroscope]`).
         pub pyroscope: PyroscopeConfig,
+        /// Where the flamegraph pages are served (`[pages]`).
+        pub pages: PagesConfig,
     }
 }
 
@@ -66,9 +74,29 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             prometheus,
             pyroscope,
             pyroscope_config: config.pyroscope.clone(),
+            pages_url: config
+                .pages
+                .listen
+                .map(|_| config.pages.public_url.trim_end_matches('/').to_owned()),
             prometheus_config: config.prometheus.clone(),
             queries: config.queries.0.clone(),
         });
+        let pages = match config.pages.listen {
+            Some(listen) => {
+                let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
+                    anyhow::anyhow!("cannot listen on {listen} for the flamegraph pages: {err}")
+                })?;
+                tracing::info!(addr = %listen, url = %config.pages.public_url, "serving flamegraph pages");
+                let router = pages::router(context.bus.clone());
+                let shutdown = context.shutdown.clone();
+                Some(tokio::spawn(async move {
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                        .await
+                }))
+            }
+            None => None,
+        };
         bus::consumer::run(
             context.bus.clone(),
             proto::subjects::consumer("profile-fetcher-incidents"),
@@ -80,6 +108,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             },
         )
         .await?;
+        if let Some(pages) = pages {
+            pages
+                .await
+                .map_err(|err| anyhow::anyhow!("the pages server panicked: {err}"))?
+                .map_err(|err| anyhow::anyhow!("the pages server failed: {err}"))?;
+        }
         Ok(())
     })
     .await

@@ -18,14 +18,23 @@ use crate::{
 /// The smallest growth in share of self time worth listing (half a percentage point).
 pub const MIN_GROWTH: f64 = 0.005;
 
-/// Gathers profile evidence for `incident`; the folded stacks of its window come back too (to
-/// store), when there are any.
+/// What a lookup found: the evidence, and the profiles behind it (to store and draw).
+#[derive(Debug, Clone)]
+pub struct Gathered {
+    pub evidence: ProfileEvidence,
+    /// The incident window's stacks, when there were samples.
+    pub current: Option<Folded>,
+    /// The baseline's stacks, when there were samples.
+    pub baseline: Option<Folded>,
+}
+
+/// Gathers profile evidence for `incident`.
 pub async fn gather(
     pyroscope: Option<&Pyroscope>,
     config: &PyroscopeConfig,
     incident: &Incident,
     evidence_id: String,
-) -> (ProfileEvidence, Option<Folded>) {
+) -> Gathered {
     let app = incident.alert.service.clone().unwrap_or_default();
     let mut evidence = ProfileEvidence {
         schema_version: SchemaVersion::CURRENT,
@@ -53,13 +62,13 @@ pub async fn gather(
             detail: "no continuous profiler is configured (profile-fetcher's pyroscope.url)"
                 .to_owned(),
         };
-        return (evidence, None);
+        return Gathered::nothing(evidence);
     };
     if app.is_empty() {
         evidence.status = EvidenceStatus::NoData {
             detail: "the alert names no service to profile".to_owned(),
         };
-        return (evidence, None);
+        return Gathered::nothing(evidence);
     }
     let (current, baseline) = tokio::join!(
         pyroscope.profile(&app, &config.profile_type, incident.window),
@@ -74,24 +83,37 @@ pub async fn gather(
                     describe(incident.window)
                 ),
             };
-            return (evidence, None);
+            return Gathered::nothing(evidence);
         }
         Ok(current) => current,
         Err(err) => {
             evidence.status = status_of(&err);
-            return (evidence, None);
+            return Gathered::nothing(evidence);
         }
     };
     evidence.total = profile::total(&current);
     evidence.top_functions = profile::top_functions(&current, config.top);
     // A baseline that fails or is empty only leaves the growth out.
-    if let Ok(baseline) = baseline
-        && !baseline.is_empty()
-    {
-        evidence.grown = profile::grown(&current, &baseline, config.top, MIN_GROWTH);
+    let baseline = baseline.ok().filter(|baseline| !baseline.is_empty());
+    if let Some(baseline) = &baseline {
+        evidence.grown = profile::grown(&current, baseline, config.top, MIN_GROWTH);
     }
     evidence.collected_at = Utc::now();
-    (evidence, Some(current))
+    Gathered {
+        evidence,
+        current: Some(current),
+        baseline,
+    }
+}
+
+impl Gathered {
+    fn nothing(evidence: ProfileEvidence) -> Gathered {
+        Gathered {
+            evidence,
+            current: None,
+            baseline: None,
+        }
+    }
 }
 
 fn status_of(err: &PyroscopeError) -> EvidenceStatus {
