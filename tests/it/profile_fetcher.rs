@@ -498,6 +498,26 @@ async fn an_opened_incident_gets_the_functions_that_grew_from_a_py_spy_profile()
         profile_fetcher::profile::parse_folded(&stacks).unwrap(),
         busy
     );
+    // Opened in a browser, the page draws its frames, and searching finds the busy function
+    // (inferno's page searches what `?s=` names, as its Search button does).
+    let search_url = format!(
+        "{}?s=backtrack",
+        evidence["flamegraph_url"].as_str().unwrap()
+    );
+    let dom = tokio::task::spawn_blocking(move || test_support::rendered_dom(&search_url))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(dom.matches("<g").count() > 20, "frames are drawn:\n{dom}");
+    let matched = dom
+        .split("id=\"matched\"")
+        .nth(1)
+        .and_then(|element| element.split_once('>'))
+        .and_then(|(_, text)| text.strip_prefix("Matched: "))
+        .and_then(|rest| rest.split('%').next())
+        .and_then(|percent| percent.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no search result on the page:\n{dom}"));
+    assert!(matched > 0.0 && matched <= 100.0, "matched {matched}%");
     for (path, status) in [("flamegraphs/nope", 404), ("flamegraphs/..%2Fetc", 400)] {
         let answer = http
             .get(format!("http://{pages_addr}/{path}"))

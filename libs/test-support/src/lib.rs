@@ -487,6 +487,47 @@ impl Prometheus {
     }
 }
 
+/// Debian's headless `chromium` (or `$CHROMIUM_BIN`).
+pub fn chromium() -> PathBuf {
+    std::env::var_os("CHROMIUM_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+}
+
+/// The DOM of `url` after its scripts ran, as headless Chromium sees it.
+pub fn rendered_dom(url: &str) -> anyhow::Result<String> {
+    let profile = tempfile::tempdir()?;
+    let output = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=4000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .output()
+        .with_context(|| {
+            format!(
+                "cannot run {} (tests/run.sh installs chromium)",
+                chromium().display()
+            )
+        })?;
+    if !output.status.success() {
+        bail!(
+            "chromium failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8(output.stdout)?)
+}
+
 /// Waits until `GET /readyz` on an admin server answers 200.
 pub async fn wait_ready(admin: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
     wait_for(

@@ -10,42 +10,12 @@ use slack_emulator::EmulatorConfig;
 use test_support::http_post_json;
 
 fn chromium() -> PathBuf {
-    std::env::var_os("CHROMIUM_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+    test_support::chromium()
 }
 
 /// The page's DOM after its scripts ran, as headless Chromium sees it.
 fn rendered_dom(url: &str) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let output = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=4000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(url)
-        .output()
-        .unwrap_or_else(|err| {
-            panic!(
-                "cannot run {}: {err} (tests/run.sh installs chromium)",
-                chromium().display()
-            )
-        });
-    assert!(
-        output.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    test_support::rendered_dom(url).unwrap()
 }
 
 async fn post(addr: SocketAddr, path: &'static str, body: serde_json::Value) -> serde_json::Value {
