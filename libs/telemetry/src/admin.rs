@@ -5,6 +5,7 @@
 //!   provisioned, …) and 503 listing the failing ones otherwise; it also answers 503 once the
 //!   service started draining, so that no new work is routed to it.
 //! - `/metrics` renders the process's metrics in Prometheus text format.
+//! - `/debug/pprof/profile?seconds=N` answers a CPU profile of the process ([`pprof`]).
 
 use std::{
     fmt,
@@ -22,6 +23,8 @@ use axum::{
     routing::get,
 };
 use tokio_util::sync::CancellationToken;
+
+pub mod pprof;
 
 type Check = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
 
@@ -102,6 +105,7 @@ pub fn router(readiness: Readiness) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/debug/pprof/profile", get(pprof::profile))
         .with_state(readiness)
 }
 

@@ -7,9 +7,9 @@ use proto::{IncidentChange, IncidentEvent};
 
 use crate::{
     config::{MetricQuery, PrometheusConfig, PyroscopeConfig},
-    flamegraph,
+    continuous, flamegraph,
     metrics::{self, prometheus::Prometheus},
-    pages, profile, profiling,
+    pages, profile,
     pyroscope::Pyroscope,
 };
 
@@ -43,7 +43,7 @@ impl Fetcher {
                 incident,
                 format!("metrics-{suffix}"),
             ),
-            profiling::gather(
+            continuous::gather(
                 self.pyroscope.as_ref(),
                 &self.pyroscope_config,
                 incident,

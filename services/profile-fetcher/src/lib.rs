@@ -7,17 +7,18 @@
 //! - [`metrics`]: templates (pure), summaries (pure), the Prometheus client, and `gather`.
 //! - [`profile`]: folded stacks, Pyroscope's flamegraph encoding, top functions, growth (pure).
 //! - [`pyroscope`]: the client for both of Pyroscope's APIs.
-//! - [`profiling`]: profile evidence for an incident.
+//! - [`continuous`]: profile evidence for an incident, from Pyroscope.
 //! - [`flamegraph`]: inferno's interactive and differential SVGs; [`pages`] serves them.
 //! - `fetcher`: the consumer of `incident.*`: an opened incident gets its evidence.
 
 mod config;
+pub mod continuous;
 mod fetcher;
-pub mod flamegraph;
 pub mod metrics;
 pub mod pages;
 pub mod profile;
-pub mod profiling;
+
+pub use profiling::flamegraph;
 pub mod pyroscope;
 
 use bus::{ConsumerOptions, Delivery};

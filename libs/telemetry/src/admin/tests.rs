@@ -60,3 +60,58 @@ async fn metrics_are_prometheus_text() {
         "{body}"
     );
 }
+
+/// Burns CPU in a function whose name the profile must show.
+#[inline(never)]
+fn spin_for_the_profiler(until: std::time::Instant) -> u64 {
+    let mut x = 1u64;
+    while std::time::Instant::now() < until {
+        for i in 0..10_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
+        }
+    }
+    x
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_process_profiles_itself_in_pprof_format_one_profile_at_a_time() {
+    let readiness = Readiness::new();
+    for bad in ["seconds=0", "seconds=lots", "seconds=100000"] {
+        let (status, body) = get(&readiness, &format!("/debug/pprof/profile?{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(body.contains("seconds must be"), "{body}");
+    }
+    let burner = std::thread::spawn(|| {
+        spin_for_the_profiler(std::time::Instant::now() + std::time::Duration::from_secs(3))
+    });
+    let first = tokio::spawn({
+        let readiness = readiness.clone();
+        async move {
+            router(readiness)
+                .oneshot(
+                    Request::get("/debug/pprof/profile?seconds=2")
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap()
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, body) = get(&readiness, "/debug/pprof/profile?seconds=1").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let response = first.await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(response.into_body(), 64 << 20)
+        .await
+        .unwrap();
+    burner.join().unwrap();
+    let profile = profiling::pprof::decode(&bytes, 64 << 20, None).unwrap();
+    assert_eq!(profile.unit, "nanoseconds");
+    let top = profiling::folded::top_functions(&profile.folded, 5);
+    assert!(
+        top.first()
+            .is_some_and(|f| f.name.contains("spin_for_the_profiler")),
+        "the busy function is on top: {top:?}"
+    );
+}

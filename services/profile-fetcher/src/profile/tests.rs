@@ -1,6 +1,8 @@
 use proptest::prelude::*;
 use serde_json::json;
 
+use std::collections::BTreeMap;
+
 use super::{flamebearer::*, *};
 
 fn folded(lines: &[(&str, u64)]) -> Folded {

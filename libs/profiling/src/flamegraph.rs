@@ -5,7 +5,7 @@
 
 use inferno::flamegraph::{self, Options};
 
-use crate::profile::{self, Folded};
+use crate::folded::{self as profile, Folded};
 
 /// Renders `folded` as an interactive SVG.
 pub fn svg(folded: &Folded, title: &str, count_name: &str) -> Result<Vec<u8>, String> {
