@@ -14,6 +14,7 @@
 //!   version this build does not understand", so the bus can dead-letter with a precise reason.
 //! - One module per conversation: [`slack`], [`incident`], [`evidence`], [`sandbox`], [`post`],
 //!   and [`dead_letter`] for messages that could not be processed.
+//! - [`command`]: the `/profile` grammar, which picker options also carry.
 //!
 //! # Compatibility rules
 //! Every message carries `schema_version`. Within one version, changes are additive only: a new
@@ -21,6 +22,7 @@
 //! else is a new version, and consumers dead-letter versions they do not understand.
 
 pub mod codec;
+pub mod command;
 pub mod common;
 pub mod dead_letter;
 pub mod evidence;

@@ -256,6 +256,9 @@ pub mod actions {
     pub const RERUN: &str = "ft.rerun";
     /// Take a live profile of the incident's service now (value: the incident id).
     pub const PROFILE_NOW: &str = "ft.profile_now";
+    /// An app picked from a `/profile` picker (the option's value: the `/profile` text it stands
+    /// for, see [`crate::command`]).
+    pub const PROFILE_PICK: &str = "ft.profile_pick";
 }
 
 /// What alert-watcher's interactions consumer reads: a command, a click or a shared file.

@@ -7,6 +7,7 @@ mod alert_watcher;
 mod bus_connect;
 mod bus_contract;
 mod bus_faults;
+mod profile_command;
 mod profile_fetcher;
 mod pyroscope;
 mod remediation_poster;

@@ -34,6 +34,8 @@ pub(crate) async fn start_emulator(config: EmulatorConfig) -> Running {
 
 /// A service running in-process until stopped.
 pub(crate) struct RunningService {
+    /// Its admin server (`/readyz`, `/metrics`, `/debug/pprof/profile`).
+    pub(crate) admin: SocketAddr,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), runtime::Error>>,
     _reservation: PortReservation,
@@ -72,6 +74,7 @@ where
     ));
     wait_ready(admin, Duration::from_secs(20)).await.unwrap();
     RunningService {
+        admin,
         shutdown,
         task,
         _reservation: reservation,

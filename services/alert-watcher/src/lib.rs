@@ -1,15 +1,17 @@
 //! alert-watcher: decides which Slack messages are alerts, what they concern and whether they
 //! are new, and turns them into incidents (`incident.opened/updated/resolved`, state in the
-//! incident KV bucket). It will also turn commands and clicks into requests, since it holds the
-//! Alertmanager credentials a silence needs.
+//! incident KV bucket). It also turns commands and clicks into requests (`/profile` into
+//! `profile.request`), since it holds the Alertmanager credentials a silence needs.
 //!
 //! - [`recognize`]: which messages are alerts, read into normalized alerts (pure).
 //! - [`correlate`]: fingerprints and the open / update / resolve decision (pure).
 //! - [`alertmanager_api`]: label recovery for Alertmanager's keyless default template.
 //! - `watcher`: the handler, with the incident state in KV under compare-and-set.
 //! - [`webhook`]: Alertmanager's webhook receiver, joined to its Slack message by group.
+//! - [`commands`]: slash commands and picker choices into requests or answers (pure).
 
 pub mod alertmanager_api;
+pub mod commands;
 mod config;
 pub mod correlate;
 pub mod recognize;
@@ -17,7 +19,7 @@ mod watcher;
 pub mod webhook;
 
 use bus::{ConsumerOptions, Delivery};
-use proto::SlackMessage;
+use proto::{SlackMessage, slack::SlackInteraction};
 use runtime::ServiceName;
 use tokio_util::sync::CancellationToken;
 
@@ -86,7 +88,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             None => None,
         };
         let consumer_watcher = watcher.clone();
-        bus::consumer::run(
+        let messages = bus::consumer::run(
             context.bus.clone(),
             proto::subjects::consumer("alert-watcher-messages"),
             ConsumerOptions::default(),
@@ -95,8 +97,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                 let watcher = consumer_watcher.clone();
                 async move { watcher.on_message(delivery.message).await }
             },
-        )
-        .await?;
+        );
+        let interactions_bus = context.bus.clone();
+        let interactions = bus::consumer::run(
+            context.bus.clone(),
+            proto::subjects::consumer("alert-watcher-interactions"),
+            ConsumerOptions::default(),
+            context.shutdown.clone(),
+            move |delivery: Delivery<SlackInteraction>| {
+                let bus = interactions_bus.clone();
+                async move { on_interaction(&bus, delivery.message).await }
+            },
+        );
+        tokio::try_join!(messages, interactions)?;
         if let Some(webhook) = webhook {
             webhook
                 .await
@@ -106,4 +119,35 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
         Ok(())
     })
     .await
+}
+
+/// A command or a click: a request for another service, an answer, or nothing to do here.
+async fn on_interaction(
+    bus: &bus::Bus,
+    interaction: SlackInteraction,
+) -> Result<(), bus::HandlerError> {
+    let now = chrono::Utc::now();
+    let outcome = match &interaction {
+        SlackInteraction::Command(command) => commands::on_command(command, now),
+        SlackInteraction::Action(action) => commands::on_action(action, now),
+        // Shared files are the sandbox's flow (the poster asks the uploader first).
+        SlackInteraction::File(_) => commands::Outcome::Ignore("file"),
+    };
+    let kind = match &outcome {
+        commands::Outcome::Profile(request) => {
+            bus.publish(request.as_ref())
+                .await
+                .map_err(bus::HandlerError::retry)?;
+            "profile_request"
+        }
+        commands::Outcome::Answer(answer) => {
+            bus.publish(answer.as_ref())
+                .await
+                .map_err(bus::HandlerError::retry)?;
+            "answered"
+        }
+        commands::Outcome::Ignore(why) => why,
+    };
+    metrics::counter!("ft_watcher_interactions_total", "outcome" => kind).increment(1);
+    Ok(())
 }

@@ -252,3 +252,65 @@ impl runtime::ConfigSection for PagesConfig {
         Ok(())
     }
 }
+
+/// `[live]`: where to take a profile now, from a Go-style pprof endpoint
+/// (`/debug/pprof/profile?seconds=N`, as Go's `net/http/pprof` and every flamethread service
+/// serve it), for "Profile now" and `/profile <app> now`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveConfig {
+    /// App → base URL of its pprof endpoint, e.g. `checkout = "http://checkout:6060"`.
+    /// `/debug/pprof/profile` is added unless the URL already ends in a path to it.
+    pub targets: std::collections::BTreeMap<String, String>,
+    /// For apps not in `targets`: a base URL with `{app}` in it, e.g. `http://{app}.prod:6060`.
+    /// Only app names that are DNS names fill it, so a Slack user cannot point it elsewhere.
+    /// Default empty: only `targets`.
+    pub url_template: String,
+    /// Seconds profiled when none are asked for. Default 10.
+    pub default_seconds: u32,
+    /// Most seconds one profile may take. Default 60.
+    pub max_seconds: u32,
+    /// Time allowed past the profiled seconds for the answer. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub timeout_margin: Duration,
+    /// Largest profile read (compressed, and again uncompressed). Default 64 MiB.
+    pub max_response_bytes: usize,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            targets: std::collections::BTreeMap::new(),
+            url_template: String::new(),
+            default_seconds: 10,
+            max_seconds: 60,
+            timeout_margin: Duration::from_secs(10),
+            max_response_bytes: 64 << 20,
+        }
+    }
+}
+
+impl runtime::ConfigSection for LiveConfig {
+    fn validate(&self) -> Result<(), String> {
+        let http = |url: &str| url.starts_with("http://") || url.starts_with("https://");
+        for (app, url) in &self.targets {
+            if !http(url) {
+                return Err(format!("live.targets.{app}: {url:?} is not an http(s) URL"));
+            }
+        }
+        let template_ok = http(&self.url_template) && self.url_template.contains("{app}");
+        if !(self.url_template.is_empty() || template_ok) {
+            return Err(format!(
+                "live.url_template: {:?} is not an http(s) URL with {{app}} in it",
+                self.url_template
+            ));
+        }
+        if self.default_seconds == 0 || self.default_seconds > self.max_seconds {
+            return Err(format!(
+                "live.default_seconds: must be from 1 to live.max_seconds ({})",
+                self.max_seconds
+            ));
+        }
+        Ok(())
+    }
+}

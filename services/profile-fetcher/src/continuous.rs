@@ -28,6 +28,15 @@ pub struct Gathered {
     pub baseline: Option<Folded>,
 }
 
+/// What to look up: an app's profile of one type over a window, and a baseline to compare with.
+#[derive(Debug, Clone, Copy)]
+pub struct Lookup<'a> {
+    pub app: &'a str,
+    pub profile_type: &'a str,
+    pub window: TimeWindow,
+    pub baseline: Option<TimeWindow>,
+}
+
 /// Gathers profile evidence for `incident`.
 pub async fn gather(
     pyroscope: Option<&Pyroscope>,
@@ -36,19 +45,38 @@ pub async fn gather(
     evidence_id: String,
 ) -> Gathered {
     let app = incident.alert.service.clone().unwrap_or_default();
+    let lookup = Lookup {
+        app: &app,
+        profile_type: &config.profile_type,
+        window: incident.window,
+        baseline: Some(incident.baseline),
+    };
+    let mut gathered = look_up(pyroscope, config, lookup, evidence_id).await;
+    gathered.evidence.incident_id = Some(incident.id.clone());
+    gathered
+}
+
+/// Gathers profile evidence for one lookup (an incident's, or a `/profile` request's).
+pub async fn look_up(
+    pyroscope: Option<&Pyroscope>,
+    config: &PyroscopeConfig,
+    lookup: Lookup<'_>,
+    evidence_id: String,
+) -> Gathered {
+    let app = lookup.app.to_owned();
     let mut evidence = ProfileEvidence {
         schema_version: SchemaVersion::CURRENT,
         evidence_id,
-        incident_id: Some(incident.id.clone()),
+        incident_id: None,
         request_id: None,
         status: EvidenceStatus::Ok,
         source: ProfileSource::Pyroscope,
         app: app.clone(),
-        profile_type: config.profile_type.clone(),
-        window: incident.window,
-        baseline: Some(incident.baseline),
+        profile_type: lookup.profile_type.to_owned(),
+        window: lookup.window,
+        baseline: lookup.baseline,
         total: 0,
-        unit: unit_of(&config.profile_type),
+        unit: unit_of(lookup.profile_type),
         top_functions: Vec::new(),
         grown: Vec::new(),
         flamegraph_url: None,
@@ -71,16 +99,21 @@ pub async fn gather(
         return Gathered::nothing(evidence);
     }
     let (current, baseline) = tokio::join!(
-        pyroscope.profile(&app, &config.profile_type, incident.window),
-        pyroscope.profile(&app, &config.profile_type, incident.baseline),
+        pyroscope.profile(&app, lookup.profile_type, lookup.window),
+        async {
+            match lookup.baseline {
+                Some(baseline) => pyroscope.profile(&app, lookup.profile_type, baseline).await,
+                None => Ok(Folded::new()),
+            }
+        },
     );
     let current = match current {
         Ok(current) if current.is_empty() => {
             evidence.status = EvidenceStatus::NoData {
                 detail: format!(
                     "no `{}` samples for `{app}` in {}",
-                    config.profile_type,
-                    describe(incident.window)
+                    lookup.profile_type,
+                    describe(lookup.window)
                 ),
             };
             return Gathered::nothing(evidence);
@@ -107,7 +140,7 @@ pub async fn gather(
 }
 
 impl Gathered {
-    fn nothing(evidence: ProfileEvidence) -> Gathered {
+    pub(crate) fn nothing(evidence: ProfileEvidence) -> Gathered {
         Gathered {
             evidence,
             current: None,
@@ -128,7 +161,7 @@ fn status_of(err: &PyroscopeError) -> EvidenceStatus {
 }
 
 /// The sample unit of a profile type ID (`name:sample_type:sample_unit:period_type:period_unit`).
-fn unit_of(profile_type: &str) -> String {
+pub(crate) fn unit_of(profile_type: &str) -> String {
     profile_type
         .split(':')
         .nth(2)
@@ -136,7 +169,7 @@ fn unit_of(profile_type: &str) -> String {
         .to_owned()
 }
 
-fn describe(window: TimeWindow) -> String {
+pub(crate) fn describe(window: TimeWindow) -> String {
     format!(
         "{} – {} UTC",
         window.from.format("%H:%M:%S"),

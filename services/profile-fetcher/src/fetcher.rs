@@ -7,7 +7,9 @@ use proto::{IncidentChange, IncidentEvent};
 
 use crate::{
     config::{MetricQuery, PrometheusConfig, PyroscopeConfig},
-    continuous, flamegraph,
+    continuous::Gathered,
+    flamegraph,
+    live::LiveProfiler,
     metrics::{self, prometheus::Prometheus},
     pages, profile,
     pyroscope::Pyroscope,
@@ -21,6 +23,7 @@ pub(crate) struct Fetcher {
     pub(crate) queries: Vec<MetricQuery>,
     pub(crate) pyroscope: Option<Pyroscope>,
     pub(crate) pyroscope_config: PyroscopeConfig,
+    pub(crate) live: LiveProfiler,
     /// The pages' public base URL, when pages are served.
     pub(crate) pages_url: Option<String>,
 }
@@ -43,17 +46,26 @@ impl Fetcher {
                 incident,
                 format!("metrics-{suffix}"),
             ),
-            continuous::gather(
+            crate::continuous::gather(
                 self.pyroscope.as_ref(),
                 &self.pyroscope_config,
                 incident,
                 format!("profile-{suffix}"),
             ),
         );
-        let mut profile = gathered.evidence;
-        tracing::info!(incident = %incident.id, metrics = ?metrics.status, profile = ?profile.status, "evidence gathered");
+        tracing::info!(incident = %incident.id, metrics = ?metrics.status, profile = ?gathered.evidence.status, "evidence gathered");
         count("metrics", &metrics.status);
-        count("profile", &profile.status);
+        count("profile", &gathered.evidence.status);
+        self.bus
+            .publish(&metrics)
+            .await
+            .map_err(HandlerError::retry)?;
+        self.publish_profile(gathered).await
+    }
+
+    /// Stores a profile's stacks and drawings, links them, and publishes the evidence.
+    pub(crate) async fn publish_profile(&self, gathered: Gathered) -> Result<(), HandlerError> {
+        let mut profile = gathered.evidence;
         if let Some(current) = &gathered.current {
             profile.folded = Some(self.store_folded(&profile.evidence_id, current).await?);
             if let Some(base) = &self.pages_url {
@@ -65,10 +77,6 @@ impl Fetcher {
                 profile.diff_url = diff.then(|| format!("{base}/flamegraphs/{id}/diff"));
             }
         }
-        self.bus
-            .publish(&metrics)
-            .await
-            .map_err(HandlerError::retry)?;
         self.bus
             .publish(&profile)
             .await

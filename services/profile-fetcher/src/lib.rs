@@ -1,33 +1,39 @@
 //! profile-fetcher: gathers evidence for incidents: metrics from Prometheus (the configured
 //! queries over the incident window and its baseline, summarized) and the service's profile from
 //! Pyroscope (top functions by self time, and what grew against the baseline). Flamegraph pages
-//! (and the diff against the baseline) are drawn and served at permanent URLs. Live pprof and
-//! `/profile` are the rest of its issue.
+//! (and the diff against the baseline) are drawn and served at permanent URLs. `/profile` and
+//! "Profile now" ask for a profile of any app and window, or a live one from a pprof endpoint.
 //!
 //! - [`metrics`]: templates (pure), summaries (pure), the Prometheus client, and `gather`.
 //! - [`profile`]: folded stacks, Pyroscope's flamegraph encoding, top functions, growth (pure).
 //! - [`pyroscope`]: the client for both of Pyroscope's APIs.
 //! - [`continuous`]: profile evidence for an incident, from Pyroscope.
 //! - [`flamegraph`]: inferno's interactive and differential SVGs; [`pages`] serves them.
+//! - [`live`]: a CPU profile taken now from an app's pprof endpoint.
 //! - `fetcher`: the consumer of `incident.*`: an opened incident gets its evidence.
+//! - [`requests`]: the consumer of `profile.request` (`/profile`, "Profile now"): pickers,
+//!   answers that list what exists, and profile evidence.
 
 mod config;
 pub mod continuous;
 mod fetcher;
+pub mod live;
 pub mod metrics;
 pub mod pages;
 pub mod profile;
 
 pub use profiling::flamegraph;
 pub mod pyroscope;
+pub mod requests;
 
 use bus::{ConsumerOptions, Delivery};
-use proto::IncidentEvent;
+use proto::{IncidentEvent, ProfileRequest};
 use runtime::ServiceName;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{
-    MetricQuery, PagesConfig, Password, PrometheusConfig, PyroscopeApi, PyroscopeConfig, Queries,
+    LiveConfig, MetricQuery, PagesConfig, Password, PrometheusConfig, PyroscopeApi,
+    PyroscopeConfig, Queries,
 };
 
 pub const SERVICE: ServiceName = ServiceName {
@@ -46,6 +52,8 @@ runtime::service_config! {
         pub pyroscope: PyroscopeConfig,
         /// Where the flamegraph pages are served (`[pages]`).
         pub pages: PagesConfig,
+        /// Where live profiles are taken (`[live]`).
+        pub live: LiveConfig,
     }
 }
 
@@ -75,6 +83,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             prometheus,
             pyroscope,
             pyroscope_config: config.pyroscope.clone(),
+            live: live::LiveProfiler::new(&config.live).map_err(anyhow::Error::msg)?,
             pages_url: config
                 .pages
                 .listen
@@ -98,17 +107,30 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             }
             None => None,
         };
-        bus::consumer::run(
+        let incidents = bus::consumer::run(
             context.bus.clone(),
             proto::subjects::consumer("profile-fetcher-incidents"),
             ConsumerOptions::default(),
             context.shutdown.clone(),
-            move |delivery: Delivery<IncidentEvent>| {
+            {
                 let fetcher = fetcher.clone();
-                async move { fetcher.on_incident(delivery.message).await }
+                move |delivery: Delivery<IncidentEvent>| {
+                    let fetcher = fetcher.clone();
+                    async move { fetcher.on_incident(delivery.message).await }
+                }
             },
-        )
-        .await?;
+        );
+        let requests = bus::consumer::run(
+            context.bus.clone(),
+            proto::subjects::consumer("profile-fetcher-requests"),
+            ConsumerOptions::default(),
+            context.shutdown.clone(),
+            move |delivery: Delivery<ProfileRequest>| {
+                let fetcher = fetcher.clone();
+                async move { fetcher.on_request(delivery.message).await }
+            },
+        );
+        tokio::try_join!(incidents, requests)?;
         if let Some(pages) = pages {
             pages
                 .await

@@ -312,7 +312,10 @@ pub fn interaction(payload: &Value, received_at: DateTime<Utc>) -> Result<Verdic
             message_ts: message_ts.map(str::to_owned),
             thread_ts: thread_ts.map(str::to_owned),
             action_id: required(action, "action_id", "an action")?.to_owned(),
-            value: text(action, "value").map(str::to_owned),
+            // A button's `value`, or the option chosen in a select.
+            value: text(action, "value")
+                .or_else(|| action.get("selected_option").and_then(|o| text(o, "value")))
+                .map(str::to_owned),
             response_url: text(payload, "response_url").map(str::to_owned),
             received_at,
             raw: payload.clone(),

@@ -251,6 +251,18 @@ fn each_clicked_button_becomes_an_action() {
     assert_eq!(action.message_ts.as_deref(), Some("1.4"));
     assert_eq!(action.thread_ts.as_deref(), Some("1.2"));
 
+    // A choice in a select carries its option's value.
+    let mut picked = payload.clone();
+    picked["actions"] = json!([{"action_id": proto::actions::PROFILE_PICK, "type": "static_select",
+        "selected_option": {"text": {"type": "plain_text", "text": "checkout"}, "value": "checkout 30m"}}]);
+    let Verdict::Publish(outbound) = interaction(&picked, now()).unwrap() else {
+        panic!()
+    };
+    let Outbound::Action(action) = &outbound[0] else {
+        panic!()
+    };
+    assert_eq!(action.value.as_deref(), Some("checkout 30m"));
+
     let modal = json!({"type": "view_submission", "user": {"id": "U1"}});
     assert_eq!(
         interaction(&modal, now()).unwrap(),

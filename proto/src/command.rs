@@ -1,0 +1,264 @@
+//! What people type after `/profile`, and what a picker option carries: the same text, so a
+//! choice from a picker is read exactly as if it had been typed. Part of the contract because
+//! profile-fetcher writes picker options that alert-watcher reads back.
+//!
+//! ```text
+//! /profile [app] [since | from..to | now [duration]] [type]
+//! /profile checkout                 the last hour, CPU
+//! /profile checkout 30m             since 30 minutes ago
+//! /profile checkout 2026-12-01T10:00:00Z..2026-12-01T10:30:00Z alloc_space
+//! /profile checkout now 20s         a live profile, taken for 20 seconds from its pprof endpoint
+//! /profile                          a picker of the apps that exist
+//! ```
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+/// The window asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowSpec {
+    /// From `since` ago until now.
+    Since(Duration),
+    /// An absolute range.
+    Range {
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    },
+    /// A live profile taken now, for the given seconds (or the configured default).
+    Now(Option<u32>),
+}
+
+/// A `/profile` request as typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileArgs {
+    pub app: Option<String>,
+    pub window: WindowSpec,
+    /// A profile type: a short name (`cpu`, `alloc_space`) or a full ID with colons.
+    pub profile_type: Option<String>,
+}
+
+/// The window when none is given.
+pub const DEFAULT_SINCE: Duration = Duration::from_secs(3600);
+/// The longest window one request may ask for.
+pub const MAX_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How to use the command, for answers to mistakes.
+pub const USAGE: &str = "Usage: `/profile [app] [since | from..to | now [seconds]] [type]`, e.g. `/profile checkout 30m`, `/profile checkout now 20s`, `/profile checkout 2026-12-01T10:00:00Z..2026-12-01T10:30:00Z alloc_space`. With no app you get a list to pick from.";
+
+/// Reads what followed `/profile`. Errors are sentences a person can act on.
+pub fn parse_profile(text: &str, now: DateTime<Utc>) -> Result<ProfileArgs, String> {
+    let mut app = None;
+    let mut window = None;
+    let mut profile_type = None;
+    let mut words = text.split_whitespace().peekable();
+    while let Some(word) = words.next() {
+        if word.eq_ignore_ascii_case("now") || word.eq_ignore_ascii_case("live") {
+            set(&mut window, word, || {
+                let seconds = match words.peek().and_then(|next| duration(next)) {
+                    Some(length) => {
+                        words.next();
+                        let seconds = length.as_secs();
+                        if seconds == 0 || seconds > 3600 {
+                            return Err(format!(
+                                "a live profile takes from 1 second to an hour, not `{}`",
+                                humantime::format_duration(length)
+                            ));
+                        }
+                        Some(seconds as u32)
+                    }
+                    None => None,
+                };
+                Ok(WindowSpec::Now(seconds))
+            })?;
+        } else if let Some((from, to)) = word.split_once("..") {
+            set(&mut window, word, || range(from, to, now))?;
+        } else if let Some(since) = duration(word) {
+            set(&mut window, word, || {
+                if since.is_zero() || since > MAX_WINDOW {
+                    Err(format!(
+                        "`{word}` is not a window I can look at: from 1s to {}",
+                        humantime::format_duration(MAX_WINDOW)
+                    ))
+                } else {
+                    Ok(WindowSpec::Since(since))
+                }
+            })?;
+        } else if !word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c))
+        {
+            return Err(format!(
+                "`{word}` is not an app, a window or a profile type"
+            ));
+        } else if app.is_none() {
+            app = Some(word.to_owned());
+        } else if profile_type.is_none() {
+            profile_type = Some(word.to_owned());
+        } else {
+            return Err(format!("I did not understand `{word}`"));
+        }
+    }
+    Ok(ProfileArgs {
+        app,
+        window: window.unwrap_or(WindowSpec::Since(DEFAULT_SINCE)),
+        profile_type,
+    })
+}
+
+fn set(
+    slot: &mut Option<WindowSpec>,
+    word: &str,
+    value: impl FnOnce() -> Result<WindowSpec, String>,
+) -> Result<(), String> {
+    if slot.is_some() {
+        return Err(format!("two windows given (`{word}` is the second)"));
+    }
+    *slot = Some(value()?);
+    Ok(())
+}
+
+/// `30m`, `2h`, `1d`, `1h30m` (not a bare number: that could be an app).
+fn duration(word: &str) -> Option<Duration> {
+    if !word.starts_with(|c: char| c.is_ascii_digit()) || word.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    humantime::parse_duration(word).ok()
+}
+
+fn range(from: &str, to: &str, now: DateTime<Utc>) -> Result<WindowSpec, String> {
+    let instant = |text: &str| -> Result<DateTime<Utc>, String> {
+        if let Ok(seconds) = text.parse::<i64>() {
+            return DateTime::from_timestamp(seconds, 0)
+                .ok_or_else(|| format!("`{text}` is not a time"));
+        }
+        DateTime::parse_from_rfc3339(text)
+            .map(|time| time.with_timezone(&Utc))
+            .map_err(|_| {
+                format!("`{text}` is not a time: write it as 2026-12-01T10:00:00Z or Unix seconds")
+            })
+    };
+    let (from, to) = (instant(from)?, instant(to)?);
+    if from >= to {
+        return Err("the window ends before it starts".to_owned());
+    }
+    if from > now {
+        return Err("the window is in the future".to_owned());
+    }
+    if (to - from)
+        .to_std()
+        .map_or(true, |length| length > MAX_WINDOW)
+    {
+        return Err(format!(
+            "the window is longer than {}",
+            humantime::format_duration(MAX_WINDOW)
+        ));
+    }
+    Ok(WindowSpec::Range { from, to })
+}
+
+/// The text that [`parse_profile`] reads back as this request (for picker options).
+pub fn to_text(args: &ProfileArgs) -> String {
+    let mut words = Vec::new();
+    if let Some(app) = &args.app {
+        words.push(app.clone());
+    }
+    match args.window {
+        WindowSpec::Since(since) => words.push(humantime::format_duration(since).to_string()),
+        WindowSpec::Range { from, to } => {
+            words.push(format!("{}..{}", from.timestamp(), to.timestamp()))
+        }
+        WindowSpec::Now(None) => words.push("now".to_owned()),
+        WindowSpec::Now(Some(seconds)) => words.push(format!("now {seconds}s")),
+    }
+    if let Some(profile_type) = &args.profile_type {
+        words.push(profile_type.clone());
+    }
+    words.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-12-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn what_people_type_reads_as_they_mean_it() {
+        let read = |text: &str| parse_profile(text, now()).unwrap();
+        assert_eq!(
+            read(""),
+            ProfileArgs {
+                app: None,
+                window: WindowSpec::Since(DEFAULT_SINCE),
+                profile_type: None
+            }
+        );
+        assert_eq!(read("checkout").app.as_deref(), Some("checkout"));
+        assert_eq!(
+            read("checkout 30m").window,
+            WindowSpec::Since(Duration::from_secs(1800))
+        );
+        let args = read("checkout  2h alloc_space");
+        assert_eq!(args.profile_type.as_deref(), Some("alloc_space"));
+        assert_eq!(args.window, WindowSpec::Since(Duration::from_secs(7200)));
+        assert_eq!(read("checkout now").window, WindowSpec::Now(None));
+        assert_eq!(read("checkout now 20s").window, WindowSpec::Now(Some(20)));
+        assert_eq!(
+            read("checkout live 1m cpu").profile_type.as_deref(),
+            Some("cpu")
+        );
+        let WindowSpec::Range { from, to } =
+            read("checkout 2026-12-01T10:00:00Z..2026-12-01T10:30:00Z").window
+        else {
+            panic!("a range")
+        };
+        assert_eq!((to - from).num_minutes(), 30);
+        assert_eq!(
+            read("checkout 1764583200..1764585000").window,
+            WindowSpec::Range {
+                from: DateTime::from_timestamp(1764583200, 0).unwrap(),
+                to: DateTime::from_timestamp(1764585000, 0).unwrap()
+            }
+        );
+        // A number alone is an app name (`/profile 2048`), not a window.
+        assert_eq!(read("2048").app.as_deref(), Some("2048"));
+    }
+
+    #[test]
+    fn mistakes_get_sentences() {
+        let err = |text: &str| parse_profile(text, now()).unwrap_err();
+        assert_eq!(
+            err("checkout 30m 1h"),
+            "two windows given (`1h` is the second)"
+        );
+        assert!(err("checkout 2026-12-01T11:00:00Z..2026-12-01T10:00:00Z").contains("ends before"));
+        assert!(err("checkout 2030-01-01T00:00:00Z..2030-01-02T00:00:00Z").contains("future"));
+        assert!(err("checkout yesterday..today").contains("is not a time"));
+        assert!(err("checkout 30d").contains("not a window"));
+        assert!(err("checkout now 2h").contains("live profile"));
+        assert!(err("check<out>").contains("not an app"));
+        assert_eq!(err("a b c"), "I did not understand `c`");
+    }
+
+    #[test]
+    fn picker_options_read_back_as_the_same_request() {
+        for text in [
+            "checkout 1764583200..1764585000 cpu",
+            "checkout now 20s",
+            "checkout 30m",
+            "checkout now",
+        ] {
+            let args = parse_profile(text, now()).unwrap();
+            assert_eq!(
+                parse_profile(&to_text(&args), now()).unwrap(),
+                args,
+                "{text}"
+            );
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Slash commands and picker choices, turned into requests (pure): `/profile …` becomes a
+//! `profile.request` for profile-fetcher, a mistake becomes an answer only the person sees, and
+//! `/flamethread` explains what flamethread does. Clicks this service does not act on yet are
+//! ignored and counted by the caller.
+
+use chrono::{DateTime, Utc};
+use proto::{
+    BlockAction, PostRequest, ProfileRequest, ReplyTarget, SchemaVersion, SlashCommand, TimeWindow,
+    command::{self, ProfileArgs, WindowSpec},
+    evidence::ProfileMode,
+    slack::actions,
+};
+
+/// What a command or a click leads to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Ask profile-fetcher.
+    Profile(Box<ProfileRequest>),
+    /// Answer the person directly.
+    Answer(Box<PostRequest>),
+    /// Nothing for this service to do.
+    Ignore(&'static str),
+}
+
+const HELP: &str = "flamethread answers alerts in their threads with what the metrics did, which functions burned the CPU and a flamegraph. Ask for a profile any time:";
+
+/// What `/profile …` or `/flamethread …` asks for.
+pub fn on_command(command: &SlashCommand, now: DateTime<Utc>) -> Outcome {
+    let reply = ReplyTarget::ResponseUrl {
+        url: command.response_url.clone(),
+    };
+    let answer = |text: String| {
+        Outcome::Answer(Box::new(post(
+            format!("answer-{}", command.trigger_id),
+            reply.clone(),
+            text,
+        )))
+    };
+    match command.command.as_str() {
+        "/profile" => {
+            let text = command.text.trim();
+            if text.eq_ignore_ascii_case("help") {
+                return answer(command::USAGE.to_owned());
+            }
+            match command::parse_profile(text, now) {
+                Ok(args) => Outcome::Profile(Box::new(request(
+                    format!("cmd-{}", command.trigger_id),
+                    &args,
+                    now,
+                    Some(command.user.clone()),
+                    reply,
+                ))),
+                Err(mistake) => answer(format!("{mistake}. {}", command::USAGE)),
+            }
+        }
+        "/flamethread" => answer(format!("{HELP} {}", command::USAGE)),
+        _ => Outcome::Ignore("unknown_command"),
+    }
+}
+
+/// What a click asks for (only picker choices so far).
+pub fn on_action(action: &BlockAction, now: DateTime<Utc>) -> Outcome {
+    if action.action_id != actions::PROFILE_PICK {
+        return Outcome::Ignore("unhandled_action");
+    }
+    let reply = match &action.response_url {
+        Some(url) => ReplyTarget::ResponseUrl { url: url.clone() },
+        None => ReplyTarget::Ephemeral {
+            channel: action.channel.clone(),
+            user: action.user.clone(),
+            thread_ts: action.thread_ts.clone(),
+        },
+    };
+    let picked = action.value.as_deref().unwrap_or("");
+    match command::parse_profile(picked, now) {
+        Ok(args) if args.app.is_some() => Outcome::Profile(Box::new(request(
+            format!("pick-{}", action.trigger_id),
+            &args,
+            now,
+            Some(action.user.clone()),
+            reply,
+        ))),
+        // Our own pickers write these values; anything else was not made by us.
+        _ => Outcome::Answer(Box::new(post(
+            format!("answer-{}", action.trigger_id),
+            reply,
+            format!(
+                "That choice (`{picked}`) is not one I offered. {}",
+                command::USAGE
+            ),
+        ))),
+    }
+}
+
+fn request(
+    request_id: String,
+    args: &ProfileArgs,
+    now: DateTime<Utc>,
+    requested_by: Option<String>,
+    reply: ReplyTarget,
+) -> ProfileRequest {
+    let (window, mode) = match args.window {
+        WindowSpec::Since(since) => (
+            TimeWindow {
+                from: now - chrono::Duration::from_std(since).unwrap_or(chrono::Duration::hours(1)),
+                to: now,
+            },
+            ProfileMode::Continuous,
+        ),
+        WindowSpec::Range { from, to } => (TimeWindow { from, to }, ProfileMode::Continuous),
+        WindowSpec::Now(seconds) => (
+            TimeWindow { from: now, to: now },
+            ProfileMode::Live {
+                seconds: seconds.unwrap_or(0),
+            },
+        ),
+    };
+    ProfileRequest {
+        schema_version: SchemaVersion::CURRENT,
+        request_id,
+        app: args.app.clone(),
+        window,
+        profile_type: args.profile_type.clone(),
+        mode,
+        incident_id: None,
+        requested_by,
+        reply,
+    }
+}
+
+fn post(post_id: String, target: ReplyTarget, text: String) -> PostRequest {
+    PostRequest {
+        schema_version: SchemaVersion::CURRENT,
+        post_id,
+        reply_key: None,
+        target,
+        text,
+        blocks: None,
+        incident_id: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_764_590_400, 0).unwrap()
+    }
+
+    fn slash(command: &str, text: &str) -> SlashCommand {
+        SlashCommand {
+            schema_version: SchemaVersion::CURRENT,
+            trigger_id: "T1".into(),
+            team_id: None,
+            channel: "C1".into(),
+            user: "U1".into(),
+            command: command.into(),
+            text: text.into(),
+            response_url: "http://slack/response/1".into(),
+            received_at: now(),
+        }
+    }
+
+    #[test]
+    fn profile_commands_become_requests_answered_where_they_were_asked() {
+        let Outcome::Profile(request) = on_command(&slash("/profile", "checkout 30m cpu"), now())
+        else {
+            panic!("a request")
+        };
+        assert_eq!(request.request_id, "cmd-T1");
+        assert_eq!(request.app.as_deref(), Some("checkout"));
+        assert_eq!(request.profile_type.as_deref(), Some("cpu"));
+        assert_eq!(request.mode, ProfileMode::Continuous);
+        assert_eq!((request.window.to - request.window.from).num_minutes(), 30);
+        assert_eq!(request.window.to, now());
+        assert_eq!(request.requested_by.as_deref(), Some("U1"));
+        assert_eq!(
+            request.reply,
+            ReplyTarget::ResponseUrl {
+                url: "http://slack/response/1".into()
+            }
+        );
+        let Outcome::Profile(live) = on_command(&slash("/profile", "checkout now 15s"), now())
+        else {
+            panic!("a request")
+        };
+        assert_eq!(live.mode, ProfileMode::Live { seconds: 15 });
+        let Outcome::Profile(picker) = on_command(&slash("/profile", ""), now()) else {
+            panic!("a request")
+        };
+        assert_eq!(picker.app, None, "profile-fetcher offers a picker");
+    }
+
+    #[test]
+    fn mistakes_and_help_are_answered_to_the_person_only() {
+        for (command, text, says) in [
+            ("/profile", "checkout 30m 1h", "two windows"),
+            ("/profile", "help", "Usage"),
+            ("/profile", "rm -rf /;", "not an app"),
+            ("/flamethread", "", "flamethread answers alerts"),
+        ] {
+            let Outcome::Answer(answer) = on_command(&slash(command, text), now()) else {
+                panic!("an answer to {command} {text}")
+            };
+            assert!(answer.text.contains(says), "{}", answer.text);
+            assert!(matches!(answer.target, ReplyTarget::ResponseUrl { .. }));
+        }
+        assert_eq!(
+            on_command(&slash("/deploy", "prod"), now()),
+            Outcome::Ignore("unknown_command")
+        );
+    }
+
+    #[test]
+    fn a_picked_app_is_the_request_it_stands_for() {
+        let mut click = BlockAction {
+            schema_version: SchemaVersion::CURRENT,
+            trigger_id: "T2".into(),
+            user: "U2".into(),
+            channel: "C1".into(),
+            message_ts: None,
+            thread_ts: None,
+            action_id: actions::PROFILE_PICK.into(),
+            value: Some("checkout 1764588600..1764590400 cpu".into()),
+            response_url: None,
+            received_at: now(),
+            raw: serde_json::Value::Null,
+        };
+        let Outcome::Profile(request) = on_action(&click, now()) else {
+            panic!("a request")
+        };
+        assert_eq!(request.request_id, "pick-T2");
+        assert_eq!(request.window.from.timestamp(), 1_764_588_600);
+        assert!(matches!(request.reply, ReplyTarget::Ephemeral { ref user, .. } if user == "U2"));
+        click.value = Some("<script>".into());
+        assert!(matches!(on_action(&click, now()), Outcome::Answer(_)));
+        click.action_id = "somebody.elses".into();
+        assert_eq!(
+            on_action(&click, now()),
+            Outcome::Ignore("unhandled_action")
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! Live profiles: a CPU profile taken now from an app's Go-style pprof endpoint
+//! (`GET <base>/debug/pprof/profile?seconds=N`, gzipped protobuf), for services without a
+//! continuous profiler, and for flamethread itself (every service serves that endpoint).
+//!
+//! Which URL an app has is configuration only (`[live] targets` or a `url_template` filled with
+//! a DNS-name app): the app comes from a Slack user, so it must never become an arbitrary URL.
+
+use std::time::Duration;
+
+use profiling::pprof::{self, Decoded, PprofError};
+
+use crate::config::LiveConfig;
+
+/// Why no live profile was taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LiveError {
+    #[error("no pprof endpoint is known for `{app}`{}", known_list(.known))]
+    NoTarget { app: String, known: Vec<String> },
+    #[error("the pprof endpoint refused ({status}): {message}")]
+    Refused { status: u16, message: String },
+    #[error("the pprof endpoint did not answer within {0:?}")]
+    TimedOut(Duration),
+    #[error("cannot reach the pprof endpoint: {0}")]
+    Unreachable(String),
+    #[error("the pprof endpoint's answer is over {0} bytes")]
+    TooLarge(usize),
+    #[error("the pprof endpoint answered something that is not a profile: {0}")]
+    Malformed(PprofError),
+}
+
+fn known_list(known: &[String]) -> String {
+    if known.is_empty() {
+        " (no live targets are configured: profile-fetcher's [live] targets)".to_owned()
+    } else {
+        format!(" (known: {})", known.join(", "))
+    }
+}
+
+/// Takes live profiles from the configured endpoints.
+#[derive(Debug, Clone)]
+pub struct LiveProfiler {
+    client: reqwest::Client,
+    config: LiveConfig,
+}
+
+impl LiveProfiler {
+    pub fn new(config: &LiveConfig) -> Result<LiveProfiler, String> {
+        runtime::install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .build()
+            .map_err(|err| format!("cannot build the HTTP client: {err}"))?;
+        Ok(LiveProfiler {
+            client,
+            config: config.clone(),
+        })
+    }
+
+    /// The apps with a configured endpoint (a template serves any DNS-name app besides).
+    pub fn known_apps(&self) -> Vec<String> {
+        self.config.targets.keys().cloned().collect()
+    }
+
+    /// The seconds a request for `asked` seconds gets.
+    pub fn seconds(&self, asked: u32) -> u32 {
+        match asked {
+            0 => self.config.default_seconds,
+            asked => asked.min(self.config.max_seconds),
+        }
+    }
+
+    /// The profile URL of `app`, if it has one.
+    pub fn url(&self, app: &str, seconds: u32) -> Result<String, LiveError> {
+        let base = match self.config.targets.get(app) {
+            Some(base) => base.clone(),
+            None if !self.config.url_template.is_empty() && is_dns_name(app) => {
+                self.config.url_template.replace("{app}", app)
+            }
+            None => {
+                return Err(LiveError::NoTarget {
+                    app: app.to_owned(),
+                    known: self.known_apps(),
+                });
+            }
+        };
+        let base = base.trim_end_matches('/');
+        let path = if base.ends_with("/debug/pprof/profile") {
+            base.to_owned()
+        } else {
+            format!("{base}/debug/pprof/profile")
+        };
+        Ok(format!("{path}?seconds={seconds}"))
+    }
+
+    /// Profiles `app` for `seconds` (already clamped by [`LiveProfiler::seconds`]).
+    pub async fn profile(&self, app: &str, seconds: u32) -> Result<Decoded, LiveError> {
+        let url = self.url(app, seconds)?;
+        let timeout = Duration::from_secs(u64::from(seconds)) + self.config.timeout_margin;
+        let limit = self.config.max_response_bytes;
+        let transport = |err: reqwest::Error| {
+            if err.is_timeout() {
+                LiveError::TimedOut(timeout)
+            } else {
+                LiveError::Unreachable(crate::error_chain(&err))
+            }
+        };
+        let (status, body) = tokio::time::timeout(timeout, async {
+            let mut response = self.client.get(&url).send().await.map_err(transport)?;
+            let status = response.status();
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(transport)? {
+                if body.len() + chunk.len() > limit {
+                    return Err(LiveError::TooLarge(limit));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok((status, body))
+        })
+        .await
+        .map_err(|_| LiveError::TimedOut(timeout))??;
+        if !status.is_success() {
+            return Err(LiveError::Refused {
+                status: status.as_u16(),
+                message: String::from_utf8_lossy(&body[..body.len().min(200)])
+                    .trim()
+                    .to_owned(),
+            });
+        }
+        // Decoding a large profile is CPU work: off the async threads.
+        tokio::task::spawn_blocking(move || pprof::decode(&body, limit, None))
+            .await
+            .map_err(|err| LiveError::Unreachable(format!("decoding panicked: {err}")))?
+            .map_err(LiveError::Malformed)
+    }
+}
+
+/// A DNS name (labels of letters, digits and inner hyphens, dot-separated): safe in a host.
+pub fn is_dns_name(app: &str) -> bool {
+    !app.is_empty()
+        && app.len() <= 253
+        && app.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profiler(targets: &[(&str, &str)], template: &str) -> LiveProfiler {
+        LiveProfiler::new(&LiveConfig {
+            targets: targets
+                .iter()
+                .map(|(app, url)| ((*app).to_owned(), (*url).to_owned()))
+                .collect(),
+            url_template: template.to_owned(),
+            ..LiveConfig::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn only_configured_endpoints_or_dns_names_in_the_template_are_profiled() {
+        let live = profiler(
+            &[
+                ("checkout", "http://checkout:6060/"),
+                ("self", "http://127.0.0.1:9103/debug/pprof/profile"),
+            ],
+            "http://{app}.prod.svc:6060",
+        );
+        assert_eq!(
+            live.url("checkout", 10).unwrap(),
+            "http://checkout:6060/debug/pprof/profile?seconds=10"
+        );
+        assert_eq!(
+            live.url("self", 3).unwrap(),
+            "http://127.0.0.1:9103/debug/pprof/profile?seconds=3"
+        );
+        assert_eq!(
+            live.url("billing", 5).unwrap(),
+            "http://billing.prod.svc:6060/debug/pprof/profile?seconds=5"
+        );
+        for hostile in [
+            "evil.com/x",
+            "a@evil.com",
+            "evil.com:80#",
+            "-x",
+            "",
+            "a..b",
+            "x?y",
+        ] {
+            assert!(
+                matches!(live.url(hostile, 5), Err(LiveError::NoTarget { .. })),
+                "{hostile}"
+            );
+        }
+        let none = profiler(&[("checkout", "http://checkout:6060")], "");
+        let err = none.url("billing", 5).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "no pprof endpoint is known for `billing` (known: checkout)"
+        );
+        assert_eq!(none.seconds(0), 10);
+        assert_eq!(none.seconds(600), 60);
+        assert_eq!(none.seconds(5), 5);
+    }
+}

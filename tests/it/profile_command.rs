@@ -1,0 +1,249 @@
+//! `/profile` end to end: a slash command typed in the Slack emulator goes through the gateway,
+//! alert-watcher (parsed into a `profile.request`), profile-fetcher (Pyroscope's APIs, or a live
+//! pprof profile from a service's own `/debug/pprof/profile`) and remediation-poster, and comes
+//! back on the command's `response_url`: a picker, an answer that lists what exists, a mistake
+//! explained, or the top functions with a flamegraph link.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use profile_fetcher::profile::Folded;
+use serde_json::{Value, json};
+use test_support::NatsServer;
+
+use crate::{
+    pyroscope::PyroscopeEmulator,
+    slack_edge::{
+        Control, emulator_config, gateway_config, poster_config, spawn_service, start_emulator,
+    },
+    support::nats_config,
+};
+
+const CPU: &str = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
+
+fn folded(lines: &[(&str, u64)]) -> Folded {
+    lines
+        .iter()
+        .map(|(stack, value)| ((*stack).to_owned(), *value))
+        .collect()
+}
+
+/// Burns CPU until `until` in a function the live profile must find.
+#[inline(never)]
+fn burn_for_the_live_profile(until: Instant) -> u64 {
+    let mut x = 7u64;
+    while Instant::now() < until {
+        for i in 0..10_000u64 {
+            x = std::hint::black_box(x.rotate_left(5) ^ i).wrapping_mul(31);
+        }
+    }
+    x
+}
+
+/// Runs `/profile <text>` and waits for the answer on its response_url whose text `matches`.
+async fn ask(control: &Control, text: &str, matches: impl Fn(&Value) -> bool) -> Value {
+    let before = responses(control).await.len();
+    control
+        .post(
+            "/command",
+            json!({"channel": "C0ALERTS", "user": "U0ONCALL", "command": "/profile", "text": text}),
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let all = responses(control).await;
+        if let Some(answer) = all.iter().skip(before).find(|r| matches(&r["body"])) {
+            return answer["body"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no answer to /profile {text}; answers so far: {:#}",
+            Value::Array(all)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn responses(control: &Control) -> Vec<Value> {
+    control.get("/responses").await["responses"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn text_of(body: &Value) -> String {
+    format!("{}\n{}", body["text"], body["blocks"])
+}
+
+#[tokio::test]
+async fn profile_commands_get_pickers_answers_and_profiles_on_their_response_url() {
+    let pyroscope = PyroscopeEmulator::start(None).await;
+    let recent = Utc::now() - chrono::Duration::minutes(5);
+    pyroscope.ingest(
+        "checkout",
+        CPU,
+        recent,
+        folded(&[
+            ("main;serve;regex_backtrack", 800),
+            ("main;serve;parse_json", 200),
+        ]),
+    );
+    pyroscope.ingest("cart", CPU, recent, folded(&[("main;cart_total", 50)]));
+
+    let nats = NatsServer::start().unwrap();
+    let slack = start_emulator(emulator_config()).await;
+    let control = Control::new(&slack);
+    let gateway = spawn_service(|admin, shutdown| {
+        slack_gateway::run(gateway_config(&nats, &slack, admin), shutdown)
+    })
+    .await;
+    let watcher = spawn_service(|admin, shutdown| {
+        alert_watcher::run(
+            alert_watcher::Config {
+                nats: nats_config(&nats),
+                admin,
+                ..Default::default()
+            },
+            shutdown,
+        )
+    })
+    .await;
+    let pages = test_support::reserve_port().unwrap();
+    let pages_addr = pages.addr();
+    let watcher_admin = watcher.admin;
+    let fetcher = spawn_service(|admin, shutdown| {
+        drop(pages);
+        profile_fetcher::run(
+            profile_fetcher::Config {
+                nats: nats_config(&nats),
+                admin,
+                pyroscope: profile_fetcher::PyroscopeConfig {
+                    url: pyroscope.url(),
+                    ..Default::default()
+                },
+                pages: profile_fetcher::PagesConfig {
+                    listen: Some(pages_addr),
+                    public_url: format!("http://{pages_addr}"),
+                },
+                live: profile_fetcher::LiveConfig {
+                    // flamethread profiles itself: alert-watcher's own admin endpoint.
+                    targets: [(
+                        "alert-watcher".to_owned(),
+                        format!("http://{watcher_admin}"),
+                    )]
+                    .into_iter()
+                    .collect(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            shutdown,
+        )
+    })
+    .await;
+    let poster = spawn_service(|admin, shutdown| {
+        remediation_poster::run(poster_config(&nats, &slack, admin), shutdown)
+    })
+    .await;
+
+    // No app: a picker of the apps Pyroscope knows, each option the command it stands for.
+    let picker = ask(&control, "", |body| {
+        body["blocks"].to_string().contains("static_select")
+    })
+    .await;
+    let options = picker["blocks"][1]["elements"][0]["options"]
+        .as_array()
+        .unwrap();
+    let offered: Vec<&str> = options
+        .iter()
+        .map(|option| option["text"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(offered, ["cart", "checkout"], "{picker}");
+    let value = options[1]["value"].as_str().unwrap();
+    assert!(
+        value.starts_with("checkout ") && value.contains(".."),
+        "{value}"
+    );
+    assert_eq!(picker["response_type"], "ephemeral");
+
+    // A misspelt app: what exists, and the picker again.
+    let unknown = ask(&control, "chekout 30m", |body| {
+        body["text"].as_str().is_some_and(|t| t.contains("chekout"))
+    })
+    .await;
+    let said = text_of(&unknown);
+    assert!(
+        said.contains("I know no app `chekout`") && said.contains("`checkout`"),
+        "{said}"
+    );
+
+    // An unknown profile type: the types that exist.
+    let types = ask(&control, "checkout 30m goroutines", |body| {
+        body["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("goroutines"))
+    })
+    .await;
+    assert!(text_of(&types).contains(CPU), "{types}");
+
+    // A mistake in the command: a sentence and the usage, before anything is looked up.
+    let mistake = ask(&control, "checkout 30m 1h", |body| {
+        body["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("two windows"))
+    })
+    .await;
+    assert!(text_of(&mistake).contains("Usage"), "{mistake}");
+
+    // The real thing: the top functions and a flamegraph that opens.
+    let profile = ask(&control, "checkout 30m cpu", |body| {
+        text_of(body).contains("regex_backtrack")
+    })
+    .await;
+    let said = text_of(&profile);
+    assert!(said.contains("80.0%"), "{said}");
+    let link = said
+        .split('<')
+        .filter_map(|part| part.split_once('|'))
+        .map(|(url, _)| url)
+        .find(|url| url.contains("/flamegraphs/"))
+        .unwrap_or_else(|| panic!("a flamegraph link: {said}"))
+        .to_owned();
+    let page = reqwest::get(&link).await.unwrap();
+    assert_eq!(page.status(), 200, "{link}");
+    assert!(page.text().await.unwrap().contains("regex_backtrack"));
+
+    // Live: alert-watcher's own pprof endpoint, while this process burns CPU in a known function.
+    let burner =
+        std::thread::spawn(|| burn_for_the_live_profile(Instant::now() + Duration::from_secs(8)));
+    let live = ask(&control, "alert-watcher now 3s", |body| {
+        text_of(body).contains("Where the CPU went")
+    })
+    .await;
+    burner.join().unwrap();
+    let said = text_of(&live);
+    let first = said
+        .lines()
+        .chain(said.split("\\n"))
+        .find(|line| line.contains("1. `"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        first.contains("burn_for_the_live_profile"),
+        "the function that burned the CPU is first: {said}"
+    );
+
+    // A live target that is not configured is refused with what is (never fetched as a URL).
+    let refused = ask(&control, "evil.example.com now", |body| {
+        body["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("evil.example.com"))
+    })
+    .await;
+    assert!(text_of(&refused).contains("`alert-watcher`"), "{refused}");
+
+    poster.stop().await;
+    fetcher.stop().await;
+    watcher.stop().await;
+    gateway.stop().await;
+}
