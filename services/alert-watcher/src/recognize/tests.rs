@@ -286,6 +286,36 @@ proptest! {
         let _ = recognize(&event);
     }
 
+    /// Block Kit messages (Sentry's form, and anything else) of any content never panic either,
+    /// nor do Grafana- and Datadog-shaped texts with arbitrary lines in them.
+    #[test]
+    fn no_block_kit_or_templated_text_panics(
+        header in ".{0,80}",
+        sections in proptest::collection::vec(".{0,200}", 0..5),
+        lines in proptest::collection::vec("[ -~]{0,60}", 0..12),
+        fields in proptest::collection::vec(".{0,40}", 0..6),
+    ) {
+        let blocks: Vec<serde_json::Value> = std::iter::once(json!({"type": "header", "text": {"type": "plain_text", "text": header}}))
+            .chain(sections.iter().map(|text| json!({"type": "section", "text": {"type": "mrkdwn", "text": text},
+                "fields": fields.iter().map(|f| json!({"type": "mrkdwn", "text": f})).collect::<Vec<_>>()})))
+            .chain(std::iter::once(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": "Sentry"}]})))
+            .collect();
+        let sentry = json!({"type": "message", "subtype": "bot_message", "bot_id": "B0SENTRY",
+            "username": "Sentry", "text": header, "blocks": blocks});
+        let _ = recognize(&sentry);
+        let body = lines.join("\n");
+        for (title, footer) in [
+            (format!("[FIRING:1] {header}"), "Grafana v10.4.1"),
+            (format!("Triggered: {header}"), "Datadog"),
+            (format!("Recovered: {header}"), "Datadog"),
+        ] {
+            let text = format!("**Firing**\n\nValue: A=1\nLabels:\n{body}\nAnnotations:\n{body}");
+            let event = json!({"type": "message", "subtype": "bot_message", "username": footer,
+                "attachments": [{"title": title, "text": text, "footer": footer, "fallback": title}]});
+            let _ = recognize(&event);
+        }
+    }
+
     /// Titles built like Alertmanager's always parse back.
     #[test]
     fn alertmanager_titles_parse_back(
