@@ -73,9 +73,12 @@ pub struct MetricsEvidence {
     pub baseline: TimeWindow,
     #[serde(default)]
     pub series: Vec<MetricSummary>,
-    /// A chart image of the series.
+    /// A chart image of the series (SVG, in the object store).
     #[serde(default)]
     pub chart: Option<ObjectRef>,
+    /// Where people open that chart (profile-fetcher's pages), when it is served.
+    #[serde(default)]
+    pub chart_url: Option<String>,
     pub collected_at: DateTime<Utc>,
 }
 

@@ -77,11 +77,17 @@ async fn an_opened_incident_gets_now_vs_baseline_from_a_real_prometheus() {
     ))
     .unwrap();
     let nats = NatsServer::start().unwrap();
+    let pages = test_support::reserve_port().unwrap();
+    let pages_addr = pages.addr();
     let config = profile_fetcher::Config {
         nats: nats_config(&nats),
         prometheus: PrometheusConfig {
             url: prometheus.url(),
             ..Default::default()
+        },
+        pages: profile_fetcher::PagesConfig {
+            listen: Some(pages_addr),
+            public_url: format!("http://{pages_addr}"),
         },
         queries: Queries(vec![
             query(
@@ -105,6 +111,7 @@ async fn an_opened_incident_gets_now_vs_baseline_from_a_real_prometheus() {
         ..Default::default()
     };
     let fetcher = spawn_service(|admin, shutdown| {
+        drop(pages);
         profile_fetcher::run(profile_fetcher::Config { admin, ..config }, shutdown)
     })
     .await;
@@ -179,6 +186,34 @@ async fn an_opened_incident_gets_now_vs_baseline_from_a_real_prometheus() {
             .unwrap()
             .starts_with("no data for `checkout` in the 7s before the alert"),
         "{absent}"
+    );
+
+    // The chart of the series with data, at its permanent URL: a panel each, the incident
+    // window drawn as a line (one point per sample Prometheus returned), the baseline's level.
+    let chart_url = evidence["chart_url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{evidence}"));
+    assert_eq!(
+        chart_url,
+        format!(
+            "http://{pages_addr}/charts/{}",
+            evidence["evidence_id"].as_str().unwrap()
+        )
+    );
+    let chart = reqwest::get(chart_url).await.unwrap();
+    assert_eq!(chart.status(), 200);
+    assert_eq!(chart.headers()["content-type"], "image/svg+xml");
+    let chart = chart.text().await.unwrap();
+    assert!(chart.starts_with("<svg"), "{chart}");
+    assert!(
+        chart.contains("cpu (cores)") && chart.contains("memory (MiB)"),
+        "a panel per series with data: {chart}"
+    );
+    assert!(!chart.contains("broken"), "failed queries are not drawn");
+    assert_eq!(
+        chart.matches("stroke=\"#D62728\"").count(),
+        2,
+        "one line per series: {chart}"
     );
 
     tokio::time::sleep(Duration::from_millis(500)).await;

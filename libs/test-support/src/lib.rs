@@ -652,6 +652,7 @@ pub mod fixtures {
                 status: EvidenceStatus::Ok,
             }],
             chart: None,
+            chart_url: None,
             collected_at: at(collected),
         }
     }

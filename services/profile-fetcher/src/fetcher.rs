@@ -39,7 +39,7 @@ impl Fetcher {
         // JetStream stores once.
         let suffix = format!("{}-r{}", incident.id, incident.revision);
         let (metrics, gathered) = tokio::join!(
-            metrics::gather(
+            metrics::gather_charted(
                 self.prometheus.as_ref(),
                 &self.prometheus_config,
                 &self.queries,
@@ -53,6 +53,10 @@ impl Fetcher {
                 format!("profile-{suffix}"),
             ),
         );
+        let (mut metrics, panels) = metrics;
+        if !panels.is_empty() && self.pages_url.is_some() {
+            self.chart(&mut metrics, panels, incident).await?;
+        }
         tracing::info!(incident = %incident.id, metrics = ?metrics.status, profile = ?gathered.evidence.status, "evidence gathered");
         count("metrics", &metrics.status);
         count("profile", &gathered.evidence.status);
@@ -61,6 +65,43 @@ impl Fetcher {
             .await
             .map_err(HandlerError::retry)?;
         self.publish_profile(gathered).await
+    }
+
+    /// Draws the metrics chart, stores it and links it from the evidence.
+    async fn chart(
+        &self,
+        evidence: &mut proto::MetricsEvidence,
+        panels: Vec<metrics::chart::Panel>,
+        incident: &proto::Incident,
+    ) -> Result<(), HandlerError> {
+        let caption = format!(
+            "{} · {} · {} – {} UTC",
+            incident.alert.name,
+            incident.alert.service.as_deref().unwrap_or("?"),
+            incident.window.from.format("%Y-%m-%d %H:%M"),
+            incident.window.to.format("%H:%M"),
+        );
+        let drawn = tokio::task::spawn_blocking(move || metrics::chart::svg(&panels, &caption))
+            .await
+            .map_err(|err| HandlerError::retry(format!("drawing panicked: {err}")))?;
+        match drawn {
+            Ok(svg) => {
+                let key = pages::chart_key(&evidence.evidence_id);
+                self.put(&key, svg.as_bytes()).await?;
+                evidence.chart = Some(proto::ObjectRef {
+                    bucket: self.bus.subjects().blob_bucket(),
+                    key,
+                    size: svg.len() as u64,
+                    content_type: "image/svg+xml".to_owned(),
+                });
+                evidence.chart_url = self
+                    .pages_url
+                    .as_ref()
+                    .map(|base| format!("{base}/charts/{}", evidence.evidence_id));
+            }
+            Err(err) => tracing::warn!(error = %err, "no metrics chart"),
+        }
+        Ok(())
     }
 
     /// Stores a profile's stacks and drawings, links them, and publishes the evidence.

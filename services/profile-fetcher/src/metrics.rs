@@ -2,6 +2,7 @@
 //! the incident window and the baseline before it, and summarized (now vs baseline, peak, trend).
 //! Every query ends in a status: an error, a timeout or no data is said, never left silent.
 
+pub mod chart;
 pub mod prometheus;
 pub mod summary;
 pub mod template;
@@ -29,6 +30,19 @@ pub async fn gather(
     incident: &Incident,
     evidence_id: String,
 ) -> MetricsEvidence {
+    gather_charted(prometheus, config, queries, incident, evidence_id)
+        .await
+        .0
+}
+
+/// [`gather`], and the series behind the summaries, to draw ([`chart`]).
+pub async fn gather_charted(
+    prometheus: Option<&Prometheus>,
+    config: &PrometheusConfig,
+    queries: &[MetricQuery],
+    incident: &Incident,
+    evidence_id: String,
+) -> (MetricsEvidence, Vec<chart::Panel>) {
     let mut evidence = MetricsEvidence {
         schema_version: SchemaVersion::CURRENT,
         evidence_id,
@@ -38,27 +52,28 @@ pub async fn gather(
         baseline: incident.baseline,
         series: Vec::new(),
         chart: None,
+        chart_url: None,
         collected_at: Utc::now(),
     };
     let Some(prometheus) = prometheus else {
         evidence.status = EvidenceStatus::NoData {
             detail: "no Prometheus is configured (profile-fetcher's prometheus.url)".to_owned(),
         };
-        return evidence;
+        return (evidence, Vec::new());
     };
     let step = step(incident.window, config.points);
     let rate_interval = (step * 4).max(Duration::from_secs(60));
     let lookups = queries.iter().map(|query| async move {
         summarize_query(prometheus, query, incident, step, rate_interval).await
     });
-    evidence.series = futures::future::join_all(lookups)
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
+    let mut panels = Vec::new();
+    for (summaries, drawn) in futures::future::join_all(lookups).await {
+        evidence.series.extend(summaries);
+        panels.extend(drawn);
+    }
     evidence.status = overall(&evidence.series);
     evidence.collected_at = Utc::now();
-    evidence
+    (evidence, panels)
 }
 
 /// The step that gives about `points` points over `window` (at least a second).
@@ -73,9 +88,9 @@ async fn summarize_query(
     incident: &Incident,
     step: Duration,
     rate_interval: Duration,
-) -> Vec<MetricSummary> {
+) -> (Vec<MetricSummary>, Vec<chart::Panel>) {
     let failed = |promql: String, status| {
-        vec![MetricSummary {
+        let summary = vec![MetricSummary {
             name: query.name.clone(),
             query: promql,
             unit: query.unit.clone(),
@@ -84,7 +99,8 @@ async fn summarize_query(
             peak: None,
             trend: Trend::Unknown,
             status,
-        }]
+        }];
+        (summary, Vec::new())
     };
     let promql = match template::render(&query.query, &incident.alert, rate_interval) {
         Ok(promql) => promql,
@@ -127,6 +143,7 @@ async fn summarize_query(
     let mut current = current;
     current.sort_by(|a, b| peak(b).total_cmp(&peak(a)));
     let several = current.len() > 1;
+    let end = incident.window.to.timestamp() as f64;
     current
         .iter()
         .take(MAX_SERIES_PER_QUERY)
@@ -136,12 +153,23 @@ async fn summarize_query(
                 .find(|candidate| candidate.labels == series.labels)
                 .map_or(&[][..], |series| series.samples.as_slice());
             let summary = summary::summarize(&series.samples, before);
-            MetricSummary {
-                name: if several {
-                    format!("{} {}", query.name, distinguishing(series, &current))
-                } else {
-                    query.name.clone()
-                },
+            let name = if several {
+                format!("{} {}", query.name, distinguishing(series, &current))
+            } else {
+                query.name.clone()
+            };
+            let panel = chart::Panel {
+                title: name.clone(),
+                unit: query.unit.clone(),
+                points: series
+                    .samples
+                    .iter()
+                    .map(|&(at, value)| ((at - end) / 60.0, value))
+                    .collect(),
+                baseline: summary.baseline,
+            };
+            let summary = MetricSummary {
+                name,
                 query: promql.clone(),
                 unit: query.unit.clone(),
                 current: summary.current,
@@ -149,9 +177,10 @@ async fn summarize_query(
                 peak: summary.peak,
                 trend: summary.trend,
                 status: EvidenceStatus::Ok,
-            }
+            };
+            (summary, panel)
         })
-        .collect()
+        .unzip()
 }
 
 fn peak(series: &Series) -> f64 {

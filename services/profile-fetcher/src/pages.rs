@@ -28,11 +28,16 @@ pub fn folded_key(evidence_id: &str) -> String {
     format!("profiles/{evidence_id}.folded")
 }
 
+pub fn chart_key(evidence_id: &str) -> String {
+    format!("charts/{evidence_id}.svg")
+}
+
 pub fn router(bus: Bus) -> Router {
     Router::new()
         .route("/flamegraphs/{id}", get(flamegraph))
         .route("/flamegraphs/{id}/diff", get(diff))
         .route("/flamegraphs/{id}/folded", get(folded))
+        .route("/charts/{id}", get(chart))
         .with_state(Arc::new(bus))
 }
 
@@ -42,6 +47,10 @@ async fn flamegraph(State(bus): State<Arc<Bus>>, Path(id): Path<String>) -> Resp
 
 async fn diff(State(bus): State<Arc<Bus>>, Path(id): Path<String>) -> Response {
     page(&bus, &id, diff_key, "image/svg+xml").await
+}
+
+async fn chart(State(bus): State<Arc<Bus>>, Path(id): Path<String>) -> Response {
+    page(&bus, &id, chart_key, "image/svg+xml").await
 }
 
 async fn folded(State(bus): State<Arc<Bus>>, Path(id): Path<String>) -> Response {

@@ -251,6 +251,9 @@ fn metrics_text(metrics: Option<&MetricsEvidence>) -> String {
             number(series.peak),
         );
     }
+    if let Some(url) = &metrics.chart_url {
+        let _ = write!(text, "\n<{url}|Chart of these series>");
+    }
     text
 }
 
