@@ -5,6 +5,8 @@
 #   - Prometheus, Prometheus Alertmanager, openssl and Chromium (Debian packages), for the
 #     metrics, alert-path, TLS and page tests,
 #   - py-spy (PyPI), a real profiler for the profile tests,
+#   - Docker (Debian's docker.io, started here when it is not running) and debootstrap, and the
+#     sandbox image built from a Debian rootfs (deploy/sandbox/build-image.sh),
 #   - cargo-nextest, when missing.
 # Idempotent: re-running it only checks.
 set -euo pipefail
@@ -53,6 +55,8 @@ missing=()
 [ -x /usr/bin/prometheus ] || [ -n "${PROMETHEUS_BIN:-}" ] || missing+=(prometheus)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ -x /usr/bin/chromium ] || [ -n "${CHROMIUM_BIN:-}" ] || missing+=(chromium)
+command -v docker >/dev/null 2>&1 || missing+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]} (apt-get)"
     apt_install "${missing[@]}"
@@ -72,6 +76,25 @@ if ! command -v py-spy >/dev/null 2>&1 && [ ! -x "$HOME/.local/bin/py-spy" ]; th
     hash -r
     command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 fi
+
+# Docker: the sandbox runs scripts in it. Started in the background where no init system runs it.
+if ! docker info >/dev/null 2>&1; then
+    if command -v systemctl >/dev/null 2>&1 && systemctl start docker >/dev/null 2>&1; then
+        :
+    else
+        log "starting dockerd"
+        nohup dockerd >/tmp/flamethread-dockerd.log 2>&1 &
+    fi
+    for _ in $(seq 1 60); do
+        docker info >/dev/null 2>&1 && break
+        sleep 1
+    done
+    docker info >/dev/null 2>&1 || {
+        log "dockerd did not start; see /tmp/flamethread-dockerd.log"
+        exit 1
+    }
+fi
+"$(dirname "$0")/../sandbox/build-image.sh" >/dev/null
 
 if ! cargo nextest --version >/dev/null 2>&1; then
     log "installing cargo-nextest"

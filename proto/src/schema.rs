@@ -142,7 +142,7 @@ pub const CATALOG: &[CatalogEntry] = &[
         message: "PostRequest",
         file: "post-request.v1.json",
         subjects: &[Subject::PostRequest],
-        producer: "alert-watcher, profile-fetcher",
+        producer: "alert-watcher, profile-fetcher, sandbox-runner",
         idempotency_key: "`post:<post_id>`",
         schema: schema_of::<PostRequest>,
     },

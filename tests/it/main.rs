@@ -11,6 +11,7 @@ mod profile_command;
 mod profile_fetcher;
 mod pyroscope;
 mod remediation_poster;
+mod sandbox;
 mod services;
 mod slack_edge;
 mod slack_gateway;

@@ -15,22 +15,10 @@ use axum::{
 use bus::Bus;
 use tokio::io::AsyncReadExt as _;
 
-/// Object store keys of an evidence's pages.
-pub fn svg_key(evidence_id: &str) -> String {
-    format!("flamegraphs/{evidence_id}.svg")
-}
-
-pub fn diff_key(evidence_id: &str) -> String {
-    format!("flamegraphs/{evidence_id}.diff.svg")
-}
-
-pub fn folded_key(evidence_id: &str) -> String {
-    format!("profiles/{evidence_id}.folded")
-}
-
-pub fn chart_key(evidence_id: &str) -> String {
-    format!("charts/{evidence_id}.svg")
-}
+/// Object store keys of an evidence's pages (shared with the sandbox runner).
+pub use profiling::keys::{
+    chart as chart_key, diff as diff_key, flamegraph as svg_key, folded as folded_key,
+};
 
 pub fn router(bus: Bus) -> Router {
     Router::new()

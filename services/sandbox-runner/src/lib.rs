@@ -1,10 +1,33 @@
 //! sandbox-runner: runs shared scripts in a locked-down Docker container and profiles them. It
-//! holds Docker access and nothing else: no Slack token, and NATS rights for its own subjects only.
-//! Today it joins the bus, provisions the streams and reports its health; the sandbox arrives
-//! with the sandbox-runner issue.
+//! holds Docker access and nothing else: no Slack token, and NATS rights for its own subjects.
+//!
+//! Running code from strangers is the riskiest thing flamethread does, so a run has no network,
+//! a read-only root, no capabilities, no new privileges, an unprivileged user, limits on
+//! processes, memory (no swap), CPU, `/tmp` and output, a wall clock enforced from inside and
+//! from outside, an empty environment, and a container that is always removed (leftovers of a
+//! crashed runner are reaped by label at start-up and by name on redelivery).
+//!
+//! - [`plan`]: the script check, the limits and the container, every flag in one place (pure).
+//! - [`outcome`]: the exit status, output tails and profile read back (pure).
+//! - [`throttle`]: a token bucket per person and a line for the global limit.
+//! - [`engine`]: the Docker engine through bollard.
+//! - `runner`: the consumer of `sandbox.request`.
 
+mod config;
+pub mod engine;
+pub mod outcome;
+pub mod plan;
+mod runner;
+pub mod throttle;
+
+use std::sync::{Arc, Mutex};
+
+use bus::{ConsumerOptions, Delivery};
+use proto::SandboxRequest;
 use runtime::ServiceName;
 use tokio_util::sync::CancellationToken;
+
+pub use config::SandboxConfig;
 
 pub const SERVICE: ServiceName = ServiceName {
     name: "sandbox-runner",
@@ -13,13 +36,81 @@ pub const SERVICE: ServiceName = ServiceName {
 
 runtime::service_config! {
     /// The configuration (see `deploy/config/sandbox-runner.example.toml` for every key and its default).
-    pub struct Config, admin port 9104 {}
+    pub struct Config, admin port 9104 {
+        /// The engine, the image, the limits and the throttles (`[sandbox]`).
+        pub sandbox: SandboxConfig,
+    }
 }
 
 /// Runs the service until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runtime::Error> {
-    runtime::serve(SERVICE, &config, shutdown, |context| async move {
-        context.shutdown.cancelled().await;
+    let service_config = config.clone();
+    runtime::serve(SERVICE, &service_config, shutdown, |context| async move {
+        let sandbox = config.sandbox.clone();
+        let engine = engine::Engine::connect(&sandbox.docker_host)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        // Ready while the engine answers and has the image; checked in the background.
+        let health: Arc<Mutex<Result<(), String>>> =
+            Arc::new(Mutex::new(Err("not checked yet".to_owned())));
+        context.readiness.add_check("docker", {
+            let health = health.clone();
+            move || health.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        });
+        let watch = tokio::spawn({
+            let (engine, image, health) = (engine.clone(), sandbox.image.clone(), health.clone());
+            let shutdown = context.shutdown.clone();
+            async move {
+                loop {
+                    let checked = engine.check(&image).await;
+                    *health.lock().unwrap_or_else(|e| e.into_inner()) = checked;
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                    }
+                }
+            }
+        });
+        // Containers older than any run can be are what a crashed runner left.
+        match engine
+            .reap(sandbox.wall_limit + std::time::Duration::from_secs(60))
+            .await
+        {
+            Ok(0) => {}
+            Ok(reaped) => tracing::warn!(reaped, "removed sandbox containers left by a crash"),
+            Err(err) => tracing::warn!(error = %err, "cannot look for leftover sandbox containers"),
+        }
+        let runner = Arc::new(runner::Runner {
+            bus: context.bus.clone(),
+            engine,
+            throttle: Arc::new(throttle::Throttle::new(
+                sandbox.per_user_burst,
+                sandbox.per_user_per_minute,
+                sandbox.concurrency,
+            )),
+            config: sandbox.clone(),
+        });
+        bus::consumer::run(
+            context.bus.clone(),
+            proto::subjects::consumer("sandbox-runner"),
+            ConsumerOptions {
+                // Waiting runs hold their message (the line is in memory), so take more than
+                // the concurrency: a slow run never blocks the rest from being answered.
+                concurrency: (sandbox.concurrency * 4).max(8),
+                ..ConsumerOptions::default()
+            },
+            context.shutdown.clone(),
+            move |delivery: Delivery<SandboxRequest>| {
+                let runner = runner.clone();
+                async move {
+                    runner
+                        .on_request(delivery.message, delivery.delivered)
+                        .await
+                }
+            },
+        )
+        .await?;
+        watch.abort();
         Ok(())
     })
     .await

@@ -1,0 +1,125 @@
+//! `[sandbox]`: the engine, the image, the limits every run gets and the throttles.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// `[sandbox]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxConfig {
+    /// The Docker engine: empty (default) for the local socket or `DOCKER_HOST`, else a
+    /// `unix://` path or `tcp://host:port` (a dind sidecar).
+    pub docker_host: String,
+    /// The image that runs scripts (python3 and py-spy; `deploy/sandbox/build-image.sh`).
+    /// Default `flamethread-sandbox:py3`.
+    pub image: String,
+    /// A directory the runner and the engine both see at the same path (one machine, or an
+    /// emptyDir shared with a dind sidecar): each run's script is written there and mounted
+    /// read-only. Default `/tmp/flamethread-sandbox`.
+    pub work_dir: String,
+    /// Largest script accepted; larger ones are refused before any container starts.
+    /// Default 262144 (256 KiB).
+    pub max_script_bytes: u64,
+    /// Wall-clock limit of a run (the container is killed past it). Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub wall_limit: Duration,
+    /// Memory of a run, MiB (swap is the same: none beyond it). Default 256.
+    pub memory_mib: u32,
+    /// CPU of a run in thousandths of a core. Default 1000.
+    pub cpu_millis: u32,
+    /// Processes and threads of a run. Default 64.
+    pub pids: u32,
+    /// Size of the run's `/tmp` (tmpfs), MiB. Default 16.
+    pub tmp_mib: u32,
+    /// Bytes of stdout and of stderr kept (the end). Default 8192.
+    pub output_tail_bytes: usize,
+    /// Bytes of output the engine keeps per run (its log file is capped, so printing gigabytes
+    /// costs no disk). Default 4194304.
+    pub engine_log_bytes: u64,
+    /// Runs at once on this runner; the rest wait in line (and are told their place).
+    /// Default 2.
+    pub concurrency: usize,
+    /// Runs one person may start in a burst. Default 3.
+    pub per_user_burst: u32,
+    /// Runs one person may start per minute, sustained. Default 3.
+    pub per_user_per_minute: u32,
+    /// py-spy's sampling rate, Hz. Default 100.
+    pub profile_rate: u32,
+    /// The base URL of profile-fetcher's pages, for flamegraph links (empty: no links).
+    /// Default empty.
+    pub pages_url: String,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            docker_host: String::new(),
+            image: "flamethread-sandbox:py3".to_owned(),
+            work_dir: "/tmp/flamethread-sandbox".to_owned(),
+            max_script_bytes: 256 << 10,
+            wall_limit: Duration::from_secs(30),
+            memory_mib: 256,
+            cpu_millis: 1000,
+            pids: 64,
+            tmp_mib: 16,
+            output_tail_bytes: 8192,
+            engine_log_bytes: 4 << 20,
+            concurrency: 2,
+            per_user_burst: 3,
+            per_user_per_minute: 3,
+            profile_rate: 100,
+            pages_url: String::new(),
+        }
+    }
+}
+
+impl runtime::ConfigSection for SandboxConfig {
+    fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("sandbox.memory_mib", u64::from(self.memory_mib)),
+            ("sandbox.cpu_millis", u64::from(self.cpu_millis)),
+            ("sandbox.pids", u64::from(self.pids)),
+            ("sandbox.tmp_mib", u64::from(self.tmp_mib)),
+            ("sandbox.concurrency", self.concurrency as u64),
+            ("sandbox.per_user_burst", u64::from(self.per_user_burst)),
+            (
+                "sandbox.per_user_per_minute",
+                u64::from(self.per_user_per_minute),
+            ),
+            ("sandbox.profile_rate", u64::from(self.profile_rate)),
+            ("sandbox.max_script_bytes", self.max_script_bytes),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(format!("{key}: must be above 0"));
+            }
+        }
+        if self.memory_mib < 16 {
+            return Err("sandbox.memory_mib: at least 16 (python alone needs about 10)".to_owned());
+        }
+        if self.pids < 8 {
+            return Err("sandbox.pids: at least 8 (the shell, py-spy and python)".to_owned());
+        }
+        if self.wall_limit < Duration::from_secs(1) || self.wall_limit > Duration::from_secs(3600) {
+            return Err("sandbox.wall_limit: from 1s to 1h".to_owned());
+        }
+        if self.image.trim().is_empty() {
+            return Err("sandbox.image: empty".to_owned());
+        }
+        if !self.work_dir.starts_with('/') {
+            return Err(format!(
+                "sandbox.work_dir: {:?} is not an absolute path",
+                self.work_dir
+            ));
+        }
+        let http = self.pages_url.starts_with("http://") || self.pages_url.starts_with("https://");
+        if !(self.pages_url.is_empty() || http) {
+            return Err(format!(
+                "sandbox.pages_url: {:?} is not an http(s) URL",
+                self.pages_url
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,280 @@
+//! The Docker engine, through bollard: start a planned container, wait for it with a deadline,
+//! kill it past the deadline, read what the engine kept of its output, and always remove it.
+//! Containers left by a crashed runner are found by their label and reaped.
+
+use std::{collections::HashMap, time::Duration};
+
+use bollard::{
+    Docker,
+    container::LogOutput,
+    errors::Error as DockerError,
+    models::ContainerCreateBody,
+    query_parameters::{
+        CreateContainerOptionsBuilder, InspectContainerOptions, KillContainerOptionsBuilder,
+        ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+        WaitContainerOptionsBuilder,
+    },
+};
+use futures::StreamExt;
+use tokio::time::Instant;
+
+use crate::{outcome::Finished, plan};
+
+/// A connected engine.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    docker: Docker,
+}
+
+/// Why the engine could not run something.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("the Docker engine is unreachable: {0}")]
+    Unreachable(String),
+    #[error("the Docker engine refused: {0}")]
+    Refused(String),
+}
+
+fn refused(err: DockerError) -> EngineError {
+    match err {
+        DockerError::DockerResponseServerError {
+            status_code,
+            message,
+        } => EngineError::Refused(format!("{status_code}: {message}")),
+        other => EngineError::Unreachable(other.to_string()),
+    }
+}
+
+fn is_not_found(err: &DockerError) -> bool {
+    matches!(
+        err,
+        DockerError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+impl Engine {
+    /// Connects to `docker_host` (empty: the local socket or `DOCKER_HOST`).
+    pub async fn connect(docker_host: &str) -> Result<Engine, EngineError> {
+        let docker = if docker_host.is_empty() {
+            Docker::connect_with_local_defaults()
+        } else if let Some(path) = docker_host.strip_prefix("unix://") {
+            Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION)
+        } else {
+            Docker::connect_with_http(docker_host, 120, bollard::API_DEFAULT_VERSION)
+        }
+        .map_err(|err| EngineError::Unreachable(err.to_string()))?;
+        // An engine that is down now may be up later: keep the client, negotiate when it answers
+        // (bollard's calls work against older APIs un-negotiated too).
+        let docker = match docker.clone().negotiate_version().await {
+            Ok(negotiated) => negotiated,
+            Err(err) => {
+                tracing::warn!(error = %err, "the Docker engine does not answer yet");
+                docker
+            }
+        };
+        Ok(Engine { docker })
+    }
+
+    /// Whether the engine answers and has `image`; the reason when not.
+    pub async fn check(&self, image: &str) -> Result<(), String> {
+        self.docker
+            .ping()
+            .await
+            .map_err(|err| format!("the Docker engine does not answer: {err}"))?;
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(()),
+            Err(err) if is_not_found(&err) => Err(format!(
+                "the sandbox image {image} is missing (deploy/sandbox/build-image.sh builds it)"
+            )),
+            Err(err) => Err(format!("cannot inspect the sandbox image {image}: {err}")),
+        }
+    }
+
+    /// Removes sandbox containers older than `older_than` (left by a runner that crashed).
+    pub async fn reap(&self, older_than: Duration) -> Result<usize, EngineError> {
+        let filters = HashMap::from([("label".to_owned(), vec![plan::LABEL.to_owned()])]);
+        let containers = self
+            .docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(refused)?;
+        let now = chrono::Utc::now().timestamp();
+        let mut reaped = 0;
+        for container in containers {
+            let old = container
+                .created
+                .is_some_and(|created| now - created >= older_than.as_secs() as i64);
+            if let (true, Some(id)) = (old, container.id) {
+                self.remove(&id).await?;
+                reaped += 1;
+            }
+        }
+        Ok(reaped)
+    }
+
+    /// Removes a container by name or id, running or not; gone already is fine.
+    pub async fn remove(&self, name: &str) -> Result<(), EngineError> {
+        match self
+            .docker
+            .remove_container(
+                name,
+                Some(
+                    RemoveContainerOptionsBuilder::default()
+                        .force(true)
+                        .v(true)
+                        .build(),
+                ),
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(err) if is_not_found(&err) => Ok(()),
+            Err(err) => Err(refused(err)),
+        }
+    }
+
+    /// Runs `body` as container `name` for at most `deadline`, then removes it. What a run left
+    /// of its output is capped at `max_output` bytes per stream.
+    pub async fn run(
+        &self,
+        name: &str,
+        body: ContainerCreateBody,
+        deadline: Duration,
+        max_output: usize,
+    ) -> Result<Finished, EngineError> {
+        // A container of the same name is what a crashed runner left of this very request.
+        self.remove(name).await?;
+        self.docker
+            .create_container(
+                Some(CreateContainerOptionsBuilder::default().name(name).build()),
+                body,
+            )
+            .await
+            .map_err(refused)?;
+        let ran = self.start_and_wait(name, deadline, max_output).await;
+        // Always removed, whatever happened.
+        let removed = self.remove(name).await;
+        let finished = ran?;
+        removed?;
+        Ok(finished)
+    }
+
+    async fn start_and_wait(
+        &self,
+        name: &str,
+        deadline: Duration,
+        max_output: usize,
+    ) -> Result<Finished, EngineError> {
+        let started = Instant::now();
+        self.docker
+            .start_container(
+                name,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+            .map_err(refused)?;
+        let mut wait = self.docker.wait_container(
+            name,
+            Some(
+                WaitContainerOptionsBuilder::default()
+                    .condition("not-running")
+                    .build(),
+            ),
+        );
+        let killed_at_limit = match tokio::time::timeout(deadline, wait.next()).await {
+            // A non-zero exit is an error to bollard; either way it ended by itself.
+            Ok(_) => false,
+            Err(_) => {
+                let kill = self
+                    .docker
+                    .kill_container(
+                        name,
+                        Some(
+                            KillContainerOptionsBuilder::default()
+                                .signal("SIGKILL")
+                                .build(),
+                        ),
+                    )
+                    .await;
+                if let Err(err) = kill
+                    && !is_not_found(&err)
+                {
+                    tracing::warn!(error = %err, "cannot kill a sandbox container at its limit");
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(10), wait.next()).await;
+                true
+            }
+        };
+        let wall = started.elapsed();
+        let state = self
+            .docker
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+            .map_err(refused)?
+            .state;
+        let oom_killed = state.and_then(|state| state.oom_killed).unwrap_or(false);
+        let (stdout, stderr) = self.output(name, max_output).await?;
+        Ok(Finished {
+            stdout,
+            stderr,
+            killed_at_limit,
+            oom_killed,
+            wall,
+        })
+    }
+
+    /// What the engine kept of the container's stdout and stderr, each capped at `max` bytes
+    /// (the end is kept: that is where errors and the profile are).
+    async fn output(&self, name: &str, max: usize) -> Result<(Vec<u8>, Vec<u8>), EngineError> {
+        let mut logs = self.docker.logs(
+            name,
+            Some(
+                LogsOptionsBuilder::default()
+                    .stdout(true)
+                    .stderr(true)
+                    .follow(false)
+                    .tail("all")
+                    .build(),
+            ),
+        );
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        while let Some(chunk) = logs.next().await {
+            match chunk.map_err(refused)? {
+                LogOutput::StdOut { message } => keep_end(&mut stdout, &message, max),
+                LogOutput::StdErr { message } => keep_end(&mut stderr, &message, max),
+                _ => {}
+            }
+        }
+        Ok((stdout, stderr))
+    }
+}
+
+/// Appends `more` to `buffer`, keeping only the last `max` bytes.
+fn keep_end(buffer: &mut Vec<u8>, more: &[u8], max: usize) {
+    buffer.extend_from_slice(more);
+    if buffer.len() > max.saturating_mul(2) {
+        let cut = buffer.len() - max;
+        buffer.drain(..cut);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_the_end_is_kept() {
+        let mut buffer = Vec::new();
+        for _ in 0..1000 {
+            super::keep_end(&mut buffer, b"0123456789", 25);
+        }
+        assert!(buffer.len() <= 50);
+        assert!(buffer.ends_with(b"0123456789"));
+    }
+}

@@ -1,0 +1,311 @@
+//! The handler for `sandbox.request`: refuse what must not run (too large, empty, binary, too
+//! many runs by one person) before any container starts, wait for a slot (telling the person
+//! their place), run and profile the script in its container, and publish one `sandbox.result`
+//! with the profile's stacks and flamegraph stored where profile-fetcher's pages serve them.
+//!
+//! Redelivery is safe: the container's name comes from the request, so a run a crashed runner
+//! left behind is removed before the new one starts, and the result's `Nats-Msg-Id` is the
+//! request's, so JetStream stores one result.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use bus::{Bus, HandlerError};
+use proto::{
+    ObjectRef, PostRequest, ReplyTarget, SandboxRequest, SandboxResult, SchemaVersion,
+    sandbox::{RunProfile, SandboxOutcome},
+};
+use tokio::io::AsyncReadExt as _;
+use tokio::time::Instant;
+
+use crate::{
+    config::SandboxConfig,
+    engine::{Engine, EngineError},
+    outcome, plan,
+    throttle::Throttle,
+};
+
+/// Deliveries of a request while the engine is unreachable before the person is told it failed.
+const ENGINE_RETRIES: u64 = 3;
+/// Time a container gets past the script's own limit (py-spy writing the profile) before it is
+/// killed from outside.
+const GRACE: Duration = Duration::from_secs(15);
+
+#[derive(Debug)]
+pub(crate) struct Runner {
+    pub(crate) bus: Bus,
+    pub(crate) engine: Engine,
+    pub(crate) config: SandboxConfig,
+    pub(crate) throttle: Arc<Throttle>,
+}
+
+impl Runner {
+    pub(crate) async fn on_request(
+        &self,
+        request: SandboxRequest,
+        delivered: u64,
+    ) -> Result<(), HandlerError> {
+        let started = Instant::now();
+        let result = match self.run(&request, delivered).await {
+            Ok(result) => result,
+            Err(Stop::Answer(outcome)) => self.result(&request, outcome, started.elapsed()),
+            Err(Stop::Retry(err)) => return Err(err),
+        };
+        let outcome = match &result.outcome {
+            SandboxOutcome::Exited { .. } => "exited",
+            SandboxOutcome::TimedOut => "timed_out",
+            SandboxOutcome::OutOfMemory => "out_of_memory",
+            SandboxOutcome::Rejected { .. } => "rejected",
+            SandboxOutcome::Failed { .. } => "failed",
+        };
+        metrics::counter!("ft_sandbox_runs_total", "outcome" => outcome).increment(1);
+        tracing::info!(request = %request.request_id, outcome, wall_ms = result.wall_ms, "sandbox run ended");
+        self.bus
+            .publish(&result)
+            .await
+            .map_err(HandlerError::retry)?;
+        Ok(())
+    }
+
+    async fn run(&self, request: &SandboxRequest, delivered: u64) -> Result<SandboxResult, Stop> {
+        let max = self.config.max_script_bytes;
+        if request.script.size > max {
+            return Err(reject(format!(
+                "`{}` is {} bytes; the sandbox takes scripts up to {max} bytes",
+                request.file_name, request.script.size
+            )));
+        }
+        // A redelivery was admitted the first time.
+        if delivered == 1
+            && let Err(wait) = self.throttle.admit(&request.requested_by)
+        {
+            return Err(reject(format!(
+                "you have started {} runs in a short time; try again in {}s (others' runs are not held up)",
+                self.config.per_user_burst,
+                wait.as_secs().max(1)
+            )));
+        }
+        let script = self.fetch(&request.script, max).await?;
+        plan::check_script(&script, max).map_err(reject)?;
+
+        let _slot = self
+            .throttle
+            .slot(|place| {
+                let bus = self.bus.clone();
+                let notice = queued_notice(request, place);
+                // Best effort: a lost notice costs nothing but the message.
+                tokio::spawn(async move { bus.publish(&notice).await });
+            })
+            .await;
+
+        let name = plan::container_name(&request.request_id);
+        let job_dir = PathBuf::from(&self.config.work_dir).join(&name);
+        write_job(&job_dir, &script)
+            .await
+            .map_err(|err| Stop::Retry(HandlerError::retry(format!("job directory: {err}"))))?;
+        let limits = plan::limits(request.limits, &self.config);
+        let marker = format!("FT-SANDBOX-REPORT-{}", uuid::Uuid::new_v4().simple());
+        let body = plan::container(
+            request.language,
+            &self.config,
+            limits,
+            &job_dir.to_string_lossy(),
+            &request.request_id,
+            &marker,
+        );
+        let wall_limit = Duration::from_secs(u64::from(limits.wall_seconds));
+        let ran = self
+            .engine
+            .run(
+                &name,
+                body,
+                wall_limit + GRACE,
+                self.config.engine_log_bytes as usize,
+            )
+            .await;
+        let _ = tokio::fs::remove_dir_all(&job_dir).await;
+        let finished = match ran {
+            Ok(finished) => finished,
+            Err(EngineError::Unreachable(reason)) if delivered < ENGINE_RETRIES => {
+                return Err(Stop::Retry(HandlerError::retry(reason)));
+            }
+            Err(err) => {
+                return Err(Stop::Answer(SandboxOutcome::Failed {
+                    reason: err.to_string(),
+                }));
+            }
+        };
+        let read = outcome::read(
+            &finished,
+            &marker,
+            wall_limit,
+            self.config.output_tail_bytes,
+        );
+        let mut result = self.result(request, read.outcome, finished.wall);
+        result.stdout_tail = read.stdout_tail;
+        result.stdout_truncated = read.stdout_truncated;
+        result.stderr_tail = read.stderr_tail;
+        result.stderr_truncated = read.stderr_truncated;
+        if !read.profile.is_empty() {
+            result.profile = Some(self.store_profile(&name, read.profile).await?);
+        }
+        Ok(result)
+    }
+
+    /// The script from the object store, reading at most `max + 1` bytes.
+    async fn fetch(&self, script: &ObjectRef, max: u64) -> Result<Vec<u8>, Stop> {
+        let store = self
+            .bus
+            .blob_store()
+            .await
+            .map_err(|err| Stop::Retry(HandlerError::retry(err)))?;
+        let object = match store.get(&script.key).await {
+            Ok(object) => object,
+            Err(err)
+                if err.kind() == async_nats::jetstream::object_store::GetErrorKind::NotFound =>
+            {
+                return Err(reject(
+                    "the shared file is no longer stored; share it again".to_owned(),
+                ));
+            }
+            Err(err) => {
+                return Err(Stop::Retry(HandlerError::retry(format!(
+                    "object store: {err}"
+                ))));
+            }
+        };
+        let mut bytes = Vec::new();
+        object
+            .take(max + 1)
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|err| Stop::Retry(HandlerError::retry(format!("object store: {err}"))))?;
+        Ok(bytes)
+    }
+
+    /// Keeps the stacks and the flamegraph where profile-fetcher's pages serve them.
+    async fn store_profile(
+        &self,
+        name: &str,
+        folded: profiling::Folded,
+    ) -> Result<RunProfile, Stop> {
+        let id = format!("sandbox-{}", name.trim_start_matches("ft-sandbox-"));
+        let retry = |err: String| Stop::Retry(HandlerError::retry(format!("object store: {err}")));
+        let store = self
+            .bus
+            .blob_store()
+            .await
+            .map_err(|err| retry(err.to_string()))?;
+        let text = profiling::folded::to_text(&folded);
+        let key = profiling::keys::folded(&id);
+        store
+            .put(key.as_str(), &mut text.as_bytes())
+            .await
+            .map_err(|err| retry(err.to_string()))?;
+        let top_functions = profiling::folded::top_functions(&folded, 10);
+        let total_samples = profiling::folded::total(&folded);
+        let drawn = tokio::task::spawn_blocking(move || {
+            profiling::flamegraph::svg(&folded, "sandbox run", "samples")
+        })
+        .await
+        .map_err(|err| retry(format!("drawing panicked: {err}")))?;
+        let mut flamegraph_url = None;
+        if let Ok(svg) = drawn {
+            store
+                .put(profiling::keys::flamegraph(&id).as_str(), &mut &svg[..])
+                .await
+                .map_err(|err| retry(err.to_string()))?;
+            if !self.config.pages_url.is_empty() {
+                flamegraph_url = Some(format!(
+                    "{}/flamegraphs/{id}",
+                    self.config.pages_url.trim_end_matches('/')
+                ));
+            }
+        }
+        Ok(RunProfile {
+            folded: ObjectRef {
+                bucket: self.bus.subjects().blob_bucket(),
+                key,
+                size: text.len() as u64,
+                content_type: "text/plain; charset=utf-8".to_owned(),
+            },
+            total_samples,
+            top_functions,
+            flamegraph_url,
+        })
+    }
+
+    fn result(
+        &self,
+        request: &SandboxRequest,
+        outcome: SandboxOutcome,
+        wall: Duration,
+    ) -> SandboxResult {
+        SandboxResult {
+            schema_version: SchemaVersion::CURRENT,
+            request_id: request.request_id.clone(),
+            outcome,
+            wall_ms: wall.as_millis() as u64,
+            stdout_tail: String::new(),
+            stdout_truncated: false,
+            stderr_tail: String::new(),
+            stderr_truncated: false,
+            profile: None,
+            reply: request.reply.clone(),
+        }
+    }
+}
+
+/// How a run stopped short: an answer for the person, or a failure worth another delivery.
+enum Stop {
+    Answer(SandboxOutcome),
+    Retry(HandlerError),
+}
+
+fn reject(reason: String) -> Stop {
+    Stop::Answer(SandboxOutcome::Rejected { reason })
+}
+
+/// "Queued: N runs ahead of yours", only to the person who asked.
+fn queued_notice(request: &SandboxRequest, place: usize) -> PostRequest {
+    let target = match &request.reply {
+        ReplyTarget::Thread { channel, thread_ts } => ReplyTarget::Ephemeral {
+            channel: channel.clone(),
+            user: request.requested_by.clone(),
+            thread_ts: Some(thread_ts.clone()),
+        },
+        other => other.clone(),
+    };
+    PostRequest {
+        schema_version: SchemaVersion::CURRENT,
+        post_id: format!("sandbox-queued-{}", request.request_id),
+        reply_key: None,
+        target,
+        text: format!(
+            "`{}` is queued: {} ahead of it. It starts as soon as a sandbox is free.",
+            request.file_name,
+            match place {
+                1 => "1 run".to_owned(),
+                n => format!("{n} runs"),
+            }
+        ),
+        blocks: None,
+        incident_id: None,
+    }
+}
+
+/// The job directory: the script and the run script, readable by the container's user.
+async fn write_job(dir: &std::path::Path, script: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let _ = tokio::fs::remove_dir_all(dir).await;
+    tokio::fs::create_dir_all(dir).await?;
+    tokio::fs::write(dir.join("script.py"), script).await?;
+    tokio::fs::write(dir.join("run.sh"), plan::RUN_SH).await?;
+    for (path, mode) in [
+        (dir.to_path_buf(), 0o755),
+        (dir.join("script.py"), 0o644),
+        (dir.join("run.sh"), 0o644),
+    ] {
+        tokio::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).await?;
+    }
+    Ok(())
+}
