@@ -259,6 +259,11 @@ pub mod actions {
     /// An app picked from a `/profile` picker (the option's value: the `/profile` text it stands
     /// for, see [`crate::command`]).
     pub const PROFILE_PICK: &str = "ft.profile_pick";
+    /// Run a shared script in the sandbox (value: what the offer carries: the stored file, its
+    /// name, who shared it).
+    pub const SANDBOX_RUN: &str = "ft.sandbox_run";
+    /// Do not run it (value: the file id).
+    pub const SANDBOX_DECLINE: &str = "ft.sandbox_decline";
 }
 
 /// What alert-watcher's interactions consumer reads: a command, a click or a shared file.

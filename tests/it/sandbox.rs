@@ -405,3 +405,138 @@ async fn a_runner_killed_mid_run_leaves_no_container_and_posts_one_result() {
     );
     runner.stop().await;
 }
+
+/// The whole flow in the Slack emulator: a script shared in a channel is offered a run in its
+/// thread; someone else's click is refused (only they see it); the uploader's click runs it in
+/// the sandbox; the offer says "Running…" in place and the result lands in the same thread.
+#[tokio::test]
+async fn a_shared_script_is_offered_run_for_its_uploader_and_answered_in_its_thread() {
+    use crate::slack_edge::{
+        Control, emulator_config, gateway_config, poster_config, start_emulator,
+    };
+    use serde_json::json;
+
+    let nats = NatsServer::start().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let slack = start_emulator(emulator_config()).await;
+    let control = Control::new(&slack);
+    let gateway = spawn_service(|admin, shutdown| {
+        slack_gateway::run(gateway_config(&nats, &slack, admin), shutdown)
+    })
+    .await;
+    let watcher = spawn_service(|admin, shutdown| {
+        alert_watcher::run(
+            alert_watcher::Config {
+                nats: nats_config(&nats),
+                admin,
+                ..Default::default()
+            },
+            shutdown,
+        )
+    })
+    .await;
+    let runner = start_runner(runner_config(&nats, work.path())).await;
+    let poster = spawn_service(|admin, shutdown| {
+        remediation_poster::run(poster_config(&nats, &slack, admin), shutdown)
+    })
+    .await;
+    let bus = observer(&nats).await;
+
+    let share = control
+        .post(
+            "/share",
+            json!({"channel": "C0GENERAL", "user": "U0DEV", "name": "slow_report.py", "content": HOT, "text": "why is this slow?"}),
+        )
+        .await;
+    let share_ts = share["ts"].as_str().unwrap().to_owned();
+    let thread = || async {
+        control
+            .channel("C0GENERAL")
+            .await
+            .into_iter()
+            .find(|m| m["ts"] == share_ts.as_str())
+            .map(|m| m["replies"].as_array().cloned().unwrap_or_default())
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let offer = loop {
+        if let Some(offer) = thread()
+            .await
+            .into_iter()
+            .find(|r| r["blocks"].to_string().contains("Profile it"))
+        {
+            break offer;
+        }
+        assert!(Instant::now() < deadline, "no offer in the thread");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let button = offer["blocks"][1]["elements"][0].clone();
+    assert_eq!(button["action_id"], proto::actions::SANDBOX_RUN);
+
+    // Someone else presses it: refused, and only they see why.
+    control
+        .post("/click", json!({"channel": "C0GENERAL", "user": "U0VIEWER", "message_ts": offer["ts"], "action_id": proto::actions::SANDBOX_RUN, "value": button["value"]}))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ephemeral = control.get("/channels/C0GENERAL").await["ephemeral"].clone();
+        if ephemeral.as_array().unwrap_or(&Vec::new()).iter().any(|e| {
+            e["user"] == "U0VIEWER" && e["text"].as_str().unwrap_or("").contains("Only <@U0DEV>")
+        }) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no refusal: {ephemeral}; clicks {:#?}; posts {:#?}",
+            published(&bus, "FT_SLACK", "ft.slack.action").await,
+            published(&bus, "FT_POST", "ft.post.request").await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The uploader presses it: it runs, and the thread gets the result.
+    control
+        .post("/click", json!({"channel": "C0GENERAL", "user": "U0DEV", "message_ts": offer["ts"], "action_id": proto::actions::SANDBOX_RUN, "value": button["value"]}))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let result = loop {
+        if let Some(result) = thread()
+            .await
+            .into_iter()
+            .find(|r| r["blocks"].to_string().contains("Sandbox run"))
+        {
+            break result;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no result in the thread: {:#?}",
+            thread().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let said = result["blocks"].to_string();
+    assert!(said.contains("finished"), "{said}");
+    assert!(
+        said.contains("crunch_numbers"),
+        "the hot function is shown: {said}"
+    );
+    let replies = thread().await;
+    assert_eq!(
+        replies.len(),
+        2,
+        "the offer (edited in place) and the result: {replies:#?}"
+    );
+    assert!(
+        replies[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Running `slow_report.py`"),
+        "{}",
+        replies[0]
+    );
+
+    poster.stop().await;
+    runner.stop().await;
+    watcher.stop().await;
+    gateway.stop().await;
+}

@@ -18,6 +18,11 @@ pub enum Outcome {
     Profile(Box<ProfileRequest>),
     /// Answer the person directly.
     Answer(Box<PostRequest>),
+    /// Run a shared script, and say so in its thread.
+    Sandbox {
+        request: Box<proto::SandboxRequest>,
+        notice: Box<PostRequest>,
+    },
     /// Nothing for this service to do.
     Ignore(&'static str),
 }

@@ -1,5 +1,5 @@
 //! alert-watcher's own configuration sections (`[alertmanager]`, `[incidents]`, `[storm]`,
-//! `[[rules]]`).
+//! `[[rules]]`, `[sandbox]`).
 
 use std::time::Duration;
 
@@ -148,5 +148,32 @@ impl Rules {
 impl runtime::ConfigSection for Rules {
     fn validate(&self) -> Result<(), String> {
         self.compile().map(|_| ())
+    }
+}
+
+/// `[sandbox]`: who may accept running a shared script besides the person who shared it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxApprovalConfig {
+    /// Slack user ids (`U…`) who may accept a run of anyone's script. Default none: only the
+    /// uploader.
+    pub approvers: Vec<String>,
+}
+
+impl runtime::ConfigSection for SandboxApprovalConfig {
+    fn validate(&self) -> Result<(), String> {
+        for (i, user) in self.approvers.iter().enumerate() {
+            let id = user.len() >= 2
+                && (user.starts_with('U') || user.starts_with('W'))
+                && user
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !id {
+                return Err(format!(
+                    "sandbox.approvers[{i}]: {user:?} is not a Slack user id (U…)"
+                ));
+            }
+        }
+        Ok(())
     }
 }

@@ -9,12 +9,15 @@
 //! - `watcher`: the handler, with the incident state in KV under compare-and-set.
 //! - [`webhook`]: Alertmanager's webhook receiver, joined to its Slack message by group.
 //! - [`commands`]: slash commands and picker choices into requests or answers (pure).
+//! - [`sandbox_offer`]: shared scripts offered a sandbox run that only their uploader accepts
+//!   (pure).
 
 pub mod alertmanager_api;
 pub mod commands;
 mod config;
 pub mod correlate;
 pub mod recognize;
+pub mod sandbox_offer;
 mod watcher;
 pub mod webhook;
 
@@ -23,7 +26,7 @@ use proto::{SlackMessage, slack::SlackInteraction};
 use runtime::ServiceName;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{AlertmanagerConfig, IncidentsConfig, Rules, StormConfig};
+pub use config::{AlertmanagerConfig, IncidentsConfig, Rules, SandboxApprovalConfig, StormConfig};
 
 pub const SERVICE: ServiceName = ServiceName {
     name: "alert-watcher",
@@ -41,6 +44,8 @@ runtime::service_config! {
         pub storm: StormConfig,
         /// Operator-defined formats (`[[rules]]`).
         pub rules: Rules,
+        /// Who may accept a sandbox run besides the script's uploader (`[sandbox]`).
+        pub sandbox: SandboxApprovalConfig,
     }
 }
 
@@ -99,6 +104,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             },
         );
         let interactions_bus = context.bus.clone();
+        let approvers = std::sync::Arc::new(config.sandbox.approvers.clone());
         let interactions = bus::consumer::run(
             context.bus.clone(),
             proto::subjects::consumer("alert-watcher-interactions"),
@@ -106,7 +112,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             context.shutdown.clone(),
             move |delivery: Delivery<SlackInteraction>| {
                 let bus = interactions_bus.clone();
-                async move { on_interaction(&bus, delivery.message).await }
+                let approvers = approvers.clone();
+                async move { on_interaction(&bus, &approvers, delivery.message).await }
             },
         );
         tokio::try_join!(messages, interactions)?;
@@ -124,14 +131,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
 /// A command or a click: a request for another service, an answer, or nothing to do here.
 async fn on_interaction(
     bus: &bus::Bus,
+    approvers: &[String],
     interaction: SlackInteraction,
 ) -> Result<(), bus::HandlerError> {
     let now = chrono::Utc::now();
     let outcome = match &interaction {
         SlackInteraction::Command(command) => commands::on_command(command, now),
+        SlackInteraction::Action(action)
+            if action.action_id == proto::actions::SANDBOX_RUN
+                || action.action_id == proto::actions::SANDBOX_DECLINE =>
+        {
+            sandbox_offer::on_click(action, approvers)
+        }
         SlackInteraction::Action(action) => commands::on_action(action, now),
-        // Shared files are the sandbox's flow (the poster asks the uploader first).
-        SlackInteraction::File(_) => commands::Outcome::Ignore("file"),
+        SlackInteraction::File(file) => sandbox_offer::on_file(file),
     };
     let kind = match &outcome {
         commands::Outcome::Profile(request) => {
@@ -145,6 +158,15 @@ async fn on_interaction(
                 .await
                 .map_err(bus::HandlerError::retry)?;
             "answered"
+        }
+        commands::Outcome::Sandbox { request, notice } => {
+            bus.publish(request.as_ref())
+                .await
+                .map_err(bus::HandlerError::retry)?;
+            bus.publish(notice.as_ref())
+                .await
+                .map_err(bus::HandlerError::retry)?;
+            "sandbox_request"
         }
         commands::Outcome::Ignore(why) => why,
     };

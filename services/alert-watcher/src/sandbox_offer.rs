@@ -1,0 +1,336 @@
+//! A script shared in a channel is offered a sandbox run, and only its uploader (or a configured
+//! approver) can accept (pure). The offer is a message in the share's thread with two buttons;
+//! the "Profile it" button carries what a run needs (where the gateway stored the file, its name,
+//! who shared it), and Slack signs every click, so nothing in it can be forged by a person.
+//! Accepting publishes `sandbox.request` and turns the offer into "Running…"; declining turns it
+//! into "Not run". The offer, its update and the result all live in that one thread.
+
+use proto::{
+    BlockAction, ObjectRef, PostRequest, ReplyTarget, SandboxRequest, SchemaVersion,
+    sandbox::Language,
+    slack::{FileShared, StoredFile, actions},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::commands::Outcome;
+
+/// What the "Profile it" button carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Offered {
+    #[serde(rename = "o")]
+    object: ObjectRef,
+    #[serde(rename = "n")]
+    name: String,
+    #[serde(rename = "u")]
+    uploader: String,
+    #[serde(rename = "f")]
+    file_id: String,
+}
+
+/// Whether a shared file is a script the sandbox runs (Python, for now).
+pub fn language_of(name: &str, mimetype: Option<&str>) -> Option<Language> {
+    let python_type = mimetype.is_some_and(|m| m.contains("python"));
+    (name.to_ascii_lowercase().ends_with(".py") || python_type).then_some(Language::Python)
+}
+
+/// A shared file: offer a run if it is a script, say why not if it could not be stored.
+pub fn on_file(file: &FileShared) -> Outcome {
+    if language_of(&file.name, file.mimetype.as_deref()).is_none() {
+        return Outcome::Ignore("not_a_script");
+    }
+    let thread = thread_of(file);
+    let object = match &file.file {
+        StoredFile::Stored { object } => object.clone(),
+        StoredFile::Rejected { reason } => {
+            return Outcome::Answer(Box::new(post(
+                format!("sandbox-offer-{}", file.file_id),
+                thread,
+                format!("I cannot profile `{}`: {reason}", file.name),
+                None,
+            )));
+        }
+    };
+    let offered = Offered {
+        object,
+        name: file.name.clone(),
+        uploader: file.user.clone(),
+        file_id: file.file_id.clone(),
+    };
+    let value = serde_json::to_string(&offered).unwrap_or_default();
+    let text = format!(
+        "<@{}> shared `{}`. Shall I run it in a locked-down sandbox (no network, limited time and memory) and show where its CPU goes? Only <@{}> can say yes.",
+        file.user, file.name, file.user
+    );
+    let blocks = json!([
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+        {"type": "actions", "elements": [
+            {"type": "button", "style": "primary", "action_id": actions::SANDBOX_RUN,
+             "text": {"type": "plain_text", "text": "Profile it"}, "value": value},
+            {"type": "button", "action_id": actions::SANDBOX_DECLINE,
+             "text": {"type": "plain_text", "text": "No"}, "value": file.file_id},
+        ]},
+    ]);
+    Outcome::Answer(Box::new(post(
+        format!("sandbox-offer-{}", file.file_id),
+        thread,
+        text,
+        Some(blocks),
+    )))
+}
+
+/// A click on the offer's buttons, by `action.user`.
+pub fn on_click(action: &BlockAction, approvers: &[String]) -> Outcome {
+    let decline = action.action_id == actions::SANDBOX_DECLINE;
+    if !decline && action.action_id != actions::SANDBOX_RUN {
+        return Outcome::Ignore("unhandled_action");
+    }
+    let thread = ReplyTarget::Thread {
+        channel: action.channel.clone(),
+        thread_ts: action
+            .thread_ts
+            .clone()
+            .or_else(|| action.message_ts.clone())
+            .unwrap_or_default(),
+    };
+    let refuse = |text: String| {
+        Outcome::Answer(Box::new(post(
+            format!("sandbox-refusal-{}", action.trigger_id),
+            ReplyTarget::Ephemeral {
+                channel: action.channel.clone(),
+                user: action.user.clone(),
+                thread_ts: action.thread_ts.clone(),
+            },
+            text,
+            None,
+        )))
+    };
+    if decline {
+        // The decline button carries only the file id; who shared it is in the offer's text.
+        let file_id = action.value.clone().unwrap_or_default();
+        let offer_text = action.raw["message"]["text"].as_str().unwrap_or("");
+        let uploader_mentioned = offer_text.starts_with(&format!("<@{}>", action.user));
+        if !(uploader_mentioned || approvers.contains(&action.user)) {
+            return refuse(
+                "Only the person who shared the script can decline running it.".to_owned(),
+            );
+        }
+        return Outcome::Answer(Box::new(post(
+            format!("sandbox-declined-{file_id}"),
+            thread,
+            format!("Not run: <@{}> said no.", action.user),
+            None,
+        )))
+        .with_reply_key(format!("sandbox-offer:{file_id}"));
+    }
+    let Some(offered) = action
+        .value
+        .as_deref()
+        .and_then(|value| serde_json::from_str::<Offered>(value).ok())
+    else {
+        return refuse("That button is not one of mine; share the script again.".to_owned());
+    };
+    if action.user != offered.uploader && !approvers.contains(&action.user) {
+        return refuse(format!(
+            "Only <@{}>, who shared `{}`, can ask for it to be run.",
+            offered.uploader, offered.name
+        ));
+    }
+    let request = SandboxRequest {
+        schema_version: SchemaVersion::CURRENT,
+        // One run per shared file, however often the button is pressed.
+        request_id: format!("file-{}", offered.file_id),
+        language: language_of(&offered.name, Some(&offered.object.content_type))
+            .unwrap_or(Language::Python),
+        script: offered.object,
+        file_name: offered.name.clone(),
+        requested_by: action.user.clone(),
+        limits: None,
+        reply: thread.clone(),
+    };
+    let notice = post(
+        format!("sandbox-accepted-{}", offered.file_id),
+        thread,
+        format!(
+            "Running `{}` in the sandbox for <@{}>… the result comes in this thread.",
+            offered.name, action.user
+        ),
+        None,
+    );
+    let notice = PostRequest {
+        reply_key: Some(format!("sandbox-offer:{}", offered.file_id)),
+        ..notice
+    };
+    Outcome::Sandbox {
+        request: Box::new(request),
+        notice: Box::new(notice),
+    }
+}
+
+fn thread_of(file: &FileShared) -> ReplyTarget {
+    ReplyTarget::Thread {
+        channel: file.channel.clone(),
+        thread_ts: file.message_ts.clone().unwrap_or_default(),
+    }
+}
+
+fn post(
+    post_id: String,
+    target: ReplyTarget,
+    text: String,
+    blocks: Option<serde_json::Value>,
+) -> PostRequest {
+    let reply_key = post_id
+        .strip_prefix("sandbox-offer-")
+        .map(|file_id| format!("sandbox-offer:{file_id}"));
+    PostRequest {
+        schema_version: SchemaVersion::CURRENT,
+        post_id,
+        reply_key,
+        target,
+        text,
+        blocks,
+        incident_id: None,
+    }
+}
+
+impl Outcome {
+    /// The same answer, editing the message of `reply_key` instead of adding one.
+    fn with_reply_key(self, reply_key: String) -> Outcome {
+        match self {
+            Outcome::Answer(mut post) => {
+                post.reply_key = Some(reply_key);
+                Outcome::Answer(post)
+            }
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+
+    fn shared(name: &str, stored: bool) -> FileShared {
+        FileShared {
+            schema_version: SchemaVersion::CURRENT,
+            event_id: "Ev1".into(),
+            file_id: "F1".into(),
+            channel: "C1".into(),
+            user: "U-up".into(),
+            message_ts: Some("1700000000.000200".into()),
+            name: name.into(),
+            size: 120,
+            mimetype: Some(
+                if name.ends_with(".py") {
+                    "text/x-python"
+                } else {
+                    "text/plain"
+                }
+                .into(),
+            ),
+            file: if stored {
+                StoredFile::Stored {
+                    object: ObjectRef {
+                        bucket: "ft_blobs".into(),
+                        key: "files/F1".into(),
+                        size: 120,
+                        content_type: "text/x-python".into(),
+                    },
+                }
+            } else {
+                StoredFile::Rejected {
+                    reason: "it is larger than 1 MiB".into(),
+                }
+            },
+            received_at: Utc::now(),
+        }
+    }
+
+    fn click(offer: &PostRequest, user: &str, button: usize) -> BlockAction {
+        let element = &offer.blocks.as_ref().unwrap()[1]["elements"][button];
+        BlockAction {
+            schema_version: SchemaVersion::CURRENT,
+            trigger_id: format!("T-{user}"),
+            user: user.into(),
+            channel: "C1".into(),
+            message_ts: Some("1700000000.000300".into()),
+            thread_ts: Some("1700000000.000200".into()),
+            action_id: element["action_id"].as_str().unwrap().into(),
+            value: element["value"].as_str().map(str::to_owned),
+            response_url: None,
+            received_at: Utc::now(),
+            raw: json!({"message": {"text": offer.text}}),
+        }
+    }
+
+    #[test]
+    fn a_shared_script_is_offered_and_only_its_uploader_can_run_it() {
+        let Outcome::Answer(offer) = on_file(&shared("slow_report.py", true)) else {
+            panic!("an offer")
+        };
+        assert_eq!(
+            offer.target,
+            ReplyTarget::Thread {
+                channel: "C1".into(),
+                thread_ts: "1700000000.000200".into()
+            }
+        );
+        assert_eq!(offer.reply_key.as_deref(), Some("sandbox-offer:F1"));
+        // Someone else: refused, only to them.
+        let Outcome::Answer(refusal) = on_click(&click(&offer, "U-other", 0), &[]) else {
+            panic!("a refusal")
+        };
+        assert!(
+            matches!(refusal.target, ReplyTarget::Ephemeral { ref user, .. } if user == "U-other")
+        );
+        assert!(refusal.text.contains("Only <@U-up>"), "{}", refusal.text);
+        // The uploader: a run, and the offer edited in place.
+        let Outcome::Sandbox { request, notice } = on_click(&click(&offer, "U-up", 0), &[]) else {
+            panic!("a run")
+        };
+        assert_eq!(request.request_id, "file-F1");
+        assert_eq!(request.script.key, "files/F1");
+        assert_eq!(request.requested_by, "U-up");
+        assert_eq!(request.reply, offer.target);
+        assert_eq!(notice.reply_key, offer.reply_key);
+        // An approver may run anyone's script.
+        assert!(matches!(
+            on_click(&click(&offer, "U-lead", 0), &["U-lead".to_owned()]),
+            Outcome::Sandbox { .. }
+        ));
+    }
+
+    #[test]
+    fn declining_and_oddities_are_answered() {
+        let Outcome::Answer(offer) = on_file(&shared("job.py", true)) else {
+            panic!()
+        };
+        let Outcome::Answer(declined) = on_click(&click(&offer, "U-up", 1), &[]) else {
+            panic!()
+        };
+        assert_eq!(
+            declined.reply_key, offer.reply_key,
+            "the offer says so in place"
+        );
+        assert!(declined.text.contains("Not run"));
+        let Outcome::Answer(refused) = on_click(&click(&offer, "U-other", 1), &[]) else {
+            panic!()
+        };
+        assert!(matches!(refused.target, ReplyTarget::Ephemeral { .. }));
+        let mut forged = click(&offer, "U-up", 0);
+        forged.value = Some("{\"o\": 1}".into());
+        assert!(matches!(on_click(&forged, &[]), Outcome::Answer(_)));
+        // Not a script: nothing; a script the gateway could not store: why.
+        assert_eq!(
+            on_file(&shared("notes.txt", true)),
+            Outcome::Ignore("not_a_script")
+        );
+        let Outcome::Answer(why) = on_file(&shared("big.py", false)) else {
+            panic!()
+        };
+        assert!(why.text.contains("larger than 1 MiB") && why.blocks.is_none());
+    }
+}
