@@ -118,3 +118,29 @@ mod tests {
         );
     }
 }
+
+/// `[diagnosis]`: the rules that turn evidence into a diagnosis, and where trace ids link to.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiagnosisConfig {
+    /// Operator rules (`[[diagnosis.rules]]`), tried before the built-in ones.
+    pub rules: Vec<crate::diagnose::RuleConfig>,
+    /// A URL with `{trace_id}` in it, to make the reply's trace id a link (Jaeger:
+    /// `http://jaeger:16686/trace/{trace_id}`, Tempo through Grafana's explore URL, Honeycomb's
+    /// trace URL). Default empty: the trace id is shown as text.
+    pub trace_url: String,
+}
+
+impl runtime::ConfigSection for DiagnosisConfig {
+    fn validate(&self) -> Result<(), String> {
+        crate::diagnose::RuleSet::new(self.rules.clone())?;
+        let http = self.trace_url.starts_with("http://") || self.trace_url.starts_with("https://");
+        if !(self.trace_url.is_empty() || http && self.trace_url.contains("{trace_id}")) {
+            return Err(format!(
+                "diagnosis.trace_url: {:?} is not an http(s) URL with {{trace_id}} in it",
+                self.trace_url
+            ));
+        }
+        Ok(())
+    }
+}

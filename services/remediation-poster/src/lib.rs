@@ -4,11 +4,13 @@
 //! a check mark when resolved) and ephemeral answers through `response_url`s.
 //!
 //! - `record`: the reply's state in the reply KV bucket, and how messages merge into it (pure).
+//! - [`diagnose`]: declarative rules from evidence to a diagnosis, facts and remediations (pure).
 //! - `render`: Block Kit and the text fallback, inside Slack's limits (pure).
 //! - `poster`: compare-and-set on the record, claims so that two replicas post once, pacing and
 //!   `Retry-After`, and re-rendering until Slack shows the latest content.
 
 mod config;
+pub mod diagnose;
 mod poster;
 pub mod record;
 pub mod render;
@@ -20,7 +22,7 @@ use proto::{Evidence, IncidentEvent, PostRequest, SandboxResult};
 use runtime::ServiceName;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{PostingConfig, SlackConfig};
+pub use config::{DiagnosisConfig, PostingConfig, SlackConfig};
 
 use crate::{poster::Poster, record::reply_key};
 
@@ -36,6 +38,8 @@ runtime::service_config! {
         pub slack: SlackConfig,
         /// Pacing and coordination between replicas (`[posting]`).
         pub posting: PostingConfig,
+        /// Diagnosis rules and the trace link (`[diagnosis]`).
+        pub diagnosis: DiagnosisConfig,
     }
 }
 
@@ -82,6 +86,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             NonZeroU32::new(posting.posts_per_second).unwrap_or(NonZeroU32::MIN),
             NonZeroU32::new(posting.burst).unwrap_or(NonZeroU32::MIN),
             posting.claim_timeout,
+            render::View {
+                rules: diagnose::RuleSet::new(config.diagnosis.rules.clone())
+                    .map_err(anyhow::Error::msg)?,
+                trace_url: config.diagnosis.trace_url.clone(),
+            },
         ));
         let options = ConsumerOptions {
             concurrency: posting.concurrency,

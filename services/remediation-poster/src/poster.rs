@@ -46,6 +46,7 @@ pub(crate) struct Poster {
     pub(crate) owner: String,
     pub(crate) limiter: DefaultKeyedRateLimiter<String>,
     pub(crate) claim_timeout: Duration,
+    pub(crate) view: render::View,
     locks: KeyedLocks,
 }
 
@@ -102,6 +103,7 @@ impl Poster {
         posts_per_second: NonZeroU32,
         burst: NonZeroU32,
         claim_timeout: Duration,
+        view: render::View,
     ) -> Poster {
         Poster {
             store,
@@ -110,6 +112,7 @@ impl Poster {
             owner: format!("poster-{}", uuid::Uuid::new_v4()),
             limiter: RateLimiter::keyed(Quota::per_second(posts_per_second).allow_burst(burst)),
             claim_timeout,
+            view,
             locks: KeyedLocks::default(),
         }
     }
@@ -206,7 +209,7 @@ impl Poster {
                 return self.react(key, &record).await;
             }
             let showing = record.content_revision;
-            let rendered = render::render(&record, &marker);
+            let rendered = render::render_with(&record, &marker, &self.view);
             match target {
                 ReplyTarget::Thread { channel, thread_ts } => match record.message_ts.clone() {
                     Some(ts) => {
@@ -345,7 +348,7 @@ impl Poster {
             return self.record_posted(key, &ts, 0).await;
         }
         let showing = claimed.content_revision;
-        let rendered = render::render(&claimed, marker);
+        let rendered = render::render_with(&claimed, marker, &self.view);
         self.wait_for_channel(channel).await;
         let ts = self
             .call_post(key, channel, thread_ts, &rendered, marker)

@@ -2,8 +2,9 @@
 //! (notifications, screen readers, clients that cannot show blocks), kept inside Slack's limits
 //! by [`fit`] — truncated with a clear "… and N more", never refused.
 //!
-//! Pure functions over [`ReplyRecord`]; the diagnosis issue makes the incident reply richer, on
-//! this skeleton.
+//! Pure functions over [`ReplyRecord`] and a [`View`] (the diagnosis rules and the trace link).
+//! An incident's reply leads with the diagnosis: what is wrong, the facts with their numbers,
+//! what to try, and how sure it is; then the metrics, the profile and the buttons.
 
 use std::fmt::Write as _;
 
@@ -15,7 +16,18 @@ use proto::{
 };
 use serde_json::{Value, json};
 
-use crate::record::ReplyRecord;
+use crate::{
+    diagnose::{Confidence, Diagnosis, RuleSet},
+    record::ReplyRecord,
+};
+
+/// What rendering needs besides the record: the diagnosis rules and the trace link template.
+#[derive(Debug, Default)]
+pub struct View {
+    pub rules: RuleSet,
+    /// A URL with `{trace_id}`, or empty.
+    pub trace_url: String,
+}
 
 /// Slack's limits (docs.slack.dev: blocks, section text, header text, message text).
 pub const MAX_BLOCKS: usize = 50;
@@ -33,9 +45,14 @@ pub struct Rendered {
     pub blocks: Vec<Value>,
 }
 
+/// Renders `record` with the built-in rules and no trace link.
+pub fn render(record: &ReplyRecord, marker: &str) -> Rendered {
+    render_with(record, marker, &View::default())
+}
+
 /// Renders `record`. `marker` becomes the first block's `block_id`, so that the reply can be
 /// found in its thread after a crash between posting it and recording its `ts`.
-pub fn render(record: &ReplyRecord, marker: &str) -> Rendered {
+pub fn render_with(record: &ReplyRecord, marker: &str, view: &View) -> Rendered {
     let content = &record.content;
     let rendered = if let Some(incident) = &content.incident {
         incident_reply(
@@ -43,6 +60,7 @@ pub fn render(record: &ReplyRecord, marker: &str) -> Rendered {
             content.metrics.as_ref(),
             content.profile.as_ref(),
             content.trace_id.as_deref(),
+            view,
         )
     } else if let Some(post) = &content.post {
         post_reply(post)
@@ -100,6 +118,7 @@ fn incident_reply(
     metrics: Option<&MetricsEvidence>,
     profile: Option<&ProfileEvidence>,
     trace_id: Option<&str>,
+    view: &View,
 ) -> Rendered {
     let alert = &incident.alert;
     let service = alert.service.as_deref().unwrap_or("unknown service");
@@ -128,13 +147,25 @@ fn incident_reply(
             {"type": "mrkdwn", "text": format!("*Notifications*\n{}", incident.notification_count)},
         ]}),
     ];
+    let diagnosis = view.rules.diagnose(incident, metrics, profile);
+    blocks.extend(diagnosis_blocks(diagnosis.as_ref(), metrics, profile));
     if let Some(storm) = related_text(incident) {
         blocks.push(section(&storm));
     }
     blocks.push(section(&metrics_text(metrics)));
     blocks.extend(profile_blocks(profile));
     let trace = trace_id
-        .map(|trace| format!(" · trace `{}`", escape(trace)))
+        .map(|trace| {
+            if view.trace_url.is_empty() {
+                format!(" · trace `{}`", escape(trace))
+            } else {
+                format!(
+                    " · trace <{}|{}>",
+                    view.trace_url.replace("{trace_id}", trace),
+                    escape(trace)
+                )
+            }
+        })
         .unwrap_or_default();
     blocks.push(context(&format!(
         "incident `{}` · {:?} alert · window {} – {} UTC{trace}",
@@ -144,17 +175,22 @@ fn incident_reply(
         incident.window.to.format("%H:%M"),
     )));
     if !resolved {
-        let id = &incident.id.0;
+        // The incident and its fingerprint, which is where alert-watcher keeps its state.
+        let value = json!({"i": incident.id.0, "f": incident.fingerprint}).to_string();
         blocks.push(
             json!({"type": "actions", "block_id": "ft-actions", "elements": [
-                button("Silence 1h", actions::SILENCE_1H, id),
-                button("Re-run diagnosis", actions::RERUN, id),
-                button("Profile now", actions::PROFILE_NOW, id),
+                button("Silence 1h", actions::SILENCE_1H, &value),
+                button("Re-run diagnosis", actions::RERUN, &value),
+                button("Profile now", actions::PROFILE_NOW, &value),
             ]}),
         );
     }
+    let lead = diagnosis
+        .as_ref()
+        .map(|diagnosis| format!("{} ", diagnosis.summary))
+        .unwrap_or_default();
     let text = format!(
-        "{}: {} on {service}. {} {}",
+        "{}: {} on {service}. {lead}{} {}",
         alert.name,
         if resolved { "resolved" } else { "firing" },
         metrics_summary(metrics),
@@ -164,6 +200,61 @@ fn incident_reply(
         text: text.trim().to_owned(),
         blocks,
     }
+}
+
+/// The diagnosis, first in the reply: what is wrong and how sure, the facts, what to try.
+fn diagnosis_blocks(
+    diagnosis: Option<&Diagnosis>,
+    metrics: Option<&MetricsEvidence>,
+    profile: Option<&ProfileEvidence>,
+) -> Vec<Value> {
+    let waiting: Vec<&str> = [
+        (metrics.is_none(), "metrics"),
+        (profile.is_none(), "profile"),
+    ]
+    .into_iter()
+    .filter_map(|(missing, what)| missing.then_some(what))
+    .collect();
+    let pending = if waiting.is_empty() {
+        String::new()
+    } else {
+        format!(" _(still waiting for the {})_", waiting.join(" and the "))
+    };
+    let Some(diagnosis) = diagnosis else {
+        let text = if waiting.len() == 2 {
+            "*Diagnosis* _gathering evidence…_".to_owned()
+        } else {
+            format!(
+                "*Diagnosis* none of the rules holds on this evidence, so no guess: read the metrics and the profile below.{pending}"
+            )
+        };
+        return vec![section(&text)];
+    };
+    let confidence = match diagnosis.confidence {
+        Confidence::High => "high confidence",
+        Confidence::Medium => "medium confidence",
+        Confidence::Low => "low confidence",
+    };
+    let mut text = format!(
+        "*Diagnosis* ({confidence}){pending}\n{}",
+        escape(&diagnosis.summary)
+    );
+    for fact in &diagnosis.facts {
+        let _ = write!(text, "\n• {}", escape(fact));
+    }
+    let mut blocks = vec![section(&text)];
+    if !diagnosis.remediations.is_empty() || diagnosis.runbook.is_some() {
+        let mut steps = "*Try*".to_owned();
+        if let Some(runbook) = &diagnosis.runbook {
+            let _ = write!(steps, "\n• <{}|The alert's runbook>", runbook);
+        }
+        for step in &diagnosis.remediations {
+            let _ = write!(steps, "\n• `{}`", escape(step));
+        }
+        blocks.push(section(&steps));
+    }
+    blocks.push(context(&format!("rule `{}`", escape(&diagnosis.rule))));
+    blocks
 }
 
 /// The storm's other alerts grouped into this incident, one line each (the fit keeps whole lines).

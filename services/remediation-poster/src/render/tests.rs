@@ -37,13 +37,15 @@ fn a_firing_incident_has_buttons_that_name_it_and_a_marker() {
         ids,
         [actions::SILENCE_1H, actions::RERUN, actions::PROFILE_NOW]
     );
-    assert!(
-        actions["elements"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|b| b["value"] == "inc-1")
-    );
+    // Each button names the incident and its fingerprint (where alert-watcher keeps its state).
+    for button in actions["elements"].as_array().unwrap() {
+        let value: Value = serde_json::from_str(button["value"].as_str().unwrap()).unwrap();
+        assert_eq!(value["i"], "inc-1");
+        assert!(
+            value["f"].as_str().is_some_and(|f| !f.is_empty()),
+            "{value}"
+        );
+    }
     assert!(
         rendered.text.starts_with("HighCPU: firing on svc-inc-1"),
         "{}",
