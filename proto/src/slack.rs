@@ -250,12 +250,15 @@ impl Correlated for FileReceived {
 
 /// The `action_id`s of the buttons remediation-poster renders; alert-watcher routes their clicks.
 pub mod actions {
-    /// Silence the incident's alert for an hour (value: the incident id).
+    /// Silence the incident's alert for an hour (value, for this and the two below:
+    /// `{"i": incident id, "f": incident fingerprint}`).
     pub const SILENCE_1H: &str = "ft.silence_1h";
-    /// Gather the evidence again and re-diagnose (value: the incident id).
+    /// Gather the evidence again and re-diagnose.
     pub const RERUN: &str = "ft.rerun";
-    /// Take a live profile of the incident's service now (value: the incident id).
+    /// Take a live profile of the incident's service now.
     pub const PROFILE_NOW: &str = "ft.profile_now";
+    /// Expire a silence created with `SILENCE_1H` (value: the silence and incident ids).
+    pub const SILENCE_EXPIRE: &str = "ft.silence_expire";
     /// An app picked from a `/profile` picker (the option's value: the `/profile` text it stands
     /// for, see [`crate::command`]).
     pub const PROFILE_PICK: &str = "ft.profile_pick";

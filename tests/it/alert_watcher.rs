@@ -461,3 +461,253 @@ receivers:
     watcher.stop().await;
     gateway.stop().await;
 }
+
+/// The buttons under a real Alertmanager alert's reply: "Silence 1h" by someone not allowed is
+/// refused (only they see it); by the on-call engineer it creates a real silence in Alertmanager
+/// with the alert's labels as matchers and says so in the thread; "Expire silence" expires it in
+/// Alertmanager and the thread says so in place; "Profile now" adds a live profile of the
+/// service to the thread.
+#[tokio::test]
+async fn the_reply_buttons_silence_in_alertmanager_expire_and_profile_now() {
+    let nats = NatsServer::start().unwrap();
+    let slack = start_emulator(emulator_config()).await;
+    let control = Control::new(&slack);
+    let alertmanager = Alertmanager::start(&alertmanager_config(
+        &slack.webhook_url("T0FLAME/B0AMGR/alertmanager"),
+    ))
+    .unwrap();
+    let am_url = format!("http://{}", alertmanager.addr());
+    let gateway = spawn_service(|admin, shutdown| {
+        slack_gateway::run(gateway_config(&nats, &slack, admin), shutdown)
+    })
+    .await;
+    let watcher = spawn_service(|admin, shutdown| {
+        alert_watcher::run(
+            alert_watcher::Config {
+                nats: nats_config(&nats),
+                admin,
+                alertmanager: alert_watcher::AlertmanagerConfig {
+                    url: am_url.clone(),
+                    ..Default::default()
+                },
+                actions: alert_watcher::ActionsConfig {
+                    silence: vec!["U0ONCALL".into()],
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            shutdown,
+        )
+    })
+    .await;
+    let watcher_admin = watcher.admin;
+    let fetcher = spawn_service(|admin, shutdown| {
+        profile_fetcher::run(
+            profile_fetcher::Config {
+                nats: nats_config(&nats),
+                admin,
+                live: profile_fetcher::LiveConfig {
+                    // "checkout" is played by this test process (alert-watcher's admin port).
+                    targets: [("checkout".to_owned(), format!("http://{watcher_admin}"))]
+                        .into_iter()
+                        .collect(),
+                    default_seconds: 2,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            shutdown,
+        )
+    })
+    .await;
+    let poster = spawn_service(|admin, shutdown| {
+        remediation_poster::run(poster_config(&nats, &slack, admin), shutdown)
+    })
+    .await;
+
+    alertmanager.post_alerts(&alert(None)).unwrap();
+    let reply_of = |control: Control| async move {
+        control
+            .channel("C0ALERTS")
+            .await
+            .first()
+            .map(replies_of)
+            .unwrap_or_default()
+    };
+    wait_for(Duration::from_secs(60), "the incident's reply", || async {
+        reply_of(control.clone()).await.len() == 1
+    })
+    .await
+    .unwrap();
+    let reply = reply_of(control.clone()).await.remove(0);
+    let buttons = reply["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "actions")
+        .unwrap()["elements"]
+        .clone();
+    let button = |id: &str| {
+        buttons
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["action_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let click = |user: &str, message_ts: &Value, action: &Value| {
+        serde_json::json!({"channel": "C0ALERTS", "user": user, "message_ts": message_ts,
+            "action_id": action["action_id"], "value": action["value"]})
+    };
+
+    // Not allowed: refused, to them only; Alertmanager untouched.
+    control
+        .post(
+            "/click",
+            click(
+                "U0VIEWER",
+                &reply["ts"],
+                &button(proto::actions::SILENCE_1H),
+            ),
+        )
+        .await;
+    wait_for(Duration::from_secs(20), "the refusal", || async {
+        control.get("/channels/C0ALERTS").await["ephemeral"]
+            .as_array()
+            .is_some_and(|all| all.iter().any(|e| e["user"] == "U0VIEWER"))
+    })
+    .await
+    .unwrap();
+    let silences = || async {
+        reqwest::get(format!("{am_url}/api/v2/silences"))
+            .await
+            .unwrap()
+            .json::<Vec<Value>>()
+            .await
+            .unwrap()
+    };
+    assert!(silences().await.is_empty());
+
+    // The on-call engineer: a real silence, said in the thread.
+    control
+        .post(
+            "/click",
+            click(
+                "U0ONCALL",
+                &reply["ts"],
+                &button(proto::actions::SILENCE_1H),
+            ),
+        )
+        .await;
+    wait_for(
+        Duration::from_secs(20),
+        "the silence in Alertmanager",
+        || async { silences().await.len() == 1 },
+    )
+    .await
+    .unwrap();
+    let silence = silences().await.remove(0);
+    assert_eq!(silence["status"]["state"], "active", "{silence}");
+    assert!(
+        silence["createdBy"]
+            .as_str()
+            .unwrap()
+            .starts_with("U0ONCALL")
+    );
+    let matchers: Vec<(String, String)> = silence["matchers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().to_owned(),
+                m["value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("alertname", "HighCPU"),
+        ("service", "checkout"),
+        ("namespace", "shop"),
+    ] {
+        assert!(
+            matchers.contains(&(expected.0.to_owned(), expected.1.to_owned())),
+            "{expected:?} in {matchers:?}"
+        );
+    }
+    let said = || async {
+        reply_of(control.clone())
+            .await
+            .into_iter()
+            .find(|r| r["text"].as_str().unwrap_or("").contains("silence"))
+    };
+    wait_for(
+        Duration::from_secs(20),
+        "the silence said in the thread",
+        || async { said().await.is_some() },
+    )
+    .await
+    .unwrap();
+    let note = said().await.unwrap();
+    assert!(
+        note["text"]
+            .as_str()
+            .unwrap()
+            .contains("<@U0ONCALL> silenced `HighCPU`"),
+        "{note}"
+    );
+
+    // Expire it: expired in Alertmanager, and the note says so in place.
+    let expire = note["blocks"][1]["elements"][0].clone();
+    control
+        .post("/click", click("U0ONCALL", &note["ts"], &expire))
+        .await;
+    wait_for(Duration::from_secs(20), "the silence expired", || async {
+        silences().await[0]["status"]["state"] == "expired"
+    })
+    .await
+    .unwrap();
+    wait_for(
+        Duration::from_secs(20),
+        "the note edited in place",
+        || async {
+            reply_of(control.clone()).await.iter().any(|r| {
+                r["ts"] == note["ts"]
+                    && r["text"].as_str().unwrap_or("").contains("expired silence")
+            })
+        },
+    )
+    .await
+    .unwrap();
+
+    // Profile now: a live profile of the service, as its own reply in the thread.
+    control
+        .post(
+            "/click",
+            click("U0DEV", &reply["ts"], &button(proto::actions::PROFILE_NOW)),
+        )
+        .await;
+    wait_for(
+        Duration::from_secs(40),
+        "the live profile in the thread",
+        || async {
+            reply_of(control.clone())
+                .await
+                .iter()
+                .any(|r| r["blocks"].to_string().contains("Where the CPU went"))
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        reply_of(control.clone()).await.len(),
+        3,
+        "the incident's reply, the silence note (edited) and the live profile"
+    );
+
+    poster.stop().await;
+    fetcher.stop().await;
+    watcher.stop().await;
+    gateway.stop().await;
+}

@@ -1,6 +1,7 @@
-//! Recovering what Alertmanager's default Slack template leaves out (label keys, annotations,
-//! `startsAt`) from its API: `GET /api/v2/alerts?filter=alertname="…"`, then the alerts whose
-//! label values include every value the title showed.
+//! Alertmanager's API v2: recovering what its default Slack template leaves out (label keys,
+//! annotations, `startsAt`) with `GET /api/v2/alerts?filter=alertname="…"`, then the alerts
+//! whose label values include every value the title showed; and silences, created
+//! (`POST /api/v2/silences`) and expired (`DELETE /api/v2/silence/{id}`) for the buttons.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -122,5 +123,84 @@ mod tests {
             "2026-11-22T10:01:00+00:00"
         );
         assert_eq!(combine(Vec::new(), &["HighCPU".into()]), None);
+    }
+}
+
+/// A silence to create: equality matchers on labels, for a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSilence {
+    pub matchers: BTreeMap<String, String>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub created_by: String,
+    pub comment: String,
+}
+
+impl AlertmanagerApi {
+    /// Creates `silence`; its id.
+    pub async fn create_silence(&self, silence: &NewSilence) -> Result<String, String> {
+        let matchers: Vec<serde_json::Value> = silence
+            .matchers
+            .iter()
+            .map(|(name, value)| {
+                serde_json::json!({"name": name, "value": value, "isRegex": false, "isEqual": true})
+            })
+            .collect();
+        let body = serde_json::json!({
+            "matchers": matchers,
+            "startsAt": silence.starts_at,
+            "endsAt": silence.ends_at,
+            "createdBy": silence.created_by,
+            "comment": silence.comment,
+        });
+        let response = self
+            .http
+            .post(format!("{}/api/v2/silences", self.url))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|err| format!("cannot reach Alertmanager: {err}"))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|err| format!("Alertmanager's answer: {err}"))?;
+        if !status.is_success() {
+            return Err(format!(
+                "Alertmanager refused the silence ({status}): {}",
+                text.trim()
+            ));
+        }
+        #[derive(Deserialize)]
+        struct Created {
+            #[serde(rename = "silenceID")]
+            silence_id: String,
+        }
+        serde_json::from_str::<Created>(&text)
+            .map(|created| created.silence_id)
+            .map_err(|err| format!("Alertmanager's answer is not a silence id: {err}"))
+    }
+
+    /// Expires the silence `id` (gone already is fine).
+    pub async fn expire_silence(&self, id: &str) -> Result<(), String> {
+        let valid = !id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+        if !valid {
+            return Err(format!("{id:?} is not a silence id"));
+        }
+        let response = self
+            .http
+            .delete(format!("{}/api/v2/silence/{id}", self.url))
+            .send()
+            .await
+            .map_err(|err| format!("cannot reach Alertmanager: {err}"))?;
+        let status = response.status();
+        if status.is_success() || status.as_u16() == 404 {
+            Ok(())
+        } else {
+            Err(format!(
+                "Alertmanager refused to expire the silence ({status}): {}",
+                response.text().await.unwrap_or_default().trim()
+            ))
+        }
     }
 }

@@ -177,3 +177,62 @@ impl runtime::ConfigSection for SandboxApprovalConfig {
         Ok(())
     }
 }
+
+/// `[actions]`: who may press the buttons under an incident's reply.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ActionsConfig {
+    /// Slack user ids (`U…`) who may silence (and expire silences). Empty: anyone who sees the
+    /// reply.
+    pub silence: Vec<String>,
+    /// Who may take a live profile. Empty: anyone.
+    pub profile_now: Vec<String>,
+    /// Who may re-run the diagnosis. Empty: anyone.
+    pub rerun: Vec<String>,
+    /// How long "Silence 1h" silences. Default `1h`.
+    #[serde(with = "humantime_serde")]
+    pub silence_for: Duration,
+}
+
+impl Default for ActionsConfig {
+    fn default() -> Self {
+        ActionsConfig {
+            silence: Vec::new(),
+            profile_now: Vec::new(),
+            rerun: Vec::new(),
+            silence_for: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl runtime::ConfigSection for ActionsConfig {
+    fn validate(&self) -> Result<(), String> {
+        for (key, users) in [
+            ("silence", &self.silence),
+            ("profile_now", &self.profile_now),
+            ("rerun", &self.rerun),
+        ] {
+            for (i, user) in users.iter().enumerate() {
+                if !is_user_id(user) {
+                    return Err(format!(
+                        "actions.{key}[{i}]: {user:?} is not a Slack user id (U…)"
+                    ));
+                }
+            }
+        }
+        if self.silence_for < Duration::from_secs(60)
+            || self.silence_for > Duration::from_secs(7 * 86400)
+        {
+            return Err("actions.silence_for: from 1m to 7d".to_owned());
+        }
+        Ok(())
+    }
+}
+
+fn is_user_id(user: &str) -> bool {
+    user.len() >= 2
+        && (user.starts_with('U') || user.starts_with('W'))
+        && user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}

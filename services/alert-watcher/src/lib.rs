@@ -9,13 +9,17 @@
 //! - `watcher`: the handler, with the incident state in KV under compare-and-set.
 //! - [`webhook`]: Alertmanager's webhook receiver, joined to its Slack message by group.
 //! - [`commands`]: slash commands and picker choices into requests or answers (pure).
+//! - [`actions`]: the reply's buttons: who may press them, silences, profile requests (pure).
+//! - `interactions`: the consumer of commands, clicks and shared files.
 //! - [`sandbox_offer`]: shared scripts offered a sandbox run that only their uploader accepts
 //!   (pure).
 
+pub mod actions;
 pub mod alertmanager_api;
 pub mod commands;
 mod config;
 pub mod correlate;
+mod interactions;
 pub mod recognize;
 pub mod sandbox_offer;
 mod watcher;
@@ -26,7 +30,9 @@ use proto::{SlackMessage, slack::SlackInteraction};
 use runtime::ServiceName;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{AlertmanagerConfig, IncidentsConfig, Rules, SandboxApprovalConfig, StormConfig};
+pub use config::{
+    ActionsConfig, AlertmanagerConfig, IncidentsConfig, Rules, SandboxApprovalConfig, StormConfig,
+};
 
 pub const SERVICE: ServiceName = ServiceName {
     name: "alert-watcher",
@@ -46,6 +52,8 @@ runtime::service_config! {
         pub rules: Rules,
         /// Who may accept a sandbox run besides the script's uploader (`[sandbox]`).
         pub sandbox: SandboxApprovalConfig,
+        /// Who may press the reply's buttons, and for how long a silence lasts (`[actions]`).
+        pub actions: ActionsConfig,
     }
 }
 
@@ -64,6 +72,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                 .map_err(anyhow::Error::msg)?,
             )
         };
+        let alertmanager_for_actions = alertmanager.clone();
         let watcher = std::sync::Arc::new(watcher::Watcher {
             bus: context.bus.clone(),
             store: context.bus.incident_store().await?,
@@ -103,20 +112,24 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                 async move { watcher.on_message(delivery.message).await }
             },
         );
-        let interactions_bus = context.bus.clone();
-        let approvers = std::sync::Arc::new(config.sandbox.approvers.clone());
-        let interactions = bus::consumer::run(
+        let interactions = std::sync::Arc::new(interactions::Interactions {
+            bus: context.bus.clone(),
+            store: context.bus.incident_store().await?,
+            alertmanager: alertmanager_for_actions,
+            approvers: config.sandbox.approvers.clone(),
+            actions: config.actions.clone(),
+        });
+        let interaction_consumer = bus::consumer::run(
             context.bus.clone(),
             proto::subjects::consumer("alert-watcher-interactions"),
             ConsumerOptions::default(),
             context.shutdown.clone(),
             move |delivery: Delivery<SlackInteraction>| {
-                let bus = interactions_bus.clone();
-                let approvers = approvers.clone();
-                async move { on_interaction(&bus, &approvers, delivery.message).await }
+                let interactions = interactions.clone();
+                async move { interactions.on_interaction(delivery.message).await }
             },
         );
-        tokio::try_join!(messages, interactions)?;
+        tokio::try_join!(messages, interaction_consumer)?;
         if let Some(webhook) = webhook {
             webhook
                 .await
@@ -126,50 +139,4 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
         Ok(())
     })
     .await
-}
-
-/// A command or a click: a request for another service, an answer, or nothing to do here.
-async fn on_interaction(
-    bus: &bus::Bus,
-    approvers: &[String],
-    interaction: SlackInteraction,
-) -> Result<(), bus::HandlerError> {
-    let now = chrono::Utc::now();
-    let outcome = match &interaction {
-        SlackInteraction::Command(command) => commands::on_command(command, now),
-        SlackInteraction::Action(action)
-            if action.action_id == proto::actions::SANDBOX_RUN
-                || action.action_id == proto::actions::SANDBOX_DECLINE =>
-        {
-            sandbox_offer::on_click(action, approvers)
-        }
-        SlackInteraction::Action(action) => commands::on_action(action, now),
-        SlackInteraction::File(file) => sandbox_offer::on_file(file),
-    };
-    let kind = match &outcome {
-        commands::Outcome::Profile(request) => {
-            bus.publish(request.as_ref())
-                .await
-                .map_err(bus::HandlerError::retry)?;
-            "profile_request"
-        }
-        commands::Outcome::Answer(answer) => {
-            bus.publish(answer.as_ref())
-                .await
-                .map_err(bus::HandlerError::retry)?;
-            "answered"
-        }
-        commands::Outcome::Sandbox { request, notice } => {
-            bus.publish(request.as_ref())
-                .await
-                .map_err(bus::HandlerError::retry)?;
-            bus.publish(notice.as_ref())
-                .await
-                .map_err(bus::HandlerError::retry)?;
-            "sandbox_request"
-        }
-        commands::Outcome::Ignore(why) => why,
-    };
-    metrics::counter!("ft_watcher_interactions_total", "outcome" => kind).increment(1);
-    Ok(())
 }

@@ -1,0 +1,228 @@
+//! The consumer of commands, clicks and shared files (`alert-watcher-interactions`): `/profile`
+//! and pickers ([`crate::commands`]), sandbox offers ([`crate::sandbox_offer`]) and the buttons
+//! under an incident's reply ([`crate::actions`]), which need the incident's state (this
+//! service's KV bucket) and, for silences, Alertmanager (whose credentials only this service
+//! holds).
+
+use async_nats::jetstream::kv;
+use bus::{Bus, HandlerError};
+use proto::{BlockAction, Message, slack::SlackInteraction, slack::actions as ids};
+
+use crate::{
+    ActionsConfig,
+    actions::{self, IncidentRef},
+    alertmanager_api::AlertmanagerApi,
+    commands::{self, Outcome},
+    correlate::IncidentState,
+    sandbox_offer,
+};
+
+#[derive(Debug)]
+pub(crate) struct Interactions {
+    pub(crate) bus: Bus,
+    pub(crate) store: kv::Store,
+    pub(crate) alertmanager: Option<AlertmanagerApi>,
+    pub(crate) approvers: Vec<String>,
+    pub(crate) actions: ActionsConfig,
+}
+
+impl Interactions {
+    pub(crate) async fn on_interaction(
+        &self,
+        interaction: SlackInteraction,
+    ) -> Result<(), HandlerError> {
+        let now = chrono::Utc::now();
+        let kind = match &interaction {
+            SlackInteraction::Command(command) => {
+                self.carry_out(commands::on_command(command, now)).await?
+            }
+            SlackInteraction::File(file) => self.carry_out(sandbox_offer::on_file(file)).await?,
+            SlackInteraction::Action(action) => match action.action_id.as_str() {
+                ids::SANDBOX_RUN | ids::SANDBOX_DECLINE => {
+                    self.carry_out(sandbox_offer::on_click(action, &self.approvers))
+                        .await?
+                }
+                ids::SILENCE_1H | ids::SILENCE_EXPIRE | ids::PROFILE_NOW | ids::RERUN => {
+                    self.on_button(action).await?
+                }
+                _ => self.carry_out(commands::on_action(action, now)).await?,
+            },
+        };
+        metrics::counter!("ft_watcher_interactions_total", "outcome" => kind).increment(1);
+        Ok(())
+    }
+
+    async fn carry_out(&self, outcome: Outcome) -> Result<&'static str, HandlerError> {
+        Ok(match outcome {
+            Outcome::Profile(request) => {
+                self.publish(request.as_ref()).await?;
+                "profile_request"
+            }
+            Outcome::Answer(answer) => {
+                self.publish(answer.as_ref()).await?;
+                "answered"
+            }
+            Outcome::Sandbox { request, notice } => {
+                self.publish(request.as_ref()).await?;
+                self.publish(notice.as_ref()).await?;
+                "sandbox_request"
+            }
+            Outcome::Ignore(why) => why,
+        })
+    }
+
+    async fn publish<M: Message + proto::Correlated>(
+        &self,
+        message: &M,
+    ) -> Result<(), HandlerError> {
+        self.bus
+            .publish(message)
+            .await
+            .map(|_| ())
+            .map_err(HandlerError::retry)
+    }
+
+    /// A button under an incident's reply.
+    async fn on_button(&self, action: &BlockAction) -> Result<&'static str, HandlerError> {
+        let say = |text: &str| actions::only_you(action, text.to_owned());
+        let allowed = match action.action_id.as_str() {
+            ids::SILENCE_1H | ids::SILENCE_EXPIRE => &self.actions.silence,
+            ids::PROFILE_NOW => &self.actions.profile_now,
+            _ => &self.actions.rerun,
+        };
+        if !actions::allowed(&action.user, allowed) {
+            self.publish(&say(
+                "You are not among the people allowed to press that button here (alert-watcher's [actions]); ask one of them.",
+            ))
+            .await?;
+            return Ok("refused");
+        }
+        if action.action_id == ids::SILENCE_EXPIRE {
+            return self.expire(action).await;
+        }
+        let Some(incident) = self.incident(action).await? else {
+            self.publish(&say(
+                "I cannot find that incident any more; it may have been resolved long ago.",
+            ))
+            .await?;
+            return Ok("unknown_incident");
+        };
+        match action.action_id.as_str() {
+            ids::SILENCE_1H => {
+                let Some(alertmanager) = &self.alertmanager else {
+                    self.publish(&say(
+                        "Silencing needs Alertmanager: set alert-watcher's alertmanager.url.",
+                    ))
+                    .await?;
+                    return Ok("no_alertmanager");
+                };
+                let silence = actions::silence_for(
+                    &incident,
+                    &action.user,
+                    action.received_at,
+                    self.actions.silence_for,
+                );
+                match alertmanager.create_silence(&silence).await {
+                    Ok(id) => {
+                        self.publish(&actions::silenced(&incident, &action.user, &id, &silence))
+                            .await?;
+                        Ok("silenced")
+                    }
+                    Err(err) => {
+                        self.publish(&say(&format!("I could not silence it: {err}")))
+                            .await?;
+                        Ok("silence_failed")
+                    }
+                }
+            }
+            ids::PROFILE_NOW | ids::RERUN => {
+                let request = if action.action_id == ids::PROFILE_NOW {
+                    actions::profile_now(&incident, action)
+                } else {
+                    actions::rerun(&incident, action)
+                };
+                let Some(request) = request else {
+                    self.publish(&say(
+                        "The alert names no service, so there is nothing to profile.",
+                    ))
+                    .await?;
+                    return Ok("no_service");
+                };
+                self.publish(&request).await?;
+                Ok("profile_request")
+            }
+            _ => Ok("unhandled_action"),
+        }
+    }
+
+    async fn expire(&self, action: &BlockAction) -> Result<&'static str, HandlerError> {
+        #[derive(serde::Deserialize)]
+        struct Expire {
+            s: String,
+            i: String,
+        }
+        let Some(Expire {
+            s: silence,
+            i: incident,
+        }) = action
+            .value
+            .as_deref()
+            .and_then(|value| serde_json::from_str(value).ok())
+        else {
+            self.publish(&actions::only_you(
+                action,
+                "That button is not one of mine.".into(),
+            ))
+            .await?;
+            return Ok("bad_value");
+        };
+        let Some(alertmanager) = &self.alertmanager else {
+            self.publish(&actions::only_you(
+                action,
+                "Expiring needs Alertmanager: set alert-watcher's alertmanager.url.".into(),
+            ))
+            .await?;
+            return Ok("no_alertmanager");
+        };
+        if let Err(err) = alertmanager.expire_silence(&silence).await {
+            self.publish(&actions::only_you(
+                action,
+                format!("I could not expire it: {err}"),
+            ))
+            .await?;
+            return Ok("expire_failed");
+        }
+        let thread = proto::ReplyTarget::Thread {
+            channel: action.channel.clone(),
+            thread_ts: action
+                .thread_ts
+                .clone()
+                .or_else(|| action.message_ts.clone())
+                .unwrap_or_default(),
+        };
+        self.publish(&actions::expired(&incident, thread, &action.user, &silence))
+            .await?;
+        Ok("expired")
+    }
+
+    /// The incident a button names, from this service's state (`fp.<fingerprint>`).
+    async fn incident(
+        &self,
+        action: &BlockAction,
+    ) -> Result<Option<proto::Incident>, HandlerError> {
+        let Some(reference) = IncidentRef::parse(action.value.as_deref()) else {
+            return Ok(None);
+        };
+        let key = format!("fp.{}", reference.fingerprint);
+        let entry = self
+            .store
+            .entry(&key)
+            .await
+            .map_err(|err| HandlerError::retry(format!("reading {key}: {err}")))?;
+        Ok(entry
+            .filter(|entry| entry.operation == kv::Operation::Put)
+            .and_then(|entry| serde_json::from_slice::<IncidentState>(&entry.value).ok())
+            .map(|state| state.incident)
+            .filter(|incident| incident.id.0 == reference.id))
+    }
+}
