@@ -7,6 +7,7 @@ mod alert_watcher;
 mod bus_connect;
 mod bus_contract;
 mod bus_faults;
+mod diagnosis;
 mod profile_command;
 mod profile_fetcher;
 mod pyroscope;

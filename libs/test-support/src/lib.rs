@@ -560,9 +560,11 @@ mod tests {
 pub mod fixtures {
     use chrono::{DateTime, Utc};
     use proto::{
-        Alert, Incident, IncidentChange, IncidentEvent, IncidentId, MetricsEvidence, SchemaVersion,
-        SlackMessage, SlackThread, TimeWindow,
-        evidence::{EvidenceStatus, MetricSummary, Trend},
+        Alert, Incident, IncidentChange, IncidentEvent, IncidentId, MetricsEvidence,
+        ProfileEvidence, SchemaVersion, SlackMessage, SlackThread, TimeWindow,
+        evidence::{
+            EvidenceStatus, FunctionGrowth, FunctionShare, MetricSummary, ProfileSource, Trend,
+        },
         incident::{AlertSource, AlertStatus},
         slack::SlackTransport,
     };
@@ -654,6 +656,70 @@ pub mod fixtures {
             chart: None,
             chart_url: None,
             collected_at: at(collected),
+        }
+    }
+
+    /// One summarized series: `current` now against `baseline`, peaking 10% above `current`.
+    pub fn series(
+        name: &str,
+        current: f64,
+        baseline: f64,
+        trend: Trend,
+        unit: &str,
+    ) -> MetricSummary {
+        MetricSummary {
+            name: name.to_owned(),
+            query: format!("{name}{{job=\"checkout\"}}"),
+            unit: Some(unit.to_owned()),
+            current: Some(current),
+            baseline: Some(baseline),
+            peak: Some(current * 1.1),
+            trend,
+            status: EvidenceStatus::Ok,
+        }
+    }
+
+    /// Profile evidence for `incident`: `top` as (function, share of self time), `grown` as
+    /// (function, baseline share, current share).
+    pub fn profile_evidence(
+        incident: &Incident,
+        top: &[(&str, f64)],
+        grown: &[(&str, f64, f64)],
+    ) -> ProfileEvidence {
+        ProfileEvidence {
+            schema_version: SchemaVersion::CURRENT,
+            evidence_id: format!("profile-{}", incident.id.0),
+            incident_id: Some(incident.id.clone()),
+            request_id: None,
+            status: EvidenceStatus::Ok,
+            source: ProfileSource::Pyroscope,
+            app: incident.alert.service.clone().unwrap_or_default(),
+            profile_type: "process_cpu:cpu:nanoseconds:cpu:nanoseconds".to_owned(),
+            window: incident.window,
+            baseline: Some(incident.baseline),
+            total: 1_000_000_000,
+            unit: "nanoseconds".to_owned(),
+            top_functions: top
+                .iter()
+                .map(|(name, share)| FunctionShare {
+                    name: (*name).to_owned(),
+                    self_value: (share * 1e9) as u64,
+                    self_share: *share,
+                })
+                .collect(),
+            grown: grown
+                .iter()
+                .map(|(name, from, to)| FunctionGrowth {
+                    name: (*name).to_owned(),
+                    baseline_share: *from,
+                    current_share: *to,
+                })
+                .collect(),
+            flamegraph_url: None,
+            diff_url: None,
+            folded: None,
+            reply: None,
+            collected_at: at(0),
         }
     }
 

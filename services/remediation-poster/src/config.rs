@@ -120,7 +120,7 @@ mod tests {
 }
 
 /// `[diagnosis]`: the rules that turn evidence into a diagnosis, and where trace ids link to.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DiagnosisConfig {
     /// Operator rules (`[[diagnosis.rules]]`), tried before the built-in ones.
@@ -129,11 +129,28 @@ pub struct DiagnosisConfig {
     /// `http://jaeger:16686/trace/{trace_id}`, Tempo through Grafana's explore URL, Honeycomb's
     /// trace URL). Default empty: the trace id is shown as text.
     pub trace_url: String,
+    /// How long after an incident opens its evidence may take; past it, the reply says which
+    /// source is late instead of "gathering…". Default `60s`.
+    #[serde(with = "humantime_serde")]
+    pub evidence_deadline: Duration,
+}
+
+impl Default for DiagnosisConfig {
+    fn default() -> Self {
+        DiagnosisConfig {
+            rules: Vec::new(),
+            trace_url: String::new(),
+            evidence_deadline: Duration::from_secs(60),
+        }
+    }
 }
 
 impl runtime::ConfigSection for DiagnosisConfig {
     fn validate(&self) -> Result<(), String> {
         crate::diagnose::RuleSet::new(self.rules.clone())?;
+        if self.evidence_deadline < Duration::from_secs(1) {
+            return Err("diagnosis.evidence_deadline: at least 1s".to_owned());
+        }
         let http = self.trace_url.starts_with("http://") || self.trace_url.starts_with("https://");
         if !(self.trace_url.is_empty() || http && self.trace_url.contains("{trace_id}")) {
             return Err(format!(

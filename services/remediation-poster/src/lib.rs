@@ -90,6 +90,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                 rules: diagnose::RuleSet::new(config.diagnosis.rules.clone())
                     .map_err(anyhow::Error::msg)?,
                 trace_url: config.diagnosis.trace_url.clone(),
+                evidence_deadline: config.diagnosis.evidence_deadline,
             },
         ));
         let options = ConsumerOptions {
@@ -107,7 +108,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                 context.shutdown.clone(),
                 move |delivery: Delivery<IncidentEvent>| {
                     let poster = poster.clone();
-                    async move { on_incident(&poster, delivery.message).await }
+                    async move { on_incident(poster, delivery.message).await }
                 },
             ));
         }
@@ -174,13 +175,26 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
     .await
 }
 
-async fn on_incident(poster: &Poster, event: IncidentEvent) -> Result<(), HandlerError> {
+async fn on_incident(poster: Arc<Poster>, event: IncidentEvent) -> Result<(), HandlerError> {
     let trace_id = telemetry::propagation::trace_id(&tracing::Span::current());
+    let key = reply_key("incident", &event.incident.id.0);
     poster
-        .apply(&reply_key("incident", &event.incident.id.0), |record| {
+        .apply(&key, |record| {
             record.merge_incident(&event, trace_id.as_deref())
         })
-        .await
+        .await?;
+    if event.change == proto::IncidentChange::Opened {
+        // Past the deadline, a reply still missing evidence says which (kept in memory: a
+        // restart before then only leaves "gathering…" until the evidence comes).
+        let deadline = poster.view.evidence_deadline;
+        tokio::spawn(async move {
+            tokio::time::sleep(deadline).await;
+            if let Err(err) = poster.apply(&key, |record| record.mark_overdue()).await {
+                tracing::warn!(error = ?err, %key, "cannot mark the evidence overdue");
+            }
+        });
+    }
+    Ok(())
 }
 
 async fn on_evidence(poster: &Poster, evidence: Evidence) -> Result<(), HandlerError> {

@@ -40,6 +40,9 @@ pub struct Content {
     /// path from the alert to this reply.
     #[serde(default)]
     pub trace_id: Option<String>,
+    /// The evidence deadline passed with evidence still missing: the reply says which.
+    #[serde(default)]
+    pub evidence_overdue: bool,
 }
 
 /// One reply's record in the KV bucket.
@@ -129,6 +132,17 @@ impl ReplyRecord {
             return false;
         }
         self.content.metrics = Some(metrics.clone());
+        self.bump()
+    }
+
+    /// Marks an incident's evidence overdue, if some is still missing.
+    pub fn mark_overdue(&mut self) -> bool {
+        let content = &self.content;
+        let missing = content.metrics.is_none() || content.profile.is_none();
+        if content.incident.is_none() || !missing || content.evidence_overdue {
+            return false;
+        }
+        self.content.evidence_overdue = true;
         self.bump()
     }
 

@@ -22,11 +22,13 @@ use crate::{
 };
 
 /// What rendering needs besides the record: the diagnosis rules and the trace link template.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct View {
     pub rules: RuleSet,
     /// A URL with `{trace_id}`, or empty.
     pub trace_url: String,
+    /// How long evidence may take before the reply says it is late.
+    pub evidence_deadline: std::time::Duration,
 }
 
 /// Slack's limits (docs.slack.dev: blocks, section text, header text, message text).
@@ -45,6 +47,16 @@ pub struct Rendered {
     pub blocks: Vec<Value>,
 }
 
+impl Default for View {
+    fn default() -> View {
+        View {
+            rules: RuleSet::default(),
+            trace_url: String::new(),
+            evidence_deadline: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
 /// Renders `record` with the built-in rules and no trace link.
 pub fn render(record: &ReplyRecord, marker: &str) -> Rendered {
     render_with(record, marker, &View::default())
@@ -60,6 +72,7 @@ pub fn render_with(record: &ReplyRecord, marker: &str, view: &View) -> Rendered 
             content.metrics.as_ref(),
             content.profile.as_ref(),
             content.trace_id.as_deref(),
+            content.evidence_overdue,
             view,
         )
     } else if let Some(post) = &content.post {
@@ -118,6 +131,7 @@ fn incident_reply(
     metrics: Option<&MetricsEvidence>,
     profile: Option<&ProfileEvidence>,
     trace_id: Option<&str>,
+    overdue: bool,
     view: &View,
 ) -> Rendered {
     let alert = &incident.alert;
@@ -128,8 +142,13 @@ fn incident_reply(
     } else {
         format!("🔥 {} · {service}", alert.name)
     };
+    let started = alert.starts_at.unwrap_or(incident.opened_at);
     let status = match incident.resolved_at {
-        Some(at) => format!("Resolved at {}", at.format("%H:%M UTC")),
+        Some(at) => format!(
+            "Resolved at {} after {}",
+            at.format("%H:%M UTC"),
+            lasted((at - started).num_seconds())
+        ),
         None => format!(
             "Firing since {}",
             alert
@@ -148,12 +167,27 @@ fn incident_reply(
         ]}),
     ];
     let diagnosis = view.rules.diagnose(incident, metrics, profile);
-    blocks.extend(diagnosis_blocks(diagnosis.as_ref(), metrics, profile));
+    let late = overdue.then_some(view.evidence_deadline);
+    blocks.extend(diagnosis_blocks(diagnosis.as_ref(), metrics, profile, late));
     if let Some(storm) = related_text(incident) {
         blocks.push(section(&storm));
     }
-    blocks.push(section(&metrics_text(metrics)));
-    blocks.extend(profile_blocks(profile));
+    let late_note = |what: &str| {
+        late.map(|deadline| {
+            format!(
+                "*{what}* did not arrive within {}s: profile-fetcher may be down or its sources slow.",
+                deadline.as_secs()
+            )
+        })
+    };
+    match (metrics, late_note("Metrics")) {
+        (None, Some(note)) => blocks.push(section(&note)),
+        _ => blocks.push(section(&metrics_text(metrics))),
+    }
+    match (profile, late_note("Profile")) {
+        (None, Some(note)) => blocks.push(section(&note)),
+        _ => blocks.extend(profile_blocks(profile)),
+    }
     let trace = trace_id
         .map(|trace| {
             if view.trace_url.is_empty() {
@@ -207,6 +241,7 @@ fn diagnosis_blocks(
     diagnosis: Option<&Diagnosis>,
     metrics: Option<&MetricsEvidence>,
     profile: Option<&ProfileEvidence>,
+    late: Option<std::time::Duration>,
 ) -> Vec<Value> {
     let waiting: Vec<&str> = [
         (metrics.is_none(), "metrics"),
@@ -215,13 +250,17 @@ fn diagnosis_blocks(
     .into_iter()
     .filter_map(|(missing, what)| missing.then_some(what))
     .collect();
-    let pending = if waiting.is_empty() {
-        String::new()
-    } else {
-        format!(" _(still waiting for the {})_", waiting.join(" and the "))
+    let pending = match (waiting.is_empty(), late) {
+        (true, _) => String::new(),
+        (false, None) => format!(" _(still waiting for the {})_", waiting.join(" and the ")),
+        (false, Some(deadline)) => format!(
+            " _(the {} did not arrive within {}s)_",
+            waiting.join(" and the "),
+            deadline.as_secs()
+        ),
     };
     let Some(diagnosis) = diagnosis else {
-        let text = if waiting.len() == 2 {
+        let text = if waiting.len() == 2 && late.is_none() {
             "*Diagnosis* _gathering evidence…_".to_owned()
         } else {
             format!(
@@ -255,6 +294,22 @@ fn diagnosis_blocks(
     }
     blocks.push(context(&format!("rule `{}`", escape(&diagnosis.rule))));
     blocks
+}
+
+/// `45s`, `12m`, `3h 5m`, `2d 4h`: how long something lasted, for people.
+fn lasted(seconds: i64) -> String {
+    let seconds = seconds.max(0);
+    match (
+        seconds / 86_400,
+        seconds % 86_400 / 3600,
+        seconds % 3600 / 60,
+    ) {
+        (0, 0, 0) => format!("{seconds}s"),
+        (0, 0, minutes) => format!("{minutes}m"),
+        (0, hours, 0) => format!("{hours}h"),
+        (0, hours, minutes) => format!("{hours}h {minutes}m"),
+        (days, hours, _) => format!("{days}d {hours}h"),
+    }
 }
 
 /// The storm's other alerts grouped into this incident, one line each (the fit keeps whole lines).

@@ -77,6 +77,7 @@ fn run() -> Result<(), String> {
         rules: RuleSet::new(diagnosis.rules)
             .map_err(|err| format!("{}: {err}", config.as_deref().unwrap_or("configuration")))?,
         trace_url: diagnosis.trace_url,
+        evidence_deadline: diagnosis.evidence_deadline,
     };
     let found = view.rules.diagnose(
         &recorded.incident,

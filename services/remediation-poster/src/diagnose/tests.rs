@@ -1,8 +1,4 @@
-use chrono::Utc;
-use proto::{
-    IncidentChange, SchemaVersion,
-    evidence::{FunctionGrowth, FunctionShare, ProfileSource},
-};
+use proto::IncidentChange;
 use test_support::fixtures;
 
 use super::*;
@@ -17,19 +13,6 @@ fn incident(labels: &[(&str, &str)]) -> Incident {
     incident
 }
 
-fn series(name: &str, current: f64, baseline: f64, trend: Trend, unit: &str) -> MetricSummary {
-    MetricSummary {
-        name: name.into(),
-        query: "q".into(),
-        unit: Some(unit.into()),
-        current: Some(current),
-        baseline: Some(baseline),
-        peak: Some(current * 1.1),
-        trend,
-        status: EvidenceStatus::Ok,
-    }
-}
-
 fn metrics(series: Vec<MetricSummary>) -> MetricsEvidence {
     let mut evidence = fixtures::metrics_evidence("inc-1", "m1", 0);
     evidence.series = series;
@@ -37,42 +20,7 @@ fn metrics(series: Vec<MetricSummary>) -> MetricsEvidence {
 }
 
 fn profile(top: &[(&str, f64)], grown: &[(&str, f64, f64)]) -> ProfileEvidence {
-    let incident = incident(&[]);
-    ProfileEvidence {
-        schema_version: SchemaVersion::CURRENT,
-        evidence_id: "p1".into(),
-        incident_id: Some(incident.id.clone()),
-        request_id: None,
-        status: EvidenceStatus::Ok,
-        source: ProfileSource::Pyroscope,
-        app: "checkout".into(),
-        profile_type: "cpu".into(),
-        window: incident.window,
-        baseline: Some(incident.baseline),
-        total: 1000,
-        unit: "nanoseconds".into(),
-        top_functions: top
-            .iter()
-            .map(|(name, share)| FunctionShare {
-                name: (*name).into(),
-                self_value: (share * 1000.0) as u64,
-                self_share: *share,
-            })
-            .collect(),
-        grown: grown
-            .iter()
-            .map(|(name, from, to)| FunctionGrowth {
-                name: (*name).into(),
-                baseline_share: *from,
-                current_share: *to,
-            })
-            .collect(),
-        flamegraph_url: None,
-        diff_url: None,
-        folded: None,
-        reply: None,
-        collected_at: Utc::now(),
-    }
+    fixtures::profile_evidence(&incident(&[]), top, grown)
 }
 
 fn no_profile(detail: &str) -> ProfileEvidence {
@@ -92,7 +40,7 @@ fn cpu_up_and_a_function_grew_is_a_confident_diagnosis_with_its_numbers() {
     let diagnosis = rules
         .diagnose(
             &incident(&[("namespace", "shop")]),
-            Some(&metrics(vec![series(
+            Some(&metrics(vec![fixtures::series(
                 "cpu",
                 1.8,
                 0.4,
@@ -135,7 +83,7 @@ fn a_remediation_that_needs_a_missing_label_is_left_out() {
     let diagnosis = RuleSet::default()
         .diagnose(
             &incident(&[]),
-            Some(&metrics(vec![series(
+            Some(&metrics(vec![fixtures::series(
                 "cpu",
                 1.8,
                 0.4,
@@ -158,7 +106,7 @@ fn memory_climbing_errors_up_and_function_growth_alone() {
     let memory = rules
         .diagnose(
             &incident(&[]),
-            Some(&metrics(vec![series(
+            Some(&metrics(vec![fixtures::series(
                 "memory",
                 900.0,
                 500.0,
@@ -179,7 +127,7 @@ fn memory_climbing_errors_up_and_function_growth_alone() {
     let errors = rules
         .diagnose(
             &incident(&[]),
-            Some(&metrics(vec![series(
+            Some(&metrics(vec![fixtures::series(
                 "errors",
                 12.0,
                 2.0,
@@ -199,7 +147,7 @@ fn memory_climbing_errors_up_and_function_growth_alone() {
     let grew = rules
         .diagnose(
             &incident(&[]),
-            Some(&metrics(vec![series(
+            Some(&metrics(vec![fixtures::series(
                 "cpu",
                 1.0,
                 1.0,
@@ -221,7 +169,7 @@ fn partial_evidence_gives_an_honest_low_confidence_or_nothing() {
     let blind = rules
         .diagnose(
             &incident(&[]),
-            Some(&metrics(vec![series(
+            Some(&metrics(vec![fixtures::series(
                 "cpu",
                 2.0,
                 0.5,
@@ -253,7 +201,7 @@ fn partial_evidence_gives_an_honest_low_confidence_or_nothing() {
         status: EvidenceStatus::Failed {
             detail: "down".into(),
         },
-        ..series("cpu", 9.0, 1.0, Trend::Rising, "cores")
+        ..fixtures::series("cpu", 9.0, 1.0, Trend::Rising, "cores")
     }]);
     assert_eq!(
         rules.diagnose(&incident(&[]), Some(&failed), None),
