@@ -12,7 +12,7 @@ use test_support::{Alertmanager, NatsServer, wait_for};
 use crate::{
     slack_edge::{
         Control, emulator_config, gateway_config, observer, poster_config, published,
-        spawn_service, start_emulator,
+        spawn_service, start_emulator, start_gateway, start_poster, start_watcher,
     },
     support::nats_config,
 };
@@ -477,27 +477,10 @@ async fn the_reply_buttons_silence_in_alertmanager_expire_and_profile_now() {
     ))
     .unwrap();
     let am_url = format!("http://{}", alertmanager.addr());
-    let gateway = spawn_service(|admin, shutdown| {
-        slack_gateway::run(gateway_config(&nats, &slack, admin), shutdown)
-    })
-    .await;
-    let watcher = spawn_service(|admin, shutdown| {
-        alert_watcher::run(
-            alert_watcher::Config {
-                nats: nats_config(&nats),
-                admin,
-                alertmanager: alert_watcher::AlertmanagerConfig {
-                    url: am_url.clone(),
-                    ..Default::default()
-                },
-                actions: alert_watcher::ActionsConfig {
-                    silence: vec!["U0ONCALL".into()],
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-            shutdown,
-        )
+    let gateway = start_gateway(&nats, &slack).await;
+    let watcher = start_watcher(&nats, |config| {
+        config.alertmanager.url = am_url.clone();
+        config.actions.silence = vec!["U0ONCALL".into()];
     })
     .await;
     let watcher_admin = watcher.admin;
@@ -520,10 +503,7 @@ async fn the_reply_buttons_silence_in_alertmanager_expire_and_profile_now() {
         )
     })
     .await;
-    let poster = spawn_service(|admin, shutdown| {
-        remediation_poster::run(poster_config(&nats, &slack, admin), shutdown)
-    })
-    .await;
+    let poster = start_poster(&nats, &slack).await;
 
     alertmanager.post_alerts(&alert(None)).unwrap();
     let reply_of = |control: Control| async move {

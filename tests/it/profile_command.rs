@@ -14,7 +14,8 @@ use test_support::NatsServer;
 use crate::{
     pyroscope::PyroscopeEmulator,
     slack_edge::{
-        Control, emulator_config, gateway_config, poster_config, spawn_service, start_emulator,
+        Control, emulator_config, spawn_service, start_emulator, start_gateway, start_poster,
+        start_watcher,
     },
     support::nats_config,
 };
@@ -97,21 +98,8 @@ async fn profile_commands_get_pickers_answers_and_profiles_on_their_response_url
     let nats = NatsServer::start().unwrap();
     let slack = start_emulator(emulator_config()).await;
     let control = Control::new(&slack);
-    let gateway = spawn_service(|admin, shutdown| {
-        slack_gateway::run(gateway_config(&nats, &slack, admin), shutdown)
-    })
-    .await;
-    let watcher = spawn_service(|admin, shutdown| {
-        alert_watcher::run(
-            alert_watcher::Config {
-                nats: nats_config(&nats),
-                admin,
-                ..Default::default()
-            },
-            shutdown,
-        )
-    })
-    .await;
+    let gateway = start_gateway(&nats, &slack).await;
+    let watcher = start_watcher(&nats, |_| {}).await;
     let pages = test_support::reserve_port().unwrap();
     let pages_addr = pages.addr();
     let watcher_admin = watcher.admin;
@@ -145,10 +133,7 @@ async fn profile_commands_get_pickers_answers_and_profiles_on_their_response_url
         )
     })
     .await;
-    let poster = spawn_service(|admin, shutdown| {
-        remediation_poster::run(poster_config(&nats, &slack, admin), shutdown)
-    })
-    .await;
+    let poster = start_poster(&nats, &slack).await;
 
     // No app: a picker of the apps Pyroscope knows, each option the command it stands for.
     let picker = ask(&control, "", |body| {

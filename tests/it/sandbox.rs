@@ -412,7 +412,7 @@ async fn a_runner_killed_mid_run_leaves_no_container_and_posts_one_result() {
 #[tokio::test]
 async fn a_shared_script_is_offered_run_for_its_uploader_and_answered_in_its_thread() {
     use crate::slack_edge::{
-        Control, emulator_config, gateway_config, poster_config, start_emulator,
+        Control, emulator_config, start_emulator, start_gateway, start_poster, start_watcher,
     };
     use serde_json::json;
 
@@ -420,26 +420,10 @@ async fn a_shared_script_is_offered_run_for_its_uploader_and_answered_in_its_thr
     let work = tempfile::tempdir().unwrap();
     let slack = start_emulator(emulator_config()).await;
     let control = Control::new(&slack);
-    let gateway = spawn_service(|admin, shutdown| {
-        slack_gateway::run(gateway_config(&nats, &slack, admin), shutdown)
-    })
-    .await;
-    let watcher = spawn_service(|admin, shutdown| {
-        alert_watcher::run(
-            alert_watcher::Config {
-                nats: nats_config(&nats),
-                admin,
-                ..Default::default()
-            },
-            shutdown,
-        )
-    })
-    .await;
+    let gateway = start_gateway(&nats, &slack).await;
+    let watcher = start_watcher(&nats, |_| {}).await;
     let runner = start_runner(runner_config(&nats, work.path())).await;
-    let poster = spawn_service(|admin, shutdown| {
-        remediation_poster::run(poster_config(&nats, &slack, admin), shutdown)
-    })
-    .await;
+    let poster = start_poster(&nats, &slack).await;
     let bus = observer(&nats).await;
 
     let share = control

@@ -232,3 +232,35 @@ pub(crate) fn poster_config(
         ..Default::default()
     }
 }
+
+/// slack-gateway on `nats`, talking to the emulator `slack`.
+pub(crate) async fn start_gateway(nats: &NatsServer, slack: &Running) -> RunningService {
+    spawn_service(|admin, shutdown| {
+        slack_gateway::run(gateway_config(nats, slack, admin), shutdown)
+    })
+    .await
+}
+
+/// alert-watcher on `nats`, its defaults changed by `edit`.
+pub(crate) async fn start_watcher(
+    nats: &NatsServer,
+    edit: impl FnOnce(&mut alert_watcher::Config),
+) -> RunningService {
+    let mut config = alert_watcher::Config {
+        nats: nats_config(nats),
+        ..Default::default()
+    };
+    edit(&mut config);
+    spawn_service(|admin, shutdown| {
+        alert_watcher::run(alert_watcher::Config { admin, ..config }, shutdown)
+    })
+    .await
+}
+
+/// remediation-poster on `nats`, talking to the emulator `slack`.
+pub(crate) async fn start_poster(nats: &NatsServer, slack: &Running) -> RunningService {
+    spawn_service(|admin, shutdown| {
+        remediation_poster::run(poster_config(nats, slack, admin), shutdown)
+    })
+    .await
+}
