@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine: installs what the tests need (a real
-# nats-server with JetStream), then runs the whole suite with cargo-nextest.
+# nats-server with JetStream, Docker and the sandbox image, Prometheus, Alertmanager, Chromium…),
+# runs the whole suite with cargo-nextest, then checks the Kubernetes manifests (k8s/check.sh).
 #   tests/run.sh            # everything
 #   tests/run.sh -p bus     # extra arguments go to `cargo nextest run`
 set -euo pipefail
@@ -12,6 +13,11 @@ PY_SPY_BIN=${PY_SPY_BIN:-$(command -v py-spy || echo "$HOME/.local/bin/py-spy")}
 export PY_SPY_BIN
 
 cargo nextest run --workspace --no-fail-fast "$@"
+
+# The Kubernetes manifests: rendered, validated against the API schemas, scanned by checkov.
+if [ $# -eq 0 ]; then
+    k8s/check.sh
+fi
 
 # The oldest nats-server we support (KV and object store need 2.10): the same suite again against
 # it, unless FT_SKIP_NATS_COMPAT is set or arguments narrowed the run.
