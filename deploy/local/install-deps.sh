@@ -55,7 +55,8 @@ missing=()
 [ -x /usr/bin/prometheus ] || [ -n "${PROMETHEUS_BIN:-}" ] || missing+=(prometheus)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ -x /usr/bin/chromium ] || [ -n "${CHROMIUM_BIN:-}" ] || missing+=(chromium)
-command -v docker >/dev/null 2>&1 || missing+=(docker.io)
+# The engine, not only a client: a machine may have a docker CLI without dockerd.
+command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]} (apt-get)"

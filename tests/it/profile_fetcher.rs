@@ -376,12 +376,17 @@ fn leaf_shares(
     folded: &profile_fetcher::profile::Folded,
 ) -> std::collections::BTreeMap<String, f64> {
     let total: u64 = folded.values().sum();
-    let mut shares = std::collections::BTreeMap::new();
+    // Whole sample counts per leaf first, then one division, so a share right at a threshold
+    // compares the same way as it does in the fetcher.
+    let mut values = std::collections::BTreeMap::<String, u64>::new();
     for (stack, value) in folded {
         let leaf = stack.split(';').next_back().unwrap().to_owned();
-        *shares.entry(leaf).or_insert(0.0) += *value as f64 / total as f64;
+        *values.entry(leaf).or_insert(0) += *value;
     }
-    shares
+    values
+        .into_iter()
+        .map(|(leaf, value)| (leaf, value as f64 / total as f64))
+        .collect()
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! The handler for incident events: a newly opened incident gets its evidence gathered and
-//! published. Updates (repeat notifications, storm members joining) gather nothing, so a storm of
+//! published (its profile from Pyroscope, or live from its pprof endpoint where no continuous
+//! profiler is configured). Updates (repeat notifications, storm members joining) gather nothing, so a storm of
 //! notifications is one round of lookups per incident.
 
 use bus::{Bus, HandlerError};
@@ -46,12 +47,7 @@ impl Fetcher {
                 incident,
                 format!("metrics-{suffix}"),
             ),
-            crate::continuous::gather(
-                self.pyroscope.as_ref(),
-                &self.pyroscope_config,
-                incident,
-                format!("profile-{suffix}"),
-            ),
+            self.incident_profile(incident, format!("profile-{suffix}")),
         );
         let (mut metrics, panels) = metrics;
         if !panels.is_empty() && self.pages_url.is_some() {
@@ -102,6 +98,26 @@ impl Fetcher {
             Err(err) => tracing::warn!(error = %err, "no metrics chart"),
         }
         Ok(())
+    }
+
+    /// The incident's profile: from Pyroscope, or, where none is configured and the service has
+    /// a live target, a live CPU profile taken now (the alert is firing now, so now is the
+    /// window that matters).
+    async fn incident_profile(&self, incident: &proto::Incident, evidence_id: String) -> Gathered {
+        if self.pyroscope.is_none()
+            && let Some(app) = incident.alert.service.as_deref()
+            && let Ok(mut gathered) = self.live_profile(app, 0, evidence_id.clone()).await
+        {
+            gathered.evidence.incident_id = Some(incident.id.clone());
+            return gathered;
+        }
+        crate::continuous::gather(
+            self.pyroscope.as_ref(),
+            &self.pyroscope_config,
+            incident,
+            evidence_id,
+        )
+        .await
     }
 
     /// Stores a profile's stacks and drawings, links them, and publishes the evidence.

@@ -128,6 +128,19 @@ impl Fetcher {
                 "Which app shall I profile now?",
             ));
         };
+        self.live_profile(app, seconds, evidence_id)
+            .await
+            .map_err(|(known, window)| unknown(request, "live target", app, &known, window))
+    }
+
+    /// A live CPU profile of `app` as evidence (with a status when it failed); `Err` with the
+    /// known targets when `app` has none.
+    pub(crate) async fn live_profile(
+        &self,
+        app: &str,
+        seconds: u32,
+        evidence_id: String,
+    ) -> Result<Gathered, (Vec<String>, TimeWindow)> {
         let seconds = self.live.seconds(seconds);
         let now = Utc::now();
         let mut evidence = ProfileEvidence {
@@ -155,13 +168,7 @@ impl Fetcher {
             collected_at: now,
         };
         match self.live.profile(app, seconds).await {
-            Err(LiveError::NoTarget { known, .. }) => Err(unknown(
-                request,
-                "live target",
-                app,
-                &known,
-                evidence.window,
-            )),
+            Err(LiveError::NoTarget { known, .. }) => Err((known, evidence.window)),
             Err(err) => {
                 evidence.status = match err {
                     LiveError::TimedOut(_) => EvidenceStatus::TimedOut {

@@ -31,9 +31,8 @@ pub struct Read {
 
 /// Reads `finished`; `marker` is the run's own marker line, `wall_limit` the script's limit.
 pub fn read(finished: &Finished, marker: &str, wall_limit: Duration, tail_bytes: usize) -> Read {
-    let (script_stderr, report) = split_report(&finished.stderr, marker);
-    let (exit, profile) = report.map(parse_report).unwrap_or((None, Folded::new()));
-    let stderr = strip_profiler_lines(script_stderr);
+    let (script_stderr, exit, profile) = split_report(&finished.stderr, marker);
+    let stderr = strip_profiler_lines(&script_stderr);
     let stdout = strip_profiler_lines(&finished.stdout);
     let (stdout_tail, stdout_truncated) = tail(&stdout, tail_bytes);
     let (stderr_tail, stderr_truncated) = tail(&stderr, tail_bytes);
@@ -78,46 +77,40 @@ fn cut_short(stderr: &[u8]) -> String {
     }
 }
 
-/// The script's stderr, and the runner's report after the last marker line (if it got there).
-fn split_report<'a>(stderr: &'a [u8], marker: &str) -> (&'a [u8], Option<&'a str>) {
-    let needle = format!("\n{marker}\n");
-    let needle = needle.as_bytes();
-    let found = stderr
-        .windows(needle.len())
-        .rposition(|window| window == needle);
-    match found {
-        Some(at) => (
-            &stderr[..at],
-            std::str::from_utf8(&stderr[at + needle.len()..]).ok(),
-        ),
-        None => (stderr, None),
+/// The script's stderr, and the runner's report: the lines that start with the marker (stacks,
+/// then `exit=<status>`), wherever the engine's log kept them.
+fn split_report(stderr: &[u8], marker: &str) -> (Vec<u8>, Option<i64>, Folded) {
+    let prefix = format!("{marker} ");
+    let mut script = Vec::with_capacity(stderr.len());
+    let mut exit = None;
+    let mut folded = Folded::new();
+    for line in stderr.split_inclusive(|b| *b == b'\n') {
+        let Some(report) = line
+            .strip_prefix(prefix.as_bytes())
+            .and_then(|rest| std::str::from_utf8(rest).ok())
+        else {
+            script.extend_from_slice(line);
+            continue;
+        };
+        let report = report.trim_end();
+        if let Some(status) = report.strip_prefix("exit=") {
+            exit = status.trim().parse::<i64>().ok();
+        } else if let Some((stack, count)) = parse_stack(report) {
+            *folded.entry(stack).or_default() += count;
+        }
     }
+    (script, exit, folded)
 }
 
-/// The exit status line, then py-spy's raw folded stacks (`process N:"cmd"` frames dropped).
-fn parse_report(report: &str) -> (Option<i64>, Folded) {
-    let mut lines = report.lines();
-    let exit = lines
-        .next()
-        .and_then(|line| line.trim().parse::<i64>().ok());
-    let mut folded = Folded::new();
-    for line in lines {
-        let Some((stack, count)) = line.trim_end().rsplit_once(' ') else {
-            continue;
-        };
-        let Ok(count) = count.parse::<u64>() else {
-            continue;
-        };
-        let frames: Vec<&str> = stack
-            .split(';')
-            .filter(|frame| !(frame.starts_with("process ") && frame.contains(":\"")))
-            .collect();
-        if frames.is_empty() {
-            continue;
-        }
-        *folded.entry(frames.join(";")).or_default() += count;
-    }
-    (exit, folded)
+/// One line of py-spy's raw output, `process N:"cmd"` frames dropped.
+fn parse_stack(line: &str) -> Option<(String, u64)> {
+    let (stack, count) = line.rsplit_once(' ')?;
+    let count = count.parse::<u64>().ok()?;
+    let frames: Vec<&str> = stack
+        .split(';')
+        .filter(|frame| !(frame.starts_with("process ") && frame.contains(":\"")))
+        .collect();
+    (!frames.is_empty()).then(|| (frames.join(";"), count))
 }
 
 /// Drops py-spy's own progress lines (`py-spy> …`, written to the script's stdout) and the
@@ -175,7 +168,7 @@ mod tests {
     #[test]
     fn a_finished_run_has_its_status_profile_and_output() {
         let stderr = format!(
-            "Traceback: oops\n\n{MARK}\n3\nprocess 9:\"\";process 11:\"timeout -s KILL 10 python3 /work/script.py\";process 12:\"python3 -I /work/script.py\";<module> (script.py);burn (script.py) 74\nprocess 12:\"python3\";<module> (script.py) 2\n"
+            "Traceback: oops\n{MARK} process 9:\"\";process 11:\"timeout -s KILL 10 python3 /work/script.py\";process 12:\"python3 -I /work/script.py\";<module> (script.py);burn (script.py) 74\n{MARK} process 12:\"python3\";<module> (script.py) 2\n{MARK} exit=3\n"
         );
         let stdout = "py-spy> Sampling process 100 times a second. Press Control-C to exit.\n\nhello\n\n\npy-spy> Stopped sampling because process exited\npy-spy> Wrote raw flamegraph data\n";
         let read = read(
@@ -196,7 +189,9 @@ mod tests {
 
     #[test]
     fn a_script_cannot_forge_the_report_with_an_earlier_marker() {
-        let stderr = format!("\nFT-MARK-guess\n0\nfake;stack 999\n\n{MARK}\n1\nreal 5\n");
+        let stderr = format!(
+            "FT-MARK-guess exit=0\nFT-MARK-guess fake;stack 999\n{MARK} real 5\n{MARK} exit=1\n"
+        );
         let read = read(&finished("", &stderr), MARK, Duration::from_secs(30), 1024);
         assert_eq!(read.outcome, SandboxOutcome::Exited { code: 1 });
         assert_eq!(read.profile.len(), 1);
@@ -207,15 +202,33 @@ mod tests {
     }
 
     #[test]
+    fn a_report_cut_at_its_start_by_the_log_limit_keeps_what_survived() {
+        // The engine's log dropped the first report lines; interleaved output stays the script's.
+        let stderr = format!("yyyy\n{MARK} main;b 2\nyyyy\n{MARK} exit=137\n");
+        let read = read(
+            &Finished {
+                wall: Duration::from_secs(30),
+                ..finished("", &stderr)
+            },
+            MARK,
+            Duration::from_secs(30),
+            64,
+        );
+        assert_eq!(read.outcome, SandboxOutcome::TimedOut);
+        assert_eq!(read.profile["main;b"], 2);
+        assert_eq!(read.stderr_tail, "yyyy\nyyyy\n");
+    }
+
+    #[test]
     fn limits_are_told_apart() {
         let at_limit = Finished {
             wall: Duration::from_secs(30),
-            ..finished("", &format!("\n{MARK}\n137\na 1\n"))
+            ..finished("", &format!("{MARK} a 1\n{MARK} exit=137\n"))
         };
         let timed_out = read(&at_limit, MARK, Duration::from_secs(30), 64);
         assert_eq!(timed_out.outcome, SandboxOutcome::TimedOut);
         assert_eq!(timed_out.profile.len(), 1, "the profile survives the limit");
-        let early_kill = finished("", &format!("\n{MARK}\n137\n"));
+        let early_kill = finished("", &format!("{MARK} exit=137\n"));
         assert_eq!(
             read(&early_kill, MARK, Duration::from_secs(30), 64).outcome,
             SandboxOutcome::Exited { code: 137 },
@@ -250,7 +263,7 @@ mod tests {
         let forked = finished(
             "",
             &format!(
-                "failed to spawn thread: Os {{ code: 11, kind: WouldBlock }}\n\n{MARK}\nunknown\n"
+                "failed to spawn thread: Os {{ code: 11, kind: WouldBlock }}\n{MARK} exit=unknown\n"
             ),
         );
         let SandboxOutcome::Failed { reason } =

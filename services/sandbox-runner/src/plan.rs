@@ -21,18 +21,20 @@ pub const REQUEST_LABEL: &str = "dev.flamethread.request";
 /// The user scripts run as (`nobody`).
 pub const USER: &str = "65534:65534";
 
-/// The shell script that runs and profiles the user's script; it writes, after a marker line on
-/// stderr, the script's exit status and py-spy's folded stacks.
-pub const RUN_SH: &str = r#"# flamethread sandbox: runs /work/script.py under py-spy. Everything on stderr after the marker
-# line is the runner's: the script's exit status, then its folded stacks.
+/// The shell script that runs and profiles the user's script; it writes py-spy's folded stacks
+/// and then the script's exit status to stderr, each line starting with the run's marker.
+pub const RUN_SH: &str = r#"# flamethread sandbox: runs /work/script.py under py-spy. Lines on stderr that start with the
+# marker are the runner's: the folded stacks, then the script's exit status last.
 wall="$1"; marker="$2"; rate="$3"
 mkdir -p /tmp/.ft
 py-spy record --subprocesses --nonblocking --nolineno --rate "$rate" --format raw \
     --output /tmp/.ft/profile -- \
     /bin/sh -c 'timeout -s KILL "$0" python3 -I /work/script.py </dev/null; echo $? > /tmp/.ft/exit' "$wall"
-printf '\n%s\n' "$marker" >&2
-cat /tmp/.ft/exit >&2 2>/dev/null || echo unknown >&2
-cat /tmp/.ft/profile >&2 2>/dev/null
+# Let the engine take in what the script printed first: its log has a size limit, and what is cut
+# when it is reached is the oldest, so the report goes last, every line marked, the status last.
+sleep 1
+sed "s/^/$marker /" /tmp/.ft/profile >&2 2>/dev/null
+echo "$marker exit=$(cat /tmp/.ft/exit 2>/dev/null || echo unknown)" >&2
 "#;
 
 /// Why a script is refused before any container starts.
