@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, reason = "a panic is how a test fails")]
 
+mod alert_path;
 mod alert_watcher;
 mod bus_connect;
 mod bus_contract;

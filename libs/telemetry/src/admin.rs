@@ -4,7 +4,8 @@
 //! - `/readyz` answers 200 when every registered readiness check passes (NATS connected, streams
 //!   provisioned, …) and 503 listing the failing ones otherwise; it also answers 503 once the
 //!   service started draining, so that no new work is routed to it.
-//! - `/metrics` renders the process's metrics in Prometheus text format.
+//! - `/metrics` renders the process's metrics in Prometheus text format, with the process's
+//!   CPU time and memory as Prometheus's clients name them (`process_cpu_seconds_total`, …).
 //! - `/debug/pprof/profile?seconds=N` answers a CPU profile of the process ([`pprof`]).
 
 use std::{
@@ -25,6 +26,7 @@ use axum::{
 use tokio_util::sync::CancellationToken;
 
 pub mod pprof;
+mod process;
 
 type Check = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
 
@@ -120,12 +122,14 @@ async fn readyz(State(readiness): State<Readiness>) -> impl IntoResponse {
 }
 
 async fn metrics() -> impl IntoResponse {
+    let mut text = crate::metrics_handle().render();
+    text.push_str(&process::exposition());
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        crate::metrics_handle().render(),
+        text,
     )
 }
 

@@ -455,6 +455,7 @@ impl Alertmanager {
 #[derive(Debug)]
 pub struct Prometheus {
     daemon: Daemon,
+    _rules: Option<tempfile::TempDir>,
 }
 
 impl Prometheus {
@@ -475,7 +476,24 @@ impl Prometheus {
             },
             "/-/ready",
         )?;
-        Ok(Prometheus { daemon })
+        Ok(Prometheus {
+            daemon,
+            _rules: None,
+        })
+    }
+
+    /// Like [`Prometheus::start`], with `rules_yaml` as its one rule file (`rule_files` is added
+    /// to the configuration).
+    pub fn start_with_rules(config_yaml: &str, rules_yaml: &str) -> anyhow::Result<Prometheus> {
+        let rules_dir = tempfile::tempdir()?;
+        let rules = rules_dir.path().join("rules.yml");
+        fs::write(&rules, rules_yaml)?;
+        let config = format!("{config_yaml}\nrule_files:\n  - '{}'\n", rules.display());
+        let prometheus = Prometheus::start(&config)?;
+        Ok(Prometheus {
+            _rules: Some(rules_dir),
+            ..prometheus
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {

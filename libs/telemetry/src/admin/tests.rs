@@ -59,6 +59,24 @@ async fn metrics_are_prometheus_text() {
         body.contains("ft_admin_test_total{kind=\"probe\"} 3"),
         "{body}"
     );
+    // The process's own figures, read at the scrape (their reading is tested in `process`).
+    let value = |name: &str| -> f64 {
+        body.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {body}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(value("process_cpu_seconds_total") >= 0.0, "{body}");
+    assert!(
+        value("process_resident_memory_bytes") > 1_000_000.0,
+        "{body}"
+    );
+    assert!(
+        body.contains("# TYPE process_cpu_seconds_total counter"),
+        "{body}"
+    );
 }
 
 /// Burns CPU in a function whose name the profile must show (plain operators only, so even an

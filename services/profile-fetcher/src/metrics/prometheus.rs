@@ -95,7 +95,7 @@ impl Prometheus {
     ) -> Result<Vec<Series>, QueryError> {
         let params = [
             ("query", query.to_owned()),
-            ("start", seconds(window.from)),
+            ("start", seconds(aligned_start(window, step))),
             ("end", seconds(window.to)),
             ("step", format!("{}s", step.as_secs().max(1))),
         ];
@@ -127,6 +127,15 @@ impl Prometheus {
             QueryError::Unreachable(crate::error_chain(&err))
         }
     }
+}
+
+/// The window's start moved forward to a whole number of steps before its end, so that the last
+/// point Prometheus evaluates is the window's end — the moment the incident was looked at —
+/// rather than up to a step before it, where a short burst would not show yet.
+pub fn aligned_start(window: TimeWindow, step: Duration) -> chrono::DateTime<chrono::Utc> {
+    let step_seconds = step.as_secs().max(1) as i64;
+    let steps = (window.to - window.from).num_seconds().max(0) / step_seconds;
+    window.to - chrono::Duration::seconds(steps * step_seconds)
 }
 
 fn seconds(time: chrono::DateTime<chrono::Utc>) -> String {
@@ -171,6 +180,23 @@ fn parse(status: reqwest::StatusCode, body: &[u8]) -> Result<Vec<Series>, QueryE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_point_is_the_windows_end() {
+        let to = chrono::DateTime::from_timestamp(1_700_000_907, 0).unwrap();
+        let window = TimeWindow {
+            from: to - chrono::Duration::seconds(907),
+            to,
+        };
+        let start = aligned_start(window, Duration::from_secs(8));
+        assert_eq!((to - start).num_seconds(), 904, "113 whole steps of 8 s");
+        assert!(start >= window.from, "never before the window");
+        let tiny = TimeWindow {
+            from: to - chrono::Duration::seconds(3),
+            to,
+        };
+        assert_eq!(aligned_start(tiny, Duration::from_secs(8)), to);
+    }
 
     #[test]
     fn reads_matrices_errors_and_lies() {

@@ -1,0 +1,314 @@
+//! The real alert path, end to end, with nothing emulated but Slack: a real Prometheus scrapes
+//! the demo checkout service (`demo-app`), whose coupon campaign burns the CPU; the demo's own
+//! alerting rule (`deploy/local/demo/rules.yml`, the file `up.sh` loads) fires; a real
+//! Alertmanager posts into the emulator's `#alerts` through its Slack notifier; slack-gateway,
+//! alert-watcher, profile-fetcher (the metrics from that Prometheus, a live CPU profile from the
+//! demo's pprof endpoint, a flamegraph page) and remediation-poster answer in the alert's thread;
+//! the campaign stops, the rule stops firing, Alertmanager posts `[RESOLVED]`, and the same reply
+//! says so. One trace id runs from the gateway through every service on the path.
+
+use std::{collections::BTreeSet, net::SocketAddr, time::Duration};
+
+use serde_json::Value;
+use test_support::{Alertmanager, NatsServer, Prometheus, reserve_port, wait_for};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    slack_edge::{
+        Control, emulator_config, observer, published, spawn_service, start_emulator,
+        start_gateway, start_poster, start_watcher,
+    },
+    support::{nats_config, stored_messages},
+};
+
+const RULES: &str = include_str!("../../deploy/local/demo/rules.yml");
+const ALERTMANAGER: &str = include_str!("../../deploy/local/demo/alertmanager.yml");
+
+fn replies_of(message: &Value) -> Vec<Value> {
+    message["replies"].as_array().cloned().unwrap_or_default()
+}
+
+fn blocks_text(message: &Value) -> String {
+    serde_json::to_string(&message["blocks"]).unwrap()
+}
+
+/// The demo checkout service, in this process, serving on a free port.
+async fn start_demo() -> (demo_app::Demo, SocketAddr, CancellationToken) {
+    let reservation = reserve_port().unwrap();
+    let addr = reservation.addr();
+    drop(reservation);
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let demo = demo_app::Demo::start(&demo_app::Config {
+        listen: addr,
+        workers: 2,
+        campaign: false,
+        coupon_length: 22,
+    });
+    let shutdown = CancellationToken::new();
+    tokio::spawn(demo_app::serve(listener, demo.clone(), shutdown.clone()));
+    (demo, addr, shutdown)
+}
+
+/// The trace id in a stored message's `traceparent` header.
+fn trace_id_of(message: &async_nats::jetstream::message::StreamMessage) -> String {
+    let traceparent = message
+        .headers
+        .get("traceparent")
+        .expect("every stored message carries its trace")
+        .to_string();
+    traceparent.split('-').nth(1).unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_alert_from_prometheus_gets_one_diagnosis_with_its_profile_and_resolves() {
+    let (telemetry, exporter) = crate::support::telemetry();
+    let nats = NatsServer::start().unwrap();
+    let slack = start_emulator(emulator_config()).await;
+    let control = Control::new(&slack);
+    let (demo, demo_addr, demo_shutdown) = start_demo().await;
+
+    let alertmanager = Alertmanager::start(&ALERTMANAGER.replace(
+        "__SLACK_WEBHOOK__",
+        &slack.webhook_url("T0FLAME/B0AMGR/alertmanager"),
+    ))
+    .unwrap();
+    let prometheus = Prometheus::start_with_rules(
+        &format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{}']\n\
+             scrape_configs:\n  - job_name: checkout\n    static_configs:\n      - targets: ['{demo_addr}']\n",
+            alertmanager.addr()
+        ),
+        RULES,
+    )
+    .unwrap();
+
+    let gateway = start_gateway(&nats, &slack).await;
+    let am_url = format!("http://{}", alertmanager.addr());
+    // The window looked at: two minutes before the alert (this Prometheus is younger than the
+    // default 15 minutes anyway).
+    let watcher = start_watcher(&nats, |config| {
+        config.alertmanager.url = am_url;
+        config.incidents.lookback = Duration::from_secs(120);
+    })
+    .await;
+    let pages = reserve_port().unwrap();
+    let pages_addr = pages.addr();
+    let fetcher_config = profile_fetcher::Config {
+        nats: nats_config(&nats),
+        prometheus: profile_fetcher::PrometheusConfig {
+            url: prometheus.url(),
+            ..Default::default()
+        },
+        pages: profile_fetcher::PagesConfig {
+            listen: Some(pages_addr),
+            public_url: format!("http://{pages_addr}"),
+        },
+        live: profile_fetcher::LiveConfig {
+            targets: [("checkout".to_owned(), format!("http://{demo_addr}"))].into(),
+            default_seconds: 3,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let fetcher = spawn_service(|admin, shutdown| {
+        drop(pages);
+        profile_fetcher::run(
+            profile_fetcher::Config {
+                admin,
+                ..fetcher_config
+            },
+            shutdown,
+        )
+    })
+    .await;
+    let poster = start_poster(&nats, &slack).await;
+    let bus = observer(&nats).await;
+
+    // At rest the rule does not fire: Prometheus records a calm baseline and nothing is posted.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(
+        control.channel("C0ALERTS").await.is_empty(),
+        "no alert while checkout is calm"
+    );
+
+    // The campaign starts: checkout's CPU climbs past the rule's half core.
+    demo.set_campaign(true);
+    wait_for(
+        Duration::from_secs(90),
+        "the reply with the profile under Alertmanager's message",
+        || async {
+            control
+                .channel("C0ALERTS")
+                .await
+                .first()
+                .is_some_and(|alert| {
+                    replies_of(alert)
+                        .first()
+                        .is_some_and(|reply| blocks_text(reply).contains("coupon_pattern_matches"))
+                })
+        },
+    )
+    .await
+    .unwrap();
+    let channel = control.channel("C0ALERTS").await;
+    let firing = &channel[0];
+    let title = firing["attachments"][0]["title"].as_str().unwrap();
+    assert!(
+        title.starts_with("[FIRING:1] CheckoutCpuHigh"),
+        "Alertmanager's own title: {title}"
+    );
+    let replies = replies_of(firing);
+    assert_eq!(replies.len(), 1, "one reply: {replies:?}");
+
+    // The incident, with the labels Alertmanager's API gave back.
+    let opened = published(&bus, "FT_INCIDENTS", "ft.incident.opened").await;
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    let incident = &opened[0]["incident"];
+    assert_eq!(incident["alert"]["service"], "checkout");
+    assert_eq!(incident["alert"]["labels"]["team"], "payments");
+    assert_eq!(incident["thread"]["ts"], firing["ts"]);
+
+    // The evidence: the CPU from Prometheus, the hot function from the live profile, and a
+    // flamegraph page that draws it.
+    let metrics = published(&bus, "FT_EVIDENCE", "ft.evidence.metrics").await;
+    assert_eq!(metrics.len(), 1, "{metrics:?}");
+    let cpu = metrics[0]["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|series| series["name"] == "cpu")
+        .unwrap_or_else(|| panic!("no cpu series: {}", metrics[0]));
+    assert_eq!(cpu["status"]["state"], "ok", "{cpu}");
+    // The rule fired on 2.5 CPU-seconds in 10 s; over the query's 60 s rate interval that is at
+    // least ~0.04 cores at the window's end, and rising.
+    let peak = cpu["peak"].as_f64().unwrap();
+    assert!(peak > 0.04, "the burst shows at the window's end: {cpu}");
+    assert_eq!(cpu["trend"], "rising", "{cpu}");
+    let profile = published(&bus, "FT_EVIDENCE", "ft.evidence.profile").await;
+    assert_eq!(profile.len(), 1, "{profile:?}");
+    let profile = &profile[0];
+    assert_eq!(profile["source"], "pprof", "{profile}");
+    let hottest = profile["top_functions"][0]["name"].as_str().unwrap();
+    assert!(
+        hottest.contains("coupon_pattern_matches"),
+        "the matcher burns the CPU: {profile}"
+    );
+    let flamegraph = profile["flamegraph_url"].as_str().unwrap();
+    let page = reqwest::get(flamegraph).await.unwrap();
+    assert_eq!(page.status(), 200, "{flamegraph}");
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("coupon_pattern_matches")
+    );
+    let reply = blocks_text(&replies[0]);
+    assert!(
+        reply.contains(flamegraph),
+        "the reply links the flamegraph: {reply}"
+    );
+    let diagnosis = replies[0]["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|block| block["text"]["text"].as_str())
+        .find(|text| text.starts_with("*Diagnosis*"))
+        .unwrap_or_else(|| panic!("no diagnosis: {reply}"));
+    assert!(
+        diagnosis.contains("coupon_pattern_matches"),
+        "the diagnosis names the function: {diagnosis}"
+    );
+
+    // One trace from Slack's delivery to the reply: the gateway's receive span and every
+    // consumer on the path carry the trace id the incident was published in.
+    let stored = stored_messages(&bus, "FT_INCIDENTS").await;
+    let opened_message = stored
+        .iter()
+        .find(|message| message.subject.as_str() == "ft.incident.opened")
+        .unwrap();
+    let trace_id = trace_id_of(opened_message);
+    assert!(
+        reply.contains(&trace_id),
+        "the reply shows its trace id: {reply}"
+    );
+    telemetry.flush();
+    let spans = exporter.get_finished_spans().unwrap();
+    let in_trace: Vec<_> = spans
+        .iter()
+        .filter(|span| span.span_context.trace_id().to_string() == trace_id)
+        .collect();
+    let consumers: BTreeSet<String> = in_trace
+        .iter()
+        .filter(|span| span.name == "consume")
+        .filter_map(|span| {
+            span.attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == "messaging.consumer.group.name")
+                .map(|kv| kv.value.to_string())
+        })
+        .collect();
+    assert!(
+        in_trace.iter().any(|span| span.name == "slack.receive"),
+        "the gateway started the trace: {:?}",
+        in_trace.iter().map(|span| &span.name).collect::<Vec<_>>()
+    );
+    for consumer in [
+        "alert-watcher-messages",
+        "profile-fetcher-incidents",
+        "remediation-poster-incidents",
+        "remediation-poster-evidence",
+    ] {
+        assert!(
+            consumers.contains(consumer),
+            "{consumer} not in {consumers:?}"
+        );
+    }
+
+    // The campaign ends, the rule stops firing, Alertmanager posts [RESOLVED]: the same reply
+    // says resolved, and no second thread opens.
+    demo.set_campaign(false);
+    wait_for(
+        Duration::from_secs(90),
+        "the reply to say resolved",
+        || async {
+            control
+                .channel("C0ALERTS")
+                .await
+                .first()
+                .is_some_and(|alert| {
+                    replies_of(alert)
+                        .first()
+                        .is_some_and(|reply| blocks_text(reply).contains("✅ Resolved"))
+                })
+        },
+    )
+    .await
+    .unwrap();
+    let channel = control.channel("C0ALERTS").await;
+    assert_eq!(
+        channel.len(),
+        2,
+        "the alert and its [RESOLVED]: {channel:?}"
+    );
+    assert!(
+        channel[1]["attachments"][0]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("[RESOLVED] CheckoutCpuHigh")
+    );
+    assert!(replies_of(&channel[1]).is_empty(), "no second thread");
+    assert_eq!(replies_of(&channel[0]).len(), 1, "still one reply");
+    assert_eq!(
+        published(&bus, "FT_INCIDENTS", "ft.incident.resolved")
+            .await
+            .len(),
+        1
+    );
+
+    poster.stop().await;
+    fetcher.stop().await;
+    watcher.stop().await;
+    gateway.stop().await;
+    demo_shutdown.cancel();
+}
