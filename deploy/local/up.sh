@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
 # Runs the whole flamethread pipeline on this machine on embedded defaults: a local nats-server
 # with JetStream (installed if missing), the Slack emulator on 127.0.0.1:3001 (open it in a
-# browser to watch #alerts), and the five services, each with its admin server on
-# 127.0.0.1:9101-9105. Ctrl-C stops everything (SIGTERM, so the services drain).
+# browser to watch #alerts), the five services (admin servers on 127.0.0.1:9101-9105), and a demo:
+# a checkout service with a real CPU hot spot (tests/demo-app, on 127.0.0.1:6060), a Prometheus
+# that scrapes it (127.0.0.1:9090) with an alerting rule, and an Alertmanager (127.0.0.1:9093)
+# whose Slack notifier posts into the emulator's #alerts. Once everything is ready the demo's
+# coupon campaign starts: within seconds #alerts gets "[FIRING:1] CheckoutCpuHigh" and, in its
+# thread, flamethread's diagnosis with the metrics, the hot function and a flamegraph link
+# (pages on 127.0.0.1:9190). After FLAMETHREAD_DEMO_SECONDS (default 90) the campaign stops and
+# the alert resolves in the same thread. FLAMETHREAD_DEMO=0 leaves the demo out.
 #
-# The services' defaults point at the emulator and its tokens, so no config is needed. Post an
-# alert as Alertmanager would (its webhook into #alerts) with:
+# Real Slack: with SLACK_APP_TOKEN (xapp-…) and SLACK_BOT_TOKEN (xoxb-…) in the environment the
+# gateway and the poster talk to your workspace instead of the emulator (see deploy/slack), and
+# the demo's Alertmanager posts through SLACK_ALERTS_WEBHOOK (an incoming webhook into a channel
+# the app is in); without that webhook the demo raises no alert.
+#
+# Ctrl-C stops everything (SIGTERM, so the services drain). Post an alert by hand as Alertmanager
+# would (its webhook into #alerts) with:
 #   curl -s -XPOST 127.0.0.1:3001/services/T0FLAME/B0AMGR/alertmanager -H 'content-type: application/json' \
 #     -d '{"attachments":[{"color":"danger","title":"[FIRING:1] HighCPU checkout","text":""}]}'
 set -euo pipefail
@@ -17,8 +28,13 @@ mkdir -p "$state"
 port=${FLAMETHREAD_NATS_PORT:-4222}
 
 echo "building the services (release)..." >&2
-cargo build --release --quiet -p slack-emulator \
+cargo build --release --quiet -p slack-emulator -p demo-app \
     -p slack-gateway -p alert-watcher -p profile-fetcher -p sandbox-runner -p remediation-poster
+demo=${FLAMETHREAD_DEMO:-1}
+real_slack=
+if [ -n "${SLACK_APP_TOKEN:-}" ] && [ -n "${SLACK_BOT_TOKEN:-}" ]; then
+    real_slack=1
+fi
 
 pids=()
 nats_pid=
@@ -41,22 +57,80 @@ for _ in $(seq 100); do
 done
 
 slack_addr=${FLAMETHREAD_SLACK_ADDR:-127.0.0.1:3001}
-target/release/slack-emulator "$slack_addr" &
-pids+=($!)
-for _ in $(seq 100); do
-    curl -s -o /dev/null "http://$slack_addr/control/channels" && break
-    sleep 0.1
-done
+if [ -z "$real_slack" ]; then
+    target/release/slack-emulator "$slack_addr" &
+    pids+=($!)
+    for _ in $(seq 100); do
+        curl -s -o /dev/null "http://$slack_addr/control/channels" && break
+        sleep 0.1
+    done
+    alerts_webhook="http://$slack_addr/services/T0FLAME/B0AMGR/alertmanager"
+else
+    alerts_webhook=${SLACK_ALERTS_WEBHOOK:-}
+fi
+
+# The demo: the checkout service, a Prometheus with its alerting rule, an Alertmanager posting
+# into #alerts. Their configuration is deploy/local/demo with the addresses filled in.
+demo_addr=127.0.0.1:6060
+prometheus_addr=127.0.0.1:9090
+alertmanager_addr=127.0.0.1:9093
+wait_http() {
+    for _ in $(seq 150); do
+        curl -s -o /dev/null "http://$1" && return 0
+        sleep 0.2
+    done
+    echo "$1 did not answer" >&2
+    return 1
+}
+if [ "$demo" != 0 ]; then
+    mkdir -p "$state/demo"
+    target/release/flamethread-demo --listen "$demo_addr" >"$state/demo/checkout.log" 2>&1 &
+    pids+=($!)
+    if [ -n "$alerts_webhook" ]; then
+        sed "s|__SLACK_WEBHOOK__|$alerts_webhook|" deploy/local/demo/alertmanager.yml >"$state/demo/alertmanager.yml"
+        "${ALERTMANAGER_BIN:-/usr/bin/prometheus-alertmanager}" --config.file="$state/demo/alertmanager.yml" \
+            --storage.path="$state/demo/alertmanager" --web.listen-address="$alertmanager_addr" \
+            --cluster.listen-address= >"$state/demo/alertmanager.log" 2>&1 &
+        pids+=($!)
+    else
+        echo "no SLACK_ALERTS_WEBHOOK: the demo runs without Alertmanager, so it raises no alert" >&2
+    fi
+    sed -e "s|__RULES__|$PWD/deploy/local/demo/rules.yml|" -e "s|__ALERTMANAGER__|$alertmanager_addr|" \
+        -e "s|__DEMO__|$demo_addr|" deploy/local/demo/prometheus.yml >"$state/demo/prometheus.yml"
+    "${PROMETHEUS_BIN:-/usr/bin/prometheus}" --config.file="$state/demo/prometheus.yml" \
+        --storage.tsdb.path="$state/demo/prometheus" --web.listen-address="$prometheus_addr" \
+        >"$state/demo/prometheus.log" 2>&1 &
+    pids+=($!)
+    wait_http "$demo_addr/healthz"
+    wait_http "$prometheus_addr/-/ready"
+fi
 
 admin_port=9101
 for service in slack-gateway alert-watcher profile-fetcher sandbox-runner remediation-poster; do
     prefix=$(echo "$service" | tr 'a-z-' 'A-Z_')_
-    slack_env=()
+    extra=()
     case $service in
-        slack-gateway | remediation-poster) slack_env=("${prefix}SLACK__API_URL=http://$slack_addr/api") ;;
+        slack-gateway | remediation-poster)
+            if [ -z "$real_slack" ]; then
+                extra+=("${prefix}SLACK__API_URL=http://$slack_addr/api")
+            else
+                extra+=("${prefix}SLACK__API_URL=https://slack.com/api" "${prefix}SLACK__BOT_TOKEN=$SLACK_BOT_TOKEN")
+                [ "$service" = slack-gateway ] && extra+=("${prefix}SLACK__APP_TOKEN=$SLACK_APP_TOKEN")
+            fi
+            ;;
     esac
+    if [ "$demo" != 0 ]; then
+        case $service in
+            alert-watcher)
+                extra+=("${prefix}ALERTMANAGER__URL=http://$alertmanager_addr" "${prefix}INCIDENTS__LOOKBACK=5m") ;;
+            profile-fetcher)
+                extra+=("${prefix}PROMETHEUS__URL=http://$prometheus_addr" "${prefix}PAGES__LISTEN=127.0.0.1:9190"
+                    "${prefix}PAGES__PUBLIC_URL=http://127.0.0.1:9190" "${prefix}LIVE__DEFAULT_SECONDS=5"
+                    "${prefix}LIVE__TARGETS__CHECKOUT=http://$demo_addr") ;;
+        esac
+    fi
     env "${prefix}NATS__URL=nats://127.0.0.1:$port" "${prefix}ADMIN__LISTEN=127.0.0.1:$admin_port" \
-        "${slack_env[@]}" "target/release/$service" &
+        "${extra[@]}" "target/release/$service" &
     pids+=($!)
     admin_port=$((admin_port + 1))
 done
@@ -66,5 +140,18 @@ for admin_port in 9101 9102 9103 9104 9105; do
     status=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin_port/readyz" || true)
     echo "127.0.0.1:$admin_port/readyz -> $status" >&2
 done
-echo "flamethread is running (nats://127.0.0.1:$port, Slack emulator http://$slack_addr); Ctrl-C to stop" >&2
+if [ -z "$real_slack" ]; then
+    echo "flamethread is running (nats://127.0.0.1:$port); open the Slack emulator at http://$slack_addr" >&2
+else
+    echo "flamethread is running (nats://127.0.0.1:$port) against your Slack workspace" >&2
+fi
+if [ "$demo" != 0 ] && [ -n "$alerts_webhook" ]; then
+    seconds=${FLAMETHREAD_DEMO_SECONDS:-90}
+    curl -s -o /dev/null -XPOST "http://$demo_addr/campaign/start"
+    echo "demo: checkout's coupon campaign is burning the CPU; the alert reaches #alerts within seconds," >&2
+    echo "      and resolves about ${seconds}s from now, when the campaign ends (Prometheus http://$prometheus_addr)" >&2
+    (sleep "$seconds" && curl -s -o /dev/null -XPOST "http://$demo_addr/campaign/stop" \
+        && echo "demo: the campaign ended; the alert resolves in the same thread" >&2) &
+fi
+echo "Ctrl-C to stop" >&2
 wait

@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     slack_edge::{
-        Control, emulator_config, observer, published, spawn_service, start_emulator,
-        start_gateway, start_poster, start_watcher,
+        Control, RunningService, emulator_config, observer, published, spawn_service,
+        start_emulator, start_gateway, start_poster, start_watcher,
     },
     support::{nats_config, stored_messages},
 };
@@ -49,6 +49,92 @@ async fn start_demo() -> (demo_app::Demo, SocketAddr, CancellationToken) {
     (demo, addr, shutdown)
 }
 
+/// profile-fetcher with the metrics from `prometheus`, live profiles of the demo at `demo`, and
+/// its flamegraph pages on `pages` (a fixed address, so a restarted fetcher serves the same links).
+async fn start_fetcher(
+    nats: &NatsServer,
+    prometheus: &Prometheus,
+    demo: SocketAddr,
+    pages: SocketAddr,
+) -> RunningService {
+    let config = profile_fetcher::Config {
+        nats: nats_config(nats),
+        prometheus: profile_fetcher::PrometheusConfig {
+            url: prometheus.url(),
+            ..Default::default()
+        },
+        pages: profile_fetcher::PagesConfig {
+            listen: Some(pages),
+            public_url: format!("http://{pages}"),
+        },
+        live: profile_fetcher::LiveConfig {
+            targets: [("checkout".to_owned(), format!("http://{demo}"))].into(),
+            default_seconds: 3,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    spawn_service(|admin, shutdown| {
+        profile_fetcher::run(profile_fetcher::Config { admin, ..config }, shutdown)
+    })
+    .await
+}
+
+/// alert-watcher recovering labels from `alertmanager`, looking two minutes back (this
+/// Prometheus is younger than the default 15 minutes anyway).
+async fn start_alert_watcher(nats: &NatsServer, alertmanager: &Alertmanager) -> RunningService {
+    let url = format!("http://{}", alertmanager.addr());
+    start_watcher(nats, |config| {
+        config.alertmanager.url = url;
+        config.incidents.lookback = Duration::from_secs(120);
+    })
+    .await
+}
+
+/// A real Prometheus scraping the demo every second with the demo's rule, and a real
+/// Alertmanager posting into the emulator's `#alerts`.
+fn start_monitoring(
+    slack: &slack_emulator::Running,
+    demo: SocketAddr,
+) -> (Alertmanager, Prometheus) {
+    let alertmanager = Alertmanager::start(&ALERTMANAGER.replace(
+        "__SLACK_WEBHOOK__",
+        &slack.webhook_url("T0FLAME/B0AMGR/alertmanager"),
+    ))
+    .unwrap();
+    let prometheus = Prometheus::start_with_rules(
+        &format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{}']\n\
+             scrape_configs:\n  - job_name: checkout\n    static_configs:\n      - targets: ['{demo}']\n",
+            alertmanager.addr()
+        ),
+        RULES,
+    )
+    .unwrap();
+    (alertmanager, prometheus)
+}
+
+/// Waits until the alert's first reply satisfies `done`.
+async fn wait_reply(control: &Control, what: &str, done: impl Fn(&str) -> bool) {
+    let waited = wait_for(Duration::from_secs(120), what, || async {
+        control
+            .channel("C0ALERTS")
+            .await
+            .first()
+            .is_some_and(|alert| {
+                replies_of(alert)
+                    .first()
+                    .is_some_and(|reply| done(&blocks_text(reply)))
+            })
+    })
+    .await;
+    if let Err(err) = waited {
+        let channel = control.channel("C0ALERTS").await;
+        panic!("{err}; #alerts holds {channel:?}");
+    }
+}
+
 /// The trace id in a stored message's `traceparent` header.
 fn trace_id_of(message: &async_nats::jetstream::message::StreamMessage) -> String {
     let traceparent = message
@@ -67,61 +153,11 @@ async fn a_real_alert_from_prometheus_gets_one_diagnosis_with_its_profile_and_re
     let control = Control::new(&slack);
     let (demo, demo_addr, demo_shutdown) = start_demo().await;
 
-    let alertmanager = Alertmanager::start(&ALERTMANAGER.replace(
-        "__SLACK_WEBHOOK__",
-        &slack.webhook_url("T0FLAME/B0AMGR/alertmanager"),
-    ))
-    .unwrap();
-    let prometheus = Prometheus::start_with_rules(
-        &format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{}']\n\
-             scrape_configs:\n  - job_name: checkout\n    static_configs:\n      - targets: ['{demo_addr}']\n",
-            alertmanager.addr()
-        ),
-        RULES,
-    )
-    .unwrap();
-
+    let (alertmanager, prometheus) = start_monitoring(&slack, demo_addr);
     let gateway = start_gateway(&nats, &slack).await;
-    let am_url = format!("http://{}", alertmanager.addr());
-    // The window looked at: two minutes before the alert (this Prometheus is younger than the
-    // default 15 minutes anyway).
-    let watcher = start_watcher(&nats, |config| {
-        config.alertmanager.url = am_url;
-        config.incidents.lookback = Duration::from_secs(120);
-    })
-    .await;
-    let pages = reserve_port().unwrap();
-    let pages_addr = pages.addr();
-    let fetcher_config = profile_fetcher::Config {
-        nats: nats_config(&nats),
-        prometheus: profile_fetcher::PrometheusConfig {
-            url: prometheus.url(),
-            ..Default::default()
-        },
-        pages: profile_fetcher::PagesConfig {
-            listen: Some(pages_addr),
-            public_url: format!("http://{pages_addr}"),
-        },
-        live: profile_fetcher::LiveConfig {
-            targets: [("checkout".to_owned(), format!("http://{demo_addr}"))].into(),
-            default_seconds: 3,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let fetcher = spawn_service(|admin, shutdown| {
-        drop(pages);
-        profile_fetcher::run(
-            profile_fetcher::Config {
-                admin,
-                ..fetcher_config
-            },
-            shutdown,
-        )
-    })
-    .await;
+    let watcher = start_alert_watcher(&nats, &alertmanager).await;
+    let pages = reserve_port().unwrap().addr();
+    let fetcher = start_fetcher(&nats, &prometheus, demo_addr, pages).await;
     let poster = start_poster(&nats, &slack).await;
     let bus = observer(&nats).await;
 
@@ -134,23 +170,12 @@ async fn a_real_alert_from_prometheus_gets_one_diagnosis_with_its_profile_and_re
 
     // The campaign starts: checkout's CPU climbs past the rule's half core.
     demo.set_campaign(true);
-    wait_for(
-        Duration::from_secs(90),
+    wait_reply(
+        &control,
         "the reply with the profile under Alertmanager's message",
-        || async {
-            control
-                .channel("C0ALERTS")
-                .await
-                .first()
-                .is_some_and(|alert| {
-                    replies_of(alert)
-                        .first()
-                        .is_some_and(|reply| blocks_text(reply).contains("coupon_pattern_matches"))
-                })
-        },
+        |reply| reply.contains("coupon_pattern_matches"),
     )
-    .await
-    .unwrap();
+    .await;
     let channel = control.channel("C0ALERTS").await;
     let firing = &channel[0];
     let title = firing["attachments"][0]["title"].as_str().unwrap();
@@ -268,23 +293,10 @@ async fn a_real_alert_from_prometheus_gets_one_diagnosis_with_its_profile_and_re
     // The campaign ends, the rule stops firing, Alertmanager posts [RESOLVED]: the same reply
     // says resolved, and no second thread opens.
     demo.set_campaign(false);
-    wait_for(
-        Duration::from_secs(90),
-        "the reply to say resolved",
-        || async {
-            control
-                .channel("C0ALERTS")
-                .await
-                .first()
-                .is_some_and(|alert| {
-                    replies_of(alert)
-                        .first()
-                        .is_some_and(|reply| blocks_text(reply).contains("✅ Resolved"))
-                })
-        },
-    )
-    .await
-    .unwrap();
+    wait_reply(&control, "the reply to say resolved", |reply| {
+        reply.contains("✅ Resolved")
+    })
+    .await;
     let channel = control.channel("C0ALERTS").await;
     assert_eq!(
         channel.len(),
@@ -305,6 +317,114 @@ async fn a_real_alert_from_prometheus_gets_one_diagnosis_with_its_profile_and_re
             .len(),
         1
     );
+
+    poster.stop().await;
+    fetcher.stop().await;
+    watcher.stop().await;
+    gateway.stop().await;
+    demo_shutdown.cancel();
+}
+
+/// The same path with every service on it killed once while the alert is in flight (as a crash
+/// would: nothing in flight is acknowledged) and nats-server killed and restarted in the middle:
+/// still one incident, one reply with the profile, and the resolution in the same thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_each_service_and_restarting_nats_mid_alert_still_gives_one_reply() {
+    let mut nats = NatsServer::start().unwrap();
+    let slack = start_emulator(emulator_config()).await;
+    let control = Control::new(&slack);
+    let (demo, demo_addr, demo_shutdown) = start_demo().await;
+    let (alertmanager, prometheus) = start_monitoring(&slack, demo_addr);
+    let pages = reserve_port().unwrap().addr();
+    let mut gateway = start_gateway(&nats, &slack).await;
+    let watcher = start_alert_watcher(&nats, &alertmanager).await;
+    let fetcher = start_fetcher(&nats, &prometheus, demo_addr, pages).await;
+    let poster = start_poster(&nats, &slack).await;
+    let bus = observer(&nats).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    demo.set_campaign(true);
+    // The gateway dies as Alertmanager's message arrives: Slack redelivers what it did not ack.
+    wait_for(
+        Duration::from_secs(60),
+        "Alertmanager's message",
+        || async { !control.channel("C0ALERTS").await.is_empty() },
+    )
+    .await
+    .unwrap();
+    gateway.kill().await;
+    gateway = start_gateway(&nats, &slack).await;
+
+    // The fetcher and the poster die as the incident opens, with its evidence being gathered
+    // and its reply being posted; nats-server dies and comes back while they are down.
+    wait_for(Duration::from_secs(60), "the incident", || async {
+        !published(&bus, "FT_INCIDENTS", "ft.incident.opened")
+            .await
+            .is_empty()
+    })
+    .await
+    .unwrap();
+    fetcher.kill().await;
+    poster.kill().await;
+    nats.restart().unwrap();
+    // The demo's profiler may still be busy with the killed fetcher's request (one at a time).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let fetcher = start_fetcher(&nats, &prometheus, demo_addr, pages).await;
+    let poster = start_poster(&nats, &slack).await;
+    wait_reply(&control, "the reply with the profile", |reply| {
+        reply.contains("coupon_pattern_matches")
+    })
+    .await;
+
+    // The watcher dies with the incident open; a new one resolves it from the state in KV.
+    watcher.kill().await;
+    let watcher = start_alert_watcher(&nats, &alertmanager).await;
+    demo.set_campaign(false);
+    wait_reply(&control, "the reply to say resolved", |reply| {
+        reply.contains("✅ Resolved")
+    })
+    .await;
+
+    let bus = observer(&nats).await;
+    let channel = control.channel("C0ALERTS").await;
+    let firing = &channel[0];
+    assert!(
+        firing["attachments"][0]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("[FIRING:1] CheckoutCpuHigh")
+    );
+    assert_eq!(replies_of(firing).len(), 1, "one reply: {channel:?}");
+    for message in &channel[1..] {
+        assert!(
+            replies_of(message).is_empty(),
+            "no second thread: {channel:?}"
+        );
+    }
+    let reply = blocks_text(&replies_of(firing)[0]);
+    assert!(reply.contains("coupon_pattern_matches"), "{reply}");
+    assert_eq!(
+        published(&bus, "FT_INCIDENTS", "ft.incident.opened")
+            .await
+            .len(),
+        1,
+        "one incident"
+    );
+    assert_eq!(
+        published(&bus, "FT_INCIDENTS", "ft.incident.resolved")
+            .await
+            .len(),
+        1
+    );
+    let profiles = published(&bus, "FT_EVIDENCE", "ft.evidence.profile").await;
+    assert!(
+        profiles
+            .iter()
+            .any(|profile| profile["status"]["state"] == "ok"),
+        "{profiles:?}"
+    );
+    let dead = stored_messages(&bus, "FT_DEADLETTER").await;
+    assert!(dead.is_empty(), "nothing dead-lettered: {}", dead.len());
 
     poster.stop().await;
     fetcher.stop().await;

@@ -32,31 +32,43 @@ pub(crate) async fn start_emulator(config: EmulatorConfig) -> Running {
         .unwrap()
 }
 
-/// A service running in-process until stopped.
+/// A service running in-process until stopped, on a Tokio runtime of its own: every task it
+/// spawns lives there, so [`RunningService::kill`] ends all of them at once, as a crash ends a
+/// process (work on blocking threads finishes, as a system call would).
 pub(crate) struct RunningService {
     /// Its admin server (`/readyz`, `/metrics`, `/debug/pprof/profile`).
     pub(crate) admin: SocketAddr,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), runtime::Error>>,
+    runtime: Option<tokio::runtime::Runtime>,
     _reservation: PortReservation,
 }
 
 impl RunningService {
-    pub(crate) async fn stop(self) {
+    pub(crate) async fn stop(mut self) {
         self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(20), self.task)
+        tokio::time::timeout(Duration::from_secs(20), &mut self.task)
             .await
             .expect("stops within 20 s of shutdown")
             .expect("does not panic")
             .expect("stops cleanly");
     }
+
+    /// Stops it where it is, as a crash would: every task it spawned is dropped, nothing in
+    /// flight is acknowledged or recorded, its sockets close.
+    pub(crate) async fn kill(mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+        let _ = (&mut self.task).await;
+    }
 }
 
-impl RunningService {
-    /// Stops it where it is, as a crash would: nothing in flight is acknowledged or recorded.
-    pub(crate) async fn kill(self) {
-        self.task.abort();
-        let _ = self.task.await;
+impl Drop for RunningService {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
@@ -68,7 +80,12 @@ where
     let reservation = reserve_port().unwrap();
     let admin = reservation.addr();
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(run(
+    let service_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let task = service_runtime.spawn(run(
         runtime::AdminConfig { listen: admin },
         shutdown.clone(),
     ));
@@ -77,6 +94,7 @@ where
         admin,
         shutdown,
         task,
+        runtime: Some(service_runtime),
         _reservation: reservation,
     }
 }

@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use backon::{ConstantBuilder, Retryable as _};
+
 use profiling::pprof::{self, Decoded, PprofError};
 
 use crate::config::LiveConfig;
@@ -26,6 +28,20 @@ pub enum LiveError {
     TooLarge(usize),
     #[error("the pprof endpoint answered something that is not a profile: {0}")]
     Malformed(PprofError),
+}
+
+impl LiveError {
+    /// Whether the endpoint only said it is taking another profile right now.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            LiveError::Refused { status: 409, .. } => true,
+            LiveError::Refused {
+                status: 500,
+                message,
+            } => message.contains("already in use"),
+            _ => false,
+        }
+    }
 }
 
 fn known_list(known: &[String]) -> String {
@@ -92,8 +108,24 @@ impl LiveProfiler {
     }
 
     /// Profiles `app` for `seconds` (already clamped by [`LiveProfiler::seconds`]).
+    ///
+    /// An endpoint takes one CPU profile at a time and says so when busy (409 from flamethread's
+    /// own, 500 "already in use" from Go's); that is waited out, a second at a time, for about
+    /// as long as one profile of ours would take, before it is reported.
     pub async fn profile(&self, app: &str, seconds: u32) -> Result<Decoded, LiveError> {
         let url = self.url(app, seconds)?;
+        let patience = u64::from(seconds) + self.config.timeout_margin.as_secs();
+        (|| self.profile_once(&url, seconds))
+            .retry(
+                ConstantBuilder::default()
+                    .with_delay(Duration::from_secs(1))
+                    .with_max_times(usize::try_from(patience.max(1)).unwrap_or(usize::MAX)),
+            )
+            .when(LiveError::is_busy)
+            .await
+    }
+
+    async fn profile_once(&self, url: &str, seconds: u32) -> Result<Decoded, LiveError> {
         let timeout = Duration::from_secs(u64::from(seconds)) + self.config.timeout_margin;
         let limit = self.config.max_response_bytes;
         let transport = |err: reqwest::Error| {
@@ -104,7 +136,7 @@ impl LiveProfiler {
             }
         };
         let (status, body) = tokio::time::timeout(timeout, async {
-            let mut response = self.client.get(&url).send().await.map_err(transport)?;
+            let mut response = self.client.get(url).send().await.map_err(transport)?;
             let status = response.status();
             let mut body = Vec::new();
             while let Some(chunk) = response.chunk().await.map_err(transport)? {
@@ -151,6 +183,25 @@ pub fn is_dns_name(app: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_busy_profiler_is_waited_for() {
+        let refused = |status, message: &str| LiveError::Refused {
+            status,
+            message: message.to_owned(),
+        };
+        assert!(refused(409, "a profile of this process is already being taken").is_busy());
+        assert!(
+            refused(
+                500,
+                "Could not enable CPU profiling: cpu profiling already in use"
+            )
+            .is_busy()
+        );
+        assert!(!refused(500, "internal error").is_busy());
+        assert!(!refused(404, "not found").is_busy());
+        assert!(!LiveError::TooLarge(10).is_busy());
+    }
 
     fn profiler(targets: &[(&str, &str)], template: &str) -> LiveProfiler {
         LiveProfiler::new(&LiveConfig {

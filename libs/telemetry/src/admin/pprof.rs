@@ -47,8 +47,14 @@ pub(super) async fn profile(Query(query): Query<ProfileQuery>) -> Response {
             "a profile of this process is already being taken; try again when it is done".into(),
         );
     }
-    let taken = tokio::task::spawn_blocking(move || take(Duration::from_secs(seconds))).await;
-    PROFILING.store(false, Ordering::SeqCst);
+    // The sampling thread frees the profiler when it is done, not this handler: a caller that
+    // goes away mid-profile drops the handler, and the profiler must not stay taken.
+    let busy = Busy;
+    let taken = tokio::task::spawn_blocking(move || {
+        let _busy = busy;
+        take(Duration::from_secs(seconds))
+    })
+    .await;
     match taken {
         Ok(Ok(bytes)) => (
             [
@@ -66,6 +72,15 @@ pub(super) async fn profile(Query(query): Query<ProfileQuery>) -> Response {
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("the profiler panicked: {err}"),
         ),
+    }
+}
+
+/// The profiler taken; dropping it frees it.
+struct Busy;
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        PROFILING.store(false, Ordering::SeqCst);
     }
 }
 

@@ -144,3 +144,36 @@ async fn the_process_profiles_itself_in_pprof_format_one_profile_at_a_time() {
         profiling::folded::to_text(&profile.folded)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_goes_away_mid_profile_does_not_keep_the_profiler() {
+    let readiness = Readiness::new();
+    // The caller gives up (a client killed, a timeout) while the profile is being taken.
+    let gave_up = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        get(&readiness, "/debug/pprof/profile?seconds=1"),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the profile takes a second");
+    let (status, body) = get(&readiness, "/debug/pprof/profile?seconds=1").await;
+    assert_eq!(status, StatusCode::CONFLICT, "still being taken: {body}");
+    // Once that profile is done (its report built, which an unoptimized build takes a while
+    // for), the next caller gets one.
+    let mut status = StatusCode::CONFLICT;
+    for _ in 0..30 {
+        status = router(readiness.clone())
+            .oneshot(
+                Request::get("/debug/pprof/profile?seconds=1")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+            .status();
+        if status != StatusCode::CONFLICT {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert_eq!(status, StatusCode::OK);
+}
