@@ -281,7 +281,7 @@ for host, port in [("127.0.0.1", {nats_port}), ("172.17.0.1", {nats_port}), ("1.
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(kind("read-env"), "exited");
+    assert_eq!(kind("read-env"), "exited", "{}", by_id("read-env"));
     for secret in ["NATS", "SLACK", "TOKEN", "SECRET", "CARGO", "RUST"] {
         assert!(!env.contains(secret), "{secret} leaked: {env}");
     }

@@ -142,17 +142,13 @@ impl Engine {
     }
 
     /// Runs `body` as container `name` for at most `deadline`, then removes it. What a run left
-    /// of its output is capped at `max_output` bytes per stream. `last_line` is how the last
-    /// line a run writes to stderr starts: the engine can report a container stopped before it
-    /// has copied its last lines into the log, so the log is read again, briefly, until that
-    /// line is there.
+    /// of its output is capped at `max_output` bytes per stream.
     pub async fn run(
         &self,
         name: &str,
         body: ContainerCreateBody,
         deadline: Duration,
         max_output: usize,
-        last_line: &str,
     ) -> Result<Finished, EngineError> {
         // A container of the same name is what a crashed runner left of this very request.
         self.remove(name).await?;
@@ -163,9 +159,7 @@ impl Engine {
             )
             .await
             .map_err(refused)?;
-        let ran = self
-            .start_and_wait(name, deadline, max_output, last_line.as_bytes())
-            .await;
+        let ran = self.start_and_wait(name, deadline, max_output).await;
         // Always removed, whatever happened.
         let removed = self.remove(name).await;
         let finished = ran?;
@@ -178,7 +172,6 @@ impl Engine {
         name: &str,
         deadline: Duration,
         max_output: usize,
-        last_line: &[u8],
     ) -> Result<Finished, EngineError> {
         let started = Instant::now();
         self.docker
@@ -228,14 +221,7 @@ impl Engine {
             .map_err(refused)?
             .state;
         let oom_killed = state.and_then(|state| state.oom_killed).unwrap_or(false);
-        let (mut stdout, mut stderr) = self.output(name, max_output).await?;
-        for _ in 0..LOG_SETTLE_TRIES {
-            if contains(&stderr, last_line) {
-                break;
-            }
-            tokio::time::sleep(LOG_SETTLE_PAUSE).await;
-            (stdout, stderr) = self.output(name, max_output).await?;
-        }
+        let (stdout, stderr) = self.output(name, max_output).await?;
         Ok(Finished {
             stdout,
             stderr,
@@ -271,18 +257,6 @@ impl Engine {
     }
 }
 
-/// How often, and how far apart, the log is read again while its last line is missing: a run
-/// killed at its limit never writes it, so this stays short.
-const LOG_SETTLE_TRIES: usize = 10;
-const LOG_SETTLE_PAUSE: Duration = Duration::from_millis(100);
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty()
-        || haystack
-            .windows(needle.len())
-            .any(|window| window == needle)
-}
-
 /// Appends `more` to `buffer`, keeping only the last `max` bytes.
 fn keep_end(buffer: &mut Vec<u8>, more: &[u8], max: usize) {
     buffer.extend_from_slice(more);
@@ -302,12 +276,5 @@ mod tests {
         }
         assert!(buffer.len() <= 50);
         assert!(buffer.ends_with(b"0123456789"));
-    }
-
-    #[test]
-    fn the_last_line_is_found_anywhere() {
-        assert!(super::contains(b"a 1\nFT-X exit=0\n", b"FT-X exit="));
-        assert!(!super::contains(b"a 1\nFT-X a;b 2\n", b"FT-X exit="));
-        assert!(!super::contains(b"", b"FT-X exit="));
     }
 }

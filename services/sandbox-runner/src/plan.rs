@@ -27,13 +27,15 @@ pub const RUN_SH: &str = r#"# flamethread sandbox: runs /work/script.py under py
 # marker are the runner's: the folded stacks, then the script's exit status last.
 wall="$1"; marker="$2"; rate="$3"
 mkdir -p /tmp/.ft
-# py-spy may end (and kill the shell it started) as soon as python exits, before that shell has
-# written the status; so the status is written by a subshell py-spy does not kill, and awaited.
+# py-spy may end, and kill the shell it started, as soon as python exits, before that shell has
+# written the status. So python's own parent, a shell py-spy does not kill, writes it; the
+# outer shell writes timeout's status (137 at the wall clock) as the fallback.
 py-spy record --subprocesses --nonblocking --nolineno --rate "$rate" --format raw \
     --output /tmp/.ft/profile -- \
-    /bin/sh -c '(timeout -s KILL "$0" python3 -I /work/script.py </dev/null; echo $? > /tmp/.ft/exit.new; mv /tmp/.ft/exit.new /tmp/.ft/exit) & wait' "$wall"
+    /bin/sh -c 'timeout -s KILL "$0" /bin/sh -c "python3 -I /work/script.py </dev/null; echo \$? > /tmp/.ft/exit"; echo $? > /tmp/.ft/exit.outer' "$wall"
 i=0
-while [ ! -s /tmp/.ft/exit ] && [ "$i" -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
+while [ ! -s /tmp/.ft/exit ] && [ ! -s /tmp/.ft/exit.outer ] && [ "$i" -lt 10 ]; do sleep 0.1; i=$((i + 1)); done
+[ -s /tmp/.ft/exit ] || cp /tmp/.ft/exit.outer /tmp/.ft/exit 2>/dev/null
 # Let the engine take in what the script printed first: its log has a size limit, and what is cut
 # when it is reached is the oldest, so the report goes last, every line marked, the status last.
 sleep 1

@@ -120,7 +120,6 @@ impl Runner {
                 body,
                 wall_limit + GRACE,
                 self.config.engine_log_bytes as usize,
-                &format!("{marker} exit="),
             )
             .await;
         let _ = tokio::fs::remove_dir_all(&job_dir).await;
