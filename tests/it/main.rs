@@ -11,7 +11,6 @@ mod bus_faults;
 mod diagnosis;
 mod profile_command;
 mod profile_fetcher;
-mod pyroscope;
 mod remediation_poster;
 mod sandbox;
 mod services;

@@ -11,8 +11,9 @@ use profile_fetcher::profile::Folded;
 use serde_json::{Value, json};
 use test_support::NatsServer;
 
+use pyroscope_emulator::PyroscopeEmulator;
+
 use crate::{
-    pyroscope::PyroscopeEmulator,
     slack_edge::{
         Control, emulator_config, spawn_service, start_emulator, start_gateway, start_poster,
         start_watcher,
@@ -82,7 +83,7 @@ fn text_of(body: &Value) -> String {
 
 #[tokio::test]
 async fn profile_commands_get_pickers_answers_and_profiles_on_their_response_url() {
-    let pyroscope = PyroscopeEmulator::start(None).await;
+    let pyroscope = PyroscopeEmulator::start(None).await.unwrap();
     let recent = Utc::now() - chrono::Duration::minutes(5);
     pyroscope.ingest(
         "checkout",

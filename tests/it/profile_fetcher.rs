@@ -396,7 +396,9 @@ async fn an_opened_incident_gets_the_functions_that_grew_from_a_py_spy_profile()
         tokio::task::spawn_blocking(|| py_spy(CALM_PY)),
     );
     let (busy, calm) = (busy.unwrap(), calm.unwrap());
-    let pyroscope = crate::pyroscope::PyroscopeEmulator::start(Some("tenant-a")).await;
+    let pyroscope = pyroscope_emulator::PyroscopeEmulator::start(Some("tenant-a"))
+        .await
+        .unwrap();
     pyroscope.ingest("checkout", PROFILE_TYPE, fixtures::at(-300), busy.clone());
     pyroscope.ingest("checkout", PROFILE_TYPE, fixtures::at(-1800), calm.clone());
     pyroscope.ingest("cart", PROFILE_TYPE, fixtures::at(-300), calm.clone());
@@ -582,7 +584,9 @@ async fn an_opened_incident_gets_the_functions_that_grew_from_a_py_spy_profile()
 
 #[tokio::test]
 async fn both_pyroscope_apis_agree_and_failures_are_said() {
-    let pyroscope = crate::pyroscope::PyroscopeEmulator::start(Some("tenant-a")).await;
+    let pyroscope = pyroscope_emulator::PyroscopeEmulator::start(Some("tenant-a"))
+        .await
+        .unwrap();
     let current = profile_fetcher::profile::parse_folded(
         "main;serve;json 40\nmain;serve;regex 50\nmain;gc 10\n",
     )

@@ -53,7 +53,7 @@ impl Default for PostingConfig {
             posts_per_second: 1,
             burst: 2,
             claim_timeout: Duration::from_secs(60),
-            concurrency: 16,
+            concurrency: 64,
         }
     }
 }

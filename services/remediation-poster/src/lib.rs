@@ -155,10 +155,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                 move |delivery: Delivery<PostRequest>| {
                     let poster = poster.clone();
                     async move {
-                        let post = delivery.message;
+                        let (post, sequence) = (delivery.message, delivery.stream_sequence);
                         let id = post.reply_key.as_deref().unwrap_or(&post.post_id);
                         poster
-                            .apply(&reply_key("post", id), |record| record.merge_post(&post))
+                            .apply(&reply_key("post", id), |record| {
+                                record.merge_post(&post, sequence)
+                            })
                             .await
                     }
                 },

@@ -11,7 +11,13 @@
 //!   and renders again if the content moved on, so the last content always reaches Slack; a
 //!   delivery that finds Slack already caught up does nothing (an alert storm's updates coalesce).
 //!
-//! Slack's rate limits: a per-channel limiter keeps posts under about one a second, and a 429 is
+//! Merges happen outside the per-key lock, delivery inside it: while one delivery waits for its
+//! turn at Slack, every change that arrives meanwhile lands in the record, and the next delivery
+//! shows them all at once (a storm of repeats is a few edits, not one edit per repeat).
+//!
+//! Slack's rate limits: per-channel limiters keep posts under about one a second, and edits too;
+//! new replies have a limiter of their own, so a storm's edits never hold up the first reply to a
+//! new alert, which is what on-call people wait for. A 429 is
 //! waited out (`Retry-After`) and the same call made again. Nothing is dropped.
 
 use std::{
@@ -44,7 +50,10 @@ pub(crate) struct Poster {
     pub(crate) identity: Identity,
     /// This replica, in claims.
     pub(crate) owner: String,
-    pub(crate) limiter: DefaultKeyedRateLimiter<String>,
+    /// New replies (`chat.postMessage`), per channel.
+    pub(crate) post_limiter: DefaultKeyedRateLimiter<String>,
+    /// Edits of replies (`chat.update`), per channel.
+    pub(crate) update_limiter: DefaultKeyedRateLimiter<String>,
     pub(crate) claim_timeout: Duration,
     pub(crate) view: render::View,
     locks: KeyedLocks,
@@ -55,7 +64,8 @@ pub(crate) struct Poster {
 struct KeyedLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
 
 impl KeyedLocks {
-    async fn lock(&self, key: &str) -> KeyGuard<'_> {
+    /// The key's lock, unless another task of this process holds it.
+    fn try_lock(&self, key: &str) -> Option<KeyGuard<'_>> {
         let lock = self
             .0
             .lock()
@@ -63,12 +73,12 @@ impl KeyedLocks {
             .entry(key.to_owned())
             .or_default()
             .clone();
-        let guard = lock.clone().lock_owned().await;
-        KeyGuard {
+        let guard = lock.try_lock_owned().ok()?;
+        Some(KeyGuard {
             locks: self,
             key: key.to_owned(),
             _guard: guard,
-        }
+        })
     }
 }
 
@@ -81,7 +91,7 @@ struct KeyGuard<'a> {
 impl Drop for KeyGuard<'_> {
     fn drop(&mut self) {
         let mut locks = self.locks.0.lock().unwrap_or_else(|e| e.into_inner());
-        // Two references left: the map's and this guard's lock; nobody else waits.
+        // Two references left: the map's and this guard's lock; nobody else holds it.
         if locks
             .get(&self.key)
             .is_some_and(|lock| Arc::strong_count(lock) <= 2)
@@ -110,7 +120,12 @@ impl Poster {
             api,
             identity,
             owner: format!("poster-{}", uuid::Uuid::new_v4()),
-            limiter: RateLimiter::keyed(Quota::per_second(posts_per_second).allow_burst(burst)),
+            post_limiter: RateLimiter::keyed(
+                Quota::per_second(posts_per_second).allow_burst(burst),
+            ),
+            update_limiter: RateLimiter::keyed(
+                Quota::per_second(posts_per_second).allow_burst(burst),
+            ),
             claim_timeout,
             view,
             locks: KeyedLocks::default(),
@@ -123,9 +138,23 @@ impl Poster {
         key: &str,
         merge: impl Fn(&mut ReplyRecord) -> bool,
     ) -> Result<(), HandlerError> {
-        let _guard = self.locks.lock(key).await;
         self.update(key, |record| merge(record)).await?;
-        self.deliver(key).await
+        loop {
+            let Some(guard) = self.locks.try_lock(key) else {
+                // Another delivery of this reply is under way here. It re-reads the record after
+                // each Slack call, so it shows this change too; waiting for it would hold one of
+                // the consumer's slots, and a storm's repeats would hold them all.
+                return Ok(());
+            };
+            self.deliver(key).await?;
+            drop(guard);
+            // A change merged while this delivery was finishing may have found the lock still
+            // held and left itself to this delivery.
+            let (record, _) = self.read(key).await?;
+            if record.target.is_none() || record.caught_up() || record.only_cosmetic_pending() {
+                return Ok(());
+            }
+        }
     }
 
     async fn read(&self, key: &str) -> Result<(ReplyRecord, u64), HandlerError> {
@@ -200,7 +229,7 @@ impl Poster {
     async fn deliver(&self, key: &str) -> Result<(), HandlerError> {
         let marker = format!("ft-reply:{key}");
         loop {
-            let (record, _) = self.read(key).await?;
+            let (mut record, _) = self.read(key).await?;
             let Some(target) = record.target.clone() else {
                 // Evidence before its incident: it waits in the record.
                 return Ok(());
@@ -208,12 +237,24 @@ impl Poster {
             if record.caught_up() {
                 return self.react(key, &record).await;
             }
+            if let (ReplyTarget::Thread { channel, .. }, Some(_)) = (&target, &record.message_ts) {
+                if record.only_cosmetic_pending() {
+                    // Only counts changed: shown when the channel's budget allows, never waited
+                    // for (the next change, or the next repeat, shows them).
+                    if self.update_limiter.check_key(channel).is_err() {
+                        return Ok(());
+                    }
+                } else {
+                    self.update_limiter.until_key_ready(channel).await;
+                }
+                // The edit shows what the record holds after the wait, not before it.
+                record = self.read(key).await?.0;
+            }
             let showing = record.content_revision;
             let rendered = render::render_with(&record, &marker, &self.view);
             match target {
                 ReplyTarget::Thread { channel, thread_ts } => match record.message_ts.clone() {
                     Some(ts) => {
-                        self.wait_for_channel(&channel).await;
                         match self.call_update(&channel, &ts, &rendered, &marker).await? {
                             Updated::Yes => {
                                 metrics::counter!("ft_poster_updates_total").increment(1);
@@ -321,6 +362,9 @@ impl Poster {
             Some(_) => true,
             None => false,
         };
+        // Wait for the channel's turn first: what arrives meanwhile (the evidence, most often)
+        // is in the reply when it is posted, instead of in an edit that waits its own turn.
+        self.post_limiter.until_key_ready(&channel.to_owned()).await;
         // Claim it (compare-and-set: of two replicas, one wins).
         let claimed = self
             .update(key, |current| {
@@ -349,7 +393,6 @@ impl Poster {
         }
         let showing = claimed.content_revision;
         let rendered = render::render_with(&claimed, marker, &self.view);
-        self.wait_for_channel(channel).await;
         let ts = self
             .call_post(key, channel, thread_ts, &rendered, marker)
             .await?;
@@ -366,11 +409,6 @@ impl Poster {
         })
         .await?;
         Ok(())
-    }
-
-    /// Waits for the per-channel limiter.
-    async fn wait_for_channel(&self, channel: &str) {
-        self.limiter.until_key_ready(&channel.to_owned()).await;
     }
 
     /// Calls `method`, waiting out rate limits.

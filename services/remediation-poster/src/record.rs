@@ -36,6 +36,10 @@ pub struct Content {
     pub sandbox: Option<SandboxResult>,
     #[serde(default)]
     pub post: Option<PostRequest>,
+    /// The stream sequence of `post`: of two requests for one reply key, the later published
+    /// wins, whichever of them the poster happens to handle first.
+    #[serde(default)]
+    pub post_sequence: u64,
     /// The trace the incident arrived in, shown in the reply so that one click finds the whole
     /// path from the alert to this reply.
     #[serde(default)]
@@ -55,6 +59,11 @@ pub struct ReplyRecord {
     pub content: Content,
     /// Incremented on every change of `content`.
     pub content_revision: u64,
+    /// The content revision of the last change that was more than a repeat's counts (a new
+    /// alert state, evidence, an answer): Slack must show it soon. Changes since are cosmetic
+    /// (how many notifications, when last seen) and are shown when Slack's budget allows.
+    #[serde(default)]
+    pub substantive_revision: u64,
     /// The reply's `ts`, once posted (thread targets only).
     #[serde(default)]
     pub message_ts: Option<String>,
@@ -73,6 +82,11 @@ impl ReplyRecord {
         self.target.is_some()
             && self.rendered_revision >= self.content_revision
             && (self.message_ts.is_some() || !self.is_thread_reply())
+    }
+
+    /// Posted, and what Slack does not show yet is only a repeat's counts.
+    pub fn only_cosmetic_pending(&self) -> bool {
+        self.message_ts.is_some() && self.rendered_revision >= self.substantive_revision
     }
 
     fn is_thread_reply(&self) -> bool {
@@ -112,6 +126,11 @@ impl ReplyRecord {
         if event.change == IncidentChange::Resolved && incident.resolved_at.is_none() {
             incident.resolved_at = Some(incident.last_seen_at);
         }
+        let cosmetic = self
+            .content
+            .incident
+            .as_ref()
+            .is_some_and(|current| only_counts_differ(current, &incident));
         self.target = Some(ReplyTarget::Thread {
             channel: incident.thread.channel.clone(),
             thread_ts: incident.thread.ts.clone(),
@@ -119,6 +138,10 @@ impl ReplyRecord {
         self.content.incident = Some(incident);
         if self.content.trace_id.is_none() {
             self.content.trace_id = trace_id.map(str::to_owned);
+        }
+        if cosmetic {
+            self.content_revision += 1;
+            return true;
         }
         self.bump()
     }
@@ -171,24 +194,43 @@ impl ReplyRecord {
         self.bump()
     }
 
-    pub fn merge_post(&mut self, post: &PostRequest) -> bool {
-        if self
-            .content
-            .post
-            .as_ref()
-            .is_some_and(|current| current.post_id == post.post_id)
+    /// Merges a post request published at stream `sequence`; an older one than the reply shows
+    /// (handled late because handlers run concurrently) changes nothing.
+    pub fn merge_post(&mut self, post: &PostRequest, sequence: u64) -> bool {
+        if let Some(current) = &self.content.post
+            && (current.post_id == post.post_id || sequence < self.content.post_sequence)
         {
             return false;
         }
         self.target = Some(post.target.clone());
         self.content.post = Some(post.clone());
+        self.content.post_sequence = sequence;
         self.bump()
     }
 
     fn bump(&mut self) -> bool {
         self.content_revision += 1;
+        self.substantive_revision = self.content_revision;
         true
     }
+}
+
+/// Whether `new` is `current` seen again: only its revision, notification counts and last-seen
+/// times differ (a repeat notification of the same alerts).
+fn only_counts_differ(current: &Incident, new: &Incident) -> bool {
+    let mut new = new.clone();
+    new.revision = current.revision;
+    new.notification_count = current.notification_count;
+    new.last_seen_at = current.last_seen_at;
+    if new.related.len() == current.related.len() {
+        for (related, was) in new.related.iter_mut().zip(&current.related) {
+            related.notification_count = was.notification_count;
+            related.last_seen_at = was.last_seen_at;
+            related.last_message = was.last_message.clone();
+        }
+    }
+    new.related_untracked = current.related_untracked;
+    new == *current
 }
 
 /// The KV key of a reply: `kind.id`, with characters NATS keys do not allow replaced.

@@ -83,6 +83,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
         let runner = Arc::new(runner::Runner {
             bus: context.bus.clone(),
             engine,
+            in_progress: Arc::default(),
             throttle: Arc::new(throttle::Throttle::new(
                 sandbox.per_user_burst,
                 sandbox.per_user_per_minute,

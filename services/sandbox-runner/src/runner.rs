@@ -5,9 +5,17 @@
 //!
 //! Redelivery is safe: the container's name comes from the request, so a run a crashed runner
 //! left behind is removed before the new one starts, and the result's `Nats-Msg-Id` is the
-//! request's, so JetStream stores one result.
+//! request's, so JetStream stores one result. A redelivery that arrives while this process is
+//! still running the request (JetStream stopped waiting, e.g. when a hostile script starved the
+//! machine and the progress acknowledgements came late) joins that run instead of starting a
+//! container of the same name, which would remove the first one mid-run.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use bus::{Bus, HandlerError};
 use proto::{
@@ -36,6 +44,51 @@ pub(crate) struct Runner {
     pub(crate) engine: Engine,
     pub(crate) config: SandboxConfig,
     pub(crate) throttle: Arc<Throttle>,
+    pub(crate) in_progress: Arc<InProgress>,
+}
+
+/// The requests this process is running, each with a lock its run holds until it ends; the lock
+/// then says whether the run published its result.
+#[derive(Debug, Default)]
+pub(crate) struct InProgress(Mutex<HashMap<String, Arc<tokio::sync::Mutex<bool>>>>);
+
+/// Held while a request runs; dropping it lets the duplicates waiting for it go.
+#[derive(Debug)]
+struct RunGuard {
+    in_progress: Arc<InProgress>,
+    request_id: String,
+    published: tokio::sync::OwnedMutexGuard<bool>,
+}
+
+impl InProgress {
+    /// The guard of a new run, or the lock of the run already under way for `request_id`.
+    fn start(
+        self: &Arc<Self>,
+        request_id: &str,
+    ) -> Result<RunGuard, Arc<tokio::sync::Mutex<bool>>> {
+        let mut running = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(run) = running.get(request_id) {
+            return Err(run.clone());
+        }
+        let run = Arc::new(tokio::sync::Mutex::new(false));
+        let held = run.clone().try_lock_owned().map_err(|_| run.clone())?;
+        running.insert(request_id.to_owned(), run);
+        Ok(RunGuard {
+            in_progress: self.clone(),
+            request_id: request_id.to_owned(),
+            published: held,
+        })
+    }
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        self.in_progress
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.request_id);
+    }
 }
 
 impl Runner {
@@ -44,6 +97,22 @@ impl Runner {
         request: SandboxRequest,
         delivered: u64,
     ) -> Result<(), HandlerError> {
+        let mut running = match self.in_progress.start(&request.request_id) {
+            Ok(guard) => guard,
+            Err(run) => {
+                // The run under way publishes the result; this copy waits for it, and is
+                // retried if that run ended without publishing.
+                tracing::info!(request = %request.request_id, delivered, "redelivered while running here; joining that run");
+                metrics::counter!("ft_sandbox_redeliveries_joined_total").increment(1);
+                return if *run.lock().await {
+                    Ok(())
+                } else {
+                    Err(HandlerError::retry(
+                        "the run this redelivery joined published no result",
+                    ))
+                };
+            }
+        };
         let started = Instant::now();
         let result = match self.run(&request, delivered).await {
             Ok(result) => result,
@@ -63,6 +132,7 @@ impl Runner {
             .publish(&result)
             .await
             .map_err(HandlerError::retry)?;
+        *running.published = true;
         Ok(())
     }
 
@@ -308,4 +378,32 @@ async fn write_job(dir: &std::path::Path, script: &[u8]) -> std::io::Result<()> 
         tokio::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_redelivery_during_a_run_joins_it_and_learns_whether_it_published() {
+        let in_progress = Arc::new(InProgress::default());
+        let mut first = in_progress
+            .start("r1")
+            .unwrap_or_else(|_| panic!("r1 is new"));
+        let Err(joined) = in_progress.start("r1") else {
+            panic!("a second start of r1 must join the first")
+        };
+        assert!(in_progress.start("r2").is_ok(), "other requests run");
+        let waiter = tokio::spawn(async move { *joined.lock().await });
+        *first.published = true;
+        drop(first);
+        assert!(
+            waiter.await.unwrap_or(false),
+            "the waiter sees the result published"
+        );
+        assert!(
+            in_progress.start("r1").is_ok(),
+            "a later delivery runs again"
+        );
+    }
 }

@@ -64,3 +64,65 @@ fn keys_are_valid_nats_keys() {
     );
     assert_eq!(reply_key("sandbox", "a b.c"), "sandbox.a_b_c");
 }
+
+#[test]
+fn of_two_post_requests_for_one_key_the_later_published_wins_in_any_order() {
+    let post = |post_id: &str, text: &str| PostRequest {
+        schema_version: proto::SchemaVersion::CURRENT,
+        post_id: post_id.to_owned(),
+        reply_key: Some("help".to_owned()),
+        target: proto::ReplyTarget::Thread {
+            channel: "C0ALERTS".to_owned(),
+            thread_ts: "1700000000.000100".to_owned(),
+        },
+        text: text.to_owned(),
+        blocks: None,
+        incident_id: None,
+    };
+    let (first, second) = (post("p2", "first answer"), post("p3", "second answer"));
+    for handled in [[(&first, 7), (&second, 8)], [(&second, 8), (&first, 7)]] {
+        let mut record = ReplyRecord::default();
+        for (post, sequence) in handled {
+            record.merge_post(post, sequence);
+        }
+        assert_eq!(record.content.post.as_ref().unwrap().text, "second answer");
+        assert!(
+            !record.merge_post(&second, 8),
+            "a redelivery changes nothing"
+        );
+    }
+}
+
+#[test]
+fn a_repeat_only_changes_counts_and_is_cosmetic_while_a_resolve_or_evidence_is_not() {
+    let mut record = ReplyRecord::default();
+    assert!(record.merge_incident(&incident_event(IncidentChange::Opened, 1), None));
+    record.message_ts = Some("1700000000.000200".to_owned());
+    record.rendered_revision = record.content_revision;
+    assert!(record.caught_up());
+
+    assert!(record.merge_incident(&incident_event(IncidentChange::Updated, 2), None));
+    assert_eq!(
+        record.content.incident.as_ref().unwrap().notification_count,
+        2
+    );
+    assert!(!record.caught_up(), "the new count is still to be shown");
+    assert!(record.only_cosmetic_pending(), "but only a count changed");
+
+    let mut relabelled = incident_event(IncidentChange::Updated, 3);
+    relabelled
+        .incident
+        .alert
+        .labels
+        .insert("namespace".to_owned(), "shop".to_owned());
+    assert!(record.merge_incident(&relabelled, None));
+    assert!(!record.only_cosmetic_pending(), "a label recovered is news");
+    record.rendered_revision = record.content_revision;
+
+    assert!(record.merge_metrics(&metrics("m1", 10)));
+    assert!(!record.only_cosmetic_pending(), "evidence is news");
+    record.rendered_revision = record.content_revision;
+
+    assert!(record.merge_incident(&incident_event(IncidentChange::Resolved, 4), None));
+    assert!(!record.only_cosmetic_pending(), "resolving is news");
+}

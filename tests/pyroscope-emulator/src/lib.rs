@@ -37,14 +37,17 @@ struct Store {
 }
 
 /// A running emulator.
-#[derive(Clone)]
-pub(crate) struct PyroscopeEmulator {
+#[derive(Debug, Clone)]
+pub struct PyroscopeEmulator {
     store: Arc<Mutex<Store>>,
-    pub(crate) addr: SocketAddr,
+    /// Where it listens.
+    pub addr: SocketAddr,
 }
 
 impl PyroscopeEmulator {
-    pub(crate) async fn start(tenant: Option<&str>) -> PyroscopeEmulator {
+    /// Starts serving on a free loopback port; with `tenant`, every call must carry it as
+    /// `X-Scope-OrgID`, as a multi-tenant Pyroscope requires.
+    pub async fn start(tenant: Option<&str>) -> std::io::Result<PyroscopeEmulator> {
         let store = Arc::new(Mutex::new(Store {
             profiles: Vec::new(),
             tenant: tenant.map(str::to_owned),
@@ -61,24 +64,28 @@ impl PyroscopeEmulator {
             .route("/querier.v1.QuerierService/LabelValues", post(label_values))
             .route("/pyroscope/render", get(render))
             .with_state(store.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
         tokio::spawn(async move { axum::serve(listener, router).await });
-        PyroscopeEmulator { store, addr }
+        Ok(PyroscopeEmulator { store, addr })
     }
 
-    pub(crate) fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// Ingests a profile of `app` taken at `at`.
-    pub(crate) fn ingest(&self, app: &str, profile_type: &str, at: DateTime<Utc>, folded: Folded) {
-        self.store.lock().unwrap().profiles.push(Ingested {
-            app: app.to_owned(),
-            profile_type: profile_type.to_owned(),
-            at,
-            folded,
-        });
+    pub fn ingest(&self, app: &str, profile_type: &str, at: DateTime<Utc>, folded: Folded) {
+        self.store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .profiles
+            .push(Ingested {
+                app: app.to_owned(),
+                profile_type: profile_type.to_owned(),
+                at,
+                folded,
+            });
     }
 }
 
@@ -145,7 +152,7 @@ async fn select_merge_stacktraces(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    let store = store.lock().unwrap();
+    let store = store.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(refused) = refuse_tenant(&store, &headers) {
         return refused;
     }
@@ -185,7 +192,7 @@ async fn select_merge_stacktraces(
 }
 
 async fn profile_types(State(store): State<Arc<Mutex<Store>>>, headers: HeaderMap) -> Response {
-    let store = store.lock().unwrap();
+    let store = store.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(refused) = refuse_tenant(&store, &headers) {
         return refused;
     }
@@ -206,7 +213,7 @@ async fn label_values(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    let store = store.lock().unwrap();
+    let store = store.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(refused) = refuse_tenant(&store, &headers) {
         return refused;
     }
@@ -223,7 +230,7 @@ async fn render(
     headers: HeaderMap,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Response {
-    let store = store.lock().unwrap();
+    let store = store.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(refused) = refuse_tenant(&store, &headers) {
         return refused;
     }

@@ -1,0 +1,224 @@
+//! What a run found, as the Markdown that goes into BENCHMARKS.md.
+
+use std::{fmt, time::Duration};
+
+use hdrhistogram::Histogram;
+
+use crate::plan::Shape;
+
+/// One process's resident memory and CPU time so far, from `/proc/<pid>`.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub rss_kib: u64,
+    pub cpu_seconds: f64,
+}
+
+/// Reads `pid`'s resident set and CPU time; `None` when it is gone.
+pub fn sample(pid: Option<u32>) -> Option<Sample> {
+    let process = procfs::process::Process::new(i32::try_from(pid?).ok()?).ok()?;
+    let stat = process.stat().ok()?;
+    let status = process.status().ok()?;
+    Some(Sample {
+        rss_kib: status.vmrss?,
+        cpu_seconds: (stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64,
+    })
+}
+
+/// `later - earlier` for two Slack timestamps (`"1733140000.123456"`).
+pub fn ts_delta(earlier: &str, later: &str) -> Option<Duration> {
+    let micros = |ts: &str| -> Option<u64> {
+        let (seconds, fraction) = ts.split_once('.')?;
+        if fraction.len() != 6 {
+            return None;
+        }
+        Some(seconds.parse::<u64>().ok()? * 1_000_000 + fraction.parse::<u64>().ok()?)
+    };
+    Some(Duration::from_micros(
+        micros(later)?.checked_sub(micros(earlier)?)?,
+    ))
+}
+
+/// One distinct alert's fate.
+#[derive(Debug, Clone)]
+pub struct AlertOutcome {
+    pub reply_after: Option<Duration>,
+    pub profile_after: Option<Duration>,
+    /// Flamethread's replies in its thread (one is right).
+    pub replies: usize,
+}
+
+/// One service's resources over the run.
+#[derive(Debug, Clone)]
+pub struct ServiceUsage {
+    pub name: &'static str,
+    pub idle_kib: u64,
+    pub peak_kib: u64,
+    pub end_kib: u64,
+    pub cpu_seconds: f64,
+}
+
+/// A finished run.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub shape: Shape,
+    /// How long posting the schedule took (the schedule's length when the harness kept up).
+    pub posting: Duration,
+    pub poll: Duration,
+    pub alerts: Vec<AlertOutcome>,
+    pub services: Vec<ServiceUsage>,
+}
+
+impl Report {
+    /// Every alert got exactly one reply, and it shows the profile.
+    pub fn is_clean(&self) -> bool {
+        self.alerts
+            .iter()
+            .all(|alert| alert.replies == 1 && alert.profile_after.is_some())
+    }
+
+    fn percentiles(durations: impl Iterator<Item = Duration>) -> Option<[Duration; 4]> {
+        let mut histogram = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).ok()?;
+        for duration in durations {
+            let micros = u64::try_from(duration.as_micros())
+                .unwrap_or(u64::MAX)
+                .max(1);
+            histogram.saturating_record(micros);
+        }
+        (!histogram.is_empty()).then(|| {
+            [0.5, 0.9, 0.99, 1.0]
+                .map(|quantile| Duration::from_micros(histogram.value_at_quantile(quantile)))
+        })
+    }
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{:.2} s", duration.as_secs_f64())
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shape = &self.shape;
+        let per_minute = shape.messages as f64 * 60.0 / shape.over.as_secs_f64().max(0.001);
+        writeln!(
+            f,
+            "{} notifications for {} distinct alerts over {} s ({per_minute:.0}/min; new alerts within the first {} s) into {} channel(s); posted in {}",
+            shape.messages,
+            shape.alerts,
+            shape.over.as_secs(),
+            shape.introduce_within.as_secs(),
+            shape.channels,
+            seconds(self.posting),
+        )?;
+        let replied = self.alerts.iter().filter(|a| a.replies == 1).count();
+        let missing = self.alerts.iter().filter(|a| a.replies == 0).count();
+        let duplicated = self.alerts.iter().filter(|a| a.replies > 1).count();
+        let with_profile = self
+            .alerts
+            .iter()
+            .filter(|a| a.profile_after.is_some())
+            .count();
+        writeln!(
+            f,
+            "exactly one reply: {replied}/{n}; no reply: {missing}; more than one: {duplicated}; reply shows the profile: {with_profile}/{n}\n",
+            n = self.alerts.len(),
+        )?;
+        writeln!(f, "| latency per alert | p50 | p90 | p99 | max |")?;
+        writeln!(f, "|---|---|---|---|---|")?;
+        let rows = [
+            (
+                "alert posted → reply posted",
+                Report::percentiles(self.alerts.iter().filter_map(|a| a.reply_after)),
+            ),
+            (
+                "alert posted → reply shows the profile",
+                Report::percentiles(self.alerts.iter().filter_map(|a| a.profile_after)),
+            ),
+        ];
+        for (what, figures) in rows {
+            match figures {
+                Some([p50, p90, p99, max]) => writeln!(
+                    f,
+                    "| {what} | {} | {} | {} | {} |",
+                    seconds(p50),
+                    seconds(p90),
+                    seconds(p99),
+                    seconds(max)
+                )?,
+                None => writeln!(f, "| {what} | – | – | – | – |")?,
+            }
+        }
+        writeln!(
+            f,
+            "\n(the second row is read every {} ms, so it is exact to within that)\n",
+            self.poll.as_millis()
+        )?;
+        writeln!(
+            f,
+            "| service | RSS idle | RSS peak | RSS at the end | CPU time |"
+        )?;
+        writeln!(f, "|---|---|---|---|---|")?;
+        for service in &self.services {
+            writeln!(
+                f,
+                "| {} | {} | {} | {} | {:.2} s |",
+                service.name,
+                mib(service.idle_kib),
+                mib(service.peak_kib),
+                mib(service.end_kib),
+                service.cpu_seconds
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slack_timestamps_subtract_to_the_microsecond() {
+        assert_eq!(
+            ts_delta("1733140000.999999", "1733140002.000001"),
+            Some(Duration::from_micros(1_000_002))
+        );
+        assert_eq!(ts_delta("1733140002.000000", "1733140000.000000"), None);
+        assert_eq!(ts_delta("1733140000.5", "1733140001.000000"), None);
+        assert_eq!(ts_delta("garbage", "1733140001.000000"), None);
+    }
+
+    #[test]
+    fn a_run_with_a_missing_or_doubled_reply_is_not_clean() {
+        let outcome = |replies| AlertOutcome {
+            reply_after: Some(Duration::from_secs(1)),
+            profile_after: Some(Duration::from_secs(2)),
+            replies,
+        };
+        let report = |alerts| Report {
+            shape: Shape {
+                alerts: 2,
+                messages: 2,
+                over: Duration::from_secs(1),
+                introduce_within: Duration::ZERO,
+                channels: 1,
+            },
+            posting: Duration::from_secs(1),
+            poll: Duration::from_millis(250),
+            alerts,
+            services: Vec::new(),
+        };
+        assert!(report(vec![outcome(1), outcome(1)]).is_clean());
+        assert!(!report(vec![outcome(1), outcome(0)]).is_clean());
+        assert!(!report(vec![outcome(2), outcome(1)]).is_clean());
+        let text = report(vec![outcome(1), outcome(2)]).to_string();
+        assert!(text.contains("more than one: 1"), "{text}");
+        assert!(
+            text.contains("| alert posted → reply posted | 1.00 s |"),
+            "{text}"
+        );
+    }
+}
