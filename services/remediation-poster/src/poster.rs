@@ -42,6 +42,8 @@ use crate::{
 
 /// How many compare-and-set rounds a merge may lose before it gives up (and is retried).
 const MAX_CAS_ROUNDS: usize = 50;
+/// At most one edit per this period and channel only brings repeat counts up to date.
+const COSMETIC_EDIT_PERIOD: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub(crate) struct Poster {
@@ -54,6 +56,9 @@ pub(crate) struct Poster {
     pub(crate) post_limiter: DefaultKeyedRateLimiter<String>,
     /// Edits of replies (`chat.update`), per channel.
     pub(crate) update_limiter: DefaultKeyedRateLimiter<String>,
+    /// Edits that only bring a repeat's counts up to date, per channel: a small share of the
+    /// edits, so that they never crowd out the evidence and resolutions people wait for.
+    pub(crate) cosmetic_limiter: DefaultKeyedRateLimiter<String>,
     pub(crate) claim_timeout: Duration,
     pub(crate) view: render::View,
     locks: KeyedLocks,
@@ -125,6 +130,12 @@ impl Poster {
             ),
             update_limiter: RateLimiter::keyed(
                 Quota::per_second(posts_per_second).allow_burst(burst),
+            ),
+            cosmetic_limiter: RateLimiter::keyed(
+                Quota::with_period(COSMETIC_EDIT_PERIOD).map_or_else(
+                    || Quota::per_minute(NonZeroU32::MIN),
+                    |quota| quota.allow_burst(NonZeroU32::MIN),
+                ),
             ),
             claim_timeout,
             view,
@@ -241,7 +252,9 @@ impl Poster {
                 if record.only_cosmetic_pending() {
                     // Only counts changed: shown when the channel's budget allows, never waited
                     // for (the next change, or the next repeat, shows them).
-                    if self.update_limiter.check_key(channel).is_err() {
+                    if self.cosmetic_limiter.check_key(channel).is_err()
+                        || self.update_limiter.check_key(channel).is_err()
+                    {
                         return Ok(());
                     }
                 } else {

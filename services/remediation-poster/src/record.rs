@@ -215,11 +215,13 @@ impl ReplyRecord {
     }
 }
 
-/// Whether `new` is `current` seen again: only its revision, notification counts and last-seen
-/// times differ (a repeat notification of the same alerts).
+/// Whether `new` is `current` seen again: only its revision, notification counts, last-seen
+/// times and the window's end (which follows the last notification) differ: a repeat
+/// notification of the same alerts.
 fn only_counts_differ(current: &Incident, new: &Incident) -> bool {
     let mut new = new.clone();
     new.revision = current.revision;
+    new.window.to = current.window.to;
     new.notification_count = current.notification_count;
     new.last_seen_at = current.last_seen_at;
     if new.related.len() == current.related.len() {

@@ -7,8 +7,9 @@
 //! - **alert posted → reply posted**, from the two messages' `ts` (the emulator's clock, to the
 //!   microsecond): the latency of the pipeline including Slack's rate limit, which the poster
 //!   honours (about one post a second per channel);
-//! - **alert posted → reply shows the profile**, by reading each thread every `poll` (so to within
-//!   that): evidence from a real Prometheus and the Pyroscope emulator, which both answer at once;
+//! - **alert posted → reply shows the profile**: to the `ts` of the edit that put the profile's
+//!   hot function in the reply (`edited.ts`, found by reading each thread every `poll`), evidence
+//!   from a real Prometheus and the Pyroscope emulator, which both answer at once;
 //! - each service's resident memory (idle, peak) and CPU time, from `/proc`.
 //!
 //! It fails (exit status 1) when an alert got no reply, or more than one, within the timeout.
@@ -47,13 +48,13 @@ pub struct Options {
 #[derive(Debug, Default, Clone)]
 struct Tracked {
     channel: String,
-    /// The `ts` of the notification that introduced it: its thread.
+    /// The `ts` of the earliest notification about it: its thread.
     ts: Option<String>,
-    posted: Option<Instant>,
     /// The `ts` of flamethread's first reply in that thread.
     reply_ts: Option<String>,
     replies: usize,
-    profile_seen: Option<Instant>,
+    /// When the reply first showed the profile: its edit's `ts` (or its own, if posted so).
+    profile_ts: Option<String>,
 }
 
 /// Runs the stack, the schedule and the measurements; stops the stack.
@@ -140,12 +141,23 @@ async fn drive(stack: &Stack, options: &Options) -> anyhow::Result<Report> {
             .await;
             drop(permit);
             match answer {
-                Ok(answer) if planned.introduces => {
+                Ok(answer) => {
+                    // Posts run concurrently, so a repeat can land just before its alert's
+                    // introduction: the alert's thread is its earliest message, whichever it is.
+                    let ts = answer["ts"].as_str().unwrap_or_default().to_owned();
                     let mut tracked = tracked.lock().unwrap_or_else(|e| e.into_inner());
-                    tracked[planned.alert].ts = answer["ts"].as_str().map(str::to_owned);
-                    tracked[planned.alert].posted = Some(Instant::now());
+                    let alert = &mut tracked[planned.alert];
+                    let earlier = alert.ts.as_deref().is_none_or(|current| {
+                        report::ts_delta(&ts, current).is_some_and(|d| !d.is_zero())
+                    });
+                    if earlier {
+                        *alert = Tracked {
+                            channel: alert.channel.clone(),
+                            ts: Some(ts),
+                            ..Default::default()
+                        };
+                    }
                 }
-                Ok(_) => {}
                 Err(err) => failures
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -172,7 +184,7 @@ async fn drive(stack: &Stack, options: &Options) -> anyhow::Result<Report> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .filter(|alert| alert.profile_seen.is_none())
+            .filter(|alert| alert.profile_ts.is_none())
             .count();
         if pending == 0 || Instant::now() > deadline {
             break;
@@ -182,6 +194,23 @@ async fn drive(stack: &Stack, options: &Options) -> anyhow::Result<Report> {
     tokio::time::sleep(Duration::from_secs(3)).await;
     watcher.abort();
     recount_replies(&http, stack, &tracked).await?;
+    let poster_counters = match stack
+        .services
+        .iter()
+        .find(|s| s.name == "remediation-poster")
+    {
+        Some(poster) => http
+            .get(format!("http://{}/metrics", poster.admin))
+            .send()
+            .await?
+            .text()
+            .await?
+            .lines()
+            .filter(|line| line.starts_with("ft_poster_"))
+            .map(str::to_owned)
+            .collect(),
+        None => Vec::new(),
+    };
     sampler.abort();
 
     let peaks = peaks.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -215,9 +244,10 @@ async fn drive(stack: &Stack, options: &Options) -> anyhow::Result<Report> {
                 .zip(alert.reply_ts.as_deref())
                 .and_then(|(ts, reply)| report::ts_delta(ts, reply)),
             profile_after: alert
-                .posted
-                .zip(alert.profile_seen)
-                .map(|(posted, seen)| seen.saturating_duration_since(posted)),
+                .ts
+                .as_deref()
+                .zip(alert.profile_ts.as_deref())
+                .and_then(|(ts, shown)| report::ts_delta(ts, shown)),
             replies: alert.replies,
         })
         .collect();
@@ -227,6 +257,7 @@ async fn drive(stack: &Stack, options: &Options) -> anyhow::Result<Report> {
         poll: options.poll,
         alerts,
         services: usage,
+        poster_counters,
     })
 }
 
@@ -245,7 +276,7 @@ async fn watch_threads(
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .enumerate()
-            .filter(|(_, alert)| alert.profile_seen.is_none())
+            .filter(|(_, alert)| alert.profile_ts.is_none())
             .filter_map(|(index, alert)| Some((index, alert.channel.clone(), alert.ts.clone()?)))
             .collect();
         for (index, channel, ts) in pending {
@@ -255,17 +286,21 @@ async fn watch_threads(
             let replies: Vec<&Value> = ours(&thread, &bot_user, &ts).collect();
             let mut tracked = tracked.lock().unwrap_or_else(|e| e.into_inner());
             let alert = &mut tracked[index];
+            if alert.ts.as_deref() != Some(ts.as_str()) {
+                continue; // an earlier message about the alert turned up meanwhile
+            }
             alert.replies = replies.len();
             alert.reply_ts = replies
                 .iter()
                 .filter_map(|reply| reply["ts"].as_str())
                 .min()
                 .map(str::to_owned);
-            if replies
+            if let Some(reply) = replies
                 .iter()
-                .any(|reply| reply.to_string().contains(HOT_FUNCTION))
+                .find(|reply| reply.to_string().contains(HOT_FUNCTION))
             {
-                alert.profile_seen.get_or_insert_with(Instant::now);
+                let shown = reply["edited"]["ts"].as_str().or(reply["ts"].as_str());
+                alert.profile_ts = shown.map(str::to_owned);
             }
         }
         tokio::time::sleep(poll).await;

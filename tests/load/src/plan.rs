@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+/// The least time between an alert's first notification and a repeat of it.
+pub const REPEAT_AFTER: Duration = Duration::from_secs(2);
+
 /// How many, how fast, where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shape {
@@ -74,7 +77,6 @@ impl Shape {
         let (alerts, messages) = (self.alerts, self.messages.max(self.alerts));
         let introduction_at =
             |alert: usize| self.introduce_within.mul_f64(alert as f64 / alerts as f64);
-        let message_at = |index: usize| self.over.mul_f64(index as f64 / messages as f64);
         let repeats = messages - alerts;
         let mut schedule = Vec::with_capacity(messages);
         schedule.extend((0..alerts).map(|alert| Planned {
@@ -82,20 +84,23 @@ impl Shape {
             alert,
             introduces: true,
         }));
-        // Repeats take the time slots of the whole run; each repeats an alert already introduced
-        // by then (the first alert when none is), picked by a fixed stride so that every firing
-        // alert keeps coming back.
+        // Repeats fill the run after the first REPEAT_AFTER; each repeats an alert introduced at
+        // least REPEAT_AFTER before it (Alertmanager never re-sends an alert milliseconds after
+        // the first notification; posts racing each other would make the repeat the alert's
+        // first message), picked by a fixed stride so that every firing alert keeps coming back.
+        let repeats_from = REPEAT_AFTER.min(self.over);
+        let repeat_span = self.over - repeats_from;
         let mut cursor = 0usize;
         schedule.extend((0..repeats).map(|index| {
-            let at = message_at(index * messages / repeats.max(1));
-            let introduced = (0..alerts)
-                .take_while(|&alert| introduction_at(alert) <= at)
+            let at = repeats_from + repeat_span.mul_f64(index as f64 / repeats as f64);
+            let eligible = (0..alerts)
+                .take_while(|&alert| introduction_at(alert) + REPEAT_AFTER <= at)
                 .count()
                 .max(1);
             cursor = cursor.wrapping_add(7919);
             Planned {
                 at,
-                alert: cursor % introduced,
+                alert: cursor % eligible,
                 introduces: false,
             }
         }));
@@ -186,19 +191,23 @@ mod tests {
         for (alerts, messages, within) in [(30, 3000, 5), (30, 30, 60), (7, 1000, 60), (1, 50, 0)] {
             let schedule = shape(alerts, messages, within).schedule();
             assert_eq!(schedule.len(), messages);
-            let mut introduced = vec![false; alerts];
+            let mut introduced = vec![None; alerts];
             for planned in &schedule {
                 if planned.introduces {
-                    assert!(!introduced[planned.alert], "introduced twice: {planned:?}");
-                    introduced[planned.alert] = true;
-                } else {
                     assert!(
-                        introduced[planned.alert],
-                        "a repeat before its alert: {planned:?}"
+                        introduced[planned.alert].is_none(),
+                        "introduced twice: {planned:?}"
+                    );
+                    introduced[planned.alert] = Some(planned.at);
+                } else {
+                    let first = introduced[planned.alert].expect("a repeat before its alert");
+                    assert!(
+                        planned.at >= first + REPEAT_AFTER,
+                        "a repeat too soon: {planned:?}"
                     );
                 }
             }
-            assert!(introduced.iter().all(|&seen| seen));
+            assert!(introduced.iter().all(Option::is_some));
             assert!(schedule.windows(2).all(|pair| pair[0].at <= pair[1].at));
             assert!(
                 schedule

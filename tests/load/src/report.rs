@@ -66,6 +66,8 @@ pub struct Report {
     pub poll: Duration,
     pub alerts: Vec<AlertOutcome>,
     pub services: Vec<ServiceUsage>,
+    /// The poster's `ft_poster_*` counters at the end (posts, edits, 429s, claim waits).
+    pub poster_counters: Vec<String>,
 }
 
 impl Report {
@@ -151,11 +153,7 @@ impl fmt::Display for Report {
                 None => writeln!(f, "| {what} | – | – | – | – |")?,
             }
         }
-        writeln!(
-            f,
-            "\n(the second row is read every {} ms, so it is exact to within that)\n",
-            self.poll.as_millis()
-        )?;
+        writeln!(f)?;
         writeln!(
             f,
             "| service | RSS idle | RSS peak | RSS at the end | CPU time |"
@@ -171,6 +169,12 @@ impl fmt::Display for Report {
                 mib(service.end_kib),
                 service.cpu_seconds
             )?;
+        }
+        if !self.poster_counters.is_empty() {
+            writeln!(f, "\nremediation-poster's counters:")?;
+            for line in &self.poster_counters {
+                writeln!(f, "    {line}")?;
+            }
         }
         Ok(())
     }
@@ -210,6 +214,7 @@ mod tests {
             poll: Duration::from_millis(250),
             alerts,
             services: Vec::new(),
+            poster_counters: Vec::new(),
         };
         assert!(report(vec![outcome(1), outcome(1)]).is_clean());
         assert!(!report(vec![outcome(1), outcome(0)]).is_clean());

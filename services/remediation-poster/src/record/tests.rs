@@ -101,7 +101,9 @@ fn a_repeat_only_changes_counts_and_is_cosmetic_while_a_resolve_or_evidence_is_n
     record.rendered_revision = record.content_revision;
     assert!(record.caught_up());
 
-    assert!(record.merge_incident(&incident_event(IncidentChange::Updated, 2), None));
+    let mut repeat = incident_event(IncidentChange::Updated, 2);
+    repeat.incident.window.to = repeat.incident.last_seen_at;
+    assert!(record.merge_incident(&repeat, None));
     assert_eq!(
         record.content.incident.as_ref().unwrap().notification_count,
         2
