@@ -122,7 +122,10 @@ for service in slack-gateway alert-watcher profile-fetcher sandbox-runner remedi
     if [ "$demo" != 0 ]; then
         case $service in
             alert-watcher)
-                extra+=("${prefix}ALERTMANAGER__URL=http://$alertmanager_addr" "${prefix}INCIDENTS__LOOKBACK=5m") ;;
+                # The demo's buttons are for whoever opens the emulator; a real workspace names
+                # its people in [actions] (empty lists are nobody).
+                extra+=("${prefix}ALERTMANAGER__URL=http://$alertmanager_addr" "${prefix}INCIDENTS__LOOKBACK=5m")
+                if [ -z "$real_slack" ]; then extra+=("${prefix}ACTIONS__ALLOW_ANYONE=true"); fi ;;
             profile-fetcher)
                 extra+=("${prefix}PROMETHEUS__URL=http://$prometheus_addr" "${prefix}PAGES__LISTEN=127.0.0.1:9190"
                     "${prefix}PAGES__PUBLIC_URL=http://127.0.0.1:9190" "${prefix}LIVE__DEFAULT_SECONDS=5"

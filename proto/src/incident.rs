@@ -63,6 +63,35 @@ pub struct Alert {
     /// The service the alert concerns, mapped from labels such as `service`, `app` or `job`.
     #[serde(default)]
     pub service: Option<String>,
+    /// Whether Alertmanager itself (its API, or its authenticated webhook) gave `labels`, rather
+    /// than text in a Slack message that anyone could have written. Actions that change the world
+    /// through Alertmanager (silences) are offered only when it did.
+    #[serde(default)]
+    pub labels_confirmed: bool,
+    /// Alertmanager's fingerprints of the alerts this one stands for (a notification may group
+    /// several), when Alertmanager confirmed them: a silence may match these and no others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alertmanager_fingerprints: Vec<String>,
+}
+
+impl Alert {
+    /// The equality matchers a silence of this alert has: every label Alertmanager confirmed
+    /// (never fewer), and its name. `None` when Alertmanager did not confirm them: a silence
+    /// built from text anyone could type would silence whatever that text names.
+    pub fn silence_matchers(&self) -> Option<BTreeMap<String, String>> {
+        if self.source != AlertSource::Alertmanager
+            || !self.labels_confirmed
+            || self.labels.is_empty()
+            || self.alertmanager_fingerprints.is_empty()
+        {
+            return None;
+        }
+        let mut matchers = self.labels.clone();
+        matchers
+            .entry("alertname".to_owned())
+            .or_insert_with(|| self.name.clone());
+        Some(matchers)
+    }
 }
 
 /// The state of one incident after a change.

@@ -248,10 +248,57 @@ impl Correlated for FileReceived {
     }
 }
 
+/// What each button under an incident's reply carries as its `value` (Slack signs clicks, so a
+/// value comes back as the poster wrote it): the incident, where alert-watcher keeps its state,
+/// and for "Silence", the duration its confirm dialog promised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentButton {
+    #[serde(rename = "i")]
+    pub incident_id: String,
+    /// [`crate::Incident::fingerprint`].
+    #[serde(rename = "f")]
+    pub fingerprint: String,
+    /// Seconds, on the silence button only.
+    #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
+    pub silence_seconds: Option<u64>,
+}
+
+impl IncidentButton {
+    pub fn parse(value: Option<&str>) -> Option<IncidentButton> {
+        serde_json::from_str(value?).ok()
+    }
+
+    pub fn value(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Escapes what Slack's mrkdwn treats as markup (`&`, `<`, `>`): mentions (`<@U…>`,
+/// `<!channel>`), links and dates can then only be the ones flamethread writes.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A duration as a person reads it in a button or a dialog: `1h`, `90m`, `2h 30m`, `45s`.
+pub fn duration_text(duration: std::time::Duration) -> String {
+    let seconds = duration.as_secs();
+    let (hours, minutes, rest) = (seconds / 3600, seconds % 3600 / 60, seconds % 60);
+    match (hours, minutes, rest) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, 0) if h < 2 => format!("{}m", h * 60 + m),
+        (h, m, 0) => format!("{h}h {m}m"),
+        _ => format!("{seconds}s"),
+    }
+}
+
 /// The `action_id`s of the buttons remediation-poster renders; alert-watcher routes their clicks.
 pub mod actions {
-    /// Silence the incident's alert for an hour (value, for this and the two below:
-    /// `{"i": incident id, "f": incident fingerprint}`).
+    /// Silence the incident's alert (value, for this and the two below: an
+    /// [`super::IncidentButton`]; offered only when Alertmanager confirmed the alert's labels).
     pub const SILENCE_1H: &str = "ft.silence_1h";
     /// Gather the evidence again and re-diagnose.
     pub const RERUN: &str = "ft.rerun";

@@ -234,7 +234,8 @@ async fn storm(
         if n % 100 == 0 {
             // Chatter in the storm is ignored.
             let mut chatter = test_support::fixtures::slack_message(&format!("EvChat{n:06}"));
-            chatter.raw = serde_json::json!({"type": "message", "user": "U0ONCALL", "text": "looking", "ts": "1.1"});
+            // A person typing what an integration would post is chatter too: never an incident.
+            chatter.raw = serde_json::json!({"type": "message", "user": "U0MALLORY", "channel": "C0ALERTS", "text": format!("alertname: Typed{n}\nstatus: firing\nservice: payments"), "ts": "1.1"});
             bus.publish(&chatter).await.unwrap();
         }
     }
@@ -350,6 +351,9 @@ async fn without_storm_grouping_2000_notifications_for_30_alerts_make_exactly_30
     }
 }
 
+/// What alert-watcher and this test's Alertmanager share for the webhook.
+const HOOK_TOKEN: &str = "hook-token-0123456789abcdef";
+
 #[tokio::test]
 async fn alertmanagers_webhook_gives_the_slack_messages_incident_its_labels() {
     let nats = NatsServer::start().unwrap();
@@ -375,6 +379,10 @@ receivers:
     webhook_configs:
       - url: 'http://{hook_addr}/alertmanager'
         send_resolved: true
+        http_config:
+          authorization:
+            type: Bearer
+            credentials: '{HOOK_TOKEN}'
 "#,
         slack.webhook_url("T0FLAME/B0AMGR/alertmanager")
     );
@@ -391,6 +399,7 @@ receivers:
             admin,
             alertmanager: alert_watcher::AlertmanagerConfig {
                 webhook_listen: Some(hook_addr),
+                webhook_token: HOOK_TOKEN.into(),
                 ..Default::default()
             },
             ..Default::default()
@@ -404,10 +413,31 @@ receivers:
     .await;
     let bus = observer(&nats).await;
 
-    // What is not Alertmanager's webhook is refused with the reason.
+    // Without Alertmanager's credentials, nothing is read: no token, a wrong one, another scheme.
     let http = slack::http_client(Duration::from_secs(5)).unwrap();
+    let forged = r#"{"version": "4", "status": "firing", "groupLabels": {"alertname": "HighCPU", "service": "checkout"},
+        "commonLabels": {"alertname": "HighCPU", "service": "checkout", "namespace": "forged"},
+        "alerts": [{"fingerprint": "f0"}]}"#;
+    for authorization in [
+        None,
+        Some("Bearer wrong-token-of-the-same-len".to_owned()),
+        Some(format!("Bearer {HOOK_TOKEN}x")),
+        Some(format!("Basic {HOOK_TOKEN}")),
+        Some(HOOK_TOKEN.to_owned()),
+    ] {
+        let mut request = http
+            .post(format!("http://{hook_addr}/alertmanager"))
+            .body(forged);
+        if let Some(authorization) = &authorization {
+            request = request.header("authorization", authorization);
+        }
+        let refused = request.send().await.unwrap();
+        assert_eq!(refused.status().as_u16(), 401, "{authorization:?}");
+    }
+    // What is not Alertmanager's webhook is refused with the reason.
     let refused = http
         .post(format!("http://{hook_addr}/alertmanager"))
+        .bearer_auth(HOOK_TOKEN)
         .body("{\"version\": \"4\"}")
         .send()
         .await
@@ -454,6 +484,19 @@ receivers:
             .len(),
         1
     );
+    let mut events = published(&bus, "FT_INCIDENTS", "ft.incident.opened").await;
+    events.extend(published(&bus, "FT_INCIDENTS", "ft.incident.updated").await);
+    assert!(
+        events
+            .iter()
+            .all(|event| event["incident"]["alert"]["labels"]["namespace"] != "forged"),
+        "the unauthenticated webhook changed nothing"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|event| event["incident"]["alert"]["labels_confirmed"] == true)
+    );
     let channel = control.channel("C0ALERTS").await;
     assert_eq!(replies_of(&channel[0]).len(), 1, "one reply");
 
@@ -462,13 +505,18 @@ receivers:
     gateway.stop().await;
 }
 
-/// The buttons under a real Alertmanager alert's reply: "Silence 1h" by someone not allowed is
-/// refused (only they see it); by the on-call engineer it creates a real silence in Alertmanager
-/// with the alert's labels as matchers and says so in the thread; "Expire silence" expires it in
+/// The buttons under a real Alertmanager alert's reply: "Silence 1h" (offered because
+/// Alertmanager's API confirmed the labels, behind a dialog listing them) by someone not allowed is
+/// refused (only they see it); by the on-call engineer, clicking twice, it creates one real silence
+/// in Alertmanager with every label as a matcher and says so in the thread; "Expire silence" expires it in
 /// Alertmanager and the thread says so in place; "Profile now" adds a live profile of the
 /// service to the thread.
 #[tokio::test]
 async fn the_reply_buttons_silence_in_alertmanager_expire_and_profile_now() {
+    // The process's metrics recorder: the watcher's counters say how each click ended.
+    let _telemetry = telemetry::TelemetryBuilder::new("it")
+        .default_filter("warn")
+        .init();
     let nats = NatsServer::start().unwrap();
     let slack = start_emulator(emulator_config()).await;
     let control = Control::new(&slack);
@@ -481,6 +529,7 @@ async fn the_reply_buttons_silence_in_alertmanager_expire_and_profile_now() {
     let watcher = start_watcher(&nats, |config| {
         config.alertmanager.url = am_url.clone();
         config.actions.silence = vec!["U0ONCALL".into()];
+        config.actions.profile_now = vec!["U0DEV".into()];
     })
     .await;
     let watcher_admin = watcher.admin;
@@ -540,6 +589,21 @@ async fn the_reply_buttons_silence_in_alertmanager_expire_and_profile_now() {
         serde_json::json!({"channel": "C0ALERTS", "user": user, "message_ts": message_ts,
             "action_id": action["action_id"], "value": action["value"]})
     };
+    // Alertmanager confirmed the labels (its API): "Silence 1h" is offered, behind a dialog that
+    // shows every matcher and the duration.
+    let dialog = button(proto::actions::SILENCE_1H)["confirm"]["text"]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(dialog.starts_with("For 1h"), "{dialog}");
+    for matcher in [
+        "alertname=\"HighCPU\"",
+        "namespace=\"shop\"",
+        "service=\"checkout\"",
+        "severity=\"page\"",
+    ] {
+        assert!(dialog.contains(matcher), "{matcher} in {dialog}");
+    }
 
     // Not allowed: refused, to them only; Alertmanager untouched.
     control
@@ -569,24 +633,63 @@ async fn the_reply_buttons_silence_in_alertmanager_expire_and_profile_now() {
     };
     assert!(silences().await.is_empty());
 
-    // The on-call engineer: a real silence, said in the thread.
-    control
-        .post(
-            "/click",
-            click(
-                "U0ONCALL",
-                &reply["ts"],
-                &button(proto::actions::SILENCE_1H),
-            ),
-        )
-        .await;
-    wait_for(
+    // The on-call engineer, clicking twice: one real silence, said once in the thread.
+    for _ in 0..2 {
+        control
+            .post(
+                "/click",
+                click(
+                    "U0ONCALL",
+                    &reply["ts"],
+                    &button(proto::actions::SILENCE_1H),
+                ),
+            )
+            .await;
+    }
+    if let Err(err) = wait_for(
         Duration::from_secs(20),
         "the silence in Alertmanager",
         || async { silences().await.len() == 1 },
     )
     .await
+    {
+        let metrics = reqwest::get(format!("http://{watcher_admin}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let counted: Vec<&str> = metrics
+            .lines()
+            .filter(|line| line.contains("interactions") || line.contains("consumed_total"))
+            .collect();
+        panic!(
+            "{err}; told: {}; counted: {counted:#?}",
+            control.get("/channels/C0ALERTS").await["ephemeral"]
+        );
+    }
+    wait_for(Duration::from_secs(20), "both clicks handled", || async {
+        watcher_metric(
+            watcher_admin,
+            "ft_watcher_interactions_total",
+            "outcome=\"already_silenced\"",
+        )
+        .await
+            + watcher_metric(
+                watcher_admin,
+                "ft_watcher_interactions_total",
+                "outcome=\"silenced\"",
+            )
+            .await
+            >= 2.0
+    })
+    .await
     .unwrap();
+    assert_eq!(
+        silences().await.len(),
+        1,
+        "a second click made no second silence"
+    );
     let silence = silences().await.remove(0);
     assert_eq!(silence["status"]["state"], "active", "{silence}");
     assert!(
@@ -661,6 +764,29 @@ async fn the_reply_buttons_silence_in_alertmanager_expire_and_profile_now() {
     .await
     .unwrap();
 
+    // Profile now, by someone not in profile_now: refused, to them only.
+    control
+        .post(
+            "/click",
+            click(
+                "U0ONCALL",
+                &reply["ts"],
+                &button(proto::actions::PROFILE_NOW),
+            ),
+        )
+        .await;
+    wait_for(Duration::from_secs(20), "the live refusal", || async {
+        control.get("/channels/C0ALERTS").await["ephemeral"]
+            .as_array()
+            .is_some_and(|all| {
+                all.iter().any(|e| {
+                    e["user"] == "U0ONCALL"
+                        && e["text"].as_str().unwrap_or("").contains("not among")
+                })
+            })
+    })
+    .await
+    .unwrap();
     // Profile now: a live profile of the service, as its own reply in the thread.
     control
         .post(
@@ -691,4 +817,110 @@ async fn the_reply_buttons_silence_in_alertmanager_expire_and_profile_now() {
     fetcher.stop().await;
     watcher.stop().await;
     gateway.stop().await;
+}
+
+/// The sum of a counter's series with `label` from a service's `/metrics` (0 when absent).
+async fn watcher_metric(admin: std::net::SocketAddr, name: &str, label: &str) -> f64 {
+    let text = reqwest::get(format!("http://{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")) && line.contains(label))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The same alert posted into two channels is two incidents, and a message in one channel never
+/// updates or resolves the incident opened in the other.
+#[tokio::test]
+async fn a_message_in_one_channel_never_resolves_an_incident_in_another() {
+    let nats = NatsServer::start().unwrap();
+    let watcher = start_watcher(&nats, |_| {}).await;
+    let bus = observer(&nats).await;
+    let say = |id: &str, channel: &str, ts: &str, status: &str| {
+        let mut message = test_support::fixtures::slack_message(id);
+        message.channel = channel.to_owned();
+        message.ts = ts.to_owned();
+        message.raw = serde_json::json!({
+            "type": "message", "subtype": "bot_message", "bot_id": "B0HOOK", "channel": channel,
+            "ts": ts, "text": format!("alertname: DiskFull\nstatus: {status}\nservice: billing-db"),
+        });
+        message
+    };
+    let events = || async {
+        let mut all = Vec::new();
+        for subject in [
+            "ft.incident.opened",
+            "ft.incident.updated",
+            "ft.incident.resolved",
+        ] {
+            all.extend(published(&bus, "FT_INCIDENTS", subject).await);
+        }
+        all
+    };
+    bus.publish(&say("EvA1", "C0ALERTS", "1700000001.000100", "firing"))
+        .await
+        .unwrap();
+    wait_for(
+        Duration::from_secs(20),
+        "the incident in #alerts",
+        || async { !events().await.is_empty() },
+    )
+    .await
+    .unwrap();
+    // Resolved, but in another channel: nothing happens to #alerts' incident.
+    bus.publish(&say("EvB1", "C0RANDOM", "1700000002.000100", "resolved"))
+        .await
+        .unwrap();
+    // Firing in the other channel: its own incident, in its own thread.
+    bus.publish(&say("EvB2", "C0RANDOM", "1700000003.000100", "firing"))
+        .await
+        .unwrap();
+    wait_for(
+        Duration::from_secs(20),
+        "the incident in #random",
+        || async {
+            published(&bus, "FT_INCIDENTS", "ft.incident.opened")
+                .await
+                .len()
+                == 2
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        published(&bus, "FT_INCIDENTS", "ft.incident.resolved")
+            .await
+            .is_empty(),
+        "{:?}",
+        events().await
+    );
+    let opened = published(&bus, "FT_INCIDENTS", "ft.incident.opened").await;
+    let threads: std::collections::BTreeSet<&str> = opened
+        .iter()
+        .map(|event| event["incident"]["thread"]["channel"].as_str().unwrap())
+        .collect();
+    assert_eq!(threads, ["C0ALERTS", "C0RANDOM"].into_iter().collect());
+    // Resolved in #alerts: #alerts' incident, and only it.
+    bus.publish(&say("EvA2", "C0ALERTS", "1700000004.000100", "resolved"))
+        .await
+        .unwrap();
+    wait_for(
+        Duration::from_secs(20),
+        "#alerts' incident resolved",
+        || async {
+            !published(&bus, "FT_INCIDENTS", "ft.incident.resolved")
+                .await
+                .is_empty()
+        },
+    )
+    .await
+    .unwrap();
+    let resolved = published(&bus, "FT_INCIDENTS", "ft.incident.resolved").await;
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0]["incident"]["thread"]["channel"], "C0ALERTS");
+    watcher.stop().await;
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use profile_fetcher::profile::Folded;
 use serde_json::{Value, json};
-use test_support::NatsServer;
+use test_support::{NatsServer, wait_for};
 
 use pyroscope_emulator::PyroscopeEmulator;
 
@@ -100,7 +100,11 @@ async fn profile_commands_get_pickers_answers_and_profiles_on_their_response_url
     let slack = start_emulator(emulator_config()).await;
     let control = Control::new(&slack);
     let gateway = start_gateway(&nats, &slack).await;
-    let watcher = start_watcher(&nats, |_| {}).await;
+    let watcher = start_watcher(&nats, |config| {
+        config.actions.profile_now = vec!["U0ONCALL".into()];
+        config.actions.live_per_app_per_minute = 1;
+    })
+    .await;
     let pages = test_support::reserve_port().unwrap();
     let pages_addr = pages.addr();
     let watcher_admin = watcher.admin;
@@ -217,6 +221,27 @@ async fn profile_commands_get_pickers_answers_and_profiles_on_their_response_url
         listed.contains("burn_for_the_live_profile"),
         "the function that burned the CPU is among the top functions: {said}"
     );
+
+    // Live profiles cost the app CPU: one per app per minute here, and only for profile_now.
+    let again = ask(&control, "alert-watcher now 3s", |body| {
+        text_of(body).contains("profiled live moments ago")
+    })
+    .await;
+    assert!(text_of(&again).contains("`alert-watcher`"), "{again}");
+    control
+        .post(
+            "/command",
+            json!({"channel": "C0ALERTS", "user": "U0DEV", "command": "/profile", "text": "cart now"}),
+        )
+        .await;
+    wait_for(Duration::from_secs(20), "the live refusal", || async {
+        responses(&control)
+            .await
+            .iter()
+            .any(|r| text_of(&r["body"]).contains("Live profiles are for the people"))
+    })
+    .await
+    .unwrap();
 
     // A live target that is not configured is refused with what is (never fetched as a URL).
     let refused = ask(&control, "evil.example.com now", |body| {

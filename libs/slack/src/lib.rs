@@ -79,6 +79,138 @@ pub fn check_api_url(key: &str, url: &str) -> Result<(), String> {
     }
 }
 
+/// The tokens and signing secret the emulator accepts, which the defaults carry.
+pub const EMULATOR_SECRETS: &[&str] = &[
+    "xapp-flamethread-emulator",
+    "xoxb-flamethread-emulator",
+    "emulator-signing-secret",
+];
+
+/// Whether `api_url` is a local emulator: a loopback address (or `localhost`) over plain HTTP.
+pub fn is_local_emulator(api_url: &str) -> bool {
+    let Ok(parsed) = reqwest::Url::parse(api_url) else {
+        return false;
+    };
+    let host = parsed.host_str().unwrap_or_default();
+    parsed.scheme() == "http"
+        && (host == "localhost"
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback()))
+}
+
+/// Refuses the emulator's well-known secrets anywhere but a local emulator: a deployment that
+/// forgot to set a token would otherwise run with one everybody knows. `secrets` are
+/// `(config key, value)`; the error names the first key that still has the emulator's.
+pub fn check_no_emulator_secrets(api_url: &str, secrets: &[(&str, &Secret)]) -> Result<(), String> {
+    if is_local_emulator(api_url) {
+        return Ok(());
+    }
+    match secrets
+        .iter()
+        .find(|(_, secret)| EMULATOR_SECRETS.contains(&secret.expose()))
+    {
+        Some((key, _)) => Err(format!(
+            "{key}: still the local emulator's default, with slack.api_url {api_url:?}; set your Slack app's"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Where `response_url`s may lead: Slack's own hooks host, or the emulator's when the Web API
+/// is a local emulator. Anything else a payload claims is refused, not followed.
+pub fn response_url_allowed(url: &str, api_url: &str) -> bool {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    if is_local_emulator(api_url) {
+        let emulator = reqwest::Url::parse(api_url).ok();
+        return emulator.is_some_and(|emulator| {
+            parsed.scheme() == "http"
+                && parsed.host_str() == emulator.host_str()
+                && parsed.port_or_known_default() == emulator.port_or_known_default()
+        });
+    }
+    parsed.scheme() == "https"
+        && parsed.host_str() == Some("hooks.slack.com")
+        && parsed.port_or_known_default() == Some(443)
+        && parsed.username().is_empty()
+}
+
+#[cfg(test)]
+mod trust_tests {
+    use super::*;
+
+    #[test]
+    fn emulator_secrets_only_against_a_local_emulator() {
+        let bot = Secret::new("xoxb-flamethread-emulator");
+        let real = Secret::new("xoxb-1234-real");
+        for local in [
+            "http://127.0.0.1:3001/api",
+            "http://localhost:3001/api",
+            "http://[::1]:3001/api",
+        ] {
+            assert_eq!(
+                check_no_emulator_secrets(local, &[("slack.bot_token", &bot)]),
+                Ok(())
+            );
+        }
+        for remote in [
+            "https://slack.com/api",
+            "http://10.0.0.5:3001/api",
+            "https://127.0.0.1/api",
+            "http://127.0.0.1.nip.io/api",
+        ] {
+            let refused = check_no_emulator_secrets(
+                remote,
+                &[("slack.app_token", &real), ("slack.bot_token", &bot)],
+            )
+            .unwrap_err();
+            assert!(refused.starts_with("slack.bot_token:"), "{refused}");
+        }
+        assert_eq!(
+            check_no_emulator_secrets("https://slack.com/api", &[("slack.bot_token", &real)]),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn response_urls_lead_only_to_slacks_hooks() {
+        let slack = "https://slack.com/api";
+        assert!(response_url_allowed(
+            "https://hooks.slack.com/commands/T1/1/abc",
+            slack
+        ));
+        for bad in [
+            "http://hooks.slack.com/commands/T1/1/abc",
+            "https://hooks.slack.com.evil.example/x",
+            "https://evil.example/hooks.slack.com",
+            "https://user@hooks.slack.com/x",
+            "https://hooks.slack.com:8443/x",
+            "http://169.254.169.254/latest/meta-data",
+            "file:///etc/passwd",
+            "not a url",
+        ] {
+            assert!(!response_url_allowed(bad, slack), "{bad}");
+        }
+        let emulator = "http://127.0.0.1:3001/api";
+        assert!(response_url_allowed(
+            "http://127.0.0.1:3001/response/abc",
+            emulator
+        ));
+        assert!(!response_url_allowed(
+            "http://127.0.0.1:9999/response/abc",
+            emulator
+        ));
+        assert!(!response_url_allowed(
+            "https://hooks.slack.com/commands/T1/1/abc",
+            emulator
+        ));
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot build the Slack client: {0}")]
@@ -194,6 +326,13 @@ impl RawApi {
         response_url: &str,
         body: &serde_json::Value,
     ) -> Result<(), CallError> {
+        if !response_url_allowed(response_url, &self.api_url) {
+            // A payload's claim, not followed: the answer would go wherever it points.
+            return Err(CallError::Slack {
+                code: "response_url_refused".to_owned(),
+                detail: "not Slack's hooks host".to_owned(),
+            });
+        }
         let response = self
             .http
             .post(response_url)

@@ -624,6 +624,8 @@ pub mod fixtures {
                     starts_at: Some(at(-60)),
                     links: Vec::new(),
                     service: Some(format!("svc-{id}")),
+                    labels_confirmed: false,
+                    alertmanager_fingerprints: Vec::new(),
                 },
                 thread: SlackThread {
                     channel: "C0ALERTS".to_owned(),

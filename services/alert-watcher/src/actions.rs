@@ -1,56 +1,72 @@
-//! The buttons under an incident's reply, decided (pure): who may press which, the silence a
-//! "Silence 1h" creates (equality matchers on the alert's labels), the messages that say who did
-//! what in the thread (with a button to expire the silence), and the profile requests of
-//! "Profile now" (live, from the service's pprof endpoint, as its own reply in the thread) and
-//! "Re-run diagnosis" (the continuous profile again, into the incident's reply).
+//! The buttons under an incident's reply, decided (pure): who may press which (an empty
+//! allow-list is nobody unless the operator wrote `allow_anyone`), the silence a "Silence"
+//! creates (equality matchers on every label Alertmanager confirmed, never fewer, for the duration
+//! its confirm dialog showed), whether Alertmanager's alerts matching it are this incident's only,
+//! the messages that say who did what in the thread (with a button to expire the silence), and the
+//! profile requests of "Profile now" (live, from the service's pprof endpoint, as its own reply in
+//! the thread) and "Re-run diagnosis" (the continuous profile again, into the incident's reply).
 
-use std::{collections::BTreeMap, time::Duration};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use proto::slack::escape;
 use proto::{
     BlockAction, Incident, PostRequest, ProfileRequest, ReplyTarget, SchemaVersion,
     evidence::ProfileMode, slack::actions,
 };
-use serde::Deserialize;
 use serde_json::json;
 
-use crate::alertmanager_api::NewSilence;
+use crate::alertmanager_api::{ExistingSilence, MatchedAlert, NewSilence};
 
 /// What the reply's buttons carry: the incident and where its state is kept.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct IncidentRef {
-    #[serde(rename = "i")]
-    pub id: String,
-    #[serde(rename = "f")]
-    pub fingerprint: String,
+pub type IncidentRef = proto::slack::IncidentButton;
+
+/// Whether `user` may press a button whose allow-list is `allowed`: listed, or anyone when the
+/// operator wrote `allow_anyone`. An empty list is nobody: the buttons act on the world.
+pub fn allowed(user: &str, allowed: &[String], allow_anyone: bool) -> bool {
+    allow_anyone || allowed.iter().any(|id| id == user)
 }
 
-impl IncidentRef {
-    pub fn parse(value: Option<&str>) -> Option<IncidentRef> {
-        serde_json::from_str(value?).ok()
-    }
+/// Why a silence is not created.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SilenceRefusal {
+    #[error(
+        "Alertmanager has not confirmed this alert's labels (it was read from a message's text), so I will not silence it; silence it in Alertmanager."
+    )]
+    Unconfirmed,
+    #[error(
+        "The button asks for {asked}, longer than alert-watcher allows ({allowed}, actions.silence_for)."
+    )]
+    TooLong { asked: String, allowed: String },
+    #[error(
+        "A silence with these matchers would also silence {count} other alert(s) in Alertmanager ({example}); silence it in Alertmanager with narrower matchers."
+    )]
+    TooBroad { count: usize, example: String },
 }
 
-/// Whether `user` may press a button whose allow-list is `allowed` (empty: anyone).
-pub fn allowed(user: &str, allowed: &[String]) -> bool {
-    allowed.is_empty() || allowed.iter().any(|id| id == user)
-}
-
-/// The silence for `incident`: its alert name and labels, for `duration` from `now`.
+/// The silence for `incident`: every label Alertmanager confirmed and its name, for `asked`
+/// (what the confirm dialog showed, at most `longest`) from `now`.
 pub fn silence_for(
     incident: &Incident,
     user: &str,
     now: DateTime<Utc>,
-    duration: Duration,
-) -> NewSilence {
-    let mut matchers: BTreeMap<String, String> = incident.alert.labels.clone();
-    matchers
-        .entry("alertname".to_owned())
-        .or_insert_with(|| incident.alert.name.clone());
-    NewSilence {
+    asked: Duration,
+    longest: Duration,
+) -> Result<NewSilence, SilenceRefusal> {
+    let matchers = incident
+        .alert
+        .silence_matchers()
+        .ok_or(SilenceRefusal::Unconfirmed)?;
+    if asked > longest {
+        return Err(SilenceRefusal::TooLong {
+            asked: proto::slack::duration_text(asked),
+            allowed: proto::slack::duration_text(longest),
+        });
+    }
+    Ok(NewSilence {
         matchers,
         starts_at: now,
-        ends_at: now + chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::hours(1)),
+        ends_at: now + chrono::Duration::from_std(asked).unwrap_or(chrono::Duration::hours(1)),
         created_by: format!("{user} (Slack, via flamethread)"),
         comment: format!(
             "Silenced from Slack for incident {} ({} on {})",
@@ -62,7 +78,44 @@ pub fn silence_for(
                 .as_deref()
                 .unwrap_or("unknown service")
         ),
+    })
+}
+
+/// Whether the alerts Alertmanager matches with `silence`'s matchers are this incident's only
+/// (those it confirmed); any other is refused, named.
+pub fn check_scope(incident: &Incident, matched: &[MatchedAlert]) -> Result<(), SilenceRefusal> {
+    let ours = &incident.alert.alertmanager_fingerprints;
+    let others: Vec<&MatchedAlert> = matched
+        .iter()
+        .filter(|alert| !ours.contains(&alert.fingerprint))
+        .collect();
+    match others.first() {
+        None => Ok(()),
+        Some(first) => Err(SilenceRefusal::TooBroad {
+            count: others.len(),
+            example: first
+                .labels
+                .iter()
+                .map(|(key, value)| format!("{key}={value:?}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        }),
     }
+}
+
+/// A silence already made for this incident with the same matchers and still in force: a retried
+/// click, a redelivered one, or a second person's, finds it instead of making another.
+pub fn already_silenced<'a>(
+    incident: &Incident,
+    silence: &NewSilence,
+    existing: &'a [ExistingSilence],
+) -> Option<&'a ExistingSilence> {
+    let mark = format!("for incident {} (", incident.id.0);
+    existing.iter().find(|found| {
+        matches!(found.state.as_str(), "active" | "pending")
+            && found.comment.contains(&mark)
+            && found.matchers == silence.matchers
+    })
 }
 
 /// "Silenced for 1h by @user", in the thread, with a button to expire it.
@@ -75,12 +128,13 @@ pub fn silenced(
     let matchers: Vec<String> = silence
         .matchers
         .iter()
-        .map(|(k, v)| format!("{k}=\"{v}\""))
+        .map(|(k, v)| format!("{}=\"{}\"", escape(k), escape(v)))
         .collect();
     let text = format!(
-        "🔕 <@{user}> silenced `{}` until {} UTC (silence `{silence_id}`, matchers {}).",
-        incident.alert.name,
+        "🔕 <@{user}> silenced `{}` until {} UTC (silence `{}`, matchers {}).",
+        escape(&incident.alert.name),
         silence.ends_at.format("%H:%M"),
+        escape(silence_id),
         matchers.join(", ")
     );
     let blocks = json!([
@@ -111,7 +165,10 @@ pub fn expired(
         post_id: format!("silence-expired-{silence_id}"),
         reply_key: Some(format!("silence:{incident_id}")),
         target: thread,
-        text: format!("🔔 <@{user}> expired silence `{silence_id}`: alerts notify again."),
+        text: format!(
+            "🔔 <@{user}> expired silence `{}`: alerts notify again.",
+            escape(silence_id)
+        ),
         blocks: None,
         incident_id: Some(proto::IncidentId(incident_id.to_owned())),
     }
@@ -199,23 +256,34 @@ fn thread_post(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use proto::IncidentChange;
     use test_support::fixtures;
 
     use super::*;
 
-    #[test]
-    fn a_silence_matches_the_alert_exactly_and_says_who_and_until_when() {
+    fn confirmed_incident() -> Incident {
         let mut incident =
             fixtures::incident_event("inc-1", "1.1", IncidentChange::Opened, 1).incident;
         incident.alert.labels = BTreeMap::from([
+            ("alertname".to_owned(), "HighCPU".to_owned()),
             ("service".to_owned(), "checkout".to_owned()),
             ("severity".to_owned(), "page".to_owned()),
         ]);
+        incident.alert.labels_confirmed = true;
+        incident.alert.alertmanager_fingerprints = vec!["a1".to_owned()];
+        incident
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn a_silence_matches_every_confirmed_label_and_says_who_and_until_when() {
+        let incident = confirmed_incident();
         let now = fixtures::at(0);
-        let silence = silence_for(&incident, "U0ONCALL", now, Duration::from_secs(3600));
-        assert_eq!(silence.matchers["alertname"], "HighCPU");
-        assert_eq!(silence.matchers["service"], "checkout");
+        let silence = silence_for(&incident, "U0ONCALL", now, HOUR, HOUR).unwrap();
+        assert_eq!(silence.matchers, incident.alert.labels);
         assert_eq!(
             silence.ends_at - silence.starts_at,
             chrono::Duration::hours(1)
@@ -234,15 +302,96 @@ mod tests {
     }
 
     #[test]
-    fn allow_lists_and_button_values() {
-        assert!(allowed("U1", &[]));
-        assert!(allowed("U1", &["U1".to_owned()]));
-        assert!(!allowed("U2", &["U1".to_owned()]));
+    fn silences_fail_closed() {
+        let now = fixtures::at(0);
+        // Labels read from a message's text: never silenced, however many there are.
+        let mut typed = confirmed_incident();
+        typed.alert.labels_confirmed = false;
+        assert_eq!(
+            silence_for(&typed, "U1", now, HOUR, HOUR),
+            Err(SilenceRefusal::Unconfirmed)
+        );
+        let mut unknown_alerts = confirmed_incident();
+        unknown_alerts.alert.alertmanager_fingerprints.clear();
+        assert_eq!(
+            silence_for(&unknown_alerts, "U1", now, HOUR, HOUR),
+            Err(SilenceRefusal::Unconfirmed)
+        );
+        let mut generic = confirmed_incident();
+        generic.alert.source = proto::incident::AlertSource::Generic;
+        assert_eq!(
+            silence_for(&generic, "U1", now, HOUR, HOUR),
+            Err(SilenceRefusal::Unconfirmed)
+        );
+        // Longer than the operator allows.
+        assert!(matches!(
+            silence_for(&confirmed_incident(), "U1", now, 2 * HOUR, HOUR),
+            Err(SilenceRefusal::TooLong { .. })
+        ));
+        // Alertmanager matches another alert with these matchers: refused, named.
+        let incident = confirmed_incident();
+        let ours = MatchedAlert {
+            fingerprint: "a1".into(),
+            labels: incident.alert.labels.clone(),
+        };
+        let mut wider = incident.alert.labels.clone();
+        wider.insert("instance".into(), "b:9100".into());
+        let other = MatchedAlert {
+            fingerprint: "b2".into(),
+            labels: wider,
+        };
+        assert_eq!(check_scope(&incident, std::slice::from_ref(&ours)), Ok(()));
+        assert_eq!(check_scope(&incident, &[]), Ok(()));
+        let refused = check_scope(&incident, &[ours, other]).unwrap_err();
+        assert!(
+            refused.to_string().contains("instance=\"b:9100\""),
+            "{refused}"
+        );
+        // Empty allow-lists are nobody, unless the operator says anyone.
+        assert!(!allowed("U1", &[], false));
+        assert!(allowed("U1", &[], true));
+        assert!(allowed("U1", &["U1".to_owned()], false));
+        assert!(!allowed("U2", &["U1".to_owned()], false));
+    }
+
+    #[test]
+    fn a_retried_click_finds_the_silence_it_made() {
+        let incident = confirmed_incident();
+        let silence = silence_for(&incident, "U1", fixtures::at(0), HOUR, HOUR).unwrap();
+        let made = |state: &str, comment: &str| ExistingSilence {
+            id: "s-1".into(),
+            state: state.into(),
+            comment: comment.into(),
+            matchers: silence.matchers.clone(),
+            ends_at: silence.ends_at,
+        };
+        let found = [made("active", &silence.comment)];
+        assert_eq!(
+            already_silenced(&incident, &silence, &found).map(|s| s.id.as_str()),
+            Some("s-1")
+        );
+        assert!(
+            already_silenced(&incident, &silence, &[made("expired", &silence.comment)]).is_none()
+        );
+        assert!(
+            already_silenced(&incident, &silence, &[made("active", "someone else's")]).is_none()
+        );
+        let mut other_incident = incident.clone();
+        other_incident.id = proto::IncidentId("inc-10".into());
+        assert!(
+            already_silenced(&other_incident, &silence, &found).is_none(),
+            "inc-1 is not inc-10"
+        );
+    }
+
+    #[test]
+    fn button_values() {
         assert_eq!(
             IncidentRef::parse(Some(r#"{"i":"inc-1","f":"fp"}"#)),
             Some(IncidentRef {
-                id: "inc-1".into(),
-                fingerprint: "fp".into()
+                incident_id: "inc-1".into(),
+                fingerprint: "fp".into(),
+                silence_seconds: None,
             })
         );
         assert_eq!(IncidentRef::parse(Some("inc-1")), None);

@@ -1,7 +1,11 @@
 //! Alertmanager's API v2: recovering what its default Slack template leaves out (label keys,
-//! annotations, `startsAt`) with `GET /api/v2/alerts?filter=alertname="…"`, then the alerts
-//! whose label values include every value the title showed; and silences, created
-//! (`POST /api/v2/silences`) and expired (`DELETE /api/v2/silence/{id}`) for the buttons.
+//! annotations, `startsAt`, and the alerts' fingerprints) with
+//! `GET /api/v2/alerts?filter=alertname="…"`, then the alerts whose label values include every
+//! value the title showed; and silences for the buttons: which alerts a silence's matchers would
+//! match (`GET /api/v2/alerts` with them), the silences already made
+//! (`GET /api/v2/silences`), created (`POST /api/v2/silences`) and expired
+//! (`DELETE /api/v2/silence/{id}`). Answers are size-capped: Alertmanager is trusted to say
+//! what it knows, not to be small.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -23,7 +27,31 @@ pub struct Recovered {
     /// The earliest start among them.
     pub starts_at: Option<DateTime<Utc>>,
     pub generator_url: Option<String>,
+    /// Alertmanager's fingerprints of the matching alerts.
+    pub fingerprints: Vec<String>,
 }
+
+/// An alert Alertmanager matches with a silence's matchers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchedAlert {
+    pub fingerprint: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A silence Alertmanager has (any state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingSilence {
+    pub id: String,
+    /// `active`, `pending` or `expired`.
+    pub state: String,
+    pub comment: String,
+    /// Its equality matchers (regex and negative matchers make it not one of flamethread's).
+    pub matchers: BTreeMap<String, String>,
+    pub ends_at: DateTime<Utc>,
+}
+
+/// Largest API answer read (a busy Alertmanager lists thousands of alerts).
+const MAX_ANSWER: usize = 16 << 20;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -34,6 +62,8 @@ struct ApiAlert {
     starts_at: Option<DateTime<Utc>>,
     #[serde(rename = "generatorURL", default)]
     generator_url: Option<String>,
+    #[serde(default)]
+    fingerprint: String,
 }
 
 impl AlertmanagerApi {
@@ -56,20 +86,140 @@ impl AlertmanagerApi {
         name: &str,
         values: &[String],
     ) -> Result<Option<Recovered>, String> {
-        let matcher = format!("alertname=\"{}\"", name.replace('"', "\\\""));
-        let alerts: Vec<ApiAlert> = self
+        let matcher = filter_matcher("alertname", name);
+        let alerts: Vec<ApiAlert> = self.alerts(&[matcher]).await?;
+        Ok(combine(alerts, values))
+    }
+
+    /// Every alert Alertmanager holds (active, silenced, inhibited or unprocessed) that all of
+    /// `matchers` match.
+    pub async fn alerts_matching(
+        &self,
+        matchers: &BTreeMap<String, String>,
+    ) -> Result<Vec<MatchedAlert>, String> {
+        let filters: Vec<String> = matchers
+            .iter()
+            .map(|(name, value)| filter_matcher(name, value))
+            .collect();
+        Ok(self
+            .alerts(&filters)
+            .await?
+            .into_iter()
+            // Alertmanager already filtered; equality is checked again here, not assumed.
+            .filter(|alert| {
+                matchers
+                    .iter()
+                    .all(|(name, value)| alert.labels.get(name) == Some(value))
+            })
+            .map(|alert| MatchedAlert {
+                fingerprint: alert.fingerprint,
+                labels: alert.labels,
+            })
+            .collect())
+    }
+
+    /// The silences whose matchers include `name="value"` for every one of `matchers`.
+    pub async fn silences_matching(
+        &self,
+        matchers: &BTreeMap<String, String>,
+    ) -> Result<Vec<ExistingSilence>, String> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct ApiSilence {
+            id: String,
+            status: Status,
+            #[serde(default)]
+            comment: String,
+            matchers: Vec<ApiMatcher>,
+            ends_at: DateTime<Utc>,
+        }
+        #[derive(Deserialize)]
+        struct Status {
+            state: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct ApiMatcher {
+            name: String,
+            value: String,
+            is_regex: bool,
+            #[serde(default = "yes")]
+            is_equal: bool,
+        }
+        fn yes() -> bool {
+            true
+        }
+        let filters: Vec<(&str, String)> = matchers
+            .iter()
+            .map(|(name, value)| ("filter", filter_matcher(name, value)))
+            .collect();
+        let silences: Vec<ApiSilence> = self.get_json("/api/v2/silences", &filters).await?;
+        Ok(silences
+            .into_iter()
+            .filter(|silence| {
+                silence
+                    .matchers
+                    .iter()
+                    .all(|matcher| !matcher.is_regex && matcher.is_equal)
+            })
+            .map(|silence| ExistingSilence {
+                id: silence.id,
+                state: silence.status.state,
+                comment: silence.comment,
+                matchers: silence
+                    .matchers
+                    .into_iter()
+                    .map(|matcher| (matcher.name, matcher.value))
+                    .collect(),
+                ends_at: silence.ends_at,
+            })
+            .collect())
+    }
+
+    async fn alerts(&self, filters: &[String]) -> Result<Vec<ApiAlert>, String> {
+        let query: Vec<(&str, String)> = filters
+            .iter()
+            .map(|filter| ("filter", filter.clone()))
+            .collect();
+        self.get_json("/api/v2/alerts", &query).await
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, String> {
+        let mut response = self
             .http
-            .get(format!("{}/api/v2/alerts", self.url))
-            .query(&[("filter", matcher.as_str())])
+            .get(format!("{}{path}", self.url))
+            .query(query)
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
-            .map_err(|err| format!("Alertmanager API: {err}"))?
-            .json()
+            .map_err(|err| format!("Alertmanager API: {err}"))?;
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|err| format!("Alertmanager API answered something else: {err}"))?;
-        Ok(combine(alerts, values))
+            .map_err(|err| format!("Alertmanager API: {err}"))?
+        {
+            if body.len() + chunk.len() > MAX_ANSWER {
+                return Err(format!(
+                    "Alertmanager API: the answer to {path} is over {} MiB",
+                    MAX_ANSWER >> 20
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&body)
+            .map_err(|err| format!("Alertmanager API answered something else: {err}"))
     }
+}
+
+/// `name="value"` as Alertmanager's filter syntax wants it (quotes and backslashes escaped).
+fn filter_matcher(name: &str, value: &str) -> String {
+    let quoted = value.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("{name}=\"{quoted}\"")
 }
 
 fn combine(alerts: Vec<ApiAlert>, values: &[String]) -> Option<Recovered> {
@@ -93,6 +243,11 @@ fn combine(alerts: Vec<ApiAlert>, values: &[String]) -> Option<Recovered> {
         annotations: first.annotations.clone(),
         starts_at: matching.iter().filter_map(|alert| alert.starts_at).min(),
         generator_url: first.generator_url.clone(),
+        fingerprints: matching
+            .iter()
+            .map(|alert| alert.fingerprint.clone())
+            .filter(|fingerprint| !fingerprint.is_empty())
+            .collect(),
     })
 }
 

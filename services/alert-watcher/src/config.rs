@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 /// `[alertmanager]`: where to recover what Alertmanager's default Slack template leaves out.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertmanagerConfig {
     /// Alertmanager's base URL, e.g. `http://alertmanager:9093`. Empty (the default): labels
@@ -16,8 +16,50 @@ pub struct AlertmanagerConfig {
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     /// Where to receive Alertmanager's webhook (`POST /alertmanager`), e.g. `0.0.0.0:9180`.
-    /// Default none (off).
+    /// Default none (off). Needs `webhook_token` or `webhook_username` and `webhook_password`:
+    /// what the webhook says becomes labels that silences match.
     pub webhook_listen: Option<std::net::SocketAddr>,
+    /// The bearer token Alertmanager sends (`http_config.authorization.credentials`); set it
+    /// with `ALERT_WATCHER_ALERTMANAGER__WEBHOOK_TOKEN`.
+    pub webhook_token: String,
+    /// Basic auth Alertmanager sends (`http_config.basic_auth`), instead of a token.
+    pub webhook_username: String,
+    pub webhook_password: String,
+}
+
+/// Shortest webhook token or password accepted.
+const MIN_SECRET: usize = 16;
+
+impl AlertmanagerConfig {
+    /// How the webhook's callers prove they are Alertmanager.
+    pub fn webhook_auth(&self) -> Option<crate::webhook::WebhookAuth> {
+        if !self.webhook_token.is_empty() {
+            Some(crate::webhook::WebhookAuth::Bearer(
+                self.webhook_token.clone(),
+            ))
+        } else if !self.webhook_username.is_empty() {
+            Some(crate::webhook::WebhookAuth::Basic {
+                username: self.webhook_username.clone(),
+                password: self.webhook_password.clone(),
+            })
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Debug for AlertmanagerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |secret: &str| if secret.is_empty() { "" } else { "<hidden>" };
+        f.debug_struct("AlertmanagerConfig")
+            .field("url", &self.url)
+            .field("timeout", &self.timeout)
+            .field("webhook_listen", &self.webhook_listen)
+            .field("webhook_token", &hidden(&self.webhook_token))
+            .field("webhook_username", &self.webhook_username)
+            .field("webhook_password", &hidden(&self.webhook_password))
+            .finish()
+    }
 }
 
 /// `[incidents]`: how alerts become incidents.
@@ -40,6 +82,9 @@ impl Default for AlertmanagerConfig {
             url: String::new(),
             timeout: Duration::from_secs(5),
             webhook_listen: None,
+            webhook_token: String::new(),
+            webhook_username: String::new(),
+            webhook_password: String::new(),
         }
     }
 }
@@ -68,6 +113,25 @@ impl runtime::ConfigSection for AlertmanagerConfig {
         }
         if self.timeout.is_zero() {
             return Err("alertmanager.timeout: must be above 0".to_owned());
+        }
+        if !self.webhook_token.is_empty() && !self.webhook_username.is_empty() {
+            return Err(
+                "alertmanager.webhook_token and webhook_username: choose one of them".to_owned(),
+            );
+        }
+        let secret = if self.webhook_username.is_empty() {
+            ("webhook_token", &self.webhook_token)
+        } else {
+            ("webhook_password", &self.webhook_password)
+        };
+        if self.webhook_listen.is_some() && secret.1.is_empty() {
+            return Err("alertmanager.webhook_listen: the webhook needs webhook_token (or webhook_username and webhook_password), which Alertmanager sends with http_config".to_owned());
+        }
+        if !secret.1.is_empty() && secret.1.len() < MIN_SECRET {
+            return Err(format!(
+                "alertmanager.{}: at least {MIN_SECRET} characters",
+                secret.0
+            ));
         }
         Ok(())
     }
@@ -178,20 +242,27 @@ impl runtime::ConfigSection for SandboxApprovalConfig {
     }
 }
 
-/// `[actions]`: who may press the buttons under an incident's reply.
+/// `[actions]`: who may press the buttons under an incident's reply and take live profiles.
+/// Every list is Slack user ids; an empty list is nobody, unless `allow_anyone = true`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ActionsConfig {
-    /// Slack user ids (`U…`) who may silence (and expire silences). Empty: anyone who sees the
-    /// reply.
+    /// Who may silence (and expire silences).
     pub silence: Vec<String>,
-    /// Who may take a live profile. Empty: anyone.
+    /// Who may take a live profile ("Profile now", `/profile <app> now`).
     pub profile_now: Vec<String>,
-    /// Who may re-run the diagnosis. Empty: anyone.
+    /// Who may re-run the diagnosis.
     pub rerun: Vec<String>,
-    /// How long "Silence 1h" silences. Default `1h`.
+    /// Anyone who can see a reply may press its buttons. Default `false`.
+    pub allow_anyone: bool,
+    /// The longest silence a button may ask for (remediation-poster's `diagnosis.silence_for`
+    /// says how long its button asks). Default `1h`.
     #[serde(with = "humantime_serde")]
     pub silence_for: Duration,
+    /// Live profiles one person may take per hour. Default 20.
+    pub live_per_person_per_hour: u32,
+    /// Live profiles of one app per minute, whoever asks. Default 2.
+    pub live_per_app_per_minute: u32,
 }
 
 impl Default for ActionsConfig {
@@ -200,7 +271,10 @@ impl Default for ActionsConfig {
             silence: Vec::new(),
             profile_now: Vec::new(),
             rerun: Vec::new(),
+            allow_anyone: false,
             silence_for: Duration::from_secs(3600),
+            live_per_person_per_hour: 20,
+            live_per_app_per_minute: 2,
         }
     }
 }
@@ -224,6 +298,12 @@ impl runtime::ConfigSection for ActionsConfig {
             || self.silence_for > Duration::from_secs(7 * 86400)
         {
             return Err("actions.silence_for: from 1m to 7d".to_owned());
+        }
+        if self.live_per_person_per_hour == 0 || self.live_per_app_per_minute == 0 {
+            return Err(
+                "actions.live_per_person_per_hour and live_per_app_per_minute: at least 1 (use an empty profile_now to allow nobody)"
+                    .to_owned(),
+            );
         }
         Ok(())
     }

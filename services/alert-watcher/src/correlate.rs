@@ -58,7 +58,11 @@ impl IncidentState {
 /// One alert seen in one Slack message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observation {
+    /// The incident's fingerprint: the alert's, in the message's channel ([`in_channel`]).
     pub fingerprint: String,
+    /// The alert's own ([`fingerprint`]), the same in every channel: what Alertmanager's
+    /// webhook, which knows no channel, is joined by.
+    pub alert_fingerprint: String,
     pub alert: Alert,
     /// The message it was seen in.
     pub message: SlackThread,
@@ -130,6 +134,17 @@ pub fn fingerprint(alert: &Alert, group_values: &[String]) -> String {
     hex(&hasher.finalize())
 }
 
+/// The fingerprint of an incident about the alert `alert_fingerprint` in `channel`: the same
+/// alert posted into two channels is two incidents, and a message in one channel never updates
+/// or resolves an incident opened in another.
+pub fn in_channel(channel: &str, alert_fingerprint: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(channel.as_bytes());
+    hasher.update([0]);
+    hasher.update(alert_fingerprint.as_bytes());
+    hex(&hasher.finalize())
+}
+
 /// Most related alerts an incident tracks one by one; more are counted in `related_untracked`.
 pub const MAX_RELATED: usize = 100;
 
@@ -144,6 +159,9 @@ pub fn decide(
 ) -> Decision {
     let message_key = observation.message_key();
     if let Some(state) = current {
+        if state.incident.thread.channel != observation.message.channel {
+            return Decision::Ignore("other_channel");
+        }
         let own = state.incident.fingerprint == observation.fingerprint;
         let redelivered = if own {
             state.last_message == message_key
@@ -314,7 +332,7 @@ fn hex(bytes: &[u8]) -> String {
 /// Adds what Alertmanager's webhook knows (labels, annotations, start) to an open incident
 /// opened from its keyless Slack message; `None` when it adds nothing (or the incident is closed).
 pub fn enrich(state: &IncidentState, known: &Alert) -> Option<IncidentState> {
-    if state.incident.resolved_at.is_some() {
+    if state.incident.resolved_at.is_some() || !describes(known, &state.incident.alert) {
         return None;
     }
     let mut incident = state.incident.clone();
@@ -329,9 +347,32 @@ pub fn enrich(state: &IncidentState, known: &Alert) -> Option<IncidentState> {
     })
 }
 
+/// Whether what Alertmanager said (`confirmed`) is about `alert`: the same name, and no label
+/// the message showed has another value there. Webhook data never replaces the labels of an
+/// alert it does not match.
+pub fn describes(confirmed: &Alert, alert: &Alert) -> bool {
+    confirmed.name == alert.name
+        && (alert.labels_confirmed
+            || alert.labels.iter().all(|(key, value)| {
+                confirmed
+                    .labels
+                    .get(key)
+                    .is_none_or(|confirmed| confirmed == value)
+            }))
+}
+
 /// A repeat notification may know more (labels recovered since); it never forgets what was known.
+/// Labels Alertmanager confirmed replace those read from text, and text never adds to them.
 fn merge_alert(known: &mut Alert, seen: &Alert) {
-    known.labels.extend(seen.labels.clone());
+    match (known.labels_confirmed, seen.labels_confirmed) {
+        (_, true) => {
+            known.labels = seen.labels.clone();
+            known.labels_confirmed = true;
+            known.alertmanager_fingerprints = seen.alertmanager_fingerprints.clone();
+        }
+        (true, false) => {}
+        (false, false) => known.labels.extend(seen.labels.clone()),
+    }
     known.annotations.extend(seen.annotations.clone());
     if known.severity.is_none() {
         known.severity = seen.severity.clone();

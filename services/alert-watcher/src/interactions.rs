@@ -11,7 +11,7 @@ use proto::{BlockAction, Message, slack::SlackInteraction, slack::actions as ids
 use crate::{
     ActionsConfig,
     actions::{self, IncidentRef},
-    alertmanager_api::AlertmanagerApi,
+    alertmanager_api::{AlertmanagerApi, ExistingSilence, NewSilence},
     commands::{self, Outcome},
     correlate::IncidentState,
     sandbox_offer,
@@ -24,6 +24,7 @@ pub(crate) struct Interactions {
     pub(crate) alertmanager: Option<AlertmanagerApi>,
     pub(crate) approvers: Vec<String>,
     pub(crate) actions: ActionsConfig,
+    pub(crate) live_limits: crate::live_limits::LiveLimits,
 }
 
 impl Interactions {
@@ -55,6 +56,20 @@ impl Interactions {
     async fn carry_out(&self, outcome: Outcome) -> Result<&'static str, HandlerError> {
         Ok(match outcome {
             Outcome::Profile(request) => {
+                let user = request.requested_by.as_deref().unwrap_or_default();
+                if let Err(why) = self.live_limits.check(user, &request) {
+                    let answer = proto::PostRequest {
+                        post_id: format!("refused-{}", request.request_id),
+                        reply_key: None,
+                        target: request.reply.clone(),
+                        text: why,
+                        blocks: None,
+                        incident_id: None,
+                        schema_version: proto::SchemaVersion::CURRENT,
+                    };
+                    self.publish(&answer).await?;
+                    return Ok("live_refused");
+                }
                 self.publish(request.as_ref()).await?;
                 "profile_request"
             }
@@ -90,7 +105,7 @@ impl Interactions {
             ids::PROFILE_NOW => &self.actions.profile_now,
             _ => &self.actions.rerun,
         };
-        if !actions::allowed(&action.user, allowed) {
+        if !actions::allowed(&action.user, allowed, self.actions.allow_anyone) {
             self.publish(&say(
                 "You are not among the people allowed to press that button here (alert-watcher's [actions]); ask one of them.",
             ))
@@ -100,7 +115,7 @@ impl Interactions {
         if action.action_id == ids::SILENCE_EXPIRE {
             return self.expire(action).await;
         }
-        let Some(incident) = self.incident(action).await? else {
+        let Some((incident, button)) = self.incident(action).await? else {
             self.publish(&say(
                 "I cannot find that incident any more; it may have been resolved long ago.",
             ))
@@ -108,33 +123,7 @@ impl Interactions {
             return Ok("unknown_incident");
         };
         match action.action_id.as_str() {
-            ids::SILENCE_1H => {
-                let Some(alertmanager) = &self.alertmanager else {
-                    self.publish(&say(
-                        "Silencing needs Alertmanager: set alert-watcher's alertmanager.url.",
-                    ))
-                    .await?;
-                    return Ok("no_alertmanager");
-                };
-                let silence = actions::silence_for(
-                    &incident,
-                    &action.user,
-                    action.received_at,
-                    self.actions.silence_for,
-                );
-                match alertmanager.create_silence(&silence).await {
-                    Ok(id) => {
-                        self.publish(&actions::silenced(&incident, &action.user, &id, &silence))
-                            .await?;
-                        Ok("silenced")
-                    }
-                    Err(err) => {
-                        self.publish(&say(&format!("I could not silence it: {err}")))
-                            .await?;
-                        Ok("silence_failed")
-                    }
-                }
-            }
+            ids::SILENCE_1H => self.silence(action, &incident, &button).await,
             ids::PROFILE_NOW | ids::RERUN => {
                 let request = if action.action_id == ids::PROFILE_NOW {
                     actions::profile_now(&incident, action)
@@ -148,11 +137,139 @@ impl Interactions {
                     .await?;
                     return Ok("no_service");
                 };
+                if action.action_id == ids::PROFILE_NOW
+                    && let Err(wait) = self.live_limits.check(&action.user, &request)
+                {
+                    self.publish(&say(&wait)).await?;
+                    return Ok("rate_limited");
+                }
                 self.publish(&request).await?;
                 Ok("profile_request")
             }
             _ => Ok("unhandled_action"),
         }
+    }
+
+    /// "Silence": only an alert whose labels Alertmanager confirmed, with all of them as
+    /// matchers, when Alertmanager says they match this incident's alerts and no others; a
+    /// silence already made for the incident (a retried or redelivered click) is said again,
+    /// not made twice.
+    async fn silence(
+        &self,
+        action: &BlockAction,
+        incident: &proto::Incident,
+        button: &IncidentRef,
+    ) -> Result<&'static str, HandlerError> {
+        let say = |text: &str| actions::only_you(action, text.to_owned());
+        let Some(alertmanager) = &self.alertmanager else {
+            self.publish(&say(
+                "Silencing needs Alertmanager: set alert-watcher's alertmanager.url.",
+            ))
+            .await?;
+            return Ok("no_alertmanager");
+        };
+        let asked = button
+            .silence_seconds
+            .map_or(self.actions.silence_for, std::time::Duration::from_secs);
+        let silence = match actions::silence_for(
+            incident,
+            &action.user,
+            action.received_at,
+            asked,
+            self.actions.silence_for,
+        ) {
+            Ok(silence) => silence,
+            Err(refusal) => {
+                self.publish(&say(&refusal.to_string())).await?;
+                return Ok("silence_refused");
+            }
+        };
+        match alertmanager.alerts_matching(&silence.matchers).await {
+            Ok(matched) => {
+                if let Err(refusal) = actions::check_scope(incident, &matched) {
+                    self.publish(&say(&refusal.to_string())).await?;
+                    return Ok("silence_refused");
+                }
+            }
+            Err(err) => {
+                self.publish(&say(&format!(
+                    "I could not check what it would silence: {err}"
+                )))
+                .await?;
+                return Ok("silence_failed");
+            }
+        }
+        // Two clicks at once (two replicas, a double click) must not make two silences: under
+        // the incident's claim, look for the silence a click already made, else make it.
+        let claim = format!("silencing.{}", incident.id.0);
+        if !self.claim(&claim).await? {
+            return Err(HandlerError::retry(
+                "another click is silencing this incident; looking again shortly",
+            ));
+        }
+        let outcome = match alertmanager.silences_matching(&silence.matchers).await {
+            Ok(existing) => match actions::already_silenced(incident, &silence, &existing) {
+                Some(found) => Ok(Silenced::Found(found.clone())),
+                None => alertmanager
+                    .create_silence(&silence)
+                    .await
+                    .map(Silenced::Made),
+            },
+            Err(err) => Err(err),
+        };
+        let _ = self.store.delete(&claim).await;
+        match outcome {
+            Ok(Silenced::Made(id)) => {
+                self.publish(&actions::silenced(incident, &action.user, &id, &silence))
+                    .await?;
+                Ok("silenced")
+            }
+            Ok(Silenced::Found(found)) => {
+                // The note has the same post id as when it was made: the poster says it once.
+                let made = NewSilence {
+                    ends_at: found.ends_at,
+                    ..silence
+                };
+                self.publish(&actions::silenced(incident, &action.user, &found.id, &made))
+                    .await?;
+                Ok("already_silenced")
+            }
+            Err(err) => {
+                self.publish(&say(&format!("I could not silence it: {err}")))
+                    .await?;
+                Ok("silence_failed")
+            }
+        }
+    }
+
+    /// Takes the short-lived claim `key` (a claim older than [`CLAIM_FOR`] was left by a crash
+    /// and is taken over); false when someone holds it.
+    async fn claim(&self, key: &str) -> Result<bool, HandlerError> {
+        let now = chrono::Utc::now();
+        let value: bytes::Bytes = now.to_rfc3339().into_bytes().into();
+        match self.store.create(key, value.clone()).await {
+            Ok(_) => return Ok(true),
+            Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => {}
+            Err(err) => return Err(HandlerError::retry(format!("claiming {key}: {err}"))),
+        }
+        let entry = self
+            .store
+            .entry(key)
+            .await
+            .map_err(|err| HandlerError::retry(format!("reading {key}: {err}")))?;
+        let Some(entry) = entry else {
+            return Ok(false);
+        };
+        let held_since = std::str::from_utf8(&entry.value)
+            .ok()
+            .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok());
+        let stale = held_since
+            .is_none_or(|since| (now - since.to_utc()).to_std().unwrap_or_default() > CLAIM_FOR)
+            || entry.operation != kv::Operation::Put;
+        if !stale {
+            return Ok(false);
+        }
+        Ok(self.store.update(key, value, entry.revision).await.is_ok())
     }
 
     async fn expire(&self, action: &BlockAction) -> Result<&'static str, HandlerError> {
@@ -205,11 +322,12 @@ impl Interactions {
         Ok("expired")
     }
 
-    /// The incident a button names, from this service's state (`fp.<fingerprint>`).
+    /// The incident a button names, from this service's state (`fp.<fingerprint>`), and what the
+    /// button carried.
     async fn incident(
         &self,
         action: &BlockAction,
-    ) -> Result<Option<proto::Incident>, HandlerError> {
+    ) -> Result<Option<(proto::Incident, IncidentRef)>, HandlerError> {
         let Some(reference) = IncidentRef::parse(action.value.as_deref()) else {
             return Ok(None);
         };
@@ -223,6 +341,17 @@ impl Interactions {
             .filter(|entry| entry.operation == kv::Operation::Put)
             .and_then(|entry| serde_json::from_slice::<IncidentState>(&entry.value).ok())
             .map(|state| state.incident)
-            .filter(|incident| incident.id.0 == reference.id))
+            .filter(|incident| incident.id.0 == reference.incident_id)
+            .map(|incident| (incident, reference)))
     }
 }
+
+/// What a click on "Silence" came to under the incident's claim.
+enum Silenced {
+    Made(String),
+    /// A click before this one made it.
+    Found(ExistingSilence),
+}
+
+/// How long a silence claim holds before it is taken as left by a crash.
+const CLAIM_FOR: std::time::Duration = std::time::Duration::from_secs(30);

@@ -20,6 +20,7 @@ pub mod commands;
 mod config;
 pub mod correlate;
 mod interactions;
+mod live_limits;
 pub mod recognize;
 pub mod sandbox_offer;
 mod watcher;
@@ -91,7 +92,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                     anyhow::anyhow!("cannot listen on {listen} for Alertmanager's webhook: {err}")
                 })?;
                 tracing::info!(addr = %listen, "receiving Alertmanager's webhook on /alertmanager");
-                let router = webhook::router(watcher.clone());
+                let auth = config.alertmanager.webhook_auth().ok_or_else(|| {
+                    anyhow::anyhow!("alertmanager.webhook_listen needs webhook credentials")
+                })?;
+                let router = webhook::router(watcher.clone(), auth);
                 let shutdown = context.shutdown.clone();
                 Some(tokio::spawn(async move {
                     axum::serve(listener, router)
@@ -118,6 +122,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             alertmanager: alertmanager_for_actions,
             approvers: config.sandbox.approvers.clone(),
             actions: config.actions.clone(),
+            live_limits: live_limits::LiveLimits::new(&config.actions),
         });
         let interaction_consumer = bus::consumer::run(
             context.bus.clone(),

@@ -13,6 +13,11 @@
 //!
 //! Operator-defined [`rules`] for in-house formats come before all of them.
 //!
+//! Only integrations post alerts. A message a person wrote (no `bot_id`, not `bot_message`) is
+//! never read by the built-in readers, and only by a rule that opts in with `from_people = true`:
+//! anyone in a channel can type `alert: X` lines, and an incident opened from them would carry
+//! buttons that act on the world.
+//!
 //! Alertmanager's default template shows label *values* but not their keys; those readings carry
 //! the values (`group_values`, `common_values`) so that the watcher can recover the labels from
 //! Alertmanager's API or its webhook.
@@ -59,13 +64,18 @@ pub fn recognize(event: &Value) -> Recognition {
 
 /// Like [`recognize`], trying the operator's rules first.
 pub fn recognize_with(event: &Value, rules: &[rules::Rule]) -> Recognition {
+    let by_person = written_by_person(event);
     let custom: Vec<Reading> = rules
         .iter()
+        .filter(|rule| !by_person || rule.reads_people())
         .filter_map(|rule| rule.read(event))
         .take(1)
         .collect();
     if !custom.is_empty() {
         return Recognition::Alerts(custom);
+    }
+    if by_person {
+        return Recognition::NotAnAlert;
     }
     let message = text::Message::of(event);
     for reader in [
@@ -82,6 +92,16 @@ pub fn recognize_with(event: &Value, rules: &[rules::Rule]) -> Recognition {
         }
     }
     Recognition::NotAnAlert
+}
+
+/// Whether a person wrote `event`: Slack marks what integrations and apps post with a `bot_id`
+/// (incoming webhooks also with `subtype: bot_message`).
+pub fn written_by_person(event: &Value) -> bool {
+    let bot = event
+        .get("bot_id")
+        .and_then(Value::as_str)
+        .is_some_and(|id| !id.is_empty());
+    !bot && event.get("subtype").and_then(Value::as_str) != Some("bot_message")
 }
 
 /// Labels that name the service an alert concerns, most specific first.
@@ -124,6 +144,8 @@ fn alert(source: AlertSource, status: AlertStatus, name: String) -> Alert {
         starts_at: None,
         links: Vec::new(),
         service: None,
+        labels_confirmed: false,
+        alertmanager_fingerprints: Vec::new(),
     }
 }
 

@@ -43,6 +43,14 @@ enum StormLeader {
     Wait,
 }
 
+/// Most channels one alert's webhook enriches.
+const MAX_CHANNELS_PER_ALERT: usize = 32;
+
+/// Where the channels an Alertmanager alert has incidents in are kept.
+fn channels_key(alert_fingerprint: &str) -> String {
+    format!("amchannels.{alert_fingerprint}")
+}
+
 /// Where a storm member keeps the fingerprint of the incident it joined.
 fn member_key(observation: &Observation) -> String {
     format!("member.{}", observation.fingerprint)
@@ -71,13 +79,16 @@ impl Watcher {
         for reading in readings {
             let observation = self.observe(reading, &message).await;
             self.correlate(&observation).await?;
+            if observation.alert.source == AlertSource::Alertmanager {
+                self.note_channel(&observation).await?;
+            }
             if observation.alert.source == AlertSource::Alertmanager
-                && observation.alert.labels.is_empty()
-                && let Some(known) = self.learned(&observation.fingerprint).await
+                && !observation.alert.labels_confirmed
+                && let Some(known) = self.learned(&observation.alert_fingerprint).await
             {
                 // The webhook came while this message was being correlated: it stored its labels
-                // before looking for the incident, this message wrote the incident before looking
-                // again, so one of the two always sees the other.
+                // before looking for the channels, this message wrote the incident and its channel
+                // before looking again, so one of the two always sees the other.
                 self.enrich_open(&observation.fingerprint, &known).await?;
             }
         }
@@ -85,15 +96,62 @@ impl Watcher {
     }
 
     /// Keeps what Alertmanager's webhook said about a group (for its Slack message still to come)
-    /// and enriches the group's open incident with it.
-    pub(crate) async fn learn(&self, fingerprint: &str, known: &Alert) -> Result<(), HandlerError> {
+    /// and enriches the group's open incidents, in every channel its message was posted to.
+    pub(crate) async fn learn(
+        &self,
+        alert_fingerprint: &str,
+        known: &Alert,
+    ) -> Result<(), HandlerError> {
         let value = serde_json::to_vec(known)
             .map_err(|err| HandlerError::reject(format!("cannot encode the alert: {err}")))?;
         self.store
-            .put(format!("amhook.{fingerprint}"), value.into())
+            .put(format!("amhook.{alert_fingerprint}"), value.into())
             .await
             .map_err(|err| HandlerError::retry(format!("storing the webhook's labels: {err}")))?;
-        self.enrich_open(fingerprint, known).await
+        let channels: Vec<String> = self
+            .read_json(&channels_key(alert_fingerprint))
+            .await?
+            .unwrap_or_default();
+        for channel in channels {
+            self.enrich_open(&correlate::in_channel(&channel, alert_fingerprint), known)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Records that the alert has an incident in the observation's channel, so that the webhook
+    /// (which knows no channel) finds it.
+    async fn note_channel(&self, observation: &Observation) -> Result<(), HandlerError> {
+        let key = channels_key(&observation.alert_fingerprint);
+        let channel = &observation.message.channel;
+        for _ in 0..MAX_CAS_ROUNDS {
+            let entry = self
+                .store
+                .entry(&key)
+                .await
+                .map_err(|err| HandlerError::retry(format!("reading {key}: {err}")))?
+                .filter(|entry| entry.operation == kv::Operation::Put);
+            let (mut channels, revision): (Vec<String>, u64) = match entry {
+                Some(entry) => (
+                    serde_json::from_slice(&entry.value).unwrap_or_default(),
+                    entry.revision,
+                ),
+                None => (Vec::new(), 0),
+            };
+            if channels.contains(channel) {
+                return Ok(());
+            }
+            channels.push(channel.clone());
+            // Bounded: an alert posted into more channels than this is enriched in the newest.
+            let excess = channels.len().saturating_sub(MAX_CHANNELS_PER_ALERT);
+            channels.drain(..excess);
+            if self.compare_and_set(&key, &channels, revision).await? {
+                return Ok(());
+            }
+        }
+        Err(HandlerError::retry(
+            "the alert's channels kept changing under concurrent writers",
+        ))
     }
 
     /// Adds what the webhook knows to the open incident with this fingerprint, if there is one.
@@ -133,19 +191,20 @@ impl Watcher {
     /// observation.
     async fn observe(&self, reading: Reading, message: &SlackMessage) -> Observation {
         let mut alert = reading.alert;
+        // Channel-free, computed before any labels are recovered: the webhook computes the same.
+        let alert_fingerprint = correlate::fingerprint(&alert, &reading.group_values);
         if alert.source == AlertSource::Alertmanager
-            && alert.labels.is_empty()
-            && let Some(known) = self
-                .learned(&correlate::fingerprint(&alert, &reading.group_values))
-                .await
+            && let Some(known) = self.learned(&alert_fingerprint).await
+            && correlate::describes(&known, &alert)
         {
             alert.labels = known.labels;
             alert.annotations.extend(known.annotations);
             alert.starts_at = known.starts_at;
             alert.links.extend(known.links);
+            alert.labels_confirmed = true;
         }
         if alert.source == AlertSource::Alertmanager
-            && alert.labels.is_empty()
+            && !alert.labels_confirmed
             && let Some(api) = &self.alertmanager
         {
             let values: Vec<String> = reading
@@ -157,6 +216,8 @@ impl Watcher {
             match api.recover(&alert.name, &values).await {
                 Ok(Some(recovered)) => {
                     alert.labels = recovered.labels;
+                    alert.labels_confirmed = true;
+                    alert.alertmanager_fingerprints = recovered.fingerprints;
                     alert.annotations.extend(recovered.annotations);
                     alert.starts_at = recovered.starts_at;
                     if let Some(url) = recovered.generator_url {
@@ -181,7 +242,8 @@ impl Watcher {
             alert.service = recognize::service_of(&alert.labels, &keys);
         }
         Observation {
-            fingerprint: correlate::fingerprint(&alert, &reading.group_values),
+            fingerprint: correlate::in_channel(&message.channel, &alert_fingerprint),
+            alert_fingerprint,
             alert,
             message: SlackThread {
                 channel: message.channel.clone(),

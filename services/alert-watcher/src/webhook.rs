@@ -5,22 +5,26 @@
 //! same fingerprint: the labels are kept for the Slack message still to come, and an incident
 //! already opened from the message is enriched (and its reply updated).
 //!
+//! Every request must prove it is Alertmanager: a bearer token or basic auth (Alertmanager's
+//! `http_config` sends either), compared in constant time; 401 otherwise, before the body is read.
 //! Answers 200 only once what it carried is stored; 400 with the reason for a payload that is not
-//! Alertmanager's webhook format (version 4).
+//! Alertmanager's webhook format (version 4); 413 past 4 MiB.
 
 use std::{collections::BTreeMap, sync::Arc};
 
 use axum::{
     Router,
     body::Bytes,
-    extract::State,
-    http::StatusCode,
+    extract::{DefaultBodyLimit, State},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::post,
 };
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use proto::incident::{AlertSource, AlertStatus, Link};
 use serde::Deserialize;
+use subtle::ConstantTimeEq as _;
 
 use crate::{correlate, recognize, watcher::Watcher};
 
@@ -46,6 +50,9 @@ pub struct WebhookAlert {
     pub starts_at: Option<DateTime<Utc>>,
     #[serde(rename = "generatorURL", default)]
     pub generator_url: Option<String>,
+    /// Alertmanager's fingerprint of the alert (sent since 0.20).
+    #[serde(default)]
+    pub fingerprint: String,
 }
 
 impl Notification {
@@ -86,17 +93,83 @@ impl Notification {
                 .collect(),
             name,
             labels,
+            labels_confirmed: true,
+            alertmanager_fingerprints: self
+                .alerts
+                .iter()
+                .map(|alert| alert.fingerprint.clone())
+                .filter(|fingerprint| !fingerprint.is_empty())
+                .collect(),
         })
     }
 }
 
-pub(crate) fn router(watcher: Arc<Watcher>) -> Router {
-    Router::new()
-        .route("/alertmanager", post(receive))
-        .with_state(watcher)
+/// How Alertmanager proves who it is.
+#[derive(Clone, PartialEq, Eq)]
+pub enum WebhookAuth {
+    Bearer(String),
+    Basic { username: String, password: String },
 }
 
-async fn receive(State(watcher): State<Arc<Watcher>>, body: Bytes) -> Response {
+impl std::fmt::Debug for WebhookAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WebhookAuth::Bearer(_) => "Bearer <redacted>",
+            WebhookAuth::Basic { .. } => "Basic <redacted>",
+        })
+    }
+}
+
+impl WebhookAuth {
+    /// Whether `headers` carry the credentials (constant time in their content).
+    pub fn admits(&self, headers: &HeaderMap) -> bool {
+        let Some(given) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+        else {
+            return false;
+        };
+        let expected = match self {
+            WebhookAuth::Bearer(token) => format!("Bearer {token}"),
+            WebhookAuth::Basic { username, password } => format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+            ),
+        };
+        bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+    }
+}
+
+/// Largest webhook body read: Alertmanager's payload for a large group stays well below.
+const MAX_BODY: usize = 4 << 20;
+
+#[derive(Clone)]
+struct Receiver {
+    watcher: Arc<Watcher>,
+    auth: Arc<WebhookAuth>,
+}
+
+pub(crate) fn router(watcher: Arc<Watcher>, auth: WebhookAuth) -> Router {
+    Router::new()
+        .route("/alertmanager", post(receive))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(Receiver {
+            watcher,
+            auth: Arc::new(auth),
+        })
+}
+
+async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> Response {
+    if !receiver.auth.admits(&headers) {
+        metrics::counter!("ft_watcher_webhooks_total", "outcome" => "unauthorized").increment(1);
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer, Basic")],
+            "this webhook needs Alertmanager's credentials (http_config)",
+        )
+            .into_response();
+    }
+    let watcher = receiver.watcher;
     let notification: Notification = match serde_json::from_slice(&body) {
         Ok(notification) => notification,
         Err(err) => {

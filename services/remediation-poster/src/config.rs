@@ -62,6 +62,7 @@ impl runtime::ConfigSection for SlackConfig {
     fn validate(&self) -> Result<(), String> {
         slack::check_api_url("slack.api_url", &self.api_url)?;
         slack::check_token("slack.bot_token", &self.bot_token, "xoxb-")?;
+        slack::check_no_emulator_secrets(&self.api_url, &[("slack.bot_token", &self.bot_token)])?;
         if self.request_timeout.is_zero() {
             return Err("slack.request_timeout: must be above 0".to_owned());
         }
@@ -133,6 +134,10 @@ pub struct DiagnosisConfig {
     /// source is late instead of "gathering…". Default `60s`.
     #[serde(with = "humantime_serde")]
     pub evidence_deadline: Duration,
+    /// How long the reply's "Silence" button asks to silence for (alert-watcher's
+    /// `actions.silence_for` is the longest it grants). Default `1h`.
+    #[serde(with = "humantime_serde")]
+    pub silence_for: Duration,
 }
 
 impl Default for DiagnosisConfig {
@@ -141,6 +146,7 @@ impl Default for DiagnosisConfig {
             rules: Vec::new(),
             trace_url: String::new(),
             evidence_deadline: Duration::from_secs(60),
+            silence_for: Duration::from_secs(3600),
         }
     }
 }
@@ -148,6 +154,11 @@ impl Default for DiagnosisConfig {
 impl runtime::ConfigSection for DiagnosisConfig {
     fn validate(&self) -> Result<(), String> {
         crate::diagnose::RuleSet::new(self.rules.clone())?;
+        if self.silence_for < Duration::from_secs(60)
+            || self.silence_for > Duration::from_secs(7 * 86400)
+        {
+            return Err("diagnosis.silence_for: from 1m to 7d".to_owned());
+        }
         if self.evidence_deadline < Duration::from_secs(1) {
             return Err("diagnosis.evidence_deadline: at least 1s".to_owned());
         }

@@ -91,6 +91,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                     .map_err(anyhow::Error::msg)?,
                 trace_url: config.diagnosis.trace_url.clone(),
                 evidence_deadline: config.diagnosis.evidence_deadline,
+                silence_for: config.diagnosis.silence_for,
             },
         ));
         let options = ConsumerOptions {

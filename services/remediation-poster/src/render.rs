@@ -6,13 +6,14 @@
 //! An incident's reply leads with the diagnosis: what is wrong, the facts with their numbers,
 //! what to try, and how sure it is; then the metrics, the profile and the buttons.
 
-use std::fmt::Write as _;
+use std::{collections::BTreeMap, fmt::Write as _};
 
 use proto::{
     Incident, MetricsEvidence, PostRequest, ProfileEvidence, SandboxResult, actions,
     evidence::{EvidenceStatus, FunctionShare, Trend},
     incident::AlertStatus,
     sandbox::SandboxOutcome,
+    slack::{IncidentButton, duration_text},
 };
 use serde_json::{Value, json};
 
@@ -29,6 +30,8 @@ pub struct View {
     pub trace_url: String,
     /// How long evidence may take before the reply says it is late.
     pub evidence_deadline: std::time::Duration,
+    /// How long the "Silence" button asks to silence for.
+    pub silence_for: std::time::Duration,
 }
 
 /// Slack's limits (docs.slack.dev: blocks, section text, header text, message text).
@@ -53,6 +56,7 @@ impl Default for View {
             rules: RuleSet::default(),
             trace_url: String::new(),
             evidence_deadline: std::time::Duration::from_secs(60),
+            silence_for: std::time::Duration::from_secs(3600),
         }
     }
 }
@@ -103,12 +107,7 @@ pub fn render_with(record: &ReplyRecord, marker: &str, view: &View) -> Rendered 
     fitted
 }
 
-/// Escapes what Slack's mrkdwn treats as markup (`&`, `<`, `>`).
-pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
+pub use proto::slack::escape;
 
 fn header(text: &str) -> Value {
     json!({"type": "header", "text": {"type": "plain_text", "text": text, "emoji": true}})
@@ -124,6 +123,34 @@ fn context(text: &str) -> Value {
 
 fn button(text: &str, action_id: &str, value: &str) -> Value {
     json!({"type": "button", "text": {"type": "plain_text", "text": text}, "action_id": action_id, "value": value})
+}
+
+/// Slack's confirm dialog for a silence: its matchers and duration, as plain text (never
+/// markup), within the dialog's 300 characters.
+fn silence_dialog(matchers: &BTreeMap<String, String>, duration: std::time::Duration) -> Value {
+    const MAX_DIALOG_TEXT: usize = 300;
+    let head = format!(
+        "For {}, Alertmanager will not notify alerts matching all of:",
+        duration_text(duration)
+    );
+    let mut text = head.clone();
+    for (shown, (name, value)) in matchers.iter().enumerate() {
+        let line = format!("\n{name}=\"{value}\"");
+        let rest = matchers.len() - shown;
+        let more = format!("\n… and {rest} more (listed in the thread once made)");
+        if text.chars().count() + line.chars().count() + more.chars().count() > MAX_DIALOG_TEXT {
+            text.push_str(&more);
+            break;
+        }
+        text.push_str(&line);
+    }
+    json!({
+        "title": {"type": "plain_text", "text": "Silence this alert?"},
+        "text": {"type": "plain_text", "text": text, "emoji": false},
+        "confirm": {"type": "plain_text", "text": "Silence"},
+        "deny": {"type": "plain_text", "text": "Cancel"},
+        "style": "danger",
+    })
 }
 
 fn incident_reply(
@@ -210,14 +237,37 @@ fn incident_reply(
     )));
     if !resolved {
         // The incident and its fingerprint, which is where alert-watcher keeps its state.
-        let value = json!({"i": incident.id.0, "f": incident.fingerprint}).to_string();
-        blocks.push(
-            json!({"type": "actions", "block_id": "ft-actions", "elements": [
-                button("Silence 1h", actions::SILENCE_1H, &value),
-                button("Re-run diagnosis", actions::RERUN, &value),
-                button("Profile now", actions::PROFILE_NOW, &value),
-            ]}),
-        );
+        let reference = IncidentButton {
+            incident_id: incident.id.0.clone(),
+            fingerprint: incident.fingerprint.clone(),
+            silence_seconds: None,
+        };
+        let mut buttons = Vec::new();
+        // Silence only what Alertmanager confirmed, after a dialog that shows what it matches.
+        if let Some(matchers) = alert.silence_matchers() {
+            let value = IncidentButton {
+                silence_seconds: Some(view.silence_for.as_secs()),
+                ..reference.clone()
+            };
+            let mut silence = button(
+                &format!("Silence {}", duration_text(view.silence_for)),
+                actions::SILENCE_1H,
+                &value.value(),
+            );
+            silence["confirm"] = silence_dialog(&matchers, view.silence_for);
+            buttons.push(silence);
+        }
+        buttons.push(button(
+            "Re-run diagnosis",
+            actions::RERUN,
+            &reference.value(),
+        ));
+        buttons.push(button(
+            "Profile now",
+            actions::PROFILE_NOW,
+            &reference.value(),
+        ));
+        blocks.push(json!({"type": "actions", "block_id": "ft-actions", "elements": buttons}));
     }
     let lead = diagnosis
         .as_ref()

@@ -116,6 +116,14 @@ impl runtime::ConfigSection for SlackConfig {
     fn validate(&self) -> Result<(), String> {
         slack::check_api_url("slack.api_url", &self.api_url)?;
         slack::check_token("slack.bot_token", &self.bot_token, "xoxb-")?;
+        slack::check_no_emulator_secrets(
+            &self.api_url,
+            &[
+                ("slack.app_token", &self.app_token),
+                ("slack.bot_token", &self.bot_token),
+                ("slack.signing_secret", &self.signing_secret),
+            ],
+        )?;
         match self.mode {
             Mode::SocketMode => slack::check_token("slack.app_token", &self.app_token, "xapp-")?,
             Mode::Http if self.signing_secret.is_empty() => {

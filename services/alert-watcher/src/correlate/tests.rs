@@ -20,9 +20,13 @@ fn observation(status: AlertStatus, ts: &str) -> Observation {
         starts_at: None,
         links: Vec::new(),
         service: None,
+        labels_confirmed: false,
+        alertmanager_fingerprints: Vec::new(),
     };
+    let alert_fingerprint = fingerprint(&alert, &["HighCPU".into(), "checkout".into()]);
     Observation {
-        fingerprint: fingerprint(&alert, &["HighCPU".into(), "checkout".into()]),
+        fingerprint: in_channel("C0ALERTS", &alert_fingerprint),
+        alert_fingerprint,
         alert,
         message: SlackThread {
             channel: "C0ALERTS".into(),
@@ -369,5 +373,28 @@ fn an_edit_resolves_or_enriches_but_never_counts_as_a_repeat() {
             Decision::Republish(_)
         ),
         "the same edit redelivered"
+    );
+}
+
+#[test]
+fn a_message_in_another_channel_never_touches_an_incident() {
+    let opened = apply(decide(
+        None,
+        &observation(AlertStatus::Firing, "1.1"),
+        at(0),
+        WINDOWS,
+        || "inc-a".into(),
+    ));
+    let mut elsewhere = observation(AlertStatus::Resolved, "2.1");
+    elsewhere.message.channel = "C0RANDOM".into();
+    assert_ne!(
+        in_channel("C0RANDOM", &elsewhere.alert_fingerprint),
+        opened.incident.fingerprint,
+        "the same alert in another channel is another incident"
+    );
+    // Even handed the first channel's state, a message from another channel changes nothing.
+    assert_eq!(
+        decide(Some(&opened), &elsewhere, at(5), WINDOWS, || unreachable!()),
+        Decision::Ignore("other_channel")
     );
 }

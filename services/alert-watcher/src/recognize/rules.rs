@@ -38,6 +38,10 @@ pub struct RuleConfig {
     pub pattern: String,
     #[serde(default)]
     pub resolved_pattern: Option<String>,
+    /// Whether messages people wrote (not an integration) may match. Default `false`: anyone in
+    /// a channel can type text that looks like an alert.
+    #[serde(default)]
+    pub from_people: bool,
 }
 
 /// A rule ready to match.
@@ -77,6 +81,11 @@ impl RuleConfig {
 }
 
 impl Rule {
+    /// Whether the operator let this rule read messages people wrote.
+    pub fn reads_people(&self) -> bool {
+        self.config.from_people
+    }
+
     fn applies_to(&self, event: &Value) -> bool {
         let wanted = |configured: &Option<String>, key: &str| {
             configured

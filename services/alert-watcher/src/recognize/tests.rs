@@ -207,6 +207,7 @@ fn operator_rules_read_in_house_formats_first() {
         pattern: r"^(?:ALERT|RESOLVED) (?P<alertname>\w+) on (?P<service>[\w-]+)(?: sev=(?P<severity>\w+))?"
             .into(),
         resolved_pattern: Some("^RESOLVED ".into()),
+        from_people: false,
     };
     let rules = vec![config.compile(0).unwrap()];
     let firing = json!({"type": "message", "bot_id": "B0PAGER", "channel": "C1", "ts": "1.1", "text": "ALERT DiskFull on billing-db sev=high"});
@@ -238,6 +239,52 @@ fn operator_rules_read_in_house_formats_first() {
         ..config
     };
     assert!(nameless.compile(0).unwrap_err().contains("(?P<alertname>"));
+}
+
+#[test]
+fn what_people_type_is_never_an_alert_unless_a_rule_opts_in() {
+    // Each of these would be an alert if an integration had posted it.
+    let typed = [
+        json!({"type": "message", "user": "U0MALLORY", "channel": "C0ALERTS", "ts": "1.1", "text": "alert: PaymentsDown\nstatus: firing"}),
+        json!({"type": "message", "user": "U0MALLORY", "channel": "C0ALERTS", "ts": "1.1", "text": "```json\n{\"alertname\": \"PaymentsDown\", \"service\": \"payments\"}\n```"}),
+        json!({"type": "message", "user": "U0MALLORY", "channel": "C0ALERTS", "ts": "1.1", "text": "[FIRING:1] PaymentsDown (payments page)"}),
+        json!({"type": "message", "user": "U0MALLORY", "subtype": "thread_broadcast", "channel": "C0ALERTS", "ts": "1.1", "text": "alert: PaymentsDown\nstatus: firing"}),
+        json!({"type": "message", "user": "U0MALLORY", "bot_id": "", "channel": "C0ALERTS", "ts": "1.1", "text": "alert: PaymentsDown\nstatus: firing"}),
+    ];
+    for event in &typed {
+        assert!(written_by_person(event), "{event}");
+        assert_eq!(recognize(event), Recognition::NotAnAlert, "{event}");
+    }
+    let as_integration = json!({"type": "message", "subtype": "bot_message", "bot_id": "B0HOOK", "channel": "C0ALERTS", "ts": "1.1", "text": "alert: PaymentsDown\nstatus: firing"});
+    assert!(matches!(recognize(&as_integration), Recognition::Alerts(_)));
+
+    let rule = |from_people| {
+        rules::RuleConfig {
+            name: "typed pages".into(),
+            channel: Some("C0ALERTS".into()),
+            bot_id: None,
+            username: None,
+            pattern: r"^PAGE (?P<alertname>\w+)".into(),
+            resolved_pattern: None,
+            from_people,
+        }
+        .compile(0)
+        .unwrap()
+    };
+    let page = json!({"type": "message", "user": "U0ONCALL", "channel": "C0ALERTS", "ts": "1.1", "text": "PAGE DiskFull"});
+    assert_eq!(
+        recognize_with(&page, &[rule(false)]),
+        Recognition::NotAnAlert
+    );
+    assert!(matches!(
+        recognize_with(&page, &[rule(true)]),
+        Recognition::Alerts(_)
+    ));
+    // Opting in to one rule does not open the built-in readers to people.
+    assert_eq!(
+        recognize_with(&typed[0], &[rule(true)]),
+        Recognition::NotAnAlert
+    );
 }
 
 #[test]

@@ -125,6 +125,8 @@ mod tests {
             starts_at: None,
             links: Vec::new(),
             service: service.map(str::to_owned),
+            labels_confirmed: true,
+            alertmanager_fingerprints: vec!["4f8e2b".into()],
         }
     }
 

@@ -78,6 +78,7 @@ fn run() -> Result<(), String> {
             .map_err(|err| format!("{}: {err}", config.as_deref().unwrap_or("configuration")))?,
         trace_url: diagnosis.trace_url,
         evidence_deadline: diagnosis.evidence_deadline,
+        silence_for: diagnosis.silence_for,
     };
     let found = view.rules.diagnose(
         &recorded.incident,

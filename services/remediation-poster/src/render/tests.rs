@@ -33,10 +33,8 @@ fn a_firing_incident_has_buttons_that_name_it_and_a_marker() {
         .iter()
         .map(|button| button["action_id"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        ids,
-        [actions::SILENCE_1H, actions::RERUN, actions::PROFILE_NOW]
-    );
+    // Labels read from a message: no silence on offer.
+    assert_eq!(ids, [actions::RERUN, actions::PROFILE_NOW]);
     // Each button names the incident and its fingerprint (where alert-watcher keeps its state).
     for button in actions["elements"].as_array().unwrap() {
         let value: Value = serde_json::from_str(button["value"].as_str().unwrap()).unwrap();
@@ -52,6 +50,67 @@ fn a_firing_incident_has_buttons_that_name_it_and_a_marker() {
         rendered.text
     );
     assert!(block_texts(&rendered).contains("gathering"));
+}
+
+#[test]
+fn silence_is_offered_only_for_labels_alertmanager_confirmed_behind_a_dialog() {
+    let mut event = incident_event(IncidentChange::Opened, 1);
+    let alert = &mut event.incident.alert;
+    alert.labels = [
+        ("alertname", "HighCPU"),
+        ("service", "checkout"),
+        ("note", "<!channel> & <@U1>"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    alert.labels_confirmed = true;
+    alert.alertmanager_fingerprints = vec!["a1".into()];
+    let mut record = ReplyRecord::default();
+    record.merge_incident(&event, None);
+    let view = View {
+        silence_for: std::time::Duration::from_secs(2 * 3600),
+        ..View::default()
+    };
+    let rendered = render_with(&record, "ft-reply:incident.inc-1", &view);
+    let actions = rendered.blocks.last().unwrap();
+    let silence = &actions["elements"][0];
+    assert_eq!(silence["action_id"], actions::SILENCE_1H);
+    assert_eq!(silence["text"]["text"], "Silence 2h");
+    let value = IncidentButton::parse(silence["value"].as_str()).unwrap();
+    assert_eq!(value.silence_seconds, Some(7200));
+    let dialog = &silence["confirm"];
+    // Plain text: what the labels say is shown, never read as markup.
+    assert_eq!(dialog["text"]["type"], "plain_text");
+    let text = dialog["text"]["text"].as_str().unwrap();
+    assert!(text.starts_with("For 2h, "), "{text}");
+    for matcher in [
+        "alertname=\"HighCPU\"",
+        "service=\"checkout\"",
+        "note=\"<!channel> & <@U1>\"",
+    ] {
+        assert!(text.contains(matcher), "{matcher} in {text}");
+    }
+    // Many labels: the dialog stays within Slack's 300 characters and says how many it left out.
+    let mut many = event.clone();
+    for i in 0..40 {
+        many.incident
+            .alert
+            .labels
+            .insert(format!("label_{i:02}"), "x".repeat(20));
+    }
+    let mut record = ReplyRecord::default();
+    record.merge_incident(&many, None);
+    let rendered = render_with(&record, "m", &view);
+    let text = rendered.blocks.last().unwrap()["elements"][0]["confirm"]["text"]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(text.chars().count() <= 300, "{}", text.chars().count());
+    assert!(
+        text.contains("more (listed in the thread once made)"),
+        "{text}"
+    );
 }
 
 #[test]
