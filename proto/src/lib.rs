@@ -15,6 +15,8 @@
 //! - One module per conversation: [`slack`], [`incident`], [`evidence`], [`sandbox`], [`post`],
 //!   and [`dead_letter`] for messages that could not be processed.
 //! - [`command`]: the `/profile` grammar, which picker options also carry.
+//! - [`mrkdwn`]: the only way to write text and blocks for Slack, so that outside text is never
+//!   markup.
 //!
 //! # Compatibility rules
 //! Every message carries `schema_version`. Within one version, changes are additive only: a new
@@ -27,6 +29,7 @@ pub mod common;
 pub mod dead_letter;
 pub mod evidence;
 pub mod incident;
+pub mod mrkdwn;
 pub mod post;
 pub mod sandbox;
 pub mod schema;
@@ -38,6 +41,7 @@ pub use common::{IncidentId, ObjectRef, ReplyTarget, SchemaVersion, SlackThread,
 pub use dead_letter::{DeadLetter, ErrorCode};
 pub use evidence::{Evidence, MetricsEvidence, ProfileEvidence, ProfileRequest};
 pub use incident::{Alert, Incident, IncidentChange, IncidentEvent};
+pub use mrkdwn::{Mrkdwn, blocks::Block};
 pub use post::PostRequest;
 pub use sandbox::{SandboxRequest, SandboxResult};
 pub use slack::{

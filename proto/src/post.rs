@@ -3,7 +3,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{Correlated, Correlation, IncidentId, Message, ReplyTarget, SchemaVersion, Subject};
+use crate::{
+    Block, Correlated, Correlation, IncidentId, Message, Mrkdwn, ReplyTarget, SchemaVersion,
+    Subject,
+};
 
 /// Say something in Slack. Posts with the same `reply_key` update one message in place instead of
 /// adding another, so a repeated or re-run answer never adds thread noise.
@@ -16,11 +19,11 @@ pub struct PostRequest {
     #[serde(default)]
     pub reply_key: Option<String>,
     pub target: ReplyTarget,
-    /// Plain text: the notification text, and the fallback where blocks cannot be shown.
-    pub text: String,
-    /// Block Kit blocks, passed to Slack as they are.
+    /// The notification text, and the fallback where blocks cannot be shown (mrkdwn).
+    pub text: Mrkdwn,
+    /// Block Kit blocks, built by [`crate::mrkdwn::blocks`].
     #[serde(default)]
-    pub blocks: Option<serde_json::Value>,
+    pub blocks: Option<Vec<Block>>,
     #[serde(default)]
     pub incident_id: Option<IncidentId>,
 }

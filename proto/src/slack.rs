@@ -273,14 +273,6 @@ impl IncidentButton {
     }
 }
 
-/// Escapes what Slack's mrkdwn treats as markup (`&`, `<`, `>`): mentions (`<@U…>`,
-/// `<!channel>`), links and dates can then only be the ones flamethread writes.
-pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 /// A duration as a person reads it in a button or a dialog: `1h`, `90m`, `2h 30m`, `45s`.
 pub fn duration_text(duration: std::time::Duration) -> String {
     let seconds = duration.as_secs();

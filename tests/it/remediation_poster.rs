@@ -386,7 +386,7 @@ async fn post_requests_answer_ephemerally_through_response_urls_and_in_threads()
             post_id: post_id.to_owned(),
             reply_key: reply_key.map(str::to_owned),
             target,
-            text: text.to_owned(),
+            text: proto::Mrkdwn::plain(text),
             blocks: None,
             incident_id: None,
         }
@@ -409,7 +409,8 @@ async fn post_requests_answer_ephemerally_through_response_urls_and_in_threads()
                     responses.iter().any(|r| {
                         r["id"] == "4242"
                             && r["body"]["response_type"] == "ephemeral"
-                            && r["body"]["text"] == "Usage: /profile <app> [since]"
+                            // Escaped: Slack shows `<app>`, never reads it as markup.
+                            && r["body"]["text"] == "Usage: /profile &lt;app&gt; [since]"
                     })
                 })
         },
@@ -462,8 +463,9 @@ async fn what_slack_refuses_is_sent_as_text_or_dead_lettered_with_slacks_reason(
             channel: "C0ALERTS".to_owned(),
             thread_ts: alert_ts.clone(),
         },
-        text: "the answer, in words".to_owned(),
-        blocks: Some(json!([{"type": "no_such_block"}])),
+        text: proto::Mrkdwn::plain("the answer, in words"),
+        // What another producer could publish: blocks Slack refuses.
+        blocks: Some(serde_json::from_value(json!([{"type": "no_such_block"}])).unwrap()),
         incident_id: None,
     })
     .await

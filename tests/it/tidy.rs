@@ -140,3 +140,49 @@ fn only_proto_names_subjects() {
         }
     }
 }
+
+/// Slack text is written one way: [`proto::mrkdwn`]. Outside it, no service code writes a
+/// `"mrkdwn"` text object by hand or calls the macro's hidden constructor, and no `mrkdwn!`
+/// format string captures a name from scope (`{name}` would not be escaped).
+#[test]
+fn slack_text_is_built_only_by_proto_mrkdwn() {
+    let root = workspace_root();
+    let mut files = Vec::new();
+    for dir in ["services", "libs"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    let mut offences = Vec::new();
+    for path in &files {
+        let text = fs::read_to_string(path).unwrap();
+        let shown = path.strip_prefix(&root).unwrap().display().to_string();
+        let is_test = shown.contains("/tests") || shown.contains("/benches/");
+        // Unit tests live after `#[cfg(test)]`; only the code before it is checked.
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        if !is_test && code.contains("\"mrkdwn\"") {
+            offences.push(format!("{shown}: writes a \"mrkdwn\" text object by hand"));
+        }
+        if code.contains("__formatted") {
+            offences.push(format!("{shown}: calls Mrkdwn::__formatted"));
+        }
+        for (at, _) in text.match_indices("mrkdwn!(") {
+            let rest = &text[at + "mrkdwn!(".len()..];
+            let literal = rest
+                .trim_start()
+                .strip_prefix('"')
+                .and_then(|body| body.split('"').next())
+                .unwrap_or("");
+            let captures = literal.split('{').skip(1).any(|after| {
+                after
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphabetic() || c == '_')
+            });
+            if captures {
+                offences.push(format!(
+                    "{shown}: mrkdwn!(\"{literal}\") captures a name; pass it as an argument"
+                ));
+            }
+        }
+    }
+    assert!(offences.is_empty(), "{offences:#?}");
+}

@@ -9,11 +9,11 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use proto::slack::escape;
 use proto::{
     BlockAction, Incident, PostRequest, ProfileRequest, ReplyTarget, SchemaVersion,
     evidence::ProfileMode, slack::actions,
 };
+use proto::{Mrkdwn, mrkdwn, mrkdwn::blocks};
 use serde_json::json;
 
 use crate::alertmanager_api::{ExistingSilence, MatchedAlert, NewSilence};
@@ -125,26 +125,28 @@ pub fn silenced(
     silence_id: &str,
     silence: &NewSilence,
 ) -> PostRequest {
-    let matchers: Vec<String> = silence
-        .matchers
-        .iter()
-        .map(|(k, v)| format!("{}=\"{}\"", escape(k), escape(v)))
-        .collect();
-    let text = format!(
-        "🔕 <@{user}> silenced `{}` until {} UTC (silence `{}`, matchers {}).",
-        escape(&incident.alert.name),
-        silence.ends_at.format("%H:%M"),
-        escape(silence_id),
-        matchers.join(", ")
+    let matchers = Mrkdwn::join(
+        silence
+            .matchers
+            .iter()
+            .map(|(name, value)| mrkdwn!("{}=\"{}\"", name, value)),
+        ", ",
     );
-    let blocks = json!([
-        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-        {"type": "actions", "elements": [
-            {"type": "button", "action_id": actions::SILENCE_EXPIRE, "style": "danger",
-             "text": {"type": "plain_text", "text": "Expire silence"},
-             "value": json!({"s": silence_id, "i": incident.id.0}).to_string()},
-        ]},
-    ]);
+    let text = mrkdwn!(
+        "🔕 {} silenced `{}` until {} UTC (silence `{}`, matchers {}).",
+        Mrkdwn::mention(user),
+        incident.alert.name,
+        silence.ends_at.format("%H:%M").to_string(),
+        silence_id,
+        matchers
+    );
+    let expire = json!({"s": silence_id, "i": incident.id.0}).to_string();
+    let blocks = vec![
+        blocks::section(text.clone()),
+        blocks::actions(vec![
+            blocks::button("Expire silence", actions::SILENCE_EXPIRE, &expire).style("danger"),
+        ]),
+    ];
     thread_post(
         incident,
         format!("silence-{silence_id}"),
@@ -165,9 +167,10 @@ pub fn expired(
         post_id: format!("silence-expired-{silence_id}"),
         reply_key: Some(format!("silence:{incident_id}")),
         target: thread,
-        text: format!(
-            "🔔 <@{user}> expired silence `{}`: alerts notify again.",
-            escape(silence_id)
+        text: mrkdwn!(
+            "🔔 {} expired silence `{}`: alerts notify again.",
+            Mrkdwn::mention(user),
+            silence_id
         ),
         blocks: None,
         incident_id: Some(proto::IncidentId(incident_id.to_owned())),
@@ -209,7 +212,7 @@ pub fn rerun(incident: &Incident, action: &BlockAction) -> Option<ProfileRequest
 }
 
 /// An answer only the clicker sees.
-pub fn only_you(action: &BlockAction, text: String) -> PostRequest {
+pub fn only_you(action: &BlockAction, text: Mrkdwn) -> PostRequest {
     PostRequest {
         schema_version: SchemaVersion::CURRENT,
         post_id: format!("action-answer-{}", action.trigger_id),
@@ -226,7 +229,7 @@ pub fn only_you(action: &BlockAction, text: String) -> PostRequest {
 }
 
 /// What to say in the thread that a button did (e.g. "Re-running…").
-pub fn note(incident: &Incident, key: String, text: String) -> PostRequest {
+pub fn note(incident: &Incident, key: String, text: Mrkdwn) -> PostRequest {
     thread_post(incident, key, text, None)
 }
 
@@ -240,8 +243,8 @@ pub fn thread(incident: &Incident) -> ReplyTarget {
 fn thread_post(
     incident: &Incident,
     post_id: String,
-    text: String,
-    blocks: Option<serde_json::Value>,
+    text: Mrkdwn,
+    blocks: Option<Vec<proto::Block>>,
 ) -> PostRequest {
     PostRequest {
         schema_version: SchemaVersion::CURRENT,
@@ -291,12 +294,15 @@ mod tests {
         assert!(silence.created_by.starts_with("U0ONCALL"));
         let post = silenced(&incident, "U0ONCALL", "abc-123", &silence);
         assert!(
-            post.text.contains("<@U0ONCALL> silenced `HighCPU` until"),
+            post.text
+                .as_str()
+                .contains("<@U0ONCALL> silenced `HighCPU` until"),
             "{}",
             post.text
         );
         assert_eq!(post.reply_key.as_deref(), Some("silence:inc-1"));
-        let expire = &post.blocks.unwrap()[1]["elements"][0];
+        let blocks = post.blocks.unwrap();
+        let expire = &blocks[1]["elements"][0];
         assert_eq!(expire["action_id"], actions::SILENCE_EXPIRE);
         assert!(expire["value"].as_str().unwrap().contains("abc-123"));
     }

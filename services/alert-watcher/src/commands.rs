@@ -133,13 +133,15 @@ fn request(
     }
 }
 
+/// An answer in flamethread's words, which echo what the person typed: all of it escaped, so
+/// the echo is never markup (backticks and asterisks still format).
 fn post(post_id: String, target: ReplyTarget, text: String) -> PostRequest {
     PostRequest {
         schema_version: SchemaVersion::CURRENT,
         post_id,
         reply_key: None,
         target,
-        text,
+        text: proto::Mrkdwn::plain(&text),
         blocks: None,
         incident_id: None,
     }

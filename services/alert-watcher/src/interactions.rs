@@ -6,7 +6,7 @@
 
 use async_nats::jetstream::kv;
 use bus::{Bus, HandlerError};
-use proto::{BlockAction, Message, slack::SlackInteraction, slack::actions as ids};
+use proto::{BlockAction, Message, Mrkdwn, slack::SlackInteraction, slack::actions as ids};
 
 use crate::{
     ActionsConfig,
@@ -62,7 +62,7 @@ impl Interactions {
                         post_id: format!("refused-{}", request.request_id),
                         reply_key: None,
                         target: request.reply.clone(),
-                        text: why,
+                        text: Mrkdwn::plain(&why),
                         blocks: None,
                         incident_id: None,
                         schema_version: proto::SchemaVersion::CURRENT,
@@ -99,7 +99,7 @@ impl Interactions {
 
     /// A button under an incident's reply.
     async fn on_button(&self, action: &BlockAction) -> Result<&'static str, HandlerError> {
-        let say = |text: &str| actions::only_you(action, text.to_owned());
+        let say = |text: &str| actions::only_you(action, Mrkdwn::plain(text));
         let allowed = match action.action_id.as_str() {
             ids::SILENCE_1H | ids::SILENCE_EXPIRE => &self.actions.silence,
             ids::PROFILE_NOW => &self.actions.profile_now,
@@ -160,7 +160,7 @@ impl Interactions {
         incident: &proto::Incident,
         button: &IncidentRef,
     ) -> Result<&'static str, HandlerError> {
-        let say = |text: &str| actions::only_you(action, text.to_owned());
+        let say = |text: &str| actions::only_you(action, Mrkdwn::plain(text));
         let Some(alertmanager) = &self.alertmanager else {
             self.publish(&say(
                 "Silencing needs Alertmanager: set alert-watcher's alertmanager.url.",
@@ -288,7 +288,7 @@ impl Interactions {
         else {
             self.publish(&actions::only_you(
                 action,
-                "That button is not one of mine.".into(),
+                Mrkdwn::plain("That button is not one of mine."),
             ))
             .await?;
             return Ok("bad_value");
@@ -296,7 +296,7 @@ impl Interactions {
         let Some(alertmanager) = &self.alertmanager else {
             self.publish(&actions::only_you(
                 action,
-                "Expiring needs Alertmanager: set alert-watcher's alertmanager.url.".into(),
+                Mrkdwn::plain("Expiring needs Alertmanager: set alert-watcher's alertmanager.url."),
             ))
             .await?;
             return Ok("no_alertmanager");
@@ -304,7 +304,7 @@ impl Interactions {
         if let Err(err) = alertmanager.expire_silence(&silence).await {
             self.publish(&actions::only_you(
                 action,
-                format!("I could not expire it: {err}"),
+                Mrkdwn::plain(&format!("I could not expire it: {err}")),
             ))
             .await?;
             return Ok("expire_failed");

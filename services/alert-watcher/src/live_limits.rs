@@ -61,7 +61,7 @@ impl LiveLimits {
         if let Err(not_until) = self.per_app.check_key(&app) {
             return Err(format!(
                 "`{}` was profiled live moments ago; try again in {}.",
-                proto::slack::escape(&app),
+                app,
                 proto::slack::duration_text(not_until.wait_time_from(now).max(SECOND))
             ));
         }

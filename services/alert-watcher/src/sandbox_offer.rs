@@ -10,8 +10,8 @@ use proto::{
     sandbox::Language,
     slack::{FileShared, StoredFile, actions},
 };
+use proto::{Mrkdwn, mrkdwn, mrkdwn::blocks};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::commands::Outcome;
 
@@ -46,7 +46,7 @@ pub fn on_file(file: &FileShared) -> Outcome {
             return Outcome::Answer(Box::new(post(
                 format!("sandbox-offer-{}", file.file_id),
                 thread,
-                format!("I cannot profile `{}`: {reason}", file.name),
+                mrkdwn!("I cannot profile `{}`: {}", file.name, reason),
                 None,
             )));
         }
@@ -58,19 +58,20 @@ pub fn on_file(file: &FileShared) -> Outcome {
         file_id: file.file_id.clone(),
     };
     let value = serde_json::to_string(&offered).unwrap_or_default();
-    let text = format!(
-        "<@{}> shared `{}`. Shall I run it in a locked-down sandbox (no network, limited time and memory) and show where its CPU goes? Only <@{}> can say yes.",
-        file.user, file.name, file.user
+    let uploader = Mrkdwn::mention(&file.user);
+    let text = mrkdwn!(
+        "{} shared `{}`. Shall I run it in a locked-down sandbox (no network, limited time and memory) and show where its CPU goes? Only {} can say yes.",
+        uploader,
+        file.name,
+        uploader
     );
-    let blocks = json!([
-        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-        {"type": "actions", "elements": [
-            {"type": "button", "style": "primary", "action_id": actions::SANDBOX_RUN,
-             "text": {"type": "plain_text", "text": "Profile it"}, "value": value},
-            {"type": "button", "action_id": actions::SANDBOX_DECLINE,
-             "text": {"type": "plain_text", "text": "No"}, "value": file.file_id},
-        ]},
-    ]);
+    let blocks = vec![
+        blocks::section(text.clone()),
+        blocks::actions(vec![
+            blocks::button("Profile it", actions::SANDBOX_RUN, &value).style("primary"),
+            blocks::button("No", actions::SANDBOX_DECLINE, &file.file_id),
+        ]),
+    ];
     Outcome::Answer(Box::new(post(
         format!("sandbox-offer-{}", file.file_id),
         thread,
@@ -93,7 +94,7 @@ pub fn on_click(action: &BlockAction, approvers: &[String]) -> Outcome {
             .or_else(|| action.message_ts.clone())
             .unwrap_or_default(),
     };
-    let refuse = |text: String| {
+    let refuse = |text: Mrkdwn| {
         Outcome::Answer(Box::new(post(
             format!("sandbox-refusal-{}", action.trigger_id),
             ReplyTarget::Ephemeral {
@@ -111,14 +112,14 @@ pub fn on_click(action: &BlockAction, approvers: &[String]) -> Outcome {
         let offer_text = action.raw["message"]["text"].as_str().unwrap_or("");
         let uploader_mentioned = offer_text.starts_with(&format!("<@{}>", action.user));
         if !(uploader_mentioned || approvers.contains(&action.user)) {
-            return refuse(
-                "Only the person who shared the script can decline running it.".to_owned(),
-            );
+            return refuse(mrkdwn!(
+                "Only the person who shared the script can decline running it."
+            ));
         }
         return Outcome::Answer(Box::new(post(
             format!("sandbox-declined-{file_id}"),
             thread,
-            format!("Not run: <@{}> said no.", action.user),
+            mrkdwn!("Not run: {} said no.", Mrkdwn::mention(&action.user)),
             None,
         )))
         .with_reply_key(format!("sandbox-offer:{file_id}"));
@@ -128,12 +129,15 @@ pub fn on_click(action: &BlockAction, approvers: &[String]) -> Outcome {
         .as_deref()
         .and_then(|value| serde_json::from_str::<Offered>(value).ok())
     else {
-        return refuse("That button is not one of mine; share the script again.".to_owned());
+        return refuse(mrkdwn!(
+            "That button is not one of mine; share the script again."
+        ));
     };
     if action.user != offered.uploader && !approvers.contains(&action.user) {
-        return refuse(format!(
-            "Only <@{}>, who shared `{}`, can ask for it to be run.",
-            offered.uploader, offered.name
+        return refuse(mrkdwn!(
+            "Only {}, who shared `{}`, can ask for it to be run.",
+            Mrkdwn::mention(&offered.uploader),
+            offered.name
         ));
     }
     let request = SandboxRequest {
@@ -151,9 +155,10 @@ pub fn on_click(action: &BlockAction, approvers: &[String]) -> Outcome {
     let notice = post(
         format!("sandbox-accepted-{}", offered.file_id),
         thread,
-        format!(
-            "Running `{}` in the sandbox for <@{}>… the result comes in this thread.",
-            offered.name, action.user
+        mrkdwn!(
+            "Running `{}` in the sandbox for {}… the result comes in this thread.",
+            offered.name,
+            Mrkdwn::mention(&action.user)
         ),
         None,
     );
@@ -177,8 +182,8 @@ fn thread_of(file: &FileShared) -> ReplyTarget {
 fn post(
     post_id: String,
     target: ReplyTarget,
-    text: String,
-    blocks: Option<serde_json::Value>,
+    text: Mrkdwn,
+    blocks: Option<Vec<proto::Block>>,
 ) -> PostRequest {
     let reply_key = post_id
         .strip_prefix("sandbox-offer-")
@@ -219,7 +224,7 @@ mod tests {
             event_id: "Ev1".into(),
             file_id: "F1".into(),
             channel: "C1".into(),
-            user: "U-up".into(),
+            user: "U0UP".into(),
             message_ts: Some("1700000000.000200".into()),
             name: name.into(),
             size: 120,
@@ -262,7 +267,7 @@ mod tests {
             value: element["value"].as_str().map(str::to_owned),
             response_url: None,
             received_at: Utc::now(),
-            raw: json!({"message": {"text": offer.text}}),
+            raw: serde_json::json!({"message": {"text": offer.text}}),
         }
     }
 
@@ -280,25 +285,25 @@ mod tests {
         );
         assert_eq!(offer.reply_key.as_deref(), Some("sandbox-offer:F1"));
         // Someone else: refused, only to them.
-        let Outcome::Answer(refusal) = on_click(&click(&offer, "U-other", 0), &[]) else {
+        let Outcome::Answer(refusal) = on_click(&click(&offer, "U0OTHER", 0), &[]) else {
             panic!("a refusal")
         };
         assert!(
-            matches!(refusal.target, ReplyTarget::Ephemeral { ref user, .. } if user == "U-other")
+            matches!(refusal.target, ReplyTarget::Ephemeral { ref user, .. } if user == "U0OTHER")
         );
-        assert!(refusal.text.contains("Only <@U-up>"), "{}", refusal.text);
+        assert!(refusal.text.contains("Only <@U0UP>"), "{}", refusal.text);
         // The uploader: a run, and the offer edited in place.
-        let Outcome::Sandbox { request, notice } = on_click(&click(&offer, "U-up", 0), &[]) else {
+        let Outcome::Sandbox { request, notice } = on_click(&click(&offer, "U0UP", 0), &[]) else {
             panic!("a run")
         };
         assert_eq!(request.request_id, "file-F1");
         assert_eq!(request.script.key, "files/F1");
-        assert_eq!(request.requested_by, "U-up");
+        assert_eq!(request.requested_by, "U0UP");
         assert_eq!(request.reply, offer.target);
         assert_eq!(notice.reply_key, offer.reply_key);
         // An approver may run anyone's script.
         assert!(matches!(
-            on_click(&click(&offer, "U-lead", 0), &["U-lead".to_owned()]),
+            on_click(&click(&offer, "U0LEAD", 0), &["U0LEAD".to_owned()]),
             Outcome::Sandbox { .. }
         ));
     }
@@ -308,7 +313,7 @@ mod tests {
         let Outcome::Answer(offer) = on_file(&shared("job.py", true)) else {
             panic!()
         };
-        let Outcome::Answer(declined) = on_click(&click(&offer, "U-up", 1), &[]) else {
+        let Outcome::Answer(declined) = on_click(&click(&offer, "U0UP", 1), &[]) else {
             panic!()
         };
         assert_eq!(
@@ -316,11 +321,11 @@ mod tests {
             "the offer says so in place"
         );
         assert!(declined.text.contains("Not run"));
-        let Outcome::Answer(refused) = on_click(&click(&offer, "U-other", 1), &[]) else {
+        let Outcome::Answer(refused) = on_click(&click(&offer, "U0OTHER", 1), &[]) else {
             panic!()
         };
         assert!(matches!(refused.target, ReplyTarget::Ephemeral { .. }));
-        let mut forged = click(&offer, "U-up", 0);
+        let mut forged = click(&offer, "U0UP", 0);
         forged.value = Some("{\"o\": 1}".into());
         assert!(matches!(on_click(&forged, &[]), Outcome::Answer(_)));
         // Not a script: nothing; a script the gateway could not store: why.

@@ -11,11 +11,12 @@
 
 use chrono::Utc;
 use proto::{
-    PostRequest, ProfileEvidence, ProfileRequest, ReplyTarget, SchemaVersion, TimeWindow,
+    Block, Mrkdwn, PostRequest, ProfileEvidence, ProfileRequest, ReplyTarget, SchemaVersion,
+    TimeWindow,
     command::{ProfileArgs, WindowSpec},
     evidence::{EvidenceStatus, ProfileMode, ProfileSource},
+    mrkdwn::blocks,
 };
-use serde_json::{Value, json};
 
 use crate::{
     continuous::{self, Gathered, Lookup},
@@ -264,18 +265,14 @@ pub fn picker(request: &ProfileRequest, apps: &[String], question: &str) -> Post
             ),
         );
     }
-    let options: Vec<Value> = apps
+    let options: Vec<(String, String)> = apps
         .iter()
         .take(MAX_OPTIONS)
         .filter_map(|app| {
             let value = proto::command::to_text(&args_for(request, app));
             // Slack caps an option's value at 150 characters and its text at 75.
-            (value.chars().count() <= 150 && app.chars().count() <= 75).then(|| {
-                json!({
-                    "text": {"type": "plain_text", "text": app},
-                    "value": value,
-                })
-            })
+            (value.chars().count() <= 150 && app.chars().count() <= 75)
+                .then(|| (app.clone(), value))
         })
         .collect();
     let more = apps.len().saturating_sub(options.len());
@@ -283,15 +280,14 @@ pub fn picker(request: &ProfileRequest, apps: &[String], question: &str) -> Post
     if more > 0 {
         text.push_str(&format!("; {more} more not listed: type `/profile <app>`"));
     }
-    let blocks = json!([
-        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-        {"type": "actions", "elements": [{
-            "type": "static_select",
-            "action_id": proto::actions::PROFILE_PICK,
-            "placeholder": {"type": "plain_text", "text": "Pick an app"},
-            "options": options,
-        }]},
-    ]);
+    let blocks = vec![
+        blocks::section(Mrkdwn::plain(&text)),
+        blocks::actions(vec![blocks::select(
+            "Pick an app",
+            proto::actions::PROFILE_PICK,
+            &options,
+        )]),
+    ];
     post(request, text, Some(blocks))
 }
 
@@ -321,7 +317,7 @@ pub fn unknown(
         return text_answer(request, &text);
     }
     let mut answer = picker(request, known, &text);
-    answer.text = text;
+    answer.text = Mrkdwn::plain(&text);
     answer
 }
 
@@ -329,7 +325,9 @@ fn text_answer(request: &ProfileRequest, text: &str) -> PostRequest {
     post(request, text.to_owned(), None)
 }
 
-fn post(request: &ProfileRequest, text: String, blocks: Option<Value>) -> PostRequest {
+/// An answer in flamethread's words around names from Pyroscope and what the person typed: all
+/// of it escaped, never markup (backticks still format).
+fn post(request: &ProfileRequest, text: String, blocks: Option<Vec<Block>>) -> PostRequest {
     PostRequest {
         schema_version: SchemaVersion::CURRENT,
         post_id: format!("profile-answer-{}", request.request_id),
@@ -348,7 +346,7 @@ fn post(request: &ProfileRequest, text: String, blocks: Option<Value>) -> PostRe
                 None => request.reply.clone(),
             },
         },
-        text,
+        text: Mrkdwn::plain(&text),
         blocks,
         incident_id: request.incident_id.clone(),
     }

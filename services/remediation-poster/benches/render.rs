@@ -63,7 +63,7 @@ fn benchmarks(c: &mut Criterion) {
         b.iter(|| render::render(black_box(&record), "ft-reply:incident.inc-1"))
     });
     let oversized = Rendered {
-        text: "x".repeat(20_000),
+        text: proto::Mrkdwn::plain(&"x".repeat(20_000)),
         blocks: (0..120)
             .map(|i| json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("line {i}\n").repeat(400)}}))
             .collect(),

@@ -600,10 +600,9 @@ fn is_content_error(code: &str) -> bool {
 
 /// The blocks Slack refused, replaced by the text alone (still marked, still findable).
 fn text_only(rendered: &Rendered, marker: &str) -> Rendered {
-    let text = render::escape(&rendered.text);
     let fitted = render::fit(Rendered {
         text: rendered.text.clone(),
-        blocks: vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})],
+        blocks: vec![proto::mrkdwn::blocks::section(rendered.text.clone()).into_json()],
     });
     let mut blocks = fitted.blocks;
     blocks[0]["block_id"] = json!(marker);

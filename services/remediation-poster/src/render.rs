@@ -6,12 +6,14 @@
 //! An incident's reply leads with the diagnosis: what is wrong, the facts with their numbers,
 //! what to try, and how sure it is; then the metrics, the profile and the buttons.
 
-use std::{collections::BTreeMap, fmt::Write as _};
+use std::collections::BTreeMap;
 
 use proto::{
-    Incident, MetricsEvidence, PostRequest, ProfileEvidence, SandboxResult, actions,
+    Incident, MetricsEvidence, Mrkdwn, PostRequest, ProfileEvidence, SandboxResult, actions,
     evidence::{EvidenceStatus, FunctionShare, Trend},
     incident::AlertStatus,
+    mrkdwn,
+    mrkdwn::blocks,
     sandbox::SandboxOutcome,
     slack::{IncidentButton, duration_text},
 };
@@ -46,7 +48,7 @@ const TOP_FUNCTIONS: usize = 8;
 /// A message ready for `chat.postMessage` / `chat.update`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
-    pub text: String,
+    pub text: Mrkdwn,
     pub blocks: Vec<Value>,
 }
 
@@ -87,7 +89,7 @@ pub fn render_with(record: &ReplyRecord, marker: &str, view: &View) -> Rendered 
         let mut blocks = vec![header(&format!("Profile of {}", profile.app))];
         blocks.extend(profile_blocks(Some(profile)));
         Rendered {
-            text: format!(
+            text: mrkdwn!(
                 "Profile of {}: {}",
                 profile.app,
                 profile_summary(Some(profile))
@@ -96,7 +98,7 @@ pub fn render_with(record: &ReplyRecord, marker: &str, view: &View) -> Rendered 
         }
     } else {
         Rendered {
-            text: "flamethread is working on it…".to_owned(),
+            text: mrkdwn!("flamethread is working on it…"),
             blocks: Vec::new(),
         }
     };
@@ -107,27 +109,22 @@ pub fn render_with(record: &ReplyRecord, marker: &str, view: &View) -> Rendered 
     fitted
 }
 
-pub use proto::slack::escape;
-
+/// Plain text: Slack never reads it as markup.
 fn header(text: &str) -> Value {
-    json!({"type": "header", "text": {"type": "plain_text", "text": text, "emoji": true}})
+    blocks::header(text).into_json()
 }
 
-fn section(text: &str) -> Value {
-    json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+fn section(text: Mrkdwn) -> Value {
+    blocks::section(text).into_json()
 }
 
-fn context(text: &str) -> Value {
-    json!({"type": "context", "elements": [{"type": "mrkdwn", "text": text}]})
-}
-
-fn button(text: &str, action_id: &str, value: &str) -> Value {
-    json!({"type": "button", "text": {"type": "plain_text", "text": text}, "action_id": action_id, "value": value})
+fn context(text: Mrkdwn) -> Value {
+    blocks::context(text).into_json()
 }
 
 /// Slack's confirm dialog for a silence: its matchers and duration, as plain text (never
 /// markup), within the dialog's 300 characters.
-fn silence_dialog(matchers: &BTreeMap<String, String>, duration: std::time::Duration) -> Value {
+fn silence_dialog(matchers: &BTreeMap<String, String>, duration: std::time::Duration) -> String {
     const MAX_DIALOG_TEXT: usize = 300;
     let head = format!(
         "For {}, Alertmanager will not notify alerts matching all of:",
@@ -144,13 +141,7 @@ fn silence_dialog(matchers: &BTreeMap<String, String>, duration: std::time::Dura
         }
         text.push_str(&line);
     }
-    json!({
-        "title": {"type": "plain_text", "text": "Silence this alert?"},
-        "text": {"type": "plain_text", "text": text, "emoji": false},
-        "confirm": {"type": "plain_text", "text": "Silence"},
-        "deny": {"type": "plain_text", "text": "Cancel"},
-        "style": "danger",
-    })
+    text
 }
 
 fn incident_reply(
@@ -186,54 +177,61 @@ fn incident_reply(
     };
     let mut blocks = vec![
         header(&title),
-        json!({"type": "section", "fields": [
-            {"type": "mrkdwn", "text": format!("*Status*\n{status}")},
-            {"type": "mrkdwn", "text": format!("*Severity*\n{}", escape(alert.severity.as_deref().unwrap_or("unknown")))},
-            {"type": "mrkdwn", "text": format!("*Service*\n{}", escape(service))},
-            {"type": "mrkdwn", "text": format!("*Notifications*\n{}", incident.notification_count)},
-        ]}),
+        blocks::fields(vec![
+            mrkdwn!("*Status*\n{}", status),
+            mrkdwn!(
+                "*Severity*\n{}",
+                alert.severity.as_deref().unwrap_or("unknown")
+            ),
+            mrkdwn!("*Service*\n{}", service),
+            mrkdwn!("*Notifications*\n{}", incident.notification_count),
+        ])
+        .into_json(),
     ];
     let diagnosis = view.rules.diagnose(incident, metrics, profile);
     let late = overdue.then_some(view.evidence_deadline);
     blocks.extend(diagnosis_blocks(diagnosis.as_ref(), metrics, profile, late));
     if let Some(storm) = related_text(incident) {
-        blocks.push(section(&storm));
+        blocks.push(section(storm));
     }
     let late_note = |what: &str| {
         late.map(|deadline| {
-            format!(
-                "*{what}* did not arrive within {}s: profile-fetcher may be down or its sources slow.",
+            mrkdwn!(
+                "*{}* did not arrive within {}s: profile-fetcher may be down or its sources slow.",
+                what,
                 deadline.as_secs()
             )
         })
     };
     match (metrics, late_note("Metrics")) {
-        (None, Some(note)) => blocks.push(section(&note)),
-        _ => blocks.push(section(&metrics_text(metrics))),
+        (None, Some(note)) => blocks.push(section(note)),
+        _ => blocks.push(section(metrics_text(metrics))),
     }
     match (profile, late_note("Profile")) {
-        (None, Some(note)) => blocks.push(section(&note)),
+        (None, Some(note)) => blocks.push(section(note)),
         _ => blocks.extend(profile_blocks(profile)),
     }
     let trace = trace_id
         .map(|trace| {
-            if view.trace_url.is_empty() {
-                format!(" · trace `{}`", escape(trace))
+            // A W3C trace id is 32 hex digits; anything else is shown, never put in a link.
+            let linkable = !trace.is_empty() && trace.chars().all(|c| c.is_ascii_hexdigit());
+            if view.trace_url.is_empty() || !linkable {
+                mrkdwn!(" · trace `{}`", trace)
             } else {
-                format!(
-                    " · trace <{}|{}>",
-                    view.trace_url.replace("{trace_id}", trace),
-                    escape(trace)
+                mrkdwn!(
+                    " · trace {}",
+                    Mrkdwn::link(&view.trace_url.replace("{trace_id}", trace), trace)
                 )
             }
         })
         .unwrap_or_default();
-    blocks.push(context(&format!(
-        "incident `{}` · {:?} alert · window {} – {} UTC{trace}",
-        escape(&incident.id.0),
-        alert.source,
-        incident.window.from.format("%H:%M"),
-        incident.window.to.format("%H:%M"),
+    blocks.push(context(mrkdwn!(
+        "incident `{}` · {} alert · window {} – {} UTC{}",
+        incident.id.0,
+        format!("{:?}", alert.source),
+        incident.window.from.format("%H:%M").to_string(),
+        incident.window.to.format("%H:%M").to_string(),
+        trace
     )));
     if !resolved {
         // The incident and its fingerprint, which is where alert-watcher keeps its state.
@@ -249,41 +247,46 @@ fn incident_reply(
                 silence_seconds: Some(view.silence_for.as_secs()),
                 ..reference.clone()
             };
-            let mut silence = button(
-                &format!("Silence {}", duration_text(view.silence_for)),
-                actions::SILENCE_1H,
-                &value.value(),
+            buttons.push(
+                blocks::button(
+                    &format!("Silence {}", duration_text(view.silence_for)),
+                    actions::SILENCE_1H,
+                    &value.value(),
+                )
+                .confirm(
+                    "Silence this alert?",
+                    &silence_dialog(&matchers, view.silence_for),
+                    "Silence",
+                    "Cancel",
+                ),
             );
-            silence["confirm"] = silence_dialog(&matchers, view.silence_for);
-            buttons.push(silence);
         }
-        buttons.push(button(
+        buttons.push(blocks::button(
             "Re-run diagnosis",
             actions::RERUN,
             &reference.value(),
         ));
-        buttons.push(button(
+        buttons.push(blocks::button(
             "Profile now",
             actions::PROFILE_NOW,
             &reference.value(),
         ));
-        blocks.push(json!({"type": "actions", "block_id": "ft-actions", "elements": buttons}));
+        blocks.push(blocks::actions(buttons).with_id("ft-actions").into_json());
     }
     let lead = diagnosis
         .as_ref()
-        .map(|diagnosis| format!("{} ", diagnosis.summary))
+        .map(|diagnosis| mrkdwn!("{} ", diagnosis.summary))
         .unwrap_or_default();
-    let text = format!(
-        "{}: {} on {service}. {lead}{} {}",
+    let text = mrkdwn!(
+        "{}: {} on {}. {}{} {}",
         alert.name,
         if resolved { "resolved" } else { "firing" },
+        service,
+        lead,
         metrics_summary(metrics),
         profile_summary(profile),
     );
-    Rendered {
-        text: text.trim().to_owned(),
-        blocks,
-    }
+    Rendered { text, blocks }
 }
 
 /// The diagnosis, first in the reply: what is wrong and how sure, the facts, what to try.
@@ -311,38 +314,44 @@ fn diagnosis_blocks(
     };
     let Some(diagnosis) = diagnosis else {
         let text = if waiting.len() == 2 && late.is_none() {
-            "*Diagnosis* _gathering evidence…_".to_owned()
+            mrkdwn!("*Diagnosis* _gathering evidence…_")
         } else {
-            format!(
-                "*Diagnosis* none of the rules holds on this evidence, so no guess: read the metrics and the profile below.{pending}"
+            mrkdwn!(
+                "*Diagnosis* none of the rules holds on this evidence, so no guess: read the metrics and the profile below.{}",
+                pending
             )
         };
-        return vec![section(&text)];
+        return vec![section(text)];
     };
     let confidence = match diagnosis.confidence {
         Confidence::High => "high confidence",
         Confidence::Medium => "medium confidence",
         Confidence::Low => "low confidence",
     };
-    let mut text = format!(
-        "*Diagnosis* ({confidence}){pending}\n{}",
-        escape(&diagnosis.summary)
+    let mut text = mrkdwn!(
+        "*Diagnosis* ({}){}\n{}",
+        confidence,
+        pending,
+        diagnosis.summary
     );
     for fact in &diagnosis.facts {
-        let _ = write!(text, "\n• {}", escape(fact));
+        text.push(&mrkdwn!("\n• {}", fact));
     }
-    let mut blocks = vec![section(&text)];
+    let mut blocks = vec![section(text)];
     if !diagnosis.remediations.is_empty() || diagnosis.runbook.is_some() {
-        let mut steps = "*Try*".to_owned();
+        let mut steps = mrkdwn!("*Try*");
         if let Some(runbook) = &diagnosis.runbook {
-            let _ = write!(steps, "\n• <{}|The alert's runbook>", runbook);
+            steps.push(&mrkdwn!(
+                "\n• {}",
+                Mrkdwn::link(runbook, "The alert's runbook")
+            ));
         }
         for step in &diagnosis.remediations {
-            let _ = write!(steps, "\n• `{}`", escape(step));
+            steps.push(&mrkdwn!("\n• {}", Mrkdwn::code(step)));
         }
-        blocks.push(section(&steps));
+        blocks.push(section(steps));
     }
-    blocks.push(context(&format!("rule `{}`", escape(&diagnosis.rule))));
+    blocks.push(context(mrkdwn!("rule `{}`", diagnosis.rule)));
     blocks
 }
 
@@ -363,11 +372,11 @@ fn lasted(seconds: i64) -> String {
 }
 
 /// The storm's other alerts grouped into this incident, one line each (the fit keeps whole lines).
-fn related_text(incident: &Incident) -> Option<String> {
+fn related_text(incident: &Incident) -> Option<Mrkdwn> {
     if incident.related.is_empty() && incident.related_untracked == 0 {
         return None;
     }
-    let mut text = format!(
+    let mut text = mrkdwn!(
         "*Also in this storm* ({} more alerts)",
         incident.related.len() + incident.related_untracked as usize
     );
@@ -376,36 +385,33 @@ fn related_text(incident: &Incident) -> Option<String> {
             AlertStatus::Firing => "🔥",
             AlertStatus::Resolved => "✅",
         };
-        let _ = write!(
-            text,
-            "\n{mark} {} · {} · ×{}",
-            escape(&related.alert.name),
-            escape(
-                related
-                    .alert
-                    .service
-                    .as_deref()
-                    .unwrap_or("unknown service")
-            ),
+        text.push(&mrkdwn!(
+            "\n{} {} · {} · ×{}",
+            mark,
+            related.alert.name,
+            related
+                .alert
+                .service
+                .as_deref()
+                .unwrap_or("unknown service"),
             related.notification_count,
-        );
+        ));
     }
     if incident.related_untracked > 0 {
-        let _ = write!(
-            text,
+        text.push(&mrkdwn!(
             "\n… and {} notifications of further alerts",
             incident.related_untracked
-        );
+        ));
     }
     Some(text)
 }
 
-fn status_detail(status: &EvidenceStatus) -> Option<String> {
+fn status_detail(status: &EvidenceStatus) -> Option<Mrkdwn> {
     match status {
         EvidenceStatus::Ok => None,
-        EvidenceStatus::NoData { detail } => Some(format!("no data: {}", escape(detail))),
-        EvidenceStatus::Failed { detail } => Some(format!("failed: {}", escape(detail))),
-        EvidenceStatus::TimedOut { detail } => Some(format!("timed out: {}", escape(detail))),
+        EvidenceStatus::NoData { detail } => Some(mrkdwn!("no data: {}", detail)),
+        EvidenceStatus::Failed { detail } => Some(mrkdwn!("failed: {}", detail)),
+        EvidenceStatus::TimedOut { detail } => Some(mrkdwn!("timed out: {}", detail)),
     }
 }
 
@@ -413,14 +419,14 @@ fn number(value: Option<f64>) -> String {
     value.map_or_else(|| "–".to_owned(), |value| format!("{value:.3}"))
 }
 
-fn metrics_text(metrics: Option<&MetricsEvidence>) -> String {
+fn metrics_text(metrics: Option<&MetricsEvidence>) -> Mrkdwn {
     let Some(metrics) = metrics else {
-        return "*Metrics* _gathering…_".to_owned();
+        return mrkdwn!("*Metrics* _gathering…_");
     };
     if let Some(detail) = status_detail(&metrics.status) {
-        return format!("*Metrics* {detail}");
+        return mrkdwn!("*Metrics* {}", detail);
     }
-    let mut text = "*Metrics* (now vs baseline)".to_owned();
+    let mut text = mrkdwn!("*Metrics* (now vs baseline)");
     for series in &metrics.series {
         let arrow = match series.trend {
             Trend::Rising => "↑",
@@ -429,113 +435,114 @@ fn metrics_text(metrics: Option<&MetricsEvidence>) -> String {
             Trend::Unknown => "",
         };
         if let Some(detail) = status_detail(&series.status) {
-            let _ = write!(text, "\n• `{}` {detail}", escape(&series.name));
+            text.push(&mrkdwn!("\n• {} {}", Mrkdwn::code(&series.name), detail));
             continue;
         }
         let unit = series
             .unit
             .as_deref()
             .filter(|unit| !unit.is_empty())
-            .map(|unit| format!(" {}", escape(unit)))
+            .map(|unit| mrkdwn!(" {}", unit))
             .unwrap_or_default();
-        let _ = write!(
-            text,
-            "\n• `{}` {}{unit} vs {}{unit} (peak {}) {arrow}",
-            escape(&series.name),
+        text.push(&mrkdwn!(
+            "\n• {} {}{} vs {}{} (peak {}) {}",
+            Mrkdwn::code(&series.name),
             number(series.current),
+            unit,
             number(series.baseline),
+            unit,
             number(series.peak),
-        );
+            arrow,
+        ));
     }
     if let Some(url) = &metrics.chart_url {
-        let _ = write!(text, "\n<{url}|Chart of these series>");
+        text.push(&mrkdwn!("\n{}", Mrkdwn::link(url, "Chart of these series")));
     }
     text
 }
 
-fn metrics_summary(metrics: Option<&MetricsEvidence>) -> String {
+fn metrics_summary(metrics: Option<&MetricsEvidence>) -> Mrkdwn {
     match metrics {
-        None => "Metrics: gathering.".to_owned(),
+        None => mrkdwn!("Metrics: gathering."),
         Some(metrics) => match status_detail(&metrics.status) {
-            Some(detail) => format!("Metrics {detail}."),
-            None => format!("{} metric series.", metrics.series.len()),
+            Some(detail) => mrkdwn!("Metrics {}.", detail),
+            None => mrkdwn!("{} metric series.", metrics.series.len()),
         },
     }
 }
 
 fn profile_blocks(profile: Option<&ProfileEvidence>) -> Vec<Value> {
     let Some(profile) = profile else {
-        return vec![section("*Profile* _gathering…_")];
+        return vec![section(mrkdwn!("*Profile* _gathering…_"))];
     };
     if let Some(detail) = status_detail(&profile.status) {
-        return vec![section(&format!(
-            "*Profile* of `{}`: {detail}",
-            escape(&profile.app)
+        return vec![section(mrkdwn!(
+            "*Profile* of {}: {}",
+            Mrkdwn::code(&profile.app),
+            detail
         ))];
     }
-    let title = format!("*Where the CPU went* in `{}`", escape(&profile.app));
-    let mut blocks = vec![section(&top_functions(title, &profile.top_functions))];
+    let title = mrkdwn!("*Where the CPU went* in {}", Mrkdwn::code(&profile.app));
+    let mut blocks = vec![section(top_functions(title, &profile.top_functions))];
     if !profile.grown.is_empty() {
-        let mut grown = "*Grew since the baseline*".to_owned();
+        let mut grown = mrkdwn!("*Grew since the baseline*");
         for function in &profile.grown {
-            let _ = write!(
-                grown,
-                "\n• `{}` {:.1}% → {:.1}%",
-                escape(&function.name),
+            grown.push(&mrkdwn!(
+                "\n• {} {:.1}% → {:.1}%",
+                Mrkdwn::code(&function.name),
                 function.baseline_share * 100.0,
                 function.current_share * 100.0
-            );
+            ));
         }
-        blocks.push(section(&grown));
+        blocks.push(section(grown));
     }
-    let links: Vec<String> = [
+    let links: Vec<Mrkdwn> = [
         (profile.flamegraph_url.as_deref(), "Flamegraph"),
         (profile.diff_url.as_deref(), "Diff vs baseline"),
     ]
     .into_iter()
-    .filter_map(|(url, label)| url.map(|url| format!("<{url}|{label}>")))
+    .filter_map(|(url, label)| url.map(|url| Mrkdwn::link(url, label)))
     .collect();
     if !links.is_empty() {
-        blocks.push(context(&links.join(" · ")));
+        blocks.push(context(Mrkdwn::join(links, " · ")));
     }
     blocks
 }
 
 /// `title`, then the first functions ranked by self time, then how many more there are.
-fn top_functions(mut text: String, functions: &[FunctionShare]) -> String {
+fn top_functions(mut text: Mrkdwn, functions: &[FunctionShare]) -> Mrkdwn {
     for (rank, function) in functions.iter().take(TOP_FUNCTIONS).enumerate() {
-        let _ = write!(
-            text,
-            "\n{}. `{}` {:.1}%",
+        text.push(&mrkdwn!(
+            "\n{}. {} {:.1}%",
             rank + 1,
-            escape(&function.name),
+            Mrkdwn::code(&function.name),
             function.self_share * 100.0
-        );
+        ));
     }
     if functions.len() > TOP_FUNCTIONS {
-        let _ = write!(text, "\n… and {} more", functions.len() - TOP_FUNCTIONS);
+        text.push(&mrkdwn!("\n… and {} more", functions.len() - TOP_FUNCTIONS));
     }
     text
 }
 
-fn profile_summary(profile: Option<&ProfileEvidence>) -> String {
+fn profile_summary(profile: Option<&ProfileEvidence>) -> Mrkdwn {
     match profile {
-        None => "Profile: gathering.".to_owned(),
+        None => mrkdwn!("Profile: gathering."),
         Some(profile) => match (
             status_detail(&profile.status),
             profile.top_functions.first(),
         ) {
-            (Some(detail), _) => format!("Profile {detail}."),
-            (None, Some(top)) => format!("Top: {} {:.1}%.", top.name, top.self_share * 100.0),
-            (None, None) => "Profile: empty.".to_owned(),
+            (Some(detail), _) => mrkdwn!("Profile {}.", detail),
+            (None, Some(top)) => mrkdwn!("Top: {} {:.1}%.", top.name, top.self_share * 100.0),
+            (None, None) => mrkdwn!("Profile: empty."),
         },
     }
 }
 
 fn post_reply(post: &PostRequest) -> Rendered {
     let blocks = match &post.blocks {
-        Some(Value::Array(blocks)) => blocks.clone(),
-        _ => vec![section(&escape(&post.text))],
+        Some(blocks) => blocks.iter().map(|block| block.json().clone()).collect(),
+        None => vec![section(post.text.clone())],
     };
     Rendered {
         text: post.text.clone(),
@@ -545,15 +552,16 @@ fn post_reply(post: &PostRequest) -> Rendered {
 
 fn sandbox_reply(result: &SandboxResult) -> Rendered {
     let outcome = match &result.outcome {
-        SandboxOutcome::Exited { code: 0 } => "finished".to_owned(),
-        SandboxOutcome::Exited { code } => format!("exited with code {code}"),
-        SandboxOutcome::TimedOut => "was stopped at its time limit".to_owned(),
-        SandboxOutcome::OutOfMemory => "ran out of memory".to_owned(),
-        SandboxOutcome::Rejected { reason } => format!("was not run: {}", escape(reason)),
-        SandboxOutcome::Failed { reason } => format!("could not be run: {}", escape(reason)),
+        SandboxOutcome::Exited { code: 0 } => mrkdwn!("finished"),
+        SandboxOutcome::Exited { code } => mrkdwn!("exited with code {}", code),
+        SandboxOutcome::TimedOut => mrkdwn!("was stopped at its time limit"),
+        SandboxOutcome::OutOfMemory => mrkdwn!("ran out of memory"),
+        SandboxOutcome::Rejected { reason } => mrkdwn!("was not run: {}", reason),
+        SandboxOutcome::Failed { reason } => mrkdwn!("could not be run: {}", reason),
     };
-    let mut blocks = vec![section(&format!(
-        "*Sandbox run* {outcome} in {:.1} s",
+    let mut blocks = vec![section(mrkdwn!(
+        "*Sandbox run* {} in {:.1} s",
+        outcome,
         result.wall_ms as f64 / 1000.0
     ))];
     for (label, tail, truncated) in [
@@ -562,21 +570,24 @@ fn sandbox_reply(result: &SandboxResult) -> Rendered {
     ] {
         if !tail.trim().is_empty() {
             let note = if truncated { " (last lines)" } else { "" };
-            blocks.push(section(&format!(
-                "*{label}*{note}\n```{}```",
-                escape(tail.trim_end())
+            // Backticks in the output would end the code block early.
+            blocks.push(section(mrkdwn!(
+                "*{}*{}\n```{}```",
+                label,
+                note,
+                tail.trim_end().replace("```", "ˋˋˋ")
             )));
         }
     }
     if let Some(profile) = &result.profile {
-        let title = format!("*Where the CPU went* ({} samples)", profile.total_samples);
-        blocks.push(section(&top_functions(title, &profile.top_functions)));
+        let title = mrkdwn!("*Where the CPU went* ({} samples)", profile.total_samples);
+        blocks.push(section(top_functions(title, &profile.top_functions)));
         if let Some(url) = &profile.flamegraph_url {
-            blocks.push(context(&format!("<{url}|Flamegraph>")));
+            blocks.push(context(Mrkdwn::link(url, "Flamegraph")));
         }
     }
     Rendered {
-        text: format!("Sandbox run {outcome}"),
+        text: mrkdwn!("Sandbox run {}", outcome),
         blocks,
     }
 }
@@ -594,11 +605,14 @@ pub fn fit(rendered: Rendered) -> Rendered {
         let room = MAX_BLOCKS - 1 - usize::from(actions.is_some());
         let omitted = blocks.len() - room - usize::from(actions.is_some());
         blocks.truncate(room);
-        blocks.push(context(&format!("… and {omitted} more sections not shown")));
+        blocks.push(context(mrkdwn!(
+            "… and {} more sections not shown",
+            omitted
+        )));
         blocks.extend(actions);
     }
     Rendered {
-        text: truncate_chars(&rendered.text, MAX_TEXT, "…"),
+        text: rendered.text.truncated(MAX_TEXT),
         blocks,
     }
 }

@@ -350,7 +350,7 @@ fn queued_notice(request: &SandboxRequest, place: usize) -> PostRequest {
         post_id: format!("sandbox-queued-{}", request.request_id),
         reply_key: None,
         target,
-        text: format!(
+        text: proto::mrkdwn!(
             "`{}` is queued: {} ahead of it. It starts as soon as a sandbox is free.",
             request.file_name,
             match place {

@@ -75,7 +75,7 @@ fn of_two_post_requests_for_one_key_the_later_published_wins_in_any_order() {
             channel: "C0ALERTS".to_owned(),
             thread_ts: "1700000000.000100".to_owned(),
         },
-        text: text.to_owned(),
+        text: proto::Mrkdwn::plain(text),
         blocks: None,
         incident_id: None,
     };
@@ -85,7 +85,10 @@ fn of_two_post_requests_for_one_key_the_later_published_wins_in_any_order() {
         for (post, sequence) in handled {
             record.merge_post(post, sequence);
         }
-        assert_eq!(record.content.post.as_ref().unwrap().text, "second answer");
+        assert_eq!(
+            record.content.post.as_ref().unwrap().text.as_str(),
+            "second answer"
+        );
         assert!(
             !record.merge_post(&second, 8),
             "a redelivery changes nothing"

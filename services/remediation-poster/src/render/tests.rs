@@ -189,11 +189,14 @@ fn oversized_messages_are_cut_with_a_note_not_refused() {
         .map(|i| format!("line {i} with some words in it"))
         .collect::<Vec<_>>()
         .join("\n");
-    let mut blocks = vec![header(&"H".repeat(400)), section(&long_section)];
-    blocks.extend((0..70).map(|i| section(&format!("block {i}"))));
+    let mut blocks = vec![
+        header(&"H".repeat(400)),
+        section(Mrkdwn::plain(&long_section)),
+    ];
+    blocks.extend((0..70).map(|i| section(Mrkdwn::plain(&format!("block {i}")))));
     blocks.push(json!({"type": "actions", "elements": []}));
     let fitted = fit(Rendered {
-        text: "t".repeat(50_000),
+        text: Mrkdwn::plain(&"t".repeat(50_000)),
         blocks,
     });
     assert_eq!(fitted.blocks.len(), MAX_BLOCKS);
@@ -231,9 +234,9 @@ proptest! {
     ) {
         let blocks = sections
             .iter()
-            .map(|(lines, width)| section(&vec!["é".repeat(*width); *lines].join("\n")))
+            .map(|(lines, width)| section(Mrkdwn::plain(&vec!["é".repeat(*width); *lines].join("\n"))))
             .collect();
-        let fitted = fit(Rendered { text: "x".repeat(text_len), blocks });
+        let fitted = fit(Rendered { text: Mrkdwn::plain(&"x".repeat(text_len)), blocks });
         prop_assert!(fitted.blocks.len() <= MAX_BLOCKS);
         prop_assert!(fitted.text.chars().count() <= MAX_TEXT);
         for block in &fitted.blocks {

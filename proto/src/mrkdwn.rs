@@ -1,0 +1,484 @@
+//! Text and blocks for Slack, built so that outside text cannot become markup.
+//!
+//! Slack's mrkdwn reads `<…>` as mentions (`<@U1>`, `<!channel>`), links (`<https://x|y>`) and
+//! dates, and `&` as the start of an entity. Alert names, labels, file names, function names and
+//! script output come from outside; written into a message as they are, `<!channel>` in an alert's
+//! label pages a whole channel. So every message flamethread sends is a [`Mrkdwn`], which can only
+//! be built from:
+//!
+//! - the [`mrkdwn!`](crate::mrkdwn!) macro: its format string is flamethread's own (bold, code
+//!   spans, emoji), and every argument is escaped unless it already is a [`Mrkdwn`] (numbers are
+//!   written as they are);
+//! - [`Mrkdwn::plain`] and [`Mrkdwn::code`] for outside text;
+//! - [`Mrkdwn::mention`], [`Mrkdwn::link`] and [`Mrkdwn::date`], the only markup flamethread
+//!   means, checked (a user id that is not one, a link that is not `http(s)` or contains `|<>`,
+//!   are written as escaped text instead).
+//!
+//! Blocks are built by [`blocks`]: a section or context takes a [`Mrkdwn`]; headers, buttons,
+//! options and dialogs take plain text (`plain_text`, which Slack never reads as markup).
+//!
+//! Deserializing trusts the producer: these types cross the bus between flamethread's own
+//! services, whose producers could only build them as above.
+
+use std::fmt::{self, Display, Write as _};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Text in Slack's mrkdwn that says only what flamethread means to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct Mrkdwn(String);
+
+/// Escapes what Slack's mrkdwn treats as markup (`&`, `<`, `>`).
+pub fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+impl Mrkdwn {
+    pub fn new() -> Mrkdwn {
+        Mrkdwn(String::new())
+    }
+
+    /// Outside text, escaped.
+    pub fn plain(outside: &str) -> Mrkdwn {
+        Mrkdwn(escape(outside))
+    }
+
+    /// Outside text as a code span: escaped, its backticks (which would end the span) replaced.
+    pub fn code(outside: &str) -> Mrkdwn {
+        Mrkdwn(format!("`{}`", escape(&outside.replace('`', "ˋ"))))
+    }
+
+    /// A mention of a Slack user (`U…`/`W…`); anything else is written as escaped text.
+    pub fn mention(user_id: &str) -> Mrkdwn {
+        let valid = user_id.len() >= 2
+            && user_id.len() <= 32
+            && (user_id.starts_with('U') || user_id.starts_with('W'))
+            && user_id
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        if valid {
+            Mrkdwn(format!("<@{user_id}>"))
+        } else {
+            Mrkdwn::plain(user_id)
+        }
+    }
+
+    /// A link to an `http(s)` URL with no `|`, `<`, `>` or whitespace in it; anything else is
+    /// written as the escaped label followed by the escaped URL, never as a link.
+    pub fn link(url: &str, label: &str) -> Mrkdwn {
+        if safe_url(url) {
+            let label = label.replace('|', "¦");
+            Mrkdwn(format!(
+                "<{}|{}>",
+                url.replace('&', "&amp;"),
+                escape(&label)
+            ))
+        } else if label.is_empty() || label == url {
+            Mrkdwn::plain(url)
+        } else {
+            Mrkdwn(format!("{} ({})", escape(label), escape(url)))
+        }
+    }
+
+    /// A date Slack shows in each reader's time zone (`<!date^…^…|fallback>`).
+    pub fn date(unix_seconds: i64, format: &'static str, fallback: &str) -> Mrkdwn {
+        let format = format.replace(['|', '<', '>', '^'], "");
+        Mrkdwn(format!(
+            "<!date^{unix_seconds}^{format}|{}>",
+            escape(&fallback.replace('|', "¦"))
+        ))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Characters (Slack's limits count characters).
+    pub fn char_count(&self) -> usize {
+        self.0.chars().count()
+    }
+
+    pub fn push(&mut self, more: &Mrkdwn) {
+        self.0.push_str(&more.0);
+    }
+
+    /// Outside text appended, escaped.
+    pub fn push_plain(&mut self, outside: &str) {
+        self.0.push_str(&escape(outside));
+    }
+
+    /// Joins `parts` with `separator` (flamethread's own).
+    pub fn join(parts: impl IntoIterator<Item = Mrkdwn>, separator: &'static str) -> Mrkdwn {
+        let mut joined = Mrkdwn::new();
+        for (i, part) in parts.into_iter().enumerate() {
+            if i > 0 {
+                joined.0.push_str(&escape(separator));
+            }
+            joined.push(&part);
+        }
+        joined
+    }
+
+    /// At most `max` characters ending in `…`, never cut inside an entity (`&lt;`) or markup
+    /// (`<…>`), which would leave a broken one.
+    pub fn truncated(&self, max: usize) -> Mrkdwn {
+        if self.char_count() <= max {
+            return self.clone();
+        }
+        let mut cut = String::new();
+        let mut safe_len = 0;
+        let mut depth_markup = false;
+        let mut in_entity = false;
+        for (count, c) in self.0.chars().enumerate() {
+            // Room for closing a code block (3) and the ellipsis.
+            if count + 4 >= max {
+                break;
+            }
+            cut.push(c);
+            match c {
+                '<' => depth_markup = true,
+                '>' => depth_markup = false,
+                '&' => in_entity = true,
+                ';' => in_entity = false,
+                _ => {}
+            }
+            if !depth_markup && !in_entity {
+                safe_len = cut.len();
+            }
+        }
+        cut.truncate(safe_len);
+        // An unclosed code span or code block would swallow what follows; close what was open.
+        if cut.matches("```").count() % 2 == 1 {
+            cut.push_str("```");
+        } else if cut.replace("```", "").matches('`').count() % 2 == 1 {
+            cut.push('`');
+        }
+        cut.push('…');
+        Mrkdwn(cut)
+    }
+
+    /// What [`mrkdwn!`](crate::mrkdwn!) formatted; not for direct use (its arguments were escaped
+    /// by [`ToMrkdwn`], its format string is a literal in flamethread's code).
+    #[doc(hidden)]
+    pub fn __formatted(text: String) -> Mrkdwn {
+        Mrkdwn(text)
+    }
+}
+
+fn safe_url(url: &str) -> bool {
+    (url.starts_with("https://") || url.starts_with("http://"))
+        && url.len() > "https://".len()
+        && url.len() <= 2048
+        && !url
+            .chars()
+            .any(|c| matches!(c, '|' | '<' | '>') || c.is_whitespace() || c.is_control())
+}
+
+/// Whether `url` may be written as a link (`http(s)`, no `|<>` or whitespace): runbook links and
+/// the like that fail it are shown as text.
+pub fn is_safe_url(url: &str) -> bool {
+    safe_url(url)
+}
+
+impl std::ops::Deref for Mrkdwn {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Display for Mrkdwn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One argument of [`mrkdwn!`](crate::mrkdwn!): escaped text, or something safe as it is.
+pub enum Part<'a> {
+    Escaped(String),
+    Safe(&'a dyn Display),
+}
+
+impl fmt::Debug for Part<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Part({self})")
+    }
+}
+
+impl Display for Part<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Part::Escaped(text) => f.write_str(text),
+            // Numbers and Mrkdwn: the format spec (`{:.1}`) applies as written.
+            Part::Safe(value) => value.fmt(f),
+        }
+    }
+}
+
+/// What may be an argument of [`mrkdwn!`](crate::mrkdwn!).
+pub trait ToMrkdwn {
+    fn part(&self) -> Part<'_>;
+}
+
+impl ToMrkdwn for str {
+    fn part(&self) -> Part<'_> {
+        Part::Escaped(escape(self))
+    }
+}
+
+impl ToMrkdwn for String {
+    fn part(&self) -> Part<'_> {
+        Part::Escaped(escape(self))
+    }
+}
+
+impl ToMrkdwn for char {
+    fn part(&self) -> Part<'_> {
+        let mut text = String::new();
+        let _ = text.write_char(*self);
+        Part::Escaped(escape(&text))
+    }
+}
+
+impl ToMrkdwn for Mrkdwn {
+    fn part(&self) -> Part<'_> {
+        Part::Safe(self)
+    }
+}
+
+impl<T: ToMrkdwn + ?Sized> ToMrkdwn for &T {
+    fn part(&self) -> Part<'_> {
+        (**self).part()
+    }
+}
+
+macro_rules! safe_as_written {
+    ($($t:ty),*) => {$(
+        impl ToMrkdwn for $t {
+            fn part(&self) -> Part<'_> {
+                Part::Safe(self)
+            }
+        }
+    )*};
+}
+
+safe_as_written!(
+    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64, bool
+);
+
+/// `format!` for Slack: the format string is flamethread's own markup, every argument is escaped
+/// unless it is already a [`Mrkdwn`]. Arguments are positional only (`{}`, `{:.1}`): a name
+/// captured from scope (`{name}`) would not be escaped, and `tests/it/tidy.rs` refuses it.
+#[macro_export]
+macro_rules! mrkdwn {
+    ($fmt:literal $(,)?) => {
+        $crate::mrkdwn::Mrkdwn::__formatted(::std::format!($fmt))
+    };
+    ($fmt:literal, $($arg:expr),+ $(,)?) => {
+        $crate::mrkdwn::Mrkdwn::__formatted(::std::format!(
+            $fmt,
+            $($crate::mrkdwn::ToMrkdwn::part(&$arg)),+
+        ))
+    };
+}
+
+/// Block Kit blocks built only from [`Mrkdwn`] and plain text.
+pub mod blocks {
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+    use serde_json::{Value, json};
+
+    use super::Mrkdwn;
+
+    /// One block, as Slack reads it.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    #[serde(transparent)]
+    pub struct Block(Value);
+
+    /// An interactive element of an actions block.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Element(Value);
+
+    /// Slack's limit on plain text in buttons (75), options (75), headers (150), dialogs (300).
+    fn plain(text: &str, max: usize) -> Value {
+        let text: String = if text.chars().count() > max {
+            text.chars()
+                .take(max.saturating_sub(1))
+                .chain(std::iter::once('…'))
+                .collect()
+        } else {
+            text.to_owned()
+        };
+        json!({"type": "plain_text", "text": text, "emoji": true})
+    }
+
+    pub fn header(text: &str) -> Block {
+        Block(json!({"type": "header", "text": plain(text, 150)}))
+    }
+
+    pub fn section(text: Mrkdwn) -> Block {
+        Block(json!({"type": "section", "text": {"type": "mrkdwn", "text": text.into_string()}}))
+    }
+
+    /// A section of short fields shown two by two.
+    pub fn fields(fields: Vec<Mrkdwn>) -> Block {
+        let fields: Vec<Value> = fields
+            .into_iter()
+            .map(|field| json!({"type": "mrkdwn", "text": field.into_string()}))
+            .collect();
+        Block(json!({"type": "section", "fields": fields}))
+    }
+
+    pub fn context(text: Mrkdwn) -> Block {
+        Block(
+            json!({"type": "context", "elements": [{"type": "mrkdwn", "text": text.into_string()}]}),
+        )
+    }
+
+    pub fn divider() -> Block {
+        Block(json!({"type": "divider"}))
+    }
+
+    pub fn actions(elements: Vec<Element>) -> Block {
+        let elements: Vec<Value> = elements.into_iter().map(|element| element.0).collect();
+        Block(json!({"type": "actions", "elements": elements}))
+    }
+
+    /// A button whose `value` comes back, signed by Slack, when it is pressed.
+    pub fn button(label: &str, action_id: &str, value: &str) -> Element {
+        Element(
+            json!({"type": "button", "text": plain(label, 75), "action_id": action_id, "value": value}),
+        )
+    }
+
+    /// A select whose options are `(label, value)`; labels are plain text.
+    pub fn select(placeholder: &str, action_id: &str, options: &[(String, String)]) -> Element {
+        let options: Vec<Value> = options
+            .iter()
+            .map(|(label, value)| json!({"text": plain(label, 75), "value": value}))
+            .collect();
+        Element(json!({"type": "static_select", "action_id": action_id,
+            "placeholder": plain(placeholder, 150), "options": options}))
+    }
+
+    impl Element {
+        /// `primary` or `danger`.
+        pub fn style(mut self, style: &'static str) -> Element {
+            self.0["style"] = json!(style);
+            self
+        }
+
+        /// A dialog Slack shows before the click counts, all plain text.
+        pub fn confirm(mut self, title: &str, text: &str, confirm: &str, deny: &str) -> Element {
+            self.0["confirm"] = json!({
+                "title": plain(title, 100),
+                "text": plain(text, 300),
+                "confirm": plain(confirm, 30),
+                "deny": plain(deny, 30),
+                "style": "danger",
+            });
+            self
+        }
+    }
+
+    impl std::ops::Index<&str> for Block {
+        type Output = Value;
+
+        fn index(&self, key: &str) -> &Value {
+            &self.0[key]
+        }
+    }
+
+    impl Block {
+        pub fn with_id(mut self, block_id: &str) -> Block {
+            self.0["block_id"] = json!(block_id);
+            self
+        }
+
+        /// As Slack's JSON.
+        pub fn json(&self) -> &Value {
+            &self.0
+        }
+
+        pub fn into_json(self) -> Value {
+            self.0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outside_text_is_never_markup() {
+        let hostile = "<!channel> <@U1> <https://x|y> & `x`";
+        let said = crate::mrkdwn!("*{}* in `{}`: {:.1}%", hostile, hostile.to_owned(), 12.345);
+        assert_eq!(
+            said.as_str(),
+            "*&lt;!channel&gt; &lt;@U1&gt; &lt;https://x|y&gt; &amp; `x`* in `&lt;!channel&gt; &lt;@U1&gt; &lt;https://x|y&gt; &amp; `x``: 12.3%"
+        );
+        let nested = crate::mrkdwn!("{} said {}", Mrkdwn::mention("U0ONCALL"), "<@U2>");
+        assert_eq!(nested.as_str(), "<@U0ONCALL> said &lt;@U2&gt;");
+        assert_eq!(Mrkdwn::mention("<!here>").as_str(), "&lt;!here&gt;");
+        assert_eq!(Mrkdwn::code("a`b<c").as_str(), "`aˋb&lt;c`");
+    }
+
+    #[test]
+    fn links_are_http_and_cannot_be_bent() {
+        assert_eq!(
+            Mrkdwn::link("https://runbooks.example/cpu?a=1&b=2", "runbook").as_str(),
+            "<https://runbooks.example/cpu?a=1&amp;b=2|runbook>"
+        );
+        for bad in [
+            "javascript:alert(1)",
+            "https://x|<!channel>",
+            "https://x>y",
+            "https://x y",
+            "slack://channel",
+            "https://",
+        ] {
+            let said = Mrkdwn::link(bad, "runbook");
+            assert!(!said.as_str().contains('<'), "{bad}: {said}");
+        }
+        assert_eq!(
+            Mrkdwn::link("https://x", "a|b <!here>").as_str(),
+            "<https://x|a¦b &lt;!here&gt;>"
+        );
+    }
+
+    #[test]
+    fn truncation_never_breaks_an_entity_or_a_span() {
+        let text = crate::mrkdwn!("`{}`", "<<<<<<<<<<");
+        for max in 1..text.char_count() {
+            let cut = text.truncated(max);
+            assert!(cut.char_count() <= max, "{max}: {cut}");
+            let s = cut.as_str();
+            assert!(
+                !s.contains("&l…") && !s.contains("&…") && !s.contains("&lt…"),
+                "{s}"
+            );
+            assert_eq!(s.matches('`').count() % 2, 0, "{s}");
+        }
+    }
+}
