@@ -30,6 +30,72 @@ async fn provisioning_is_idempotent_and_creates_everything() {
     first.blob_store().await.unwrap();
 }
 
+/// Every stream JetStream holds for flamethread (its own, the KV buckets', the object store's)
+/// has an age and a byte limit, from `[nats.retention]`, and a changed limit is applied by the
+/// next start-up's provisioning.
+#[tokio::test]
+async fn everything_kept_has_retention_and_follows_the_configuration() {
+    use futures::TryStreamExt as _;
+
+    let server = NatsServer::start().unwrap();
+    let bus = provisioned_bus(&server, "first").await;
+    let limits = |bus: bus::Bus| async move {
+        let names: Vec<String> = bus.jetstream().stream_names().try_collect().await.unwrap();
+        let mut limits = std::collections::BTreeMap::new();
+        for name in names {
+            let mut stream = bus.jetstream().get_stream(&name).await.unwrap();
+            let config = stream.info().await.unwrap().config.clone();
+            limits.insert(name, (config.max_age, config.max_bytes));
+        }
+        limits
+    };
+    let found = limits(bus.clone()).await;
+    // The seven streams, two KV buckets and the object store.
+    assert_eq!(found.len(), 10, "{found:?}");
+    let defaults = bus::RetentionConfig::default();
+    for (name, (age, bytes)) in &found {
+        assert!(
+            !age.is_zero() && *bytes > 0,
+            "{name} keeps forever: {age:?} {bytes}"
+        );
+        if name.starts_with("KV_") {
+            assert_eq!(
+                (*age, *bytes),
+                (defaults.state_max_age, defaults.state_max_bytes),
+                "{name}"
+            );
+        } else if name.starts_with("OBJ_") {
+            assert_eq!(
+                (*age, *bytes),
+                (defaults.blobs_max_age, defaults.blobs_max_bytes),
+                "{name}"
+            );
+        } else {
+            assert_eq!(*bytes, defaults.stream_max_bytes, "{name}");
+        }
+    }
+
+    // An operator halves every limit and restarts: the next provisioning applies it.
+    let mut config = crate::support::nats_config(&server);
+    config.retention = bus::RetentionConfig {
+        stream_max_bytes: defaults.stream_max_bytes / 2,
+        state_max_age: defaults.state_max_age / 2,
+        state_max_bytes: defaults.state_max_bytes / 2,
+        blobs_max_age: defaults.blobs_max_age / 2,
+        blobs_max_bytes: defaults.blobs_max_bytes / 2,
+        ..defaults.clone()
+    };
+    let restarted = bus::Bus::connect(&config, "restarted").await.unwrap();
+    restarted.provision().await.unwrap();
+    for (name, (age, bytes)) in limits(restarted).await {
+        let (old_age, old_bytes) = found[&name];
+        assert_eq!(bytes, old_bytes / 2, "{name}");
+        if name.starts_with("KV_") || name.starts_with("OBJ_") {
+            assert_eq!(age, old_age / 2, "{name}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_same_msg_id_is_stored_once() {
     let server = NatsServer::start().unwrap();

@@ -28,6 +28,8 @@ pub struct NatsConfig {
     pub replicas: usize,
     /// How often a message is delivered before it is dead-lettered. Default 5.
     pub max_deliver: i64,
+    /// How much JetStream keeps (`[nats.retention]`): nothing grows with time or traffic alone.
+    pub retention: RetentionConfig,
     /// How long a consumer may hold a message before it is redelivered. Default `30s`.
     #[serde(with = "humantime_serde")]
     pub ack_wait: Duration,
@@ -60,8 +62,80 @@ impl Default for NatsConfig {
             connect_timeout: Duration::from_secs(5),
             replicas: 1,
             max_deliver: 5,
+            retention: RetentionConfig::default(),
             ack_wait: Duration::from_secs(30),
         }
+    }
+}
+
+const MIB: i64 = 1 << 20;
+
+/// `[nats.retention]`: limits on every stream, bucket and object store, applied at start-up
+/// (`Bus::provision`) and on every restart after a change. JetStream reserves the byte limits
+/// against its `max_file_store`: the defaults add up to about 1.5 GiB.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Bytes kept per stream; the oldest messages go first. Default 128 MiB (about 60,000
+    /// messages of backlog per stream). Ages are per stream: 7 days, 30 for dead letters.
+    pub stream_max_bytes: i64,
+    /// How long an entry of the incident and reply buckets lives without being written. An
+    /// open incident is rewritten on each notification; one silent for this long is forgotten.
+    /// Default `14d`.
+    #[serde(with = "humantime_serde")]
+    pub state_max_age: Duration,
+    /// Bytes per KV bucket. Default 64 MiB.
+    pub state_max_bytes: i64,
+    /// Largest value in a KV bucket. Default 1 MiB (NATS's default max payload).
+    pub state_max_value: i32,
+    /// How long shared files, folded stacks, flamegraphs and charts are kept. Default `7d`
+    /// (links in old threads then say the page is gone).
+    #[serde(with = "humantime_serde")]
+    pub blobs_max_age: Duration,
+    /// Bytes in the object store. Default 512 MiB.
+    pub blobs_max_bytes: i64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            stream_max_bytes: 128 * MIB,
+            state_max_age: Duration::from_secs(14 * 86_400),
+            state_max_bytes: 64 * MIB,
+            state_max_value: MIB as i32,
+            blobs_max_age: Duration::from_secs(7 * 86_400),
+            blobs_max_bytes: 512 * MIB,
+        }
+    }
+}
+
+impl RetentionConfig {
+    fn validate(&self) -> Result<(), String> {
+        for (key, bytes, least) in [
+            ("stream_max_bytes", self.stream_max_bytes, MIB),
+            ("state_max_bytes", self.state_max_bytes, MIB),
+            ("blobs_max_bytes", self.blobs_max_bytes, 8 * MIB),
+        ] {
+            if bytes < least {
+                return Err(format!(
+                    "nats.retention.{key}: at least {least} bytes, got {bytes}"
+                ));
+            }
+        }
+        if i64::from(self.state_max_value) < 1024
+            || i64::from(self.state_max_value) > self.state_max_bytes
+        {
+            return Err("nats.retention.state_max_value: from 1 KiB to state_max_bytes".to_owned());
+        }
+        for (key, age) in [
+            ("state_max_age", self.state_max_age),
+            ("blobs_max_age", self.blobs_max_age),
+        ] {
+            if age < Duration::from_secs(3600) {
+                return Err(format!("nats.retention.{key}: at least 1h"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -79,6 +153,7 @@ impl fmt::Debug for NatsConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("replicas", &self.replicas)
             .field("max_deliver", &self.max_deliver)
+            .field("retention", &self.retention)
             .field("ack_wait", &self.ack_wait)
             .finish()
     }
@@ -103,6 +178,7 @@ impl NatsConfig {
                 self.max_deliver
             ));
         }
+        self.retention.validate()?;
         if self.replicas == 0 || self.replicas > 5 {
             return Err(format!(
                 "nats.replicas: must be 1 to 5, got {}",

@@ -28,7 +28,7 @@ use backon::{ExponentialBuilder, Retryable as _};
 use proto::{Message, Subjects};
 use tracing::Instrument as _;
 
-pub use config::NatsConfig;
+pub use config::{NatsConfig, RetentionConfig};
 pub use consumer::{ConsumerOptions, Delivery};
 pub use error::{Error, HandlerError};
 
@@ -126,12 +126,14 @@ impl Bus {
     /// every replica of every service calls it at start-up.
     pub async fn provision(&self) -> Result<(), Error> {
         let replicas = self.config.replicas;
+        let retention = &self.config.retention;
         for spec in self.subjects.streams() {
             let config = stream::Config {
                 name: spec.name.clone(),
                 subjects: spec.subjects.clone(),
                 description: Some(spec.description.to_owned()),
                 max_age: spec.max_age,
+                max_bytes: retention.stream_max_bytes,
                 duplicate_window: spec.duplicate_window,
                 storage: stream::StorageType::File,
                 retention: stream::RetentionPolicy::Limits,
@@ -163,6 +165,9 @@ impl Bus {
                     bucket: bucket.clone(),
                     description: description.to_owned(),
                     history: 5,
+                    max_age: retention.state_max_age,
+                    max_bytes: retention.state_max_bytes,
+                    max_value_size: retention.state_max_value,
                     storage: stream::StorageType::File,
                     num_replicas: replicas,
                     ..Default::default()
@@ -175,20 +180,47 @@ impl Bus {
         }
 
         let blobs = self.subjects.blob_bucket();
+        let provision_error = |detail: String| Error::Provision {
+            what: format!("object store {blobs}"),
+            detail,
+        };
         if self.jetstream.get_object_store(&blobs).await.is_err() {
             self.jetstream
                 .create_object_store(object_store::Config {
                     bucket: blobs.clone(),
                     description: Some("shared files, profiles, flamegraphs and charts".to_owned()),
+                    max_age: retention.blobs_max_age,
+                    max_bytes: retention.blobs_max_bytes,
                     storage: stream::StorageType::File,
                     num_replicas: replicas,
                     ..Default::default()
                 })
                 .await
-                .map_err(|err| Error::Provision {
-                    what: format!("object store {blobs}"),
-                    detail: err.to_string(),
-                })?;
+                .map_err(|err| provision_error(err.to_string()))?;
+        } else {
+            // An object store is a stream (`OBJ_<bucket>`): its limits follow the configuration
+            // like every other stream's.
+            let mut store = self
+                .jetstream
+                .get_stream(format!("OBJ_{blobs}"))
+                .await
+                .map_err(|err| provision_error(err.to_string()))?;
+            let mut config = store
+                .info()
+                .await
+                .map_err(|err| provision_error(err.to_string()))?
+                .config
+                .clone();
+            if config.max_age != retention.blobs_max_age
+                || config.max_bytes != retention.blobs_max_bytes
+            {
+                config.max_age = retention.blobs_max_age;
+                config.max_bytes = retention.blobs_max_bytes;
+                self.jetstream
+                    .update_stream(config)
+                    .await
+                    .map_err(|err| provision_error(err.to_string()))?;
+            }
         }
         Ok(())
     }

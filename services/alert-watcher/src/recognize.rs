@@ -104,6 +104,80 @@ pub fn written_by_person(event: &Value) -> bool {
     !bot && event.get("subtype").and_then(Value::as_str) != Some("bot_message")
 }
 
+/// Bounds on what an alert may carry, so that an incident (with its storm's related alerts) stays
+/// far below NATS's 1 MiB payload: a hostile or runaway alert degrades by losing annotations and
+/// long values, never by being dead-lettered.
+pub mod limits {
+    pub const NAME: usize = 256;
+    pub const LABELS: usize = 64;
+    pub const LABEL_KEY: usize = 128;
+    pub const LABEL_VALUE: usize = 1024;
+    pub const ANNOTATIONS: usize = 32;
+    pub const ANNOTATION_VALUE: usize = 2048;
+    pub const LINKS: usize = 10;
+    pub const LINK: usize = 2048;
+    /// The whole alert, as JSON; past it, annotations go first, then links.
+    pub const ALERT_BYTES: usize = 16 * 1024;
+}
+
+fn cut(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max.saturating_sub('…'.len_utf8());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+}
+
+/// `alert` within [`limits`]: long values cut (marked `…`), extra labels, annotations and links
+/// dropped, then annotations and links dropped whole until it fits.
+pub fn bounded(mut alert: Alert) -> Alert {
+    cut(&mut alert.name, limits::NAME);
+    let bound_map = |map: &mut BTreeMap<String, String>, count: usize, value_max: usize| {
+        *map = std::mem::take(map)
+            .into_iter()
+            .take(count)
+            .map(|(mut key, mut value)| {
+                cut(&mut key, limits::LABEL_KEY);
+                cut(&mut value, value_max);
+                (key, value)
+            })
+            .collect();
+    };
+    bound_map(&mut alert.labels, limits::LABELS, limits::LABEL_VALUE);
+    bound_map(
+        &mut alert.annotations,
+        limits::ANNOTATIONS,
+        limits::ANNOTATION_VALUE,
+    );
+    alert.links.truncate(limits::LINKS);
+    alert
+        .links
+        .retain(|link| link.url.len() <= limits::LINK && link.title.len() <= limits::LINK);
+    for field in [&mut alert.severity, &mut alert.service]
+        .into_iter()
+        .flatten()
+    {
+        cut(field, limits::LABEL_VALUE);
+    }
+    let size = |alert: &Alert| serde_json::to_vec(alert).map_or(0, |json| json.len());
+    while size(&alert) > limits::ALERT_BYTES {
+        if let Some(longest) = alert
+            .annotations
+            .iter()
+            .max_by_key(|(_, value)| value.len())
+            .map(|(key, _)| key.clone())
+        {
+            alert.annotations.remove(&longest);
+        } else if alert.links.pop().is_none() {
+            break;
+        }
+    }
+    alert
+}
+
 /// Labels that name the service an alert concerns, most specific first.
 pub const DEFAULT_SERVICE_LABELS: &[&str] = &[
     "service",

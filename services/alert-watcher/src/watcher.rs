@@ -241,6 +241,7 @@ impl Watcher {
             let keys: Vec<&str> = self.service_labels.iter().map(String::as_str).collect();
             alert.service = recognize::service_of(&alert.labels, &keys);
         }
+        let alert = recognize::bounded(alert);
         Observation {
             fingerprint: correlate::in_channel(&message.channel, &alert_fingerprint),
             alert_fingerprint,

@@ -195,7 +195,9 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
     let Some(alert) = notification.alert(&keys) else {
         return (StatusCode::BAD_REQUEST, "the group has no alertname").into_response();
     };
+    // Fingerprinted as read, as the Slack message's reading is; then bounded like it.
     let fingerprint = correlate::fingerprint(&alert, &notification.group_values());
+    let alert = recognize::bounded(alert);
     match watcher.learn(&fingerprint, &alert).await {
         Ok(()) => {
             metrics::counter!("ft_watcher_webhooks_total", "outcome" => "stored").increment(1);

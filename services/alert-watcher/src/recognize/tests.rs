@@ -449,3 +449,30 @@ fn truncated_messages_keep_what_they_still_say() {
     );
     assert_eq!(recognize(&stub), Recognition::NotAnAlert);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_alert_is_bounded_and_keeps_what_fits(
+        name in ".{0,600}",
+        labels in proptest::collection::btree_map("[a-z_]{1,200}", "[a-z<>&]{0,1500}", 0..80),
+        annotations in proptest::collection::btree_map("[a-z]{1,20}", "[a-zé ]{0,3000}", 0..40),
+    ) {
+        let mut alert = super::alert(AlertSource::Generic, AlertStatus::Firing, name.clone());
+        alert.labels = labels.clone();
+        alert.annotations = annotations;
+        let bounded = bounded(alert);
+        let json = serde_json::to_vec(&bounded).unwrap();
+        // Labels are kept (cut) even when annotations had to go.
+        prop_assert!(bounded.labels.len() == labels.len().min(limits::LABELS));
+        prop_assert!(bounded.name.len() <= limits::NAME);
+        prop_assert!(bounded.labels.values().all(|v| v.len() <= limits::LABEL_VALUE));
+        prop_assert!(bounded.labels.keys().all(|k| k.len() <= limits::LABEL_KEY));
+        // Whatever is left fits a message many times over.
+        prop_assert!(json.len() <= 64 * (limits::LABEL_KEY + limits::LABEL_VALUE + 16) + limits::ALERT_BYTES + limits::NAME + 1024);
+        if name.len() <= limits::NAME {
+            prop_assert_eq!(bounded.name, name);
+        }
+    }
+}
