@@ -193,16 +193,36 @@ async fn an_opened_incident_gets_now_vs_baseline_from_a_real_prometheus() {
     let chart_url = evidence["chart_url"]
         .as_str()
         .unwrap_or_else(|| panic!("{evidence}"));
-    assert_eq!(
-        chart_url,
-        format!(
-            "http://{pages_addr}/charts/{}",
-            evidence["evidence_id"].as_str().unwrap()
-        )
+    // Named after the evidence, with 256 random bits nobody can guess.
+    let guessable = format!(
+        "http://{pages_addr}/charts/{}",
+        evidence["evidence_id"].as_str().unwrap()
     );
+    let secret = chart_url
+        .strip_prefix(&format!("{guessable}."))
+        .unwrap_or_else(|| panic!("{chart_url}"));
+    assert!(
+        secret.len() == 64 && secret.chars().all(|c| c.is_ascii_hexdigit()),
+        "{chart_url}"
+    );
+    assert_eq!(reqwest::get(&guessable).await.unwrap().status(), 404);
     let chart = reqwest::get(chart_url).await.unwrap();
     assert_eq!(chart.status(), 200);
     assert_eq!(chart.headers()["content-type"], "image/svg+xml");
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("cache-control", "private, max-age=86400"),
+        ("x-frame-options", "DENY"),
+    ] {
+        assert_eq!(chart.headers()[name], value, "{name}");
+    }
+    assert!(
+        chart.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'none'")
+    );
     let chart = chart.text().await.unwrap();
     assert!(chart.starts_with("<svg"), "{chart}");
     assert!(
@@ -501,10 +521,16 @@ async fn an_opened_incident_gets_the_functions_that_grew_from_a_py_spy_profile()
 
     // The flamegraph, the diff and the stacks at their permanent URLs.
     let http = reqwest::Client::new();
-    let id = evidence["evidence_id"].as_str().unwrap();
-    assert_eq!(
-        evidence["flamegraph_url"],
-        format!("http://{pages_addr}/flamegraphs/{id}")
+    let id = evidence["flamegraph_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        id.starts_with(&format!("{}.", evidence["evidence_id"].as_str().unwrap())),
+        "{id}"
     );
     let page = http
         .get(evidence["flamegraph_url"].as_str().unwrap())

@@ -1,7 +1,8 @@
 //! Profiles, whatever took them: folded stacks and what a reply says about them ([`folded`]),
 //! pprof's protobuf format both ways ([`pprof`]), and inferno's interactive and differential
 //! flamegraphs ([`flamegraph`]). Shared by profile-fetcher (Pyroscope, live pprof) and
-//! sandbox-runner (py-spy), so a flamegraph looks and counts the same whichever drew it. Pure.
+//! sandbox-runner (py-spy), so a flamegraph looks and counts the same whichever drew it. Pure, but
+//! for the random bits of [`keys::page_id`].
 
 pub mod flamegraph;
 pub mod folded;
@@ -12,6 +13,21 @@ pub use folded::Folded;
 /// Where drawn pages and stacks live in the object store, by evidence id: whoever draws them
 /// (profile-fetcher, sandbox-runner) stores them here, and profile-fetcher's pages serve them.
 pub mod keys {
+    /// The id a drawing is stored and served under: the evidence's id (for people reading a URL)
+    /// and 256 random bits, so that pages cannot be found by guessing an incident's ids.
+    pub fn page_id(evidence_id: &str) -> String {
+        let name: String = evidence_id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+            .take(48)
+            .collect();
+        format!(
+            "{name}.{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        )
+    }
+
     pub fn flamegraph(evidence_id: &str) -> String {
         format!("flamegraphs/{evidence_id}.svg")
     }

@@ -10,6 +10,7 @@
 //!   telemetry, signals (SIGTERM and ctrl-c), exit code.
 
 pub mod config;
+pub mod http;
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
@@ -85,10 +86,11 @@ where
     let admin_addr = listener.local_addr().unwrap_or(admin.listen);
     let readiness = Readiness::new();
     let admin_shutdown = CancellationToken::new();
-    let admin_task = tokio::spawn(telemetry::admin::serve(
+    let admin_task = tokio::spawn(http::serve(
         listener,
-        readiness.clone(),
+        telemetry::admin::router(readiness.clone()),
         admin_shutdown.clone(),
+        http::Limits::default(),
     ));
 
     let stage = std::sync::Arc::new(std::sync::Mutex::new("connecting to NATS".to_owned()));

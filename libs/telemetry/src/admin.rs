@@ -23,7 +23,6 @@ use axum::{
     response::IntoResponse,
     routing::get,
 };
-use tokio_util::sync::CancellationToken;
 
 pub mod pprof;
 mod process;
@@ -131,17 +130,6 @@ async fn metrics() -> impl IntoResponse {
         )],
         text,
     )
-}
-
-/// Serves the admin routes on `listener` until `shutdown` is cancelled.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    readiness: Readiness,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(readiness))
-        .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
-        .await
 }
 
 #[cfg(test)]

@@ -96,12 +96,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                     anyhow::anyhow!("alertmanager.webhook_listen needs webhook credentials")
                 })?;
                 let router = webhook::router(watcher.clone(), auth);
-                let shutdown = context.shutdown.clone();
-                Some(tokio::spawn(async move {
-                    axum::serve(listener, router)
-                        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                        .await
-                }))
+                Some(tokio::spawn(runtime::http::serve(
+                    listener,
+                    router,
+                    context.shutdown.clone(),
+                    runtime::http::Limits::default(),
+                )))
             }
             None => None,
         };

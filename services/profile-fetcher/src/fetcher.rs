@@ -82,7 +82,8 @@ impl Fetcher {
             .map_err(|err| HandlerError::retry(format!("drawing panicked: {err}")))?;
         match drawn {
             Ok(svg) => {
-                let key = pages::chart_key(&evidence.evidence_id);
+                let page = profiling::keys::page_id(&evidence.evidence_id);
+                let key = pages::chart_key(&page);
                 self.put(&key, svg.as_bytes()).await?;
                 evidence.chart = Some(proto::ObjectRef {
                     bucket: self.bus.subjects().blob_bucket(),
@@ -93,7 +94,7 @@ impl Fetcher {
                 evidence.chart_url = self
                     .pages_url
                     .as_ref()
-                    .map(|base| format!("{base}/charts/{}", evidence.evidence_id));
+                    .map(|base| format!("{base}/charts/{page}"));
             }
             Err(err) => tracing::warn!(error = %err, "no metrics chart"),
         }
@@ -124,12 +125,13 @@ impl Fetcher {
     pub(crate) async fn publish_profile(&self, gathered: Gathered) -> Result<(), HandlerError> {
         let mut profile = gathered.evidence;
         if let Some(current) = &gathered.current {
-            profile.folded = Some(self.store_folded(&profile.evidence_id, current).await?);
+            // Stacks and drawings are served under an id nobody can guess.
+            let id = profiling::keys::page_id(&profile.evidence_id);
+            profile.folded = Some(self.store_folded(&id, current).await?);
             if let Some(base) = &self.pages_url {
                 let (page, diff) = self
-                    .draw(&profile, current.clone(), gathered.baseline.clone())
+                    .draw(&id, &profile, current.clone(), gathered.baseline.clone())
                     .await?;
-                let id = &profile.evidence_id;
                 profile.flamegraph_url = page.then(|| format!("{base}/flamegraphs/{id}"));
                 profile.diff_url = diff.then(|| format!("{base}/flamegraphs/{id}/diff"));
             }
@@ -144,6 +146,7 @@ impl Fetcher {
     /// Draws the flamegraph (and the diff, with a baseline) and stores them; which were drawn.
     async fn draw(
         &self,
+        id: &str,
         evidence: &proto::ProfileEvidence,
         current: profile::Folded,
         baseline: Option<profile::Folded>,
@@ -165,7 +168,6 @@ impl Fetcher {
         })
         .await
         .map_err(|err| HandlerError::retry(format!("drawing panicked: {err}")))?;
-        let id = &evidence.evidence_id;
         let mut drawn = (false, false);
         match page {
             Ok(svg) => {
@@ -197,11 +199,11 @@ impl Fetcher {
     /// Keeps the folded stacks in the object store, for download and for the flamegraph.
     async fn store_folded(
         &self,
-        evidence_id: &str,
+        page_id: &str,
         folded: &profile::Folded,
     ) -> Result<proto::ObjectRef, HandlerError> {
         let text = profile::to_text(folded);
-        let key = pages::folded_key(evidence_id);
+        let key = pages::folded_key(page_id);
         self.put(&key, text.as_bytes()).await?;
         Ok(proto::ObjectRef {
             bucket: self.bus.subjects().blob_bucket(),

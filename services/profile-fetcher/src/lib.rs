@@ -98,12 +98,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                 })?;
                 tracing::info!(addr = %listen, url = %config.pages.public_url, "serving flamegraph pages");
                 let router = pages::router(context.bus.clone());
-                let shutdown = context.shutdown.clone();
-                Some(tokio::spawn(async move {
-                    axum::serve(listener, router)
-                        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                        .await
-                }))
+                Some(tokio::spawn(runtime::http::serve(
+                    listener,
+                    router,
+                    context.shutdown.clone(),
+                    runtime::http::Limits::default(),
+                )))
             }
             None => None,
         };

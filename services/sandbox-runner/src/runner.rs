@@ -258,7 +258,10 @@ impl Runner {
         name: &str,
         folded: profiling::Folded,
     ) -> Result<RunProfile, Stop> {
-        let id = format!("sandbox-{}", name.trim_start_matches("ft-sandbox-"));
+        let id = profiling::keys::page_id(&format!(
+            "sandbox-{}",
+            name.trim_start_matches("ft-sandbox-")
+        ));
         let retry = |err: String| Stop::Retry(HandlerError::retry(format!("object store: {err}")));
         let store = self
             .bus

@@ -115,11 +115,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                     &slack_config.signing_secret,
                     slack_config.http.max_body_bytes,
                 );
-                let shutdown = context.shutdown.clone();
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                    .await
-                    .map_err(|err| anyhow::anyhow!("the Slack listener failed: {err}"))?;
+                runtime::http::serve(
+                    listener,
+                    router,
+                    context.shutdown.clone(),
+                    runtime::http::Limits::default(),
+                )
+                .await
+                .map_err(|err| anyhow::anyhow!("the Slack listener failed: {err}"))?;
             }
         }
         match files.await {
