@@ -924,3 +924,87 @@ async fn a_message_in_one_channel_never_resolves_an_incident_in_another() {
     assert_eq!(resolved[0]["incident"]["thread"]["channel"], "C0ALERTS");
     watcher.stop().await;
 }
+
+/// An alert silenced in Alertmanager that then stops firing gets no `[RESOLVED]` (here the
+/// receiver sends none at all, so nothing but the comparison can resolve it): alert-watcher
+/// compares its open incidents with Alertmanager's alerts and resolves this one in place.
+#[tokio::test]
+async fn an_alert_alertmanager_no_longer_has_is_resolved_in_place() {
+    let nats = NatsServer::start().unwrap();
+    let slack = start_emulator(emulator_config()).await;
+    let control = Control::new(&slack);
+    let config = alertmanager_config(&slack.webhook_url("T0FLAME/B0AMGR/alertmanager"))
+        .replace("send_resolved: true", "send_resolved: false");
+    let alertmanager = Alertmanager::start(&config).unwrap();
+    let am_url = format!("http://{}", alertmanager.addr());
+    let gateway = start_gateway(&nats, &slack).await;
+    let watcher = start_watcher(&nats, |config| {
+        config.alertmanager.url = am_url.clone();
+        config.alertmanager.reconcile_every = Duration::from_millis(500);
+        config.alertmanager.reconcile_grace = Duration::ZERO;
+    })
+    .await;
+    let bus = observer(&nats).await;
+
+    alertmanager.post_alerts(&alert(None)).unwrap();
+    wait_for(
+        Duration::from_secs(60),
+        "the incident, its labels confirmed",
+        || async {
+            published(&bus, "FT_INCIDENTS", "ft.incident.opened")
+                .await
+                .iter()
+                .any(|event| event["incident"]["alert"]["labels_confirmed"] == true)
+        },
+    )
+    .await
+    .unwrap();
+    // Still firing in Alertmanager: the comparison leaves it open.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        published(&bus, "FT_INCIDENTS", "ft.incident.resolved")
+            .await
+            .is_empty()
+    );
+
+    // Silenced, then it stops firing.
+    let http = reqwest::Client::new();
+    let now = chrono::Utc::now();
+    let silence = serde_json::json!({
+        "matchers": [{"name": "alertname", "value": "HighCPU", "isRegex": false, "isEqual": true}],
+        "startsAt": now, "endsAt": now + chrono::Duration::hours(1),
+        "createdBy": "test", "comment": "maintenance",
+    });
+    let created = http
+        .post(format!("{am_url}/api/v2/silences"))
+        .json(&silence)
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success());
+    alertmanager
+        .post_alerts(&alert(Some(now - chrono::Duration::seconds(1))))
+        .unwrap();
+
+    wait_for(Duration::from_secs(30), "the incident resolved", || async {
+        !published(&bus, "FT_INCIDENTS", "ft.incident.resolved")
+            .await
+            .is_empty()
+    })
+    .await
+    .unwrap();
+    let resolved = published(&bus, "FT_INCIDENTS", "ft.incident.resolved").await;
+    assert_eq!(resolved.len(), 1);
+    let opened = published(&bus, "FT_INCIDENTS", "ft.incident.opened").await;
+    assert_eq!(
+        resolved[0]["incident"]["id"], opened[0]["incident"]["id"],
+        "the same incident, resolved in place"
+    );
+    assert_eq!(
+        control.channel("C0ALERTS").await.len(),
+        1,
+        "Alertmanager said nothing more in Slack"
+    );
+    watcher.stop().await;
+    gateway.stop().await;
+}

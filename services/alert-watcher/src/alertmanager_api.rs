@@ -176,6 +176,18 @@ impl AlertmanagerApi {
             .collect())
     }
 
+    /// The fingerprints of every alert Alertmanager holds now (active, silenced, inhibited or
+    /// unprocessed; resolved ones are not listed).
+    pub async fn current_fingerprints(&self) -> Result<std::collections::HashSet<String>, String> {
+        Ok(self
+            .alerts(&[])
+            .await?
+            .into_iter()
+            .map(|alert| alert.fingerprint)
+            .filter(|fingerprint| !fingerprint.is_empty())
+            .collect())
+    }
+
     async fn alerts(&self, filters: &[String]) -> Result<Vec<ApiAlert>, String> {
         let query: Vec<(&str, String)> = filters
             .iter()

@@ -25,6 +25,14 @@ pub struct AlertmanagerConfig {
     /// Basic auth Alertmanager sends (`http_config.basic_auth`), instead of a token.
     pub webhook_username: String,
     pub webhook_password: String,
+    /// How often open incidents are compared with Alertmanager's alerts, to resolve those it no
+    /// longer has (it sends no `[RESOLVED]` for an alert silenced when it stopped). Needs `url`.
+    /// `0s`: never. Default `1m`.
+    #[serde(with = "humantime_serde")]
+    pub reconcile_every: Duration,
+    /// How long after an incident's last notification it may be resolved that way. Default `5m`.
+    #[serde(with = "humantime_serde")]
+    pub reconcile_grace: Duration,
 }
 
 /// Shortest webhook token or password accepted.
@@ -58,6 +66,8 @@ impl std::fmt::Debug for AlertmanagerConfig {
             .field("webhook_token", &hidden(&self.webhook_token))
             .field("webhook_username", &self.webhook_username)
             .field("webhook_password", &hidden(&self.webhook_password))
+            .field("reconcile_every", &self.reconcile_every)
+            .field("reconcile_grace", &self.reconcile_grace)
             .finish()
     }
 }
@@ -85,6 +95,8 @@ impl Default for AlertmanagerConfig {
             webhook_token: String::new(),
             webhook_username: String::new(),
             webhook_password: String::new(),
+            reconcile_every: Duration::from_secs(60),
+            reconcile_grace: Duration::from_secs(5 * 60),
         }
     }
 }

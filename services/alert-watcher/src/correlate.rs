@@ -361,6 +361,51 @@ pub fn describes(confirmed: &Alert, alert: &Alert) -> bool {
             }))
 }
 
+/// The open incident resolved because Alertmanager no longer has any of its alerts: it sends no
+/// `[RESOLVED]` for alerts that were silenced (or inhibited) when they stopped firing, so without
+/// this their threads would say "firing" for ever. Only incidents whose alerts Alertmanager
+/// confirmed (their fingerprints known, the storm's related alerts too) are resolved this way, and
+/// only when the last notification is older than `grace` (Alertmanager may still be sending it).
+pub fn resolve_absent(
+    state: &IncidentState,
+    active: &std::collections::HashSet<String>,
+    now: DateTime<Utc>,
+    grace: Duration,
+) -> Option<IncidentState> {
+    let incident = &state.incident;
+    if incident.resolved_at.is_some()
+        || incident.alert.source != AlertSource::Alertmanager
+        || (now - incident.last_seen_at).to_std().unwrap_or_default() < grace
+    {
+        return None;
+    }
+    let alerts = std::iter::once(&incident.alert).chain(
+        incident
+            .related
+            .iter()
+            .filter(|related| related.alert.status == AlertStatus::Firing)
+            .map(|related| &related.alert),
+    );
+    let mut fingerprints = Vec::new();
+    for alert in alerts {
+        if !alert.labels_confirmed || alert.alertmanager_fingerprints.is_empty() {
+            return None;
+        }
+        fingerprints.extend(&alert.alertmanager_fingerprints);
+    }
+    if fingerprints
+        .iter()
+        .any(|fingerprint| active.contains(*fingerprint))
+    {
+        return None;
+    }
+    let mut resolved = state.clone();
+    resolved.incident.alert.status = AlertStatus::Resolved;
+    resolved.incident.resolved_at = Some(now);
+    resolved.incident.revision += 1;
+    Some(resolved)
+}
+
 /// A repeat notification may know more (labels recovered since); it never forgets what was known.
 /// Labels Alertmanager confirmed replace those read from text, and text never adds to them.
 fn merge_alert(known: &mut Alert, seen: &Alert) {

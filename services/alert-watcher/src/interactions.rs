@@ -202,10 +202,16 @@ impl Interactions {
         // Two clicks at once (two replicas, a double click) must not make two silences: under
         // the incident's claim, look for the silence a click already made, else make it.
         let claim = format!("silencing.{}", incident.id.0);
-        if !self.claim(&claim).await? {
-            return Err(HandlerError::retry(
-                "another click is silencing this incident; looking again shortly",
-            ));
+        // Another click holds it for a moment: wait it out here rather than spend this
+        // message's deliveries (a claim left by a crash is taken over after CLAIM_FOR).
+        let waited_since = tokio::time::Instant::now();
+        while !self.claim(&claim).await? {
+            if waited_since.elapsed() > CLAIM_FOR {
+                return Err(HandlerError::retry(
+                    "another click is silencing this incident; looking again shortly",
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         }
         let outcome = match alertmanager.silences_matching(&silence.matchers).await {
             Ok(existing) => match actions::already_silenced(incident, &silence, &existing) {

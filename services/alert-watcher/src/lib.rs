@@ -74,6 +74,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             )
         };
         let alertmanager_for_actions = alertmanager.clone();
+        let alertmanager_for_reconciling = alertmanager.clone();
         let watcher = std::sync::Arc::new(watcher::Watcher {
             bus: context.bus.clone(),
             store: context.bus.incident_store().await?,
@@ -134,7 +135,34 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                 async move { interactions.on_interaction(delivery.message).await }
             },
         );
+        let reconciling = match (
+            &alertmanager_for_reconciling,
+            config.alertmanager.reconcile_every,
+        ) {
+            (Some(api), every) if !every.is_zero() => {
+                let (watcher, api, shutdown) =
+                    (watcher.clone(), api.clone(), context.shutdown.clone());
+                let grace = config.alertmanager.reconcile_grace;
+                Some(tokio::spawn(async move {
+                    let mut ticks = tokio::time::interval(every);
+                    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        tokio::select! {
+                            _ = ticks.tick() => {}
+                            () = shutdown.cancelled() => return,
+                        }
+                        if let Err(err) = watcher.reconcile(&api, grace).await {
+                            tracing::warn!(error = %err, "cannot compare incidents with Alertmanager");
+                        }
+                    }
+                }))
+            }
+            _ => None,
+        };
         tokio::try_join!(messages, interaction_consumer)?;
+        if let Some(reconciling) = reconciling {
+            let _ = reconciling.await;
+        }
         if let Some(webhook) = webhook {
             webhook
                 .await

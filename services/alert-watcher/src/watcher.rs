@@ -95,6 +95,50 @@ impl Watcher {
         Ok(())
     }
 
+    /// Resolves, in place, the open incidents none of whose alerts Alertmanager still has
+    /// ([`correlate::resolve_absent`]); how many.
+    pub(crate) async fn reconcile(
+        &self,
+        api: &AlertmanagerApi,
+        grace: Duration,
+    ) -> Result<usize, HandlerError> {
+        use futures::TryStreamExt as _;
+
+        let active = api
+            .current_fingerprints()
+            .await
+            .map_err(HandlerError::retry)?;
+        let keys: Vec<String> = self
+            .store
+            .keys()
+            .await
+            .map_err(|err| HandlerError::retry(format!("listing incidents: {err}")))?
+            .try_filter(|key| std::future::ready(key.starts_with("fp.")))
+            .try_collect()
+            .await
+            .map_err(|err| HandlerError::retry(format!("listing incidents: {err}")))?;
+        let mut resolved = 0;
+        for key in keys {
+            let Some((state, revision)) = self.read_state(&key).await? else {
+                continue;
+            };
+            let Some(next) = correlate::resolve_absent(&state, &active, Utc::now(), grace) else {
+                continue;
+            };
+            // A notification that changed it meanwhile wins; the next sweep looks again.
+            if self.compare_and_set(&key, &next, revision).await? {
+                tracing::info!(incident = %next.incident.id, "resolved: Alertmanager no longer has its alerts");
+                metrics::counter!("ft_watcher_reconciled_total").increment(1);
+                self.bus
+                    .publish(&next.event())
+                    .await
+                    .map_err(HandlerError::retry)?;
+                resolved += 1;
+            }
+        }
+        Ok(resolved)
+    }
+
     /// Keeps what Alertmanager's webhook said about a group (for its Slack message still to come)
     /// and enriches the group's open incidents, in every channel its message was posted to.
     pub(crate) async fn learn(

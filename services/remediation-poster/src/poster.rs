@@ -45,6 +45,8 @@ const MAX_CAS_ROUNDS: usize = 50;
 /// At most one edit per this period and channel only brings repeat counts up to date.
 const COSMETIC_EDIT_PERIOD: Duration = Duration::from_secs(10);
 
+/// How often a reply another replica is posting is looked at again.
+const CLAIM_POLL: Duration = Duration::from_millis(250);
 #[derive(Debug)]
 pub(crate) struct Poster {
     pub(crate) store: kv::Store,
@@ -236,7 +238,8 @@ impl Poster {
         )))
     }
 
-    /// Brings Slack up to date with the record, until a re-read finds nothing newer.
+    /// Brings Slack up to date with the record, until a re-read finds nothing newer (or the
+    /// reply is another replica's to post, which then shows what the record holds).
     async fn deliver(&self, key: &str) -> Result<(), HandlerError> {
         let marker = format!("ft-reply:{key}");
         loop {
@@ -363,11 +366,12 @@ impl Poster {
             Some(claim) if claim.owner != self.owner => {
                 let age = (now - claim.at).to_std().unwrap_or_default();
                 if age < self.claim_timeout {
+                    // Another replica is posting it: wait here (the caller's loop reads the
+                    // record again) instead of spending this message's deliveries; a claim
+                    // left by a crash goes stale and is taken over below.
                     metrics::counter!("ft_poster_claim_waits_total").increment(1);
-                    return Err(HandlerError::Retry(format!(
-                        "{} is posting this reply",
-                        claim.owner
-                    )));
+                    tokio::time::sleep(CLAIM_POLL).await;
+                    return Ok(());
                 }
                 tracing::warn!(previous = %claim.owner, ?age, "taking over a reply whose poster went silent");
                 true
@@ -395,9 +399,9 @@ impl Poster {
             return Ok(()); // posted meanwhile; the caller's loop updates it
         }
         if claimed.claim.as_ref().map(|claim| claim.owner.as_str()) != Some(self.owner.as_str()) {
-            return Err(HandlerError::Retry(
-                "another replica claimed the reply first".to_owned(),
-            ));
+            // Another replica claimed it first: as above, wait for it here.
+            tokio::time::sleep(CLAIM_POLL).await;
+            return Ok(());
         }
         if stale_claim && let Some(ts) = self.find_posted(channel, thread_ts, marker).await? {
             tracing::info!(%ts, "found the reply a crashed poster had posted; adopting it");

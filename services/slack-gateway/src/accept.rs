@@ -318,10 +318,24 @@ pub fn interaction(payload: &Value, received_at: DateTime<Utc>) -> Result<Verdic
                 .map(str::to_owned),
             response_url: text(payload, "response_url").map(str::to_owned),
             received_at,
-            raw: payload.clone(),
+            raw: without_credentials(payload),
         })));
     }
     Ok(Verdict::Publish(outbound))
+}
+
+/// `payload` without what works as a credential: Slack's verification `token` and the
+/// `response_url`s (anyone holding one can answer as the app for 30 minutes). What is kept on the
+/// bus and in dead letters is then safe to read; the action's own `response_url` field is the
+/// one place it travels.
+fn without_credentials(payload: &Value) -> Value {
+    let mut kept = payload.clone();
+    if let Some(object) = kept.as_object_mut() {
+        for key in ["token", "response_url", "response_urls"] {
+            object.remove(key);
+        }
+    }
+    kept
 }
 
 #[cfg(test)]

@@ -398,3 +398,48 @@ fn a_message_in_another_channel_never_touches_an_incident() {
         Decision::Ignore("other_channel")
     );
 }
+
+#[test]
+fn incidents_alertmanager_no_longer_has_are_resolved_in_place() {
+    let mut opened = apply(decide(
+        None,
+        &observation(AlertStatus::Firing, "1.1"),
+        at(0),
+        WINDOWS,
+        || "inc-a".into(),
+    ));
+    let grace = Duration::from_secs(60);
+    let none = std::collections::HashSet::new();
+    // Labels read from text only: never resolved this way.
+    assert_eq!(resolve_absent(&opened, &none, at(600), grace), None);
+    opened.incident.alert.labels_confirmed = true;
+    opened.incident.alert.alertmanager_fingerprints = vec!["a1".into(), "a2".into()];
+    // Still in Alertmanager (one of its alerts is enough).
+    let active: std::collections::HashSet<String> = ["a2".to_owned()].into();
+    assert_eq!(resolve_absent(&opened, &active, at(600), grace), None);
+    // Gone, but the last notification is too recent.
+    assert_eq!(resolve_absent(&opened, &none, at(30), grace), None);
+    // Gone: resolved, in place.
+    let resolved = resolve_absent(&opened, &none, at(600), grace).unwrap();
+    assert_eq!(resolved.incident.resolved_at, Some(at(600)));
+    assert_eq!(resolved.incident.id, opened.incident.id);
+    assert_eq!(resolved.event().change, IncidentChange::Resolved);
+    assert_eq!(
+        resolve_absent(&resolved, &none, at(700), grace),
+        None,
+        "once"
+    );
+    // A storm member Alertmanager never confirmed keeps the incident open.
+    let mut storm = opened.clone();
+    let mut member = observation(AlertStatus::Firing, "2.1").alert;
+    member.name = "HighLatency".into();
+    storm.incident.related.push(RelatedAlert {
+        fingerprint: "m".into(),
+        alert: member,
+        last_message: storm.incident.thread.clone(),
+        first_seen_at: at(0),
+        last_seen_at: at(0),
+        notification_count: 1,
+    });
+    assert_eq!(resolve_absent(&storm, &none, at(600), grace), None);
+}

@@ -360,3 +360,32 @@ fn edits_go_on_as_the_message_they_now_are_and_unfurls_do_not() {
     .unwrap_err();
     assert!(err.0.contains("has no message"), "{err}");
 }
+
+#[test]
+fn stored_interactions_carry_no_credentials() {
+    let payload = serde_json::json!({
+        "type": "block_actions", "token": "verification-token", "trigger_id": "t1",
+        "user": {"id": "U1"}, "channel": {"id": "C1"}, "container": {"message_ts": "1.1"},
+        "response_url": "https://hooks.slack.com/actions/T1/1/secret",
+        "response_urls": [{"response_url": "https://hooks.slack.com/actions/T1/2/secret"}],
+        "message": {"ts": "1.1", "text": "offer"},
+        "actions": [{"action_id": "ft.rerun", "value": "v"}],
+    });
+    let Ok(Verdict::Publish(outbound)) = interaction(&payload, chrono::Utc::now()) else {
+        panic!("a click is published")
+    };
+    let Outbound::Action(action) = &outbound[0] else {
+        panic!("an action")
+    };
+    let stored = action.raw.to_string();
+    assert!(
+        !stored.contains("verification-token") && !stored.contains("secret"),
+        "{stored}"
+    );
+    assert_eq!(action.raw["message"]["text"], "offer", "the rest is kept");
+    assert_eq!(
+        action.response_url.as_deref(),
+        Some("https://hooks.slack.com/actions/T1/1/secret"),
+        "the answer still has where to go"
+    );
+}
