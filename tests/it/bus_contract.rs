@@ -96,6 +96,44 @@ async fn everything_kept_has_retention_and_follows_the_configuration() {
     }
 }
 
+/// A soak of the incident bucket: many times its byte limit written as distinct incidents, and
+/// every write is accepted (the oldest entries go) while what is stored levels off at the limit.
+#[tokio::test]
+async fn a_full_bucket_levels_off_and_never_refuses_a_write() {
+    let server = NatsServer::start().unwrap();
+    let mut config = crate::support::nats_config(&server);
+    config.retention.state_max_bytes = 1 << 20;
+    let bus = bus::Bus::connect(&config, "soak").await.unwrap();
+    bus.provision().await.unwrap();
+    let store = bus.incident_store().await.unwrap();
+    let value = bytes::Bytes::from(vec![b'x'; 2048]);
+    let mut sizes = Vec::new();
+    for n in 0..4000 {
+        store
+            .put(format!("fp.incident-{n:05}"), value.clone())
+            .await
+            .unwrap_or_else(|err| panic!("write {n} refused: {err}"));
+        if n % 500 == 499 {
+            let mut stream = bus
+                .jetstream()
+                .get_stream(format!("KV_{}", bus.subjects().incident_bucket()))
+                .await
+                .unwrap();
+            sizes.push(stream.info().await.unwrap().state.bytes);
+        }
+    }
+    // About 8 MiB written into 1 MiB: it grows to the limit, then stays there.
+    assert!(sizes.iter().all(|bytes| *bytes <= 1 << 20), "{sizes:?}");
+    let levelled = &sizes[sizes.len() - 4..];
+    assert!(
+        levelled.iter().all(|bytes| *bytes > (1 << 20) * 3 / 4),
+        "levelled off near the limit: {sizes:?}"
+    );
+    // The newest incident is there; the oldest was forgotten.
+    assert!(store.get("fp.incident-03999").await.unwrap().is_some());
+    assert!(store.get("fp.incident-00000").await.unwrap().is_none());
+}
+
 #[tokio::test]
 async fn the_same_msg_id_is_stored_once() {
     let server = NatsServer::start().unwrap();
@@ -521,4 +559,89 @@ async fn the_bus_counts_what_it_publishes_and_consumes() {
         value("ft_bus_consumed_total{consumer=\"alert-watcher-messages\",outcome=\"ack\"}") >= 2.0
     );
     assert!(metrics.contains("ft_bus_handle_seconds"), "{metrics}");
+}
+
+/// After the cause is fixed, `bus::redrive` replays dead letters on their original subjects (a
+/// large one from the object store, where its dead letter kept it), deletes them, and a second
+/// run replays nothing; the consumer now takes what it refused.
+#[tokio::test]
+async fn dead_letters_are_replayed_after_a_fix() {
+    let server = NatsServer::start().unwrap();
+    let bus = provisioned_bus(&server, "alert-watcher").await;
+    let mut large = slack_message("Ev-large");
+    large.text = "x".repeat(400 * 1024);
+    for message in [slack_message("Ev-refused-once"), large] {
+        bus.publish(&message).await.unwrap();
+    }
+    // Before the fix: refused, dead-lettered.
+    let consumer = spawn_consumer(&bus, |_delivery: Delivery<SlackMessage>| async {
+        Err(HandlerError::reject("this build cannot handle it"))
+    });
+    wait_for(Duration::from_secs(20), "two dead letters", || async {
+        stored_messages(&bus, "FT_DEADLETTER").await.len() == 2
+    })
+    .await
+    .unwrap();
+    consumer.stop().await;
+    let letters = dead_letters(&stored_messages(&bus, "FT_DEADLETTER").await);
+    let big = letters
+        .iter()
+        .find(|(_, letter)| letter.payload_object.is_some())
+        .expect("the large payload went to the object store");
+    assert!(big.1.payload_text.is_none() && big.1.payload_base64.is_empty());
+    let small = letters
+        .iter()
+        .find(|(_, letter)| letter.payload_text.is_some())
+        .unwrap();
+    assert!(
+        small.1.payload_base64.is_empty(),
+        "the payload is kept once"
+    );
+
+    // A dry run changes nothing.
+    let dry = bus::redrive::redrive(&bus, "ft.slack", true).await.unwrap();
+    assert_eq!(dry.replayed.len(), 2);
+    assert_eq!(stored_messages(&bus, "FT_DEADLETTER").await.len(), 2);
+    // Another subject's letters are not touched.
+    let other = bus::redrive::redrive(&bus, "ft.incident", false)
+        .await
+        .unwrap();
+    assert!(other.replayed.is_empty());
+
+    // After the fix: replayed, taken, gone from the dead letters.
+    let (seen_tx, mut seen_rx) = mpsc::unbounded_channel();
+    let consumer = spawn_consumer(&bus, move |delivery: Delivery<SlackMessage>| {
+        let seen_tx = seen_tx.clone();
+        async move {
+            seen_tx.send(delivery.message).unwrap();
+            Ok(())
+        }
+    });
+    let done = bus::redrive::redrive(&bus, "", false).await.unwrap();
+    assert_eq!(done.replayed.len(), 2, "{done:?}");
+    assert!(done.left.is_empty(), "{done:?}");
+    let mut seen = BTreeSet::new();
+    for _ in 0..2 {
+        let message = tokio::time::timeout(Duration::from_secs(10), seen_rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if message.event_id == "Ev-large" {
+            assert_eq!(message.text.len(), 400 * 1024, "byte for byte");
+        }
+        seen.insert(message.event_id);
+    }
+    assert_eq!(
+        seen,
+        ["Ev-large".to_owned(), "Ev-refused-once".to_owned()].into()
+    );
+    assert!(stored_messages(&bus, "FT_DEADLETTER").await.is_empty());
+    assert!(
+        bus::redrive::redrive(&bus, "", false)
+            .await
+            .unwrap()
+            .replayed
+            .is_empty()
+    );
+    consumer.stop().await;
 }

@@ -186,3 +186,22 @@ fn slack_text_is_built_only_by_proto_mrkdwn() {
     }
     assert!(offences.is_empty(), "{offences:#?}");
 }
+
+/// The alerting rules shipped for operators are valid Prometheus rules (`promtool check rules`).
+#[test]
+fn shipped_alerting_rules_are_valid() {
+    let root = workspace_root();
+    let rules = root.join("deploy/prometheus/jetstream.rules.yml");
+    let promtool = std::env::var("PROMTOOL_BIN").unwrap_or_else(|_| "/usr/bin/promtool".to_owned());
+    let checked = std::process::Command::new(&promtool)
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+        .unwrap_or_else(|err| panic!("{promtool}: {err} (tests/run.sh installs Prometheus)"));
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}

@@ -453,11 +453,41 @@ async fn dead_letter(
         consumer: context.durable.clone(),
         deliveries: delivered,
         headers: headers::to_map(message.headers.as_ref()),
-        payload_base64: base64::engine::general_purpose::STANDARD.encode(&message.payload),
-        payload_text: std::str::from_utf8(&message.payload)
-            .ok()
-            .map(str::to_owned),
+        payload_text: None,
+        payload_base64: String::new(),
+        payload_object: None,
         dead_lettered_at: chrono::Utc::now(),
+    };
+    let letter = if message.payload.len() > proto::dead_letter::MAX_INLINE_PAYLOAD {
+        let key = format!("dead-letters/{stream}.{stream_sequence}");
+        let store = context.bus.blob_store().await?;
+        store
+            .put(key.as_str(), &mut &message.payload[..])
+            .await
+            .map_err(|err| Error::Publish {
+                subject: key.clone(),
+                detail: err.to_string(),
+            })?;
+        DeadLetter {
+            payload_object: Some(proto::ObjectRef {
+                bucket: subjects.blob_bucket(),
+                key,
+                size: message.payload.len() as u64,
+                content_type: "application/octet-stream".to_owned(),
+            }),
+            ..letter
+        }
+    } else {
+        match std::str::from_utf8(&message.payload) {
+            Ok(text) => DeadLetter {
+                payload_text: Some(text.to_owned()),
+                ..letter
+            },
+            Err(_) => DeadLetter {
+                payload_base64: base64::engine::general_purpose::STANDARD.encode(&message.payload),
+                ..letter
+            },
+        }
     };
     let payload = serde_json::to_vec(&letter).expect("dead letters serialize");
     context

@@ -29,6 +29,8 @@ use proto::{Message, Subjects};
 use tracing::Instrument as _;
 
 pub use config::{NatsConfig, RetentionConfig};
+
+pub mod redrive;
 pub use consumer::{ConsumerOptions, Delivery};
 pub use error::{Error, HandlerError};
 
@@ -177,6 +179,10 @@ impl Bus {
                     what: format!("KV bucket {bucket}"),
                     detail: err.to_string(),
                 })?;
+            // A full bucket forgets its oldest entries rather than refusing the next incident
+            // (KV buckets discard new writes by default, and a refused write would stop Slack
+            // from being acknowledged). Compare-and-set works per key either way.
+            self.discard_old(&format!("KV_{bucket}")).await?;
         }
 
         let blobs = self.subjects.blob_bucket();
@@ -221,6 +227,33 @@ impl Bus {
                     .await
                     .map_err(|err| provision_error(err.to_string()))?;
             }
+        }
+        Ok(())
+    }
+
+    /// Sets the stream `name` to discard its oldest messages when full.
+    async fn discard_old(&self, name: &str) -> Result<(), Error> {
+        let provision_error = |detail: String| Error::Provision {
+            what: format!("stream {name}"),
+            detail,
+        };
+        let mut stream = self
+            .jetstream
+            .get_stream(name)
+            .await
+            .map_err(|err| provision_error(err.to_string()))?;
+        let mut config = stream
+            .info()
+            .await
+            .map_err(|err| provision_error(err.to_string()))?
+            .config
+            .clone();
+        if config.discard != stream::DiscardPolicy::Old {
+            config.discard = stream::DiscardPolicy::Old;
+            self.jetstream
+                .update_stream(config)
+                .await
+                .map_err(|err| provision_error(err.to_string()))?;
         }
         Ok(())
     }
