@@ -68,6 +68,19 @@ impl Default for NatsConfig {
     }
 }
 
+/// `urls` (comma-separated) with any `user:password@` or `token@` replaced, for logs and errors.
+pub fn without_credentials(urls: &str) -> String {
+    urls.split(',')
+        .map(|url| match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}<redacted>@{}", &url[..scheme + 3], &url[at + 1..])
+            }
+            _ => url.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 const MIB: i64 = 1 << 20;
 
 /// `[nats.retention]`: limits on every stream, bucket and object store, applied at start-up
@@ -143,7 +156,7 @@ impl fmt::Debug for NatsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let redacted = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
         f.debug_struct("NatsConfig")
-            .field("url", &self.url)
+            .field("url", &without_credentials(&self.url))
             .field("prefix", &self.prefix)
             .field("token", &redacted(&self.token))
             .field("credentials_file", &self.credentials_file)
@@ -186,5 +199,23 @@ impl NatsConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn urls_are_shown_without_their_credentials() {
+        assert_eq!(
+            super::without_credentials(
+                "nats://user:s3cret@a:4222,nats://tok3n@b:4222,nats://c:4222"
+            ),
+            "nats://<redacted>@a:4222,nats://<redacted>@b:4222,nats://c:4222"
+        );
+        let config = super::NatsConfig {
+            url: "nats://user:s3cret@a:4222".to_owned(),
+            ..super::NatsConfig::default()
+        };
+        assert!(!format!("{config:?}").contains("s3cret"));
     }
 }

@@ -91,7 +91,7 @@ impl Bus {
             .connect(config.url.as_str())
             .await
             .map_err(|source| Error::Connect {
-                url: config.url.clone(),
+                url: config::without_credentials(&config.url),
                 source,
             })?;
         let jetstream = jetstream::new(client.clone());

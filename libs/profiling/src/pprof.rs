@@ -6,7 +6,7 @@
 //! google/pprof), so no `protoc` is needed to build. Only the fields folded stacks need are read;
 //! unknown fields are skipped, as protobuf requires.
 
-use std::{collections::HashMap, io::Read};
+use std::{collections::HashMap, fmt::Write as _, io::Read};
 
 use prost::Message;
 
@@ -258,6 +258,7 @@ pub fn fold(profile: &Profile, sample_type: Option<&str>) -> Result<Decoded, Ppr
         locations.insert(location.id, frames);
     }
     let mut folded = Folded::new();
+    let mut folded_bytes = 0;
     let mut stack = String::new();
     for sample in &profile.sample {
         let value = sample.value.get(column).copied().ok_or_else(|| {
@@ -274,6 +275,7 @@ pub fn fold(profile: &Profile, sample_type: Option<&str>) -> Result<Decoded, Ppr
             continue;
         }
         stack.clear();
+        let (mut depth, mut kept) = (0usize, 0usize);
         for id in sample.location_id.iter().rev() {
             let frames = locations.get(id).ok_or_else(|| {
                 PprofError::Inconsistent(format!(
@@ -281,17 +283,33 @@ pub fn fold(profile: &Profile, sample_type: Option<&str>) -> Result<Decoded, Ppr
                 ))
             })?;
             for frame in frames {
+                depth += 1;
+                if kept == limits::STACK_DEPTH {
+                    continue;
+                }
                 if !stack.is_empty() {
                     stack.push(';');
                 }
                 stack.push_str(frame);
+                kept += 1;
             }
+        }
+        if depth > kept {
+            let _ = write!(stack, ";[… {} more frames]", depth - kept);
         }
         let key = if stack.is_empty() {
             UNKNOWN_STACK
         } else {
             &stack
         };
+        let key = if folded.contains_key(key) || folded_bytes + key.len() <= limits::FOLDED_BYTES {
+            key
+        } else {
+            OTHER_STACKS
+        };
+        if !folded.contains_key(key) {
+            folded_bytes += key.len();
+        }
         let entry = folded.entry(key.to_owned()).or_default();
         *entry = entry.saturating_add(value);
     }
@@ -304,12 +322,39 @@ pub fn fold(profile: &Profile, sample_type: Option<&str>) -> Result<Decoded, Ppr
     })
 }
 
+/// Bounds on what one profile may become, whatever its compressed size said: a hostile or
+/// runaway endpoint's names, stacks and variety are cut, never a reason to run out of memory.
+pub mod limits {
+    /// Characters of one frame's name; longer ones end in `…`.
+    pub const FRAME_NAME: usize = 512;
+    /// Frames of one stack; deeper stacks keep their outermost frames and a `[… N more]` frame.
+    pub const STACK_DEPTH: usize = 256;
+    /// Bytes of all distinct stacks together; past it, further stacks count as `[other stacks]`.
+    pub const FOLDED_BYTES: usize = 16 << 20;
+}
+
+/// Where samples of stacks past [`limits::FOLDED_BYTES`] are counted.
+pub const OTHER_STACKS: &str = "[other stacks]";
+
 /// A function name as a folded-stack frame: `;` separates frames and a line holds one stack.
 fn frame_name(name: &str) -> String {
     if name.is_empty() {
         return "[unknown]".to_owned();
     }
-    name.replace(';', ":").replace(['\n', '\r'], " ")
+    let mut frame: String = name
+        .chars()
+        .take(limits::FRAME_NAME)
+        .map(|c| match c {
+            ';' => ':',
+            '\n' | '\r' => ' ',
+            c => c,
+        })
+        .collect();
+    if name.chars().nth(limits::FRAME_NAME).is_some() {
+        frame.pop();
+        frame.push('…');
+    }
+    frame
 }
 
 /// One sampled stack of our own profiler: frames outermost first, and how many samples hit it.

@@ -88,7 +88,7 @@ impl LiveProfiler {
     pub fn url(&self, app: &str, seconds: u32) -> Result<String, LiveError> {
         let base = match self.config.targets.get(app) {
             Some(base) => base.clone(),
-            None if !self.config.url_template.is_empty() && is_dns_name(app) => {
+            None if !self.config.url_template.is_empty() && is_dns_label(app) => {
                 self.config.url_template.replace("{app}", app)
             }
             None => {
@@ -165,19 +165,19 @@ impl LiveProfiler {
     }
 }
 
-/// A DNS name (labels of letters, digits and inner hyphens, dot-separated): safe in a host.
-pub fn is_dns_name(app: &str) -> bool {
+/// One DNS label (lowercase letters, digits, inner hyphens, at least one letter): the only app
+/// name a `url_template` is filled with, so a person naming an app can never name a host, a
+/// domain or an address.
+pub fn is_dns_label(app: &str) -> bool {
     !app.is_empty()
-        && app.len() <= 253
-        && app.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
+        && app.len() <= 63
+        && app
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !app.starts_with('-')
+        && !app.ends_with('-')
+        // Not a number: `{app}` alone must never become an address.
+        && app.bytes().any(|b| b.is_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -244,6 +244,14 @@ mod tests {
             "",
             "a..b",
             "x?y",
+            "evil.example.com",
+            "10.0.0.1",
+            "169.254.169.254",
+            "2130706433",
+            "billing.prod",
+            "Billing",
+            "[::1]",
+            "x-",
         ] {
             assert!(
                 matches!(live.url(hostile, 5), Err(LiveError::NoTarget { .. })),

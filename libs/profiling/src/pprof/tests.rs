@@ -209,3 +209,65 @@ proptest! {
         prop_assert_eq!(read.folded, lines);
     }
 }
+
+#[test]
+fn a_hostile_profile_is_bounded_after_decompression() {
+    // Deep, long-named, and endlessly varied: small gzipped, large decoded.
+    let deep = StackCount {
+        frames: (0..5000).map(|i| format!("f{i}")).collect(),
+        count: 1,
+    };
+    let long = StackCount {
+        frames: vec!["x".repeat(100_000)],
+        count: 1,
+    };
+    let varied: Vec<StackCount> = (0..40_000)
+        .map(|i| StackCount {
+            frames: vec![format!("{i}-{}", "y".repeat(500))],
+            count: 1,
+        })
+        .collect();
+    let stacks: Vec<StackCount> = [deep, long].into_iter().chain(varied).collect();
+    let bytes = encode(&stacks, 10_000_000, 0, 1_000_000_000);
+    let decoded = decode(&bytes, 256 << 20, Some("samples")).unwrap();
+    let deepest = decoded
+        .folded
+        .keys()
+        .find(|stack| stack.starts_with("f0;"))
+        .unwrap();
+    assert_eq!(deepest.split(';').count(), limits::STACK_DEPTH + 1);
+    assert!(
+        deepest.ends_with(";[… 4744 more frames]"),
+        "{}",
+        &deepest[deepest.len() - 40..]
+    );
+    let longest = decoded
+        .folded
+        .keys()
+        .map(|stack| stack.chars().count())
+        .max()
+        .unwrap();
+    assert!(longest <= limits::STACK_DEPTH * 8 + 40, "{longest}");
+    assert!(decoded.folded.keys().all(|stack| {
+        stack
+            .split(';')
+            .all(|frame| frame.chars().count() <= limits::FRAME_NAME)
+    }),);
+    let stored: usize = decoded.folded.keys().map(String::len).sum();
+    assert!(
+        stored <= limits::FOLDED_BYTES + OTHER_STACKS.len(),
+        "{stored}"
+    );
+    // Nothing is lost from the totals: what did not fit is counted as other stacks.
+    assert_eq!(decoded.folded.values().sum::<u64>(), stacks.len() as u64);
+    assert!(
+        decoded.folded.get(OTHER_STACKS).is_some_and(|n| *n > 0),
+        "{stored} bytes in {} stacks: {:?}",
+        decoded.folded.len(),
+        decoded
+            .folded
+            .iter()
+            .map(|(k, v)| (k.chars().take(30).collect::<String>(), *v))
+            .collect::<Vec<_>>()
+    );
+}
