@@ -124,6 +124,11 @@ pub struct Incident {
     /// an incident too large for a message); counted, not tracked.
     #[serde(default)]
     pub related_untracked: u32,
+    /// Set when no notification came for the watcher's `incidents.stale_after` and its source
+    /// never says when an alert resolves: the thread says so instead of "firing" for ever.
+    /// Cleared by the next notification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_since: Option<DateTime<Utc>>,
 }
 
 /// An alert grouped into another alert's incident during a storm.

@@ -940,7 +940,7 @@ async fn an_alert_alertmanager_no_longer_has_is_resolved_in_place() {
     let gateway = start_gateway(&nats, &slack).await;
     let watcher = start_watcher(&nats, |config| {
         config.alertmanager.url = am_url.clone();
-        config.alertmanager.reconcile_every = Duration::from_millis(500);
+        config.incidents.sweep_every = Duration::from_millis(500);
         config.alertmanager.reconcile_grace = Duration::ZERO;
     })
     .await;
@@ -1007,4 +1007,60 @@ async fn an_alert_alertmanager_no_longer_has_is_resolved_in_place() {
     );
     watcher.stop().await;
     gateway.stop().await;
+}
+
+/// A source that never says an alert resolved (a generic webhook): once nothing is heard for
+/// `stale_after`, the incident is marked stale in place, and the next notification revives it.
+#[tokio::test]
+async fn an_incident_nobody_resolves_is_marked_stale_in_place() {
+    let nats = NatsServer::start().unwrap();
+    let watcher = start_watcher(&nats, |config| {
+        config.incidents.stale_after = Duration::from_secs(1);
+        config.incidents.sweep_every = Duration::from_millis(300);
+    })
+    .await;
+    let bus = observer(&nats).await;
+    let say = |id: &str, ts: &str| {
+        let mut message = test_support::fixtures::slack_message(id);
+        message.ts = ts.to_owned();
+        message.raw = serde_json::json!({
+            "type": "message", "subtype": "bot_message", "bot_id": "B0HOOK", "channel": "C0ALERTS",
+            "ts": ts, "text": "alertname: QueueBacklog\nstatus: firing\nservice: billing",
+        });
+        message
+    };
+    let updates = || async { published(&bus, "FT_INCIDENTS", "ft.incident.updated").await };
+    bus.publish(&say("EvQ1", "1700000001.000100"))
+        .await
+        .unwrap();
+    wait_for(Duration::from_secs(20), "marked stale", || async {
+        updates()
+            .await
+            .iter()
+            .any(|event| event["incident"]["stale_since"].is_string())
+    })
+    .await
+    .unwrap();
+    let opened = published(&bus, "FT_INCIDENTS", "ft.incident.opened").await;
+    let stale = updates().await;
+    assert_eq!(stale[0]["incident"]["id"], opened[0]["incident"]["id"]);
+    assert_eq!(stale.len(), 1, "marked once");
+    // Heard from again: no longer stale.
+    bus.publish(&say("EvQ2", "1700000002.000100"))
+        .await
+        .unwrap();
+    wait_for(Duration::from_secs(20), "revived", || async {
+        updates().await.iter().any(|event| {
+            event["incident"]["notification_count"] == 2
+                && event["incident"].get("stale_since").is_none()
+        })
+    })
+    .await
+    .unwrap();
+    assert!(
+        published(&bus, "FT_INCIDENTS", "ft.incident.resolved")
+            .await
+            .is_empty()
+    );
+    watcher.stop().await;
 }

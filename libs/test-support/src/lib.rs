@@ -640,6 +640,7 @@ pub mod fixtures {
                 revision,
                 related: Vec::new(),
                 related_untracked: 0,
+                stale_since: None,
             },
         }
     }

@@ -25,12 +25,9 @@ pub struct AlertmanagerConfig {
     /// Basic auth Alertmanager sends (`http_config.basic_auth`), instead of a token.
     pub webhook_username: String,
     pub webhook_password: String,
-    /// How often open incidents are compared with Alertmanager's alerts, to resolve those it no
-    /// longer has (it sends no `[RESOLVED]` for an alert silenced when it stopped). Needs `url`.
-    /// `0s`: never. Default `1m`.
-    #[serde(with = "humantime_serde")]
-    pub reconcile_every: Duration,
-    /// How long after an incident's last notification it may be resolved that way. Default `5m`.
+    /// How long after an incident's last notification it may be resolved because Alertmanager
+    /// no longer has its alerts (it sends no `[RESOLVED]` for an alert silenced when it
+    /// stopped; `incidents.sweep_every` says how often this is looked at). Default `5m`.
     #[serde(with = "humantime_serde")]
     pub reconcile_grace: Duration,
 }
@@ -66,7 +63,6 @@ impl std::fmt::Debug for AlertmanagerConfig {
             .field("webhook_token", &hidden(&self.webhook_token))
             .field("webhook_username", &self.webhook_username)
             .field("webhook_password", &hidden(&self.webhook_password))
-            .field("reconcile_every", &self.reconcile_every)
             .field("reconcile_grace", &self.reconcile_grace)
             .finish()
     }
@@ -84,6 +80,14 @@ pub struct IncidentsConfig {
     pub baseline: Duration,
     /// Labels naming the service an alert concerns, most specific first.
     pub service_labels: Vec<String>,
+    /// An open incident not heard from for this long is marked stale in place (most sources
+    /// other than Alertmanager never say an alert resolved). `0s`: never. Default `24h`.
+    #[serde(with = "humantime_serde")]
+    pub stale_after: Duration,
+    /// How often the open incidents are looked over: compared with Alertmanager's alerts (with
+    /// `alertmanager.url`) and checked for staleness. `0s`: never. Default `1m`.
+    #[serde(with = "humantime_serde")]
+    pub sweep_every: Duration,
 }
 
 impl Default for AlertmanagerConfig {
@@ -95,7 +99,6 @@ impl Default for AlertmanagerConfig {
             webhook_token: String::new(),
             webhook_username: String::new(),
             webhook_password: String::new(),
-            reconcile_every: Duration::from_secs(60),
             reconcile_grace: Duration::from_secs(5 * 60),
         }
     }
@@ -110,6 +113,8 @@ impl Default for IncidentsConfig {
                 .iter()
                 .map(|label| (*label).to_owned())
                 .collect(),
+            stale_after: Duration::from_secs(24 * 3600),
+            sweep_every: Duration::from_secs(60),
         }
     }
 }

@@ -230,6 +230,8 @@ pub fn decide(
         return Decision::Ignore("edit_without_change");
     }
     incident.last_seen_at = now;
+    // Heard from again: no longer stale.
+    incident.stale_since = None;
     incident.window.to = now.max(incident.window.to);
     if incident.all_resolved() {
         incident.resolved_at = Some(now);
@@ -266,6 +268,7 @@ fn open_incident(
             revision: 1,
             related: Vec::new(),
             related_untracked: 0,
+            stale_since: None,
         },
         last_message: observation.message_key(),
         related_messages: BTreeMap::new(),
@@ -404,6 +407,30 @@ pub fn resolve_absent(
     resolved.incident.resolved_at = Some(now);
     resolved.incident.revision += 1;
     Some(resolved)
+}
+
+/// The open incident marked stale: no notification for `stale_after`. Alertmanager incidents
+/// whose alerts it confirmed are left to [`resolve_absent`], which knows better.
+pub fn mark_stale(
+    state: &IncidentState,
+    now: DateTime<Utc>,
+    stale_after: Duration,
+) -> Option<IncidentState> {
+    let incident = &state.incident;
+    let reconciled = incident.alert.source == AlertSource::Alertmanager
+        && !incident.alert.alertmanager_fingerprints.is_empty();
+    if incident.resolved_at.is_some()
+        || incident.stale_since.is_some()
+        || reconciled
+        || stale_after.is_zero()
+        || (now - incident.last_seen_at).to_std().unwrap_or_default() < stale_after
+    {
+        return None;
+    }
+    let mut stale = state.clone();
+    stale.incident.stale_since = Some(now);
+    stale.incident.revision += 1;
+    Some(stale)
 }
 
 /// A repeat notification may know more (labels recovered since); it never forgets what was known.

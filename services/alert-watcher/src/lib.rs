@@ -135,33 +135,29 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                 async move { interactions.on_interaction(delivery.message).await }
             },
         );
-        let reconciling = match (
-            &alertmanager_for_reconciling,
-            config.alertmanager.reconcile_every,
-        ) {
-            (Some(api), every) if !every.is_zero() => {
-                let (watcher, api, shutdown) =
-                    (watcher.clone(), api.clone(), context.shutdown.clone());
-                let grace = config.alertmanager.reconcile_grace;
-                Some(tokio::spawn(async move {
-                    let mut ticks = tokio::time::interval(every);
-                    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    loop {
-                        tokio::select! {
-                            _ = ticks.tick() => {}
-                            () = shutdown.cancelled() => return,
-                        }
-                        if let Err(err) = watcher.reconcile(&api, grace).await {
-                            tracing::warn!(error = %err, "cannot compare incidents with Alertmanager");
-                        }
+        let stale_after = config.incidents.stale_after;
+        let every = config.incidents.sweep_every;
+        let sweeping = (!every.is_zero()).then(|| {
+            let reconcile = alertmanager_for_reconciling;
+            let (watcher, shutdown) = (watcher.clone(), context.shutdown.clone());
+            let grace = config.alertmanager.reconcile_grace;
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(every);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = ticks.tick() => {}
+                        () = shutdown.cancelled() => return,
                     }
-                }))
-            }
-            _ => None,
-        };
+                    if let Err(err) = watcher.sweep(reconcile.as_ref(), grace, stale_after).await {
+                        tracing::warn!(error = %err, "cannot look over the open incidents");
+                    }
+                }
+            })
+        });
         tokio::try_join!(messages, interaction_consumer)?;
-        if let Some(reconciling) = reconciling {
-            let _ = reconciling.await;
+        if let Some(sweeping) = sweeping {
+            let _ = sweeping.await;
         }
         if let Some(webhook) = webhook {
             webhook

@@ -95,19 +95,25 @@ impl Watcher {
         Ok(())
     }
 
-    /// Resolves, in place, the open incidents none of whose alerts Alertmanager still has
-    /// ([`correlate::resolve_absent`]); how many.
-    pub(crate) async fn reconcile(
+    /// Looks over the open incidents: resolves, in place, those none of whose alerts Alertmanager
+    /// still has ([`correlate::resolve_absent`], with `alertmanager`), and marks stale those not
+    /// heard from for `stale_after` ([`correlate::mark_stale`]); how many it changed.
+    pub(crate) async fn sweep(
         &self,
-        api: &AlertmanagerApi,
+        alertmanager: Option<&AlertmanagerApi>,
         grace: Duration,
+        stale_after: Duration,
     ) -> Result<usize, HandlerError> {
         use futures::TryStreamExt as _;
 
-        let active = api
-            .current_fingerprints()
-            .await
-            .map_err(HandlerError::retry)?;
+        let active = match alertmanager {
+            Some(api) => Some(
+                api.current_fingerprints()
+                    .await
+                    .map_err(HandlerError::retry)?,
+            ),
+            None => None,
+        };
         let keys: Vec<String> = self
             .store
             .keys()
@@ -117,26 +123,34 @@ impl Watcher {
             .try_collect()
             .await
             .map_err(|err| HandlerError::retry(format!("listing incidents: {err}")))?;
-        let mut resolved = 0;
+        let mut changed = 0;
         for key in keys {
             let Some((state, revision)) = self.read_state(&key).await? else {
                 continue;
             };
-            let Some(next) = correlate::resolve_absent(&state, &active, Utc::now(), grace) else {
-                continue;
+            let now = Utc::now();
+            let (next, why) = match active
+                .as_ref()
+                .and_then(|active| correlate::resolve_absent(&state, active, now, grace))
+            {
+                Some(resolved) => (resolved, "alertmanager_no_longer_has_it"),
+                None => match correlate::mark_stale(&state, now, stale_after) {
+                    Some(stale) => (stale, "stale"),
+                    None => continue,
+                },
             };
             // A notification that changed it meanwhile wins; the next sweep looks again.
             if self.compare_and_set(&key, &next, revision).await? {
-                tracing::info!(incident = %next.incident.id, "resolved: Alertmanager no longer has its alerts");
-                metrics::counter!("ft_watcher_reconciled_total").increment(1);
+                tracing::info!(incident = %next.incident.id, why, "incident swept");
+                metrics::counter!("ft_watcher_swept_total", "why" => why).increment(1);
                 self.bus
                     .publish(&next.event())
                     .await
                     .map_err(HandlerError::retry)?;
-                resolved += 1;
+                changed += 1;
             }
         }
-        Ok(resolved)
+        Ok(changed)
     }
 
     /// Keeps what Alertmanager's webhook said about a group (for its Slack message still to come)

@@ -155,8 +155,11 @@ fn incident_reply(
     let alert = &incident.alert;
     let service = alert.service.as_deref().unwrap_or("unknown service");
     let resolved = incident.resolved_at.is_some();
+    let stale = incident.stale_since.is_some() && !resolved;
     let title = if resolved {
         format!("✅ Resolved · {} · {service}", alert.name)
+    } else if stale {
+        format!("⏳ Stale · {} · {service}", alert.name)
     } else {
         format!("🔥 {} · {service}", alert.name)
     };
@@ -166,6 +169,14 @@ fn incident_reply(
             "Resolved at {} after {}",
             at.format("%H:%M UTC"),
             lasted((at - started).num_seconds())
+        ),
+        None if stale => format!(
+            "No notification since {} ({} ago); its source never says it resolved",
+            incident.last_seen_at.format("%Y-%m-%d %H:%M UTC"),
+            lasted(
+                (incident.stale_since.unwrap_or(incident.last_seen_at) - incident.last_seen_at)
+                    .num_seconds()
+            )
         ),
         None => format!(
             "Firing since {}",
@@ -280,7 +291,13 @@ fn incident_reply(
     let text = mrkdwn!(
         "{}: {} on {}. {}{} {}",
         alert.name,
-        if resolved { "resolved" } else { "firing" },
+        if resolved {
+            "resolved"
+        } else if stale {
+            "stale"
+        } else {
+            "firing"
+        },
         service,
         lead,
         metrics_summary(metrics),

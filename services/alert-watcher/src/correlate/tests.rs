@@ -443,3 +443,37 @@ fn incidents_alertmanager_no_longer_has_are_resolved_in_place() {
     });
     assert_eq!(resolve_absent(&storm, &none, at(600), grace), None);
 }
+
+#[test]
+fn an_incident_nobody_resolves_is_marked_stale_then_revived() {
+    let mut observed = observation(AlertStatus::Firing, "1.1");
+    observed.alert.source = AlertSource::Generic;
+    let opened = apply(decide(None, &observed, at(0), WINDOWS, || "inc-a".into()));
+    let day = Duration::from_secs(86_400);
+    assert_eq!(
+        mark_stale(&opened, at(3600), day),
+        None,
+        "heard from an hour ago"
+    );
+    assert_eq!(mark_stale(&opened, at(90_000), Duration::ZERO), None, "off");
+    let stale = mark_stale(&opened, at(90_000), day).unwrap();
+    assert_eq!(stale.incident.stale_since, Some(at(90_000)));
+    assert_eq!(stale.event().change, IncidentChange::Updated);
+    assert_eq!(mark_stale(&stale, at(200_000), day), None, "once");
+    // The next notification revives it.
+    let mut again = observed.clone();
+    again.message.ts = "9.9".into();
+    let revived = apply(decide(
+        Some(&stale),
+        &again,
+        at(95_000),
+        WINDOWS,
+        || unreachable!(),
+    ));
+    assert_eq!(revived.incident.stale_since, None);
+    // Alertmanager incidents it confirmed are reconciled instead.
+    let mut confirmed = opened.clone();
+    confirmed.incident.alert.source = AlertSource::Alertmanager;
+    confirmed.incident.alert.alertmanager_fingerprints = vec!["a1".into()];
+    assert_eq!(mark_stale(&confirmed, at(90_000), day), None);
+}

@@ -304,3 +304,28 @@ fn each_metric_says_how_its_query_went() {
         "{blocks}"
     );
 }
+
+#[test]
+fn a_stale_incident_says_so_in_place() {
+    let mut event = incident_event(IncidentChange::Updated, 2);
+    event.incident.last_seen_at = fixtures_at(0);
+    event.incident.stale_since = Some(fixtures_at(26 * 3600));
+    let mut record = ReplyRecord::default();
+    record.merge_incident(&event, None);
+    let rendered = render(&record, "m");
+    let blocks = block_texts(&rendered);
+    assert!(blocks.contains("⏳ Stale · HighCPU"), "{blocks}");
+    assert!(
+        blocks.contains("(1d 2h ago); its source never says it resolved"),
+        "{blocks}"
+    );
+    assert!(
+        rendered.text.contains("HighCPU: stale on"),
+        "{}",
+        rendered.text.as_str()
+    );
+}
+
+fn fixtures_at(seconds: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(1_700_000_000 + seconds, 0).unwrap()
+}
