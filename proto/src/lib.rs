@@ -30,6 +30,7 @@ pub mod dead_letter;
 pub mod evidence;
 pub mod incident;
 pub mod mrkdwn;
+pub mod permissions;
 pub mod post;
 pub mod sandbox;
 pub mod schema;

@@ -8,6 +8,7 @@ mod alert_watcher;
 mod bus_connect;
 mod bus_contract;
 mod bus_faults;
+mod bus_permissions;
 mod diagnosis;
 mod escaping;
 mod profile_command;

@@ -149,6 +149,18 @@ impl NatsServer {
         NatsServer::start_with(args.into_iter().map(Into::into).collect())
     }
 
+    /// Starts a server with `config` (nats-server's configuration language, e.g. an
+    /// `authorization` block) besides the usual flags.
+    pub fn start_with_config(config: &str) -> anyhow::Result<NatsServer> {
+        let file = tempfile::Builder::new()
+            .prefix("ft-nats-config-")
+            .suffix(".conf")
+            .tempfile()?;
+        fs::write(file.path(), config)?;
+        let (_, path) = file.keep()?;
+        NatsServer::start_with(vec!["--config".into(), path.into()])
+    }
+
     /// Starts a server that requires TLS with the server certificate of `certificates`.
     pub fn start_with_tls(certificates: &TestCertificates) -> anyhow::Result<NatsServer> {
         NatsServer::start_with(vec![
