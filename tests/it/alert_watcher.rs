@@ -492,10 +492,15 @@ receivers:
             .all(|event| event["incident"]["alert"]["labels"]["namespace"] != "forged"),
         "the unauthenticated webhook changed nothing"
     );
+    // Confirmed by the webhook, with Alertmanager's fingerprints: a silence can be offered.
     assert!(
-        events
-            .iter()
-            .any(|event| event["incident"]["alert"]["labels_confirmed"] == true)
+        events.iter().any(|event| {
+            event["incident"]["alert"]["labels_confirmed"] == true
+                && event["incident"]["alert"]["alertmanager_fingerprints"]
+                    .as_array()
+                    .is_some_and(|fingerprints| !fingerprints.is_empty())
+        }),
+        "{events:#?}"
     );
     let channel = control.channel("C0ALERTS").await;
     assert_eq!(replies_of(&channel[0]).len(), 1, "one reply");

@@ -71,11 +71,16 @@ impl Default for NatsConfig {
 /// `urls` (comma-separated) with any `user:password@` or `token@` replaced, for logs and errors.
 pub fn without_credentials(urls: &str) -> String {
     urls.split(',')
-        .map(|url| match (url.find("://"), url.rfind('@')) {
-            (Some(scheme), Some(at)) if at > scheme => {
-                format!("{}<redacted>@{}", &url[..scheme + 3], &url[at + 1..])
+        .map(|url| {
+            let authority = url.find("://").map_or(0, |scheme| scheme + 3);
+            match url[authority..].rfind('@') {
+                Some(at) => format!(
+                    "{}<redacted>@{}",
+                    &url[..authority],
+                    &url[authority + at + 1..]
+                ),
+                None => url.to_owned(),
             }
-            _ => url.to_owned(),
         })
         .collect::<Vec<_>>()
         .join(",")

@@ -203,6 +203,7 @@ impl Bus {
                 })
                 .await
                 .map_err(|err| provision_error(err.to_string()))?;
+            self.discard_old(&format!("OBJ_{blobs}")).await?;
         } else {
             // An object store is a stream (`OBJ_<bucket>`): its limits follow the configuration
             // like every other stream's.
@@ -219,7 +220,10 @@ impl Bus {
                 .clone();
             if config.max_age != retention.blobs_max_age
                 || config.max_bytes != retention.blobs_max_bytes
+                || config.discard != stream::DiscardPolicy::Old
             {
+                // Full, it forgets its oldest objects rather than refusing new ones.
+                config.discard = stream::DiscardPolicy::Old;
                 config.max_age = retention.blobs_max_age;
                 config.max_bytes = retention.blobs_max_bytes;
                 self.jetstream

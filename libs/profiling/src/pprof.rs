@@ -282,6 +282,10 @@ pub fn fold(profile: &Profile, sample_type: Option<&str>) -> Result<Decoded, Ppr
                     "a sample names location {id}, which does not exist"
                 ))
             })?;
+            if kept == limits::STACK_DEPTH {
+                depth += frames.len();
+                continue;
+            }
             for frame in frames {
                 depth += 1;
                 if kept == limits::STACK_DEPTH {

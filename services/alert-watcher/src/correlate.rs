@@ -205,6 +205,8 @@ pub fn decide(
         if observation.alert.status == AlertStatus::Firing {
             related.notification_count += repeat;
             merge_alert(&mut related.alert, &observation.alert);
+            related.alert.annotations.clear();
+            related.alert.links.clear();
         }
         related.last_seen_at = now;
         related.last_message = observation.message.clone();
@@ -215,9 +217,13 @@ pub fn decide(
     } else if incident.related.len() < MAX_RELATED {
         next.related_messages
             .insert(observation.fingerprint.clone(), message_key);
+        // A storm's member is listed, not described: 100 of them stay far below NATS's 1 MiB.
+        let mut member = observation.alert.clone();
+        member.annotations.clear();
+        member.links.clear();
         incident.related.push(RelatedAlert {
             fingerprint: observation.fingerprint.clone(),
-            alert: observation.alert.clone(),
+            alert: member,
             last_message: observation.message.clone(),
             first_seen_at: now,
             last_seen_at: now,
@@ -440,7 +446,9 @@ fn merge_alert(known: &mut Alert, seen: &Alert) {
         (_, true) => {
             known.labels = seen.labels.clone();
             known.labels_confirmed = true;
-            known.alertmanager_fingerprints = seen.alertmanager_fingerprints.clone();
+            if !seen.alertmanager_fingerprints.is_empty() {
+                known.alertmanager_fingerprints = seen.alertmanager_fingerprints.clone();
+            }
         }
         (true, false) => {}
         (false, false) => known.labels.extend(seen.labels.clone()),
@@ -459,6 +467,24 @@ fn merge_alert(known: &mut Alert, seen: &Alert) {
         if !known.links.contains(link) {
             known.links.push(link.clone());
         }
+    }
+    // Repeats add what they know; the alert stays within its bounds however many come.
+    *known = crate::recognize::bounded(std::mem::replace(known, placeholder()));
+}
+
+fn placeholder() -> Alert {
+    Alert {
+        source: AlertSource::Generic,
+        status: AlertStatus::Firing,
+        name: String::new(),
+        severity: None,
+        labels: BTreeMap::new(),
+        annotations: BTreeMap::new(),
+        starts_at: None,
+        links: Vec::new(),
+        service: None,
+        labels_confirmed: false,
+        alertmanager_fingerprints: Vec::new(),
     }
 }
 

@@ -205,14 +205,17 @@ impl Interactions {
         // Another click holds it for a moment: wait it out here rather than spend this
         // message's deliveries (a claim left by a crash is taken over after CLAIM_FOR).
         let waited_since = tokio::time::Instant::now();
-        while !self.claim(&claim).await? {
+        let held = loop {
+            if let Some(revision) = self.claim(&claim).await? {
+                break revision;
+            }
             if waited_since.elapsed() > CLAIM_FOR {
                 return Err(HandlerError::retry(
                     "another click is silencing this incident; looking again shortly",
                 ));
             }
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        }
+        };
         let outcome = match alertmanager.silences_matching(&silence.matchers).await {
             Ok(existing) => match actions::already_silenced(incident, &silence, &existing) {
                 Some(found) => Ok(Silenced::Found(found.clone())),
@@ -223,7 +226,8 @@ impl Interactions {
             },
             Err(err) => Err(err),
         };
-        let _ = self.store.delete(&claim).await;
+        // Released only if still ours (a claim taken over after CLAIM_FOR is someone else's).
+        let _ = self.store.delete_expect_revision(&claim, Some(held)).await;
         match outcome {
             Ok(Silenced::Made(id)) => {
                 self.publish(&actions::silenced(incident, &action.user, &id, &silence))
@@ -249,12 +253,12 @@ impl Interactions {
     }
 
     /// Takes the short-lived claim `key` (a claim older than [`CLAIM_FOR`] was left by a crash
-    /// and is taken over); false when someone holds it.
-    async fn claim(&self, key: &str) -> Result<bool, HandlerError> {
+    /// and is taken over): the revision it holds, or `None` when someone else holds it.
+    async fn claim(&self, key: &str) -> Result<Option<u64>, HandlerError> {
         let now = chrono::Utc::now();
         let value: bytes::Bytes = now.to_rfc3339().into_bytes().into();
         match self.store.create(key, value.clone()).await {
-            Ok(_) => return Ok(true),
+            Ok(revision) => return Ok(Some(revision)),
             Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => {}
             Err(err) => return Err(HandlerError::retry(format!("claiming {key}: {err}"))),
         }
@@ -264,7 +268,7 @@ impl Interactions {
             .await
             .map_err(|err| HandlerError::retry(format!("reading {key}: {err}")))?;
         let Some(entry) = entry else {
-            return Ok(false);
+            return Ok(None);
         };
         let held_since = std::str::from_utf8(&entry.value)
             .ok()
@@ -273,9 +277,9 @@ impl Interactions {
             .is_none_or(|since| (now - since.to_utc()).to_std().unwrap_or_default() > CLAIM_FOR)
             || entry.operation != kv::Operation::Put;
         if !stale {
-            return Ok(false);
+            return Ok(None);
         }
-        Ok(self.store.update(key, value, entry.revision).await.is_ok())
+        Ok(self.store.update(key, value, entry.revision).await.ok())
     }
 
     async fn expire(&self, action: &BlockAction) -> Result<&'static str, HandlerError> {

@@ -146,7 +146,13 @@ pub fn bounded(mut alert: Alert) -> Alert {
             })
             .collect();
     };
+    let labels_before = alert.labels.clone();
     bound_map(&mut alert.labels, limits::LABELS, limits::LABEL_VALUE);
+    if alert.labels != labels_before {
+        // Cut or dropped labels would make a silence that matches nothing or too much.
+        alert.labels_confirmed = false;
+        alert.alertmanager_fingerprints.clear();
+    }
     bound_map(
         &mut alert.annotations,
         limits::ANNOTATIONS,

@@ -260,6 +260,7 @@ impl Watcher {
             alert.starts_at = known.starts_at;
             alert.links.extend(known.links);
             alert.labels_confirmed = true;
+            alert.alertmanager_fingerprints = known.alertmanager_fingerprints;
         }
         if alert.source == AlertSource::Alertmanager
             && !alert.labels_confirmed

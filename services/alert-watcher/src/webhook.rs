@@ -150,17 +150,27 @@ struct Receiver {
 }
 
 pub(crate) fn router(watcher: Arc<Watcher>, auth: WebhookAuth) -> Router {
+    let receiver = Receiver {
+        watcher,
+        auth: Arc::new(auth),
+    };
     Router::new()
         .route("/alertmanager", post(receive))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(Receiver {
-            watcher,
-            auth: Arc::new(auth),
-        })
+        // Credentials are checked before a byte of the body is read.
+        .route_layer(axum::middleware::from_fn_with_state(
+            receiver.clone(),
+            authenticate,
+        ))
+        .with_state(receiver)
 }
 
-async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> Response {
-    if !receiver.auth.admits(&headers) {
+async fn authenticate(
+    State(receiver): State<Receiver>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !receiver.auth.admits(request.headers()) {
         metrics::counter!("ft_watcher_webhooks_total", "outcome" => "unauthorized").increment(1);
         return (
             StatusCode::UNAUTHORIZED,
@@ -169,6 +179,10 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
         )
             .into_response();
     }
+    next.run(request).await
+}
+
+async fn receive(State(receiver): State<Receiver>, body: Bytes) -> Response {
     let watcher = receiver.watcher;
     let notification: Notification = match serde_json::from_slice(&body) {
         Ok(notification) => notification,

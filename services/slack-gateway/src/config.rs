@@ -116,13 +116,14 @@ impl runtime::ConfigSection for SlackConfig {
     fn validate(&self) -> Result<(), String> {
         slack::check_api_url("slack.api_url", &self.api_url)?;
         slack::check_token("slack.bot_token", &self.bot_token, "xoxb-")?;
+        // The secrets this mode uses (the other mode's keep their unused defaults).
+        let used = match self.mode {
+            Mode::SocketMode => ("slack.app_token", &self.app_token),
+            Mode::Http => ("slack.signing_secret", &self.signing_secret),
+        };
         slack::check_no_emulator_secrets(
             &self.api_url,
-            &[
-                ("slack.app_token", &self.app_token),
-                ("slack.bot_token", &self.bot_token),
-                ("slack.signing_secret", &self.signing_secret),
-            ],
+            &[used, ("slack.bot_token", &self.bot_token)],
         )?;
         match self.mode {
             Mode::SocketMode => slack::check_token("slack.app_token", &self.app_token, "xapp-")?,
@@ -248,5 +249,54 @@ mod tests {
             ..SlackConfig::default()
         };
         assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_real_workspace_needs_its_own_secrets_only_for_the_mode_it_uses() {
+        let slack = "https://slack.com/api".to_owned();
+        // Socket Mode with real tokens: the unused signing secret's default is fine.
+        let socket = SlackConfig {
+            api_url: slack.clone(),
+            app_token: Secret::new("xapp-1-real"),
+            bot_token: Secret::new("xoxb-1-real"),
+            ..SlackConfig::default()
+        };
+        assert_eq!(socket.validate(), Ok(()));
+        // HTTP mode with a real signing secret: the unused app token's default is fine.
+        let http = SlackConfig {
+            mode: Mode::Http,
+            api_url: slack.clone(),
+            bot_token: Secret::new("xoxb-1-real"),
+            signing_secret: Secret::new("real-signing-secret"),
+            ..SlackConfig::default()
+        };
+        assert_eq!(http.validate(), Ok(()));
+        // What the mode uses must not be the emulator's.
+        for (config, key) in [
+            (
+                SlackConfig {
+                    app_token: SlackConfig::default().app_token,
+                    ..socket.clone()
+                },
+                "slack.app_token",
+            ),
+            (
+                SlackConfig {
+                    bot_token: SlackConfig::default().bot_token,
+                    ..socket.clone()
+                },
+                "slack.bot_token",
+            ),
+            (
+                SlackConfig {
+                    signing_secret: SlackConfig::default().signing_secret,
+                    ..http.clone()
+                },
+                "slack.signing_secret",
+            ),
+        ] {
+            let err = config.validate().unwrap_err();
+            assert!(err.starts_with(key), "{key}: {err}");
+        }
     }
 }

@@ -476,3 +476,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn labels_cut_to_fit_are_no_longer_confirmed() {
+    let mut alert = super::alert(
+        AlertSource::Alertmanager,
+        AlertStatus::Firing,
+        "HighCPU".into(),
+    );
+    alert.labels.insert("service".into(), "checkout".into());
+    alert.labels_confirmed = true;
+    alert.alertmanager_fingerprints = vec!["a1".into()];
+    let kept = bounded(alert.clone());
+    assert!(kept.labels_confirmed && kept.alertmanager_fingerprints == ["a1"]);
+    alert
+        .labels
+        .insert("huge".into(), "x".repeat(limits::LABEL_VALUE + 1));
+    let cut = bounded(alert);
+    assert!(
+        !cut.labels_confirmed,
+        "a silence of a cut label would match nothing"
+    );
+    assert!(cut.alertmanager_fingerprints.is_empty());
+}
