@@ -227,19 +227,25 @@ fn encode_then_decode_is_identity() {
     assert_eq!(event, again);
 }
 
-/// `deploy/nats/permissions.conf`, which deployments include, is what the contract says.
+/// `deploy/nats/permissions.conf` and its copy in `k8s/base/` (kustomize reads only files below
+/// it), which deployments include, are what the contract says.
 #[test]
 fn the_committed_nats_permissions_match_the_contract() {
-    let path = proto_dir().join("../deploy/nats/permissions.conf");
     let subjects = proto::Subjects::new(proto::subjects::DEFAULT_PREFIX).unwrap();
     let expected = proto::permissions::nats_authorization(&subjects);
-    if blessing() {
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(&path, &expected).unwrap();
+    for copy in [
+        "../deploy/nats/permissions.conf",
+        "../k8s/base/permissions.conf",
+    ] {
+        let path = proto_dir().join(copy);
+        if blessing() {
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, &expected).unwrap();
+        }
+        assert_eq!(
+            fs::read_to_string(&path).unwrap_or_default(),
+            expected,
+            "{copy} is stale: FT_BLESS=1 cargo test -p proto"
+        );
     }
-    assert_eq!(
-        fs::read_to_string(&path).unwrap_or_default(),
-        expected,
-        "deploy/nats/permissions.conf is stale: FT_BLESS=1 cargo test -p proto"
-    );
 }
