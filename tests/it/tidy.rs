@@ -5,13 +5,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
-const SERVICES: [&str; 5] = [
-    "slack-gateway",
-    "alert-watcher",
-    "profile-fetcher",
-    "sandbox-runner",
-    "remediation-poster",
-];
+/// The five services, as the contract names them.
+const SERVICES: [&str; 5] = proto::permissions::SERVICES;
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

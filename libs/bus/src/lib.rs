@@ -182,7 +182,7 @@ impl Bus {
             // A full bucket forgets its oldest entries rather than refusing the next incident
             // (KV buckets discard new writes by default, and a refused write would stop Slack
             // from being acknowledged). Compare-and-set works per key either way.
-            self.discard_old(&format!("KV_{bucket}")).await?;
+            self.keep_within(&format!("KV_{bucket}"), None).await?;
         }
 
         let blobs = self.subjects.blob_bucket();
@@ -203,40 +203,24 @@ impl Bus {
                 })
                 .await
                 .map_err(|err| provision_error(err.to_string()))?;
-            self.discard_old(&format!("OBJ_{blobs}")).await?;
-        } else {
-            // An object store is a stream (`OBJ_<bucket>`): its limits follow the configuration
-            // like every other stream's.
-            let mut store = self
-                .jetstream
-                .get_stream(format!("OBJ_{blobs}"))
-                .await
-                .map_err(|err| provision_error(err.to_string()))?;
-            let mut config = store
-                .info()
-                .await
-                .map_err(|err| provision_error(err.to_string()))?
-                .config
-                .clone();
-            if config.max_age != retention.blobs_max_age
-                || config.max_bytes != retention.blobs_max_bytes
-                || config.discard != stream::DiscardPolicy::Old
-            {
-                // Full, it forgets its oldest objects rather than refusing new ones.
-                config.discard = stream::DiscardPolicy::Old;
-                config.max_age = retention.blobs_max_age;
-                config.max_bytes = retention.blobs_max_bytes;
-                self.jetstream
-                    .update_stream(config)
-                    .await
-                    .map_err(|err| provision_error(err.to_string()))?;
-            }
         }
+        // An object store is a stream (`OBJ_<bucket>`): its limits follow the configuration like
+        // every other stream's, also when it was made by an earlier version.
+        self.keep_within(
+            &format!("OBJ_{blobs}"),
+            Some((retention.blobs_max_age, retention.blobs_max_bytes)),
+        )
+        .await?;
         Ok(())
     }
 
-    /// Sets the stream `name` to discard its oldest messages when full.
-    async fn discard_old(&self, name: &str) -> Result<(), Error> {
+    /// Sets the stream `name` to discard its oldest messages when full and, with `limits`, to
+    /// that age and size; updated only when it differs.
+    async fn keep_within(
+        &self,
+        name: &str,
+        limits: Option<(std::time::Duration, i64)>,
+    ) -> Result<(), Error> {
         let provision_error = |detail: String| Error::Provision {
             what: format!("stream {name}"),
             detail,
@@ -246,16 +230,21 @@ impl Bus {
             .get_stream(name)
             .await
             .map_err(|err| provision_error(err.to_string()))?;
-        let mut config = stream
+        let current = stream
             .info()
             .await
             .map_err(|err| provision_error(err.to_string()))?
             .config
             .clone();
-        if config.discard != stream::DiscardPolicy::Old {
-            config.discard = stream::DiscardPolicy::Old;
+        let mut wanted = current.clone();
+        wanted.discard = stream::DiscardPolicy::Old;
+        if let Some((max_age, max_bytes)) = limits {
+            wanted.max_age = max_age;
+            wanted.max_bytes = max_bytes;
+        }
+        if wanted != current {
             self.jetstream
-                .update_stream(config)
+                .update_stream(wanted)
                 .await
                 .map_err(|err| provision_error(err.to_string()))?;
         }

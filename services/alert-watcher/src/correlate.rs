@@ -469,23 +469,7 @@ fn merge_alert(known: &mut Alert, seen: &Alert) {
         }
     }
     // Repeats add what they know; the alert stays within its bounds however many come.
-    *known = crate::recognize::bounded(std::mem::replace(known, placeholder()));
-}
-
-fn placeholder() -> Alert {
-    Alert {
-        source: AlertSource::Generic,
-        status: AlertStatus::Firing,
-        name: String::new(),
-        severity: None,
-        labels: BTreeMap::new(),
-        annotations: BTreeMap::new(),
-        starts_at: None,
-        links: Vec::new(),
-        service: None,
-        labels_confirmed: false,
-        alertmanager_fingerprints: Vec::new(),
-    }
+    crate::recognize::bound(known);
 }
 
 #[cfg(test)]

@@ -131,9 +131,15 @@ fn cut(text: &mut String, max: usize) {
     }
 }
 
-/// `alert` within [`limits`]: long values cut (marked `…`), extra labels, annotations and links
-/// dropped, then annotations and links dropped whole until it fits.
+/// `alert` within [`limits`] (see [`bound`]).
 pub fn bounded(mut alert: Alert) -> Alert {
+    bound(&mut alert);
+    alert
+}
+
+/// Brings `alert` within [`limits`]: long values cut (marked `…`), extra labels, annotations and
+/// links dropped, then annotations and links dropped whole until it fits.
+pub fn bound(alert: &mut Alert) {
     cut(&mut alert.name, limits::NAME);
     let bound_map = |map: &mut BTreeMap<String, String>, count: usize, value_max: usize| {
         *map = std::mem::take(map)
@@ -169,7 +175,7 @@ pub fn bounded(mut alert: Alert) -> Alert {
         cut(field, limits::LABEL_VALUE);
     }
     let size = |alert: &Alert| serde_json::to_vec(alert).map_or(0, |json| json.len());
-    while size(&alert) > limits::ALERT_BYTES {
+    while size(alert) > limits::ALERT_BYTES {
         if let Some(longest) = alert
             .annotations
             .iter()
@@ -181,7 +187,6 @@ pub fn bounded(mut alert: Alert) -> Alert {
             break;
         }
     }
-    alert
 }
 
 /// Labels that name the service an alert concerns, most specific first.
