@@ -64,8 +64,24 @@ pub enum SandboxOutcome {
     OutOfMemory,
     /// Refused before a container started (too large, not a script, throttled).
     Rejected { reason: String },
-    /// The runner could not run it (engine unavailable, image missing).
+    /// The runner could not run it (engine unavailable, image missing): the runner's fault,
+    /// never the script's.
     Failed { reason: String },
+}
+
+/// A limit a run ran into, whatever its outcome: the script's doing, told to its author (the
+/// time and memory limits end a run, and are outcomes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "limit", rename_all = "snake_case")]
+pub enum LimitHit {
+    /// A process or thread was refused: the run had `max` already.
+    Processes { max: u32 },
+    /// `/tmp` filled up (`mib` MiB).
+    Tmp { mib: u32 },
+    /// The memory limit (`mib` MiB) killed one of the script's processes, not the script.
+    Memory { mib: u32 },
+    /// The script printed `bytes` on `stream`; the last part is kept.
+    Output { stream: String, bytes: u64 },
 }
 
 /// The profile of a run.
@@ -96,6 +112,11 @@ pub struct SandboxResult {
     pub stderr_truncated: bool,
     #[serde(default)]
     pub profile: Option<RunProfile>,
+    /// Why there is no profile although the script ran (empty when there is one).
+    #[serde(default)]
+    pub profile_missing: String,
+    #[serde(default)]
+    pub limits_hit: Vec<LimitHit>,
     pub reply: ReplyTarget,
 }
 

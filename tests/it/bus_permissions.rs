@@ -119,6 +119,8 @@ async fn each_service_runs_as_its_own_user_and_is_refused_outside_its_subjects()
         stderr_tail: String::new(),
         stderr_truncated: false,
         profile: None,
+        profile_missing: String::new(),
+        limits_hit: Vec::new(),
         reply: proto::ReplyTarget::Thread {
             channel: "C1".into(),
             thread_ts: "1.1".into(),

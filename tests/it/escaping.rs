@@ -187,12 +187,20 @@ proptest! {
                 top_functions: profile.top_functions.clone(),
                 flamegraph_url: Some(format!("{OUR_PAGES}flamegraphs/2")),
             }),
+            profile_missing: String::new(),
+            limits_hit: vec![proto::sandbox::LimitHit::Output { stream: "stdout".into(), bytes: 1 << 30 }],
             reply: ReplyTarget::Thread { channel: "C1".into(), thread_ts: "1.1".into() },
         };
         let mut run = remediation_poster::record::ReplyRecord::default();
         run.merge_sandbox(&result);
         let rendered = remediation_poster::render::render(&run, "m");
         only_deliberate_markup("sandbox result", &rendered.text, &rendered.blocks);
+        // A run without a profile says why, in the profiler's own (outside) words.
+        let unprofiled = SandboxResult { profile: None, profile_missing: output.clone(), ..result.clone() };
+        let mut run = remediation_poster::record::ReplyRecord::default();
+        run.merge_sandbox(&unprofiled);
+        let rendered = remediation_poster::render::render(&run, "m");
+        only_deliberate_markup("sandbox result without a profile", &rendered.text, &rendered.blocks);
 
         // alert-watcher: a silence note, an expiry, a refusal.
         let silence = alert_watcher::alertmanager_api::NewSilence {

@@ -14,7 +14,7 @@ use proto::{
     incident::AlertStatus,
     mrkdwn,
     mrkdwn::blocks,
-    sandbox::SandboxOutcome,
+    sandbox::{LimitHit, SandboxOutcome},
     slack::{IncidentButton, duration_text},
 };
 use serde_json::{Value, json};
@@ -581,6 +581,28 @@ fn sandbox_reply(result: &SandboxResult) -> Rendered {
         outcome,
         result.wall_ms as f64 / 1000.0
     ))];
+    if !result.limits_hit.is_empty() {
+        let mut said = mrkdwn!("The script ran into:");
+        for limit in &result.limits_hit {
+            said.push(&match limit {
+                LimitHit::Processes { max } => mrkdwn!(
+                    "\n• the process limit: {} processes and threads, and it asked for more",
+                    max
+                ),
+                LimitHit::Tmp { mib } => mrkdwn!("\n• a full `/tmp` ({} MiB)", mib),
+                LimitHit::Memory { mib } => mrkdwn!(
+                    "\n• the memory limit ({} MiB), which killed one of its processes",
+                    mib
+                ),
+                LimitHit::Output { stream, bytes } => mrkdwn!(
+                    "\n• more {} than is kept: {} bytes, of which the end is shown",
+                    stream,
+                    bytes
+                ),
+            });
+        }
+        blocks.push(context(said));
+    }
     for (label, tail, truncated) in [
         ("stdout", &result.stdout_tail, result.stdout_truncated),
         ("stderr", &result.stderr_tail, result.stderr_truncated),
@@ -602,6 +624,8 @@ fn sandbox_reply(result: &SandboxResult) -> Rendered {
         if let Some(url) = &profile.flamegraph_url {
             blocks.push(context(Mrkdwn::link(url, "Flamegraph")));
         }
+    } else if !result.profile_missing.is_empty() {
+        blocks.push(context(mrkdwn!("No profile: {}.", result.profile_missing)));
     }
     Rendered {
         text: mrkdwn!("Sandbox run {}", outcome),

@@ -11,6 +11,10 @@ pub struct SandboxConfig {
     /// The Docker engine: empty (default) for the local socket or `DOCKER_HOST`, else a
     /// `unix://` path or `tcp://host:port` (a dind sidecar).
     pub docker_host: String,
+    /// The OCI runtime runs use: `runc` (default; the engine's own) or `runsc` (gVisor: each run
+    /// gets its own user-space kernel, a much stronger wall; the engine must have it registered,
+    /// see deploy/sandbox/README.md). Default `runc`.
+    pub runtime: SandboxRuntime,
     /// The image that runs scripts (python3 and py-spy; `deploy/sandbox/build-image.sh`).
     /// Default `flamethread-sandbox:py3`.
     pub image: String,
@@ -44,7 +48,9 @@ pub struct SandboxConfig {
     pub per_user_burst: u32,
     /// Runs one person may start per minute, sustained. Default 3.
     pub per_user_per_minute: u32,
-    /// py-spy's sampling rate, Hz. Default 100.
+    /// py-spy's sampling rate, Hz; 0 (default) picks the runtime's: 1000 under runc (py-spy's
+    /// intervals are random, so a fifth of a second needs hundreds of samples to be measured
+    /// within a few percent), 250 under runsc (whose memory reads are slower).
     pub profile_rate: u32,
     /// The base URL of profile-fetcher's pages, for flamegraph links (empty: no links).
     /// Default empty.
@@ -55,6 +61,7 @@ impl Default for SandboxConfig {
     fn default() -> Self {
         SandboxConfig {
             docker_host: String::new(),
+            runtime: SandboxRuntime::Runc,
             image: "flamethread-sandbox:py3".to_owned(),
             work_dir: "/tmp/flamethread-sandbox".to_owned(),
             max_script_bytes: 256 << 10,
@@ -68,8 +75,37 @@ impl Default for SandboxConfig {
             concurrency: 2,
             per_user_burst: 3,
             per_user_per_minute: 3,
-            profile_rate: 100,
+            profile_rate: 0,
             pages_url: String::new(),
+        }
+    }
+}
+
+/// `sandbox.runtime`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxRuntime {
+    Runc,
+    Runsc,
+}
+
+impl SandboxRuntime {
+    /// The name the engine knows it by.
+    pub fn name(self) -> &'static str {
+        match self {
+            SandboxRuntime::Runc => "runc",
+            SandboxRuntime::Runsc => "runsc",
+        }
+    }
+}
+
+impl SandboxConfig {
+    /// py-spy's rate: the configured one, or the runtime's.
+    pub fn sampling_rate(&self) -> u32 {
+        match (self.profile_rate, self.runtime) {
+            (0, SandboxRuntime::Runc) => 1000,
+            (0, SandboxRuntime::Runsc) => 250,
+            (rate, _) => rate,
         }
     }
 }
@@ -87,7 +123,6 @@ impl runtime::ConfigSection for SandboxConfig {
                 "sandbox.per_user_per_minute",
                 u64::from(self.per_user_per_minute),
             ),
-            ("sandbox.profile_rate", u64::from(self.profile_rate)),
             ("sandbox.max_script_bytes", self.max_script_bytes),
         ];
         for (key, value) in positive {
@@ -103,6 +138,17 @@ impl runtime::ConfigSection for SandboxConfig {
         }
         if self.wall_limit < Duration::from_secs(1) || self.wall_limit > Duration::from_secs(3600) {
             return Err("sandbox.wall_limit: from 1s to 1h".to_owned());
+        }
+        if self.profile_rate > 10_000 {
+            return Err(
+                "sandbox.profile_rate: at most 10000 Hz (0 picks the runtime's)".to_owned(),
+            );
+        }
+        if self.output_tail_bytes > 64 << 10 {
+            return Err(
+                "sandbox.output_tail_bytes: at most 65536 (the result must fit in one message)"
+                    .to_owned(),
+            );
         }
         if self.image.trim().is_empty() {
             return Err("sandbox.image: empty".to_owned());

@@ -78,12 +78,21 @@ impl Engine {
         Ok(Engine { docker })
     }
 
-    /// Whether the engine answers and has `image`; the reason when not.
-    pub async fn check(&self, image: &str) -> Result<(), String> {
-        self.docker
-            .ping()
+    /// Whether the engine answers, knows `runtime` and has `image`; the reason when not.
+    pub async fn check(&self, image: &str, runtime: &str) -> Result<(), String> {
+        let info = self
+            .docker
+            .info()
             .await
             .map_err(|err| format!("the Docker engine does not answer: {err}"))?;
+        let runtimes = info.runtimes.unwrap_or_default();
+        if !runtimes.contains_key(runtime) {
+            let mut known: Vec<&String> = runtimes.keys().collect();
+            known.sort();
+            return Err(format!(
+                "the Docker engine has no runtime {runtime:?} (it has {known:?}; deploy/sandbox/README.md says how to add gVisor's runsc)"
+            ));
+        }
         match self.docker.inspect_image(image).await {
             Ok(_) => Ok(()),
             Err(err) if is_not_found(&err) => Err(format!(
@@ -91,6 +100,14 @@ impl Engine {
             )),
             Err(err) => Err(format!("cannot inspect the sandbox image {image}: {err}")),
         }
+    }
+
+    /// Whether the engine maps containers' users to unprivileged host users (`userns-remap`), so
+    /// the init's root is nobody on the host; `None` when the engine does not say.
+    pub async fn remaps_users(&self) -> Option<bool> {
+        let info = self.docker.info().await.ok()?;
+        let options = info.security_options?;
+        Some(options.iter().any(|option| option.contains("name=userns")))
     }
 
     /// Removes sandbox containers older than `older_than` (left by a runner that crashed).

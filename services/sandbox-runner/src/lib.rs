@@ -59,10 +59,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
         });
         let watch = tokio::spawn({
             let (engine, image, health) = (engine.clone(), sandbox.image.clone(), health.clone());
+            let runtime = sandbox.runtime.name();
             let shutdown = context.shutdown.clone();
             async move {
                 loop {
-                    let checked = engine.check(&image).await;
+                    let checked = engine.check(&image, runtime).await;
                     *health.lock().unwrap_or_else(|e| e.into_inner()) = checked;
                     tokio::select! {
                         () = shutdown.cancelled() => break,
@@ -71,6 +72,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                 }
             }
         });
+        if engine.remaps_users().await == Some(false) {
+            tracing::info!(
+                "the Docker engine does not remap user namespaces: a sandbox's root (its init, never the script) is root on the host, held by the sandbox's walls; deploy/sandbox/README.md says how to turn on userns-remap"
+            );
+        }
         // Containers older than any run can be are what a crashed runner left.
         match engine
             .reap(sandbox.wall_limit + std::time::Duration::from_secs(60))
@@ -91,13 +97,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             )),
             config: sandbox.clone(),
         });
+        // Waiting runs hold their message (the line is in memory), so take more than the
+        // concurrency: a slow run never blocks the rest from being answered.
+        let held = (sandbox.concurrency * 4).max(8);
         bus::consumer::run(
             context.bus.clone(),
             proto::subjects::consumer("sandbox-runner"),
             ConsumerOptions {
-                // Waiting runs hold their message (the line is in memory), so take more than
-                // the concurrency: a slow run never blocks the rest from being answered.
-                concurrency: (sandbox.concurrency * 4).max(8),
+                concurrency: held,
+                handler_timeout: runner::handler_timeout(&sandbox, held),
                 ..ConsumerOptions::default()
             },
             context.shutdown.clone(),

@@ -1,21 +1,64 @@
-//! What a run said, read back (pure): the script's output tails, its exit status and its profile
-//! from what the container wrote, and how the run ended.
+//! What a run said, read back (pure): the init's report (the one JSON line on the container's
+//! stdout, which only the init can write), the engine's view (killed at the outer limit, OOM),
+//! and from both the outcome, the limits the script ran into, its output tails and its profile.
 
 use std::time::Duration;
 
 use profiling::Folded;
-use proto::sandbox::SandboxOutcome;
+use proto::sandbox::{LimitHit, SandboxLimits, SandboxOutcome};
+use serde::Deserialize;
 
 /// What the container left: its output as the engine kept it, and how it stopped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Finished {
+    /// The init's report (the script cannot write here).
     pub stdout: Vec<u8>,
+    /// The init's own complaints, if it had any.
     pub stderr: Vec<u8>,
     /// The runner killed it at the outer wall-clock limit.
     pub killed_at_limit: bool,
     /// The kernel's OOM killer struck inside it.
     pub oom_killed: bool,
     pub wall: Duration,
+}
+
+/// The init's report (`init/init.py`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Report {
+    pub exit_code: Option<i64>,
+    pub signal: Option<i64>,
+    pub timed_out: bool,
+    pub pids_exhausted: Option<bool>,
+    #[serde(default)]
+    pub tmp_full: Option<bool>,
+    pub held_ms: u64,
+    pub stdout: Stream,
+    pub stderr: Stream,
+    pub profile: ProfileReport,
+    pub profiler: ProfilerReport,
+}
+
+/// One of the script's output streams: its end, and how much there was.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Stream {
+    pub tail: String,
+    pub bytes: u64,
+    pub truncated: bool,
+}
+
+/// py-spy's raw folded stacks: the first bytes, and how many it wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ProfileReport {
+    pub folded: String,
+    pub bytes: u64,
+    pub truncated: bool,
+}
+
+/// How py-spy ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ProfilerReport {
+    pub status: Option<i64>,
+    pub stderr: String,
 }
 
 /// The run, read.
@@ -27,28 +70,68 @@ pub struct Read {
     pub stderr_tail: String,
     pub stderr_truncated: bool,
     pub profile: Folded,
+    /// Why `profile` is empty although the script ran.
+    pub profile_missing: String,
+    pub limits_hit: Vec<LimitHit>,
 }
 
-/// Reads `finished`; `marker` is the run's own marker line, `wall_limit` the script's limit.
-pub fn read(finished: &Finished, marker: &str, wall_limit: Duration, tail_bytes: usize) -> Read {
-    let (script_stderr, exit, profile) = split_report(&finished.stderr, marker);
-    let stderr = strip_profiler_lines(&script_stderr);
-    let stdout = strip_profiler_lines(&finished.stdout);
-    let (stdout_tail, stdout_truncated) = tail(&stdout, tail_bytes);
-    let (stderr_tail, stderr_truncated) = tail(&stderr, tail_bytes);
-    // `timeout -s KILL` ends a script at the limit with 137, as the OOM killer's SIGKILL does.
-    let near_limit = finished.wall + Duration::from_millis(1500) >= wall_limit;
-    let outcome = if finished.oom_killed {
-        SandboxOutcome::OutOfMemory
-    } else if finished.killed_at_limit || (exit == Some(137) && near_limit) {
+/// Longest frame name kept (a script can name a function anything, of any length).
+pub const MAX_FRAME_CHARS: usize = 200;
+/// Deepest stack kept: the frames nearest the root, then one that says how many were left out.
+pub const MAX_DEPTH: usize = 256;
+
+/// Reads `finished`, a run with `limits` and `/tmp` of `tmp_mib`.
+pub fn read(finished: &Finished, limits: SandboxLimits, tmp_mib: u32) -> Read {
+    let Some(report) = report(&finished.stdout) else {
+        return unreported(finished);
+    };
+    let oom = finished.oom_killed;
+    let outcome = if report.timed_out || finished.killed_at_limit {
         SandboxOutcome::TimedOut
+    } else if oom && report.signal == Some(9) {
+        SandboxOutcome::OutOfMemory
     } else {
-        match exit {
-            Some(code) => SandboxOutcome::Exited { code },
-            None => SandboxOutcome::Failed {
-                reason: cut_short(&stderr),
+        match (report.exit_code, report.signal) {
+            (Some(code), _) => SandboxOutcome::Exited { code },
+            // The shell's convention: a script ended by signal N exited with 128 + N.
+            (None, Some(signal)) => SandboxOutcome::Exited { code: 128 + signal },
+            (None, None) => SandboxOutcome::Failed {
+                reason: "the sandbox init reported no exit status".to_owned(),
             },
         }
+    };
+    let mut limits_hit = Vec::new();
+    if report.pids_exhausted == Some(true) {
+        limits_hit.push(LimitHit::Processes { max: limits.pids });
+    }
+    if oom && outcome != SandboxOutcome::OutOfMemory {
+        limits_hit.push(LimitHit::Memory {
+            mib: limits.memory_mib,
+        });
+    }
+    if report.tmp_full == Some(true) {
+        limits_hit.push(LimitHit::Tmp { mib: tmp_mib });
+    }
+    let mut streams = Vec::new();
+    for (name, stream) in [("stdout", &report.stdout), ("stderr", &report.stderr)] {
+        let truncated = stream.truncated;
+        if truncated {
+            limits_hit.push(LimitHit::Output {
+                stream: name.to_owned(),
+                bytes: stream.bytes,
+            });
+        }
+        streams.push((stream.tail.clone(), truncated));
+    }
+    let [
+        (stdout_tail, stdout_truncated),
+        (stderr_tail, stderr_truncated),
+    ] = <[_; 2]>::try_from(streams).unwrap_or_else(|_| unreachable!("two streams"));
+    let profile = folded(&report.profile);
+    let profile_missing = if profile.is_empty() {
+        missing_profile(&report.profiler)
+    } else {
+        String::new()
     };
     Read {
         outcome,
@@ -57,83 +140,112 @@ pub fn read(finished: &Finished, marker: &str, wall_limit: Duration, tail_bytes:
         stderr_tail,
         stderr_truncated,
         profile,
+        profile_missing,
+        limits_hit,
     }
 }
 
-/// Why a run ended without the script's exit status, as far as its output tells.
-fn cut_short(stderr: &[u8]) -> String {
-    let text = String::from_utf8_lossy(stderr);
-    let out_of_processes = [
-        "Resource temporarily unavailable",
-        "WouldBlock",
-        "can't fork",
-    ]
-    .iter()
-    .any(|sign| text.contains(sign));
-    if out_of_processes {
-        "the run was cut short: the script used up the sandbox's process limit, and the profiler could not go on".to_owned()
+/// The report: the last line of the init's stdout that is one.
+pub fn report(stdout: &[u8]) -> Option<Report> {
+    stdout
+        .split(|b| *b == b'\n')
+        .rev()
+        .find(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .and_then(|line| serde_json::from_slice(line).ok())
+}
+
+/// A run whose init said nothing: killed from outside, by memory, or the runner's fault.
+fn unreported(finished: &Finished) -> Read {
+    let outcome = if finished.killed_at_limit {
+        SandboxOutcome::TimedOut
+    } else if finished.oom_killed {
+        SandboxOutcome::OutOfMemory
     } else {
-        "the run was cut short before the script's exit status was known".to_owned()
+        let (said, _) = tail(&finished.stderr, 300);
+        SandboxOutcome::Failed {
+            reason: format!(
+                "the sandbox init ended without a report{}",
+                match said.trim() {
+                    "" => String::new(),
+                    said => format!(": {said}"),
+                }
+            ),
+        }
+    };
+    Read {
+        outcome,
+        stdout_tail: String::new(),
+        stdout_truncated: false,
+        stderr_tail: String::new(),
+        stderr_truncated: false,
+        profile: Folded::new(),
+        profile_missing: "the run ended before the profiler reported".to_owned(),
+        limits_hit: Vec::new(),
     }
 }
 
-/// The script's stderr, and the runner's report: the lines that start with the marker (stacks,
-/// then `exit=<status>`), wherever the engine's log kept them.
-fn split_report(stderr: &[u8], marker: &str) -> (Vec<u8>, Option<i64>, Folded) {
-    let prefix = format!("{marker} ");
-    let mut script = Vec::with_capacity(stderr.len());
-    let mut exit = None;
+fn missing_profile(profiler: &ProfilerReport) -> String {
+    let said = profiler
+        .stderr
+        .lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    match profiler.status {
+        Some(0) => "the script ended before the profiler took a sample".to_owned(),
+        _ if said.is_empty() => "the profiler stopped without a word".to_owned(),
+        _ => format!("the profiler stopped: {}", cut(said, MAX_FRAME_CHARS)),
+    }
+}
+
+/// py-spy's raw output as folded stacks: `process N:"cmd"` frames dropped (a command line is not
+/// the script's frame), names and depth bounded, and a line cut by the size cap dropped.
+fn folded(profile: &ProfileReport) -> Folded {
+    let mut text = profile.folded.as_str();
+    if profile.truncated
+        && let Some((whole, _)) = text.rsplit_once('\n')
+    {
+        text = whole;
+    }
     let mut folded = Folded::new();
-    for line in stderr.split_inclusive(|b| *b == b'\n') {
-        let Some(report) = line
-            .strip_prefix(prefix.as_bytes())
-            .and_then(|rest| std::str::from_utf8(rest).ok())
-        else {
-            script.extend_from_slice(line);
-            continue;
-        };
-        let report = report.trim_end();
-        if let Some(status) = report.strip_prefix("exit=") {
-            exit = status.trim().parse::<i64>().ok();
-        } else if let Some((stack, count)) = parse_stack(report) {
+    for line in text.lines() {
+        if let Some((stack, count)) = parse_stack(line) {
             *folded.entry(stack).or_default() += count;
         }
     }
-    (script, exit, folded)
+    folded
 }
 
-/// One line of py-spy's raw output, `process N:"cmd"` frames dropped.
+/// One line of py-spy's raw output.
 fn parse_stack(line: &str) -> Option<(String, u64)> {
-    let (stack, count) = line.rsplit_once(' ')?;
+    let (stack, count) = line.trim_end().rsplit_once(' ')?;
     let count = count.parse::<u64>().ok()?;
     let frames: Vec<&str> = stack
         .split(';')
         .filter(|frame| !(frame.starts_with("process ") && frame.contains(":\"")))
         .collect();
-    (!frames.is_empty()).then(|| (frames.join(";"), count))
+    if frames.is_empty() {
+        return None;
+    }
+    let mut kept: Vec<String> = frames
+        .iter()
+        .take(MAX_DEPTH)
+        .map(|frame| cut(frame, MAX_FRAME_CHARS))
+        .collect();
+    if frames.len() > MAX_DEPTH {
+        kept.push(format!("… {} deeper frames", frames.len() - MAX_DEPTH));
+    }
+    Some((kept.join(";"), count))
 }
 
-/// Drops py-spy's own progress lines (`py-spy> …`, written to the script's stdout) and the
-/// blank lines it puts around the script's output.
-fn strip_profiler_lines(output: &[u8]) -> Vec<u8> {
-    let lines: Vec<&[u8]> = output.split_inclusive(|b| *b == b'\n').collect();
-    let is_banner =
-        |line: &[u8], what: &[u8]| line.starts_with(b"py-spy> ") && line[8..].starts_with(what);
-    let mut kept = Vec::with_capacity(output.len());
-    for (i, line) in lines.iter().enumerate() {
-        if line.starts_with(b"py-spy> ") {
-            continue;
-        }
-        let blank = *line == b"\n";
-        let after_banner = i > 0 && is_banner(lines[i - 1], b"Sampling");
-        let before_stop = lines
-            .get(i + 1)
-            .is_some_and(|next| is_banner(next, b"Stopped"));
-        if blank && (after_banner || before_stop) {
-            continue;
-        }
-        kept.extend_from_slice(line);
+/// At most `max` characters, ending in `…` when cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
     }
+    let mut kept: String = text.chars().take(max - 1).collect();
+    kept.push('…');
     kept
 }
 
@@ -154,12 +266,29 @@ pub fn tail(bytes: &[u8], max: usize) -> (String, bool) {
 mod tests {
     use super::*;
 
-    const MARK: &str = "FT-MARK-1234";
+    const LIMITS: SandboxLimits = SandboxLimits {
+        wall_seconds: 30,
+        memory_mib: 256,
+        cpu_millis: 1000,
+        pids: 64,
+    };
 
-    fn finished(stdout: &str, stderr: &str) -> Finished {
+    fn report_line(edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+        let mut report = serde_json::json!({
+            "exit_code": 3, "signal": null, "timed_out": false, "pids_exhausted": false,
+            "tmp_full": false, "held_ms": 12,
+            "stdout": {"tail": "hello\n", "bytes": 6, "truncated": false},
+            "stderr": {"tail": "Traceback: oops\n", "bytes": 16, "truncated": false},
+            "profile": {"folded": "process 12:\"python3 -s /work/script.py\";<module> (script.py);burn (script.py) 74\nprocess 12:\"python3\";<module> (script.py) 2\n", "bytes": 120, "truncated": false},
+            "profiler": {"status": 0, "stderr": ""}
+        });
+        edit(&mut report);
+        format!("{report}\n").into_bytes()
+    }
+
+    fn finished(stdout: Vec<u8>) -> Finished {
         Finished {
-            stdout: stdout.as_bytes().to_vec(),
-            stderr: stderr.as_bytes().to_vec(),
+            stdout,
             wall: Duration::from_secs(2),
             ..Finished::default()
         }
@@ -167,111 +296,147 @@ mod tests {
 
     #[test]
     fn a_finished_run_has_its_status_profile_and_output() {
-        let stderr = format!(
-            "Traceback: oops\n{MARK} process 9:\"\";process 11:\"timeout -s KILL 10 python3 /work/script.py\";process 12:\"python3 -I /work/script.py\";<module> (script.py);burn (script.py) 74\n{MARK} process 12:\"python3\";<module> (script.py) 2\n{MARK} exit=3\n"
-        );
-        let stdout = "py-spy> Sampling process 100 times a second. Press Control-C to exit.\n\nhello\n\n\npy-spy> Stopped sampling because process exited\npy-spy> Wrote raw flamegraph data\n";
-        let read = read(
-            &finished(stdout, &stderr),
-            MARK,
-            Duration::from_secs(30),
-            1024,
-        );
+        let read = read(&finished(report_line(|_| {})), LIMITS, 16);
         assert_eq!(read.outcome, SandboxOutcome::Exited { code: 3 });
-        assert_eq!(
-            read.stdout_tail, "hello\n\n",
-            "the script's own blank line stays"
-        );
+        assert_eq!(read.stdout_tail, "hello\n");
         assert_eq!(read.stderr_tail, "Traceback: oops\n");
         assert_eq!(read.profile["<module> (script.py);burn (script.py)"], 74);
         assert_eq!(read.profile["<module> (script.py)"], 2);
+        assert!(read.limits_hit.is_empty() && read.profile_missing.is_empty());
     }
 
     #[test]
-    fn a_script_cannot_forge_the_report_with_an_earlier_marker() {
-        let stderr = format!(
-            "FT-MARK-guess exit=0\nFT-MARK-guess fake;stack 999\n{MARK} real 5\n{MARK} exit=1\n"
-        );
-        let read = read(&finished("", &stderr), MARK, Duration::from_secs(30), 1024);
-        assert_eq!(read.outcome, SandboxOutcome::Exited { code: 1 });
-        assert_eq!(read.profile.len(), 1);
+    fn only_the_inits_last_line_is_the_report() {
+        // What the engine kept of stdout is the init's alone; a line that is not a report (or a
+        // report cut short) is no report, and the run is the runner's failure, not an outcome.
+        let cut = report_line(|_| {});
+        let read = read(&finished(cut[..cut.len() / 2].to_vec()), LIMITS, 16);
         assert!(
-            read.stderr_tail.contains("fake;stack 999"),
-            "that is the script's output"
+            matches!(read.outcome, SandboxOutcome::Failed { .. }),
+            "{read:?}"
         );
-    }
-
-    #[test]
-    fn a_report_cut_at_its_start_by_the_log_limit_keeps_what_survived() {
-        // The engine's log dropped the first report lines; interleaved output stays the script's.
-        let stderr = format!("yyyy\n{MARK} main;b 2\nyyyy\n{MARK} exit=137\n");
-        let read = read(
-            &Finished {
-                wall: Duration::from_secs(30),
-                ..finished("", &stderr)
-            },
-            MARK,
-            Duration::from_secs(30),
-            64,
-        );
-        assert_eq!(read.outcome, SandboxOutcome::TimedOut);
-        assert_eq!(read.profile["main;b"], 2);
-        assert_eq!(read.stderr_tail, "yyyy\nyyyy\n");
     }
 
     #[test]
     fn limits_are_told_apart() {
-        let at_limit = Finished {
-            wall: Duration::from_secs(30),
-            ..finished("", &format!("{MARK} a 1\n{MARK} exit=137\n"))
-        };
-        let timed_out = read(&at_limit, MARK, Duration::from_secs(30), 64);
+        let timed_out = read(
+            &finished(report_line(|r| {
+                r["timed_out"] = true.into();
+                r["exit_code"] = serde_json::Value::Null;
+                r["signal"] = 9.into();
+            })),
+            LIMITS,
+            16,
+        );
         assert_eq!(timed_out.outcome, SandboxOutcome::TimedOut);
-        assert_eq!(timed_out.profile.len(), 1, "the profile survives the limit");
-        let early_kill = finished("", &format!("{MARK} exit=137\n"));
+        assert_eq!(timed_out.profile.len(), 2, "the profile survives the limit");
+        let killed_itself = read(
+            &finished(report_line(|r| {
+                r["exit_code"] = serde_json::Value::Null;
+                r["signal"] = 9.into();
+            })),
+            LIMITS,
+            16,
+        );
         assert_eq!(
-            read(&early_kill, MARK, Duration::from_secs(30), 64).outcome,
+            killed_itself.outcome,
             SandboxOutcome::Exited { code: 137 },
             "a script that kills itself is not a timeout"
         );
         let oom = Finished {
             oom_killed: true,
-            ..finished("", "")
+            ..finished(report_line(|r| {
+                r["exit_code"] = serde_json::Value::Null;
+                r["signal"] = 9.into();
+            }))
         };
-        assert_eq!(
-            read(&oom, MARK, Duration::from_secs(30), 64).outcome,
-            SandboxOutcome::OutOfMemory
+        assert_eq!(read(&oom, LIMITS, 16).outcome, SandboxOutcome::OutOfMemory);
+        let child_oom = Finished {
+            oom_killed: true,
+            ..finished(report_line(|_| {}))
+        };
+        let child_oom = read(&child_oom, LIMITS, 16);
+        assert_eq!(child_oom.outcome, SandboxOutcome::Exited { code: 3 });
+        assert_eq!(child_oom.limits_hit, [LimitHit::Memory { mib: 256 }]);
+        let forks = read(
+            &finished(report_line(|r| {
+                r["pids_exhausted"] = true.into();
+                r["tmp_full"] = true.into();
+                r["stdout"]["bytes"] = (1u64 << 30).into();
+                r["stdout"]["truncated"] = true.into();
+            })),
+            LIMITS,
+            16,
         );
-        let killed = Finished {
+        assert_eq!(forks.outcome, SandboxOutcome::Exited { code: 3 });
+        assert_eq!(
+            forks.limits_hit,
+            [
+                LimitHit::Processes { max: 64 },
+                LimitHit::Tmp { mib: 16 },
+                LimitHit::Output {
+                    stream: "stdout".into(),
+                    bytes: 1 << 30
+                }
+            ]
+        );
+        assert!(forks.stdout_truncated && !forks.stderr_truncated);
+        let backstop = Finished {
             killed_at_limit: true,
-            ..finished("", "")
+            ..finished(Vec::new())
         };
         assert_eq!(
-            read(&killed, MARK, Duration::from_secs(30), 64).outcome,
+            read(&backstop, LIMITS, 16).outcome,
             SandboxOutcome::TimedOut
         );
-        assert!(matches!(
-            read(
-                &finished("", "no marker"),
-                MARK,
-                Duration::from_secs(30),
-                64
-            )
-            .outcome,
-            SandboxOutcome::Failed { .. }
-        ));
-        let forked = finished(
-            "",
-            &format!(
-                "failed to spawn thread: Os {{ code: 11, kind: WouldBlock }}\n{MARK} exit=unknown\n"
-            ),
-        );
-        let SandboxOutcome::Failed { reason } =
-            read(&forked, MARK, Duration::from_secs(30), 64).outcome
-        else {
-            panic!("cut short")
+        let crashed = Finished {
+            stderr: b"Traceback ...\nModuleNotFoundError: ctypes\n".to_vec(),
+            ..finished(Vec::new())
         };
-        assert!(reason.contains("process limit"), "{reason}");
+        let SandboxOutcome::Failed { reason } = read(&crashed, LIMITS, 16).outcome else {
+            panic!("the init's fault is the runner's")
+        };
+        assert!(reason.contains("ModuleNotFoundError"), "{reason}");
+    }
+
+    #[test]
+    fn a_missing_profile_says_why() {
+        let read = read(
+            &finished(report_line(|r| {
+                r["profile"] = serde_json::json!({"folded": "", "bytes": 0, "truncated": false});
+                r["profiler"] =
+                    serde_json::json!({"status": 1, "stderr": "Error: Permission Denied\n"});
+            })),
+            LIMITS,
+            16,
+        );
+        assert!(read.profile.is_empty());
+        assert_eq!(
+            read.profile_missing,
+            "the profiler stopped: Error: Permission Denied"
+        );
+    }
+
+    #[test]
+    fn names_and_depth_are_bounded_and_a_cut_line_is_dropped() {
+        let huge = "f".repeat(1 << 20);
+        let deep = vec!["d (s.py)"; 1000].join(";");
+        let text = format!("{huge} (s.py) 5\n{deep} 7\nmain (s.py);partial_na");
+        let read = read(
+            &finished(report_line(|r| {
+                r["profile"] = serde_json::json!({"folded": text, "bytes": text.len() + 100, "truncated": true});
+            })),
+            LIMITS,
+            16,
+        );
+        assert_eq!(read.profile.len(), 2, "{:?}", read.profile.keys());
+        assert!(read.profile.keys().all(|stack| {
+            stack
+                .split(';')
+                .all(|frame| frame.chars().count() <= MAX_FRAME_CHARS)
+        }));
+        let deepest = read.profile.keys().map(|s| s.split(';').count()).max();
+        assert_eq!(deepest, Some(MAX_DEPTH + 1));
     }
 
     #[test]

@@ -1,47 +1,123 @@
 //! What a run is, before anything runs (pure): the script accepted or refused, the limits it gets,
 //! and the container that runs it — every hardening flag in one place, so a test can read them.
 //!
-//! A language is an image, a command and a profiler output parser; Python is the first: py-spy
-//! records `python3 -I /work/script.py` (with `--subprocesses`, so the shell and `timeout` around
-//! it do not hide it), `timeout -s KILL` enforces the wall clock from inside, and the container is
-//! killed from outside a little later as a backstop.
+//! A run's PID 1 is the sandbox init (`init/init.py`, mounted read-only at `/opt/flamethread`):
+//! container root with four capabilities (ptrace, setuid, setgid, kill), it starts the script as another user with none, held
+//! by a site hook until py-spy (attached from outside the script's process tree) samples, waits
+//! for it under the wall clock, and prints one JSON report ([`crate::outcome::Report`]) on the
+//! container's stdout. The script's output goes to pipes the init reads, so nothing the script
+//! writes can reach that stdout, and the init is not dumpable, so `/proc/1` is closed to it.
+//! The container is also killed from outside a little after the wall clock, as a backstop.
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, ResourcesUlimits};
 use proto::sandbox::{Language, SandboxLimits};
+use serde::Serialize;
 
-use crate::config::SandboxConfig;
+use crate::config::{SandboxConfig, SandboxRuntime};
 
 /// The label every sandbox container carries, so leftovers of a crashed runner can be found.
 pub const LABEL: &str = "dev.flamethread.sandbox";
 /// The label that names the request a container runs.
 pub const REQUEST_LABEL: &str = "dev.flamethread.request";
 
-/// The user scripts run as (`nobody`).
-pub const USER: &str = "65534:65534";
+/// The user scripts run as under runc (`nobody`). Under gVisor, whose ptrace does not let the
+/// profiler read another user's memory, scripts keep root's uid but no capability at all.
+pub const SCRIPT_USER: (u32, u32) = (65534, 65534);
 
-/// The shell script that runs and profiles the user's script; it writes py-spy's folded stacks
-/// and then the script's exit status to stderr, each line starting with the run's marker.
-pub const RUN_SH: &str = r#"# flamethread sandbox: runs /work/script.py under py-spy. Lines on stderr that start with the
-# marker are the runner's: the folded stacks, then the script's exit status last.
-wall="$1"; marker="$2"; rate="$3"
-mkdir -p /tmp/.ft
-# py-spy may end, and kill the shell it started, as soon as python exits, before that shell has
-# written the status. So python's own parent, a shell py-spy does not kill, writes it; the
-# outer shell writes timeout's status (137 at the wall clock) as the fallback.
-py-spy record --subprocesses --nonblocking --nolineno --rate "$rate" --format raw \
-    --output /tmp/.ft/profile -- \
-    /bin/sh -c 'timeout -s KILL "$0" /bin/sh -c "python3 -I /work/script.py </dev/null; echo \$? > /tmp/.ft/exit"; echo $? > /tmp/.ft/exit.outer' "$wall"
-i=0
-while [ ! -s /tmp/.ft/exit ] && [ ! -s /tmp/.ft/exit.outer ] && [ "$i" -lt 10 ]; do sleep 0.1; i=$((i + 1)); done
-[ -s /tmp/.ft/exit ] || cp /tmp/.ft/exit.outer /tmp/.ft/exit 2>/dev/null
-# Let the engine take in what the script printed first: its log has a size limit, and what is cut
-# when it is reached is the oldest, so the report goes last, every line marked, the status last.
-sleep 1
-sed "s/^/$marker /" /tmp/.ft/profile >&2 2>/dev/null
-echo "$marker exit=$(cat /tmp/.ft/exit 2>/dev/null || echo unknown)" >&2
-"#;
+/// The sandbox init, PID 1 of every run.
+pub const INIT_PY: &str = include_str!("init/init.py");
+/// The site hook that holds a run's first python until the profiler is attached.
+pub const SITECUSTOMIZE_PY: &str = include_str!("init/sitecustomize.py");
+/// Where the init and its site hook are mounted (read-only).
+pub const INIT_DIR: &str = "/opt/flamethread";
+
+/// Processes the init and the profiler need beyond the script's limit.
+pub const RESERVED_PIDS: u32 = 16;
+/// Memory the init and the profiler need beyond the script's limit, MiB.
+pub const RESERVED_MEMORY_MIB: u32 = 64;
+/// CPU the profiler needs beyond the script's share, thousandths of a core.
+pub const RESERVED_CPU_MILLIS: u32 = 250;
+/// Open files a script may have.
+pub const NOFILE: u64 = 1024;
+/// Bytes of folded stacks a run's report carries at most.
+pub const MAX_PROFILE_BYTES: u64 = 2 << 20;
+/// Longest a script is held waiting for the profiler to attach before it runs unprofiled.
+pub const HOLD_SECONDS: u64 = 5;
+/// Time py-spy gets to write its stacks after the script ended.
+pub const PROFILER_GRACE_SECONDS: u64 = 10;
+
+/// What the init is told (its only argument, JSON): nothing in it is secret, since the script
+/// can read `/proc/1/cmdline`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InitPlan {
+    pub command: Vec<String>,
+    pub env: HashMap<String, String>,
+    pub script_user: (u32, u32),
+    pub nofile: u64,
+    pub wall_seconds: u64,
+    pub tail_bytes: usize,
+    pub profile_bytes: u64,
+    pub hold_seconds: u64,
+    pub profiler_grace_seconds: u64,
+    pub profiler: ProfilerPlan,
+}
+
+/// The profiler the init attaches (`--pid` and `--output` are its to add).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProfilerPlan {
+    pub command: Vec<String>,
+}
+
+/// The init's plan for a Python script: `python3 -s /work/script.py` (no user site; the site
+/// hook comes from `PYTHONPATH`), an environment with nothing of the runner's in it, and py-spy
+/// recording the script and its children at the runtime's rate.
+pub fn init_plan(language: Language, config: &SandboxConfig, limits: SandboxLimits) -> InitPlan {
+    let Language::Python = language;
+    let env = [
+        ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        ("HOME", "/tmp"),
+        ("LANG", "C.UTF-8"),
+        ("PYTHONDONTWRITEBYTECODE", "1"),
+        ("PYTHONPATH", "/opt/flamethread/site"),
+    ];
+    InitPlan {
+        command: ["python3", "-s", "/work/script.py"]
+            .map(str::to_owned)
+            .to_vec(),
+        env: env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        script_user: match config.runtime {
+            SandboxRuntime::Runc => SCRIPT_USER,
+            SandboxRuntime::Runsc => (0, 0),
+        },
+        nofile: NOFILE,
+        wall_seconds: u64::from(limits.wall_seconds),
+        tail_bytes: config.output_tail_bytes,
+        profile_bytes: MAX_PROFILE_BYTES.min(config.engine_log_bytes / 2),
+        hold_seconds: HOLD_SECONDS,
+        profiler_grace_seconds: PROFILER_GRACE_SECONDS,
+        profiler: ProfilerPlan {
+            command: [
+                "py-spy",
+                "record",
+                "--subprocesses",
+                "--nonblocking",
+                "--nolineno",
+                "--format",
+                "raw",
+                "--rate",
+            ]
+            .map(str::to_owned)
+            .into_iter()
+            .chain([config.sampling_rate().to_string()])
+            .collect(),
+        },
+    }
+}
 
 /// Why a script is refused before any container starts.
 pub fn check_script(bytes: &[u8], max: u64) -> Result<(), String> {
@@ -96,37 +172,30 @@ pub fn container_name(request_id: &str) -> String {
     format!("ft-sandbox-{safe}")
 }
 
-/// The container that runs one script: no network, read-only root, no capabilities, no new
-/// privileges, an unprivileged user, limited processes, memory (no swap), CPU and `/tmp`, the
-/// script mounted read-only, capped logs, and an environment with nothing in it.
+/// The container that runs one script: no network, read-only root, all capabilities dropped but
+/// the init's four (the script has none), no new privileges, limited processes, memory (no
+/// swap), CPU, `/tmp` and `/dev/shm`, no core dumps, the script and the init mounted read-only,
+/// capped logs, and the configured runtime (runc, or gVisor's runsc).
 pub fn container(
-    language: Language,
     config: &SandboxConfig,
     limits: SandboxLimits,
+    plan: &InitPlan,
     job_dir: &str,
     request_id: &str,
-    marker: &str,
 ) -> ContainerCreateBody {
-    let Language::Python = language;
-    let memory = i64::from(limits.memory_mib) << 20;
+    let memory = i64::from(limits.memory_mib + RESERVED_MEMORY_MIB) << 20;
+    let plan = serde_json::to_string(plan).unwrap_or_else(|_| unreachable!("plain data"));
     ContainerCreateBody {
         image: Some(config.image.clone()),
         cmd: Some(vec![
-            "/bin/sh".to_owned(),
-            "/work/run.sh".to_owned(),
-            limits.wall_seconds.to_string(),
-            marker.to_owned(),
-            config.profile_rate.to_string(),
+            "python3".to_owned(),
+            "-I".to_owned(),
+            format!("{INIT_DIR}/init.py"),
+            plan,
         ]),
-        user: Some(USER.to_owned()),
+        user: Some("0:0".to_owned()),
         working_dir: Some("/tmp".to_owned()),
-        // Only what Python needs; nothing of the runner's environment.
-        env: Some(vec![
-            "PATH=/usr/local/bin:/usr/bin:/bin".to_owned(),
-            "HOME=/tmp".to_owned(),
-            "LANG=C.UTF-8".to_owned(),
-            "PYTHONDONTWRITEBYTECODE=1".to_owned(),
-        ]),
+        env: Some(vec!["PATH=/usr/local/bin:/usr/bin:/bin".to_owned()]),
         network_disabled: Some(true),
         attach_stdin: Some(false),
         open_stdin: Some(false),
@@ -136,19 +205,41 @@ pub fn container(
             (REQUEST_LABEL.to_owned(), request_id.to_owned()),
         ])),
         host_config: Some(HostConfig {
+            runtime: Some(config.runtime.name().to_owned()),
             network_mode: Some("none".to_owned()),
             readonly_rootfs: Some(true),
             cap_drop: Some(vec!["ALL".to_owned()]),
+            cap_add: Some(
+                ["SYS_PTRACE", "SETUID", "SETGID", "KILL"]
+                    .map(str::to_owned)
+                    .to_vec(),
+            ),
             security_opt: Some(vec!["no-new-privileges".to_owned()]),
-            pids_limit: Some(i64::from(limits.pids)),
+            pids_limit: Some(i64::from(limits.pids + RESERVED_PIDS)),
             memory: Some(memory),
             memory_swap: Some(memory),
-            nano_cpus: Some(i64::from(limits.cpu_millis) * 1_000_000),
+            nano_cpus: Some(i64::from(limits.cpu_millis + RESERVED_CPU_MILLIS) * 1_000_000),
+            ulimits: Some(vec![
+                ResourcesUlimits {
+                    name: Some("core".to_owned()),
+                    soft: Some(0),
+                    hard: Some(0),
+                },
+                ResourcesUlimits {
+                    name: Some("nofile".to_owned()),
+                    soft: Some(NOFILE as i64),
+                    hard: Some(NOFILE as i64),
+                },
+            ]),
+            shm_size: Some(i64::from(config.tmp_mib) << 20),
             tmpfs: Some(HashMap::from([(
                 "/tmp".to_owned(),
                 format!("rw,nosuid,nodev,noexec,size={}m,mode=1777", config.tmp_mib),
             )])),
-            binds: Some(vec![format!("{job_dir}:/work:ro")]),
+            binds: Some(vec![
+                format!("{job_dir}/script:/work:ro"),
+                format!("{job_dir}/init:{INIT_DIR}:ro"),
+            ]),
             ipc_mode: Some("private".to_owned()),
             init: Some(false),
             log_config: Some(HostConfigLogConfig {
@@ -171,14 +262,9 @@ mod tests {
     #[test]
     fn every_run_is_locked_down() {
         let config = SandboxConfig::default();
-        let body = container(
-            Language::Python,
-            &config,
-            limits(None, &config),
-            "/srv/jobs/r1",
-            "r1",
-            "MARK",
-        );
+        let limits = limits(None, &config);
+        let plan = init_plan(Language::Python, &config, limits);
+        let body = container(&config, limits, &plan, "/srv/jobs/r1", "r1");
         let host = body.host_config.as_ref().unwrap();
         assert_eq!(body.network_disabled, Some(true));
         assert_eq!(host.network_mode.as_deref(), Some("none"));
@@ -188,17 +274,53 @@ mod tests {
             host.security_opt,
             Some(vec!["no-new-privileges".to_owned()])
         );
-        assert_eq!(body.user.as_deref(), Some(USER));
+        assert_eq!(
+            host.cap_add,
+            Some(vec![
+                "SYS_PTRACE".into(),
+                "SETUID".into(),
+                "SETGID".into(),
+                "KILL".into()
+            ]),
+            "the init's four, which the script never has"
+        );
+        assert_eq!(
+            plan.script_user, SCRIPT_USER,
+            "scripts run as nobody under runc"
+        );
+        assert_eq!(host.runtime.as_deref(), Some("runc"));
         assert_eq!(host.memory, host.memory_swap, "no swap beyond memory");
-        assert_eq!(host.memory, Some(256 << 20));
-        assert_eq!(host.pids_limit, Some(64));
-        assert_eq!(host.nano_cpus, Some(1_000_000_000));
-        assert_eq!(host.binds, Some(vec!["/srv/jobs/r1:/work:ro".to_owned()]));
+        assert_eq!(host.memory, Some((256 + 64) << 20));
+        assert_eq!(host.pids_limit, Some(64 + 16));
+        assert_eq!(host.nano_cpus, Some(1_250_000_000));
+        assert_eq!(
+            host.binds,
+            Some(vec![
+                "/srv/jobs/r1/script:/work:ro".to_owned(),
+                "/srv/jobs/r1/init:/opt/flamethread:ro".to_owned()
+            ])
+        );
         assert!(host.tmpfs.as_ref().unwrap()["/tmp"].contains("size=16m"));
-        assert!(host.privileged.is_none() && host.devices.is_none() && host.cap_add.is_none());
-        let env = body.env.unwrap().join("\n");
+        assert_eq!(host.shm_size, Some(16 << 20));
+        let ulimits: Vec<_> = host
+            .ulimits
+            .iter()
+            .flatten()
+            .map(|u| (u.name.clone().unwrap(), u.hard.unwrap()))
+            .collect();
+        assert_eq!(ulimits, [("core".into(), 0), ("nofile".into(), 1024)]);
+        assert!(host.privileged.is_none() && host.devices.is_none());
+        let env = format!("{:?} {:?}", body.env, plan.env);
         assert!(!env.contains("NATS") && !env.contains("TOKEN"), "{env}");
         assert_eq!(body.labels.unwrap()[LABEL], "1");
+        let gvisor = SandboxConfig {
+            runtime: SandboxRuntime::Runsc,
+            ..SandboxConfig::default()
+        };
+        let plan = init_plan(Language::Python, &gvisor, limits);
+        assert_eq!(plan.script_user, (0, 0), "root's uid, no capability");
+        let body = container(&gvisor, limits, &plan, "/srv/jobs/r1", "r1");
+        assert_eq!(body.host_config.unwrap().runtime.as_deref(), Some("runsc"));
     }
 
     #[test]

@@ -34,9 +34,23 @@ use crate::{
 
 /// Deliveries of a request while the engine is unreachable before the person is told it failed.
 const ENGINE_RETRIES: u64 = 3;
-/// Time a container gets past the script's own limit (py-spy writing the profile) before it is
-/// killed from outside.
-const GRACE: Duration = Duration::from_secs(15);
+/// Time a container gets past the script's own limit (held for the profiler, py-spy writing the
+/// profile, the init reporting) before it is killed from outside.
+const GRACE: Duration = Duration::from_secs(plan::HOLD_SECONDS + plan::PROFILER_GRACE_SECONDS + 5);
+
+/// The longest one run can take once it has its slot: the script's limit, the grace, and time
+/// for the engine to create, inspect and remove its container.
+pub(crate) fn longest_run(config: &SandboxConfig) -> Duration {
+    config.wall_limit + GRACE + Duration::from_secs(60)
+}
+
+/// How long a request may be handled, waiting in line included: a request waits for at most
+/// every other request the consumer holds (`held`), `concurrency` at a time, so a run that
+/// waits its turn is never dropped for having waited (and later dead-lettered, unanswered).
+pub(crate) fn handler_timeout(config: &SandboxConfig, held: usize) -> Duration {
+    let rounds = held.div_ceil(config.concurrency.max(1)) as u32;
+    longest_run(config) * (rounds + 1)
+}
 
 #[derive(Debug)]
 pub(crate) struct Runner {
@@ -173,14 +187,13 @@ impl Runner {
             .await
             .map_err(|err| Stop::Retry(HandlerError::retry(format!("job directory: {err}"))))?;
         let limits = plan::limits(request.limits, &self.config);
-        let marker = format!("FT-SANDBOX-REPORT-{}", uuid::Uuid::new_v4().simple());
+        let init = plan::init_plan(request.language, &self.config, limits);
         let body = plan::container(
-            request.language,
             &self.config,
             limits,
+            &init,
             &job_dir.to_string_lossy(),
             &request.request_id,
-            &marker,
         );
         let wall_limit = Duration::from_secs(u64::from(limits.wall_seconds));
         let ran = self
@@ -204,17 +217,14 @@ impl Runner {
                 }));
             }
         };
-        let read = outcome::read(
-            &finished,
-            &marker,
-            wall_limit,
-            self.config.output_tail_bytes,
-        );
+        let read = outcome::read(&finished, limits, self.config.tmp_mib);
         let mut result = self.result(request, read.outcome, finished.wall);
         result.stdout_tail = read.stdout_tail;
         result.stdout_truncated = read.stdout_truncated;
         result.stderr_tail = read.stderr_tail;
         result.stderr_truncated = read.stderr_truncated;
+        result.limits_hit = read.limits_hit;
+        result.profile_missing = read.profile_missing;
         if !read.profile.is_empty() {
             result.profile = Some(self.store_profile(&name, read.profile).await?);
         }
@@ -323,6 +333,8 @@ impl Runner {
             stderr_tail: String::new(),
             stderr_truncated: false,
             profile: None,
+            profile_missing: String::new(),
+            limits_hit: Vec::new(),
             reply: request.reply.clone(),
         }
     }
@@ -366,19 +378,27 @@ fn queued_notice(request: &SandboxRequest, place: usize) -> PostRequest {
     }
 }
 
-/// The job directory: the script and the run script, readable by the container's user.
+/// The job directory: `script/` (mounted at `/work`) holds the script, `init/` (mounted at
+/// `/opt/flamethread`) the init and its site hook, all readable by the container's users.
 async fn write_job(dir: &std::path::Path, script: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
     let _ = tokio::fs::remove_dir_all(dir).await;
-    tokio::fs::create_dir_all(dir).await?;
-    tokio::fs::write(dir.join("script.py"), script).await?;
-    tokio::fs::write(dir.join("run.sh"), plan::RUN_SH).await?;
-    for (path, mode) in [
-        (dir.to_path_buf(), 0o755),
-        (dir.join("script.py"), 0o644),
-        (dir.join("run.sh"), 0o644),
-    ] {
-        tokio::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).await?;
+    let files = [
+        ("script/script.py", script),
+        ("init/init.py", plan::INIT_PY.as_bytes()),
+        (
+            "init/site/sitecustomize.py",
+            plan::SITECUSTOMIZE_PY.as_bytes(),
+        ),
+    ];
+    for dir in ["", "script", "init", "init/site"].map(|sub| dir.join(sub)) {
+        tokio::fs::create_dir_all(&dir).await?;
+        tokio::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).await?;
+    }
+    for (path, bytes) in files {
+        let path = dir.join(path);
+        tokio::fs::write(&path, bytes).await?;
+        tokio::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).await?;
     }
     Ok(())
 }
@@ -386,6 +406,23 @@ async fn write_job(dir: &std::path::Path, script: &[u8]) -> std::io::Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_waiting_behind_every_other_held_run_is_not_dropped() {
+        let config = SandboxConfig {
+            wall_limit: Duration::from_secs(3600),
+            concurrency: 2,
+            ..SandboxConfig::default()
+        };
+        let held = 8;
+        // Eight held, two at a time: the last waits four runs, then runs.
+        let needed = longest_run(&config) * 5;
+        assert!(handler_timeout(&config, held) >= needed);
+        assert!(
+            handler_timeout(&config, held) > bus::ConsumerOptions::default().handler_timeout,
+            "an hour-long limit outlasts the default"
+        );
+    }
 
     #[tokio::test]
     async fn a_redelivery_during_a_run_joins_it_and_learns_whether_it_published() {
