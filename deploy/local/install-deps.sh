@@ -58,6 +58,8 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # The engine, not only a client: a machine may have a docker CLI without dockerd.
 command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+# gVisor, the sandbox's stronger wall (sandbox.runtime = "runsc").
+command -v runsc >/dev/null 2>&1 || [ -x /usr/bin/runsc ] || missing+=(runsc)
 if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]} (apt-get)"
     apt_install "${missing[@]}"
@@ -78,7 +80,33 @@ if ! command -v py-spy >/dev/null 2>&1 && [ ! -x "$HOME/.local/bin/py-spy" ]; th
     command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 fi
 
+# gVisor's runsc registered with the engine (a daemon.json key beside whatever is there), with
+# --network=none: sandbox runs have no network, and runsc refuses to start in the host's.
+register_runsc() {
+    python3 - /etc/docker/daemon.json "$(command -v runsc || echo /usr/bin/runsc)" <<'PY'
+import json, os, sys
+path, runsc = sys.argv[1], sys.argv[2]
+config = json.load(open(path)) if os.path.exists(path) else {}
+wanted = {"path": runsc, "runtimeArgs": ["--network=none"]}
+if config.get("runtimes", {}).get("runsc") == wanted:
+    sys.exit(1)
+config.setdefault("runtimes", {})["runsc"] = wanted
+os.makedirs(os.path.dirname(path), exist_ok=True)
+json.dump(config, open(path, "w"), indent=2)
+PY
+}
+runsc_changed=0
+register_runsc && runsc_changed=1
+
 # Docker: the sandbox runs scripts in it. Started in the background where no init system runs it.
+if docker info >/dev/null 2>&1 && [ "$runsc_changed" = 1 ]; then
+    log "registering runsc with the running engine (SIGHUP reloads its runtimes)"
+    pkill -HUP -x dockerd || true
+    for _ in $(seq 1 20); do
+        docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q runsc && break
+        sleep 0.5
+    done
+fi
 if ! docker info >/dev/null 2>&1; then
     if command -v systemctl >/dev/null 2>&1 && systemctl start docker >/dev/null 2>&1; then
         :

@@ -81,6 +81,10 @@ impl Default for SandboxConfig {
     }
 }
 
+/// The most of each output stream a result carries: two of them, even of control characters
+/// (six bytes each in JSON), and ten bounded function names fit in NATS's 1 MiB message.
+pub(crate) const MAX_OUTPUT_TAIL_BYTES: usize = 32 << 10;
+
 /// `sandbox.runtime`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -144,9 +148,9 @@ impl runtime::ConfigSection for SandboxConfig {
                 "sandbox.profile_rate: at most 10000 Hz (0 picks the runtime's)".to_owned(),
             );
         }
-        if self.output_tail_bytes > 64 << 10 {
+        if self.output_tail_bytes > MAX_OUTPUT_TAIL_BYTES {
             return Err(
-                "sandbox.output_tail_bytes: at most 65536 (the result must fit in one message)"
+                "sandbox.output_tail_bytes: at most 32768 (the result must fit in one message)"
                     .to_owned(),
             );
         }

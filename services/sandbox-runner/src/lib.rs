@@ -27,7 +27,7 @@ use proto::SandboxRequest;
 use runtime::ServiceName;
 use tokio_util::sync::CancellationToken;
 
-pub use config::SandboxConfig;
+pub use config::{SandboxConfig, SandboxRuntime};
 
 pub const SERVICE: ServiceName = ServiceName {
     name: "sandbox-runner",

@@ -217,7 +217,9 @@ fn folded(profile: &ProfileReport) -> Folded {
     folded
 }
 
-/// One line of py-spy's raw output.
+/// One line of py-spy's raw output; `None` for what is not the script's: a stack of an
+/// interpreter starting (a child python's; the first is held past its start), which is rooted in
+/// the start-up modules (frozen, or the codec search), never under a frame of the script.
 fn parse_stack(line: &str) -> Option<(String, u64)> {
     let (stack, count) = line.trim_end().rsplit_once(' ')?;
     let count = count.parse::<u64>().ok()?;
@@ -225,7 +227,10 @@ fn parse_stack(line: &str) -> Option<(String, u64)> {
         .split(';')
         .filter(|frame| !(frame.starts_with("process ") && frame.contains(":\"")))
         .collect();
-    if frames.is_empty() {
+    let starting = |root: &&str| {
+        (root.ends_with(">)") && root.contains("(<frozen ")) || root.contains(" (encodings/")
+    };
+    if frames.first().is_none_or(starting) {
         return None;
     }
     let mut kept: Vec<String> = frames
@@ -279,7 +284,7 @@ mod tests {
             "tmp_full": false, "held_ms": 12,
             "stdout": {"tail": "hello\n", "bytes": 6, "truncated": false},
             "stderr": {"tail": "Traceback: oops\n", "bytes": 16, "truncated": false},
-            "profile": {"folded": "process 12:\"python3 -s /work/script.py\";<module> (script.py);burn (script.py) 74\nprocess 12:\"python3\";<module> (script.py) 2\n", "bytes": 120, "truncated": false},
+            "profile": {"folded": "process 12:\"python3 -s /work/script.py\";<module> (script.py);burn (script.py) 74\nprocess 12:\"python3\";<module> (script.py) 2\nprocess 12:\"python3\";_find_and_load (<frozen importlib._bootstrap>);<module> (<frozen site>) 1\nprocess 13:\"python3\";search_function (encodings/__init__.py);<module> (encodings/utf_8.py) 1\n", "bytes": 220, "truncated": false},
             "profiler": {"status": 0, "stderr": ""}
         });
         edit(&mut report);
@@ -302,6 +307,11 @@ mod tests {
         assert_eq!(read.stderr_tail, "Traceback: oops\n");
         assert_eq!(read.profile["<module> (script.py);burn (script.py)"], 74);
         assert_eq!(read.profile["<module> (script.py)"], 2);
+        assert_eq!(
+            read.profile.len(),
+            2,
+            "the interpreter's start is not the script's"
+        );
         assert!(read.limits_hit.is_empty() && read.profile_missing.is_empty());
     }
 

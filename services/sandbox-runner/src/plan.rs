@@ -35,6 +35,10 @@ pub const INIT_DIR: &str = "/opt/flamethread";
 
 /// Processes the init and the profiler need beyond the script's limit.
 pub const RESERVED_PIDS: u32 = 16;
+/// Under gVisor the engine's process limit counts the sandbox kernel's own host threads (tens,
+/// more under load), not the script's processes, which gVisor keeps inside its own memory: so the
+/// limit there is a host-side bound this much higher, and a fork bomb runs into the memory limit.
+pub const GVISOR_SENTRY_PIDS: u32 = 512;
 /// Memory the init and the profiler need beyond the script's limit, MiB.
 pub const RESERVED_MEMORY_MIB: u32 = 64;
 /// CPU the profiler needs beyond the script's share, thousandths of a core.
@@ -101,20 +105,7 @@ pub fn init_plan(language: Language, config: &SandboxConfig, limits: SandboxLimi
         hold_seconds: HOLD_SECONDS,
         profiler_grace_seconds: PROFILER_GRACE_SECONDS,
         profiler: ProfilerPlan {
-            command: [
-                "py-spy",
-                "record",
-                "--subprocesses",
-                "--nonblocking",
-                "--nolineno",
-                "--format",
-                "raw",
-                "--rate",
-            ]
-            .map(str::to_owned)
-            .into_iter()
-            .chain([config.sampling_rate().to_string()])
-            .collect(),
+            command: profiler_command(config),
         },
     }
 }
@@ -172,6 +163,26 @@ pub fn container_name(request_id: &str) -> String {
     format!("ft-sandbox-{safe}")
 }
 
+/// py-spy recording the script and its children at the runtime's rate. Under runc it pauses the
+/// script for each sample (a stack read while it runs can be torn: a frame without its
+/// callers); under gVisor pausing costs so much that the script would run several times slower,
+/// so it reads without pausing there.
+fn profiler_command(config: &SandboxConfig) -> Vec<String> {
+    let mut command: Vec<String> = ["py-spy", "record", "--subprocesses", "--nolineno"]
+        .map(str::to_owned)
+        .to_vec();
+    if config.runtime == SandboxRuntime::Runsc {
+        command.push("--nonblocking".to_owned());
+    }
+    command.extend(
+        ["--format", "raw", "--rate"]
+            .map(str::to_owned)
+            .into_iter()
+            .chain([config.sampling_rate().to_string()]),
+    );
+    command
+}
+
 /// The container that runs one script: no network, read-only root, all capabilities dropped but
 /// the init's four (the script has none), no new privileges, limited processes, memory (no
 /// swap), CPU, `/tmp` and `/dev/shm`, no core dumps, the script and the init mounted read-only,
@@ -215,7 +226,14 @@ pub fn container(
                     .to_vec(),
             ),
             security_opt: Some(vec!["no-new-privileges".to_owned()]),
-            pids_limit: Some(i64::from(limits.pids + RESERVED_PIDS)),
+            pids_limit: Some(i64::from(
+                limits.pids
+                    + RESERVED_PIDS
+                    + match config.runtime {
+                        SandboxRuntime::Runc => 0,
+                        SandboxRuntime::Runsc => GVISOR_SENTRY_PIDS,
+                    },
+            )),
             memory: Some(memory),
             memory_swap: Some(memory),
             nano_cpus: Some(i64::from(limits.cpu_millis + RESERVED_CPU_MILLIS) * 1_000_000),

@@ -15,6 +15,7 @@ import ctypes
 import json
 import os
 import resource
+import select
 import signal
 import subprocess
 import sys
@@ -41,6 +42,7 @@ def drop_capabilities():
     header, data = CapHeader(LINUX_CAPABILITY_VERSION_3, 0), (CapData * 2)()
     if LIBC.capset(ctypes.byref(header), data) != 0:
         raise OSError(ctypes.get_errno(), "capset")
+
 
 
 class Tail(threading.Thread):
@@ -130,6 +132,13 @@ def pids_exhausted():
     return None
 
 
+def oom_score_adj(value):
+    """This process's OOM score adjustment (a child inherits it when forked; raising it, and
+    lowering it back to 0, needs no capability)."""
+    with open("/proc/self/oom_score_adj", "w") as adj:
+        adj.write(str(value))
+
+
 def tmp_full():
     """Whether the script left /tmp (its only writable place) with no room."""
     try:
@@ -147,28 +156,39 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: None)
 
     hold_read, hold_write = os.pipe()
+    ready_read, ready_write = os.pipe()
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     uid, gid = plan["script_user"]
     started = time.monotonic()
+    # The OOM killer takes the script's processes (and their children) first, never the init.
+    oom_score_adj(1000)
     script = subprocess.Popen(
         plan["command"],
         stdin=subprocess.DEVNULL,
         stdout=out_write,
         stderr=err_write,
         cwd="/tmp",
-        env=dict(plan["env"], FT_SANDBOX_HOLD_FD=str(hold_read)),
+        env=dict(plan["env"], FT_SANDBOX_HOLD_FDS="%d,%d" % (hold_read, ready_write)),
         user=uid,
         group=gid,
         extra_groups=[],
-        pass_fds=(hold_read,),
+        pass_fds=(hold_read, ready_write),
         preexec_fn=drop_capabilities,
     )
-    for fd in (hold_read, out_write, err_write):
+    oom_score_adj(0)
+    for fd in (hold_read, ready_write, out_write, err_write):
         os.close(fd)
     stdout, stderr = Tail(out_read, plan["tail_bytes"]), Tail(err_read, plan["tail_bytes"])
     stdout.start()
     stderr.start()
+
+    # The script's python says when it is held, past the interpreter's own start (or closes the
+    # pipe by dying); only then is the profiler attached, so that start is not in the profile.
+    ready = select.select([ready_read], [], [], plan["hold_seconds"])[0]
+    if ready:
+        os.read(ready_read, 1)
+    os.close(ready_read)
 
     # The profiler: its output through a pipe only this process reads.
     profile_read, profile_write = os.pipe()

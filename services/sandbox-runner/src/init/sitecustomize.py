@@ -9,12 +9,17 @@ import os as _os
 
 
 def _flamethread_hold():
-    fd = _os.environ.pop("FT_SANDBOX_HOLD_FD", None)
-    if fd is None:
+    fds = _os.environ.pop("FT_SANDBOX_HOLD_FDS", None)
+    if fds is None:
         return
     try:
-        _os.read(int(fd), 2)
-        _os.close(int(fd))
+        hold, ready = (int(fd) for fd in fds.split(","))
+        # "Here": the init attaches the profiler only now, so the interpreter's own start is
+        # not in the profile; then wait for "go".
+        _os.write(ready, b"r")
+        _os.close(ready)
+        _os.read(hold, 2)
+        _os.close(hold)
     except (OSError, ValueError):
         pass
 
