@@ -5,7 +5,8 @@
 #   - Prometheus, Prometheus Alertmanager, openssl and Chromium (Debian packages), for the
 #     metrics, alert-path, TLS and page tests,
 #   - py-spy (PyPI), a real profiler for the profile tests,
-#   - Docker (Debian's docker.io, started here when it is not running) and debootstrap, and the
+#   - Docker (Debian's docker.io, started here when it is not running), gVisor's runsc registered
+#     with it (the sandbox's stronger wall), debootstrap, and the
 #     sandbox image built from a Debian rootfs (deploy/sandbox/build-image.sh),
 #   - cargo-nextest, when missing.
 # Idempotent: re-running it only checks.

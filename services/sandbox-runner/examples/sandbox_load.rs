@@ -4,6 +4,7 @@
 //! time of a lone run (the container start-to-removal overhead), and runs per minute.
 //!
 //! `cargo run --release -p sandbox-runner --example sandbox_load -- --runs 40 --concurrency 2`
+//! (`--runtime runsc` for gVisor)
 
 #![allow(clippy::print_stdout, reason = "a load harness reports on stdout")]
 
@@ -19,6 +20,7 @@ struct Args {
     runs: usize,
     concurrency: usize,
     script: String,
+    runtime: sandbox_runner::SandboxRuntime,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -26,6 +28,7 @@ fn parse_args() -> anyhow::Result<Args> {
         runs: 40,
         concurrency: 2,
         script: "print('hello')\n".to_owned(),
+        runtime: sandbox_runner::SandboxRuntime::Runc,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
@@ -36,7 +39,16 @@ fn parse_args() -> anyhow::Result<Args> {
             "--runs" => args.runs = value.parse()?,
             "--concurrency" => args.concurrency = value.parse::<usize>()?.max(1),
             "--script" => args.script = std::fs::read_to_string(value)?,
-            other => anyhow::bail!("unknown flag {other} (use --runs, --concurrency, --script)"),
+            "--runtime" => {
+                args.runtime = match value.as_str() {
+                    "runc" => sandbox_runner::SandboxRuntime::Runc,
+                    "runsc" => sandbox_runner::SandboxRuntime::Runsc,
+                    other => anyhow::bail!("--runtime {other}: runc or runsc"),
+                }
+            }
+            other => anyhow::bail!(
+                "unknown flag {other} (use --runs, --concurrency, --script, --runtime)"
+            ),
         }
     }
     Ok(args)
@@ -88,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
         sandbox: sandbox_runner::SandboxConfig {
             work_dir: work.path().to_string_lossy().into_owned(),
             concurrency: args.concurrency,
+            runtime: args.runtime,
             ..Default::default()
         },
         ..Default::default()
