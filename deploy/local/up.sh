@@ -130,6 +130,8 @@ for service in slack-gateway alert-watcher profile-fetcher sandbox-runner remedi
                 extra+=("${prefix}PROMETHEUS__URL=http://$prometheus_addr" "${prefix}PAGES__LISTEN=127.0.0.1:9190"
                     "${prefix}PAGES__PUBLIC_URL=http://127.0.0.1:9190" "${prefix}LIVE__DEFAULT_SECONDS=5"
                     "${prefix}LIVE__TARGETS__CHECKOUT=http://$demo_addr") ;;
+            # A shared script's flamegraph is served by profile-fetcher's pages.
+            sandbox-runner) extra+=("${prefix}SANDBOX__PAGES_URL=http://127.0.0.1:9190") ;;
         esac
     fi
     env "${prefix}NATS__URL=nats://127.0.0.1:$port" "${prefix}ADMIN__LISTEN=127.0.0.1:$admin_port" \

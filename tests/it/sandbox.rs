@@ -223,7 +223,7 @@ for host, port in [("127.0.0.1", {nats_port}), ("172.17.0.1", {nats_port}), ("1.
         ),
         (
             "fill-tmp",
-            b"n = 0\ntry:\n    with open('/tmp/fill', 'wb') as f:\n        while True:\n            f.write(b'x' * (1 << 20)); f.flush(); n += 1\nexcept OSError as err:\n    print('tmp full after', n, 'MiB', err.errno)\n".to_vec(),
+            b"import time\nn = 0\ntry:\n    with open('/tmp/fill', 'wb') as f:\n        while True:\n            f.write(b'x' * (1 << 20)); f.flush(); n += 1\nexcept OSError as err:\n    print('tmp full after', n, 'MiB', err.errno)\ndef after_filling():\n    start = time.process_time()\n    while time.process_time() - start < 0.3:\n        pass\nafter_filling()\n".to_vec(),
         ),
         (
             "print-gigabytes",
@@ -312,6 +312,12 @@ for host, port in [("127.0.0.1", {nats_port}), ("172.17.0.1", {nats_port}), ("1.
         "{fill}"
     );
     assert!(hit("fill-tmp", "tmp"), "{fill}");
+    assert!(
+        fill["profile"]["top_functions"][0]["name"]
+            .as_str()
+            .is_some_and(|name| name.starts_with("after_filling")),
+        "{fill}"
+    );
     let gigabytes = by_id("print-gigabytes");
     assert_eq!(kind("print-gigabytes"), "timed_out", "{gigabytes}");
     assert_eq!(gigabytes["stdout_truncated"], true);
@@ -678,12 +684,14 @@ async fn coverage(runtime: SandboxRuntime) {
             covered >= 0.8 * cpu,
             "{samples} samples at {rate} Hz cover {covered:.3} s of {cpu:.3} s: {result:#}"
         );
+        // The frames name the file as it was shared.
+        let file = format!("{}.py", result["request_id"].as_str().unwrap());
         let stacks = stored_stacks(&bus, &result).await;
-        only_the_scripts_frames(&stacks, &["<module> (script.py)"], &result);
+        only_the_scripts_frames(&stacks, &[&format!("<module> ({file})")], &result);
         assert!(
             stacks
                 .iter()
-                .any(|(frames, _)| frames.iter().any(|f| f == "burn (script.py)")),
+                .any(|(frames, _)| frames.iter().any(|f| *f == format!("burn ({file})"))),
             "{stacks:?}"
         );
     }
@@ -738,7 +746,7 @@ if __name__ == "__main__":
     let stacks = stored_stacks(&bus, result).await;
     only_the_scripts_frames(
         &stacks,
-        &["<module> (script.py)", "<module> (child.py)"],
+        &["<module> (children-1.py)", "<module> (child.py)"],
         result,
     );
     let seconds_in = |function: &str| {
@@ -751,7 +759,7 @@ if __name__ == "__main__":
     };
     let (child, forked) = (
         seconds_in("child_burn (child.py)"),
-        seconds_in("forked_worker (script.py)"),
+        seconds_in("forked_worker (children-1.py)"),
     );
     eprintln!("child.py {child:.3} s, forked worker {forked:.3} s of 1.5 s each");
     assert!(child >= 0.8 * 1.5, "child.py: {child:.3} s, {stacks:?}");
@@ -838,7 +846,7 @@ sys.exit(3)
     assert!(
         stacks
             .iter()
-            .any(|(frames, _)| frames.iter().any(|f| f == "real_work (script.py)")),
+            .any(|(frames, _)| frames.iter().any(|f| f == "real_work (forge-1.py)")),
         "{stacks:?}"
     );
     runner.stop().await;

@@ -74,10 +74,32 @@ pub struct ProfilerPlan {
     pub command: Vec<String>,
 }
 
-/// The init's plan for a Python script: `python3 -s /work/script.py` (no user site; the site
-/// hook comes from `PYTHONPATH`), an environment with nothing of the runner's in it, and py-spy
+/// The name the script runs under, so its frames and tracebacks name the file that was shared
+/// (`slow_report.py`, not a name of ours): the shared name when it is a plain Python file name
+/// (letters, digits, `_`, `-`, `.`, ending in `.py`, at most 64 characters, not hidden), else
+/// `script.py`.
+pub fn script_file_name(shared: &str) -> String {
+    let base = shared.rsplit(['/', '\\']).next().unwrap_or_default();
+    let plain = base
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    let fits = (4..=64).contains(&base.len()) && base.ends_with(".py");
+    if plain && fits && !base.starts_with(['.', '-']) {
+        base.to_owned()
+    } else {
+        "script.py".to_owned()
+    }
+}
+
+/// The init's plan for a Python script: `python3 -s /work/<name>` (no user site; the site hook
+/// comes from `PYTHONPATH`), an environment with nothing of the runner's in it, and py-spy
 /// recording the script and its children at the runtime's rate.
-pub fn init_plan(language: Language, config: &SandboxConfig, limits: SandboxLimits) -> InitPlan {
+pub fn init_plan(
+    language: Language,
+    config: &SandboxConfig,
+    limits: SandboxLimits,
+    script_name: &str,
+) -> InitPlan {
     let Language::Python = language;
     let env = [
         ("PATH", "/usr/local/bin:/usr/bin:/bin"),
@@ -87,9 +109,11 @@ pub fn init_plan(language: Language, config: &SandboxConfig, limits: SandboxLimi
         ("PYTHONPATH", "/opt/flamethread/site"),
     ];
     InitPlan {
-        command: ["python3", "-s", "/work/script.py"]
-            .map(str::to_owned)
-            .to_vec(),
+        command: vec![
+            "python3".to_owned(),
+            "-s".to_owned(),
+            format!("/work/{script_name}"),
+        ],
         env: env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -281,7 +305,7 @@ mod tests {
     fn every_run_is_locked_down() {
         let config = SandboxConfig::default();
         let limits = limits(None, &config);
-        let plan = init_plan(Language::Python, &config, limits);
+        let plan = init_plan(Language::Python, &config, limits, "script.py");
         let body = container(&config, limits, &plan, "/srv/jobs/r1", "r1");
         let host = body.host_config.as_ref().unwrap();
         assert_eq!(body.network_disabled, Some(true));
@@ -335,7 +359,7 @@ mod tests {
             runtime: SandboxRuntime::Runsc,
             ..SandboxConfig::default()
         };
-        let plan = init_plan(Language::Python, &gvisor, limits);
+        let plan = init_plan(Language::Python, &gvisor, limits, "script.py");
         assert_eq!(plan.script_user, (0, 0), "root's uid, no capability");
         let body = container(&gvisor, limits, &plan, "/srv/jobs/r1", "r1");
         assert_eq!(body.host_config.unwrap().runtime.as_deref(), Some("runsc"));
@@ -381,5 +405,23 @@ mod tests {
         );
         assert_eq!(check_script("print('héllo')".as_bytes(), 100), Ok(()));
         assert_eq!(container_name("T1/../x y"), "ft-sandbox-T1____x_y");
+        assert_eq!(script_file_name("slow_report.py"), "slow_report.py");
+        assert_eq!(script_file_name("dir/../etl-v2.py"), "etl-v2.py");
+        for odd in [
+            "",
+            ".py",
+            "../.bashrc.py",
+            "a b.py",
+            "x.pyc",
+            "-x.py",
+            "é.py",
+            "notes.txt",
+        ] {
+            assert_eq!(script_file_name(odd), "script.py", "{odd:?}");
+        }
+        assert_eq!(
+            script_file_name(&format!("{}.py", "a".repeat(100))),
+            "script.py"
+        );
     }
 }

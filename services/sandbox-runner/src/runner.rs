@@ -183,11 +183,12 @@ impl Runner {
 
         let name = plan::container_name(&request.request_id);
         let job_dir = PathBuf::from(&self.config.work_dir).join(&name);
-        write_job(&job_dir, &script)
+        let script_name = plan::script_file_name(&request.file_name);
+        write_job(&job_dir, &script_name, &script)
             .await
             .map_err(|err| Stop::Retry(HandlerError::retry(format!("job directory: {err}"))))?;
         let limits = plan::limits(request.limits, &self.config);
-        let init = plan::init_plan(request.language, &self.config, limits);
+        let init = plan::init_plan(request.language, &self.config, limits, &script_name);
         let body = plan::container(
             &self.config,
             limits,
@@ -378,13 +379,15 @@ fn queued_notice(request: &SandboxRequest, place: usize) -> PostRequest {
     }
 }
 
-/// The job directory: `script/` (mounted at `/work`) holds the script, `init/` (mounted at
-/// `/opt/flamethread`) the init and its site hook, all readable by the container's users.
-async fn write_job(dir: &std::path::Path, script: &[u8]) -> std::io::Result<()> {
+/// The job directory: `script/` (mounted at `/work`) holds the script as `name`, `init/`
+/// (mounted at `/opt/flamethread`) the init and its site hook, all readable by the container's
+/// users.
+async fn write_job(dir: &std::path::Path, name: &str, script: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
     let _ = tokio::fs::remove_dir_all(dir).await;
+    let script_path = format!("script/{name}");
     let files = [
-        ("script/script.py", script),
+        (script_path.as_str(), script),
         ("init/init.py", plan::INIT_PY.as_bytes()),
         (
             "init/site/sitecustomize.py",

@@ -86,6 +86,27 @@ class Tail(threading.Thread):
         return {name: self.text(), "bytes": self.total, "truncated": self.truncated()}
 
 
+class NoProfiler:
+    """The profiler that could not start: already ended, with its failure as its status."""
+
+    pid, returncode = -1, 127
+
+    def __init__(self, err):
+        self.err = err
+
+    def poll(self):
+        return self.returncode
+
+    def wait(self, timeout=None):
+        return self.returncode
+
+    def send_signal(self, _signal):
+        pass
+
+    def kill(self):
+        pass
+
+
 def kill_everyone_else():
     """SIGKILLs every other process in the run's PID namespace (PID 1 is never signalled by
     kill(-1)); the init holds CAP_KILL for this, the script's processes run as another user."""
@@ -195,14 +216,19 @@ def main():
     banner_read, banner_write = os.pipe()
     spy_err_read, spy_err_write = os.pipe()
     profiler = plan["profiler"]
-    spy = subprocess.Popen(
-        profiler["command"]
-        + ["--pid", str(script.pid), "--output", "/proc/self/fd/%d" % profile_write],
-        stdin=subprocess.DEVNULL,
-        stdout=banner_write,
-        stderr=spy_err_write,
-        pass_fds=(profile_write,),
-    )
+    try:
+        spy = subprocess.Popen(
+            profiler["command"]
+            + ["--pid", str(script.pid), "--output", "/proc/self/fd/%d" % profile_write],
+            stdin=subprocess.DEVNULL,
+            stdout=banner_write,
+            stderr=spy_err_write,
+            pass_fds=(profile_write,),
+        )
+    except OSError as err:
+        # The script runs unprofiled rather than not at all; the report says why.
+        spy = NoProfiler(err)
+        os.write(spy_err_write, ("cannot start %s: %s\n" % (profiler["command"][0], err)).encode())
     for fd in (profile_write, banner_write, spy_err_write):
         os.close(fd)
     profile = Tail(profile_read, plan["profile_bytes"], head=True)
