@@ -188,6 +188,8 @@ async fn hostile_scripts_are_contained_under_gvisor_too() {
 }
 
 async fn hostile_suite(runtime: SandboxRuntime) {
+    // The two runtimes' suites run at once on one engine: their containers' names differ.
+    let prefix = format!("hostile-{}-", runtime.name());
     let nats = NatsServer::start().unwrap();
     let work = tempfile::tempdir().unwrap();
     // The runner runs in this process, whose environment has NATS_SERVER_BIN, CARGO_* and
@@ -240,9 +242,9 @@ for host, port in [("127.0.0.1", {nats_port}), ("172.17.0.1", {nats_port}), ("1.
     ];
     let ids: Vec<&str> = hostile.iter().map(|(id, _)| *id).collect();
     for (id, script) in &hostile {
-        submit(&bus, &format!("hostile-{id}"), "U-hostile", script).await;
+        submit(&bus, &format!("{prefix}{id}"), "U-hostile", script).await;
     }
-    let prefixed: Vec<String> = ids.iter().map(|id| format!("hostile-{id}")).collect();
+    let prefixed: Vec<String> = ids.iter().map(|id| format!("{prefix}{id}")).collect();
     let prefixed: Vec<&str> = prefixed.iter().map(String::as_str).collect();
     let results = wait_results(&bus, &prefixed, Duration::from_secs(240)).await;
     let by_id = |id: &str| -> &Value { &results[ids.iter().position(|i| *i == id).unwrap()] };
@@ -266,7 +268,7 @@ for host, port in [("127.0.0.1", {nats_port}), ("172.17.0.1", {nats_port}), ("1.
                 "{fork}"
             );
             assert!(hit("fork-bomb", "processes"), "{fork}");
-            assert_eq!(fork["limits_hit"][0]["max"], 32, "{fork}");
+            assert_eq!(fork["limits_hit"][0]["max"], 32 + 16, "{fork}");
         }
         // gVisor keeps the script's processes in its own memory: a fork bomb fills that.
         SandboxRuntime::Runsc => assert_eq!(kind("fork-bomb"), "out_of_memory", "{fork}"),
@@ -351,12 +353,13 @@ for host, port in [("127.0.0.1", {nats_port}), ("172.17.0.1", {nats_port}), ("1.
 
     // Healthy afterwards: ready, nothing left behind, and an ordinary script runs.
     assert!(
-        sandbox_containers("hostile-").is_empty(),
+        sandbox_containers(&prefix).is_empty(),
         "nothing left behind: {:?}",
-        sandbox_containers("hostile-")
+        sandbox_containers(&prefix)
     );
-    submit(&bus, "hostile-after", "U-other", b"print('still here')\n").await;
-    let after = &wait_results(&bus, &["hostile-after"], Duration::from_secs(60)).await[0];
+    let after = format!("{prefix}after");
+    submit(&bus, &after, "U-other", b"print('still here')\n").await;
+    let after = &wait_results(&bus, &[&after], Duration::from_secs(60)).await[0];
     assert_eq!(after["stdout_tail"], "still here\n", "{after}");
     runner.stop().await;
 }
@@ -627,10 +630,22 @@ async fn stored_stacks(bus: &Bus, result: &Value) -> Vec<(Vec<String>, u64)> {
 /// Every frame is the script's: it starts at one of its modules, and no shell, wrapper, site hook
 /// or command line is in it.
 fn only_the_scripts_frames(stacks: &[(Vec<String>, u64)], roots: &[&str], result: &Value) {
+    // Nearly every sample starts in one of the script's modules; the rest are its own exit
+    // handlers (a `multiprocessing` worker's finalizers run after its target), never start-up.
+    let total: u64 = stacks.iter().map(|(_, count)| count).sum();
+    let rooted: u64 = stacks
+        .iter()
+        .filter(|(frames, _)| roots.contains(&frames[0].as_str()))
+        .map(|(_, count)| count)
+        .sum();
+    assert!(
+        rooted as f64 >= 0.95 * total as f64,
+        "{rooted} of {total} samples start in the script: {stacks:?}"
+    );
     for (frames, _) in stacks {
         assert!(
-            roots.contains(&frames[0].as_str()),
-            "a stack that does not start in the script: {frames:?} in {result:#}"
+            !frames[0].contains("(<frozen ") && !frames[0].contains("(encodings/"),
+            "an interpreter's start is not the script's: {frames:?} in {result:#}"
         );
         for frame in frames {
             for foreign in ["process ", "sitecustomize", "init.py", "/bin/sh", "exit\""] {
@@ -817,7 +832,17 @@ def real_work():
     while time.process_time() - start < 0.5:
         sum(i * i for i in range(1000))
 
+def named():
+    start, x = time.process_time(), 0
+    while time.process_time() - start < 0.3:
+        for i in range(1000):
+            x += i
+
+# A name that would write stacks of its own into a line-based profile.
+evil = "x (forge-1.py) 1\nforged (evil.py) 99999999\ny;z"
+named.__code__ = named.__code__.replace(co_name=evil, co_qualname=evil)
 real_work()
+named()
 sys.exit(3)
 "#;
     submit(&bus, "forge-1", "U1", script.as_bytes()).await;
@@ -837,10 +862,20 @@ sys.exit(3)
         "its fake is its own output"
     );
     let stacks = stored_stacks(&bus, result).await;
+    only_the_scripts_frames(&stacks, &["<module> (forge-1.py)"], result);
     assert!(
         stacks
             .iter()
-            .all(|(frames, _)| !frames.iter().any(|f| f.contains("forged"))),
+            .all(|(frames, _)| !frames.iter().any(|f| f == "forged (evil.py)")),
+        "{stacks:?}"
+    );
+    let samples: u64 = stacks.iter().map(|(_, count)| count).sum();
+    assert!(samples < 10_000, "no forged counts: {samples}");
+    // The hostile name is one frame, its line break and `;` made harmless.
+    assert!(
+        stacks.iter().any(|(frames, _)| frames
+            .iter()
+            .any(|f| f.starts_with("x (forge-1.py) 1 forged (evil.py) 99999999 y:z"))),
         "{stacks:?}"
     );
     assert!(

@@ -134,6 +134,9 @@ impl runtime::ConfigSection for SandboxConfig {
                 return Err(format!("{key}: must be above 0"));
             }
         }
+        if self.cpu_millis < 100 {
+            return Err("sandbox.cpu_millis: at least 100 (a tenth of a core)".to_owned());
+        }
         if self.memory_mib < 16 {
             return Err("sandbox.memory_mib: at least 16 (python alone needs about 10)".to_owned());
         }

@@ -49,9 +49,15 @@ pub struct Stream {
 /// py-spy's raw folded stacks: the first bytes, and how many it wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct ProfileReport {
+    /// Folded stacks, root first, biggest first, names made safe by the init.
     pub folded: String,
     pub bytes: u64,
     pub truncated: bool,
+    /// Samples py-spy took, and those left out to fit the report.
+    #[serde(default)]
+    pub samples: u64,
+    #[serde(default)]
+    pub dropped_samples: u64,
 }
 
 /// How py-spy ended.
@@ -86,7 +92,8 @@ pub fn read(finished: &Finished, limits: SandboxLimits, tmp_mib: u32) -> Read {
         return unreported(finished);
     };
     let oom = finished.oom_killed;
-    let outcome = if report.timed_out || finished.killed_at_limit {
+    // The report is the init's word on the wall clock: it was written before any outside kill.
+    let outcome = if report.timed_out {
         SandboxOutcome::TimedOut
     } else if oom && report.signal == Some(9) {
         SandboxOutcome::OutOfMemory
@@ -102,7 +109,10 @@ pub fn read(finished: &Finished, limits: SandboxLimits, tmp_mib: u32) -> Read {
     };
     let mut limits_hit = Vec::new();
     if report.pids_exhausted == Some(true) {
-        limits_hit.push(LimitHit::Processes { max: limits.pids });
+        // The engine's bound: the script's limit and what the init and profiler may use of it.
+        limits_hit.push(LimitHit::Processes {
+            max: limits.pids + crate::plan::RESERVED_PIDS,
+        });
     }
     if oom && outcome != SandboxOutcome::OutOfMemory {
         limits_hit.push(LimitHit::Memory {
@@ -121,7 +131,9 @@ pub fn read(finished: &Finished, limits: SandboxLimits, tmp_mib: u32) -> Read {
                 bytes: stream.bytes,
             });
         }
-        streams.push((stream.tail.clone(), truncated));
+        // The init kept at most this much; a longer tail is not its.
+        let (tail, cut) = tail(stream.tail.as_bytes(), crate::config::MAX_OUTPUT_TAIL_BYTES);
+        streams.push((tail, truncated || cut));
     }
     let [
         (stdout_tail, stdout_truncated),
@@ -145,13 +157,17 @@ pub fn read(finished: &Finished, limits: SandboxLimits, tmp_mib: u32) -> Read {
     }
 }
 
-/// The report: the last line of the init's stdout that is one.
+/// The report: the init's stdout is one JSON line and nothing else; anything more means it was
+/// written to by someone else, and none of it is believed.
 pub fn report(stdout: &[u8]) -> Option<Report> {
-    stdout
+    let mut lines = stdout
         .split(|b| *b == b'\n')
-        .rev()
-        .find(|line| !line.iter().all(u8::is_ascii_whitespace))
-        .and_then(|line| serde_json::from_slice(line).ok())
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace));
+    let only = lines.next()?;
+    if lines.next().is_some() {
+        return None;
+    }
+    serde_json::from_slice(only).ok()
 }
 
 /// A run whose init said nothing: killed from outside, by memory, or the runner's fault.
@@ -211,15 +227,17 @@ fn folded(profile: &ProfileReport) -> Folded {
     let mut folded = Folded::new();
     for line in text.lines() {
         if let Some((stack, count)) = parse_stack(line) {
-            *folded.entry(stack).or_default() += count;
+            let total = folded.entry(stack).or_default();
+            *total = total.saturating_add(count);
         }
     }
     folded
 }
 
-/// One line of py-spy's raw output; `None` for what is not the script's: a stack of an
-/// interpreter starting (a child python's; the first is held past its start), which is rooted in
-/// the start-up modules (frozen, or the codec search), never under a frame of the script.
+/// One folded line; `None` for what is not the script's: a stack of an interpreter starting (a
+/// child python's; the first is held past its start), whose every frame is start-up code (the
+/// frozen import machinery and site, the codec search, the site hook). A child run with
+/// `python3 -m` keeps its stacks: they reach its module.
 fn parse_stack(line: &str) -> Option<(String, u64)> {
     let (stack, count) = line.trim_end().rsplit_once(' ')?;
     let count = count.parse::<u64>().ok()?;
@@ -227,10 +245,12 @@ fn parse_stack(line: &str) -> Option<(String, u64)> {
         .split(';')
         .filter(|frame| !(frame.starts_with("process ") && frame.contains(":\"")))
         .collect();
-    let starting = |root: &&str| {
-        (root.ends_with(">)") && root.contains("(<frozen ")) || root.contains(" (encodings/")
+    let starting = |frame: &&str| {
+        (frame.ends_with(">)") && frame.contains("(<frozen "))
+            || frame.contains(" (encodings/")
+            || frame.ends_with(" (sitecustomize.py)")
     };
-    if frames.first().is_none_or(starting) {
+    if frames.iter().all(starting) {
         return None;
     }
     let mut kept: Vec<String> = frames
@@ -316,9 +336,14 @@ mod tests {
     }
 
     #[test]
-    fn only_the_inits_last_line_is_the_report() {
-        // What the engine kept of stdout is the init's alone; a line that is not a report (or a
-        // report cut short) is no report, and the run is the runner's failure, not an outcome.
+    fn the_report_is_the_inits_one_line_or_nothing() {
+        // A second line means someone else wrote there: none of it is believed.
+        let mut twice = report_line(|_| {});
+        twice.extend(report_line(|r| r["exit_code"] = 0.into()));
+        assert_eq!(report(&twice), None);
+        assert!(report(&report_line(|_| {})).is_some());
+        // A line that is not a report (or a report cut short) is no report, and the run is the
+        // runner's failure, not an outcome.
         let cut = report_line(|_| {});
         let read = read(&finished(cut[..cut.len() / 2].to_vec()), LIMITS, 16);
         assert!(
@@ -382,7 +407,7 @@ mod tests {
         assert_eq!(
             forks.limits_hit,
             [
-                LimitHit::Processes { max: 64 },
+                LimitHit::Processes { max: 64 + 16 },
                 LimitHit::Tmp { mib: 16 },
                 LimitHit::Output {
                     stream: "stdout".into(),

@@ -40,13 +40,17 @@ pub const RESERVED_PIDS: u32 = 16;
 /// limit there is a host-side bound this much higher, and a fork bomb runs into the memory limit.
 pub const GVISOR_SENTRY_PIDS: u32 = 512;
 /// Memory the init and the profiler need beyond the script's limit, MiB.
-pub const RESERVED_MEMORY_MIB: u32 = 64;
+pub const RESERVED_MEMORY_MIB: u32 = 128;
 /// CPU the profiler needs beyond the script's share, thousandths of a core.
 pub const RESERVED_CPU_MILLIS: u32 = 250;
 /// Open files a script may have.
 pub const NOFILE: u64 = 1024;
-/// Bytes of folded stacks a run's report carries at most.
+/// Bytes of folded stacks a run's report carries at most (and never more than a sixteenth of the
+/// engine's log: JSON may write a character of a name as six, and the engine escapes it again).
 pub const MAX_PROFILE_BYTES: u64 = 2 << 20;
+/// Bytes of py-spy's speedscope file the init reads at most (one entry per sample: 20 s at 1 kHz
+/// of 30 frames is about 2 MiB); a larger profile is left out, and the report says so.
+pub const MAX_SPEEDSCOPE_BYTES: u64 = 16 << 20;
 /// Longest a script is held waiting for the profiler to attach before it runs unprofiled.
 pub const HOLD_SECONDS: u64 = 5;
 /// Time py-spy gets to write its stacks after the script ended.
@@ -63,6 +67,9 @@ pub struct InitPlan {
     pub wall_seconds: u64,
     pub tail_bytes: usize,
     pub profile_bytes: u64,
+    pub speedscope_bytes: u64,
+    pub max_frame_chars: usize,
+    pub max_depth: usize,
     pub hold_seconds: u64,
     pub profiler_grace_seconds: u64,
     pub profiler: ProfilerPlan,
@@ -125,7 +132,10 @@ pub fn init_plan(
         nofile: NOFILE,
         wall_seconds: u64::from(limits.wall_seconds),
         tail_bytes: config.output_tail_bytes,
-        profile_bytes: MAX_PROFILE_BYTES.min(config.engine_log_bytes / 2),
+        profile_bytes: MAX_PROFILE_BYTES.min(config.engine_log_bytes / 16),
+        speedscope_bytes: MAX_SPEEDSCOPE_BYTES,
+        max_frame_chars: crate::outcome::MAX_FRAME_CHARS,
+        max_depth: crate::outcome::MAX_DEPTH,
         hold_seconds: HOLD_SECONDS,
         profiler_grace_seconds: PROFILER_GRACE_SECONDS,
         profiler: ProfilerPlan {
@@ -199,7 +209,9 @@ fn profiler_command(config: &SandboxConfig) -> Vec<String> {
         command.push("--nonblocking".to_owned());
     }
     command.extend(
-        ["--format", "raw", "--rate"]
+        // JSON: every name arrives escaped, where the raw format would let a name with a line
+        // break in it write stacks of its own.
+        ["--format", "speedscope", "--rate"]
             .map(str::to_owned)
             .into_iter()
             .chain([config.sampling_rate().to_string()]),
@@ -332,7 +344,7 @@ mod tests {
         );
         assert_eq!(host.runtime.as_deref(), Some("runc"));
         assert_eq!(host.memory, host.memory_swap, "no swap beyond memory");
-        assert_eq!(host.memory, Some((256 + 64) << 20));
+        assert_eq!(host.memory, Some((256 + 128) << 20));
         assert_eq!(host.pids_limit, Some(64 + 16));
         assert_eq!(host.nano_cpus, Some(1_250_000_000));
         assert_eq!(

@@ -8,7 +8,8 @@
 //! request's, so JetStream stores one result. A redelivery that arrives while this process is
 //! still running the request (JetStream stopped waiting, e.g. when a hostile script starved the
 //! machine and the progress acknowledgements came late) joins that run instead of starting a
-//! container of the same name, which would remove the first one mid-run.
+//! container of the same name, which would remove the first one mid-run; one that arrives just
+//! after the run published is acknowledged without running the script again.
 
 use std::{
     collections::HashMap,
@@ -62,9 +63,22 @@ pub(crate) struct Runner {
 }
 
 /// The requests this process is running, each with a lock its run holds until it ends; the lock
-/// then says whether the run published its result.
+/// then says whether the run published its result. A published run stays known for
+/// [`REMEMBER_PUBLISHED`], so a redelivery that arrives just after it (JetStream had not yet
+/// taken the acknowledgement, e.g. on a machine a hostile script starved) is acknowledged
+/// instead of running the script a second time.
 #[derive(Debug, Default)]
-pub(crate) struct InProgress(Mutex<HashMap<String, Arc<tokio::sync::Mutex<bool>>>>);
+pub(crate) struct InProgress(Mutex<HashMap<String, Run>>);
+
+/// How long a published run is remembered.
+const REMEMBER_PUBLISHED: Duration = Duration::from_secs(600);
+
+#[derive(Debug)]
+struct Run {
+    lock: Arc<tokio::sync::Mutex<bool>>,
+    /// When it published its result; `None` while it runs (or if it published nothing).
+    published_at: Option<std::time::Instant>,
+}
 
 /// Held while a request runs; dropping it lets the duplicates waiting for it go.
 #[derive(Debug)]
@@ -75,18 +89,29 @@ struct RunGuard {
 }
 
 impl InProgress {
-    /// The guard of a new run, or the lock of the run already under way for `request_id`.
+    /// The guard of a new run, or the lock of the run under way (or just published) for
+    /// `request_id`.
     fn start(
         self: &Arc<Self>,
         request_id: &str,
     ) -> Result<RunGuard, Arc<tokio::sync::Mutex<bool>>> {
-        let mut running = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(run) = running.get(request_id) {
-            return Err(run.clone());
+        let mut runs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        runs.retain(|_, run| {
+            run.published_at
+                .is_none_or(|at| at.elapsed() < REMEMBER_PUBLISHED)
+        });
+        if let Some(run) = runs.get(request_id) {
+            return Err(run.lock.clone());
         }
-        let run = Arc::new(tokio::sync::Mutex::new(false));
-        let held = run.clone().try_lock_owned().map_err(|_| run.clone())?;
-        running.insert(request_id.to_owned(), run);
+        let lock = Arc::new(tokio::sync::Mutex::new(false));
+        let held = lock.clone().try_lock_owned().map_err(|_| lock.clone())?;
+        runs.insert(
+            request_id.to_owned(),
+            Run {
+                lock,
+                published_at: None,
+            },
+        );
         Ok(RunGuard {
             in_progress: self.clone(),
             request_id: request_id.to_owned(),
@@ -97,11 +122,14 @@ impl InProgress {
 
 impl Drop for RunGuard {
     fn drop(&mut self) {
-        self.in_progress
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.request_id);
+        let mut runs = self.in_progress.0.lock().unwrap_or_else(|e| e.into_inner());
+        if *self.published {
+            if let Some(run) = runs.get_mut(&self.request_id) {
+                run.published_at = Some(std::time::Instant::now());
+            }
+        } else {
+            runs.remove(&self.request_id);
+        }
     }
 }
 
@@ -495,9 +523,17 @@ mod tests {
             waiter.await.unwrap_or(false),
             "the waiter sees the result published"
         );
+        let Err(late) = in_progress.start("r1") else {
+            panic!("a delivery just after the result joins it")
+        };
+        assert!(*late.lock().await, "and learns it was published");
+        let unpublished = in_progress
+            .start("r2")
+            .unwrap_or_else(|_| panic!("r2 is new"));
+        drop(unpublished);
         assert!(
-            in_progress.start("r1").is_ok(),
-            "a later delivery runs again"
+            in_progress.start("r2").is_ok(),
+            "a run that published nothing runs again"
         );
     }
 }

@@ -116,26 +116,17 @@ def kill_everyone_else():
         pass
 
 
-def stop_profiler(spy, grace):
+def stop_profiler(spy, children, grace):
     """Lets py-spy write what it has (it does on SIGINT) within `grace` seconds, else kills it."""
-    if spy.poll() is None:
-        spy.send_signal(signal.SIGINT)
+    if spy.pid < 0:
+        return
     try:
-        spy.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        spy.kill()
-        spy.wait()
-
-
-def reap():
-    """Collects exited children (orphans of the script are re-parented to PID 1)."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
+        spy.send_signal(signal.SIGINT)
+        if children.wait_for(spy.pid, grace) is None:
+            spy.kill()
+            children.wait_for(spy.pid, 5)
+    except OSError:
+        pass
 
 
 def pids_exhausted():
@@ -174,7 +165,10 @@ def main():
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     nofile = plan["nofile"]
     resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-    signal.signal(signal.SIGTERM, lambda *_: None)
+    # Nothing the script sends may end the init early (under gVisor it shares the init's uid);
+    # a handler, not SIG_IGN, so the script's processes do not inherit the disposition.
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(signum, lambda *_: None)
 
     hold_read, hold_write = os.pipe()
     ready_read, ready_write = os.pipe()
@@ -231,7 +225,7 @@ def main():
         os.write(spy_err_write, ("cannot start %s: %s\n" % (profiler["command"][0], err)).encode())
     for fd in (profile_write, banner_write, spy_err_write):
         os.close(fd)
-    profile = Tail(profile_read, plan["profile_bytes"], head=True)
+    profile = Tail(profile_read, plan["speedscope_bytes"], head=True)
     spy_err = Tail(spy_err_read, 4096)
     profile.start()
     spy_err.start()
@@ -257,44 +251,138 @@ def main():
     threading.Thread(target=banner, daemon=True).start()
     attached.wait(plan["hold_seconds"])
     held_ms = int((time.monotonic() - started) * 1000)
-    os.write(hold_write, b"go")
+    try:
+        os.write(hold_write, b"go")
+    except OSError:
+        pass  # the script's python died before it was let go; its stderr says why
     os.close(hold_write)
 
+    children = Children()
     timed_out = False
-    try:
-        status = script.wait(timeout=plan["wall_seconds"])
-    except subprocess.TimeoutExpired:
+    status = children.wait_for(script.pid, plan["wall_seconds"])
+    if status is None:
         timed_out = True
         # What py-spy saw up to the limit is the profile: it writes it before anything dies.
-        stop_profiler(spy, plan["profiler_grace_seconds"])
+        stop_profiler(spy, children, plan["profiler_grace_seconds"])
         kill_everyone_else()
-        status = script.wait()
-    else:
-        # py-spy ends by itself once the script has; then the script's leftovers go.
-        try:
-            spy.wait(timeout=plan["profiler_grace_seconds"])
-        except subprocess.TimeoutExpired:
-            stop_profiler(spy, 5)
+        status = children.wait_for(script.pid, 5)
+    elif spy.pid > 0 and children.wait_for(spy.pid, plan["profiler_grace_seconds"]) is None:
+        # py-spy ends by itself once the script's pythons have; a leftover child keeps it on.
+        stop_profiler(spy, children, 5)
+    spy_status = children.status_of(spy.pid, spy)
     kill_everyone_else()
-    reap()
+    children.reap()
     for reader in (stdout, stderr, profile, spy_err):
         reader.join(5)
 
+    code = os.waitstatus_to_exitcode(status) if status is not None else None
+    folded, samples, dropped, problem = fold(profile, plan)
     report = {
-        "exit_code": status if status >= 0 else None,
-        "signal": -status if status < 0 else None,
+        "exit_code": code if code is not None and code >= 0 else None,
+        "signal": -code if code is not None and code < 0 else None,
         "timed_out": timed_out,
         "pids_exhausted": pids_exhausted(),
         "tmp_full": tmp_full(),
         "held_ms": held_ms,
         "stdout": stdout.report("tail"),
         "stderr": stderr.report("tail"),
-        "profile": profile.report("folded"),
-        "profiler": {"status": spy.returncode, "stderr": spy_err.text()},
+        "profile": {"folded": folded, "bytes": len(folded), "truncated": dropped > 0, "samples": samples, "dropped_samples": dropped},
+        "profiler": {"status": spy_status, "stderr": (spy_err.text() + problem)[-4096:]},
     }
     sys.stdout.write(json.dumps(report))
     sys.stdout.write("\n")
     sys.stdout.flush()
+
+
+class Children:
+    """Every child of this process (PID 1 also adopts the script's orphans), reaped as they end
+    so that no zombie holds a process slot; the statuses of the ones asked for are kept."""
+
+    def __init__(self):
+        self.statuses = {}
+
+    def reap(self):
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.statuses[pid] = status
+
+    def wait_for(self, pid, timeout):
+        """`pid`'s wait status once it ended, or None after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.reap()
+            if pid in self.statuses:
+                return self.statuses[pid]
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.005)
+
+    def status_of(self, pid, process):
+        status = self.statuses.get(pid)
+        if status is None:
+            return getattr(process, "returncode", None)
+        return os.waitstatus_to_exitcode(status)
+
+
+def short_file(path, prefixes):
+    """A frame's file as py-spy's own output shows it: relative to the path it was imported from."""
+    for prefix in prefixes:
+        if path.startswith(prefix):
+            return path[len(prefix) :]
+    return path
+
+
+def frame_text(frame, prefixes, max_chars):
+    """`name (file)`, bounded, with nothing that could split a folded line: the names are the
+    script's to choose, and a `;` or a line break in one would forge frames or whole stacks."""
+    text = "%s (%s)" % (frame.get("name", "?"), short_file(frame.get("file") or "?", prefixes))
+    text = "".join(" " if c in "\r\n\t\v\f" or ord(c) < 32 else c for c in text).replace(";", ":")
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "\u2026"
+
+
+def fold(profile, plan):
+    """py-spy's speedscope file (JSON, so every name arrives escaped) as folded stacks, root
+    first, biggest first, within the report's budget. Returns (text, samples, dropped, problem)."""
+    if profile.truncated():
+        return "", 0, 0, "the profile was larger than %d bytes, so it was left out\n" % profile.keep
+    raw = bytes(profile.data)
+    if not raw.strip():
+        return "", 0, 0, ""
+    try:
+        document = json.loads(raw)
+        frames = document["shared"]["frames"]
+        prefixes = sorted(
+            {"/work/", "/tmp/"} | {p.rstrip("/") + "/" for p in sys.path if p.startswith("/")},
+            key=len,
+            reverse=True,
+        )
+        names = [frame_text(f, prefixes, plan["max_frame_chars"]) for f in frames]
+        counts = {}
+        for each in document["profiles"]:
+            for sample in each.get("samples", []):
+                key = tuple(sample[: plan["max_depth"]])
+                counts[key] = counts.get(key, 0) + 1
+    except (ValueError, KeyError, TypeError, IndexError) as err:
+        return "", 0, 0, "the profile could not be read: %s\n" % err
+    samples = sum(counts.values())
+    lines, size, dropped = [], 0, 0
+    for key, count in sorted(counts.items(), key=lambda item: -item[1]):
+        try:
+            line = ";".join(names[i] for i in key) + " %d\n" % count
+        except (IndexError, TypeError):
+            dropped += count
+            continue
+        if size + len(line) > plan["profile_bytes"]:
+            dropped += count
+            continue
+        lines.append(line)
+        size += len(line)
+    return "".join(lines), samples, dropped, ""
 
 
 if __name__ == "__main__":
