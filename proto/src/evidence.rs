@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Correlated, Correlation, IncidentId, Message, ObjectRef, ReplyTarget, SchemaVersion, Subject,
-    TimeWindow,
+    TimeWindow, change::Change,
 };
 
 /// How a lookup went.
@@ -158,6 +158,10 @@ pub struct ProfileEvidence {
     pub flamegraph_url: Option<String>,
     #[serde(default)]
     pub diff_url: Option<String>,
+    /// What the baseline is, when it is not the incident's calm window before: "before deploy
+    /// checkout 1.4.2" when a change came just before the alert, so the diff shows what it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_label: Option<String>,
     /// The profile as folded stacks (`a;b;c 42` per line).
     #[serde(default)]
     pub folded: Option<ObjectRef>,
@@ -180,6 +184,169 @@ impl Message for ProfileEvidence {
 impl Correlated for ProfileEvidence {
     fn correlation(&self) -> Correlation<'_> {
         Correlation::incident(self.incident_id.as_ref())
+    }
+}
+
+/// What changed before an incident: recorded changes for its service, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChangesEvidence {
+    pub schema_version: SchemaVersion,
+    pub evidence_id: String,
+    pub incident_id: IncidentId,
+    pub status: EvidenceStatus,
+    /// The span of time looked at (from the lookback before the alert to now).
+    pub window: TimeWindow,
+    /// Newest first, at most a bounded number.
+    #[serde(default)]
+    pub changes: Vec<Change>,
+    /// Sources that could not be read, each a sentence ("kube-state-metrics: Prometheus did not
+    /// answer within 10s").
+    #[serde(default)]
+    pub notes: Vec<String>,
+    pub collected_at: DateTime<Utc>,
+}
+
+impl Message for ChangesEvidence {
+    fn subject(&self) -> Subject {
+        Subject::EvidenceChanges
+    }
+
+    fn idempotency_key(&self) -> String {
+        format!("evidence:{}", self.evidence_id)
+    }
+}
+
+impl Correlated for ChangesEvidence {
+    fn correlation(&self) -> Correlation<'_> {
+        Correlation::incident(Some(&self.incident_id))
+    }
+}
+
+/// The Kubernetes workload an alert is about, from its labels.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WorkloadRef {
+    pub namespace: String,
+    #[serde(default)]
+    pub deployment: Option<String>,
+    #[serde(default)]
+    pub pod: Option<String>,
+    #[serde(default)]
+    pub container: Option<String>,
+}
+
+/// Ready against desired replicas of a deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Replicas {
+    pub desired: u32,
+    pub ready: u32,
+}
+
+/// One container of the workload, from kube-state-metrics and cAdvisor.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ContainerFacts {
+    pub pod: String,
+    pub container: String,
+    #[serde(default)]
+    pub restarts: Option<u64>,
+    /// Why it last terminated (`OOMKilled`, `Error`, `Completed`…).
+    #[serde(default)]
+    pub last_terminated: Option<String>,
+    /// Working set now, and its highest over the incident window.
+    #[serde(default)]
+    pub memory_bytes: Option<f64>,
+    #[serde(default)]
+    pub memory_peak_bytes: Option<f64>,
+    #[serde(default)]
+    pub memory_limit_bytes: Option<f64>,
+    /// Share of CFS periods throttled over the incident window, 0..=1.
+    #[serde(default)]
+    pub cpu_throttled: Option<f64>,
+    /// CPU used against its limit, in cores.
+    #[serde(default)]
+    pub cpu_cores: Option<f64>,
+    #[serde(default)]
+    pub cpu_limit_cores: Option<f64>,
+}
+
+/// A Kubernetes event about the workload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct KubeEvent {
+    #[serde(default)]
+    pub at: Option<DateTime<Utc>>,
+    /// `Normal` or `Warning`.
+    pub kind: String,
+    pub reason: String,
+    pub message: String,
+    /// `Pod/checkout-7d9f8-x2k4z`.
+    pub object: String,
+    #[serde(default)]
+    pub count: u32,
+}
+
+/// The last lines of a container's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LogTail {
+    pub pod: String,
+    pub container: String,
+    /// The log of the container's previous run (the one that crashed).
+    pub previous: bool,
+    pub text: String,
+    /// More was there than is kept.
+    pub truncated: bool,
+}
+
+/// One revision of a deployment's rollout history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Rollout {
+    pub revision: u64,
+    pub replicaset: String,
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub images: Vec<String>,
+}
+
+/// What the alert's Kubernetes workload is doing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WorkloadEvidence {
+    pub schema_version: SchemaVersion,
+    pub evidence_id: String,
+    pub incident_id: IncidentId,
+    pub status: EvidenceStatus,
+    #[serde(default)]
+    pub workload: Option<WorkloadRef>,
+    #[serde(default)]
+    pub replicas: Option<Replicas>,
+    #[serde(default)]
+    pub containers: Vec<ContainerFacts>,
+    /// Newest first, bounded.
+    #[serde(default)]
+    pub events: Vec<KubeEvent>,
+    #[serde(default)]
+    pub log: Option<LogTail>,
+    /// Newest revision first, bounded.
+    #[serde(default)]
+    pub rollouts: Vec<Rollout>,
+    /// What could not be read, each a sentence saying why ("Kubernetes refused to list events
+    /// in shop (403): the Role needs `list` on `events`").
+    #[serde(default)]
+    pub notes: Vec<String>,
+    pub collected_at: DateTime<Utc>,
+}
+
+impl Message for WorkloadEvidence {
+    fn subject(&self) -> Subject {
+        Subject::EvidenceWorkload
+    }
+
+    fn idempotency_key(&self) -> String {
+        format!("evidence:{}", self.evidence_id)
+    }
+}
+
+impl Correlated for WorkloadEvidence {
+    fn correlation(&self) -> Correlation<'_> {
+        Correlation::incident(Some(&self.incident_id))
     }
 }
 
@@ -235,6 +402,8 @@ impl Correlated for ProfileRequest {
 pub enum Evidence {
     Metrics(Box<MetricsEvidence>),
     Profile(Box<ProfileEvidence>),
+    Changes(Box<ChangesEvidence>),
+    Workload(Box<WorkloadEvidence>),
 }
 
 impl crate::Inbound for Evidence {
@@ -246,6 +415,12 @@ impl crate::Inbound for Evidence {
             Subject::EvidenceProfile => {
                 crate::decode(payload).map(|profile| Evidence::Profile(Box::new(profile)))
             }
+            Subject::EvidenceChanges => {
+                crate::decode(payload).map(|changes| Evidence::Changes(Box::new(changes)))
+            }
+            Subject::EvidenceWorkload => {
+                crate::decode(payload).map(|workload| Evidence::Workload(Box::new(workload)))
+            }
             other => Err(crate::unexpected_subject(other, "evidence")),
         }
     }
@@ -256,6 +431,8 @@ impl Correlated for Evidence {
         match self {
             Evidence::Metrics(metrics) => metrics.correlation(),
             Evidence::Profile(profile) => profile.correlation(),
+            Evidence::Changes(changes) => changes.correlation(),
+            Evidence::Workload(workload) => workload.correlation(),
         }
     }
 }

@@ -12,7 +12,7 @@
 //!   (sent as `Nats-Msg-Id`) and the correlation fields that tracing spans carry.
 //! - [`codec`]: decoding with readable errors, split into "not JSON / wrong shape" and "a schema
 //!   version this build does not understand", so the bus can dead-letter with a precise reason.
-//! - One module per conversation: [`slack`], [`incident`], [`evidence`], [`sandbox`], [`post`],
+//! - One module per conversation: [`slack`], [`incident`], [`evidence`], [`change`], [`sandbox`], [`post`],
 //!   and [`dead_letter`] for messages that could not be processed.
 //! - [`command`]: the `/profile` grammar, which picker options also carry.
 //! - [`mrkdwn`]: the only way to write text and blocks for Slack, so that outside text is never
@@ -23,6 +23,7 @@
 //! field is optional (`#[serde(default)]`) and consumers ignore fields they do not know. Anything
 //! else is a new version, and consumers dead-letter versions they do not understand.
 
+pub mod change;
 pub mod codec;
 pub mod command;
 pub mod common;
@@ -37,10 +38,13 @@ pub mod schema;
 pub mod slack;
 pub mod subjects;
 
+pub use change::{Change, ChangeKind, ChangeSource, NewChange};
 pub use codec::{DecodeError, decode, encode};
 pub use common::{IncidentId, ObjectRef, ReplyTarget, SchemaVersion, SlackThread, TimeWindow};
 pub use dead_letter::{DeadLetter, ErrorCode};
-pub use evidence::{Evidence, MetricsEvidence, ProfileEvidence, ProfileRequest};
+pub use evidence::{
+    ChangesEvidence, Evidence, MetricsEvidence, ProfileEvidence, ProfileRequest, WorkloadEvidence,
+};
 pub use incident::{Alert, Incident, IncidentChange, IncidentEvent};
 pub use mrkdwn::{Mrkdwn, blocks::Block};
 pub use post::PostRequest;

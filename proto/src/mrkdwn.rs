@@ -371,6 +371,16 @@ pub mod blocks {
         )
     }
 
+    /// A button that opens `url` in the reader's browser; `None` when the URL is not a safe
+    /// `http(s)` link (see [`super::is_safe_url`]).
+    pub fn link_button(label: &str, action_id: &str, url: &str) -> Option<Element> {
+        (super::is_safe_url(url) && url.chars().count() <= 3000).then(|| {
+            Element(
+                json!({"type": "button", "text": plain(label, 75), "action_id": action_id, "url": url}),
+            )
+        })
+    }
+
     /// A select whose options are `(label, value)`; labels are plain text.
     pub fn select(placeholder: &str, action_id: &str, options: &[(String, String)]) -> Element {
         let options: Vec<Value> = options

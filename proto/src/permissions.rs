@@ -43,6 +43,7 @@ pub const PRODUCERS: &[(&str, &[Subject])] = &[
             Subject::ProfileRequest,
             Subject::SandboxRequest,
             Subject::PostRequest,
+            Subject::ChangeRecorded,
         ],
     ),
     (
@@ -50,7 +51,10 @@ pub const PRODUCERS: &[(&str, &[Subject])] = &[
         &[
             Subject::EvidenceMetrics,
             Subject::EvidenceProfile,
+            Subject::EvidenceChanges,
+            Subject::EvidenceWorkload,
             Subject::PostRequest,
+            Subject::ChangeRecorded,
         ],
     ),
     (
@@ -59,6 +63,10 @@ pub const PRODUCERS: &[(&str, &[Subject])] = &[
     ),
     ("remediation-poster", &[]),
 ];
+
+/// Streams a service reads by time with short-lived ordered consumers rather than a durable one:
+/// profile-fetcher reads the changes before an incident, and lists them for the markers API.
+pub const READERS_BY_TIME: &[(&str, Stream)] = &[("profile-fetcher", Stream::Changes)];
 
 /// The KV buckets a service writes: the incident state is alert-watcher's alone, the replies
 /// remediation-poster's.
@@ -93,6 +101,12 @@ pub fn denied(subjects: &Subjects, service: &str) -> (Vec<String>, Vec<String>) 
         .iter()
         .filter(|consumer| consumer.owner == service)
         .map(|consumer| consumer.stream)
+        .chain(
+            READERS_BY_TIME
+                .iter()
+                .filter(|(reader, _)| *reader == service)
+                .map(|(_, stream)| *stream),
+        )
         .collect();
     for spec in subjects.streams() {
         if !consumed.contains(&spec.stream) {

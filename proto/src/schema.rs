@@ -5,9 +5,9 @@
 use schemars::{JsonSchema, Schema, generate::SchemaSettings};
 
 use crate::{
-    BlockAction, DeadLetter, FileReceived, FileShared, IncidentEvent, MetricsEvidence, PostRequest,
-    ProfileEvidence, ProfileRequest, SandboxRequest, SandboxResult, SlackMessage, SlashCommand,
-    Subject, Subjects,
+    BlockAction, Change, ChangesEvidence, DeadLetter, FileReceived, FileShared, IncidentEvent,
+    MetricsEvidence, PostRequest, ProfileEvidence, ProfileRequest, SandboxRequest, SandboxResult,
+    SlackMessage, SlashCommand, Subject, Subjects, WorkloadEvidence,
     subjects::{CONSUMERS, Stream},
 };
 
@@ -23,6 +23,8 @@ pub struct CatalogEntry {
     pub producer: &'static str,
     /// How its `Nats-Msg-Id` is built.
     pub idempotency_key: &'static str,
+    /// Who reads it without a durable consumer (by time, with an ordered consumer).
+    pub read_by_time: Option<&'static str>,
     schema: fn() -> Schema,
 }
 
@@ -52,6 +54,7 @@ pub const CATALOG: &[CatalogEntry] = &[
         subjects: &[Subject::SlackMessage],
         producer: "slack-gateway",
         idempotency_key: "`slack-event:<event_id>`",
+        read_by_time: None,
         schema: schema_of::<SlackMessage>,
     },
     CatalogEntry {
@@ -60,6 +63,7 @@ pub const CATALOG: &[CatalogEntry] = &[
         subjects: &[Subject::SlackCommand],
         producer: "slack-gateway",
         idempotency_key: "`slack-command:<trigger_id>`",
+        read_by_time: None,
         schema: schema_of::<SlashCommand>,
     },
     CatalogEntry {
@@ -68,6 +72,7 @@ pub const CATALOG: &[CatalogEntry] = &[
         subjects: &[Subject::SlackAction],
         producer: "slack-gateway",
         idempotency_key: "`slack-action:<trigger_id>:<action_id>`",
+        read_by_time: None,
         schema: schema_of::<BlockAction>,
     },
     CatalogEntry {
@@ -76,6 +81,7 @@ pub const CATALOG: &[CatalogEntry] = &[
         subjects: &[Subject::SlackFile],
         producer: "slack-gateway",
         idempotency_key: "`slack-event:<event_id>`",
+        read_by_time: None,
         schema: schema_of::<FileShared>,
     },
     CatalogEntry {
@@ -84,6 +90,7 @@ pub const CATALOG: &[CatalogEntry] = &[
         subjects: &[Subject::SlackFileReceived],
         producer: "slack-gateway",
         idempotency_key: "`slack-file-received:<event_id>`",
+        read_by_time: None,
         schema: schema_of::<FileReceived>,
     },
     CatalogEntry {
@@ -96,6 +103,7 @@ pub const CATALOG: &[CatalogEntry] = &[
         ],
         producer: "alert-watcher",
         idempotency_key: "`incident:<incident.id>:<incident.revision>`",
+        read_by_time: None,
         schema: schema_of::<IncidentEvent>,
     },
     CatalogEntry {
@@ -104,6 +112,7 @@ pub const CATALOG: &[CatalogEntry] = &[
         subjects: &[Subject::EvidenceMetrics],
         producer: "profile-fetcher",
         idempotency_key: "`evidence:<evidence_id>`",
+        read_by_time: None,
         schema: schema_of::<MetricsEvidence>,
     },
     CatalogEntry {
@@ -112,6 +121,7 @@ pub const CATALOG: &[CatalogEntry] = &[
         subjects: &[Subject::EvidenceProfile],
         producer: "profile-fetcher",
         idempotency_key: "`evidence:<evidence_id>`",
+        read_by_time: None,
         schema: schema_of::<ProfileEvidence>,
     },
     CatalogEntry {
@@ -120,6 +130,7 @@ pub const CATALOG: &[CatalogEntry] = &[
         subjects: &[Subject::ProfileRequest],
         producer: "alert-watcher",
         idempotency_key: "`profile-request:<request_id>`",
+        read_by_time: None,
         schema: schema_of::<ProfileRequest>,
     },
     CatalogEntry {
@@ -128,6 +139,7 @@ pub const CATALOG: &[CatalogEntry] = &[
         subjects: &[Subject::SandboxRequest],
         producer: "alert-watcher",
         idempotency_key: "`sandbox-request:<request_id>`",
+        read_by_time: None,
         schema: schema_of::<SandboxRequest>,
     },
     CatalogEntry {
@@ -136,6 +148,7 @@ pub const CATALOG: &[CatalogEntry] = &[
         subjects: &[Subject::SandboxResult],
         producer: "sandbox-runner",
         idempotency_key: "`sandbox-result:<request_id>`",
+        read_by_time: None,
         schema: schema_of::<SandboxResult>,
     },
     CatalogEntry {
@@ -144,7 +157,37 @@ pub const CATALOG: &[CatalogEntry] = &[
         subjects: &[Subject::PostRequest],
         producer: "alert-watcher, profile-fetcher, sandbox-runner",
         idempotency_key: "`post:<post_id>`",
+        read_by_time: None,
         schema: schema_of::<PostRequest>,
+    },
+    CatalogEntry {
+        message: "ChangesEvidence",
+        file: "changes-evidence.v1.json",
+        subjects: &[Subject::EvidenceChanges],
+        producer: "profile-fetcher",
+        idempotency_key: "`evidence:<evidence_id>`",
+        read_by_time: None,
+        schema: schema_of::<ChangesEvidence>,
+    },
+    CatalogEntry {
+        message: "WorkloadEvidence",
+        file: "workload-evidence.v1.json",
+        subjects: &[Subject::EvidenceWorkload],
+        producer: "profile-fetcher",
+        idempotency_key: "`evidence:<evidence_id>`",
+        read_by_time: None,
+        schema: schema_of::<WorkloadEvidence>,
+    },
+    CatalogEntry {
+        message: "Change",
+        file: "change.v1.json",
+        subjects: &[Subject::ChangeRecorded],
+        producer: "profile-fetcher (markers API), alert-watcher (change messages in Slack)",
+        idempotency_key: "`change:<change_id>`",
+        read_by_time: Some(
+            "profile-fetcher, by time, when an incident opens and for `GET /api/v1/changes`",
+        ),
+        schema: schema_of::<Change>,
     },
     CatalogEntry {
         message: "DeadLetter",
@@ -152,6 +195,7 @@ pub const CATALOG: &[CatalogEntry] = &[
         subjects: &[],
         producer: "any consumer (the bus)",
         idempotency_key: "`dead-letter:<stream>:<stream_sequence>`",
+        read_by_time: None,
         schema: schema_of::<DeadLetter>,
     },
 ];
@@ -176,7 +220,11 @@ pub fn subject_table() -> String {
                 entry.message,
                 entry.file,
                 entry.producer,
-                if consumers.is_empty() { "none yet".to_owned() } else { consumers.join(", ") },
+                match (consumers.is_empty(), entry.read_by_time) {
+                    (false, _) => consumers.join(", "),
+                    (true, Some(readers)) => readers.to_owned(),
+                    (true, None) => "none yet".to_owned(),
+                },
                 subjects.stream_name(subject.stream()),
                 entry.idempotency_key,
             ));

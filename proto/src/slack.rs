@@ -306,6 +306,9 @@ pub mod actions {
     pub const SANDBOX_RUN: &str = "ft.sandbox_run";
     /// Do not run it (value: the file id).
     pub const SANDBOX_DECLINE: &str = "ft.sandbox_decline";
+    /// Open the diff flamegraph of before vs after a change (a link button: Slack opens the
+    /// URL, and the click it also sends is ignored).
+    pub const OPEN_DIFF: &str = "ft.open_diff";
 }
 
 /// What alert-watcher's interactions consumer reads: a command, a click or a shared file.

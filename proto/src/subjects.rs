@@ -22,14 +22,17 @@ pub enum Subject {
     IncidentResolved,
     EvidenceMetrics,
     EvidenceProfile,
+    EvidenceChanges,
+    EvidenceWorkload,
     ProfileRequest,
     SandboxRequest,
     SandboxResult,
     PostRequest,
+    ChangeRecorded,
 }
 
 impl Subject {
-    pub const ALL: [Subject; 14] = [
+    pub const ALL: [Subject; 17] = [
         Subject::SlackMessage,
         Subject::SlackCommand,
         Subject::SlackAction,
@@ -40,10 +43,13 @@ impl Subject {
         Subject::IncidentResolved,
         Subject::EvidenceMetrics,
         Subject::EvidenceProfile,
+        Subject::EvidenceChanges,
+        Subject::EvidenceWorkload,
         Subject::ProfileRequest,
         Subject::SandboxRequest,
         Subject::SandboxResult,
         Subject::PostRequest,
+        Subject::ChangeRecorded,
     ];
 
     /// The subject after the prefix, e.g. `slack.message`.
@@ -59,10 +65,13 @@ impl Subject {
             Subject::IncidentResolved => "incident.resolved",
             Subject::EvidenceMetrics => "evidence.metrics",
             Subject::EvidenceProfile => "evidence.profile",
+            Subject::EvidenceChanges => "evidence.changes",
+            Subject::EvidenceWorkload => "evidence.workload",
             Subject::ProfileRequest => "profile.request",
             Subject::SandboxRequest => "sandbox.request",
             Subject::SandboxResult => "sandbox.result",
             Subject::PostRequest => "post.request",
+            Subject::ChangeRecorded => "change.recorded",
         }
     }
 
@@ -77,10 +86,14 @@ impl Subject {
             Subject::IncidentOpened | Subject::IncidentUpdated | Subject::IncidentResolved => {
                 Stream::Incidents
             }
-            Subject::EvidenceMetrics | Subject::EvidenceProfile => Stream::Evidence,
+            Subject::EvidenceMetrics
+            | Subject::EvidenceProfile
+            | Subject::EvidenceChanges
+            | Subject::EvidenceWorkload => Stream::Evidence,
             Subject::ProfileRequest => Stream::Profile,
             Subject::SandboxRequest | Subject::SandboxResult => Stream::Sandbox,
             Subject::PostRequest => Stream::Post,
+            Subject::ChangeRecorded => Stream::Changes,
         }
     }
 }
@@ -95,17 +108,19 @@ pub enum Stream {
     Profile,
     Sandbox,
     Post,
+    Changes,
     DeadLetter,
 }
 
 impl Stream {
-    pub const ALL: [Stream; 7] = [
+    pub const ALL: [Stream; 8] = [
         Stream::Slack,
         Stream::Incidents,
         Stream::Evidence,
         Stream::Profile,
         Stream::Sandbox,
         Stream::Post,
+        Stream::Changes,
         Stream::DeadLetter,
     ];
 
@@ -117,6 +132,7 @@ impl Stream {
             Stream::Profile => "PROFILE",
             Stream::Sandbox => "SANDBOX",
             Stream::Post => "POST",
+            Stream::Changes => "CHANGES",
             Stream::DeadLetter => "DEADLETTER",
         }
     }
@@ -130,6 +146,7 @@ impl Stream {
             Stream::Profile => "profile",
             Stream::Sandbox => "sandbox",
             Stream::Post => "post",
+            Stream::Changes => "change",
             Stream::DeadLetter => "deadletter",
         }
     }
@@ -146,7 +163,9 @@ impl Stream {
     fn max_age(self) -> Duration {
         const DAY: u64 = 24 * 60 * 60;
         match self {
-            Stream::DeadLetter => Duration::from_secs(30 * DAY),
+            // Changes are read back by time: a month covers any incident's lookback and the
+            // markers API's listing, and deploys are few.
+            Stream::DeadLetter | Stream::Changes => Duration::from_secs(30 * DAY),
             _ => Duration::from_secs(7 * DAY),
         }
     }
@@ -159,6 +178,7 @@ impl Stream {
             Stream::Profile => "requests for a profile (/profile, Profile now)",
             Stream::Sandbox => "script runs requested and their results",
             Stream::Post => "what remediation-poster is asked to say in Slack",
+            Stream::Changes => "deploys, config changes and rollbacks, read back by time",
             Stream::DeadLetter => "messages no consumer could process, with the reason",
         }
     }
@@ -247,7 +267,12 @@ pub const CONSUMERS: &[ConsumerSpec] = &[
         durable: "remediation-poster-evidence",
         owner: "remediation-poster",
         stream: Stream::Evidence,
-        subjects: &[Subject::EvidenceMetrics, Subject::EvidenceProfile],
+        subjects: &[
+            Subject::EvidenceMetrics,
+            Subject::EvidenceProfile,
+            Subject::EvidenceChanges,
+            Subject::EvidenceWorkload,
+        ],
     },
     ConsumerSpec {
         durable: "remediation-poster-sandbox",

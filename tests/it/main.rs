@@ -9,6 +9,7 @@ mod bus_connect;
 mod bus_contract;
 mod bus_faults;
 mod bus_permissions;
+mod changes;
 mod diagnosis;
 mod escaping;
 mod profile_command;

@@ -17,6 +17,8 @@ pub enum Error {
     Publish { subject: String, detail: String },
     #[error("consumer {consumer}: {detail}")]
     Consumer { consumer: String, detail: String },
+    #[error("cannot read stream {stream} back: {detail}")]
+    Read { stream: String, detail: String },
 }
 
 /// How a handler failed, which decides what happens to the message.

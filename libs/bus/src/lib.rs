@@ -17,6 +17,7 @@ pub mod config;
 pub mod consumer;
 mod error;
 mod headers;
+pub mod history;
 
 use std::time::Duration;
 
@@ -33,6 +34,7 @@ pub use config::{NatsConfig, RetentionConfig};
 pub mod redrive;
 pub use consumer::{ConsumerOptions, Delivery};
 pub use error::{Error, HandlerError};
+pub use history::History;
 
 /// A connection to NATS and JetStream, with the names of one flamethread installation. Cheap to
 /// clone; clones share the connection.

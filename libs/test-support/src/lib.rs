@@ -750,6 +750,7 @@ pub mod fixtures {
                 .collect(),
             flamegraph_url: None,
             diff_url: None,
+            baseline_label: None,
             folded: None,
             reply: None,
             collected_at: at(0),

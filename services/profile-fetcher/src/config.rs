@@ -314,3 +314,126 @@ impl runtime::ConfigSection for LiveConfig {
         Ok(())
     }
 }
+
+/// `[changes]`: what changed before an alert, and the markers API that records changes.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChangesConfig {
+    /// The bearer token `POST`/`GET /api/v1/changes` require (on the pages listener). Empty
+    /// (the default): the API answers 503 saying it is not configured. At least 16 characters.
+    pub api_token: Password,
+    /// How long before the alert's start changes are looked for. Default `2h`.
+    #[serde(with = "humantime_serde")]
+    pub lookback: Duration,
+    /// Most changes listed in a reply. Default 10.
+    pub max_shown: usize,
+    /// Also read rollouts (new ReplicaSets of the alert's deployment) from kube-state-metrics
+    /// through `[prometheus]`: no cluster credentials needed. Default true.
+    pub kube_state_metrics: bool,
+}
+
+impl Default for ChangesConfig {
+    fn default() -> Self {
+        ChangesConfig {
+            api_token: Password::default(),
+            lookback: Duration::from_secs(2 * 3600),
+            max_shown: 10,
+            kube_state_metrics: true,
+        }
+    }
+}
+
+impl runtime::ConfigSection for ChangesConfig {
+    fn validate(&self) -> Result<(), String> {
+        let token = self.api_token.expose();
+        if !token.is_empty() && token.chars().count() < 16 {
+            return Err("changes.api_token: at least 16 characters".to_owned());
+        }
+        if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("changes.api_token: no spaces or control characters".to_owned());
+        }
+        if self.lookback.is_zero() || self.lookback > Duration::from_secs(24 * 3600) {
+            return Err("changes.lookback: from 1s to 24h".to_owned());
+        }
+        if self.max_shown == 0 || self.max_shown > 50 {
+            return Err("changes.max_shown: 1 to 50".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// `[kubernetes]`: what the alert's workload is doing, through kube-state-metrics and cAdvisor
+/// series in `[prometheus]`, and (with `api`) the Kubernetes API's events, logs and rollout
+/// history, read-only.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubernetesConfig {
+    /// Read kube-state-metrics and cAdvisor series through Prometheus. Default true.
+    pub metrics: bool,
+    /// The Kubernetes API: empty (the default) for none, `in-cluster` for the pod's own service
+    /// account, or the API server's http(s) URL (with `token_file`, and `ca_file` for https).
+    pub api: String,
+    /// A file holding the bearer token for `api` as a URL (re-read at start-up only).
+    pub token_file: Option<std::path::PathBuf>,
+    /// The CA bundle that signs the API server's certificate, for `api` as an https URL.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// How long one API call may take. Default `5s`.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Lines of a crashing container's log shown. Default 20.
+    pub log_lines: u32,
+    /// Most bytes of log read. Default 8 KiB.
+    pub max_log_bytes: u32,
+    /// Most events shown. Default 8.
+    pub max_events: usize,
+    /// Alert labels that name the namespace, pod, deployment and container, tried in order.
+    pub namespace_labels: Vec<String>,
+    pub pod_labels: Vec<String>,
+    pub deployment_labels: Vec<String>,
+    pub container_labels: Vec<String>,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        let labels = |names: &[&str]| names.iter().map(|name| (*name).to_owned()).collect();
+        KubernetesConfig {
+            metrics: true,
+            api: String::new(),
+            token_file: None,
+            ca_file: None,
+            timeout: Duration::from_secs(5),
+            log_lines: 20,
+            max_log_bytes: 8 * 1024,
+            max_events: 8,
+            namespace_labels: labels(&["namespace", "kubernetes_namespace", "exported_namespace"]),
+            pod_labels: labels(&["pod", "kubernetes_pod_name", "exported_pod"]),
+            deployment_labels: labels(&["deployment", "kubernetes_deployment"]),
+            container_labels: labels(&["container", "exported_container"]),
+        }
+    }
+}
+
+impl runtime::ConfigSection for KubernetesConfig {
+    fn validate(&self) -> Result<(), String> {
+        let url = self.api.starts_with("http://") || self.api.starts_with("https://");
+        if !(self.api.is_empty() || self.api == "in-cluster" || url) {
+            return Err(format!(
+                "kubernetes.api: {:?} is not empty, \"in-cluster\" or an http(s) URL",
+                self.api
+            ));
+        }
+        if self.timeout.is_zero() {
+            return Err("kubernetes.timeout: must be above 0".to_owned());
+        }
+        if self.log_lines == 0 || self.log_lines > 200 {
+            return Err("kubernetes.log_lines: 1 to 200".to_owned());
+        }
+        if self.max_log_bytes < 256 || self.max_log_bytes > 64 * 1024 {
+            return Err("kubernetes.max_log_bytes: 256 to 65536".to_owned());
+        }
+        if self.max_events == 0 || self.max_events > 50 {
+            return Err("kubernetes.max_events: 1 to 50".to_owned());
+        }
+        Ok(())
+    }
+}

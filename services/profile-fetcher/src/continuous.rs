@@ -81,6 +81,7 @@ pub async fn look_up(
         grown: Vec::new(),
         flamegraph_url: None,
         diff_url: None,
+        baseline_label: None,
         folded: None,
         reply: None,
         collected_at: Utc::now(),

@@ -7,9 +7,11 @@ use bus::{Bus, HandlerError};
 use proto::{IncidentChange, IncidentEvent};
 
 use crate::{
-    config::{MetricQuery, PrometheusConfig, PyroscopeConfig},
+    changes,
+    config::{ChangesConfig, KubernetesConfig, MetricQuery, PrometheusConfig, PyroscopeConfig},
     continuous::Gathered,
     flamegraph,
+    kubernetes::{self, api::KubeApi},
     live::LiveProfiler,
     metrics::{self, prometheus::Prometheus},
     pages, profile,
@@ -27,6 +29,9 @@ pub(crate) struct Fetcher {
     pub(crate) live: LiveProfiler,
     /// The pages' public base URL, when pages are served.
     pub(crate) pages_url: Option<String>,
+    pub(crate) changes: ChangesConfig,
+    pub(crate) kubernetes: KubernetesConfig,
+    pub(crate) kube: Option<KubeApi>,
 }
 
 impl Fetcher {
@@ -39,7 +44,18 @@ impl Fetcher {
         // The same opening redelivered gathers again but publishes under the same ids, which
         // JetStream stores once.
         let suffix = format!("{}-r{}", incident.id, incident.revision);
-        let (metrics, gathered) = tokio::join!(
+        // Changes first: the chart marks them, and the profile compares before and after the
+        // last one.
+        let changes = changes::gather(
+            &self.bus,
+            self.prometheus.as_ref(),
+            &self.changes,
+            &self.kubernetes,
+            incident,
+            format!("changes-{suffix}"),
+        )
+        .await;
+        let (metrics, gathered, workload) = tokio::join!(
             metrics::gather_charted(
                 self.prometheus.as_ref(),
                 &self.prometheus_config,
@@ -47,19 +63,32 @@ impl Fetcher {
                 incident,
                 format!("metrics-{suffix}"),
             ),
-            self.incident_profile(incident, format!("profile-{suffix}")),
+            self.incident_profile(incident, &changes.changes, format!("profile-{suffix}")),
+            kubernetes::gather(
+                self.prometheus.as_ref(),
+                self.kube.as_ref(),
+                &self.kubernetes,
+                incident,
+                format!("workload-{suffix}"),
+            ),
         );
         let (mut metrics, panels) = metrics;
         if !panels.is_empty() && self.pages_url.is_some() {
-            self.chart(&mut metrics, panels, incident).await?;
+            let markers = markers(&changes.changes, incident.window.to);
+            self.chart(&mut metrics, panels, markers, incident).await?;
         }
-        tracing::info!(incident = %incident.id, metrics = ?metrics.status, profile = ?gathered.evidence.status, "evidence gathered");
+        tracing::info!(incident = %incident.id, changes = changes.changes.len(), metrics = ?metrics.status, profile = ?gathered.evidence.status, workload = ?workload.status, "evidence gathered");
+        count("changes", &changes.status);
+        count("workload", &workload.status);
         count("metrics", &metrics.status);
         count("profile", &gathered.evidence.status);
-        self.bus
-            .publish(&metrics)
-            .await
-            .map_err(HandlerError::retry)?;
+        for published in [
+            self.bus.publish(&changes).await,
+            self.bus.publish(&workload).await,
+            self.bus.publish(&metrics).await,
+        ] {
+            published.map_err(HandlerError::retry)?;
+        }
         self.publish_profile(gathered).await
     }
 
@@ -68,6 +97,7 @@ impl Fetcher {
         &self,
         evidence: &mut proto::MetricsEvidence,
         panels: Vec<metrics::chart::Panel>,
+        markers: Vec<metrics::chart::Marker>,
         incident: &proto::Incident,
     ) -> Result<(), HandlerError> {
         let caption = format!(
@@ -77,9 +107,10 @@ impl Fetcher {
             incident.window.from.format("%Y-%m-%d %H:%M"),
             incident.window.to.format("%H:%M"),
         );
-        let drawn = tokio::task::spawn_blocking(move || metrics::chart::svg(&panels, &caption))
-            .await
-            .map_err(|err| HandlerError::retry(format!("drawing panicked: {err}")))?;
+        let drawn =
+            tokio::task::spawn_blocking(move || metrics::chart::svg(&panels, &caption, &markers))
+                .await
+                .map_err(|err| HandlerError::retry(format!("drawing panicked: {err}")))?;
         match drawn {
             Ok(svg) => {
                 let page = profiling::keys::page_id(&evidence.evidence_id);
@@ -103,13 +134,41 @@ impl Fetcher {
 
     /// The incident's profile: from Pyroscope, or, where none is configured and the service has
     /// a live target, a live CPU profile taken now (the alert is firing now, so now is the
-    /// window that matters).
-    async fn incident_profile(&self, incident: &proto::Incident, evidence_id: String) -> Gathered {
+    /// window that matters). When a change came before the alert, Pyroscope's profile after it
+    /// is compared with the one before it, so the diff shows what the change did.
+    async fn incident_profile(
+        &self,
+        incident: &proto::Incident,
+        changes: &[proto::Change],
+        evidence_id: String,
+    ) -> Gathered {
         if self.pyroscope.is_none()
             && let Some(app) = incident.alert.service.as_deref()
             && let Ok(mut gathered) = self.live_profile(app, 0, evidence_id.clone()).await
         {
             gathered.evidence.incident_id = Some(incident.id.clone());
+            return gathered;
+        }
+        let app = incident.alert.service.clone().unwrap_or_default();
+        if let Some(change) = changes::last_before_alert(changes, incident)
+            && let Some((after, before)) = changes::around(change.at, incident)
+        {
+            let lookup = crate::continuous::Lookup {
+                app: &app,
+                profile_type: &self.pyroscope_config.profile_type,
+                window: after,
+                baseline: Some(before),
+            };
+            let mut gathered = crate::continuous::look_up(
+                self.pyroscope.as_ref(),
+                &self.pyroscope_config,
+                lookup,
+                evidence_id,
+            )
+            .await;
+            gathered.evidence.incident_id = Some(incident.id.clone());
+            gathered.evidence.baseline_label =
+                Some(format!("before {} {}", change.kind.noun(), change.title()));
             return gathered;
         }
         crate::continuous::gather(
@@ -212,6 +271,23 @@ impl Fetcher {
             content_type: "text/plain; charset=utf-8".to_owned(),
         })
     }
+}
+
+/// The chart's markers: each change, in minutes before the window's end.
+fn markers(
+    changes: &[proto::Change],
+    end: chrono::DateTime<chrono::Utc>,
+) -> Vec<metrics::chart::Marker> {
+    changes
+        .iter()
+        .map(|change| metrics::chart::Marker {
+            minutes: (change.at - end).num_seconds() as f64 / 60.0,
+            label: match &change.version {
+                Some(version) => format!("{} {version}", change.kind.noun()),
+                None => change.kind.noun().to_owned(),
+            },
+        })
+        .collect()
 }
 
 fn count(what: &'static str, status: &proto::evidence::EvidenceStatus) {

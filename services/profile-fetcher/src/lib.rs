@@ -11,12 +11,18 @@
 //! - [`flamegraph`]: inferno's interactive and differential SVGs; [`pages`] serves them.
 //! - [`live`]: a CPU profile taken now from an app's pprof endpoint.
 //! - `fetcher`: the consumer of `incident.*`: an opened incident gets its evidence.
+//! - [`changes`]: what changed before an incident (recorded changes, rollouts from
+//!   kube-state-metrics), and the markers API that records changes.
+//! - [`kubernetes`]: what the alert's workload is doing (kube-state-metrics and cAdvisor through
+//!   Prometheus; events, logs and rollout history through the Kubernetes API).
 //! - [`requests`]: the consumer of `profile.request` (`/profile`, "Profile now"): pickers,
 //!   answers that list what exists, and profile evidence.
 
+pub mod changes;
 mod config;
 pub mod continuous;
 mod fetcher;
+pub mod kubernetes;
 pub mod live;
 pub mod metrics;
 pub mod pages;
@@ -32,8 +38,8 @@ use runtime::ServiceName;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{
-    LiveConfig, MetricQuery, PagesConfig, Password, PrometheusConfig, PyroscopeApi,
-    PyroscopeConfig, Queries,
+    ChangesConfig, KubernetesConfig, LiveConfig, MetricQuery, PagesConfig, Password,
+    PrometheusConfig, PyroscopeApi, PyroscopeConfig, Queries,
 };
 
 pub const SERVICE: ServiceName = ServiceName {
@@ -54,6 +60,10 @@ runtime::service_config! {
         pub pages: PagesConfig,
         /// Where live profiles are taken (`[live]`).
         pub live: LiveConfig,
+        /// What changed before an alert, and the markers API (`[changes]`).
+        pub changes: ChangesConfig,
+        /// What the alert's Kubernetes workload is doing (`[kubernetes]`).
+        pub kubernetes: KubernetesConfig,
     }
 }
 
@@ -90,6 +100,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                 .map(|_| config.pages.public_url.trim_end_matches('/').to_owned()),
             prometheus_config: config.prometheus.clone(),
             queries: config.queries.0.clone(),
+            changes: config.changes.clone(),
+            kubernetes: config.kubernetes.clone(),
+            kube: kubernetes::api::KubeApi::connect(&config.kubernetes)
+                .await
+                .map_err(anyhow::Error::msg)?,
         });
         let pages = match config.pages.listen {
             Some(listen) => {
@@ -97,7 +112,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                     anyhow::anyhow!("cannot listen on {listen} for the flamegraph pages: {err}")
                 })?;
                 tracing::info!(addr = %listen, url = %config.pages.public_url, "serving flamegraph pages");
-                let router = pages::router(context.bus.clone());
+                let router = pages::router(context.bus.clone()).merge(changes::api::router(
+                    context.bus.clone(),
+                    config.changes.api_token.clone(),
+                ));
                 Some(tokio::spawn(runtime::http::serve(
                     listener,
                     router,

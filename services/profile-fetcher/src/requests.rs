@@ -164,6 +164,7 @@ impl Fetcher {
             grown: Vec::new(),
             flamegraph_url: None,
             diff_url: None,
+            baseline_label: None,
             folded: None,
             reply: None,
             collected_at: now,

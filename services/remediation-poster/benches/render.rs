@@ -50,6 +50,7 @@ fn full_record() -> ReplyRecord {
             .collect(),
         flamegraph_url: Some("https://flamethread.example/f/1".into()),
         diff_url: Some("https://flamethread.example/d/1".into()),
+        baseline_label: None,
         folded: None,
         reply: None,
         collected_at: event.incident.opened_at,

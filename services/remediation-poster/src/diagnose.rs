@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 
 use minijinja::{Environment, UndefinedBehavior, context};
 use proto::{
-    Incident, MetricsEvidence, ProfileEvidence,
-    evidence::{EvidenceStatus, MetricSummary, Trend},
+    ChangesEvidence, Incident, MetricsEvidence, ProfileEvidence, WorkloadEvidence,
+    evidence::{ContainerFacts, EvidenceStatus, MetricSummary, Trend},
     incident::AlertSource,
 };
 use regex::Regex;
@@ -44,6 +44,27 @@ pub enum Condition {
     TopFunctionShare { above: f64 },
     /// There is no usable profile (none configured, no data, failed).
     NoProfile,
+    /// A change to the service came at most `within_minutes` before the alert started.
+    ChangedBefore { within_minutes: u32 },
+    /// A container of the workload last terminated for `reason` (`OOMKilled`, `Error`).
+    Terminated { reason: String },
+    /// A container of the workload restarted at least `at_least` times.
+    Restarting { at_least: u64 },
+    /// A container's memory peaked at `above` percent of its limit or more.
+    MemoryNearLimit { above: f64 },
+    /// A container was throttled in `above` percent of its CPU periods or more.
+    Throttled { above: f64 },
+    /// A container used `above` percent of its CPU limit or more.
+    CpuNearLimit { above: f64 },
+}
+
+/// The evidence a diagnosis reads; each part may still be missing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gathered<'a> {
+    pub metrics: Option<&'a MetricsEvidence>,
+    pub profile: Option<&'a ProfileEvidence>,
+    pub changes: Option<&'a ChangesEvidence>,
+    pub workload: Option<&'a WorkloadEvidence>,
 }
 
 /// A rule as written in configuration.
@@ -144,15 +165,27 @@ impl RuleSet {
         })
     }
 
-    /// The first rule that holds, or `None`.
+    /// The first rule that holds on the metrics and the profile alone, or `None`.
     pub fn diagnose(
         &self,
         incident: &Incident,
         metrics: Option<&MetricsEvidence>,
         profile: Option<&ProfileEvidence>,
     ) -> Option<Diagnosis> {
+        self.diagnose_all(
+            incident,
+            Gathered {
+                metrics,
+                profile,
+                ..Gathered::default()
+            },
+        )
+    }
+
+    /// The first rule that holds on everything gathered, or `None`.
+    pub fn diagnose_all(&self, incident: &Incident, gathered: Gathered<'_>) -> Option<Diagnosis> {
         let alert = &incident.alert;
-        let facts = Facts::of(metrics, profile);
+        let facts = Facts::of(gathered, incident);
         for rule in &self.rules {
             let config = &rule.config;
             if rule
@@ -185,6 +218,8 @@ impl RuleSet {
                 metric => &facts.metric_context(),
                 grown => &facts.grown,
                 top => &facts.top,
+                change => &facts.change,
+                container => &facts.containers.first(),
             };
             let render = |template: &str| {
                 self.env
@@ -251,6 +286,62 @@ struct Share {
     share: f64,
 }
 
+/// The newest change before the alert, as templates see it.
+#[derive(Debug, Clone, Serialize)]
+struct ChangeFacts {
+    service: String,
+    version: String,
+    /// `checkout 1.4.2`.
+    title: String,
+    /// `deploy`, `config change`…
+    noun: String,
+    /// `deployed`, `config changed`…
+    verb: String,
+    who: String,
+    /// Whole minutes between the change and the alert's start.
+    minutes: i64,
+}
+
+/// A container of the workload, as templates see it.
+#[derive(Debug, Clone, Serialize)]
+struct ContainerView {
+    name: String,
+    pod: String,
+    restarts: u64,
+    reason: String,
+    memory_mib: Option<f64>,
+    limit_mib: Option<f64>,
+    /// Peak working set over the limit, in percent.
+    memory_percent: Option<f64>,
+    throttled_percent: Option<f64>,
+    /// CPU used over its limit, in percent.
+    cpu_percent: Option<f64>,
+}
+
+impl ContainerView {
+    fn of(facts: &ContainerFacts) -> ContainerView {
+        const MIB: f64 = 1024.0 * 1024.0;
+        let memory = facts.memory_peak_bytes.or(facts.memory_bytes);
+        ContainerView {
+            name: facts.container.clone(),
+            pod: facts.pod.clone(),
+            restarts: facts.restarts.unwrap_or(0),
+            reason: facts.last_terminated.clone().unwrap_or_default(),
+            memory_mib: memory.map(|bytes| bytes / MIB),
+            limit_mib: facts.memory_limit_bytes.map(|bytes| bytes / MIB),
+            memory_percent: match (memory, facts.memory_limit_bytes) {
+                (Some(used), Some(limit)) if limit > 0.0 => Some(used / limit * 100.0),
+                _ => None,
+            },
+            throttled_percent: facts.cpu_throttled.map(|share| share * 100.0),
+            cpu_percent: match (facts.cpu_cores, facts.cpu_limit_cores) {
+                (Some(used), Some(limit)) if limit > 0.0 => Some(used / limit * 100.0),
+                _ => None,
+            },
+        }
+    }
+}
+
 /// The evidence, reduced to what conditions and templates read.
 #[derive(Debug)]
 struct Facts {
@@ -258,10 +349,33 @@ struct Facts {
     grown: Vec<Growth>,
     top: Vec<Share>,
     profile_problem: Option<String>,
+    change: Option<ChangeFacts>,
+    containers: Vec<ContainerView>,
 }
 
 impl Facts {
-    fn of(metrics: Option<&MetricsEvidence>, profile: Option<&ProfileEvidence>) -> Facts {
+    fn of(gathered: Gathered<'_>, incident: &Incident) -> Facts {
+        let Gathered {
+            metrics,
+            profile,
+            changes,
+            workload,
+        } = gathered;
+        let start = incident.alert.starts_at.unwrap_or(incident.opened_at);
+        let change = changes
+            .and_then(|changes| changes.changes.iter().find(|change| change.at <= start))
+            .map(|change| ChangeFacts {
+                service: change.service.clone(),
+                version: change.version.clone().unwrap_or_default(),
+                title: change.title(),
+                noun: change.kind.noun().to_owned(),
+                verb: change.kind.verb().to_owned(),
+                who: change.who.clone().unwrap_or_default(),
+                minutes: (start - change.at).num_minutes(),
+            });
+        let containers = workload
+            .map(|workload| workload.containers.iter().map(ContainerView::of).collect())
+            .unwrap_or_default();
         let metrics = metrics
             .map(|metrics| {
                 metrics
@@ -331,7 +445,14 @@ impl Facts {
             grown,
             top,
             profile_problem,
+            change,
+            containers,
         }
+    }
+
+    /// The first container for which `holds` gives a fact.
+    fn container_fact(&self, holds: impl Fn(&ContainerView) -> Option<String>) -> Option<String> {
+        self.containers.iter().find_map(holds)
     }
 
     /// The first series named `name` (or `name {…}` for one of several).
@@ -398,6 +519,61 @@ impl Facts {
                 .profile_problem
                 .as_ref()
                 .map(|problem| format!("no profile to look at: {problem}")),
+            Condition::ChangedBefore { within_minutes } => {
+                let change = self.change.as_ref()?;
+                (change.minutes <= i64::from(*within_minutes)).then(|| {
+                    let by = if change.who.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", by {}", change.who)
+                    };
+                    format!(
+                        "{} {} {} min before the alert{by}",
+                        change.title, change.verb, change.minutes
+                    )
+                })
+            }
+            Condition::Terminated { reason } => self.container_fact(|container| {
+                (container.reason == *reason).then(|| {
+                    format!(
+                        "container `{}` of `{}` last terminated {} ({} restarts)",
+                        container.name, container.pod, container.reason, container.restarts
+                    )
+                })
+            }),
+            Condition::Restarting { at_least } => self.container_fact(|container| {
+                (container.restarts >= *at_least).then(|| {
+                    format!(
+                        "container `{}` of `{}` restarted {} times",
+                        container.name, container.pod, container.restarts
+                    )
+                })
+            }),
+            Condition::MemoryNearLimit { above } => self.container_fact(|container| {
+                let percent = container.memory_percent?;
+                (percent >= *above).then(|| {
+                    format!(
+                        "memory of `{}` peaked at {:.0} MiB of its {:.0} MiB limit ({percent:.0}%)",
+                        container.name,
+                        container.memory_mib.unwrap_or(0.0),
+                        container.limit_mib.unwrap_or(0.0),
+                    )
+                })
+            }),
+            Condition::Throttled { above } => self.container_fact(|container| {
+                let percent = container.throttled_percent?;
+                (percent >= *above).then(|| {
+                    format!(
+                        "`{}` was throttled in {percent:.0}% of its CPU periods",
+                        container.name
+                    )
+                })
+            }),
+            Condition::CpuNearLimit { above } => self.container_fact(|container| {
+                let percent = container.cpu_percent?;
+                (percent >= *above)
+                    .then(|| format!("`{}` used {percent:.0}% of its CPU limit", container.name))
+            }),
         }
     }
 }
@@ -424,7 +600,76 @@ pub fn builtin() -> Vec<RuleConfig> {
         "kubectl -n {{ labels.namespace }} rollout history deployment/{{ service }}",
         "kubectl -n {{ labels.namespace }} rollout undo deployment/{{ service }}",
     ];
+    let undo = "kubectl -n {{ labels.namespace }} rollout undo deployment/{{ service }}";
     vec![
+        RuleConfig {
+            name: "cpu-and-a-function-grew-after-a-change".into(),
+            alert: None,
+            labels: BTreeMap::new(),
+            source: None,
+            when: vec![
+                Condition::ChangedBefore { within_minutes: 120 },
+                Condition::MetricRatio { metric: "cpu".into(), above: 1.3 },
+                Condition::FunctionGrew { points: 10.0 },
+            ],
+            summary: "CPU rose to {{ metric.cpu.ratio | round(1) }}× its baseline and `{{ grown[0].name }}` grew from {{ grown[0].from | round(1) }}% to {{ grown[0].to | round(1) }}% after {{ change.noun }} {{ change.title }} ({{ change.minutes }} min before the alert): consider rolling it back.".into(),
+            remediations: vec![rollout[0].to_owned(), undo.to_owned()],
+            confidence: Confidence::High,
+        },
+        RuleConfig {
+            name: "crash-loop-after-a-change".into(),
+            alert: None,
+            labels: BTreeMap::new(),
+            source: None,
+            when: vec![
+                Condition::Restarting { at_least: 3 },
+                Condition::ChangedBefore { within_minutes: 60 },
+            ],
+            summary: "`{{ container.name }}` keeps restarting ({{ container.restarts }} times), and {{ change.title }} was {{ change.verb }} {{ change.minutes }} min before the alert: roll it back, then read the crash in its log.".into(),
+            remediations: vec![undo.to_owned()],
+            confidence: Confidence::High,
+        },
+        RuleConfig {
+            name: "oom-killed-at-the-memory-limit".into(),
+            alert: None,
+            labels: BTreeMap::new(),
+            source: None,
+            when: vec![
+                Condition::Terminated { reason: "OOMKilled".into() },
+                Condition::MemoryNearLimit { above: 90.0 },
+            ],
+            summary: "`{{ container.name }}` was OOMKilled with its memory at {{ container.memory_percent | round }}% of its {{ container.limit_mib | round }} MiB limit: give it more memory, or find what grows (a leak, a cache or a queue without a bound).".into(),
+            remediations: vec![
+                "kubectl -n {{ labels.namespace }} describe pod {{ container.pod }}".into(),
+                "kubectl -n {{ labels.namespace }} logs {{ container.pod }} -c {{ container.name }} --previous".into(),
+            ],
+            confidence: Confidence::High,
+        },
+        RuleConfig {
+            name: "oom-killed".into(),
+            alert: None,
+            labels: BTreeMap::new(),
+            source: None,
+            when: vec![Condition::Terminated { reason: "OOMKilled".into() }],
+            summary: "`{{ container.name }}` was OOMKilled: its memory limit is too low for what it does now, or something in it grows.".into(),
+            remediations: vec![
+                "kubectl -n {{ labels.namespace }} describe pod {{ container.pod }}".into(),
+            ],
+            confidence: Confidence::Medium,
+        },
+        RuleConfig {
+            name: "throttled-at-the-cpu-limit".into(),
+            alert: None,
+            labels: BTreeMap::new(),
+            source: None,
+            when: vec![
+                Condition::Throttled { above: 25.0 },
+                Condition::CpuNearLimit { above: 80.0 },
+            ],
+            summary: "`{{ container.name }}` is throttled in {{ container.throttled_percent | round }}% of its CPU periods while using {{ container.cpu_percent | round }}% of its limit: latency comes from the limit; raise it, or find what uses the CPU.".into(),
+            remediations: Vec::new(),
+            confidence: Confidence::Medium,
+        },
         RuleConfig {
             name: "cpu-up-and-a-function-grew".into(),
             alert: None,
@@ -437,6 +682,19 @@ pub fn builtin() -> Vec<RuleConfig> {
             summary: "CPU is {{ metric.cpu.ratio | round(1) }}× its baseline, and `{{ grown[0].name }}` went from {{ grown[0].from | round(1) }}% to {{ grown[0].to | round(1) }}% of it: most likely a change in that code path, or more traffic through it.".into(),
             remediations: rollout.iter().map(|s| (*s).to_owned()).collect(),
             confidence: Confidence::High,
+        },
+        RuleConfig {
+            name: "cpu-up-after-a-change".into(),
+            alert: None,
+            labels: BTreeMap::new(),
+            source: None,
+            when: vec![
+                Condition::ChangedBefore { within_minutes: 120 },
+                Condition::MetricRatio { metric: "cpu".into(), above: 1.3 },
+            ],
+            summary: "CPU is {{ metric.cpu.ratio | round(1) }}× its baseline since {{ change.noun }} {{ change.title }} ({{ change.minutes }} min before the alert): consider rolling it back, and compare the profiles before and after it.".into(),
+            remediations: vec![rollout[0].to_owned(), undo.to_owned()],
+            confidence: Confidence::Medium,
         },
         RuleConfig {
             name: "memory-climbing".into(),

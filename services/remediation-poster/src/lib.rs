@@ -209,6 +209,20 @@ async fn on_evidence(poster: &Poster, evidence: Evidence) -> Result<(), HandlerE
                 })
                 .await
         }
+        Evidence::Changes(changes) => {
+            poster
+                .apply(&reply_key("incident", &changes.incident_id.0), |record| {
+                    record.merge_changes(&changes)
+                })
+                .await
+        }
+        Evidence::Workload(workload) => {
+            poster
+                .apply(&reply_key("incident", &workload.incident_id.0), |record| {
+                    record.merge_workload(&workload)
+                })
+                .await
+        }
         Evidence::Profile(profile) => {
             let key = match (&profile.incident_id, &profile.request_id) {
                 (Some(incident), _) => reply_key("incident", &incident.0),

@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use proto::{
-    Incident, IncidentChange, IncidentEvent, MetricsEvidence, PostRequest, ProfileEvidence,
-    ReplyTarget, SandboxResult, SlackThread,
+    ChangesEvidence, Incident, IncidentChange, IncidentEvent, MetricsEvidence, PostRequest,
+    ProfileEvidence, ReplyTarget, SandboxResult, SlackThread, WorkloadEvidence,
 };
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +32,12 @@ pub struct Content {
     pub metrics: Option<MetricsEvidence>,
     #[serde(default)]
     pub profile: Option<ProfileEvidence>,
+    /// What changed before the alert.
+    #[serde(default)]
+    pub changes: Option<ChangesEvidence>,
+    /// What the alert's Kubernetes workload is doing.
+    #[serde(default)]
+    pub workload: Option<WorkloadEvidence>,
     #[serde(default)]
     pub sandbox: Option<SandboxResult>,
     #[serde(default)]
@@ -155,6 +161,30 @@ impl ReplyRecord {
             return false;
         }
         self.content.metrics = Some(metrics.clone());
+        self.bump()
+    }
+
+    /// Merges the changes before the alert; the newest collection wins.
+    pub fn merge_changes(&mut self, changes: &ChangesEvidence) -> bool {
+        if let Some(current) = &self.content.changes
+            && (current.evidence_id == changes.evidence_id
+                || current.collected_at > changes.collected_at)
+        {
+            return false;
+        }
+        self.content.changes = Some(changes.clone());
+        self.bump()
+    }
+
+    /// Merges what the workload is doing; the newest collection wins.
+    pub fn merge_workload(&mut self, workload: &WorkloadEvidence) -> bool {
+        if let Some(current) = &self.content.workload
+            && (current.evidence_id == workload.evidence_id
+                || current.collected_at > workload.collected_at)
+        {
+            return false;
+        }
+        self.content.workload = Some(workload.clone());
         self.bump()
     }
 

@@ -8,8 +8,10 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use proto::{
-    Incident, MetricsEvidence, Mrkdwn, PostRequest, ProfileEvidence, SandboxResult, actions,
+    ChangesEvidence, Incident, MetricsEvidence, Mrkdwn, PostRequest, ProfileEvidence,
+    SandboxResult, WorkloadEvidence, actions,
     evidence::{EvidenceStatus, FunctionShare, Trend},
     incident::AlertStatus,
     mrkdwn,
@@ -21,7 +23,7 @@ use serde_json::{Value, json};
 
 use crate::{
     diagnose::{Confidence, Diagnosis, RuleSet},
-    record::ReplyRecord,
+    record::{Content, ReplyRecord},
 };
 
 /// What rendering needs besides the record: the diagnosis rules and the trace link template.
@@ -73,14 +75,7 @@ pub fn render(record: &ReplyRecord, marker: &str) -> Rendered {
 pub fn render_with(record: &ReplyRecord, marker: &str, view: &View) -> Rendered {
     let content = &record.content;
     let rendered = if let Some(incident) = &content.incident {
-        incident_reply(
-            incident,
-            content.metrics.as_ref(),
-            content.profile.as_ref(),
-            content.trace_id.as_deref(),
-            content.evidence_overdue,
-            view,
-        )
+        incident_reply(incident, content, view)
     } else if let Some(post) = &content.post {
         post_reply(post)
     } else if let Some(result) = &content.sandbox {
@@ -144,14 +139,13 @@ fn silence_dialog(matchers: &BTreeMap<String, String>, duration: std::time::Dura
     text
 }
 
-fn incident_reply(
-    incident: &Incident,
-    metrics: Option<&MetricsEvidence>,
-    profile: Option<&ProfileEvidence>,
-    trace_id: Option<&str>,
-    overdue: bool,
-    view: &View,
-) -> Rendered {
+fn incident_reply(incident: &Incident, content: &Content, view: &View) -> Rendered {
+    let metrics = content.metrics.as_ref();
+    let profile = content.profile.as_ref();
+    let changes = content.changes.as_ref();
+    let workload = content.workload.as_ref();
+    let trace_id = content.trace_id.as_deref();
+    let overdue = content.evidence_overdue;
     let alert = &incident.alert;
     let service = alert.service.as_deref().unwrap_or("unknown service");
     let resolved = incident.resolved_at.is_some();
@@ -199,11 +193,25 @@ fn incident_reply(
         ])
         .into_json(),
     ];
-    let diagnosis = view.rules.diagnose(incident, metrics, profile);
+    let diagnosis = view.rules.diagnose_all(
+        incident,
+        crate::diagnose::Gathered {
+            metrics,
+            profile,
+            changes,
+            workload,
+        },
+    );
     let late = overdue.then_some(view.evidence_deadline);
     blocks.extend(diagnosis_blocks(diagnosis.as_ref(), metrics, profile, late));
     if let Some(storm) = related_text(incident) {
         blocks.push(section(storm));
+    }
+    if let Some(changes) = changes {
+        blocks.extend(changes_blocks(changes, started));
+    }
+    if let Some(workload) = workload {
+        blocks.extend(workload_blocks(workload));
     }
     let late_note = |what: &str| {
         late.map(|deadline| {
@@ -282,6 +290,14 @@ fn incident_reply(
             actions::PROFILE_NOW,
             &reference.value(),
         ));
+        // What the last change did to the profile, one click away.
+        if let Some(profile) = profile
+            && let (Some(label), Some(url)) = (&profile.baseline_label, &profile.diff_url)
+            && let Some(button) =
+                blocks::link_button(&format!("Diff {label} vs after"), actions::OPEN_DIFF, url)
+        {
+            buttons.push(button);
+        }
         blocks.push(blocks::actions(buttons).with_id("ft-actions").into_json());
     }
     let lead = diagnosis
@@ -369,6 +385,221 @@ fn diagnosis_blocks(
         blocks.push(section(steps));
     }
     blocks.push(context(mrkdwn!("rule `{}`", diagnosis.rule)));
+    blocks
+}
+
+/// Most changes listed (the evidence is bounded too; this keeps the reply short).
+const CHANGES_SHOWN: usize = 5;
+
+/// "Changed before this alert", newest first, each with how long before the alert's start it
+/// happened and who made it, linked where the change gave a URL.
+fn changes_blocks(changes: &ChangesEvidence, started: DateTime<Utc>) -> Vec<Value> {
+    let mut blocks = Vec::new();
+    if changes.changes.is_empty() {
+        let detail = status_detail(&changes.status).unwrap_or_else(|| mrkdwn!("none recorded"));
+        let mut text = mrkdwn!("*Changed before this alert:* {}", detail);
+        for note in changes.notes.iter().take(2) {
+            text.push(&mrkdwn!(" · {}", note));
+        }
+        blocks.push(context(text));
+        return blocks;
+    }
+    let mut text = mrkdwn!("*Changed before this alert*");
+    for change in changes.changes.iter().take(CHANGES_SHOWN) {
+        let minutes = (started - change.at).num_minutes();
+        let when = if minutes >= 0 {
+            mrkdwn!("{} before", lasted(minutes * 60))
+        } else {
+            mrkdwn!("{} after it started", lasted(-minutes * 60))
+        };
+        let title = Mrkdwn::code(&change.title());
+        let what = match change.url.as_deref() {
+            Some(url) if proto::mrkdwn::is_safe_url(url) => {
+                mrkdwn!(
+                    "{} {}",
+                    Mrkdwn::link(url, &change.title()),
+                    change.kind.verb()
+                )
+            }
+            _ => mrkdwn!("{} {}", title, change.kind.verb()),
+        };
+        text.push(&mrkdwn!("\n• {} {}", what, when));
+        if let Some(who) = &change.who {
+            text.push(&mrkdwn!(", by {}", who));
+        }
+        if let Some(environment) = &change.environment {
+            text.push(&mrkdwn!(" in {}", environment));
+        }
+        if let Some(message) = &change.message {
+            let first_line = message.lines().next().unwrap_or_default();
+            text.push(&mrkdwn!(": _{}_", truncate_chars(first_line, 120, "…")));
+        }
+    }
+    if changes.changes.len() > CHANGES_SHOWN {
+        text.push(&mrkdwn!(
+            "\n… and {} more",
+            changes.changes.len() - CHANGES_SHOWN
+        ));
+    }
+    blocks.push(section(text));
+    if !changes.notes.is_empty() {
+        blocks.push(context(Mrkdwn::join(
+            changes.notes.iter().take(3).map(|note| Mrkdwn::plain(note)),
+            " · ",
+        )));
+    }
+    blocks
+}
+
+/// "Workload": replicas, each container's restarts, last termination, memory against its limit
+/// and throttling; warnings among its events; the crashed container's last log lines; its
+/// rollout history; and a sentence for whatever could not be read.
+fn workload_blocks(workload: &WorkloadEvidence) -> Vec<Value> {
+    const MIB: f64 = 1024.0 * 1024.0;
+    let name = workload
+        .workload
+        .as_ref()
+        .map(|target| {
+            let object = target
+                .deployment
+                .as_deref()
+                .map(|deployment| format!("deployment/{deployment}"))
+                .or_else(|| target.pod.as_deref().map(|pod| format!("pod/{pod}")))
+                .unwrap_or_default();
+            format!("{}/{object}", target.namespace)
+        })
+        .unwrap_or_default();
+    if let Some(detail) = status_detail(&workload.status) {
+        let mut text = mrkdwn!("*Workload* {}", detail);
+        for note in workload.notes.iter().take(2) {
+            text.push(&mrkdwn!(" · {}", note));
+        }
+        return vec![context(text)];
+    }
+    let mut text = mrkdwn!("*Workload* {}", Mrkdwn::code(&name));
+    if let Some(replicas) = workload.replicas {
+        let mark = if replicas.ready < replicas.desired {
+            " ⚠️"
+        } else {
+            ""
+        };
+        text.push(&mrkdwn!(
+            "\n• {}/{} replicas ready{}",
+            replicas.ready,
+            replicas.desired,
+            mark
+        ));
+    }
+    for container in &workload.containers {
+        let mut line = mrkdwn!(
+            "\n• {} in {}",
+            Mrkdwn::code(&container.container),
+            Mrkdwn::code(&container.pod)
+        );
+        if let Some(restarts) = container.restarts {
+            line.push(&mrkdwn!(": {} restarts", restarts));
+        }
+        if let Some(reason) = &container.last_terminated {
+            line.push(&mrkdwn!(", last terminated *{}*", reason));
+        }
+        let memory = container.memory_peak_bytes.or(container.memory_bytes);
+        match (memory, container.memory_limit_bytes) {
+            (Some(used), Some(limit)) if limit > 0.0 => line.push(&mrkdwn!(
+                ", memory peaked at {:.0} of {:.0} MiB ({:.0}%)",
+                used / MIB,
+                limit / MIB,
+                used / limit * 100.0
+            )),
+            (Some(used), _) => line.push(&mrkdwn!(", memory {:.0} MiB", used / MIB)),
+            _ => {}
+        }
+        if let Some(throttled) = container.cpu_throttled.filter(|share| *share >= 0.01) {
+            line.push(&mrkdwn!(
+                ", CPU throttled {:.0}% of periods",
+                throttled * 100.0
+            ));
+        }
+        text.push(&line);
+    }
+    let mut blocks = vec![section(text)];
+    if !workload.events.is_empty() {
+        let mut events = mrkdwn!("*Events*");
+        for event in &workload.events {
+            let mark = if event.kind == "Warning" {
+                "⚠️ "
+            } else {
+                ""
+            };
+            let count = if event.count > 1 {
+                mrkdwn!(" (×{})", event.count)
+            } else {
+                Mrkdwn::new()
+            };
+            let at = event
+                .at
+                .map(|at| at.format("%H:%M").to_string())
+                .unwrap_or_default();
+            events.push(&mrkdwn!(
+                "\n{}{} {} {}: {}{}",
+                mark,
+                at,
+                Mrkdwn::code(&event.object),
+                event.reason,
+                truncate_chars(&event.message, 200, "…"),
+                count
+            ));
+        }
+        blocks.push(section(events));
+    }
+    if let Some(log) = &workload.log {
+        let which = if log.previous {
+            "before its last restart"
+        } else {
+            "now"
+        };
+        let cut = if log.truncated { ", last lines" } else { "" };
+        // Backticks in the log would end the code block early.
+        blocks.push(section(mrkdwn!(
+            "*Log* of {} in {} ({}{})\n```{}```",
+            Mrkdwn::code(&log.container),
+            Mrkdwn::code(&log.pod),
+            which,
+            cut,
+            if log.text.trim().is_empty() {
+                "(empty)".to_owned()
+            } else {
+                log.text.replace("```", "ˋˋˋ")
+            }
+        )));
+    }
+    if !workload.rollouts.is_empty() {
+        let history = Mrkdwn::join(
+            workload.rollouts.iter().map(|rollout| {
+                let at = rollout
+                    .created_at
+                    .map(|at| at.format(" %m-%d %H:%M").to_string())
+                    .unwrap_or_default();
+                mrkdwn!(
+                    "rev {}{} {}",
+                    rollout.revision,
+                    at,
+                    rollout.images.join(", ")
+                )
+            }),
+            " · ",
+        );
+        blocks.push(context(mrkdwn!("*Rollouts* {}", history)));
+    }
+    if !workload.notes.is_empty() {
+        blocks.push(context(Mrkdwn::join(
+            workload
+                .notes
+                .iter()
+                .take(4)
+                .map(|note| Mrkdwn::plain(note)),
+            " · ",
+        )));
+    }
     blocks
 }
 
@@ -502,7 +733,10 @@ fn profile_blocks(profile: Option<&ProfileEvidence>) -> Vec<Value> {
     let title = mrkdwn!("*Where the CPU went* in {}", Mrkdwn::code(&profile.app));
     let mut blocks = vec![section(top_functions(title, &profile.top_functions))];
     if !profile.grown.is_empty() {
-        let mut grown = mrkdwn!("*Grew since the baseline*");
+        let mut grown = match &profile.baseline_label {
+            Some(label) => mrkdwn!("*Grew against {}*", label),
+            None => mrkdwn!("*Grew since the baseline*"),
+        };
         for function in &profile.grown {
             grown.push(&mrkdwn!(
                 "\n• {} {:.1}% → {:.1}%",
@@ -513,9 +747,13 @@ fn profile_blocks(profile: Option<&ProfileEvidence>) -> Vec<Value> {
         }
         blocks.push(section(grown));
     }
+    let diff_label = match &profile.baseline_label {
+        Some(label) => format!("Diff: {label} vs after"),
+        None => "Diff vs baseline".to_owned(),
+    };
     let links: Vec<Mrkdwn> = [
         (profile.flamegraph_url.as_deref(), "Flamegraph"),
-        (profile.diff_url.as_deref(), "Diff vs baseline"),
+        (profile.diff_url.as_deref(), diff_label.as_str()),
     ]
     .into_iter()
     .filter_map(|(url, label)| url.map(|url| Mrkdwn::link(url, label)))

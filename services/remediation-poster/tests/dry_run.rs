@@ -77,6 +77,7 @@ fn regex_backtrack() -> Value {
         }],
         flamegraph_url: Some("http://127.0.0.1:9190/flamegraphs/profile-inc-7f3a-r1".into()),
         diff_url: Some("http://127.0.0.1:9190/flamegraphs/profile-inc-7f3a-r1/diff".into()),
+        baseline_label: None,
         folded: None,
         reply: None,
         collected_at: fixtures::at(0),

@@ -15,14 +15,24 @@ pub struct Panel {
     pub baseline: Option<f64>,
 }
 
+/// A change drawn on every panel as a vertical line, so a regression lines up with the release
+/// that caused it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Marker {
+    /// Minutes relative to the window's end, like the points.
+    pub minutes: f64,
+    /// `deploy 1.4.2`.
+    pub label: String,
+}
+
 /// Most panels in one chart (the reply lists at most this many series anyway).
 pub const MAX_PANELS: usize = 6;
 
 const WIDTH: u32 = 640;
 const PANEL_HEIGHT: u32 = 170;
 
-/// Draws `panels` as one SVG, a panel under the other.
-pub fn svg(panels: &[Panel], caption: &str) -> Result<String, String> {
+/// Draws `panels` as one SVG, a panel under the other, with `markers` as vertical lines.
+pub fn svg(panels: &[Panel], caption: &str, markers: &[Marker]) -> Result<String, String> {
     let panels: Vec<&Panel> = panels
         .iter()
         .filter(|panel| panel.points.iter().any(|(_, v)| v.is_finite()))
@@ -40,7 +50,7 @@ pub fn svg(panels: &[Panel], caption: &str) -> Result<String, String> {
         top.titled(caption, ("sans-serif", 16))
             .map_err(draw_error)?;
         for (panel, area) in panels.iter().zip(rest.split_evenly((panels.len(), 1))) {
-            draw_panel(panel, &area)?;
+            draw_panel(panel, &area, markers)?;
         }
         root.present().map_err(draw_error)?;
     }
@@ -50,6 +60,7 @@ pub fn svg(panels: &[Panel], caption: &str) -> Result<String, String> {
 fn draw_panel<DB: DrawingBackend>(
     panel: &Panel,
     area: &DrawingArea<DB, plotters::coord::Shift>,
+    markers: &[Marker],
 ) -> Result<(), String>
 where
     DB::ErrorType: 'static,
@@ -115,6 +126,37 @@ where
             RGBColor(214, 39, 40).stroke_width(2),
         ))
         .map_err(draw_error)?;
+    let (x_from, x_to) = (chart.x_range().start, chart.x_range().end);
+    let (y_from, y_to) = (chart.y_range().start, chart.y_range().end);
+    let marker_colour = RGBColor(31, 119, 180);
+    for marker in markers {
+        // A change before the chart's window is shown at its left edge, with its time.
+        let (x, label) = if marker.minutes < x_from {
+            (
+                x_from,
+                format!("◀ {} ({:.0}m)", marker.label, marker.minutes),
+            )
+        } else if marker.minutes <= x_to {
+            (marker.minutes, marker.label.clone())
+        } else {
+            continue;
+        };
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(x, y_from), (x, y_to)],
+                4,
+                3,
+                marker_colour.stroke_width(2),
+            ))
+            .map_err(draw_error)?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                label,
+                (x, y_to),
+                ("sans-serif", 11).into_font().color(&marker_colour),
+            )))
+            .map_err(draw_error)?;
+    }
     Ok(())
 }
 
@@ -160,7 +202,23 @@ mod tests {
                 baseline: None,
             },
         ];
-        let svg = svg(&panels, "HighCPU · checkout").unwrap();
+        let markers = [
+            Marker {
+                minutes: -7.0,
+                label: "deploy 1.4.2".into(),
+            },
+            Marker {
+                minutes: -90.0,
+                label: "config <b>".into(),
+            },
+        ];
+        let svg = svg(&panels, "HighCPU · checkout", &markers).unwrap();
+        // Each change is a blue line on every panel whose time it falls in, labelled (the
+        // memory panel ends at -10m, before the deploy); one before a panel's window sits at its
+        // left edge with its time; labels are text, never markup.
+        assert_eq!(svg.matches("deploy 1.4.2").count(), 1, "{svg}");
+        assert_eq!(svg.matches("◀ config &lt;b&gt; (-90m)").count(), 2, "{svg}");
+        assert!(svg.matches("stroke=\"#1F77B4\"").count() >= 4, "{svg}");
         assert!(svg.starts_with("<svg"), "{svg}");
         assert!(svg.contains("HighCPU · checkout"));
         assert!(svg.contains("cpu (cores)") && svg.contains("memory"));
@@ -185,7 +243,7 @@ mod tests {
     }
 
     fn svg_err(panels: &[Panel]) -> String {
-        svg(panels, "t").unwrap_err()
+        svg(panels, "t", &[]).unwrap_err()
     }
 
     #[test]

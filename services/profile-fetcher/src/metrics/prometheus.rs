@@ -65,6 +65,15 @@ struct RawSeries {
     metric: BTreeMap<String, String>,
     #[serde(default)]
     values: Vec<(f64, String)>,
+    #[serde(default)]
+    value: Option<(f64, String)>,
+}
+
+/// One series of an instant query: its labels and its value at that instant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instant {
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
 }
 
 impl Prometheus {
@@ -99,11 +108,32 @@ impl Prometheus {
             ("end", seconds(window.to)),
             ("step", format!("{}s", step.as_secs().max(1))),
         ];
+        let (status, body) = self.post("query_range", &params).await?;
+        parse(status, &body)
+    }
+
+    /// Runs `query` at the instant `at` (`/api/v1/query`).
+    pub async fn query(
+        &self,
+        query: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Instant>, QueryError> {
+        let params = [("query", query.to_owned()), ("time", seconds(at))];
+        let (status, body) = self.post("query", &params).await?;
+        parse_instant(status, &body)
+    }
+
+    /// POSTs a form to `/api/v1/<endpoint>`, bounded in time and size.
+    async fn post(
+        &self,
+        endpoint: &str,
+        params: &[(&str, String)],
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), QueryError> {
         let request = self
             .client
-            .post(format!("{}/api/v1/query_range", self.base_url))
-            .form(&params);
-        let body = tokio::time::timeout(self.timeout, async {
+            .post(format!("{}/api/v1/{endpoint}", self.base_url))
+            .form(params);
+        tokio::time::timeout(self.timeout, async {
             let mut response = request.send().await.map_err(|err| self.transport(err))?;
             let status = response.status();
             let mut body = Vec::new();
@@ -116,8 +146,7 @@ impl Prometheus {
             Ok((status, body))
         })
         .await
-        .map_err(|_| QueryError::TimedOut(self.timeout))??;
-        parse(body.0, &body.1)
+        .map_err(|_| QueryError::TimedOut(self.timeout))?
     }
 
     fn transport(&self, err: reqwest::Error) -> QueryError {
@@ -144,19 +173,7 @@ fn seconds(time: chrono::DateTime<chrono::Utc>) -> String {
 
 /// Reads a `query_range` answer.
 fn parse(status: reqwest::StatusCode, body: &[u8]) -> Result<Vec<Series>, QueryError> {
-    let envelope: Envelope = serde_json::from_slice(body).map_err(|err| {
-        let start = String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned();
-        QueryError::Malformed(format!("HTTP {status}, {err}: {start:?}"))
-    })?;
-    if envelope.status != "success" {
-        return Err(QueryError::Refused {
-            kind: envelope.error_type.unwrap_or_else(|| status.to_string()),
-            message: envelope.error.unwrap_or_default(),
-        });
-    }
-    let data = envelope
-        .data
-        .ok_or_else(|| QueryError::Malformed("a success without data".to_owned()))?;
+    let data = data(status, body)?;
     if data.result_type != "matrix" {
         return Err(QueryError::Malformed(format!(
             "a range query answered with a {}",
@@ -175,6 +192,45 @@ fn parse(status: reqwest::StatusCode, body: &[u8]) -> Result<Vec<Series>, QueryE
                 .collect(),
         })
         .collect())
+}
+
+/// Reads a `query` answer (an instant vector).
+fn parse_instant(status: reqwest::StatusCode, body: &[u8]) -> Result<Vec<Instant>, QueryError> {
+    let data = data(status, body)?;
+    if data.result_type != "vector" {
+        return Err(QueryError::Malformed(format!(
+            "an instant query answered with a {}",
+            data.result_type
+        )));
+    }
+    Ok(data
+        .result
+        .into_iter()
+        .filter_map(|series| {
+            let (_, value) = series.value?;
+            Some(Instant {
+                labels: series.metric,
+                value: value.parse::<f64>().unwrap_or(f64::NAN),
+            })
+        })
+        .collect())
+}
+
+/// The `data` of a successful answer, or what Prometheus said went wrong.
+fn data(status: reqwest::StatusCode, body: &[u8]) -> Result<Data, QueryError> {
+    let envelope: Envelope = serde_json::from_slice(body).map_err(|err| {
+        let start = String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned();
+        QueryError::Malformed(format!("HTTP {status}, {err}: {start:?}"))
+    })?;
+    if envelope.status != "success" {
+        return Err(QueryError::Refused {
+            kind: envelope.error_type.unwrap_or_else(|| status.to_string()),
+            message: envelope.error.unwrap_or_default(),
+        });
+    }
+    envelope
+        .data
+        .ok_or_else(|| QueryError::Malformed("a success without data".to_owned()))
 }
 
 #[cfg(test)]

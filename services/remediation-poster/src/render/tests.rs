@@ -171,6 +171,7 @@ fn profiles_list_top_functions_and_links() {
         grown: Vec::new(),
         flamegraph_url: Some("https://ft.example/f/1".into()),
         diff_url: None,
+        baseline_label: None,
         folded: None,
         reply: None,
         collected_at: event.incident.opened_at,
