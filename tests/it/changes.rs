@@ -697,3 +697,73 @@ async fn kubernetes_answers_that_refuse_time_out_or_flood_end_in_a_sentence() {
         read.status
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_announced_in_slack_is_recorded_once_and_people_cannot_forge_one() {
+    let nats = NatsServer::start().unwrap();
+    let slack = start_emulator(emulator_config()).await;
+    let control = Control::new(&slack);
+    let _gateway = start_gateway(&nats, &slack).await;
+    let _watcher = start_watcher(&nats, |_| {}).await;
+    let argocd = |app: &str, link: &str| {
+        json!({
+            "channel": "C0ALERTS", "bot_id": "B0ARGO", "username": "Argo CD",
+            "text": format!(":white_check_mark: Application {app} is now running new version of deployments manifests."),
+            "attachments": [{"title": app, "title_link": link, "color": "#18be52",
+                "fields": [{"title": "Revision", "value": "0f9e8d7c6b5a49382716", "short": true}]}]
+        })
+    };
+    control
+        .post(
+            "/post",
+            argocd("checkout", "https://argocd.example/applications/checkout"),
+        )
+        .await;
+    // A hostile link is dropped, the change kept; a person typing the same words records nothing.
+    control
+        .post("/post", argocd("cart", "javascript:alert(1)"))
+        .await;
+    control
+        .post(
+            "/post",
+            json!({"channel": "C0ALERTS", "user": "U0MALLORY",
+                "text": "Application payments is now running new version of deployments manifests."}),
+        )
+        .await;
+    control
+        .post(
+            "/post",
+            json!({"channel": "C0ALERTS", "bot_id": "B0CI", "text": "build 812 passed"}),
+        )
+        .await;
+    let bus = crate::slack_edge::observer(&nats).await;
+    let since = chrono::Utc::now() - chrono::Duration::hours(1);
+    wait_for(Duration::from_secs(20), "two changes recorded", || async {
+        bus.read_since::<proto::Change>(proto::Subject::ChangeRecorded, since, 100)
+            .await
+            .unwrap()
+            .messages
+            .len()
+            >= 2
+    })
+    .await
+    .unwrap();
+    control.wait_all_acked().await;
+    let recorded = bus
+        .read_since::<proto::Change>(proto::Subject::ChangeRecorded, since, 100)
+        .await
+        .unwrap()
+        .messages;
+    let services: Vec<&str> = recorded
+        .iter()
+        .map(|change| change.service.as_str())
+        .collect();
+    assert_eq!(services, ["checkout", "cart"], "{recorded:?}");
+    assert_eq!(recorded[0].version.as_deref(), Some("0f9e8d7"));
+    assert_eq!(recorded[0].source, proto::ChangeSource::Slack);
+    assert_eq!(
+        recorded[0].url.as_deref(),
+        Some("https://argocd.example/applications/checkout")
+    );
+    assert_eq!(recorded[1].url, None, "{:?}", recorded[1]);
+}

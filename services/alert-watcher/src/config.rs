@@ -232,6 +232,27 @@ impl runtime::ConfigSection for Rules {
     }
 }
 
+/// `[[changes]]`: operator-defined formats of change messages (see `changes`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct ChangeRules(pub Vec<crate::changes::ChangeRuleConfig>);
+
+impl ChangeRules {
+    pub fn compile(&self) -> Result<Vec<crate::changes::ChangeRule>, String> {
+        self.0
+            .iter()
+            .enumerate()
+            .map(|(index, rule)| rule.compile(index))
+            .collect()
+    }
+}
+
+impl runtime::ConfigSection for ChangeRules {
+    fn validate(&self) -> Result<(), String> {
+        self.compile().map(|_| ())
+    }
+}
+
 /// `[sandbox]`: who may accept running a shared script besides the person who shared it.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -4,6 +4,8 @@
 //! `profile.request`), since it holds the Alertmanager credentials a silence needs.
 //!
 //! - [`recognize`]: which messages are alerts, read into normalized alerts (pure).
+//! - [`changes`]: which other messages announce a change (Argo CD, Flux, `[[changes]]` rules),
+//!   recorded on `change.recorded` (pure).
 //! - [`correlate`]: fingerprints and the open / update / resolve decision (pure).
 //! - [`alertmanager_api`]: label recovery for Alertmanager's keyless default template.
 //! - `watcher`: the handler, with the incident state in KV under compare-and-set.
@@ -16,6 +18,7 @@
 
 pub mod actions;
 pub mod alertmanager_api;
+pub mod changes;
 pub mod commands;
 mod config;
 pub mod correlate;
@@ -32,7 +35,8 @@ use runtime::ServiceName;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{
-    ActionsConfig, AlertmanagerConfig, IncidentsConfig, Rules, SandboxApprovalConfig, StormConfig,
+    ActionsConfig, AlertmanagerConfig, ChangeRules, IncidentsConfig, Rules, SandboxApprovalConfig,
+    StormConfig,
 };
 
 pub const SERVICE: ServiceName = ServiceName {
@@ -51,6 +55,8 @@ runtime::service_config! {
         pub storm: StormConfig,
         /// Operator-defined formats (`[[rules]]`).
         pub rules: Rules,
+        /// Operator-defined formats of change messages (`[[changes]]`).
+        pub changes: ChangeRules,
         /// Who may accept a sandbox run besides the script's uploader (`[sandbox]`).
         pub sandbox: SandboxApprovalConfig,
         /// Who may press the reply's buttons, and for how long a silence lasts (`[actions]`).
@@ -85,6 +91,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             },
             service_labels: config.incidents.service_labels.clone(),
             rules: config.rules.compile().map_err(anyhow::Error::msg)?,
+            change_rules: config.changes.compile().map_err(anyhow::Error::msg)?,
             storm: config.storm.rules(),
         });
         let webhook = match config.alertmanager.webhook_listen {

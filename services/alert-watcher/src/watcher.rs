@@ -28,6 +28,7 @@ pub(crate) struct Watcher {
     pub(crate) windows: Windows,
     pub(crate) service_labels: Vec<String>,
     pub(crate) rules: Vec<recognize::rules::Rule>,
+    pub(crate) change_rules: Vec<crate::changes::ChangeRule>,
     pub(crate) storm: StormRules,
 }
 
@@ -69,11 +70,7 @@ impl Watcher {
         }
         let readings = match recognize::recognize_with(&message.raw, &self.rules) {
             Recognition::Alerts(readings) => readings,
-            Recognition::NotAnAlert => {
-                metrics::counter!("ft_watcher_messages_total", "kind" => "not_an_alert")
-                    .increment(1);
-                return Ok(());
-            }
+            Recognition::NotAnAlert => return self.on_other_message(&message).await,
         };
         metrics::counter!("ft_watcher_messages_total", "kind" => "alert").increment(1);
         for reading in readings {
@@ -90,6 +87,51 @@ impl Watcher {
                 // before looking for the channels, this message wrote the incident and its channel
                 // before looking again, so one of the two always sees the other.
                 self.enrich_open(&observation.fingerprint, &known).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A message that is no alert may announce a change (a deploy bot, Argo CD, Flux): recorded,
+    /// once per message, so the next incident's thread can say what changed before it.
+    async fn on_other_message(&self, message: &SlackMessage) -> Result<(), HandlerError> {
+        let Some(new) = crate::changes::read(&message.raw, &self.change_rules) else {
+            metrics::counter!("ft_watcher_messages_total", "kind" => "not_an_alert").increment(1);
+            return Ok(());
+        };
+        let at = message
+            .ts
+            .split('.')
+            .next()
+            .and_then(|seconds| seconds.parse::<i64>().ok())
+            .and_then(|seconds| chrono::DateTime::from_timestamp(seconds, 0));
+        let new = proto::NewChange { at, ..new };
+        // A link that is no http(s) URL is dropped, not the change.
+        let new = match new.url.as_deref() {
+            Some(url) if !proto::mrkdwn::is_safe_url(url) => proto::NewChange { url: None, ..new },
+            _ => new,
+        };
+        let id = format!(
+            "slack-{}-{}",
+            message.channel,
+            message
+                .ts
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+        );
+        match new.into_change(proto::ChangeSource::Slack, chrono::Utc::now(), || id) {
+            Ok(change) => {
+                self.bus
+                    .publish(&change)
+                    .await
+                    .map_err(HandlerError::retry)?;
+                metrics::counter!("ft_watcher_messages_total", "kind" => "change").increment(1);
+                tracing::info!(service = %change.service, version = ?change.version, "change read in Slack");
+            }
+            Err(err) => {
+                // Text from outside that does not make a change: counted and said, never fatal.
+                metrics::counter!("ft_watcher_messages_total", "kind" => "change_refused")
+                    .increment(1);
+                tracing::info!(error = %err, channel = %message.channel, "a change message could not be recorded");
             }
         }
         Ok(())
