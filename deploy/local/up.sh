@@ -105,6 +105,9 @@ if [ "$demo" != 0 ]; then
     wait_http "$prometheus_addr/-/ready"
 fi
 
+# The markers API's token for this run: the demo records its deploy with it, and so can you.
+changes_token=${FLAMETHREAD_CHANGES_TOKEN:-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+
 admin_port=9101
 for service in slack-gateway alert-watcher profile-fetcher sandbox-runner remediation-poster; do
     prefix=$(echo "$service" | tr 'a-z-' 'A-Z_')_
@@ -129,7 +132,7 @@ for service in slack-gateway alert-watcher profile-fetcher sandbox-runner remedi
             profile-fetcher)
                 extra+=("${prefix}PROMETHEUS__URL=http://$prometheus_addr" "${prefix}PAGES__LISTEN=127.0.0.1:9190"
                     "${prefix}PAGES__PUBLIC_URL=http://127.0.0.1:9190" "${prefix}LIVE__DEFAULT_SECONDS=5"
-                    "${prefix}LIVE__TARGETS__CHECKOUT=http://$demo_addr") ;;
+                    "${prefix}LIVE__TARGETS__CHECKOUT=http://$demo_addr" "${prefix}CHANGES__API_TOKEN=$changes_token") ;;
             # A shared script's flamegraph is served by profile-fetcher's pages.
             sandbox-runner) extra+=("${prefix}SANDBOX__PAGES_URL=http://127.0.0.1:9190") ;;
         esac
@@ -152,6 +155,13 @@ else
 fi
 if [ "$demo" != 0 ] && [ -n "$alerts_webhook" ]; then
     seconds=${FLAMETHREAD_DEMO_SECONDS:-90}
+    # A CI job would record the deploy that starts the campaign; the thread lists it as what
+    # changed before the alert, and marks it on the chart.
+    deploy='{"service":"checkout","version":"1.4.2","kind":"deploy","who":"CI run 812","environment":"demo","message":"coupons: match campaign codes with the new pattern"}'
+    curl -s -o /dev/null -w 'demo: deploy marker recorded (%{http_code})\n' -XPOST http://127.0.0.1:9190/api/v1/changes \
+        -H "Authorization: Bearer $changes_token" -H 'Content-Type: application/json' -d "$deploy" >&2
+    echo "      record your own: curl -H 'Authorization: Bearer $changes_token' -H 'Content-Type: application/json' \\" >&2
+    echo "          -d '{\"service\":\"checkout\",\"version\":\"1.4.3\"}' http://127.0.0.1:9190/api/v1/changes" >&2
     curl -s -o /dev/null -XPOST "http://$demo_addr/campaign/start"
     echo "demo: checkout's coupon campaign is burning the CPU; the alert reaches #alerts within seconds," >&2
     echo "      and resolves about ${seconds}s from now, when the campaign ends (Prometheus http://$prometheus_addr)" >&2

@@ -767,3 +767,46 @@ async fn a_change_announced_in_slack_is_recorded_once_and_people_cannot_forge_on
     );
     assert_eq!(recorded[1].url, None, "{:?}", recorded[1]);
 }
+
+/// The Role shipped in `k8s/workload-reader/` grants exactly what the emulator lets through, so
+/// the tests above prove what that Role allows, and no more is granted than the code uses.
+#[test]
+fn the_shipped_role_grants_exactly_what_the_tests_run_with() {
+    let role = include_str!("../../k8s/workload-reader/role.yaml");
+    let list = |line: &str| -> Vec<String> {
+        let inside = line
+            .split_once('[')
+            .and_then(|(_, rest)| rest.split_once(']'));
+        inside
+            .map(|(items, _)| {
+                items
+                    .split(',')
+                    .map(|item| item.trim().trim_matches('"').to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut granted = std::collections::BTreeSet::new();
+    let mut resources = Vec::new();
+    for line in role.lines().map(str::trim) {
+        if line.starts_with("resources:") {
+            resources = list(line);
+        } else if line.starts_with("verbs:") {
+            for verb in list(line) {
+                for resource in &resources {
+                    granted.insert((verb.clone(), resource.clone()));
+                }
+            }
+        }
+    }
+    let expected: std::collections::BTreeSet<(String, String)> = kube_emulator::GRANTED
+        .iter()
+        .map(|(verb, resource)| ((*verb).to_owned(), (*resource).to_owned()))
+        .collect();
+    assert_eq!(granted, expected);
+    let rules = role.split("rules:").nth(1).unwrap();
+    assert!(
+        !rules.contains("secrets") && !rules.contains("\"*\""),
+        "{rules}"
+    );
+}

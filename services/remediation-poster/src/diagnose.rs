@@ -300,6 +300,8 @@ struct ChangeFacts {
     who: String,
     /// Whole minutes between the change and the alert's start.
     minutes: i64,
+    /// The same for people: `7 min`, `2 h 5 min`, `less than a minute`.
+    before: String,
 }
 
 /// A container of the workload, as templates see it.
@@ -372,6 +374,7 @@ impl Facts {
                 verb: change.kind.verb().to_owned(),
                 who: change.who.clone().unwrap_or_default(),
                 minutes: (start - change.at).num_minutes(),
+                before: before((start - change.at).num_minutes()),
             });
         let containers = workload
             .map(|workload| workload.containers.iter().map(ContainerView::of).collect())
@@ -528,8 +531,8 @@ impl Facts {
                         format!(", by {}", change.who)
                     };
                     format!(
-                        "{} {} {} min before the alert{by}",
-                        change.title, change.verb, change.minutes
+                        "{} {} {} before the alert{by}",
+                        change.title, change.verb, change.before
                     )
                 })
             }
@@ -578,6 +581,16 @@ impl Facts {
     }
 }
 
+/// How long before the alert a change came, for people.
+fn before(minutes: i64) -> String {
+    match minutes {
+        ..=0 => "less than a minute".to_owned(),
+        1..=59 => format!("{minutes} min"),
+        _ if minutes % 60 == 0 => format!("{} h", minutes / 60),
+        _ => format!("{} h {} min", minutes / 60, minutes % 60),
+    }
+}
+
 fn number(value: f64) -> String {
     if value.abs() >= 100.0 {
         format!("{value:.0}")
@@ -612,7 +625,7 @@ pub fn builtin() -> Vec<RuleConfig> {
                 Condition::MetricRatio { metric: "cpu".into(), above: 1.3 },
                 Condition::FunctionGrew { points: 10.0 },
             ],
-            summary: "CPU rose to {{ metric.cpu.ratio | round(1) }}× its baseline and `{{ grown[0].name }}` grew from {{ grown[0].from | round(1) }}% to {{ grown[0].to | round(1) }}% after {{ change.noun }} {{ change.title }} ({{ change.minutes }} min before the alert): consider rolling it back.".into(),
+            summary: "CPU rose to {{ metric.cpu.ratio | round(1) }}× its baseline and `{{ grown[0].name }}` grew from {{ grown[0].from | round(1) }}% to {{ grown[0].to | round(1) }}% after {{ change.noun }} {{ change.title }} ({{ change.before }} before the alert): consider rolling it back.".into(),
             remediations: vec![rollout[0].to_owned(), undo.to_owned()],
             confidence: Confidence::High,
         },
@@ -625,7 +638,7 @@ pub fn builtin() -> Vec<RuleConfig> {
                 Condition::Restarting { at_least: 3 },
                 Condition::ChangedBefore { within_minutes: 60 },
             ],
-            summary: "`{{ container.name }}` keeps restarting ({{ container.restarts }} times), and {{ change.title }} was {{ change.verb }} {{ change.minutes }} min before the alert: roll it back, then read the crash in its log.".into(),
+            summary: "`{{ container.name }}` keeps restarting ({{ container.restarts }} times), and {{ change.title }} was {{ change.verb }} {{ change.before }} before the alert: roll it back, then read the crash in its log.".into(),
             remediations: vec![undo.to_owned()],
             confidence: Confidence::High,
         },
@@ -638,7 +651,7 @@ pub fn builtin() -> Vec<RuleConfig> {
                 Condition::Terminated { reason: "OOMKilled".into() },
                 Condition::MemoryNearLimit { above: 90.0 },
             ],
-            summary: "`{{ container.name }}` was OOMKilled with its memory at {{ container.memory_percent | round }}% of its {{ container.limit_mib | round }} MiB limit: give it more memory, or find what grows (a leak, a cache or a queue without a bound).".into(),
+            summary: "`{{ container.name }}` was OOMKilled with its memory at {{ container.memory_percent | round | int }}% of its {{ container.limit_mib | round | int }} MiB limit: give it more memory, or find what grows (a leak, a cache or a queue without a bound).".into(),
             remediations: vec![
                 "kubectl -n {{ labels.namespace }} describe pod {{ container.pod }}".into(),
                 "kubectl -n {{ labels.namespace }} logs {{ container.pod }} -c {{ container.name }} --previous".into(),
@@ -666,7 +679,7 @@ pub fn builtin() -> Vec<RuleConfig> {
                 Condition::Throttled { above: 25.0 },
                 Condition::CpuNearLimit { above: 80.0 },
             ],
-            summary: "`{{ container.name }}` is throttled in {{ container.throttled_percent | round }}% of its CPU periods while using {{ container.cpu_percent | round }}% of its limit: latency comes from the limit; raise it, or find what uses the CPU.".into(),
+            summary: "`{{ container.name }}` is throttled in {{ container.throttled_percent | round | int }}% of its CPU periods while using {{ container.cpu_percent | round | int }}% of its limit: latency comes from the limit; raise it, or find what uses the CPU.".into(),
             remediations: Vec::new(),
             confidence: Confidence::Medium,
         },
@@ -692,7 +705,7 @@ pub fn builtin() -> Vec<RuleConfig> {
                 Condition::ChangedBefore { within_minutes: 120 },
                 Condition::MetricRatio { metric: "cpu".into(), above: 1.3 },
             ],
-            summary: "CPU is {{ metric.cpu.ratio | round(1) }}× its baseline since {{ change.noun }} {{ change.title }} ({{ change.minutes }} min before the alert): consider rolling it back, and compare the profiles before and after it.".into(),
+            summary: "CPU is {{ metric.cpu.ratio | round(1) }}× its baseline since {{ change.noun }} {{ change.title }} ({{ change.before }} before the alert): consider rolling it back, and compare the profiles before and after it.".into(),
             remediations: vec![rollout[0].to_owned(), undo.to_owned()],
             confidence: Confidence::Medium,
         },
@@ -743,6 +756,19 @@ pub fn builtin() -> Vec<RuleConfig> {
             ],
             summary: "CPU is {{ metric.cpu.ratio | round(1) }}× its baseline, but there is no profile to say where it goes: press Profile now.".into(),
             remediations: Vec::new(),
+            confidence: Confidence::Low,
+        },
+        RuleConfig {
+            name: "hot-function-after-a-change".into(),
+            alert: None,
+            labels: BTreeMap::new(),
+            source: None,
+            when: vec![
+                Condition::ChangedBefore { within_minutes: 60 },
+                Condition::TopFunctionShare { above: 30.0 },
+            ],
+            summary: "`{{ top[0].name }}` takes {{ top[0].share | round(1) }}% of the CPU, and {{ change.title }} was {{ change.verb }} {{ change.before }} before the alert: the first suspect. Compare the profiles before and after it, and roll it back if that path is new.".into(),
+            remediations: vec![rollout[0].to_owned(), undo.to_owned()],
             confidence: Confidence::Low,
         },
         RuleConfig {

@@ -406,11 +406,11 @@ fn changes_blocks(changes: &ChangesEvidence, started: DateTime<Utc>) -> Vec<Valu
     }
     let mut text = mrkdwn!("*Changed before this alert*");
     for change in changes.changes.iter().take(CHANGES_SHOWN) {
-        let minutes = (started - change.at).num_minutes();
-        let when = if minutes >= 0 {
-            mrkdwn!("{} before", lasted(minutes * 60))
+        let seconds = (started - change.at).num_seconds();
+        let when = if seconds >= 0 {
+            mrkdwn!("{} before", lasted(seconds))
         } else {
-            mrkdwn!("{} after it started", lasted(-minutes * 60))
+            mrkdwn!("{} after it started", lasted(-seconds))
         };
         let title = Mrkdwn::code(&change.title());
         let what = match change.url.as_deref() {

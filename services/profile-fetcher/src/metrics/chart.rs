@@ -130,14 +130,16 @@ where
     let (y_from, y_to) = (chart.y_range().start, chart.y_range().end);
     let marker_colour = RGBColor(31, 119, 180);
     for marker in markers {
-        // A change before the chart's window is shown at its left edge, with its time.
-        let (x, label) = if marker.minutes < x_from {
+        // A change before the chart's data is shown at its left edge, saying how long ago it
+        // was (one just before the first point is simply drawn there).
+        let slack = (x_to - x_from) * 0.05;
+        let (x, label) = if marker.minutes < x_from - slack {
             (
                 x_from,
-                format!("◀ {} ({:.0}m)", marker.label, marker.minutes),
+                format!("◀ {}, {:.0} min ago", marker.label, -marker.minutes),
             )
         } else if marker.minutes <= x_to {
-            (marker.minutes, marker.label.clone())
+            (marker.minutes.max(x_from), marker.label.clone())
         } else {
             continue;
         };
@@ -217,7 +219,11 @@ mod tests {
         // memory panel ends at -10m, before the deploy); one before a panel's window sits at its
         // left edge with its time; labels are text, never markup.
         assert_eq!(svg.matches("deploy 1.4.2").count(), 1, "{svg}");
-        assert_eq!(svg.matches("◀ config &lt;b&gt; (-90m)").count(), 2, "{svg}");
+        assert_eq!(
+            svg.matches("◀ config &lt;b&gt;, 90 min ago").count(),
+            2,
+            "{svg}"
+        );
         assert!(svg.matches("stroke=\"#1F77B4\"").count() >= 4, "{svg}");
         assert!(svg.starts_with("<svg"), "{svg}");
         assert!(svg.contains("HighCPU · checkout"));

@@ -1,6 +1,8 @@
 use proto::IncidentChange;
 use test_support::fixtures;
 
+use proto::evidence::ContainerFacts;
+
 use super::*;
 
 fn incident(labels: &[(&str, &str)]) -> Incident {
@@ -268,4 +270,163 @@ confidence = "medium"
     broken[0].alert = None;
     broken[0].summary = "{{ unclosed".into();
     assert!(RuleSet::new(broken).unwrap_err().contains("template"));
+}
+
+fn deploy(incident: &Incident, minutes_before: i64) -> ChangesEvidence {
+    let start = incident.alert.starts_at.unwrap_or(incident.opened_at);
+    ChangesEvidence {
+        schema_version: proto::SchemaVersion::CURRENT,
+        evidence_id: "c".into(),
+        incident_id: incident.id.clone(),
+        status: EvidenceStatus::Ok,
+        window: incident.window,
+        changes: vec![proto::Change {
+            schema_version: proto::SchemaVersion::CURRENT,
+            change_id: "ci-812".into(),
+            service: "checkout".into(),
+            environment: None,
+            version: Some("1.4.2".into()),
+            kind: proto::ChangeKind::Deploy,
+            who: Some("CI run 812".into()),
+            url: None,
+            message: None,
+            at: start - chrono::Duration::minutes(minutes_before),
+            source: proto::ChangeSource::Api,
+        }],
+        notes: Vec::new(),
+        collected_at: incident.opened_at,
+    }
+}
+
+fn workload(incident: &Incident, container: ContainerFacts) -> WorkloadEvidence {
+    WorkloadEvidence {
+        schema_version: proto::SchemaVersion::CURRENT,
+        evidence_id: "w".into(),
+        incident_id: incident.id.clone(),
+        status: EvidenceStatus::Ok,
+        workload: None,
+        replicas: None,
+        containers: vec![container],
+        events: Vec::new(),
+        log: None,
+        rollouts: Vec::new(),
+        notes: Vec::new(),
+        collected_at: incident.opened_at,
+    }
+}
+
+fn oom_killed(restarts: u64, memory_percent: f64) -> ContainerFacts {
+    ContainerFacts {
+        pod: "checkout-7d9f8b6c5-x2k4z".into(),
+        container: "checkout".into(),
+        restarts: Some(restarts),
+        last_terminated: Some("OOMKilled".into()),
+        memory_peak_bytes: Some(memory_percent / 100.0 * 512.0 * 1048576.0),
+        memory_limit_bytes: Some(512.0 * 1048576.0),
+        ..ContainerFacts::default()
+    }
+}
+
+#[test]
+fn changes_and_the_workload_name_their_rule() {
+    let rules = RuleSet::default();
+    let incident = incident(&[("namespace", "shop")]);
+    let diagnose = |changes: Option<&ChangesEvidence>,
+                    workload: Option<&WorkloadEvidence>,
+                    metrics: Option<&MetricsEvidence>,
+                    profile: Option<&ProfileEvidence>| {
+        rules
+            .diagnose_all(
+                &incident,
+                Gathered {
+                    metrics,
+                    profile,
+                    changes,
+                    workload,
+                },
+            )
+            .unwrap()
+    };
+    let recent = deploy(&incident, 7);
+    let old = deploy(&incident, 300);
+    let crashing = workload(&incident, oom_killed(4, 97.0));
+
+    // A crash loop that began after a deploy: roll it back, naming the deploy.
+    let crash = diagnose(Some(&recent), Some(&crashing), None, None);
+    assert_eq!(crash.rule, "crash-loop-after-a-change");
+    assert!(
+        crash
+            .summary
+            .contains("and checkout 1.4.2 was deployed 7 min before the alert"),
+        "{}",
+        crash.summary
+    );
+    assert_eq!(
+        crash.facts,
+        [
+            "container `checkout` of `checkout-7d9f8b6c5-x2k4z` restarted 4 times",
+            "checkout 1.4.2 deployed 7 min before the alert, by CI run 812"
+        ]
+    );
+    assert_eq!(
+        crash.remediations,
+        ["kubectl -n shop rollout undo deployment/checkout"]
+    );
+
+    // The same OOM kills long after the last deploy: the memory limit.
+    let oom = diagnose(Some(&old), Some(&crashing), None, None);
+    assert_eq!(oom.rule, "oom-killed-at-the-memory-limit");
+    assert!(
+        oom.summary.contains("at 97% of its 512 MiB limit"),
+        "{}",
+        oom.summary
+    );
+    assert_eq!(oom.confidence, Confidence::High);
+    let below = workload(&incident, oom_killed(1, 60.0));
+    assert_eq!(diagnose(None, Some(&below), None, None).rule, "oom-killed");
+
+    // Throttled at the CPU limit.
+    let throttled = workload(
+        &incident,
+        ContainerFacts {
+            pod: "p".into(),
+            container: "checkout".into(),
+            cpu_throttled: Some(0.4),
+            cpu_cores: Some(0.45),
+            cpu_limit_cores: Some(0.5),
+            ..ContainerFacts::default()
+        },
+    );
+    let cpu = diagnose(None, Some(&throttled), None, None);
+    assert_eq!(cpu.rule, "throttled-at-the-cpu-limit");
+    assert!(
+        cpu.summary
+            .contains("throttled in 40% of its CPU periods while using 90% of its limit"),
+        "{}",
+        cpu.summary
+    );
+
+    // CPU up and a function grown after a deploy: the change is named, with the function.
+    let metrics = metrics(vec![fixtures::series(
+        "cpu",
+        1.8,
+        0.4,
+        Trend::Rising,
+        "cores",
+    )]);
+    let grown = profile(&[("parse_coupon", 0.6)], &[("parse_coupon", 0.05, 0.6)]);
+    let after = diagnose(Some(&recent), None, Some(&metrics), Some(&grown));
+    assert_eq!(after.rule, "cpu-and-a-function-grew-after-a-change");
+    assert!(
+        after.summary.contains(
+            "after deploy checkout 1.4.2 (7 min before the alert): consider rolling it back"
+        ),
+        "{}",
+        after.summary
+    );
+    // Without the change, the rule that does not name one.
+    assert_eq!(
+        diagnose(Some(&old), None, Some(&metrics), Some(&grown)).rule,
+        "cpu-up-and-a-function-grew"
+    );
 }

@@ -330,3 +330,176 @@ fn a_stale_incident_says_so_in_place() {
 fn fixtures_at(seconds: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(1_700_000_000 + seconds, 0).unwrap()
 }
+
+fn hostile_change(minutes_before: i64, started: chrono::DateTime<chrono::Utc>) -> proto::Change {
+    proto::Change {
+        schema_version: proto::SchemaVersion::CURRENT,
+        change_id: "ci-1".into(),
+        service: "checkout".into(),
+        environment: Some("prod".into()),
+        version: Some("1.4.2 <!channel>".into()),
+        kind: proto::ChangeKind::Deploy,
+        who: Some("*mallory* <@U0BOSS>".into()),
+        url: Some("https://ci.example/812".into()),
+        message: Some("fix `coupons`\nsecond line".into()),
+        at: started - chrono::Duration::minutes(minutes_before),
+        source: proto::ChangeSource::Api,
+    }
+}
+
+#[test]
+fn changes_and_the_workload_are_shown_and_what_came_from_outside_stays_text() {
+    let mut record = record(IncidentChange::Opened, 1);
+    let incident = record.content.incident.clone().unwrap();
+    let started = incident.alert.starts_at.unwrap_or(incident.opened_at);
+    record.merge_changes(&proto::ChangesEvidence {
+        schema_version: proto::SchemaVersion::CURRENT,
+        evidence_id: "c1".into(),
+        incident_id: incident.id.clone(),
+        status: EvidenceStatus::Ok,
+        window: incident.window,
+        changes: vec![hostile_change(7, started)],
+        notes: vec!["kube-state-metrics: <b>down</b>".into()],
+        collected_at: fixtures_at(5),
+    });
+    record.merge_workload(&proto::WorkloadEvidence {
+        schema_version: proto::SchemaVersion::CURRENT,
+        evidence_id: "w1".into(),
+        incident_id: incident.id.clone(),
+        status: EvidenceStatus::Ok,
+        workload: Some(proto::evidence::WorkloadRef {
+            namespace: "shop".into(),
+            deployment: Some("checkout".into()),
+            pod: None,
+            container: None,
+        }),
+        replicas: Some(proto::evidence::Replicas {
+            desired: 3,
+            ready: 2,
+        }),
+        containers: vec![proto::evidence::ContainerFacts {
+            pod: "checkout-7d9f8b6c5-x2k4z".into(),
+            container: "checkout".into(),
+            restarts: Some(4),
+            last_terminated: Some("OOMKilled".into()),
+            memory_peak_bytes: Some(500.0 * 1024.0 * 1024.0),
+            memory_limit_bytes: Some(512.0 * 1024.0 * 1024.0),
+            ..Default::default()
+        }],
+        events: vec![proto::evidence::KubeEvent {
+            at: None,
+            kind: "Warning".into(),
+            reason: "BackOff".into(),
+            message: "restarting <!here>".into(),
+            object: "Pod/checkout-7d9f8b6c5-x2k4z".into(),
+            count: 3,
+        }],
+        log: Some(proto::evidence::LogTail {
+            pod: "checkout-7d9f8b6c5-x2k4z".into(),
+            container: "checkout".into(),
+            previous: true,
+            text: "```\nMemoryError <@U0BOSS>".into(),
+            truncated: true,
+        }),
+        rollouts: vec![proto::evidence::Rollout {
+            revision: 2,
+            replicaset: "checkout-7d9f8b6c5".into(),
+            created_at: None,
+            images: vec!["registry/checkout:1.4.2".into()],
+        }],
+        notes: vec![
+            "Kubernetes refused to list events in shop (403): the Role needs `list` on `events`"
+                .into(),
+        ],
+        collected_at: fixtures_at(5),
+    });
+    let text = block_texts(&render(&record, "m"));
+    assert!(text.contains("*Changed before this alert*"), "{text}");
+    assert!(
+        text.contains("<https://ci.example/812|checkout 1.4.2 &lt;!channel&gt;> deployed 7m before, by *mallory* &lt;@U0BOSS&gt; in prod: _fix `coupons`_"),
+        "{text}"
+    );
+    assert!(
+        text.contains("kube-state-metrics: &lt;b&gt;down&lt;/b&gt;"),
+        "{text}"
+    );
+    assert!(
+        text.contains("*Workload* `shop/deployment/checkout`"),
+        "{text}"
+    );
+    assert!(text.contains("2/3 replicas ready ⚠️"), "{text}");
+    assert!(
+        text.contains(
+            "4 restarts, last terminated *OOMKilled*, memory peaked at 500 of 512 MiB (98%)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("BackOff: restarting &lt;!here&gt; (×3)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ˋˋˋ\\nMemoryError &lt;@U0BOSS&gt;"),
+        "a log cannot close its code block: {text}"
+    );
+    assert!(text.contains("rev 2 registry/checkout:1.4.2"), "{text}");
+    assert!(text.contains("the Role needs `list` on `events`"), "{text}");
+    for raw in ["<!channel>", "<!here>", "<@U0BOSS>", "<b>"] {
+        assert!(!text.contains(raw), "{raw} reached Slack as markup: {text}");
+    }
+}
+
+#[test]
+fn a_diff_before_and_after_a_change_is_one_button_away() {
+    let mut record = record(IncidentChange::Opened, 1);
+    let incident = record.content.incident.clone().unwrap();
+    let mut profile = test_support::fixtures::profile_evidence(
+        &incident,
+        &[("parse_coupon", 0.6)],
+        &[("parse_coupon", 0.05, 0.6)],
+    );
+    profile.diff_url = Some("http://pages/flamegraphs/x/diff".into());
+    profile.baseline_label = Some("before deploy checkout 1.4.2".into());
+    record.merge_profile(&profile);
+    let rendered = render(&record, "m");
+    let actions = rendered.blocks.last().unwrap();
+    let diff = actions["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|button| button["action_id"] == actions::OPEN_DIFF)
+        .expect("a diff button");
+    assert_eq!(diff["url"], "http://pages/flamegraphs/x/diff");
+    assert_eq!(
+        diff["text"]["text"],
+        "Diff before deploy checkout 1.4.2 vs after"
+    );
+    assert!(block_texts(&rendered).contains("*Grew against before deploy checkout 1.4.2*"));
+}
+
+#[test]
+fn missing_kubernetes_labels_are_said_not_left_out() {
+    let mut record = record(IncidentChange::Opened, 1);
+    let incident = record.content.incident.clone().unwrap();
+    record.merge_workload(&proto::WorkloadEvidence {
+        schema_version: proto::SchemaVersion::CURRENT,
+        evidence_id: "w1".into(),
+        incident_id: incident.id.clone(),
+        status: EvidenceStatus::NoData {
+            detail: "the alert has no namespace label (namespace), so there is no Kubernetes workload to look at".into(),
+        },
+        workload: None,
+        replicas: None,
+        containers: Vec::new(),
+        events: Vec::new(),
+        log: None,
+        rollouts: Vec::new(),
+        notes: Vec::new(),
+        collected_at: fixtures_at(5),
+    });
+    let text = block_texts(&render(&record, "m"));
+    assert!(
+        text.contains("*Workload* no data: the alert has no namespace label"),
+        "{text}"
+    );
+}
