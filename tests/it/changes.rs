@@ -749,11 +749,13 @@ async fn a_change_announced_in_slack_is_recorded_once_and_people_cannot_forge_on
     .await
     .unwrap();
     control.wait_all_acked().await;
-    let recorded = bus
+    let mut recorded = bus
         .read_since::<proto::Change>(proto::Subject::ChangeRecorded, since, 100)
         .await
         .unwrap()
         .messages;
+    // The watcher handles messages concurrently: the order stored is not the order posted.
+    recorded.sort_by(|a, b| b.service.cmp(&a.service));
     let services: Vec<&str> = recorded
         .iter()
         .map(|change| change.service.as_str())
