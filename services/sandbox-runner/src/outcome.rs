@@ -31,6 +31,9 @@ pub struct Report {
     pub pids_exhausted: Option<bool>,
     #[serde(default)]
     pub tmp_full: Option<bool>,
+    /// The container's cgroup counted an OOM kill (the engine's flag can miss one).
+    #[serde(default)]
+    pub oom_killed: Option<bool>,
     pub held_ms: u64,
     pub stdout: Stream,
     pub stderr: Stream,
@@ -91,7 +94,7 @@ pub fn read(finished: &Finished, limits: SandboxLimits, tmp_mib: u32) -> Read {
     let Some(report) = report(&finished.stdout) else {
         return unreported(finished);
     };
-    let oom = finished.oom_killed;
+    let oom = finished.oom_killed || report.oom_killed == Some(true);
     // The report is the init's word on the wall clock: it was written before any outside kill.
     let outcome = if report.timed_out {
         SandboxOutcome::TimedOut

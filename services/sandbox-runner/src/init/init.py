@@ -129,6 +129,23 @@ def stop_profiler(spy, children, grace):
         pass
 
 
+def oom_killed():
+    """Whether the kernel's OOM killer took a process of this container (the cgroup's counter:
+    the engine's own OOMKilled flag is racy when the killed process is not the container's
+    first)."""
+    for path in ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control"):
+        try:
+            with open(path) as events:
+                for line in events:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill" and int(value) > 0:
+                        return True
+            return False
+        except (OSError, ValueError):
+            continue
+    return None
+
+
 def pids_exhausted():
     """Whether a fork was refused at the container's process limit (the cgroup's counter)."""
     for path in ("/sys/fs/cgroup/pids.events", "/sys/fs/cgroup/pids/pids.events"):
@@ -282,6 +299,7 @@ def main():
         "signal": -code if code is not None and code < 0 else None,
         "timed_out": timed_out,
         "pids_exhausted": pids_exhausted(),
+        "oom_killed": oom_killed(),
         "tmp_full": tmp_full(),
         "held_ms": held_ms,
         "stdout": stdout.report("tail"),
