@@ -24,7 +24,7 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::recognize::written_by_person;
+use crate::recognize::{rules::posted_by, text::field, written_by_person};
 
 /// One `[[changes]]` rule as configured.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -80,10 +80,6 @@ impl ChangeRuleConfig {
     }
 }
 
-fn field<'a>(value: &'a Value, key: &str) -> &'a str {
-    value.get(key).and_then(Value::as_str).unwrap_or_default()
-}
-
 fn attachments(event: &Value) -> impl Iterator<Item = &Value> {
     event
         .get("attachments")
@@ -122,19 +118,9 @@ fn attachment_field<'a>(event: &'a Value, title: &str) -> Option<&'a str> {
 }
 
 impl ChangeRule {
-    fn applies_to(&self, event: &Value) -> bool {
-        let wanted = |configured: &Option<String>, key: &str| {
-            configured
-                .as_deref()
-                .is_none_or(|value| field(event, key) == value)
-        };
-        wanted(&self.config.channel, "channel")
-            && wanted(&self.config.bot_id, "bot_id")
-            && wanted(&self.config.username, "username")
-    }
-
     fn read(&self, event: &Value) -> Option<NewChange> {
-        if !self.applies_to(event) {
+        let config = &self.config;
+        if !posted_by(event, &config.channel, &config.bot_id, &config.username) {
             return None;
         }
         let captures = texts(event)

@@ -28,7 +28,7 @@ pub mod generic;
 pub mod grafana;
 pub mod rules;
 pub mod sentry;
-mod text;
+pub(crate) mod text;
 
 use std::collections::BTreeMap;
 

@@ -80,6 +80,23 @@ impl RuleConfig {
     }
 }
 
+/// Whether `event` was posted where and by whom an operator rule says: each of `channel`,
+/// `bot_id` and `username` that is set must equal the event's (shared by `[[rules]]` and
+/// `[[changes]]`).
+pub(crate) fn posted_by(
+    event: &Value,
+    channel: &Option<String>,
+    bot_id: &Option<String>,
+    username: &Option<String>,
+) -> bool {
+    let wanted = |configured: &Option<String>, key: &str| {
+        configured
+            .as_deref()
+            .is_none_or(|value| field(event, key) == value)
+    };
+    wanted(channel, "channel") && wanted(bot_id, "bot_id") && wanted(username, "username")
+}
+
 impl Rule {
     /// Whether the operator let this rule read messages people wrote.
     pub fn reads_people(&self) -> bool {
@@ -87,14 +104,12 @@ impl Rule {
     }
 
     fn applies_to(&self, event: &Value) -> bool {
-        let wanted = |configured: &Option<String>, key: &str| {
-            configured
-                .as_deref()
-                .is_none_or(|value| field(event, key) == value)
-        };
-        wanted(&self.config.channel, "channel")
-            && wanted(&self.config.bot_id, "bot_id")
-            && wanted(&self.config.username, "username")
+        posted_by(
+            event,
+            &self.config.channel,
+            &self.config.bot_id,
+            &self.config.username,
+        )
     }
 
     /// The alert this rule reads in `event`, if it applies and matches.
