@@ -91,7 +91,8 @@ impl Message for Change {
     }
 
     fn idempotency_key(&self) -> String {
-        format!("change:{}", self.change_id)
+        // Two clients may choose the same id for different services.
+        format!("change:{}:{}", self.service, self.change_id)
     }
 }
 
@@ -407,7 +408,7 @@ mod tests {
         .unwrap();
         assert_eq!(change.message.as_deref(), Some("fix coupons\n\nand more"));
         assert_eq!(change.change_id, "ci-812.1");
-        assert_eq!(change.idempotency_key(), "change:ci-812.1");
+        assert_eq!(change.idempotency_key(), "change:checkout:ci-812.1");
     }
 
     #[test]

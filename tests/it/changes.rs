@@ -541,14 +541,32 @@ async fn the_markers_api_refuses_what_is_not_a_change_and_lists_what_is() {
                 "x".repeat(20_000)
             ),
             413,
-            "",
+            "length limit",
         ),
     ];
     for (what, token, body, status, says) in cases {
         let (got, answer) = post_change(pages, token, json, &body).await;
         assert_eq!(got, status, "{what}: {answer}");
-        assert!(answer.to_string().contains(says), "{what}: {answer}");
+        // Every refusal is JSON with a sentence in `error`.
+        assert!(
+            answer["error"]
+                .as_str()
+                .is_some_and(|error| error.contains(says)),
+            "{what}: {answer}"
+        );
     }
+    let wrong_method = http()
+        .delete(format!("http://{pages}/api/v1/changes"))
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status().as_u16(), 405);
+    let answer: Value = wrong_method.json().await.unwrap();
+    assert!(
+        answer["error"].as_str().unwrap().contains("POST"),
+        "{answer}"
+    );
     let (got, answer) = post_change(pages, TOKEN, "text/plain", good).await;
     assert_eq!(got, 415, "{answer}");
 
@@ -566,6 +584,7 @@ async fn the_markers_api_refuses_what_is_not_a_change_and_lists_what_is() {
     assert_eq!(status, 200, "{listed}");
     let changes = listed["changes"].as_array().unwrap();
     assert_eq!(changes.len(), 1, "{listed}");
+    assert_eq!(listed["truncated"], false, "{listed}");
     assert_eq!(changes[0]["kind"], "rollback");
     assert_eq!(
         changes[0]["who"], "<@U123> & co",
@@ -573,6 +592,12 @@ async fn the_markers_api_refuses_what_is_not_a_change_and_lists_what_is() {
     );
     let (_, all) = list_changes(pages, "").await;
     assert_eq!(all["changes"].as_array().unwrap().len(), 2, "{all}");
+    let (_, one) = list_changes(pages, "?limit=1").await;
+    assert_eq!(
+        (one["changes"].as_array().unwrap().len(), &one["truncated"]),
+        (1, &Value::Bool(true)),
+        "{one}"
+    );
     for bad in [
         "?since=yesterday",
         "?limit=0",

@@ -231,7 +231,8 @@ fn flux(event: &Value) -> Option<NewChange> {
         if !changed {
             return None;
         }
-        let (name, namespace) = object.split_once('.').unwrap_or((object, ""));
+        // A name may hold dots; a namespace (a DNS label) cannot.
+        let (name, namespace) = object.rsplit_once('.').unwrap_or((object, ""));
         let version = attachment_field(event, "revision")
             .map(short_revision)
             .or_else(|| {
@@ -315,6 +316,16 @@ mod tests {
                 change.environment.as_deref()
             ),
             ("podinfo", Some("6.5.4"), Some("apps"))
+        );
+        // A Kubernetes name may hold dots; the namespace is what follows the last one.
+        let dotted = json!({"bot_id": "B0FLUX", "attachments": [{
+            "author_name": "kustomization/web.v2.prod",
+            "text": "Reconciliation finished in 2s, next run in 10m"
+        }]});
+        let change = read(&dotted, &[]).unwrap();
+        assert_eq!(
+            (change.service.as_str(), change.environment.as_deref()),
+            ("web.v2", Some("prod"))
         );
     }
 

@@ -373,7 +373,8 @@ pub struct KubernetesConfig {
     /// The Kubernetes API: empty (the default) for none, `in-cluster` for the pod's own service
     /// account, or the API server's http(s) URL (with `token_file`, and `ca_file` for https).
     pub api: String,
-    /// A file holding the bearer token for `api` as a URL (re-read at start-up only).
+    /// A file holding the bearer token for `api` as a URL, re-read about once a minute (kube-rs
+    /// does), so a projected token that rotates keeps working.
     pub token_file: Option<std::path::PathBuf>,
     /// The CA bundle that signs the API server's certificate, for `api` as an https URL.
     pub ca_file: Option<std::path::PathBuf>,

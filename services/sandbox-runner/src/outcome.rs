@@ -252,6 +252,7 @@ fn parse_stack(line: &str) -> Option<(String, u64)> {
         (frame.ends_with(">)") && frame.contains("(<frozen "))
             || frame.contains(" (encodings/")
             || frame.ends_with(" (sitecustomize.py)")
+            || frame.ends_with("/sitecustomize.py)")
     };
     if frames.iter().all(starting) {
         return None;
@@ -307,7 +308,7 @@ mod tests {
             "tmp_full": false, "held_ms": 12,
             "stdout": {"tail": "hello\n", "bytes": 6, "truncated": false},
             "stderr": {"tail": "Traceback: oops\n", "bytes": 16, "truncated": false},
-            "profile": {"folded": "process 12:\"python3 -s /work/script.py\";<module> (script.py);burn (script.py) 74\nprocess 12:\"python3\";<module> (script.py) 2\nprocess 12:\"python3\";_find_and_load (<frozen importlib._bootstrap>);<module> (<frozen site>) 1\nprocess 13:\"python3\";search_function (encodings/__init__.py);<module> (encodings/utf_8.py) 1\n", "bytes": 220, "truncated": false},
+            "profile": {"folded": "process 12:\"python3 -s /work/script.py\";<module> (script.py);burn (script.py) 74\nprocess 12:\"python3\";<module> (script.py) 2\nprocess 12:\"python3\";_find_and_load (<frozen importlib._bootstrap>);<module> (<frozen site>) 1\nprocess 13:\"python3\";search_function (encodings/__init__.py);<module> (encodings/utf_8.py) 1\n_find_and_load (<frozen importlib._bootstrap>);<module> (<frozen site>);execsitecustomize (<frozen site>);<module> (/opt/flamethread/site/sitecustomize.py);_flamethread_hold (/opt/flamethread/site/sitecustomize.py) 1\n", "bytes": 220, "truncated": false},
             "profiler": {"status": 0, "stderr": ""}
         });
         edit(&mut report);

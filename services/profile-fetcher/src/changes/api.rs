@@ -18,7 +18,10 @@ use std::sync::Arc;
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, Query, State, rejection::QueryRejection},
+    extract::{
+        DefaultBodyLimit, Query, State,
+        rejection::{BytesRejection, QueryRejection},
+    },
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
@@ -48,7 +51,15 @@ pub fn router(bus: Bus, token: Password) -> Router {
         token: Arc::new(token),
     };
     Router::new()
-        .route("/api/v1/changes", get(list).post(record))
+        .route(
+            "/api/v1/changes",
+            get(list).post(record).fallback(|| async {
+                refuse(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "`POST` records a change, `GET` lists them",
+                )
+            }),
+        )
         .layer(DefaultBodyLimit::max(limits::BODY_BYTES))
         // The token is checked before a byte of the body is read.
         .route_layer(axum::middleware::from_fn_with_state(
@@ -98,7 +109,11 @@ async fn authenticate(
     next.run(request).await
 }
 
-async fn record(State(markers): State<Markers>, headers: HeaderMap, body: Bytes) -> Response {
+async fn record(
+    State(markers): State<Markers>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -114,6 +129,11 @@ async fn record(State(markers): State<Markers>, headers: HeaderMap, body: Bytes)
             "send the change as JSON (Content-Type: application/json)",
         );
     }
+    // Too large (413) or cut off: said in JSON like every other refusal.
+    let body = match body {
+        Ok(body) => body,
+        Err(err) => return refuse(err.status(), err.body_text()),
+    };
     let new: NewChange = match serde_json::from_slice(&body) {
         Ok(new) => new,
         Err(err) => return refuse(StatusCode::BAD_REQUEST, format!("not a change: {err}")),
@@ -197,9 +217,11 @@ async fn list(
         })
         .collect();
     changes.sort_by_key(|change| std::cmp::Reverse(change.at));
+    // More than asked for, or more than one read holds: the caller narrows `since` or `service`.
+    let truncated = history.truncated || changes.len() > limit;
     changes.truncate(limit);
     count(StatusCode::OK);
-    Json(json!({ "since": since, "changes": changes })).into_response()
+    Json(json!({ "since": since, "changes": changes, "truncated": truncated })).into_response()
 }
 
 /// `since` as a duration back from `now` or an RFC 3339 time, within the stream's retention.

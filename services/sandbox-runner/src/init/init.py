@@ -375,7 +375,14 @@ def fold(profile, plan):
         document = json.loads(raw)
         frames = document["shared"]["frames"]
         prefixes = sorted(
-            {"/work/", "/tmp/"} | {p.rstrip("/") + "/" for p in sys.path if p.startswith("/")},
+            {"/work/", "/tmp/"}
+            | {p.rstrip("/") + "/" for p in sys.path if p.startswith("/")}
+            # The script's pythons also import from PYTHONPATH (the site hook's directory).
+            | {
+                p.rstrip("/") + "/"
+                for p in plan["env"].get("PYTHONPATH", "").split(":")
+                if p.startswith("/")
+            },
             key=len,
             reverse=True,
         )
