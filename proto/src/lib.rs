@@ -12,7 +12,7 @@
 //!   (sent as `Nats-Msg-Id`) and the correlation fields that tracing spans carry.
 //! - [`codec`]: decoding with readable errors, split into "not JSON / wrong shape" and "a schema
 //!   version this build does not understand", so the bus can dead-letter with a precise reason.
-//! - One module per conversation: [`slack`], [`incident`], [`evidence`], [`change`], [`sandbox`], [`post`],
+//! - One module per conversation: [`slack`], [`incident`], [`evidence`], [`change`], [`sandbox`], [`post`], [`span`],
 //!   and [`dead_letter`] for messages that could not be processed.
 //! - [`command`]: the `/profile` grammar, which picker options also carry.
 //! - [`mrkdwn`]: the only way to write text and blocks for Slack, so that outside text is never
@@ -36,6 +36,7 @@ pub mod post;
 pub mod sandbox;
 pub mod schema;
 pub mod slack;
+pub mod span;
 pub mod subjects;
 
 pub use change::{Change, ChangeKind, ChangeSource, NewChange};
@@ -52,6 +53,7 @@ pub use sandbox::{SandboxRequest, SandboxResult};
 pub use slack::{
     BlockAction, FileReceived, FileShared, SlackInteraction, SlackMessage, SlashCommand, actions,
 };
+pub use span::{SpanBatch, SpanRow};
 pub use subjects::{ConsumerSpec, StreamSpec, Subject, Subjects};
 
 /// The fields a tracing span records for a message, so that one alert can be followed across

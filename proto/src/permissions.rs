@@ -55,6 +55,7 @@ pub const PRODUCERS: &[(&str, &[Subject])] = &[
             Subject::EvidenceWorkload,
             Subject::PostRequest,
             Subject::ChangeRecorded,
+            Subject::SpanReceived,
         ],
     ),
     (
@@ -66,7 +67,13 @@ pub const PRODUCERS: &[(&str, &[Subject])] = &[
 
 /// Streams a service reads by time with short-lived ordered consumers rather than a durable one:
 /// profile-fetcher reads the changes before an incident, and lists them for the markers API.
-pub const READERS_BY_TIME: &[(&str, Stream)] = &[("profile-fetcher", Stream::Changes)];
+///
+/// The span store reads `span.received` in order from where its files end, so it keeps no
+/// consumer state of its own on the server.
+pub const READERS_BY_TIME: &[(&str, Stream)] = &[
+    ("profile-fetcher", Stream::Changes),
+    ("profile-fetcher", Stream::Spans),
+];
 
 /// The KV buckets a service writes: the incident state is alert-watcher's alone, the replies
 /// remediation-poster's.

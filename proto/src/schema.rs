@@ -7,7 +7,7 @@ use schemars::{JsonSchema, Schema, generate::SchemaSettings};
 use crate::{
     BlockAction, Change, ChangesEvidence, DeadLetter, FileReceived, FileShared, IncidentEvent,
     MetricsEvidence, PostRequest, ProfileEvidence, ProfileRequest, SandboxRequest, SandboxResult,
-    SlackMessage, SlashCommand, Subject, Subjects, WorkloadEvidence,
+    SlackMessage, SlashCommand, SpanBatch, Subject, Subjects, WorkloadEvidence,
     subjects::{CONSUMERS, Stream},
 };
 
@@ -183,11 +183,20 @@ pub const CATALOG: &[CatalogEntry] = &[
         file: "change.v1.json",
         subjects: &[Subject::ChangeRecorded],
         producer: "profile-fetcher (markers API), alert-watcher (change messages in Slack)",
-        idempotency_key: "`change:<change_id>`",
+        idempotency_key: "`change:<service>:<change_id>`",
         read_by_time: Some(
             "profile-fetcher, by time, when an incident opens and for `GET /api/v1/changes`",
         ),
         schema: schema_of::<Change>,
+    },
+    CatalogEntry {
+        message: "SpanBatch",
+        file: "span-batch.v1.json",
+        subjects: &[Subject::SpanReceived],
+        producer: "profile-fetcher (the span intake: OTLP over HTTP, SpanEvent JSON)",
+        idempotency_key: "`spans:<batch_id>` (a digest of the batch's trace and span ids)",
+        read_by_time: Some("profile-fetcher's span store, in order, from where its files end"),
+        schema: schema_of::<SpanBatch>,
     },
     CatalogEntry {
         message: "DeadLetter",

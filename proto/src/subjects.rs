@@ -29,10 +29,11 @@ pub enum Subject {
     SandboxResult,
     PostRequest,
     ChangeRecorded,
+    SpanReceived,
 }
 
 impl Subject {
-    pub const ALL: [Subject; 17] = [
+    pub const ALL: [Subject; 18] = [
         Subject::SlackMessage,
         Subject::SlackCommand,
         Subject::SlackAction,
@@ -50,6 +51,7 @@ impl Subject {
         Subject::SandboxResult,
         Subject::PostRequest,
         Subject::ChangeRecorded,
+        Subject::SpanReceived,
     ];
 
     /// The subject after the prefix, e.g. `slack.message`.
@@ -72,6 +74,7 @@ impl Subject {
             Subject::SandboxResult => "sandbox.result",
             Subject::PostRequest => "post.request",
             Subject::ChangeRecorded => "change.recorded",
+            Subject::SpanReceived => "span.received",
         }
     }
 
@@ -94,6 +97,7 @@ impl Subject {
             Subject::SandboxRequest | Subject::SandboxResult => Stream::Sandbox,
             Subject::PostRequest => Stream::Post,
             Subject::ChangeRecorded => Stream::Changes,
+            Subject::SpanReceived => Stream::Spans,
         }
     }
 }
@@ -109,11 +113,12 @@ pub enum Stream {
     Sandbox,
     Post,
     Changes,
+    Spans,
     DeadLetter,
 }
 
 impl Stream {
-    pub const ALL: [Stream; 8] = [
+    pub const ALL: [Stream; 9] = [
         Stream::Slack,
         Stream::Incidents,
         Stream::Evidence,
@@ -121,6 +126,7 @@ impl Stream {
         Stream::Sandbox,
         Stream::Post,
         Stream::Changes,
+        Stream::Spans,
         Stream::DeadLetter,
     ];
 
@@ -133,6 +139,7 @@ impl Stream {
             Stream::Sandbox => "SANDBOX",
             Stream::Post => "POST",
             Stream::Changes => "CHANGES",
+            Stream::Spans => "SPANS",
             Stream::DeadLetter => "DEADLETTER",
         }
     }
@@ -147,6 +154,7 @@ impl Stream {
             Stream::Sandbox => "sandbox",
             Stream::Post => "post",
             Stream::Changes => "change",
+            Stream::Spans => "span",
             Stream::DeadLetter => "deadletter",
         }
     }
@@ -166,6 +174,9 @@ impl Stream {
             // Changes are read back by time: a month covers any incident's lookback and the
             // markers API's listing, and deploys are few.
             Stream::DeadLetter | Stream::Changes => Duration::from_secs(30 * DAY),
+            // Spans are a buffer in front of the span store, which keeps them for its own
+            // retention; a day lets a store that lost its disk rebuild the last day.
+            Stream::Spans => Duration::from_secs(DAY),
             _ => Duration::from_secs(7 * DAY),
         }
     }
@@ -179,6 +190,7 @@ impl Stream {
             Stream::Sandbox => "script runs requested and their results",
             Stream::Post => "what remediation-poster is asked to say in Slack",
             Stream::Changes => "deploys, config changes and rollbacks, read back by time",
+            Stream::Spans => "spans accepted at the intake, on their way to the span store",
             Stream::DeadLetter => "messages no consumer could process, with the reason",
         }
     }

@@ -1,0 +1,742 @@
+//! Every way a span comes in, read into [`SpanRow`]s: OTLP over HTTP (protobuf and JSON, as any
+//! OpenTelemetry SDK or collector exports) and Slack-style SpanEvent JSON (what a shell script
+//! sends with one `curl`).
+//!
+//! Pure: bytes in, rows or an error out. A request is read whole before anything of it is kept, so
+//! a malformed span refuses its whole batch with an error naming the span and what is wrong with
+//! it. Ids arrive as bytes (protobuf), hex (OTLP JSON) or hex or base64 (SpanEvents) and leave as
+//! lowercase hex; names and attributes are cut to [`MAX_TEXT_BYTES`], attributes beyond
+//! [`MAX_ATTRIBUTES`] are dropped and counted.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use opentelemetry_proto::tonic::{
+    collector::trace::v1::ExportTraceServiceRequest,
+    common::v1::{AnyValue, KeyValue, any_value::Value},
+    trace::v1::Span,
+};
+use prost::Message as _;
+use proto::span::{
+    MAX_ATTRIBUTES, MAX_EVENTS, MAX_TEXT_BYTES, SpanEventRow, SpanKind, SpanLinkRow, SpanRow,
+    StatusCode,
+};
+use serde::Deserialize;
+
+/// Most spans one request may carry.
+pub const MAX_SPANS: usize = 20_000;
+
+/// The attribute that counts what was dropped to stay within [`MAX_ATTRIBUTES`] and
+/// [`MAX_EVENTS`].
+pub const DROPPED: &str = "flamethread.dropped";
+
+/// OpenTelemetry's name for a service that did not say its name.
+pub const UNKNOWN_SERVICE: &str = "unknown_service";
+
+/// How a request's body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// `POST /v1/traces` with `Content-Type: application/x-protobuf`.
+    OtlpProtobuf,
+    /// `POST /v1/traces` with `Content-Type: application/json`.
+    OtlpJson,
+    /// `POST /api/v1/spans`: one SpanEvent or a list of them.
+    SpanEvents,
+}
+
+impl Encoding {
+    /// The name batches carry as their `source`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::OtlpProtobuf => "otlp-protobuf",
+            Encoding::OtlpJson => "otlp-json",
+            Encoding::SpanEvents => "span-events",
+        }
+    }
+}
+
+/// Why a request's spans were refused; the text is what the sender reads in the 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IntakeError {
+    #[error("not an OTLP ExportTraceServiceRequest in protobuf: {0}")]
+    NotProtobuf(String),
+    #[error("not OTLP JSON: {0}")]
+    NotOtlpJson(String),
+    #[error("not SpanEvent JSON: {0}")]
+    NotSpanEvents(String),
+    #[error("more than {MAX_SPANS} spans in one request: send them in smaller batches")]
+    TooManySpans,
+    #[error("span {index} ({name:?}): {problem}")]
+    Span {
+        index: usize,
+        name: String,
+        problem: String,
+    },
+}
+
+/// Reads a request's spans; nothing is returned unless every span is valid.
+pub fn decode(encoding: Encoding, body: &[u8]) -> Result<Vec<SpanRow>, IntakeError> {
+    match encoding {
+        Encoding::OtlpProtobuf => {
+            let request = ExportTraceServiceRequest::decode(body)
+                .map_err(|err| IntakeError::NotProtobuf(err.to_string()))?;
+            from_otlp(request)
+        }
+        Encoding::OtlpJson => {
+            let request: ExportTraceServiceRequest = serde_json::from_slice(body)
+                .map_err(|err| IntakeError::NotOtlpJson(err.to_string()))?;
+            from_otlp(request)
+        }
+        Encoding::SpanEvents => from_span_events(body),
+    }
+}
+
+fn from_otlp(request: ExportTraceServiceRequest) -> Result<Vec<SpanRow>, IntakeError> {
+    let total: usize = request
+        .resource_spans
+        .iter()
+        .flat_map(|resource| &resource.scope_spans)
+        .map(|scope| scope.spans.len())
+        .sum();
+    if total > MAX_SPANS {
+        return Err(IntakeError::TooManySpans);
+    }
+    let mut rows = Vec::with_capacity(total);
+    for resource_spans in request.resource_spans {
+        let resource_attributes = resource_spans
+            .resource
+            .map(|resource| attributes(&resource.attributes))
+            .unwrap_or_default();
+        let service_name = resource_attributes
+            .get("service.name")
+            .filter(|name| !name.is_empty())
+            .cloned()
+            .unwrap_or_else(|| UNKNOWN_SERVICE.to_owned());
+        for scope_spans in resource_spans.scope_spans {
+            let (scope_name, scope_version) = scope_spans
+                .scope
+                .map(|scope| (cut(&scope.name), cut(&scope.version)))
+                .unwrap_or_default();
+            for span in scope_spans.spans {
+                let index = rows.len();
+                let refuse = |problem: String| IntakeError::Span {
+                    index,
+                    name: cut_to(&span.name, 100),
+                    problem,
+                };
+                let row = otlp_row(&span, &service_name, &resource_attributes).map_err(refuse)?;
+                rows.push(SpanRow {
+                    scope_name: scope_name.clone(),
+                    scope_version: scope_version.clone(),
+                    ..row
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
+fn otlp_row(
+    span: &Span,
+    service_name: &str,
+    resource_attributes: &BTreeMap<String, String>,
+) -> Result<SpanRow, String> {
+    let trace_id = id_bytes(&span.trace_id, 16, "trace_id")?;
+    let span_id = id_bytes(&span.span_id, 8, "span_id")?;
+    let parent_span_id = if span.parent_span_id.is_empty() {
+        String::new()
+    } else {
+        id_bytes(&span.parent_span_id, 8, "parent_span_id")?
+    };
+    let (timestamp_ns, duration_ns) = times(span.start_time_unix_nano, span.end_time_unix_nano)?;
+    let mut span_attributes = attributes(&span.attributes);
+    let dropped =
+        span.events.len().saturating_sub(MAX_EVENTS) + span.links.len().saturating_sub(MAX_EVENTS);
+    if dropped > 0 {
+        span_attributes.insert(DROPPED.to_owned(), dropped.to_string());
+    }
+    let events = span
+        .events
+        .iter()
+        .take(MAX_EVENTS)
+        .map(|event| {
+            Ok(SpanEventRow {
+                timestamp_ns: nanos(event.time_unix_nano, "an event's time_unix_nano")?,
+                name: cut(&event.name),
+                attributes: attributes(&event.attributes),
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    let links = span
+        .links
+        .iter()
+        .take(MAX_EVENTS)
+        .map(|link| {
+            Ok(SpanLinkRow {
+                trace_id: id_bytes(&link.trace_id, 16, "a link's trace_id")?,
+                span_id: id_bytes(&link.span_id, 8, "a link's span_id")?,
+                trace_state: cut(&link.trace_state),
+                attributes: attributes(&link.attributes),
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    let status = span.status.as_ref();
+    Ok(SpanRow {
+        timestamp_ns,
+        trace_id,
+        span_id,
+        parent_span_id,
+        trace_state: cut(&span.trace_state),
+        span_name: cut(&span.name),
+        span_kind: SpanKind::from_otlp(span.kind),
+        service_name: cut(service_name),
+        resource_attributes: resource_attributes.clone(),
+        scope_name: String::new(),
+        scope_version: String::new(),
+        span_attributes,
+        duration_ns,
+        status_code: status.map_or(StatusCode::Unset, |status| {
+            StatusCode::from_otlp(status.code)
+        }),
+        status_message: status.map_or_else(String::new, |status| cut(&status.message)),
+        events,
+        links,
+    })
+}
+
+/// Start and end (ns since the epoch) as the row's start and duration.
+fn times(start: u64, end: u64) -> Result<(i64, u64), String> {
+    let start_ns = nanos(start, "start_time_unix_nano")?;
+    if end < start {
+        return Err(format!(
+            "end_time_unix_nano ({end}) is before start_time_unix_nano ({start})"
+        ));
+    }
+    Ok((start_ns, end - start))
+}
+
+fn nanos(value: u64, what: &str) -> Result<i64, String> {
+    if value == 0 {
+        return Err(format!("{what} is missing"));
+    }
+    i64::try_from(value).map_err(|_| format!("{what} ({value}) is past the year 2262"))
+}
+
+/// An id given as bytes: exactly `len` of them, not all zero (OTLP's rule), as lowercase hex.
+fn id_bytes(bytes: &[u8], len: usize, what: &str) -> Result<String, String> {
+    if bytes.len() != len {
+        return Err(format!(
+            "{what} must be {len} bytes ({} hex digits), got {}",
+            2 * len,
+            bytes.len()
+        ));
+    }
+    if bytes.iter().all(|&byte| byte == 0) {
+        return Err(format!(
+            "{what} is all zeros, which OpenTelemetry calls invalid"
+        ));
+    }
+    Ok(hex(bytes))
+}
+
+/// An id given as text (SpanEvents): hex when every character is a hex digit (at most `2 * len`
+/// of them), base64 (standard or URL-safe, padded or not) otherwise; at most `len` bytes, zero
+/// bytes on the left when shorter, never all zero.
+pub fn id_text(text: &str, len: usize, what: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    let bytes = if text.len() <= 2 * len && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let even = if text.len() % 2 == 1 {
+            format!("0{text}")
+        } else {
+            text.to_owned()
+        };
+        (0..even.len())
+            .step_by(2)
+            .map(|at| u8::from_str_radix(&even[at..at + 2], 16))
+            .collect::<Result<Vec<u8>, _>>()
+            .map_err(|err| format!("{what} is not hex: {err}"))?
+    } else {
+        let engines = [
+            &base64::engine::general_purpose::STANDARD,
+            &base64::engine::general_purpose::STANDARD_NO_PAD,
+            &base64::engine::general_purpose::URL_SAFE,
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        ];
+        engines
+            .iter()
+            .find_map(|engine| engine.decode(text).ok())
+            .ok_or_else(|| format!("{what} {:?} is neither hex nor base64", cut_to(text, 40)))?
+    };
+    if bytes.len() > len {
+        return Err(format!(
+            "{what} is {} bytes; at most {len} are kept ({} hex digits)",
+            bytes.len(),
+            2 * len
+        ));
+    }
+    let mut padded = vec![0; len - bytes.len()];
+    padded.extend(bytes);
+    id_bytes(&padded, len, what)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(2 * bytes.len()), |mut out, byte| {
+            let _ = write!(out, "{byte:02x}");
+            out
+        })
+}
+
+/// OTLP attributes as the table keeps them: text values, the first [`MAX_ATTRIBUTES`], a later
+/// duplicate key winning as in the collector, the rest counted under [`DROPPED`].
+fn attributes(pairs: &[KeyValue]) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    for pair in pairs.iter().take(MAX_ATTRIBUTES) {
+        map.insert(cut(&pair.key), cut(&any_value_text(pair.value.as_ref())));
+    }
+    if pairs.len() > MAX_ATTRIBUTES {
+        map.insert(
+            DROPPED.to_owned(),
+            (pairs.len() - MAX_ATTRIBUTES).to_string(),
+        );
+    }
+    map
+}
+
+/// A value as text: strings as they are, numbers and booleans as they print, bytes in base64,
+/// arrays and maps as JSON.
+fn any_value_text(value: Option<&AnyValue>) -> String {
+    match value.and_then(|value| value.value.as_ref()) {
+        None => String::new(),
+        Some(Value::StringValue(text)) => text.clone(),
+        Some(other) => match any_value_json(other) {
+            serde_json::Value::String(text) => text,
+            json => json.to_string(),
+        },
+    }
+}
+
+fn any_value_json(value: &Value) -> serde_json::Value {
+    match value {
+        Value::StringValue(text) => text.clone().into(),
+        Value::BoolValue(flag) => flag.to_string().into(),
+        Value::IntValue(number) => number.to_string().into(),
+        Value::DoubleValue(number) => number.to_string().into(),
+        Value::BytesValue(bytes) => base64::engine::general_purpose::STANDARD
+            .encode(bytes)
+            .into(),
+        Value::ArrayValue(array) => array
+            .values
+            .iter()
+            .take(MAX_ATTRIBUTES)
+            .map(|item| {
+                item.value
+                    .as_ref()
+                    .map_or(serde_json::Value::Null, any_value_json)
+            })
+            .collect(),
+        // An index into a profile's string table: meaningless in a trace.
+        Value::StringValueStrindex(_) => serde_json::Value::Null,
+        Value::KvlistValue(list) => list
+            .values
+            .iter()
+            .take(MAX_ATTRIBUTES)
+            .map(|pair| {
+                (
+                    pair.key.clone(),
+                    pair.value
+                        .as_ref()
+                        .and_then(|value| value.value.as_ref())
+                        .map_or(serde_json::Value::Null, any_value_json),
+                )
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+    }
+}
+
+/// At most [`MAX_TEXT_BYTES`], cut at a character and marked with `…`.
+fn cut(text: &str) -> String {
+    cut_to(text, MAX_TEXT_BYTES)
+}
+
+fn cut_to(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// A SpanEvent as Slack's tracing stack publishes them: one flat row per span, times in µs,
+/// typed tags. The service is the `service_name` tag.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpanEvent {
+    id: String,
+    trace_id: String,
+    #[serde(default)]
+    parent_id: Option<String>,
+    name: String,
+    start_timestamp_micros: u64,
+    duration_micros: u64,
+    #[serde(default)]
+    tags: Vec<Tag>,
+    /// `client`, `server`, `internal`, `producer` or `consumer` map onto `SpanKind`; anything else
+    /// is kept as the `span_type` attribute.
+    #[serde(default)]
+    span_type: Option<String>,
+}
+
+/// A typed tag: `v_type` says which value field holds the value.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Tag {
+    key: String,
+    #[serde(default)]
+    v_type: Option<String>,
+    #[serde(default)]
+    v_str: Option<String>,
+    #[serde(default)]
+    v_bool: Option<bool>,
+    #[serde(default)]
+    v_int64: Option<i64>,
+    #[serde(default)]
+    v_float64: Option<f64>,
+    #[serde(default)]
+    v_binary: Option<String>,
+}
+
+impl Tag {
+    fn text(&self) -> Result<String, String> {
+        let given = [
+            ("string", self.v_str.clone()),
+            ("bool", self.v_bool.map(|value| value.to_string())),
+            ("int64", self.v_int64.map(|value| value.to_string())),
+            ("float64", self.v_float64.map(|value| value.to_string())),
+            ("binary", self.v_binary.clone()),
+        ];
+        let present: Vec<_> = given
+            .iter()
+            .filter_map(|(kind, value)| value.as_ref().map(|value| (*kind, value)))
+            .collect();
+        let [(kind, value)] = present.as_slice() else {
+            return Err(format!(
+                "tag {:?} must have exactly one of v_str, v_bool, v_int64, v_float64, v_binary",
+                cut_to(&self.key, 100)
+            ));
+        };
+        if let Some(declared) = &self.v_type
+            && !declared.eq_ignore_ascii_case(kind)
+            && !(declared.eq_ignore_ascii_case("str") && *kind == "string")
+        {
+            return Err(format!(
+                "tag {:?} says v_type {:?} but holds a {kind}",
+                cut_to(&self.key, 100),
+                cut_to(declared, 20)
+            ));
+        }
+        Ok((*value).clone())
+    }
+}
+
+fn from_span_events(body: &[u8]) -> Result<Vec<SpanRow>, IntakeError> {
+    let json: serde_json::Value =
+        serde_json::from_slice(body).map_err(|err| IntakeError::NotSpanEvents(err.to_string()))?;
+    let items = match json {
+        serde_json::Value::Array(items) => items,
+        object @ serde_json::Value::Object(_) => vec![object],
+        _ => {
+            return Err(IntakeError::NotSpanEvents(
+                "send a SpanEvent object or a list of them".to_owned(),
+            ));
+        }
+    };
+    if items.len() > MAX_SPANS {
+        return Err(IntakeError::TooManySpans);
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let name = item
+                .get("name")
+                .and_then(|name| name.as_str())
+                .map(|name| cut_to(name, 100))
+                .unwrap_or_default();
+            let refuse = |problem: String| IntakeError::Span {
+                index,
+                name: name.clone(),
+                problem,
+            };
+            let event: SpanEvent =
+                serde_json::from_value(item).map_err(|err| refuse(err.to_string()))?;
+            span_event_row(event).map_err(refuse)
+        })
+        .collect()
+}
+
+fn span_event_row(event: SpanEvent) -> Result<SpanRow, String> {
+    let start = event
+        .start_timestamp_micros
+        .checked_mul(1000)
+        .ok_or("start_timestamp_micros is past the year 2262")?;
+    let duration_ns = event
+        .duration_micros
+        .checked_mul(1000)
+        .ok_or("duration_micros is too large")?;
+    let timestamp_ns = nanos(start, "start_timestamp_micros")?;
+    if event.name.trim().is_empty() {
+        return Err("name is empty".to_owned());
+    }
+    let mut span_attributes = BTreeMap::new();
+    let mut service_name = None;
+    for tag in event.tags.iter().take(MAX_ATTRIBUTES) {
+        let value = cut(&tag.text()?);
+        if tag.key == "service_name" || tag.key == "service.name" {
+            service_name = Some(value);
+        } else {
+            span_attributes.insert(cut(&tag.key), value);
+        }
+    }
+    if event.tags.len() > MAX_ATTRIBUTES {
+        span_attributes.insert(
+            DROPPED.to_owned(),
+            (event.tags.len() - MAX_ATTRIBUTES).to_string(),
+        );
+    }
+    let span_kind = match event.span_type.as_deref().map(str::to_ascii_lowercase) {
+        None => SpanKind::Unspecified,
+        Some(kind) => match kind.as_str() {
+            "client" => SpanKind::Client,
+            "server" => SpanKind::Server,
+            "internal" => SpanKind::Internal,
+            "producer" => SpanKind::Producer,
+            "consumer" => SpanKind::Consumer,
+            _ => {
+                span_attributes.insert("span_type".to_owned(), cut(&kind));
+                SpanKind::Unspecified
+            }
+        },
+    };
+    let status_code = match span_attributes.get("error").map(String::as_str) {
+        Some("true") => StatusCode::Error,
+        _ => StatusCode::Unset,
+    };
+    let service_name = service_name
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| UNKNOWN_SERVICE.to_owned());
+    Ok(SpanRow {
+        timestamp_ns,
+        trace_id: id_text(&event.trace_id, 16, "trace_id")?,
+        span_id: id_text(&event.id, 8, "id")?,
+        parent_span_id: match event.parent_id.as_deref().map(str::trim) {
+            None | Some("") => String::new(),
+            Some(parent) => id_text(parent, 8, "parent_id")?,
+        },
+        trace_state: String::new(),
+        span_name: cut(&event.name),
+        span_kind,
+        resource_attributes: BTreeMap::from([("service.name".to_owned(), service_name.clone())]),
+        service_name,
+        scope_name: String::new(),
+        scope_version: String::new(),
+        span_attributes,
+        duration_ns,
+        status_code,
+        status_message: String::new(),
+        events: Vec::new(),
+        links: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_proto::tonic::{
+        common::v1::InstrumentationScope,
+        resource::v1::Resource,
+        trace::v1::{ResourceSpans, ScopeSpans, Status},
+    };
+
+    use super::*;
+
+    fn string(key: &str, value: &str) -> KeyValue {
+        KeyValue {
+            key: key.to_owned(),
+            value: Some(AnyValue {
+                value: Some(Value::StringValue(value.to_owned())),
+            }),
+            ..KeyValue::default()
+        }
+    }
+
+    fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![string("service.name", "checkout")],
+                    ..Resource::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(InstrumentationScope {
+                        name: "io.opentelemetry.http".to_owned(),
+                        version: "1.2".to_owned(),
+                        ..InstrumentationScope::default()
+                    }),
+                    spans,
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        }
+    }
+
+    fn span(name: &str) -> Span {
+        Span {
+            trace_id: vec![0xab; 16],
+            span_id: vec![0x01; 8],
+            name: name.to_owned(),
+            kind: 2,
+            start_time_unix_nano: 1_700_000_000_000_000_000,
+            end_time_unix_nano: 1_700_000_000_250_000_000,
+            attributes: vec![
+                string("http.route", "/cart/{id}"),
+                KeyValue {
+                    key: "http.status_code".to_owned(),
+                    value: Some(AnyValue {
+                        value: Some(Value::IntValue(503)),
+                    }),
+                    ..KeyValue::default()
+                },
+            ],
+            status: Some(Status {
+                code: 2,
+                message: "upstream timed out".to_owned(),
+            }),
+            ..Span::default()
+        }
+    }
+
+    #[test]
+    fn otlp_protobuf_and_json_read_alike() {
+        let request = request(vec![span("GET /cart/{id}")]);
+        let from_protobuf = decode(Encoding::OtlpProtobuf, &request.encode_to_vec()).unwrap();
+        let json = serde_json::to_vec(&request).unwrap();
+        let from_json = decode(Encoding::OtlpJson, &json).unwrap();
+        assert_eq!(from_protobuf, from_json);
+        let row = &from_protobuf[0];
+        assert_eq!(row.trace_id, "ab".repeat(16));
+        assert_eq!(row.span_id, "0101010101010101");
+        assert_eq!(row.parent_span_id, "");
+        assert_eq!(row.service_name, "checkout");
+        assert_eq!(row.scope_name, "io.opentelemetry.http");
+        assert_eq!(row.span_kind, SpanKind::Server);
+        assert_eq!(row.duration_ns, 250_000_000);
+        assert_eq!(row.status_code, StatusCode::Error);
+        assert_eq!(row.span_attributes["http.status_code"], "503");
+        assert_eq!(row.status_message, "upstream timed out");
+    }
+
+    #[test]
+    fn a_bad_span_refuses_its_batch_and_says_which_and_why() {
+        let mut short = span("short id");
+        short.span_id = vec![1, 2, 3];
+        let mut backwards = span("backwards");
+        backwards.end_time_unix_nano = 1;
+        let mut zero = span("zero trace");
+        zero.trace_id = vec![0; 16];
+        for (bad, says) in [
+            (short, "span_id must be 8 bytes"),
+            (backwards, "before start_time_unix_nano"),
+            (zero, "all zeros"),
+        ] {
+            let request = request(vec![span("fine"), bad]);
+            let err = decode(Encoding::OtlpProtobuf, &request.encode_to_vec()).unwrap_err();
+            let text = err.to_string();
+            assert!(text.starts_with("span 1 ("), "{text}");
+            assert!(text.contains(says), "{text}");
+        }
+        for (encoding, body, says) in [
+            (Encoding::OtlpProtobuf, &b"\xff\xff\xff"[..], "protobuf"),
+            (Encoding::OtlpJson, b"{\"resourceSpans\": 3}", "OTLP JSON"),
+            (Encoding::SpanEvents, b"[{\"id\": 1}]", "span 0"),
+            (Encoding::SpanEvents, b"\"hello\"", "SpanEvent"),
+        ] {
+            let err = decode(encoding, body).unwrap_err().to_string();
+            assert!(err.contains(says), "{err}");
+        }
+    }
+
+    #[test]
+    fn span_events_take_hex_or_base64_ids_and_typed_tags() {
+        let body = serde_json::json!([
+            {
+                "id": "AAAAAAAAAAE=", "trace_id": "0af7651916cd43dd8448eb211c80319c",
+                "name": "backup.sh", "start_timestamp_micros": 1_700_000_000_000_000u64,
+                "duration_micros": 1500, "span_type": "cron",
+                "tags": [
+                    {"key": "service_name", "v_type": "string", "v_str": "nightly"},
+                    {"key": "bytes", "v_type": "int64", "v_int64": 42},
+                    {"key": "error", "v_type": "bool", "v_bool": true}
+                ]
+            },
+            {
+                "id": "2", "parent_id": "0000000000000001", "trace_id": "CvdlGRbNQ92ESOshHIAxnA==",
+                "name": "upload", "start_timestamp_micros": 1_700_000_000_000_500u64,
+                "duration_micros": 700
+            }
+        ]);
+        let rows = decode(Encoding::SpanEvents, body.to_string().as_bytes()).unwrap();
+        assert_eq!(rows[0].span_id, "0000000000000001", "base64");
+        assert_eq!(rows[1].parent_span_id, "0000000000000001", "hex");
+        assert_eq!(rows[1].span_id, "0000000000000002", "short hex, padded");
+        assert_eq!(
+            rows[0].trace_id, rows[1].trace_id,
+            "hex and base64 of one id"
+        );
+        assert_eq!(rows[0].service_name, "nightly");
+        assert_eq!(rows[1].service_name, UNKNOWN_SERVICE);
+        assert_eq!(rows[0].span_attributes["bytes"], "42");
+        assert_eq!(rows[0].span_attributes["span_type"], "cron");
+        assert_eq!(rows[0].status_code, StatusCode::Error);
+        assert_eq!(rows[0].timestamp_ns, 1_700_000_000_000_000_000);
+        assert_eq!(rows[0].duration_ns, 1_500_000);
+
+        let lying = serde_json::json!({
+            "id": "1", "trace_id": "1", "name": "x", "start_timestamp_micros": 1,
+            "duration_micros": 1, "tags": [{"key": "n", "v_type": "int64", "v_str": "1"}]
+        });
+        let err = decode(Encoding::SpanEvents, lying.to_string().as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("holds a string"), "{err}");
+        let unknown = serde_json::json!({
+            "id": "1", "trace_id": "1", "name": "x", "start_timestamp_micros": 1,
+            "duration_micros": 1, "durtion": 3
+        });
+        let err = decode(Encoding::SpanEvents, unknown.to_string().as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("unknown field `durtion`"), "{err}");
+    }
+
+    #[test]
+    fn long_names_and_many_attributes_are_bounded_and_counted() {
+        let mut big = span(&"ą".repeat(10_000));
+        big.attributes = (0..500).map(|i| string(&format!("k{i}"), "v")).collect();
+        let rows = decode(Encoding::OtlpProtobuf, &request(vec![big]).encode_to_vec()).unwrap();
+        assert!(rows[0].span_name.len() <= MAX_TEXT_BYTES);
+        assert!(rows[0].span_name.ends_with('…'));
+        assert_eq!(rows[0].span_attributes.len(), MAX_ATTRIBUTES + 1);
+        assert_eq!(rows[0].span_attributes[DROPPED], "372");
+        let many = vec![span("x"); MAX_SPANS + 1];
+        assert_eq!(
+            decode(Encoding::OtlpProtobuf, &request(many).encode_to_vec()).unwrap_err(),
+            IntakeError::TooManySpans
+        );
+    }
+}
