@@ -16,6 +16,7 @@
 pub mod config;
 pub mod consumer;
 mod error;
+pub mod follow;
 mod headers;
 pub mod history;
 

@@ -438,3 +438,100 @@ impl runtime::ConfigSection for KubernetesConfig {
         Ok(())
     }
 }
+
+/// `[traces]`: the span intake (OTLP over HTTP, SpanEvent JSON), the span store and its SQL.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracesConfig {
+    /// Where the intake listens (`POST /v1/traces`, `POST /api/v1/spans`); OpenTelemetry's
+    /// exporters send to port 4318 by default. Unset (the default): no intake, no store.
+    pub listen: Option<std::net::SocketAddr>,
+    /// A bearer token the intake requires. Empty (the default): anyone who reaches `listen` may
+    /// send spans, as with an OpenTelemetry collector; keep `listen` private then.
+    pub intake_token: Password,
+    /// The bearer token `POST /api/v1/sql` (on the pages listener) and `flamethread-sql` need.
+    /// Empty (the default): SQL over HTTP answers 503. At least 16 characters.
+    pub sql_token: Password,
+    /// The span store's directory (Parquet files). Default `/var/lib/flamethread/spans`.
+    pub dir: std::path::PathBuf,
+    /// How long spans are kept. Default `7d`.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// Most bytes of span files kept; the oldest go first. Default 10 GiB.
+    pub max_bytes: u64,
+    /// Spans are written to a file at least this often (they are queryable before). Default `1m`.
+    #[serde(with = "humantime_serde")]
+    pub flush_every: Duration,
+    /// …or once this many are waiting. Default 200000.
+    pub flush_rows: usize,
+    /// Largest request body the intake reads (after gzip). Default 8 MiB.
+    pub max_body_bytes: usize,
+    /// How long one SQL query may run. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub query_timeout: Duration,
+    /// Most rows one answer holds; more are cut and said. Default 1000.
+    pub max_rows: usize,
+    /// Most memory one query may use. Default 512 MiB.
+    pub query_memory_bytes: usize,
+}
+
+impl Default for TracesConfig {
+    fn default() -> Self {
+        TracesConfig {
+            listen: None,
+            intake_token: Password::default(),
+            sql_token: Password::default(),
+            dir: "/var/lib/flamethread/spans".into(),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            max_bytes: 10 << 30,
+            flush_every: Duration::from_secs(60),
+            flush_rows: 200_000,
+            max_body_bytes: 8 << 20,
+            query_timeout: Duration::from_secs(10),
+            max_rows: 1000,
+            query_memory_bytes: 512 << 20,
+        }
+    }
+}
+
+impl runtime::ConfigSection for TracesConfig {
+    fn validate(&self) -> Result<(), String> {
+        for (key, token) in [
+            ("traces.intake_token", &self.intake_token),
+            ("traces.sql_token", &self.sql_token),
+        ] {
+            let token = token.expose();
+            if !token.is_empty() && token.chars().count() < 16 {
+                return Err(format!("{key}: at least 16 characters"));
+            }
+            if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(format!("{key}: no spaces or control characters"));
+            }
+        }
+        if self.dir.as_os_str().is_empty() {
+            return Err("traces.dir: a directory for the span store".to_owned());
+        }
+        if self.retention < Duration::from_secs(60) {
+            return Err("traces.retention: at least 1m".to_owned());
+        }
+        if self.flush_every.is_zero() || self.flush_every > Duration::from_secs(3600) {
+            return Err("traces.flush_every: from 1s to 1h".to_owned());
+        }
+        if self.flush_rows == 0 || self.max_rows == 0 || self.max_rows > 100_000 {
+            return Err(
+                "traces.flush_rows and traces.max_rows: at least 1 (max_rows at most 100000)"
+                    .to_owned(),
+            );
+        }
+        if self.max_body_bytes < 1024 || self.max_body_bytes > 64 << 20 {
+            return Err("traces.max_body_bytes: from 1 KiB to 64 MiB".to_owned());
+        }
+        if self.query_timeout.is_zero() || self.query_timeout > Duration::from_secs(300) {
+            return Err("traces.query_timeout: from 1ms to 5m".to_owned());
+        }
+        if self.query_memory_bytes < 1 << 20 {
+            return Err("traces.query_memory_bytes: at least 1 MiB".to_owned());
+        }
+        Ok(())
+    }
+}

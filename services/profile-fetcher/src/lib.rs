@@ -15,6 +15,8 @@
 //!   kube-state-metrics), and the markers API that records changes.
 //! - [`kubernetes`]: what the alert's workload is doing (kube-state-metrics and cAdvisor through
 //!   Prometheus; events, logs and rollout history through the Kubernetes API).
+//! - [`traces`]: the span intake (OTLP over HTTP, SpanEvent JSON), the span store it feeds and
+//!   SQL over it.
 //! - [`requests`]: the consumer of `profile.request` (`/profile`, "Profile now"): pickers,
 //!   answers that list what exists, and profile evidence.
 
@@ -22,6 +24,7 @@ pub mod changes;
 mod config;
 pub mod continuous;
 mod fetcher;
+mod http_api;
 pub mod kubernetes;
 pub mod live;
 pub mod metrics;
@@ -31,6 +34,7 @@ pub mod profile;
 pub use profiling::flamegraph;
 pub mod pyroscope;
 pub mod requests;
+pub mod traces;
 
 use bus::{ConsumerOptions, Delivery};
 use proto::{IncidentEvent, ProfileRequest};
@@ -39,7 +43,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{
     ChangesConfig, KubernetesConfig, LiveConfig, MetricQuery, PagesConfig, Password,
-    PrometheusConfig, PyroscopeApi, PyroscopeConfig, Queries,
+    PrometheusConfig, PyroscopeApi, PyroscopeConfig, Queries, TracesConfig,
 };
 
 pub const SERVICE: ServiceName = ServiceName {
@@ -64,6 +68,8 @@ runtime::service_config! {
         pub changes: ChangesConfig,
         /// What the alert's Kubernetes workload is doing (`[kubernetes]`).
         pub kubernetes: KubernetesConfig,
+        /// The span intake, the span store and SQL over it (`[traces]`).
+        pub traces: TracesConfig,
     }
 }
 
@@ -106,16 +112,54 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                 .await
                 .map_err(anyhow::Error::msg)?,
         });
+        let store = match config.traces.listen {
+            Some(listen) => {
+                let store = traces::open(&config.traces).map_err(anyhow::Error::msg)?;
+                let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
+                    anyhow::anyhow!("cannot listen on {listen} for spans (traces.listen): {err}")
+                })?;
+                tracing::info!(addr = %listen, dir = %config.traces.dir.display(), "span intake listening");
+                let router = traces::intake::router(
+                    context.bus.clone(),
+                    config.traces.intake_token.clone(),
+                    config.traces.max_body_bytes,
+                );
+                let intake = tokio::spawn(runtime::http::serve(
+                    listener,
+                    router,
+                    context.shutdown.clone(),
+                    runtime::http::Limits::default(),
+                ));
+                let keeper = tokio::spawn(traces::keep(
+                    context.bus.clone(),
+                    store.clone(),
+                    context.shutdown.clone(),
+                ));
+                Some((store, intake, keeper))
+            }
+            None => None,
+        };
         let pages = match config.pages.listen {
             Some(listen) => {
                 let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
                     anyhow::anyhow!("cannot listen on {listen} for the flamegraph pages: {err}")
                 })?;
                 tracing::info!(addr = %listen, url = %config.pages.public_url, "serving flamegraph pages");
-                let router = pages::router(context.bus.clone()).merge(changes::api::router(
-                    context.bus.clone(),
-                    config.changes.api_token.clone(),
-                ));
+                let router = pages::router(context.bus.clone())
+                    .merge(changes::api::router(
+                        context.bus.clone(),
+                        config.changes.api_token.clone(),
+                    ))
+                    .merge(traces::sql::router(
+                        store.as_ref().map(|(store, _, _)| store.clone()),
+                        config.traces.sql_token.clone(),
+                        spans::QueryLimits {
+                            timeout: config.traces.query_timeout,
+                            max_rows: config.traces.max_rows,
+                            memory_bytes: config.traces.query_memory_bytes,
+                            ..spans::QueryLimits::default()
+                        },
+                    ));
                 Some(tokio::spawn(runtime::http::serve(
                     listener,
                     router,
@@ -149,6 +193,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             },
         );
         tokio::try_join!(incidents, requests)?;
+        if let Some((_, intake, keeper)) = store {
+            intake
+                .await
+                .map_err(|err| anyhow::anyhow!("the span intake panicked: {err}"))?
+                .map_err(|err| anyhow::anyhow!("the span intake failed: {err}"))?;
+            keeper
+                .await
+                .map_err(|err| anyhow::anyhow!("the span store panicked: {err}"))?;
+        }
         if let Some(pages) = pages {
             pages
                 .await

@@ -125,7 +125,8 @@ def main():
 
     import datafusion
 
-    context = datafusion.SessionContext()
+    config = datafusion.SessionConfig().set("datafusion.sql_parser.enable_ident_normalization", "false")
+    context = datafusion.SessionContext(config)
     context.register_parquet("otel_traces", args.dir)
     median, best, result = timed(lambda: context.sql(P95_DATAFUSION).to_arrow_table())
     print("datafusion/parquet: median %.3f s, best %.3f s, %d groups" % (median, best, result.num_rows))

@@ -31,7 +31,6 @@ use chrono::{DateTime, Utc};
 use proto::{Change, ChangeSource, NewChange, Subject, change::limits};
 use serde::Deserialize;
 use serde_json::json;
-use subtle::ConstantTimeEq as _;
 
 use crate::config::Password;
 
@@ -91,13 +90,7 @@ async fn authenticate(
             "the markers API is off: set profile-fetcher's changes.api_token",
         );
     }
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
-    let expected = format!("Bearer {token}");
-    if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+    if !crate::http_api::bearer_is(request.headers(), token) {
         count(StatusCode::UNAUTHORIZED);
         return (
             StatusCode::UNAUTHORIZED,
@@ -114,15 +107,7 @@ async fn record(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| {
-            value
-                .split(';')
-                .next()
-                .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
-        });
+    let json = crate::http_api::media_type(&headers) == "application/json";
     if !json {
         return refuse(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

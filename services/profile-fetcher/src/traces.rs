@@ -1,0 +1,112 @@
+//! Traces: the span intake, the span store it feeds, and SQL over it.
+//!
+//! Spans come in over HTTP ([`intake`]), go onto JetStream first (`span.received`), and are
+//! written into the store by one reader that follows the stream in order from where the store's
+//! files end ([`keep`]). So a span the intake acknowledged survives a restart of this service, a
+//! batch delivered twice is stored once, and several replicas each build the same store. SQL is
+//! served on the pages listener ([`sql`]).
+
+pub mod intake;
+pub mod sql;
+
+use std::{sync::Arc, time::Duration};
+
+use bus::Bus;
+use futures::StreamExt as _;
+use proto::{SpanBatch, Subject};
+use spans::{SpanStore, StoreConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::TracesConfig;
+
+/// How often the reader looks whether a flush or a retention pass is due.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Opens the store the config names.
+pub fn open(config: &TracesConfig) -> Result<Arc<SpanStore>, spans::store::StoreError> {
+    SpanStore::open(StoreConfig {
+        dir: config.dir.clone(),
+        flush_every: config.flush_every,
+        flush_rows: config.flush_rows,
+        retention: config.retention,
+        max_bytes: config.max_bytes,
+    })
+    .map(Arc::new)
+}
+
+/// Follows `span.received` into the store until `shutdown`, then writes what is pending.
+pub async fn keep(bus: Bus, store: Arc<SpanStore>, shutdown: CancellationToken) {
+    let mut retention_due = tokio::time::Instant::now();
+    'follow: while !shutdown.is_cancelled() {
+        let after = store.resume_after();
+        let followed = match bus.follow::<SpanBatch>(Subject::SpanReceived, after).await {
+            Ok(followed) => followed,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the spans stream; trying again");
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        tracing::info!(after, "span store following span.received");
+        let mut followed = std::pin::pin!(followed);
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break 'follow,
+                _ = tick.tick() => {
+                    if store.flush_due() {
+                        flush(&store).await;
+                    }
+                    if tokio::time::Instant::now() >= retention_due {
+                        retention_due += Duration::from_secs(60);
+                        let removed = store.enforce_retention().files_removed;
+                        if removed > 0 {
+                            tracing::info!(removed, "span files past their retention removed");
+                        }
+                        ::metrics::gauge!("ft_span_store_bytes").set(store.stored_bytes() as f64);
+                    }
+                }
+                next = followed.next() => match next {
+                    Some(Ok(followed)) => {
+                        let last = store.resume_after();
+                        if followed.sequence > last + 1 && last > 0 {
+                            // The stream dropped batches (its byte limit) before they were read.
+                            ::metrics::counter!("ft_span_batches_lost_total")
+                                .increment(followed.sequence - last - 1);
+                            tracing::warn!(from = last + 1, to = followed.sequence - 1, "span batches were lost before the store read them");
+                        }
+                        let rows = match followed.message {
+                            Ok(batch) => batch.spans,
+                            Err(err) => {
+                                tracing::warn!(error = %err, sequence = followed.sequence, "skipped a span batch that does not decode");
+                                Vec::new()
+                            }
+                        };
+                        store.append(followed.sequence, &rows);
+                        ::metrics::counter!("ft_spans_stored_total").increment(rows.len() as u64);
+                    }
+                    Some(Err(err)) => {
+                        tracing::warn!(error = %err, "the spans stream failed; following it again");
+                        continue 'follow;
+                    }
+                    None => continue 'follow,
+                }
+            }
+        }
+    }
+    flush(&store).await;
+}
+
+async fn flush(store: &Arc<SpanStore>) {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || store.flush()).await {
+        Ok(Ok(done)) if done.rows_written > 0 => {
+            tracing::debug!(rows = done.rows_written, "spans written");
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => tracing::error!(error = %err, "cannot write spans; they stay in memory"),
+        Err(err) => tracing::error!(error = %err, "writing spans panicked"),
+    }
+}
