@@ -4,23 +4,26 @@
 //! | column | Arrow | ClickHouse |
 //! |---|---|---|
 //! | `Timestamp` | timestamp(ns, UTC) | `DateTime64(9)` |
-//! | `TraceId`, `SpanId`, `ParentSpanId`, `TraceState`, `SpanName`, `SpanKind`, `ServiceName`, `ScopeName`, `ScopeVersion`, `StatusCode`, `StatusMessage` | utf8 | `String` / `LowCardinality(String)` |
+//! | `TraceId`, `SpanId`, `ParentSpanId`, `TraceState`, `StatusMessage` | utf8 | `String` |
+//! | `SpanName`, `SpanKind`, `ServiceName`, `ScopeName`, `ScopeVersion`, `StatusCode` | dictionary(int32, utf8) | `LowCardinality(String)` |
 //! | `ResourceAttributes`, `SpanAttributes` | map(utf8, utf8) | `Map(LowCardinality(String), String)` |
 //! | `Duration` | uint64 (ns) | `UInt64` |
 //! | `Events.Timestamp`, `Events.Name`, `Events.Attributes` | list of timestamp / utf8 / map | `Nested` (the same flattened names) |
 //! | `Links.TraceId`, `Links.SpanId`, `Links.TraceState`, `Links.Attributes` | list of utf8 / map | `Nested` |
 //!
-//! The schema is what [`to_batch`] builds, so the two cannot disagree.
+//! The schema is what [`to_batch`] builds, so the two cannot disagree. The few-valued columns are
+//! dictionaries, as ClickHouse's `LowCardinality`: grouping 10 million spans by `SpanName` takes
+//! about two thirds of the time it takes on plain strings (BENCHMARKS.md, "The span store").
 
 use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::{
     array::{
-        ArrayRef, ListBuilder, MapBuilder, RecordBatch, StringBuilder, TimestampNanosecondBuilder,
-        UInt64Builder,
+        ArrayRef, ListBuilder, MapBuilder, RecordBatch, StringBuilder, StringDictionaryBuilder,
+        TimestampNanosecondBuilder, UInt64Builder,
     },
-    datatypes::SchemaRef,
     datatypes::{Field, Schema},
+    datatypes::{Int32Type, SchemaRef},
 };
 use proto::SpanRow;
 
@@ -59,9 +62,11 @@ fn timestamp_builder() -> TimestampNanosecondBuilder {
 pub fn to_batch(rows: &[SpanRow]) -> RecordBatch {
     let n = rows.len();
     let mut timestamp = timestamp_builder();
-    let mut text: Vec<StringBuilder> = (0..11)
+    let mut text: Vec<StringBuilder> = (0..5)
         .map(|_| StringBuilder::with_capacity(n, n * 16))
         .collect();
+    let mut names: Vec<StringDictionaryBuilder<Int32Type>> =
+        (0..6).map(|_| StringDictionaryBuilder::new()).collect();
     let mut resource_attributes = attributes_builder();
     let mut span_attributes = attributes_builder();
     let mut duration = UInt64Builder::with_capacity(n);
@@ -79,15 +84,20 @@ pub fn to_batch(rows: &[SpanRow]) -> RecordBatch {
             &row.span_id,
             &row.parent_span_id,
             &row.trace_state,
-            &row.span_name,
+            &row.status_message,
+        ];
+        for (builder, value) in text.iter_mut().zip(texts) {
+            builder.append_value(value);
+        }
+        let few_valued = [
+            row.span_name.as_str(),
             row.span_kind.as_str(),
             &row.service_name,
             &row.scope_name,
             &row.scope_version,
             row.status_code.as_str(),
-            &row.status_message,
         ];
-        for (builder, value) in text.iter_mut().zip(texts) {
+        for (builder, value) in names.iter_mut().zip(few_valued) {
             builder.append_value(value);
         }
         push_attributes(&mut resource_attributes, &row.resource_attributes);
@@ -115,22 +125,26 @@ pub fn to_batch(rows: &[SpanRow]) -> RecordBatch {
     let mut text = text
         .into_iter()
         .map(|mut builder| Arc::new(builder.finish()) as ArrayRef);
-    let mut next_text = || text.next().expect("eleven text columns");
+    let mut next_text = || text.next().expect("five text columns");
+    let mut names = names
+        .into_iter()
+        .map(|mut builder| Arc::new(builder.finish()) as ArrayRef);
+    let mut next_name = || names.next().expect("six dictionary columns");
     let columns: Vec<(&str, ArrayRef)> = vec![
         ("Timestamp", Arc::new(timestamp.finish())),
         ("TraceId", next_text()),
         ("SpanId", next_text()),
         ("ParentSpanId", next_text()),
         ("TraceState", next_text()),
-        ("SpanName", next_text()),
-        ("SpanKind", next_text()),
-        ("ServiceName", next_text()),
+        ("SpanName", next_name()),
+        ("SpanKind", next_name()),
+        ("ServiceName", next_name()),
         ("ResourceAttributes", Arc::new(resource_attributes.finish())),
-        ("ScopeName", next_text()),
-        ("ScopeVersion", next_text()),
+        ("ScopeName", next_name()),
+        ("ScopeVersion", next_name()),
         ("SpanAttributes", Arc::new(span_attributes.finish())),
         ("Duration", Arc::new(duration.finish())),
-        ("StatusCode", next_text()),
+        ("StatusCode", next_name()),
         ("StatusMessage", next_text()),
         ("Events.Timestamp", Arc::new(event_timestamps.finish())),
         ("Events.Name", Arc::new(event_names.finish())),
@@ -153,7 +167,7 @@ pub fn to_batch(rows: &[SpanRow]) -> RecordBatch {
 mod tests {
     use std::collections::BTreeMap;
 
-    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::array::{Array, ArrayAccessor as _, AsArray};
     use proto::span::{SpanEventRow, SpanKind, StatusCode};
 
     use super::*;
@@ -192,7 +206,12 @@ mod tests {
         let names: Vec<_> = schema().fields().iter().map(|f| f.name().clone()).collect();
         assert_eq!(names[..3], ["Timestamp", "TraceId", "SpanId"]);
         assert!(names.contains(&"Events.Name".to_owned()));
-        let kind = batch.column_by_name("SpanKind").unwrap().as_string::<i32>();
+        let kind = batch
+            .column_by_name("SpanKind")
+            .unwrap()
+            .as_dictionary::<Int32Type>()
+            .downcast_dict::<datafusion::arrow::array::StringArray>()
+            .unwrap();
         assert_eq!(kind.value(0), "Server");
         let events = batch
             .column_by_name("Events.Name")
