@@ -107,11 +107,14 @@ fi
 
 # The markers API's token for this run: the demo records its deploy with it, and so can you.
 changes_token=${FLAMETHREAD_CHANGES_TOKEN:-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+# The span store's SQL token (flamethread-sql reads it from FLAMETHREAD_SQL_TOKEN).
+sql_token=${FLAMETHREAD_SQL_TOKEN:-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 
 admin_port=9101
 for service in slack-gateway alert-watcher profile-fetcher sandbox-runner remediation-poster; do
     prefix=$(echo "$service" | tr 'a-z-' 'A-Z_')_
-    extra=()
+    # Every service traces itself into flamethread's own span store (profile-fetcher's intake).
+    extra=("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://127.0.0.1:4318/v1/traces")
     case $service in
         slack-gateway | remediation-poster)
             if [ -z "$real_slack" ]; then
@@ -132,7 +135,9 @@ for service in slack-gateway alert-watcher profile-fetcher sandbox-runner remedi
             profile-fetcher)
                 extra+=("${prefix}PROMETHEUS__URL=http://$prometheus_addr" "${prefix}PAGES__LISTEN=127.0.0.1:9190"
                     "${prefix}PAGES__PUBLIC_URL=http://127.0.0.1:9190" "${prefix}LIVE__DEFAULT_SECONDS=5"
-                    "${prefix}LIVE__TARGETS__CHECKOUT=http://$demo_addr" "${prefix}CHANGES__API_TOKEN=$changes_token") ;;
+                    "${prefix}LIVE__TARGETS__CHECKOUT=http://$demo_addr" "${prefix}CHANGES__API_TOKEN=$changes_token"
+                    "${prefix}TRACES__LISTEN=127.0.0.1:4318" "${prefix}TRACES__DIR=$state/spans"
+                    "${prefix}TRACES__SQL_TOKEN=$sql_token") ;;
             # A shared script's flamegraph is served by profile-fetcher's pages.
             sandbox-runner) extra+=("${prefix}SANDBOX__PAGES_URL=http://127.0.0.1:9190") ;;
         esac
@@ -162,6 +167,9 @@ if [ "$demo" != 0 ] && [ -n "$alerts_webhook" ]; then
         -H "Authorization: Bearer $changes_token" -H 'Content-Type: application/json' -d "$deploy" >&2
     echo "      record your own: curl -H 'Authorization: Bearer $changes_token' -H 'Content-Type: application/json' \\" >&2
     echo "          -d '{\"service\":\"checkout\",\"version\":\"1.4.3\"}' http://127.0.0.1:9190/api/v1/changes" >&2
+    echo "      spans: any OpenTelemetry SDK to http://127.0.0.1:4318/v1/traces; then SQL over them:" >&2
+    echo "          FLAMETHREAD_SQL_TOKEN=$sql_token target/release/flamethread-sql \\" >&2
+    echo "          \"SELECT ServiceName, SpanName, count(*) FROM otel_traces GROUP BY 1, 2\"" >&2
     curl -s -o /dev/null -XPOST "http://$demo_addr/campaign/start"
     echo "demo: checkout's coupon campaign is burning the CPU; the alert reaches #alerts within seconds," >&2
     echo "      and resolves about ${seconds}s from now, when the campaign ends (Prometheus http://$prometheus_addr)" >&2

@@ -397,6 +397,68 @@ impl Correlated for ProfileRequest {
     }
 }
 
+/// One span name of the alert's service: the incident window against the baseline before it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SpanNameStats {
+    pub span_name: String,
+    pub spans: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    /// 0 to 1.
+    pub error_rate: f64,
+    /// Spans of this name in the baseline; 0 when the name is new.
+    #[serde(default)]
+    pub baseline_spans: u64,
+    #[serde(default)]
+    pub baseline_p95_ms: Option<f64>,
+    #[serde(default)]
+    pub baseline_error_rate: Option<f64>,
+}
+
+/// The slowest span of the incident window, to open first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SlowSpan {
+    pub trace_id: String,
+    pub span_id: String,
+    pub span_name: String,
+    pub duration_ms: f64,
+}
+
+/// Which requests of the alert's service got slow or failing, from the span store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TracesEvidence {
+    pub schema_version: SchemaVersion,
+    pub evidence_id: String,
+    pub incident_id: IncidentId,
+    pub status: EvidenceStatus,
+    /// The `ServiceName` looked up.
+    pub service: String,
+    pub window: TimeWindow,
+    pub baseline: TimeWindow,
+    /// Worst first (p95 grown the most, then errors), at most a few.
+    #[serde(default)]
+    pub span_names: Vec<SpanNameStats>,
+    #[serde(default)]
+    pub slowest: Option<SlowSpan>,
+    pub collected_at: DateTime<Utc>,
+}
+
+impl Message for TracesEvidence {
+    fn subject(&self) -> Subject {
+        Subject::EvidenceTraces
+    }
+
+    fn idempotency_key(&self) -> String {
+        format!("evidence:{}", self.evidence_id)
+    }
+}
+
+impl Correlated for TracesEvidence {
+    fn correlation(&self) -> Correlation<'_> {
+        Correlation::incident(Some(&self.incident_id))
+    }
+}
+
 /// What remediation-poster's evidence consumer reads.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Evidence {
@@ -404,6 +466,7 @@ pub enum Evidence {
     Profile(Box<ProfileEvidence>),
     Changes(Box<ChangesEvidence>),
     Workload(Box<WorkloadEvidence>),
+    Traces(Box<TracesEvidence>),
 }
 
 impl crate::Inbound for Evidence {
@@ -421,6 +484,9 @@ impl crate::Inbound for Evidence {
             Subject::EvidenceWorkload => {
                 crate::decode(payload).map(|workload| Evidence::Workload(Box::new(workload)))
             }
+            Subject::EvidenceTraces => {
+                crate::decode(payload).map(|traces| Evidence::Traces(Box::new(traces)))
+            }
             other => Err(crate::unexpected_subject(other, "evidence")),
         }
     }
@@ -433,6 +499,7 @@ impl Correlated for Evidence {
             Evidence::Profile(profile) => profile.correlation(),
             Evidence::Changes(changes) => changes.correlation(),
             Evidence::Workload(workload) => workload.correlation(),
+            Evidence::Traces(traces) => traces.correlation(),
         }
     }
 }

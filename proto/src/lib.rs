@@ -44,7 +44,8 @@ pub use codec::{DecodeError, decode, encode};
 pub use common::{IncidentId, ObjectRef, ReplyTarget, SchemaVersion, SlackThread, TimeWindow};
 pub use dead_letter::{DeadLetter, ErrorCode};
 pub use evidence::{
-    ChangesEvidence, Evidence, MetricsEvidence, ProfileEvidence, ProfileRequest, WorkloadEvidence,
+    ChangesEvidence, Evidence, MetricsEvidence, ProfileEvidence, ProfileRequest, TracesEvidence,
+    WorkloadEvidence,
 };
 pub use incident::{Alert, Incident, IncidentChange, IncidentEvent};
 pub use mrkdwn::{Mrkdwn, blocks::Block};

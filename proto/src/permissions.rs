@@ -53,6 +53,7 @@ pub const PRODUCERS: &[(&str, &[Subject])] = &[
             Subject::EvidenceProfile,
             Subject::EvidenceChanges,
             Subject::EvidenceWorkload,
+            Subject::EvidenceTraces,
             Subject::PostRequest,
             Subject::ChangeRecorded,
             Subject::SpanReceived,

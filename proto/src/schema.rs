@@ -7,7 +7,7 @@ use schemars::{JsonSchema, Schema, generate::SchemaSettings};
 use crate::{
     BlockAction, Change, ChangesEvidence, DeadLetter, FileReceived, FileShared, IncidentEvent,
     MetricsEvidence, PostRequest, ProfileEvidence, ProfileRequest, SandboxRequest, SandboxResult,
-    SlackMessage, SlashCommand, SpanBatch, Subject, Subjects, WorkloadEvidence,
+    SlackMessage, SlashCommand, SpanBatch, Subject, Subjects, TracesEvidence, WorkloadEvidence,
     subjects::{CONSUMERS, Stream},
 };
 
@@ -177,6 +177,15 @@ pub const CATALOG: &[CatalogEntry] = &[
         idempotency_key: "`evidence:<evidence_id>`",
         read_by_time: None,
         schema: schema_of::<WorkloadEvidence>,
+    },
+    CatalogEntry {
+        message: "TracesEvidence",
+        file: "traces-evidence.v1.json",
+        subjects: &[Subject::EvidenceTraces],
+        producer: "profile-fetcher",
+        idempotency_key: "`evidence:<evidence_id>`",
+        read_by_time: None,
+        schema: schema_of::<TracesEvidence>,
     },
     CatalogEntry {
         message: "Change",

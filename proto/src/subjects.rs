@@ -24,6 +24,7 @@ pub enum Subject {
     EvidenceProfile,
     EvidenceChanges,
     EvidenceWorkload,
+    EvidenceTraces,
     ProfileRequest,
     SandboxRequest,
     SandboxResult,
@@ -33,7 +34,7 @@ pub enum Subject {
 }
 
 impl Subject {
-    pub const ALL: [Subject; 18] = [
+    pub const ALL: [Subject; 19] = [
         Subject::SlackMessage,
         Subject::SlackCommand,
         Subject::SlackAction,
@@ -46,6 +47,7 @@ impl Subject {
         Subject::EvidenceProfile,
         Subject::EvidenceChanges,
         Subject::EvidenceWorkload,
+        Subject::EvidenceTraces,
         Subject::ProfileRequest,
         Subject::SandboxRequest,
         Subject::SandboxResult,
@@ -69,6 +71,7 @@ impl Subject {
             Subject::EvidenceProfile => "evidence.profile",
             Subject::EvidenceChanges => "evidence.changes",
             Subject::EvidenceWorkload => "evidence.workload",
+            Subject::EvidenceTraces => "evidence.traces",
             Subject::ProfileRequest => "profile.request",
             Subject::SandboxRequest => "sandbox.request",
             Subject::SandboxResult => "sandbox.result",
@@ -92,7 +95,8 @@ impl Subject {
             Subject::EvidenceMetrics
             | Subject::EvidenceProfile
             | Subject::EvidenceChanges
-            | Subject::EvidenceWorkload => Stream::Evidence,
+            | Subject::EvidenceWorkload
+            | Subject::EvidenceTraces => Stream::Evidence,
             Subject::ProfileRequest => Stream::Profile,
             Subject::SandboxRequest | Subject::SandboxResult => Stream::Sandbox,
             Subject::PostRequest => Stream::Post,
@@ -284,6 +288,7 @@ pub const CONSUMERS: &[ConsumerSpec] = &[
             Subject::EvidenceProfile,
             Subject::EvidenceChanges,
             Subject::EvidenceWorkload,
+            Subject::EvidenceTraces,
         ],
     },
     ConsumerSpec {

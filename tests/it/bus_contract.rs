@@ -50,8 +50,8 @@ async fn everything_kept_has_retention_and_follows_the_configuration() {
         limits
     };
     let found = limits(bus.clone()).await;
-    // The eight streams, two KV buckets and the object store.
-    assert_eq!(found.len(), 11, "{found:?}");
+    // The nine streams, two KV buckets and the object store.
+    assert_eq!(found.len(), 12, "{found:?}");
     let defaults = bus::RetentionConfig::default();
     for (name, (age, bytes)) in &found {
         assert!(

@@ -192,11 +192,14 @@ fn kube_config(
     }
 }
 
+/// profile-fetcher with its pages on `pages` and its span intake on `spans` (the store in
+/// `store`).
 async fn start_fetcher(
     nats: &NatsServer,
     prometheus: &Prometheus,
     kubernetes: profile_fetcher::KubernetesConfig,
     pages: SocketAddr,
+    spans: Option<(SocketAddr, &std::path::Path)>,
 ) -> RunningService {
     let config = profile_fetcher::Config {
         nats: nats_config(nats),
@@ -213,6 +216,14 @@ async fn start_fetcher(
             ..Default::default()
         },
         kubernetes,
+        traces: match spans {
+            Some((listen, store)) => profile_fetcher::TracesConfig {
+                listen: Some(listen),
+                dir: store.to_owned(),
+                ..Default::default()
+            },
+            None => Default::default(),
+        },
         ..Default::default()
     };
     spawn_service(|admin, shutdown| {
@@ -290,6 +301,8 @@ async fn a_deploy_then_an_alert_gives_a_thread_with_the_change_and_the_workload(
     let token_file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(token_file.path(), KUBE_TOKEN).unwrap();
     let pages = reserve_port().unwrap().addr();
+    let intake = reserve_port().unwrap().addr();
+    let store = tempfile::tempdir().unwrap();
     let _gateway = start_gateway(&nats, &slack).await;
     let _watcher = start_watcher(&nats, |_| {}).await;
     let _poster = start_poster(&nats, &slack).await;
@@ -298,8 +311,40 @@ async fn a_deploy_then_an_alert_gives_a_thread_with_the_change_and_the_workload(
         &prometheus,
         kube_config(&kube, token_file.path()),
         pages,
+        Some((intake, store.path())),
     )
     .await;
+
+    // The app's spans: GET /cart took 95 ms an hour ago and 800 ms (half of them failing) in the
+    // last minutes; the health check did not change.
+    let now_us = chrono::Utc::now().timestamp_micros();
+    let mut spans = Vec::new();
+    for (i, (minutes_ago, name, ms, error)) in [
+        (30, "GET /cart", 95, false),
+        (2, "GET /cart", 800, true),
+        (2, "GET /cart", 800, false),
+        (30, "GET /health", 2, false),
+        (2, "GET /health", 2, false),
+    ]
+    .into_iter()
+    .flat_map(|span| std::iter::repeat_n(span, 4))
+    .enumerate()
+    {
+        spans.push(json!({
+            "id": format!("{:x}", i + 1), "trace_id": format!("{:x}", 0xc0ffee + i),
+            "name": name, "start_timestamp_micros": now_us - minutes_ago * 60_000_000,
+            "duration_micros": ms * 1000,
+            "tags": [{"key": "service_name", "v_type": "string", "v_str": "checkout"},
+                     {"key": "error", "v_type": "bool", "v_bool": error}]
+        }));
+    }
+    let sent = http()
+        .post(format!("http://{intake}/api/v1/spans"))
+        .json(&spans)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200, "{}", sent.text().await.unwrap());
 
     // CI records the deploy seven minutes ago, as its job would with one curl.
     let at = (chrono::Utc::now() - chrono::Duration::minutes(7)).to_rfc3339();
@@ -351,6 +396,7 @@ async fn a_deploy_then_an_alert_gives_a_thread_with_the_change_and_the_workload(
     let reply = wait_for_reply(&control, |text| {
         text.contains("Changed before this alert")
             && text.contains("Workload")
+            && text.contains("Requests")
             && text.contains("Diagnosis* (")
     })
     .await;
@@ -408,6 +454,19 @@ async fn a_deploy_then_an_alert_gives_a_thread_with_the_change_and_the_workload(
         "only the last lines: {text}"
     );
     assert!(text.contains("rev 2"), "{text}");
+    // Which requests got slow: from the spans the app reported, now against an hour ago.
+    assert!(
+        text.contains("*Requests* of `checkout`, the incident window against before:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("• `GET /cart` p95 *800 ms* (was 95 ms) · errors 50% (was 0%) · 8 spans"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Slowest: `GET /cart` 800 ms in trace `"),
+        "{text}"
+    );
 
     // The chart marks the deploy.
     let chart = wait_for_chart(&nats).await;
@@ -465,7 +524,7 @@ async fn the_markers_api_refuses_what_is_not_a_change_and_lists_what_is() {
     let nats = NatsServer::start().unwrap();
     let prometheus = start_prometheus(start_exporters().await);
     let pages = reserve_port().unwrap().addr();
-    let _fetcher = start_fetcher(&nats, &prometheus, Default::default(), pages).await;
+    let _fetcher = start_fetcher(&nats, &prometheus, Default::default(), pages, None).await;
     let json = "application/json";
     let good = r#"{"service":"checkout","version":"1.4.2"}"#;
 

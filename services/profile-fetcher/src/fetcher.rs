@@ -32,6 +32,8 @@ pub(crate) struct Fetcher {
     pub(crate) changes: ChangesConfig,
     pub(crate) kubernetes: KubernetesConfig,
     pub(crate) kube: Option<KubeApi>,
+    /// The span store, when `[traces]` is on, and the limits its queries run under.
+    pub(crate) spans: Option<(std::sync::Arc<spans::SpanStore>, spans::QueryLimits)>,
 }
 
 impl Fetcher {
@@ -55,7 +57,7 @@ impl Fetcher {
             format!("changes-{suffix}"),
         )
         .await;
-        let (metrics, gathered, workload) = tokio::join!(
+        let (metrics, gathered, workload, traces) = tokio::join!(
             metrics::gather_charted(
                 self.prometheus.as_ref(),
                 &self.prometheus_config,
@@ -71,6 +73,20 @@ impl Fetcher {
                 incident,
                 format!("workload-{suffix}"),
             ),
+            async {
+                match &self.spans {
+                    Some((store, limits)) => {
+                        crate::traces::evidence::gather(
+                            store,
+                            incident,
+                            format!("traces-{suffix}"),
+                            *limits,
+                        )
+                        .await
+                    }
+                    None => None,
+                }
+            },
         );
         let (mut metrics, panels) = metrics;
         if !panels.is_empty() && self.pages_url.is_some() {
@@ -88,6 +104,13 @@ impl Fetcher {
             self.bus.publish(&metrics).await,
         ] {
             published.map_err(HandlerError::retry)?;
+        }
+        if let Some(traces) = &traces {
+            count("traces", &traces.status);
+            self.bus
+                .publish(traces)
+                .await
+                .map_err(HandlerError::retry)?;
         }
         self.publish_profile(gathered).await
     }

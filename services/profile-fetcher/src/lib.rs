@@ -94,24 +94,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
         } else {
             Some(pyroscope::Pyroscope::new(&config.pyroscope).map_err(anyhow::Error::msg)?)
         };
-        let fetcher = std::sync::Arc::new(fetcher::Fetcher {
-            bus: context.bus.clone(),
-            prometheus,
-            pyroscope,
-            pyroscope_config: config.pyroscope.clone(),
-            live: live::LiveProfiler::new(&config.live).map_err(anyhow::Error::msg)?,
-            pages_url: config
-                .pages
-                .listen
-                .map(|_| config.pages.public_url.trim_end_matches('/').to_owned()),
-            prometheus_config: config.prometheus.clone(),
-            queries: config.queries.0.clone(),
-            changes: config.changes.clone(),
-            kubernetes: config.kubernetes.clone(),
-            kube: kubernetes::api::KubeApi::connect(&config.kubernetes)
-                .await
-                .map_err(anyhow::Error::msg)?,
-        });
+        let query_limits = spans::QueryLimits {
+            timeout: config.traces.query_timeout,
+            max_rows: config.traces.max_rows,
+            memory_bytes: config.traces.query_memory_bytes,
+            ..spans::QueryLimits::default()
+        };
         let store = match config.traces.listen {
             Some(listen) => {
                 let store = traces::open(&config.traces).map_err(anyhow::Error::msg)?;
@@ -139,6 +127,27 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             }
             None => None,
         };
+        let fetcher = std::sync::Arc::new(fetcher::Fetcher {
+            bus: context.bus.clone(),
+            prometheus,
+            pyroscope,
+            pyroscope_config: config.pyroscope.clone(),
+            live: live::LiveProfiler::new(&config.live).map_err(anyhow::Error::msg)?,
+            pages_url: config
+                .pages
+                .listen
+                .map(|_| config.pages.public_url.trim_end_matches('/').to_owned()),
+            prometheus_config: config.prometheus.clone(),
+            queries: config.queries.0.clone(),
+            changes: config.changes.clone(),
+            kubernetes: config.kubernetes.clone(),
+            kube: kubernetes::api::KubeApi::connect(&config.kubernetes)
+                .await
+                .map_err(anyhow::Error::msg)?,
+            spans: store
+                .as_ref()
+                .map(|(store, _, _)| (store.clone(), query_limits)),
+        });
         let pages = match config.pages.listen {
             Some(listen) => {
                 let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
@@ -153,12 +162,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                     .merge(traces::sql::router(
                         store.as_ref().map(|(store, _, _)| store.clone()),
                         config.traces.sql_token.clone(),
-                        spans::QueryLimits {
-                            timeout: config.traces.query_timeout,
-                            max_rows: config.traces.max_rows,
-                            memory_bytes: config.traces.query_memory_bytes,
-                            ..spans::QueryLimits::default()
-                        },
+                        query_limits,
                     ));
                 Some(tokio::spawn(runtime::http::serve(
                     listener,

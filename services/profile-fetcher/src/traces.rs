@@ -6,6 +6,7 @@
 //! batch delivered twice is stored once, and several replicas each build the same store. SQL is
 //! served on the pages listener ([`sql`]).
 
+pub mod evidence;
 pub mod intake;
 pub mod sql;
 

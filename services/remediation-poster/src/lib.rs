@@ -223,6 +223,13 @@ async fn on_evidence(poster: &Poster, evidence: Evidence) -> Result<(), HandlerE
                 })
                 .await
         }
+        Evidence::Traces(traces) => {
+            poster
+                .apply(&reply_key("incident", &traces.incident_id.0), |record| {
+                    record.merge_traces(&traces)
+                })
+                .await
+        }
         Evidence::Profile(profile) => {
             let key = match (&profile.incident_id, &profile.request_id) {
                 (Some(incident), _) => reply_key("incident", &incident.0),

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use proto::{
     ChangesEvidence, Incident, IncidentChange, IncidentEvent, MetricsEvidence, PostRequest,
-    ProfileEvidence, ReplyTarget, SandboxResult, SlackThread, WorkloadEvidence,
+    ProfileEvidence, ReplyTarget, SandboxResult, SlackThread, TracesEvidence, WorkloadEvidence,
 };
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +38,9 @@ pub struct Content {
     /// What the alert's Kubernetes workload is doing.
     #[serde(default)]
     pub workload: Option<WorkloadEvidence>,
+    /// Which requests of the alert's service got slow or failing.
+    #[serde(default)]
+    pub traces: Option<TracesEvidence>,
     #[serde(default)]
     pub sandbox: Option<SandboxResult>,
     #[serde(default)]
@@ -185,6 +188,18 @@ impl ReplyRecord {
             return false;
         }
         self.content.workload = Some(workload.clone());
+        self.bump()
+    }
+
+    /// Merges which requests got slow; the newest collection wins.
+    pub fn merge_traces(&mut self, traces: &TracesEvidence) -> bool {
+        if let Some(current) = &self.content.traces
+            && (current.evidence_id == traces.evidence_id
+                || current.collected_at > traces.collected_at)
+        {
+            return false;
+        }
+        self.content.traces = Some(traces.clone());
         self.bump()
     }
 

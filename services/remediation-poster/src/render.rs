@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use proto::{
     ChangesEvidence, Incident, MetricsEvidence, Mrkdwn, PostRequest, ProfileEvidence,
-    SandboxResult, WorkloadEvidence, actions,
+    SandboxResult, TracesEvidence, WorkloadEvidence, actions,
     evidence::{EvidenceStatus, FunctionShare, Trend},
     incident::AlertStatus,
     mrkdwn,
@@ -212,6 +212,9 @@ fn incident_reply(incident: &Incident, content: &Content, view: &View) -> Render
     }
     if let Some(workload) = workload {
         blocks.extend(workload_blocks(workload));
+    }
+    if let Some(traces) = content.traces.as_ref() {
+        blocks.extend(traces_blocks(traces));
     }
     let late_note = |what: &str| {
         late.map(|deadline| {
@@ -449,6 +452,61 @@ fn changes_blocks(changes: &ChangesEvidence, started: DateTime<Utc>) -> Vec<Valu
         )));
     }
     blocks
+}
+
+/// "Requests": the alert's service's span names that got slow or failing (p95 and error rate
+/// now against before), and the window's slowest span with its trace id to look up.
+fn traces_blocks(traces: &TracesEvidence) -> Vec<Value> {
+    if let Some(detail) = status_detail(&traces.status) {
+        return vec![context(mrkdwn!(
+            "*Requests* of {} {}",
+            Mrkdwn::code(&truncate_chars(&traces.service, 100, "…")),
+            detail
+        ))];
+    }
+    let milliseconds = |ms: f64| {
+        if ms >= 1000.0 {
+            format!("{:.1} s", ms / 1000.0)
+        } else {
+            format!("{ms:.0} ms")
+        }
+    };
+    let percent = |rate: f64| format!("{:.0}%", rate * 100.0);
+    let mut text = mrkdwn!(
+        "*Requests* of {}, the incident window against before:",
+        Mrkdwn::code(&truncate_chars(&traces.service, 100, "…"))
+    );
+    for stats in &traces.span_names {
+        let was = match stats.baseline_p95_ms {
+            Some(before) => format!("was {}", milliseconds(before)),
+            None => "new".to_owned(),
+        };
+        let errors = match stats.baseline_error_rate {
+            Some(before) => format!(
+                "errors {} (was {})",
+                percent(stats.error_rate),
+                percent(before)
+            ),
+            None => format!("errors {}", percent(stats.error_rate)),
+        };
+        text.push(&mrkdwn!(
+            "\n• {} p95 *{}* ({}) · {} · {} spans",
+            Mrkdwn::code(&truncate_chars(&stats.span_name, 100, "…")),
+            milliseconds(stats.p95_ms),
+            was,
+            errors,
+            stats.spans
+        ));
+    }
+    if let Some(slow) = &traces.slowest {
+        text.push(&mrkdwn!(
+            "\nSlowest: {} {} in trace {}",
+            Mrkdwn::code(&truncate_chars(&slow.span_name, 100, "…")),
+            milliseconds(slow.duration_ms),
+            Mrkdwn::code(&slow.trace_id)
+        ));
+    }
+    vec![section(text)]
 }
 
 /// "Workload": replicas, each container's restarts, last termination, memory against its limit

@@ -450,6 +450,68 @@ fn changes_and_the_workload_are_shown_and_what_came_from_outside_stays_text() {
 }
 
 #[test]
+fn requests_that_got_slow_are_listed_and_span_names_stay_text() {
+    let mut record = record(IncidentChange::Opened, 1);
+    let incident = record.content.incident.clone().unwrap();
+    let stats = |name: &str, p95: f64, before: Option<f64>| proto::evidence::SpanNameStats {
+        span_name: name.into(),
+        spans: 120,
+        p50_ms: p95 / 2.0,
+        p95_ms: p95,
+        error_rate: 0.25,
+        baseline_spans: before.map_or(0, |_| 100),
+        baseline_p95_ms: before,
+        baseline_error_rate: before.map(|_| 0.0),
+    };
+    record.merge_traces(&proto::TracesEvidence {
+        schema_version: proto::SchemaVersion::CURRENT,
+        evidence_id: "t1".into(),
+        incident_id: incident.id.clone(),
+        status: EvidenceStatus::Ok,
+        service: "checkout".into(),
+        window: incident.window,
+        baseline: incident.baseline,
+        span_names: vec![
+            stats("GET /cart <!channel>", 1812.0, Some(95.0)),
+            stats(&"x".repeat(5000), 90.0, None),
+        ],
+        slowest: Some(proto::evidence::SlowSpan {
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+            span_id: "00f067aa0ba902b7".into(),
+            span_name: "SELECT <@U0BOSS>".into(),
+            duration_ms: 2300.0,
+        }),
+        collected_at: fixtures_at(5),
+    });
+    let text = block_texts(&render(&record, "m"));
+    assert!(
+        text.contains("*Requests* of `checkout`, the incident window against before:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("• `GET /cart &lt;!channel&gt;` p95 *1.8 s* (was 95 ms) · errors 25% (was 0%) · 120 spans"),
+        "{text}"
+    );
+    assert!(
+        text.contains("p95 *90 ms* (new) · errors 25% · 120 spans"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&"x".repeat(101)),
+        "a long name is cut: {text}"
+    );
+    assert!(
+        text.contains(
+            "Slowest: `SELECT &lt;@U0BOSS&gt;` 2.3 s in trace `4bf92f3577b34da6a3ce929d0e0e4736`"
+        ),
+        "{text}"
+    );
+    for raw in ["<!channel>", "<@U0BOSS>"] {
+        assert!(!text.contains(raw), "{raw} reached Slack as markup: {text}");
+    }
+}
+
+#[test]
 fn a_diff_before_and_after_a_change_is_one_button_away() {
     let mut record = record(IncidentChange::Opened, 1);
     let incident = record.content.incident.clone().unwrap();

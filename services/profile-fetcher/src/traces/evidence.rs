@@ -1,0 +1,204 @@
+//! Which requests of the alert's service got slow or failing: p50, p95 and error rate by span
+//! name in the incident window against the baseline before it, and the window's slowest span.
+//!
+//! The queries are SQL over `otel_traces`, written so that ClickHouse runs them too with one
+//! function renamed: DataFusion's `approx_percentile_cont(Duration, q)` is ClickHouse's
+//! `quantile(q)(Duration)` (both approximate; [`percentile`] is the one place that says which).
+//! The service name comes from an alert's labels, so it reaches SQL only as an escaped literal.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use proto::{
+    Incident, SchemaVersion, TimeWindow, TracesEvidence,
+    evidence::{EvidenceStatus, SlowSpan, SpanNameStats},
+};
+use spans::{QueryLimits, SpanStore};
+
+/// Span names shown in a reply.
+pub const SHOWN: usize = 5;
+
+/// `approx_percentile_cont(Duration, q)`; on ClickHouse, `quantile(q)(Duration)`.
+fn percentile(q: f64) -> String {
+    format!("approx_percentile_cont(Duration, {q})")
+}
+
+/// A string literal: quotes doubled, so no label can end it.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+fn time(at: DateTime<Utc>) -> String {
+    literal(&at.to_rfc3339_opts(SecondsFormat::Nanos, true))
+}
+
+fn within(service: &str, window: TimeWindow) -> String {
+    format!(
+        "ServiceName = {} AND Timestamp >= {} AND Timestamp < {}",
+        literal(service),
+        time(window.from),
+        time(window.to)
+    )
+}
+
+/// p50, p95 (ms) and error rate by span name for `service` in `window`.
+pub fn by_span_name(service: &str, window: TimeWindow) -> String {
+    format!(
+        "SELECT SpanName, count(*) AS spans, {p50} / 1e6 AS p50_ms, {p95} / 1e6 AS p95_ms, \
+         avg(CASE WHEN StatusCode = 'Error' THEN 1.0 ELSE 0.0 END) AS error_rate \
+         FROM otel_traces WHERE {where_} GROUP BY SpanName ORDER BY p95_ms DESC LIMIT 200",
+        p50 = percentile(0.5),
+        p95 = percentile(0.95),
+        where_ = within(service, window),
+    )
+}
+
+/// The slowest span of `service` in `window`.
+pub fn slowest(service: &str, window: TimeWindow) -> String {
+    format!(
+        "SELECT TraceId, SpanId, SpanName, Duration / 1e6 AS ms FROM otel_traces \
+         WHERE {} ORDER BY Duration DESC LIMIT 1",
+        within(service, window)
+    )
+}
+
+/// Rows of [`by_span_name`] for now and the baseline, worst first: the p95 that grew the most
+/// (a name new in the window counts as grown by its whole p95), then the error rate that grew.
+pub fn rank(now: &[Vec<String>], baseline: &[Vec<String>]) -> Vec<SpanNameStats> {
+    let number = |row: &Vec<String>, at: usize| -> f64 {
+        row.get(at)
+            .and_then(|cell| cell.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let mut stats: Vec<SpanNameStats> = now
+        .iter()
+        .filter(|row| row.len() == 5)
+        .map(|row| {
+            let before = baseline.iter().find(|other| other.first() == row.first());
+            SpanNameStats {
+                span_name: row[0].clone(),
+                spans: number(row, 1) as u64,
+                p50_ms: number(row, 2),
+                p95_ms: number(row, 3),
+                error_rate: number(row, 4),
+                baseline_spans: before.map_or(0, |b| number(b, 1) as u64),
+                baseline_p95_ms: before.map(|b| number(b, 3)),
+                baseline_error_rate: before.map(|b| number(b, 4)),
+            }
+        })
+        .collect();
+    let grown = |stats: &SpanNameStats| {
+        (
+            stats.p95_ms - stats.baseline_p95_ms.unwrap_or(0.0),
+            stats.error_rate - stats.baseline_error_rate.unwrap_or(0.0),
+        )
+    };
+    stats.sort_by(|a, b| {
+        let (a_slower, a_failing) = grown(a);
+        let (b_slower, b_failing) = grown(b);
+        b_slower
+            .total_cmp(&a_slower)
+            .then(b_failing.total_cmp(&a_failing))
+    });
+    stats.truncate(SHOWN);
+    stats
+}
+
+/// The evidence for `incident`, or `None` when the alert names no service.
+pub async fn gather(
+    store: &SpanStore,
+    incident: &Incident,
+    evidence_id: String,
+    limits: QueryLimits,
+) -> Option<TracesEvidence> {
+    let service = incident.alert.service.clone()?;
+    let mut evidence = TracesEvidence {
+        schema_version: SchemaVersion::CURRENT,
+        evidence_id,
+        incident_id: incident.id.clone(),
+        status: EvidenceStatus::Ok,
+        service: service.clone(),
+        window: incident.window,
+        baseline: incident.baseline,
+        span_names: Vec::new(),
+        slowest: None,
+        collected_at: Utc::now(),
+    };
+    let queries = [
+        by_span_name(&service, incident.window),
+        by_span_name(&service, incident.baseline),
+        slowest(&service, incident.window),
+    ];
+    let (now, before, slow) = tokio::join!(
+        store.query(&queries[0], limits),
+        store.query(&queries[1], limits),
+        store.query(&queries[2], limits),
+    );
+    match (now, before) {
+        (Ok(now), Ok(before)) => {
+            evidence.span_names = rank(&now.rows, &before.rows);
+            if evidence.span_names.is_empty() {
+                evidence.status = EvidenceStatus::NoData {
+                    detail: format!("no spans of {service} in the incident window"),
+                };
+            }
+        }
+        (Err(err), _) | (_, Err(err)) => {
+            evidence.status = EvidenceStatus::Failed {
+                detail: format!("the span store: {err}"),
+            };
+        }
+    }
+    if let Ok(slow) = slow
+        && let Some(row) = slow.rows.first()
+        && row.len() == 4
+    {
+        evidence.slowest = Some(SlowSpan {
+            trace_id: row[0].clone(),
+            span_id: row[1].clone(),
+            span_name: row[2].clone(),
+            duration_ms: row[3].parse().unwrap_or(0.0),
+        });
+    }
+    evidence.collected_at = Utc::now();
+    Some(evidence)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(cells: &[&str]) -> Vec<String> {
+        cells.iter().map(|cell| (*cell).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_label_cannot_end_the_literal() {
+        let window = TimeWindow {
+            from: DateTime::from_timestamp(1_764_750_000, 0).unwrap(),
+            to: DateTime::from_timestamp(1_764_750_600, 0).unwrap(),
+        };
+        let sql = by_span_name("x' OR '1'='1", window);
+        assert!(sql.contains("ServiceName = 'x'' OR ''1''=''1'"), "{sql}");
+        assert!(
+            sql.contains("Timestamp >= '2025-12-03T08:20:00.000000000Z'"),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn the_span_that_grew_the_most_comes_first() {
+        let now = vec![
+            row(&["GET /health", "100", "1", "2", "0"]),
+            row(&["GET /cart", "50", "300", "812", "0.1"]),
+            row(&["POST /pay", "20", "40", "90", "0.5"]),
+        ];
+        let before = vec![
+            row(&["GET /health", "100", "1", "2", "0"]),
+            row(&["GET /cart", "50", "60", "95", "0"]),
+        ];
+        let ranked = rank(&now, &before);
+        let names: Vec<_> = ranked.iter().map(|s| s.span_name.as_str()).collect();
+        assert_eq!(names, ["GET /cart", "POST /pay", "GET /health"]);
+        assert_eq!(ranked[0].baseline_p95_ms, Some(95.0));
+        assert_eq!(ranked[1].baseline_p95_ms, None, "new in the window");
+    }
+}
