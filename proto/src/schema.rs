@@ -203,7 +203,7 @@ pub const CATALOG: &[CatalogEntry] = &[
         file: "span-batch.v1.json",
         subjects: &[Subject::SpanReceived],
         producer: "profile-fetcher (the span intake: OTLP over HTTP, SpanEvent JSON)",
-        idempotency_key: "`spans:<batch_id>` (a digest of the batch's trace and span ids)",
+        idempotency_key: "`spans:<batch_id>` (a digest of the batch's spans)",
         read_by_time: Some("profile-fetcher's span store, in order, from where its files end"),
         schema: schema_of::<SpanBatch>,
     },

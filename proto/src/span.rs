@@ -21,7 +21,7 @@ use crate::{Correlated, Message, SchemaVersion, Subject};
 /// Most bytes of a span name, an attribute key or an attribute value kept; longer ones end in `…`.
 pub const MAX_TEXT_BYTES: usize = 4096;
 /// Most attributes kept per span (and per resource, event or link); the rest are counted in
-/// `flamethread.dropped_attributes`.
+/// the `flamethread.dropped` attribute.
 pub const MAX_ATTRIBUTES: usize = 128;
 /// Most events and links kept per span.
 pub const MAX_EVENTS: usize = 128;
@@ -187,8 +187,8 @@ pub struct SpanRow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SpanBatch {
     pub schema_version: SchemaVersion,
-    /// A digest of the batch's trace and span ids, so a retried export (an exporter resends the
-    /// same batch) is stored once.
+    /// A digest of the batch's spans, so a retried export (an exporter resends the same batch)
+    /// is stored once, and different spans that reuse ids are not taken for a retry.
     pub batch_id: String,
     /// Where the spans came in: `otlp-protobuf`, `otlp-json`, `span-events`.
     pub source: String,

@@ -26,6 +26,11 @@ use serde::Deserialize;
 /// Most spans one request may carry.
 pub const MAX_SPANS: usize = 20_000;
 
+/// Most bytes of resource and scope text one request may make its spans repeat: each row carries
+/// its resource's attributes, so a small request with large ones and many spans would otherwise
+/// become gigabytes of rows.
+pub const MAX_REPEATED_BYTES: usize = 64 << 20;
+
 /// The attribute that counts what was dropped to stay within [`MAX_ATTRIBUTES`] and
 /// [`MAX_EVENTS`].
 pub const DROPPED: &str = "flamethread.dropped";
@@ -66,6 +71,11 @@ pub enum IntakeError {
     NotSpanEvents(String),
     #[error("more than {MAX_SPANS} spans in one request: send them in smaller batches")]
     TooManySpans,
+    #[error(
+        "the request's spans would repeat more than {} MiB of resource and scope attributes: send fewer spans per request, or fewer resource attributes",
+        MAX_REPEATED_BYTES >> 20
+    )]
+    TooMuchRepeated,
     #[error("span {index} ({name:?}): {problem}")]
     Span {
         index: usize,
@@ -102,6 +112,7 @@ fn from_otlp(request: ExportTraceServiceRequest) -> Result<Vec<SpanRow>, IntakeE
         return Err(IntakeError::TooManySpans);
     }
     let mut rows = Vec::with_capacity(total);
+    let mut repeated = 0usize;
     for resource_spans in request.resource_spans {
         let resource_attributes = resource_spans
             .resource
@@ -112,11 +123,22 @@ fn from_otlp(request: ExportTraceServiceRequest) -> Result<Vec<SpanRow>, IntakeE
             .filter(|name| !name.is_empty())
             .cloned()
             .unwrap_or_else(|| UNKNOWN_SERVICE.to_owned());
+        let resource_bytes: usize = resource_attributes
+            .iter()
+            .map(|(key, value)| key.len() + value.len())
+            .sum();
         for scope_spans in resource_spans.scope_spans {
             let (scope_name, scope_version) = scope_spans
                 .scope
                 .map(|scope| (cut(&scope.name), cut(&scope.version)))
                 .unwrap_or_default();
+            repeated = repeated.saturating_add(
+                (resource_bytes + scope_name.len() + scope_version.len())
+                    .saturating_mul(scope_spans.spans.len()),
+            );
+            if repeated > MAX_REPEATED_BYTES {
+                return Err(IntakeError::TooMuchRepeated);
+            }
             for span in scope_spans.spans {
                 let index = rows.len();
                 let refuse = |problem: String| IntakeError::Span {
@@ -733,6 +755,19 @@ mod tests {
         assert!(rows[0].span_name.ends_with('…'));
         assert_eq!(rows[0].span_attributes.len(), MAX_ATTRIBUTES + 1);
         assert_eq!(rows[0].span_attributes[DROPPED], "372");
+        // 128 resource attributes of 8 KiB repeated on 20,000 spans would be 20 GiB of rows.
+        let mut amplified = request(vec![span("x"); MAX_SPANS]);
+        amplified.resource_spans[0]
+            .resource
+            .as_mut()
+            .unwrap()
+            .attributes = (0..128)
+            .map(|i| string(&format!("{i:0>4096}"), &"v".repeat(4096)))
+            .collect();
+        assert_eq!(
+            decode(Encoding::OtlpProtobuf, &amplified.encode_to_vec()).unwrap_err(),
+            IntakeError::TooMuchRepeated
+        );
         let many = vec![span("x"); MAX_SPANS + 1];
         assert_eq!(
             decode(Encoding::OtlpProtobuf, &request(many).encode_to_vec()).unwrap_err(),

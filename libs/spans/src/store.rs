@@ -32,7 +32,11 @@ use datafusion::{
     catalog::MemTable,
     datasource::file_format::parquet::ParquetFormat,
     datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl},
-    execution::{memory_pool::GreedyMemoryPool, runtime_env::RuntimeEnvBuilder},
+    execution::{
+        disk_manager::{DiskManagerBuilder, DiskManagerMode},
+        memory_pool::GreedyMemoryPool,
+        runtime_env::RuntimeEnvBuilder,
+    },
     parquet::{
         arrow::ArrowWriter,
         basic::{Compression, ZstdLevel},
@@ -336,7 +340,12 @@ impl SpanStore {
             let files: Vec<PathBuf> = state.files.iter().map(|file| file.path.clone()).collect();
             (files, state.pending.clone())
         };
+        // No spilling: a query stays within its memory pool, never the disk (DataFusion would
+        // otherwise let each one write up to 100 GB of temporary files).
         let runtime = RuntimeEnvBuilder::new()
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+            )
             .with_memory_pool(Arc::new(GreedyMemoryPool::new(limits.memory_bytes)))
             .build_arc()
             .map_err(|err| QueryError::Invalid(err.to_string()))?;

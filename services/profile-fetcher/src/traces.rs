@@ -85,8 +85,14 @@ pub async fn keep(bus: Bus, store: Arc<SpanStore>, shutdown: CancellationToken) 
                                 Vec::new()
                             }
                         };
-                        store.append(followed.sequence, &rows);
-                        ::metrics::counter!("ft_spans_stored_total").increment(rows.len() as u64);
+                        if store.append(followed.sequence, &rows) {
+                            ::metrics::counter!("ft_spans_stored_total").increment(rows.len() as u64);
+                        } else {
+                            // Only a stream that started its numbering over (recreated, or
+                            // NATS lost its state) delivers a sequence the store already holds.
+                            ::metrics::counter!("ft_span_batches_ignored_total").increment(1);
+                            tracing::warn!(sequence = followed.sequence, held = last, "the spans stream delivered a sequence the store already holds: was FT_SPANS recreated? Move the store's files aside to start over");
+                        }
                     }
                     Some(Err(err)) => {
                         tracing::warn!(error = %err, "the spans stream failed; following it again");

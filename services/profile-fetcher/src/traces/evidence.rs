@@ -4,7 +4,9 @@
 //! The queries are SQL over `otel_traces`, written so that ClickHouse runs them too with one
 //! function renamed: DataFusion's `approx_percentile_cont(Duration, q)` is ClickHouse's
 //! `quantile(q)(Duration)` (both approximate; [`percentile`] is the one place that says which).
-//! The service name comes from an alert's labels, so it reaches SQL only as an escaped literal.
+//! The service name comes from an alert's labels, so it reaches SQL only as an escaped literal:
+//! quotes doubled, which is enough in DataFusion's dialect (a backslash is an ordinary character
+//! there); ClickHouse also treats `\` as an escape, so a port to it must escape that too.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use proto::{

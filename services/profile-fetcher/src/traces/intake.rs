@@ -187,8 +187,15 @@ async fn accept(
 ) -> Result<usize, (StatusCode, String)> {
     let body = body.map_err(|err| (err.status(), err.body_text()))?;
     let body = decompress(headers, body, intake.max_body_bytes)?;
-    let rows = intake::decode(encoding, &body)
-        .map_err(|err| (StatusCode::BAD_REQUEST, err.to_string()))?;
+    let rows = intake::decode(encoding, &body).map_err(|err| {
+        let status = match err {
+            spans::IntakeError::TooManySpans | spans::IntakeError::TooMuchRepeated => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            _ => StatusCode::BAD_REQUEST,
+        };
+        (status, err.to_string())
+    })?;
     let batches = batches(rows, encoding).map_err(|err| (StatusCode::BAD_REQUEST, err))?;
     let mut accepted = 0;
     for batch in &batches {
@@ -265,10 +272,11 @@ pub(crate) fn batches(rows: Vec<SpanRow>, encoding: Encoding) -> Result<Vec<Span
 }
 
 fn batch(spans: Vec<SpanRow>, encoding: Encoding) -> SpanBatch {
+    // The whole spans, not only their ids: a retry resends the same bytes, while a script that
+    // reuses ids for new spans must not see them taken for a retry.
     let mut digest = Sha256::new();
     for span in &spans {
-        digest.update(span.trace_id.as_bytes());
-        digest.update(span.span_id.as_bytes());
+        digest.update(serde_json::to_vec(span).unwrap_or_default());
     }
     let batch_id = digest
         .finalize()
