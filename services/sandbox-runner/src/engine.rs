@@ -237,13 +237,20 @@ impl Engine {
             .await
             .map_err(refused)?
             .state;
-        let oom_killed = state.and_then(|state| state.oom_killed).unwrap_or(false);
+        let oom_killed = state
+            .as_ref()
+            .and_then(|state| state.oom_killed)
+            .unwrap_or(false);
+        let exit_code = state.and_then(|state| state.exit_code);
+        let killed_from_outside = !killed_at_limit && exit_code == Some(128 + 9);
         let (stdout, stderr) = self.output(name, max_output).await?;
         Ok(Finished {
             stdout,
             stderr,
             killed_at_limit,
             oom_killed,
+            killed_from_outside,
+            exit_code,
             wall,
         })
     }

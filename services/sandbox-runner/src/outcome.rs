@@ -19,6 +19,12 @@ pub struct Finished {
     pub killed_at_limit: bool,
     /// The kernel's OOM killer struck inside it.
     pub oom_killed: bool,
+    /// The init ended by SIGKILL (exit 137) that the runner did not send. Nothing inside the
+    /// container can send it to PID 1, so it came from the host: under gVisor, whose sandbox the
+    /// host's OOM killer takes whole without Docker's OOMKilled flag, that is the memory limit.
+    pub killed_from_outside: bool,
+    /// The init's exit status as the engine saw it.
+    pub exit_code: Option<i64>,
     pub wall: Duration,
 }
 
@@ -177,13 +183,17 @@ pub fn report(stdout: &[u8]) -> Option<Report> {
 fn unreported(finished: &Finished) -> Read {
     let outcome = if finished.killed_at_limit {
         SandboxOutcome::TimedOut
-    } else if finished.oom_killed {
+    } else if finished.oom_killed || finished.killed_from_outside {
         SandboxOutcome::OutOfMemory
     } else {
         let (said, _) = tail(&finished.stderr, 300);
         SandboxOutcome::Failed {
             reason: format!(
-                "the sandbox init ended without a report{}",
+                "the sandbox init ended without a report{}{}",
+                finished
+                    .exit_code
+                    .map(|code| format!(" (exit status {code})"))
+                    .unwrap_or_default(),
                 match said.trim() {
                     "" => String::new(),
                     said => format!(": {said}"),
@@ -390,6 +400,19 @@ mod tests {
             }))
         };
         assert_eq!(read(&oom, LIMITS, 16).outcome, SandboxOutcome::OutOfMemory);
+        // gVisor: the host's OOM killer took the whole sandbox, init and all, with no flag.
+        let sandbox_killed = Finished {
+            killed_from_outside: true,
+            ..finished(Vec::new())
+        };
+        assert_eq!(
+            read(&sandbox_killed, LIMITS, 16).outcome,
+            SandboxOutcome::OutOfMemory
+        );
+        assert!(matches!(
+            read(&finished(Vec::new()), LIMITS, 16).outcome,
+            SandboxOutcome::Failed { .. }
+        ));
         let child_oom = Finished {
             oom_killed: true,
             ..finished(report_line(|_| {}))
