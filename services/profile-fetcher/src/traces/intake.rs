@@ -247,10 +247,15 @@ fn decompress(headers: &HeaderMap, body: Bytes, max: usize) -> Result<Bytes, (St
 /// most 128 attributes of 4 KiB can) refuses the request.
 pub(crate) fn batches(rows: Vec<SpanRow>, encoding: Encoding) -> Result<Vec<SpanBatch>, String> {
     let mut batches = Vec::new();
-    let mut chunk: Vec<SpanRow> = Vec::new();
-    let mut chunk_bytes = 0;
+    let mut chunk = Chunk::default();
     for (index, row) in rows.into_iter().enumerate() {
-        let bytes = serde_json::to_vec(&row).map_or(usize::MAX, |json| json.len() + 1);
+        // Each row is encoded once: its size decides the cut and its bytes feed the batch's id.
+        let json = serde_json::to_vec(&row).unwrap_or_default();
+        let bytes = if json.is_empty() {
+            usize::MAX
+        } else {
+            json.len() + 1
+        };
         if bytes > BATCH_BYTES {
             return Err(format!(
                 "span {index} ({:?}) is larger than {} KiB with its attributes and events",
@@ -258,37 +263,44 @@ pub(crate) fn batches(rows: Vec<SpanRow>, encoding: Encoding) -> Result<Vec<Span
                 BATCH_BYTES / 1024
             ));
         }
-        if chunk_bytes + bytes > BATCH_BYTES {
-            batches.push(batch(std::mem::take(&mut chunk), encoding));
-            chunk_bytes = 0;
+        if chunk.bytes + bytes > BATCH_BYTES {
+            batches.push(std::mem::take(&mut chunk).into_batch(encoding));
         }
-        chunk_bytes += bytes;
-        chunk.push(row);
+        chunk.bytes += bytes;
+        chunk.digest.update(&json);
+        chunk.spans.push(row);
     }
-    if !chunk.is_empty() {
-        batches.push(batch(chunk, encoding));
+    if !chunk.spans.is_empty() {
+        batches.push(chunk.into_batch(encoding));
     }
     Ok(batches)
 }
 
-fn batch(spans: Vec<SpanRow>, encoding: Encoding) -> SpanBatch {
-    // The whole spans, not only their ids: a retry resends the same bytes, while a script that
-    // reuses ids for new spans must not see them taken for a retry.
-    let mut digest = Sha256::new();
-    for span in &spans {
-        digest.update(serde_json::to_vec(span).unwrap_or_default());
-    }
-    let batch_id = digest
-        .finalize()
-        .iter()
-        .take(16)
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    SpanBatch {
-        schema_version: SchemaVersion::CURRENT,
-        batch_id,
-        source: encoding.as_str().to_owned(),
-        spans,
+/// A batch being filled: its spans, their encoded size, and the digest of their encodings.
+#[derive(Default)]
+struct Chunk {
+    spans: Vec<SpanRow>,
+    bytes: usize,
+    /// Over the whole spans, not only their ids: a retry resends the same bytes, while a script
+    /// that reuses ids for new spans must not see them taken for a retry.
+    digest: Sha256,
+}
+
+impl Chunk {
+    fn into_batch(self, encoding: Encoding) -> SpanBatch {
+        let batch_id = self
+            .digest
+            .finalize()
+            .iter()
+            .take(16)
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        SpanBatch {
+            schema_version: SchemaVersion::CURRENT,
+            batch_id,
+            source: encoding.as_str().to_owned(),
+            spans: self.spans,
+        }
     }
 }
 
