@@ -422,6 +422,9 @@ pub struct SlowSpan {
     pub span_id: String,
     pub span_name: String,
     pub duration_ms: f64,
+    /// The trace's waterfall page with this span marked, when profile-fetcher serves pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waterfall_url: Option<String>,
 }
 
 /// Which requests of the alert's service got slow or failing, from the span store.

@@ -180,14 +180,17 @@ async fn start_kube() -> KubeEmulator {
     kube
 }
 
+/// Reads of `kube` with `timeout` each: short where a test waits for one to time out, generous
+/// where a busy machine must not turn a slow answer into a missing one.
 fn kube_config(
     kube: &KubeEmulator,
     token_file: &std::path::Path,
+    timeout: Duration,
 ) -> profile_fetcher::KubernetesConfig {
     profile_fetcher::KubernetesConfig {
         api: kube.url(),
         token_file: Some(token_file.to_owned()),
-        timeout: Duration::from_secs(2),
+        timeout,
         ..Default::default()
     }
 }
@@ -309,7 +312,7 @@ async fn a_deploy_then_an_alert_gives_a_thread_with_the_change_and_the_workload(
     let _fetcher = start_fetcher(
         &nats,
         &prometheus,
-        kube_config(&kube, token_file.path()),
+        kube_config(&kube, token_file.path(), Duration::from_secs(15)),
         pages,
         Some((intake, store.path())),
     )
@@ -467,6 +470,27 @@ async fn a_deploy_then_an_alert_gives_a_thread_with_the_change_and_the_workload(
         text.contains("Slowest: `GET /cart` 800 ms in trace `"),
         "{text}"
     );
+    // …and its trace is one click away, drawn as a waterfall with that span marked.
+    let waterfall = text
+        .split('<')
+        .find_map(|part| {
+            part.strip_suffix("|Waterfall>")
+                .or_else(|| part.split_once("|Waterfall>").map(|(url, _)| url))
+        })
+        .unwrap_or_else(|| panic!("a waterfall link: {text}"))
+        .replace("&amp;", "&");
+    assert!(
+        waterfall.starts_with(&format!("http://{pages}/traces/")),
+        "{waterfall}"
+    );
+    let page = http().get(&waterfall).send().await.unwrap();
+    assert_eq!(page.status(), 200, "{waterfall}");
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(r#"class="focus""#) || html.contains(r#"class="error focus""#),
+        "{html}"
+    );
+    assert!(html.contains(">GET &#x2f;cart<"), "{html}");
 
     // The chart marks the deploy.
     let chart = wait_for_chart(&nats).await;
@@ -684,7 +708,7 @@ async fn kubernetes_answers_that_refuse_time_out_or_flood_end_in_a_sentence() {
     let kube = start_kube().await;
     let token_file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(token_file.path(), KUBE_TOKEN).unwrap();
-    let config = kube_config(&kube, token_file.path());
+    let config = kube_config(&kube, token_file.path(), Duration::from_secs(2));
     let client = profile_fetcher::kubernetes::api::KubeApi::connect(&config)
         .await
         .unwrap()

@@ -81,6 +81,7 @@ impl Fetcher {
                             incident,
                             format!("traces-{suffix}"),
                             *limits,
+                            self.pages_url.as_deref(),
                         )
                         .await
                     }

@@ -148,6 +148,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                 .as_ref()
                 .map(|(store, _, _)| (store.clone(), query_limits)),
         });
+        let queries = store
+            .as_ref()
+            .map(|(store, _, _)| traces::Queries::new(store.clone(), query_limits));
         let pages = match config.pages.listen {
             Some(listen) => {
                 let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
@@ -160,10 +163,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                         config.changes.api_token.clone(),
                     ))
                     .merge(traces::sql::router(
-                        store.as_ref().map(|(store, _, _)| store.clone()),
+                        queries.clone(),
                         config.traces.sql_token.clone(),
-                        query_limits,
-                    ));
+                    ))
+                    .merge(traces::waterfall::router(queries.clone()));
                 Some(tokio::spawn(runtime::http::serve(
                     listener,
                     router,

@@ -60,7 +60,7 @@ pub fn router(bus: Bus) -> Router {
         .layer(middleware::map_response(secure))
 }
 
-async fn secure(mut response: Response) -> Response {
+pub(crate) async fn secure(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in SECURITY_HEADERS {
         headers.insert(name.clone(), HeaderValue::from_static(value));

@@ -3,19 +3,22 @@
 //! Spans come in over HTTP ([`intake`]), go onto JetStream first (`span.received`), and are
 //! written into the store by one reader that follows the stream in order from where the store's
 //! files end ([`keep`]). So a span the intake acknowledged survives a restart of this service, a
-//! batch delivered twice is stored once, and several replicas each build the same store. SQL is
-//! served on the pages listener ([`sql`]).
+//! batch delivered twice is stored once, and several replicas each build the same store. People
+//! query it through [`Queries`]: SQL on the pages listener ([`sql`]) and the waterfall pages
+//! ([`waterfall`]).
 
 pub mod evidence;
 pub mod intake;
 pub mod sql;
+pub mod waterfall;
 
 use std::{sync::Arc, time::Duration};
 
 use bus::Bus;
 use futures::StreamExt as _;
 use proto::{SpanBatch, Subject};
-use spans::{SpanStore, StoreConfig};
+use spans::{QueryError, QueryLimits, SpanStore, StoreConfig, store::Answer};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::TracesConfig;
@@ -33,6 +36,59 @@ pub fn open(config: &TracesConfig) -> Result<Arc<SpanStore>, spans::store::Store
         max_bytes: config.max_bytes,
     })
     .map(Arc::new)
+}
+
+/// The span store as people query it (SQL, waterfall pages, `/flamethread sql`): at most two
+/// queries at once, since the machine has other work; a third waits up to 5 s for its turn.
+#[derive(Clone)]
+pub struct Queries {
+    store: Arc<SpanStore>,
+    limits: QueryLimits,
+    running: Arc<Semaphore>,
+}
+
+/// Why a person's query has no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryRefusal {
+    #[error("two queries are running already; try again in a moment")]
+    Busy,
+    #[error(transparent)]
+    Query(#[from] QueryError),
+}
+
+impl std::fmt::Debug for Queries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queries")
+            .field("limits", &self.limits)
+            .field("free_turns", &self.running.available_permits())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Queries {
+    /// Queries over `store`, each under `limits` unless it asks for less.
+    pub fn new(store: Arc<SpanStore>, limits: QueryLimits) -> Queries {
+        Queries {
+            store,
+            limits,
+            running: Arc::new(Semaphore::new(2)),
+        }
+    }
+
+    /// The configured limits.
+    pub fn limits(&self) -> QueryLimits {
+        self.limits
+    }
+
+    /// Runs `sql` under `limits` when it is its turn.
+    pub async fn run(&self, sql: &str, limits: QueryLimits) -> Result<Answer, QueryRefusal> {
+        let Ok(Ok(_turn)) =
+            tokio::time::timeout(Duration::from_secs(5), self.running.acquire()).await
+        else {
+            return Err(QueryRefusal::Busy);
+        };
+        Ok(self.store.query(sql, limits).await?)
+    }
 }
 
 /// Follows `span.received` into the store until `shutdown`, then writes what is pending.

@@ -321,6 +321,65 @@ async fn an_sdk_traced_app_is_stored_once_across_a_retry_and_a_restart() {
         "{answer}"
     );
 
+    // The trace's waterfall: the child under its parent, failed, the asked-for span marked; the
+    // id is found in either encoding, and a bad id or an unknown trace is said as such.
+    let (_, ids) = sql(
+        pages,
+        "SELECT TraceId, SpanId FROM otel_traces WHERE SpanName = 'SELECT orders'",
+    )
+    .await;
+    let trace_id = ids["rows"][0][0].as_str().unwrap().to_owned();
+    let span_id = ids["rows"][0][1].as_str().unwrap().to_owned();
+    let page = http()
+        .get(format!("http://{pages}/traces/{trace_id}?span={span_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(page.headers().contains_key("content-security-policy"));
+    let html = page.text().await.unwrap();
+    let parent_at = html.find(">GET &#x2f;checkout<").expect("the parent row");
+    let child_at = html.find(">SELECT orders<").expect("the child row");
+    assert!(parent_at < child_at, "{html}");
+    assert!(html.contains(r#"class="error focus""#), "{html}");
+    assert!(
+        html.contains("padding-left: 20px\">SELECT orders"),
+        "{html}"
+    );
+    assert!(html.contains("2 spans · 1 failed"), "{html}");
+    let base64_id = {
+        let bytes: Vec<u8> = (0..16)
+            .map(|at| u8::from_str_radix(&trace_id[at * 2..at * 2 + 2], 16).unwrap())
+            .collect();
+        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes)
+    };
+    let same = http()
+        .get(format!("http://{pages}/traces/{base64_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same.status(), 200, "{base64_id}");
+    for (path, status) in [
+        (format!("/traces/{}", "0".repeat(31) + "1"), 404),
+        ("/traces/not-an-id%3Cscript%3E".to_owned(), 400),
+        (format!("/traces/{trace_id}?span=%27%3B"), 400),
+    ] {
+        let refused = http()
+            .get(format!("http://{pages}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), status, "{path}");
+        // What the id said comes back as text only, never as a page.
+        assert_eq!(
+            refused.headers()["content-type"],
+            "text/plain; charset=utf-8",
+            "{path}"
+        );
+        assert_eq!(refused.headers()["x-content-type-options"], "nosniff");
+    }
+
     // A retried export (the same spans) is stored once; so is a redelivery after a restart.
     let body = recorded_export();
     for _ in 0..2 {

@@ -505,6 +505,9 @@ fn traces_blocks(traces: &TracesEvidence) -> Vec<Value> {
             milliseconds(slow.duration_ms),
             Mrkdwn::code(&slow.trace_id)
         ));
+        if let Some(url) = &slow.waterfall_url {
+            text.push(&mrkdwn!(" · {}", Mrkdwn::link(url, "Waterfall")));
+        }
     }
     vec![section(text)]
 }

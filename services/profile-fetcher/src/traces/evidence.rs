@@ -104,12 +104,14 @@ pub fn rank(now: &[Vec<String>], baseline: &[Vec<String>]) -> Vec<SpanNameStats>
     stats
 }
 
-/// The evidence for `incident`, or `None` when the alert names no service.
+/// The evidence for `incident`, or `None` when the alert names no service; the slowest span
+/// links its waterfall page under `pages_url` when pages are served.
 pub async fn gather(
     store: &SpanStore,
     incident: &Incident,
     evidence_id: String,
     limits: QueryLimits,
+    pages_url: Option<&str>,
 ) -> Option<TracesEvidence> {
     let service = incident.alert.service.clone()?;
     let mut evidence = TracesEvidence {
@@ -158,6 +160,8 @@ pub async fn gather(
             span_id: row[1].clone(),
             span_name: row[2].clone(),
             duration_ms: row[3].parse().unwrap_or(0.0),
+            waterfall_url: pages_url
+                .map(|base| format!("{base}/traces/{}?span={}", row[0], row[1])),
         });
     }
     evidence.collected_at = Utc::now();

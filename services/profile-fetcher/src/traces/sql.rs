@@ -7,7 +7,7 @@
 //! read), 422 (too slow or too large: narrow it), 503 (the store is off or busy). Two queries run
 //! at once at most: the machine has other work.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use axum::{
     Json, Router,
@@ -19,9 +19,9 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::json;
-use spans::{QueryError, QueryLimits, SpanStore};
-use tokio::sync::Semaphore;
+use spans::QueryError;
 
+use super::{Queries, QueryRefusal};
 use crate::config::Password;
 
 /// Most bytes of a query.
@@ -29,19 +29,15 @@ const MAX_QUERY_BYTES: usize = 64 * 1024;
 
 #[derive(Clone)]
 struct Sql {
-    store: Option<Arc<SpanStore>>,
+    queries: Option<Queries>,
     token: Arc<Password>,
-    limits: QueryLimits,
-    running: Arc<Semaphore>,
 }
 
-/// The route; `store` is `None` when the span store is off (`traces.listen` unset).
-pub fn router(store: Option<Arc<SpanStore>>, token: Password, limits: QueryLimits) -> Router {
+/// The route; `queries` is `None` when the span store is off (`traces.listen` unset).
+pub fn router(queries: Option<Queries>, token: Password) -> Router {
     let sql = Sql {
-        store,
+        queries,
         token: Arc::new(token),
-        limits,
-        running: Arc::new(Semaphore::new(2)),
     };
     Router::new()
         .route("/api/v1/sql", post(query))
@@ -79,7 +75,7 @@ async fn query(
             "this API needs `Authorization: Bearer <traces.sql_token>`",
         );
     }
-    let Some(store) = sql.store.clone() else {
+    let Some(queries) = sql.queries.clone() else {
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "the span store is off: set profile-fetcher's traces.listen",
@@ -106,23 +102,19 @@ async fn query(
             Err(_) => return refuse(StatusCode::BAD_REQUEST, "the query is not UTF-8"),
         }
     };
-    let Ok(_turn) = tokio::time::timeout(Duration::from_secs(5), sql.running.acquire()).await
-    else {
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "two queries are running already; try again in a moment",
-        );
-    };
-    match store.query(&text, sql.limits).await {
+    match queries.run(&text, queries.limits()).await {
         Ok(answer) => {
             ::metrics::counter!("ft_sql_queries_total", "status" => "200").increment(1);
             Json(answer).into_response()
         }
         Err(err) => {
-            let status = match err {
-                QueryError::Empty | QueryError::Invalid(_) => StatusCode::BAD_REQUEST,
-                QueryError::NotReadOnly(_) => StatusCode::FORBIDDEN,
-                QueryError::TimedOut(_) | QueryError::TooMuchMemory(_) => {
+            let status = match &err {
+                QueryRefusal::Busy => StatusCode::SERVICE_UNAVAILABLE,
+                QueryRefusal::Query(QueryError::Empty | QueryError::Invalid(_)) => {
+                    StatusCode::BAD_REQUEST
+                }
+                QueryRefusal::Query(QueryError::NotReadOnly(_)) => StatusCode::FORBIDDEN,
+                QueryRefusal::Query(QueryError::TimedOut(_) | QueryError::TooMuchMemory(_)) => {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }
             };

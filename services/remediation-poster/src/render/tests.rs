@@ -480,6 +480,10 @@ fn requests_that_got_slow_are_listed_and_span_names_stay_text() {
             span_id: "00f067aa0ba902b7".into(),
             span_name: "SELECT <@U0BOSS>".into(),
             duration_ms: 2300.0,
+            waterfall_url: Some(
+                "http://pages.test/traces/4bf92f3577b34da6a3ce929d0e0e4736?span=00f067aa0ba902b7"
+                    .into(),
+            ),
         }),
         collected_at: fixtures_at(5),
     });
@@ -502,7 +506,7 @@ fn requests_that_got_slow_are_listed_and_span_names_stay_text() {
     );
     assert!(
         text.contains(
-            "Slowest: `SELECT &lt;@U0BOSS&gt;` 2.3 s in trace `4bf92f3577b34da6a3ce929d0e0e4736`"
+            "Slowest: `SELECT &lt;@U0BOSS&gt;` 2.3 s in trace `4bf92f3577b34da6a3ce929d0e0e4736` · <http://pages.test/traces/4bf92f3577b34da6a3ce929d0e0e4736?span=00f067aa0ba902b7|Waterfall>"
         ),
         "{text}"
     );

@@ -1,0 +1,509 @@
+//! One trace as a waterfall page: `/traces/<trace id>` on the pages listener, linked from a
+//! thread's "Requests" as the incident window's slowest trace (`?span=<span id>` marks the span
+//! the reply named).
+//!
+//! The causal graph is drawn as the tools people know draw it (Jaeger, Tempo, Honeycomb): one row
+//! per span, under its parent, children in the order they started, a bar on the trace's time
+//! axis, failed spans red. A span whose parent the store does not hold (not reported, or sampled
+//! away) is shown at the top level and counted, not dropped. Everything a span carries is text
+//! from outside: the page is a minijinja template with HTML escaping on, and what reaches a
+//! `style` attribute is only numbers and colours this module computes. A trace of more than
+//! [`MAX_SPANS`] spans shows its first ones and says so.
+//!
+//! [`query`], [`spans`], [`layout`] and [`render`] are pure; [`router`] is the I/O.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::{
+    Router,
+    extract::{Path, Query, State},
+    http::{StatusCode, header},
+    response::{Html, IntoResponse, Response},
+    routing::get,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Queries, QueryRefusal};
+
+/// Most spans drawn on one page.
+pub const MAX_SPANS: usize = 2000;
+
+/// Colours by service, in the order services first appear (Slack's palette).
+const PALETTE: [&str; 8] = [
+    "#1264a3", "#2bac76", "#e8a723", "#7c3085", "#36c5f0", "#de4e2b", "#4a154b", "#0b7b6c",
+];
+
+/// Deepest nesting drawn as indentation; deeper spans line up at this depth.
+const MAX_INDENT_DEPTH: usize = 40;
+
+/// The spans of one trace, oldest first. `trace_id` is the stored form (32 hex digits, as
+/// [`spans::intake::id_text`] makes it), so it cannot end the literal.
+pub fn query(trace_id: &str) -> String {
+    format!(
+        "SELECT SpanId, ParentSpanId, SpanName, ServiceName, Timestamp, Duration, StatusCode, \
+         StatusMessage, SpanKind FROM otel_traces WHERE TraceId = '{}' \
+         ORDER BY Timestamp LIMIT {}",
+        trace_id.replace('\'', "''"),
+        MAX_SPANS + 1
+    )
+}
+
+/// One span of the trace, as [`query`] returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Span {
+    pub span_id: String,
+    pub parent_span_id: String,
+    pub name: String,
+    pub service: String,
+    pub start: DateTime<Utc>,
+    pub duration_ns: u64,
+    pub failed: bool,
+    pub status_message: String,
+    pub kind: String,
+}
+
+/// The rows of [`query`] as spans; a row that does not read (it cannot, from our own store) is
+/// left out.
+pub fn spans(rows: &[Vec<String>]) -> Vec<Span> {
+    rows.iter()
+        .filter_map(|row| {
+            let [
+                span_id,
+                parent,
+                name,
+                service,
+                start,
+                duration,
+                status,
+                message,
+                kind,
+            ] = row.as_slice()
+            else {
+                return None;
+            };
+            Some(Span {
+                span_id: span_id.clone(),
+                parent_span_id: if parent == "NULL" {
+                    String::new()
+                } else {
+                    parent.clone()
+                },
+                name: name.clone(),
+                service: service.clone(),
+                start: DateTime::parse_from_rfc3339(start).ok()?.to_utc(),
+                duration_ns: duration.parse().ok()?,
+                failed: status == "Error",
+                status_message: message.clone(),
+                kind: kind.clone(),
+            })
+        })
+        .collect()
+}
+
+/// A span and how deep it sits under the trace's roots.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub span: Span,
+    pub depth: usize,
+}
+
+/// The spans in waterfall order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layout {
+    pub lines: Vec<Line>,
+    /// Spans whose parent the trace does not hold.
+    pub orphans: usize,
+}
+
+/// Orders `spans` depth first: each root (no parent, or a parent the trace does not hold) in the
+/// order it started, each span's children under it in the order they started. A span id that
+/// repeats is shown once; spans in a cycle of parents (only forged input makes one) are shown
+/// at the top level after the rest, so every span is shown exactly once.
+pub fn layout(mut spans: Vec<Span>) -> Layout {
+    let mut seen = HashSet::new();
+    spans.retain(|span| seen.insert(span.span_id.clone()));
+    spans.sort_by(|a, b| a.start.cmp(&b.start).then(a.span_id.cmp(&b.span_id)));
+    let index: HashMap<&str, usize> = spans
+        .iter()
+        .enumerate()
+        .map(|(at, span)| (span.span_id.as_str(), at))
+        .collect();
+    let mut children = vec![Vec::new(); spans.len()];
+    let mut roots = Vec::new();
+    let mut orphans = 0;
+    for (at, span) in spans.iter().enumerate() {
+        let parent = span.parent_span_id.as_str();
+        match index.get(parent) {
+            Some(&up) if !parent.is_empty() && up != at => children[up].push(at),
+            _ => {
+                if !parent.is_empty() && !index.contains_key(parent) {
+                    orphans += 1;
+                }
+                roots.push(at);
+            }
+        }
+    }
+    let mut order = Vec::with_capacity(spans.len());
+    let mut visited = vec![false; spans.len()];
+    let starts = roots.into_iter().chain(0..spans.len());
+    for start in starts {
+        let mut stack = vec![(start, 0)];
+        while let Some((at, depth)) = stack.pop() {
+            if std::mem::replace(&mut visited[at], true) {
+                continue;
+            }
+            order.push((at, depth));
+            stack.extend(children[at].iter().rev().map(|&child| (child, depth + 1)));
+        }
+    }
+    let mut spans: Vec<Option<Span>> = spans.into_iter().map(Some).collect();
+    let lines = order
+        .into_iter()
+        .filter_map(|(at, depth)| {
+            Some(Line {
+                span: spans[at].take()?,
+                depth,
+            })
+        })
+        .collect();
+    Layout { lines, orphans }
+}
+
+/// A duration as people read it: `640 µs`, `12.5 ms`, `812 ms`, `2.31 s`.
+pub fn duration(ns: u64) -> String {
+    let ms = ns as f64 / 1e6;
+    if ms < 1.0 {
+        format!("{:.0} µs", ns as f64 / 1e3)
+    } else if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else if ms < 1000.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{:.2} s", ms / 1000.0)
+    }
+}
+
+#[derive(Serialize)]
+struct Row {
+    name: String,
+    service: String,
+    title: String,
+    class: &'static str,
+    indent: usize,
+    left: String,
+    width: String,
+    label_left: String,
+    duration: String,
+    color: &'static str,
+}
+
+#[derive(Serialize)]
+struct Tick {
+    left: u32,
+    label: String,
+}
+
+#[derive(Serialize)]
+struct Service {
+    name: String,
+    color: &'static str,
+}
+
+/// The page for `layout`; `focus` marks one span, `truncated` says the trace has more spans.
+pub fn render(
+    trace_id: &str,
+    layout: &Layout,
+    focus: Option<&str>,
+    truncated: bool,
+) -> Result<String, minijinja::Error> {
+    let begin = layout.lines.iter().map(|line| line.span.start).min();
+    let end = layout
+        .lines
+        .iter()
+        .map(|line| line.span.start + chrono::Duration::nanoseconds(line.span.duration_ns as i64))
+        .max();
+    let (begin, total_ns) = match (begin, end) {
+        (Some(begin), Some(end)) => (
+            begin,
+            (end - begin).num_nanoseconds().unwrap_or(i64::MAX).max(1) as u64,
+        ),
+        _ => (DateTime::UNIX_EPOCH, 1),
+    };
+    let percent = |ns: u64| ns as f64 / total_ns as f64 * 100.0;
+    let mut services: Vec<Service> = Vec::new();
+    let mut color_of = |service: &str| -> &'static str {
+        let at = match services.iter().position(|known| known.name == service) {
+            Some(at) => at,
+            None => {
+                services.push(Service {
+                    name: service.to_owned(),
+                    color: PALETTE[services.len() % PALETTE.len()],
+                });
+                services.len() - 1
+            }
+        };
+        services[at].color
+    };
+    let rows: Vec<Row> = layout
+        .lines
+        .iter()
+        .map(|line| {
+            let span = &line.span;
+            let offset = (span.start - begin).num_nanoseconds().unwrap_or(0).max(0) as u64;
+            let left = percent(offset).min(100.0);
+            let width = percent(span.duration_ns).clamp(0.15, 100.0 - left + 0.15);
+            let focused = focus.is_some_and(|focus| focus == span.span_id);
+            let mut title = format!(
+                "{} · {} · {} · {}",
+                span.name,
+                span.service,
+                span.kind,
+                duration(span.duration_ns)
+            );
+            if !span.status_message.is_empty() && span.status_message != "NULL" {
+                title.push_str(" · ");
+                title.push_str(&span.status_message);
+            }
+            Row {
+                name: span.name.clone(),
+                service: span.service.clone(),
+                title,
+                class: match (span.failed, focused) {
+                    (true, true) => "error focus",
+                    (true, false) => "error",
+                    (false, true) => "focus",
+                    (false, false) => "",
+                },
+                indent: 6 + line.depth.min(MAX_INDENT_DEPTH) * 14,
+                left: format!("{left:.3}"),
+                width: format!("{width:.3}"),
+                label_left: format!("{:.3}", (left + width + 0.5).min(90.0)),
+                duration: duration(span.duration_ns),
+                color: color_of(&span.service),
+            }
+        })
+        .collect();
+    let ticks: Vec<Tick> = [0u32, 25, 50, 75]
+        .into_iter()
+        .map(|left| Tick {
+            left,
+            label: duration(total_ns * u64::from(left) / 100),
+        })
+        .collect();
+    let errors = layout.lines.iter().filter(|line| line.span.failed).count();
+    let mut environment = minijinja::Environment::new();
+    environment.add_template("waterfall.html", include_str!("waterfall.html"))?;
+    environment
+        .get_template("waterfall.html")?
+        .render(minijinja::context! {
+            trace_id,
+            total => duration(total_ns),
+            spans => rows,
+            services,
+            ticks,
+            errors,
+            truncated,
+            orphans => layout.orphans,
+            started => begin.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string(),
+        })
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    span: Option<String>,
+}
+
+/// The route; without the span store every trace is "not found", said as such.
+pub fn router(queries: Option<Queries>) -> Router {
+    Router::new()
+        .route("/traces/{id}", get(page))
+        .with_state(queries)
+        .layer(axum::middleware::map_response(crate::pages::secure))
+}
+
+fn refuse(status: StatusCode, text: impl Into<String>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text.into(),
+    )
+        .into_response()
+}
+
+async fn page(
+    State(queries): State<Option<Queries>>,
+    Path(id): Path<String>,
+    Query(page): Query<PageQuery>,
+) -> Response {
+    let Some(queries) = queries else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the span store is off: set profile-fetcher's traces.listen",
+        );
+    };
+    let trace_id = match spans::intake::id_text(&id, 16, "the trace id") {
+        Ok(id) => id,
+        Err(err) => return refuse(StatusCode::BAD_REQUEST, err),
+    };
+    let focus = match page
+        .span
+        .as_deref()
+        .map(|span| spans::intake::id_text(span, 8, "?span="))
+    {
+        Some(Err(err)) => return refuse(StatusCode::BAD_REQUEST, err),
+        Some(Ok(span)) => Some(span),
+        None => None,
+    };
+    let mut limits = queries.limits();
+    limits.max_rows = MAX_SPANS;
+    let answer = match queries.run(&query(&trace_id), limits).await {
+        Ok(answer) => answer,
+        Err(QueryRefusal::Busy) => {
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                QueryRefusal::Busy.to_string(),
+            );
+        }
+        Err(err) => {
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the span store: {err}"),
+            );
+        }
+    };
+    if answer.rows.is_empty() {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            format!(
+                "the span store holds no span of trace {trace_id} (past its retention, or never reported)"
+            ),
+        );
+    }
+    let layout = layout(spans(&answer.rows));
+    match render(&trace_id, &layout, focus.as_deref(), answer.truncated) {
+        Ok(html) => Html(html).into_response(),
+        Err(err) => refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot draw the trace: {err}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(id: &str, parent: &str, start_ms: i64, duration_ms: u64) -> Span {
+        Span {
+            span_id: id.to_owned(),
+            parent_span_id: parent.to_owned(),
+            name: format!("op {id}"),
+            service: "checkout".to_owned(),
+            start: DateTime::from_timestamp_millis(1_764_750_000_000 + start_ms).unwrap(),
+            duration_ns: duration_ms * 1_000_000,
+            failed: false,
+            status_message: String::new(),
+            kind: "Server".to_owned(),
+        }
+    }
+
+    fn order(layout: &Layout) -> Vec<(&str, usize)> {
+        layout
+            .lines
+            .iter()
+            .map(|line| (line.span.span_id.as_str(), line.depth))
+            .collect()
+    }
+
+    #[test]
+    fn children_sit_under_their_parent_in_the_order_they_started() {
+        let layout = layout(vec![
+            span("c2", "root", 50, 10),
+            span("root", "", 0, 100),
+            span("g1", "c1", 12, 5),
+            span("c1", "root", 10, 30),
+        ]);
+        assert_eq!(
+            order(&layout),
+            [("root", 0), ("c1", 1), ("g1", 2), ("c2", 1)]
+        );
+        assert_eq!(layout.orphans, 0);
+    }
+
+    #[test]
+    fn every_span_is_shown_once_whatever_its_parents_say() {
+        let layout = layout(vec![
+            span("a", "b", 0, 1),
+            span("b", "a", 1, 1),
+            span("self", "self", 2, 1),
+            span("lost", "gone", 3, 1),
+            span("lost", "gone", 3, 1),
+        ]);
+        let mut ids: Vec<_> = order(&layout).into_iter().map(|(id, _)| id).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, ["a", "b", "lost", "self"]);
+        assert_eq!(layout.orphans, 1, "only `lost` names a parent not held");
+    }
+
+    #[test]
+    fn a_span_name_is_text_on_the_page() {
+        let mut hostile = span("aa", "", 0, 20);
+        hostile.name = "<script>alert(1)</script>".to_owned();
+        hostile.service = "\" onmouseover=\"x".to_owned();
+        hostile.status_message = "<img src=x>".to_owned();
+        hostile.failed = true;
+        let html = render(
+            "ab".repeat(16).as_str(),
+            &layout(vec![hostile]),
+            Some("aa"),
+            false,
+        )
+        .unwrap();
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(!html.contains("<img"), "{html}");
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
+            "{html}"
+        );
+        assert!(!html.contains("\" onmouseover"), "{html}");
+        assert!(html.contains(r#"class="error focus""#), "{html}");
+    }
+
+    #[test]
+    fn bars_are_placed_on_the_trace_time_axis() {
+        let html = render(
+            "ab",
+            &layout(vec![span("r", "", 0, 200), span("c", "r", 100, 50)]),
+            None,
+            true,
+        )
+        .unwrap();
+        assert!(html.contains("left: 50.000%; width: 25.000%"), "{html}");
+        assert!(html.contains("left: 0.000%; width: 100.000%"), "{html}");
+        assert!(html.contains("Only the first 2 spans"), "{html}");
+        assert!(html.contains("200 ms · 2 spans"), "{html}");
+    }
+
+    #[test]
+    fn rows_read_back_from_the_store() {
+        let rows = vec![vec![
+            "00f067aa0ba902b7".to_owned(),
+            "NULL".to_owned(),
+            "GET /cart".to_owned(),
+            "checkout".to_owned(),
+            "2025-12-03T08:20:00.123456789Z".to_owned(),
+            "812000000".to_owned(),
+            "Error".to_owned(),
+            "timeout".to_owned(),
+            "Server".to_owned(),
+        ]];
+        let spans = spans(&rows);
+        assert_eq!(spans.len(), 1);
+        assert_eq!(spans[0].parent_span_id, "");
+        assert!(spans[0].failed);
+        assert_eq!(spans[0].start.timestamp_subsec_nanos(), 123_456_789);
+        assert_eq!(duration(spans[0].duration_ns), "812 ms");
+        assert!(query("x'y").contains("TraceId = 'x''y'"));
+    }
+}
