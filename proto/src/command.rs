@@ -157,6 +157,72 @@ fn range(from: &str, to: &str, now: DateTime<Utc>) -> Result<WindowSpec, String>
     Ok(WindowSpec::Range { from, to })
 }
 
+/// What follows `/flamethread`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlamethreadArgs {
+    /// Nothing, `help`, or something not understood (answered with [`FLAMETHREAD_USAGE`]).
+    Help,
+    /// `sql <query>`: one read-only query over `otel_traces`.
+    Sql(String),
+    /// `trace <service> <duration>`: keep every span of the service for a while.
+    TraceAll { service: String, length: Duration },
+}
+
+/// How to use `/flamethread`, for answers to mistakes.
+pub const FLAMETHREAD_USAGE: &str = "`/flamethread sql <query>` runs one read-only query over the spans (`SELECT SpanName, count(*) FROM otel_traces GROUP BY SpanName`) and shows the answer to you only; `/flamethread trace <service> <duration>` keeps every span of a service for up to an hour, whatever its sampling says (`/flamethread trace checkout 2m`).";
+
+/// Reads what followed `/flamethread`. Errors are sentences a person can act on.
+pub fn parse_flamethread(text: &str) -> Result<FlamethreadArgs, String> {
+    let text = text.trim();
+    let (verb, rest) = text
+        .split_once(char::is_whitespace)
+        .map_or((text, ""), |(verb, rest)| (verb, rest.trim()));
+    match verb.to_ascii_lowercase().as_str() {
+        "" | "help" => Ok(FlamethreadArgs::Help),
+        "sql" => {
+            if rest.is_empty() {
+                return Err("`sql` needs a query after it".to_owned());
+            }
+            if rest.chars().count() > crate::span::MAX_QUERY_CHARS {
+                return Err(format!(
+                    "the query is longer than {} characters",
+                    crate::span::MAX_QUERY_CHARS
+                ));
+            }
+            // Slack turns a typed backtick block into the text itself; people paste queries
+            // in code formatting, so it is taken off.
+            Ok(FlamethreadArgs::Sql(
+                rest.trim_matches('`').trim().to_owned(),
+            ))
+        }
+        "trace" => {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            let [service, length] = words.as_slice() else {
+                return Err(
+                    "`trace` takes a service and a duration: `trace checkout 2m`".to_owned(),
+                );
+            };
+            if service.len() > 128
+                || !service
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c))
+            {
+                return Err(format!("`{service}` is not a service name"));
+            }
+            let length = duration(length)
+                .filter(|length| !length.is_zero() && *length <= crate::span::MAX_TRACE_ALL)
+                .ok_or_else(|| {
+                    format!("`{length}` is not a duration from 1s to 1h (write it as 2m, 90s, 1h)")
+                })?;
+            Ok(FlamethreadArgs::TraceAll {
+                service: (*service).to_owned(),
+                length,
+            })
+        }
+        _ => Err(format!("I do not know `{verb}`")),
+    }
+}
+
 /// The text that [`parse_profile`] reads back as this request (for picker options).
 pub fn to_text(args: &ProfileArgs) -> String {
     let mut words = Vec::new();
@@ -180,6 +246,42 @@ pub fn to_text(args: &ProfileArgs) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flamethread_commands_read_as_people_type_them() {
+        assert_eq!(parse_flamethread("  "), Ok(FlamethreadArgs::Help));
+        assert_eq!(parse_flamethread("HELP"), Ok(FlamethreadArgs::Help));
+        assert_eq!(
+            parse_flamethread("sql `SELECT count(*)\nFROM otel_traces`"),
+            Ok(FlamethreadArgs::Sql(
+                "SELECT count(*)\nFROM otel_traces".to_owned()
+            ))
+        );
+        assert_eq!(
+            parse_flamethread("trace checkout 2m"),
+            Ok(FlamethreadArgs::TraceAll {
+                service: "checkout".to_owned(),
+                length: Duration::from_secs(120)
+            })
+        );
+        for (wrong, said) in [
+            ("sql", "needs a query"),
+            ("trace checkout", "a service and a duration"),
+            ("trace checkout 2d", "from 1s to 1h"),
+            ("trace checkout 0s", "from 1s to 1h"),
+            ("trace <!channel> 2m", "not a service name"),
+            ("drop everything", "I do not know `drop`"),
+        ] {
+            let err = parse_flamethread(wrong).unwrap_err();
+            assert!(err.contains(said), "{wrong}: {err}");
+        }
+        let long = format!("sql {}", "x".repeat(crate::span::MAX_QUERY_CHARS + 1));
+        assert!(
+            parse_flamethread(&long)
+                .unwrap_err()
+                .contains("longer than")
+        );
+    }
 
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-12-01T12:00:00Z")

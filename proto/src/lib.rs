@@ -54,7 +54,7 @@ pub use sandbox::{SandboxRequest, SandboxResult};
 pub use slack::{
     BlockAction, FileReceived, FileShared, SlackInteraction, SlackMessage, SlashCommand, actions,
 };
-pub use span::{SpanBatch, SpanRow};
+pub use span::{SpanBatch, SpanRow, TracesAsk, TracesCommand};
 pub use subjects::{ConsumerSpec, StreamSpec, Subject, Subjects};
 
 /// The fields a tracing span records for a message, so that one alert can be followed across

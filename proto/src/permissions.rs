@@ -44,6 +44,7 @@ pub const PRODUCERS: &[(&str, &[Subject])] = &[
             Subject::SandboxRequest,
             Subject::PostRequest,
             Subject::ChangeRecorded,
+            Subject::TracesCommand,
         ],
     ),
     (

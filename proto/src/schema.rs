@@ -7,7 +7,8 @@ use schemars::{JsonSchema, Schema, generate::SchemaSettings};
 use crate::{
     BlockAction, Change, ChangesEvidence, DeadLetter, FileReceived, FileShared, IncidentEvent,
     MetricsEvidence, PostRequest, ProfileEvidence, ProfileRequest, SandboxRequest, SandboxResult,
-    SlackMessage, SlashCommand, SpanBatch, Subject, Subjects, TracesEvidence, WorkloadEvidence,
+    SlackMessage, SlashCommand, SpanBatch, Subject, Subjects, TracesCommand, TracesEvidence,
+    WorkloadEvidence,
     subjects::{CONSUMERS, Stream},
 };
 
@@ -206,6 +207,15 @@ pub const CATALOG: &[CatalogEntry] = &[
         idempotency_key: "`spans:<batch_id>` (a digest of the batch's spans)",
         read_by_time: Some("profile-fetcher's span store, in order, from where its files end"),
         schema: schema_of::<SpanBatch>,
+    },
+    CatalogEntry {
+        message: "TracesCommand",
+        file: "traces-command.v1.json",
+        subjects: &[Subject::TracesCommand],
+        producer: "alert-watcher",
+        idempotency_key: "`traces-command:<command_id>`",
+        read_by_time: None,
+        schema: schema_of::<TracesCommand>,
     },
     CatalogEntry {
         message: "DeadLetter",

@@ -143,7 +143,7 @@ pub struct SpanLinkRow {
 ///
 /// Attribute values are text, as in the exporter's `Map(LowCardinality(String), String)`: numbers
 /// and booleans as they print, arrays and maps as JSON.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SpanRow {
     /// When the span started, in nanoseconds since the Unix epoch (`Timestamp`).
     pub timestamp_ns: i64,
@@ -206,6 +206,47 @@ impl Message for SpanBatch {
 }
 
 impl Correlated for SpanBatch {}
+
+/// Most characters of a query asked in Slack (Slack sends at most 4,000 after a command).
+pub const MAX_QUERY_CHARS: usize = 4000;
+/// The longest "trace everything" one command turns on.
+pub const MAX_TRACE_ALL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// `/flamethread sql …` or `/flamethread trace …`: asked in Slack, read by alert-watcher, done by
+/// profile-fetcher, which holds the span store and the intake. The answer goes to `reply`, which
+/// is the asker only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TracesCommand {
+    pub schema_version: SchemaVersion,
+    pub command_id: String,
+    /// The Slack user who asked.
+    pub requested_by: String,
+    pub reply: crate::ReplyTarget,
+    pub ask: TracesAsk,
+}
+
+/// What a [`TracesCommand`] asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TracesAsk {
+    /// One read-only query over `otel_traces`; at most [`MAX_QUERY_CHARS`] characters.
+    Sql { query: String },
+    /// Keep every span of `service` for `seconds` (at most [`MAX_TRACE_ALL`]), whatever its
+    /// sampling rate says.
+    TraceAll { service: String, seconds: u64 },
+}
+
+impl Message for TracesCommand {
+    fn subject(&self) -> Subject {
+        Subject::TracesCommand
+    }
+
+    fn idempotency_key(&self) -> String {
+        format!("traces-command:{}", self.command_id)
+    }
+}
+
+impl Correlated for TracesCommand {}
 
 #[cfg(test)]
 mod tests {

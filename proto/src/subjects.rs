@@ -31,10 +31,11 @@ pub enum Subject {
     PostRequest,
     ChangeRecorded,
     SpanReceived,
+    TracesCommand,
 }
 
 impl Subject {
-    pub const ALL: [Subject; 19] = [
+    pub const ALL: [Subject; 20] = [
         Subject::SlackMessage,
         Subject::SlackCommand,
         Subject::SlackAction,
@@ -54,6 +55,7 @@ impl Subject {
         Subject::PostRequest,
         Subject::ChangeRecorded,
         Subject::SpanReceived,
+        Subject::TracesCommand,
     ];
 
     /// The subject after the prefix, e.g. `slack.message`.
@@ -78,6 +80,7 @@ impl Subject {
             Subject::PostRequest => "post.request",
             Subject::ChangeRecorded => "change.recorded",
             Subject::SpanReceived => "span.received",
+            Subject::TracesCommand => "profile.traces",
         }
     }
 
@@ -97,7 +100,7 @@ impl Subject {
             | Subject::EvidenceChanges
             | Subject::EvidenceWorkload
             | Subject::EvidenceTraces => Stream::Evidence,
-            Subject::ProfileRequest => Stream::Profile,
+            Subject::ProfileRequest | Subject::TracesCommand => Stream::Profile,
             Subject::SandboxRequest | Subject::SandboxResult => Stream::Sandbox,
             Subject::PostRequest => Stream::Post,
             Subject::ChangeRecorded => Stream::Changes,
@@ -190,7 +193,9 @@ impl Stream {
             Stream::Slack => "events accepted from Slack by slack-gateway",
             Stream::Incidents => "incidents opened, updated and resolved by alert-watcher",
             Stream::Evidence => "metrics and profiles gathered for incidents",
-            Stream::Profile => "requests for a profile (/profile, Profile now)",
+            Stream::Profile => {
+                "requests for profile-fetcher: a profile (/profile, Profile now), SQL over spans and trace-everything (/flamethread sql, /flamethread trace)"
+            }
             Stream::Sandbox => "script runs requested and their results",
             Stream::Post => "what remediation-poster is asked to say in Slack",
             Stream::Changes => "deploys, config changes and rollbacks, read back by time",
@@ -262,6 +267,12 @@ pub const CONSUMERS: &[ConsumerSpec] = &[
         owner: "profile-fetcher",
         stream: Stream::Profile,
         subjects: &[Subject::ProfileRequest],
+    },
+    ConsumerSpec {
+        durable: "profile-fetcher-traces",
+        owner: "profile-fetcher",
+        stream: Stream::Profile,
+        subjects: &[Subject::TracesCommand],
     },
     ConsumerSpec {
         durable: "sandbox-runner",

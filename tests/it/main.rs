@@ -21,3 +21,4 @@ mod slack_edge;
 mod slack_gateway;
 mod support;
 mod tidy;
+mod traces_commands;

@@ -46,13 +46,18 @@ fn burn_for_the_live_profile(until: Instant) -> u64 {
     x
 }
 
-/// Runs `/profile <text>` and waits for the answer on its response_url whose text `matches`.
-async fn ask(control: &Control, text: &str, matches: impl Fn(&Value) -> bool) -> Value {
+/// Runs `<command> <text>` and waits for the answer on its response_url whose text `matches`.
+pub(crate) async fn ask(
+    control: &Control,
+    command: &str,
+    text: &str,
+    matches: impl Fn(&Value) -> bool,
+) -> Value {
     let before = responses(control).await.len();
     control
         .post(
             "/command",
-            json!({"channel": "C0ALERTS", "user": "U0ONCALL", "command": "/profile", "text": text}),
+            json!({"channel": "C0ALERTS", "user": "U0ONCALL", "command": command, "text": text}),
         )
         .await;
     let deadline = Instant::now() + Duration::from_secs(40);
@@ -63,21 +68,21 @@ async fn ask(control: &Control, text: &str, matches: impl Fn(&Value) -> bool) ->
         }
         assert!(
             Instant::now() < deadline,
-            "no answer to /profile {text}; answers so far: {:#}",
+            "no answer to {command} {text}; answers so far: {:#}",
             Value::Array(all)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-async fn responses(control: &Control) -> Vec<Value> {
+pub(crate) async fn responses(control: &Control) -> Vec<Value> {
     control.get("/responses").await["responses"]
         .as_array()
         .cloned()
         .unwrap_or_default()
 }
 
-fn text_of(body: &Value) -> String {
+pub(crate) fn text_of(body: &Value) -> String {
     format!("{}\n{}", body["text"], body["blocks"])
 }
 
@@ -141,7 +146,7 @@ async fn profile_commands_get_pickers_answers_and_profiles_on_their_response_url
     let poster = start_poster(&nats, &slack).await;
 
     // No app: a picker of the apps Pyroscope knows, each option the command it stands for.
-    let picker = ask(&control, "", |body| {
+    let picker = ask(&control, "/profile", "", |body| {
         body["blocks"].to_string().contains("static_select")
     })
     .await;
@@ -161,7 +166,7 @@ async fn profile_commands_get_pickers_answers_and_profiles_on_their_response_url
     assert_eq!(picker["response_type"], "ephemeral");
 
     // A misspelt app: what exists, and the picker again.
-    let unknown = ask(&control, "chekout 30m", |body| {
+    let unknown = ask(&control, "/profile", "chekout 30m", |body| {
         body["text"].as_str().is_some_and(|t| t.contains("chekout"))
     })
     .await;
@@ -172,7 +177,7 @@ async fn profile_commands_get_pickers_answers_and_profiles_on_their_response_url
     );
 
     // An unknown profile type: the types that exist.
-    let types = ask(&control, "checkout 30m goroutines", |body| {
+    let types = ask(&control, "/profile", "checkout 30m goroutines", |body| {
         body["text"]
             .as_str()
             .is_some_and(|t| t.contains("goroutines"))
@@ -181,7 +186,7 @@ async fn profile_commands_get_pickers_answers_and_profiles_on_their_response_url
     assert!(text_of(&types).contains(CPU), "{types}");
 
     // A mistake in the command: a sentence and the usage, before anything is looked up.
-    let mistake = ask(&control, "checkout 30m 1h", |body| {
+    let mistake = ask(&control, "/profile", "checkout 30m 1h", |body| {
         body["text"]
             .as_str()
             .is_some_and(|t| t.contains("two windows"))
@@ -190,7 +195,7 @@ async fn profile_commands_get_pickers_answers_and_profiles_on_their_response_url
     assert!(text_of(&mistake).contains("Usage"), "{mistake}");
 
     // The real thing: the top functions and a flamegraph that opens.
-    let profile = ask(&control, "checkout 30m cpu", |body| {
+    let profile = ask(&control, "/profile", "checkout 30m cpu", |body| {
         text_of(body).contains("regex_backtrack")
     })
     .await;
@@ -210,7 +215,7 @@ async fn profile_commands_get_pickers_answers_and_profiles_on_their_response_url
     // Live: alert-watcher's own pprof endpoint, while this process burns CPU in a known function.
     let burner =
         std::thread::spawn(|| burn_for_the_live_profile(Instant::now() + Duration::from_secs(8)));
-    let live = ask(&control, "alert-watcher now 3s", |body| {
+    let live = ask(&control, "/profile", "alert-watcher now 3s", |body| {
         text_of(body).contains("Where the CPU went")
     })
     .await;
@@ -223,7 +228,7 @@ async fn profile_commands_get_pickers_answers_and_profiles_on_their_response_url
     );
 
     // Live profiles cost the app CPU: one per app per minute here, and only for profile_now.
-    let again = ask(&control, "alert-watcher now 3s", |body| {
+    let again = ask(&control, "/profile", "alert-watcher now 3s", |body| {
         text_of(body).contains("profiled live moments ago")
     })
     .await;
@@ -244,7 +249,7 @@ async fn profile_commands_get_pickers_answers_and_profiles_on_their_response_url
     .unwrap();
 
     // A live target that is not configured is refused with what is (never fetched as a URL).
-    let refused = ask(&control, "evil.example.com now", |body| {
+    let refused = ask(&control, "/profile", "evil.example.com now", |body| {
         body["text"]
             .as_str()
             .is_some_and(|t| t.contains("evil.example.com"))

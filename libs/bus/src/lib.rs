@@ -35,6 +35,7 @@ pub use config::{NatsConfig, RetentionConfig};
 pub mod redrive;
 pub use consumer::{ConsumerOptions, Delivery};
 pub use error::{Error, HandlerError};
+pub use follow::{FollowFrom, Followed};
 pub use history::History;
 
 /// A connection to NATS and JetStream, with the names of one flamethread installation. Cheap to

@@ -1,12 +1,14 @@
 //! Slash commands and picker choices, turned into requests (pure): `/profile …` becomes a
-//! `profile.request` for profile-fetcher, a mistake becomes an answer only the person sees, and
-//! `/flamethread` explains what flamethread does. Clicks this service does not act on yet are
+//! `profile.request` for profile-fetcher, `/flamethread sql …` and `/flamethread trace …` become a
+//! `profile.traces` command for it, a mistake becomes an answer only the person sees, and
+//! `/flamethread` alone explains what flamethread does. Clicks this service does not act on yet are
 //! ignored and counted by the caller.
 
 use chrono::{DateTime, Utc};
 use proto::{
     BlockAction, PostRequest, ProfileRequest, ReplyTarget, SchemaVersion, SlashCommand, TimeWindow,
-    command::{self, ProfileArgs, WindowSpec},
+    TracesAsk, TracesCommand,
+    command::{self, FlamethreadArgs, ProfileArgs, WindowSpec},
     evidence::ProfileMode,
     slack::actions,
 };
@@ -16,6 +18,8 @@ use proto::{
 pub enum Outcome {
     /// Ask profile-fetcher.
     Profile(Box<ProfileRequest>),
+    /// Ask profile-fetcher's span store.
+    Traces(Box<TracesCommand>),
     /// Answer the person directly.
     Answer(Box<PostRequest>),
     /// Run a shared script, and say so in its thread.
@@ -58,7 +62,30 @@ pub fn on_command(command: &SlashCommand, now: DateTime<Utc>) -> Outcome {
                 Err(mistake) => answer(format!("{mistake}. {}", command::USAGE)),
             }
         }
-        "/flamethread" => answer(format!("{HELP} {}", command::USAGE)),
+        "/flamethread" => {
+            let traces = |ask: TracesAsk| {
+                Outcome::Traces(Box::new(TracesCommand {
+                    schema_version: SchemaVersion::CURRENT,
+                    command_id: format!("cmd-{}", command.trigger_id),
+                    requested_by: command.user.clone(),
+                    reply: reply.clone(),
+                    ask,
+                }))
+            };
+            match command::parse_flamethread(&command.text) {
+                Ok(FlamethreadArgs::Help) => answer(format!(
+                    "{HELP} {} {}",
+                    command::USAGE,
+                    command::FLAMETHREAD_USAGE
+                )),
+                Ok(FlamethreadArgs::Sql(query)) => traces(TracesAsk::Sql { query }),
+                Ok(FlamethreadArgs::TraceAll { service, length }) => traces(TracesAsk::TraceAll {
+                    service,
+                    seconds: length.as_secs(),
+                }),
+                Err(mistake) => answer(format!("{mistake}. {}", command::FLAMETHREAD_USAGE)),
+            }
+        }
         _ => Outcome::Ignore("unknown_command"),
     }
 }
@@ -197,6 +224,40 @@ mod tests {
             panic!("a request")
         };
         assert_eq!(picker.app, None, "profile-fetcher offers a picker");
+    }
+
+    #[test]
+    fn span_store_commands_go_to_profile_fetcher_answered_to_the_person_only() {
+        let Outcome::Traces(sql) = on_command(
+            &slash("/flamethread", "sql SELECT count(*) FROM otel_traces"),
+            now(),
+        ) else {
+            panic!("a traces command")
+        };
+        assert_eq!(
+            sql.ask,
+            TracesAsk::Sql {
+                query: "SELECT count(*) FROM otel_traces".into()
+            }
+        );
+        assert!(matches!(sql.reply, ReplyTarget::ResponseUrl { .. }));
+        let Outcome::Traces(trace) = on_command(&slash("/flamethread", "trace checkout 2m"), now())
+        else {
+            panic!("a traces command")
+        };
+        assert_eq!(
+            trace.ask,
+            TracesAsk::TraceAll {
+                service: "checkout".into(),
+                seconds: 120
+            }
+        );
+        let Outcome::Answer(mistake) =
+            on_command(&slash("/flamethread", "trace checkout forever"), now())
+        else {
+            panic!("an answer")
+        };
+        assert!(mistake.text.as_str().contains("from 1s to 1h"));
     }
 
     #[test]

@@ -73,6 +73,10 @@ impl Interactions {
                 self.publish(request.as_ref()).await?;
                 "profile_request"
             }
+            Outcome::Traces(command) => {
+                self.publish(command.as_ref()).await?;
+                "traces_command"
+            }
             Outcome::Answer(answer) => {
                 self.publish(answer.as_ref()).await?;
                 "answered"

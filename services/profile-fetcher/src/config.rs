@@ -473,6 +473,15 @@ pub struct TracesConfig {
     pub max_rows: usize,
     /// Most memory one query may use. Default 512 MiB.
     pub query_memory_bytes: usize,
+    /// The share of traces the intake keeps, from 0 to 1, decided by trace id so that every
+    /// service keeps or drops the same traces. Default 1 (all): one machine's store holds
+    /// far more than most teams send, and a sampled-away slow request is missing evidence.
+    pub sample_rate: f64,
+    /// Rates for named services (`ServiceName`), over `sample_rate`.
+    pub sample_rates: std::collections::BTreeMap<String, f64>,
+    /// Whether `/flamethread sql` answers in Slack (to the asker only). Default true; turn it off
+    /// when spans carry what not everyone in the workspace may read.
+    pub slack_sql: bool,
 }
 
 impl Default for TracesConfig {
@@ -490,6 +499,9 @@ impl Default for TracesConfig {
             query_timeout: Duration::from_secs(10),
             max_rows: 1000,
             query_memory_bytes: 512 << 20,
+            sample_rate: 1.0,
+            sample_rates: std::collections::BTreeMap::new(),
+            slack_sql: true,
         }
     }
 }
@@ -506,6 +518,17 @@ impl runtime::ConfigSection for TracesConfig {
             }
             if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 return Err(format!("{key}: no spaces or control characters"));
+            }
+        }
+        for (key, rate) in std::iter::once(("traces.sample_rate".to_owned(), self.sample_rate))
+            .chain(
+                self.sample_rates
+                    .iter()
+                    .map(|(service, rate)| (format!("traces.sample_rates.{service}"), *rate)),
+            )
+        {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(format!("{key}: from 0 to 1 (0.01 keeps 1% of traces)"));
             }
         }
         if self.dir.as_os_str().is_empty() {

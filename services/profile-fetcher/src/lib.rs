@@ -107,10 +107,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                     anyhow::anyhow!("cannot listen on {listen} for spans (traces.listen): {err}")
                 })?;
                 tracing::info!(addr = %listen, dir = %config.traces.dir.display(), "span intake listening");
+                let sampler = std::sync::Arc::new(traces::sampling::Sampler::new(
+                    config.traces.sample_rate,
+                    config.traces.sample_rates.clone(),
+                ));
                 let router = traces::intake::router(
                     context.bus.clone(),
                     config.traces.intake_token.clone(),
                     config.traces.max_body_bytes,
+                    sampler.clone(),
                 );
                 let intake = tokio::spawn(runtime::http::serve(
                     listener,
@@ -123,7 +128,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                     store.clone(),
                     context.shutdown.clone(),
                 ));
-                Some((store, intake, keeper))
+                tokio::spawn(traces::sampling::follow_trace_all(
+                    context.bus.clone(),
+                    sampler.clone(),
+                    context.shutdown.clone(),
+                ));
+                Some((store, sampler, intake, keeper))
             }
             None => None,
         };
@@ -146,11 +156,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                 .map_err(anyhow::Error::msg)?,
             spans: store
                 .as_ref()
-                .map(|(store, _, _)| (store.clone(), query_limits)),
+                .map(|(store, _, _, _)| (store.clone(), query_limits)),
         });
         let queries = store
             .as_ref()
-            .map(|(store, _, _)| traces::Queries::new(store.clone(), query_limits));
+            .map(|(store, _, _, _)| traces::Queries::new(store.clone(), query_limits));
         let pages = match config.pages.listen {
             Some(listen) => {
                 let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
@@ -199,8 +209,24 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                 async move { fetcher.on_request(delivery.message).await }
             },
         );
-        tokio::try_join!(incidents, requests)?;
-        if let Some((_, intake, keeper)) = store {
+        let commands = std::sync::Arc::new(traces::commands::Commands {
+            bus: context.bus.clone(),
+            queries,
+            sampler: store.as_ref().map(|(_, sampler, _, _)| sampler.clone()),
+            slack_sql: config.traces.slack_sql,
+        });
+        let traces_commands = bus::consumer::run(
+            context.bus.clone(),
+            proto::subjects::consumer("profile-fetcher-traces"),
+            ConsumerOptions::default(),
+            context.shutdown.clone(),
+            move |delivery: Delivery<proto::TracesCommand>| {
+                let commands = commands.clone();
+                async move { commands.on_command(delivery.message).await }
+            },
+        );
+        tokio::try_join!(incidents, requests, traces_commands)?;
+        if let Some((_, _, intake, keeper)) = store {
             intake
                 .await
                 .map_err(|err| anyhow::anyhow!("the span intake panicked: {err}"))?

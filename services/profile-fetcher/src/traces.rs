@@ -7,8 +7,10 @@
 //! query it through [`Queries`]: SQL on the pages listener ([`sql`]) and the waterfall pages
 //! ([`waterfall`]).
 
+pub mod commands;
 pub mod evidence;
 pub mod intake;
+pub mod sampling;
 pub mod sql;
 pub mod waterfall;
 
@@ -96,7 +98,10 @@ pub async fn keep(bus: Bus, store: Arc<SpanStore>, shutdown: CancellationToken) 
     let mut retention_due = tokio::time::Instant::now();
     'follow: while !shutdown.is_cancelled() {
         let after = store.resume_after();
-        let followed = match bus.follow::<SpanBatch>(Subject::SpanReceived, after).await {
+        let followed = match bus
+            .follow::<SpanBatch>(Subject::SpanReceived, bus::FollowFrom::After(after))
+            .await
+        {
             Ok(followed) => followed,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot read the spans stream; trying again");

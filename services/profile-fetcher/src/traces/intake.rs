@@ -27,6 +27,7 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use spans::{Encoding, intake};
 
+use super::sampling::Sampler;
 use crate::config::Password;
 
 /// Most bytes of one published batch (NATS's default message limit is 1 MiB).
@@ -37,14 +38,16 @@ struct Intake {
     bus: Bus,
     token: Arc<Password>,
     max_body_bytes: usize,
+    sampler: Arc<Sampler>,
 }
 
 /// The intake's routes.
-pub fn router(bus: Bus, token: Password, max_body_bytes: usize) -> Router {
+pub fn router(bus: Bus, token: Password, max_body_bytes: usize, sampler: Arc<Sampler>) -> Router {
     let intake = Intake {
         bus,
         token: Arc::new(token),
         max_body_bytes,
+        sampler,
     };
     Router::new()
         .route("/v1/traces", post(otlp))
@@ -171,23 +174,39 @@ async fn span_events(
         );
     }
     match accept(&intake, Encoding::SpanEvents, &headers, body).await {
-        Ok(accepted) => {
-            (StatusCode::OK, axum::Json(json!({ "accepted": accepted }))).into_response()
-        }
+        Ok(Accepted {
+            stored,
+            sampled_out: 0,
+        }) => (StatusCode::OK, axum::Json(json!({ "accepted": stored }))).into_response(),
+        Ok(Accepted {
+            stored,
+            sampled_out,
+        }) => (
+            StatusCode::OK,
+            axum::Json(json!({ "accepted": stored, "sampled_out": sampled_out })),
+        )
+            .into_response(),
         Err((status, message)) => refuse(Answering::Json, status, message),
     }
 }
 
-/// Reads, decodes and publishes one request; the number of spans stored.
+/// What became of a request's spans.
+struct Accepted {
+    stored: usize,
+    /// Left out by head sampling (`traces.sample_rate`).
+    sampled_out: usize,
+}
+
+/// Reads, decodes, samples and publishes one request.
 async fn accept(
     intake: &Intake,
     encoding: Encoding,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<usize, (StatusCode, String)> {
+) -> Result<Accepted, (StatusCode, String)> {
     let body = body.map_err(|err| (err.status(), err.body_text()))?;
     let body = decompress(headers, body, intake.max_body_bytes)?;
-    let rows = intake::decode(encoding, &body).map_err(|err| {
+    let mut rows = intake::decode(encoding, &body).map_err(|err| {
         let status = match err {
             spans::IntakeError::TooManySpans | spans::IntakeError::TooMuchRepeated => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -196,6 +215,11 @@ async fn accept(
         };
         (status, err.to_string())
     })?;
+    let sampled_out = intake.sampler.retain(&mut rows, chrono::Utc::now());
+    if sampled_out > 0 {
+        ::metrics::counter!("ft_spans_sampled_out_total", "source" => encoding.as_str())
+            .increment(sampled_out as u64);
+    }
     let batches = batches(rows, encoding).map_err(|err| (StatusCode::BAD_REQUEST, err))?;
     let mut accepted = 0;
     for batch in &batches {
@@ -209,7 +233,10 @@ async fn accept(
     }
     ::metrics::counter!("ft_spans_received_total", "source" => encoding.as_str())
         .increment(accepted as u64);
-    Ok(accepted)
+    Ok(Accepted {
+        stored: accepted,
+        sampled_out,
+    })
 }
 
 /// The body as sent, or un-gzipped, never more than `max` bytes either way.

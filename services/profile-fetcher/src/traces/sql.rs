@@ -122,3 +122,90 @@ async fn query(
         }
     }
 }
+
+/// Control characters as escapes (`\n`, `\u{1b}`), so text from spans cannot move the cursor or
+/// recolour the terminal.
+pub fn visible(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+/// Columns aligned, each at most 60 characters wide, for a terminal or a Slack code block.
+pub fn table(columns: &[String], rows: &[Vec<String>]) -> String {
+    const WIDEST: usize = 60;
+    let fit = |cell: &str| {
+        let cell = visible(cell);
+        if cell.chars().count() > WIDEST {
+            let mut cut: String = cell.chars().take(WIDEST - 1).collect();
+            cut.push('…');
+            cut
+        } else {
+            cell
+        }
+    };
+    let header: Vec<String> = columns.iter().map(|c| fit(c)).collect();
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|c| fit(c)).collect())
+        .collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            body.iter()
+                .filter_map(|row| row.get(i))
+                .chain([&header[i]])
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        let mut out = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect::<Vec<_>>()
+            .join(" | ");
+        out.truncate(out.trim_end().len());
+        out.push('\n');
+        out
+    };
+    let mut out = line(&header);
+    out.push_str(
+        &widths
+            .iter()
+            .map(|width| "-".repeat(*width))
+            .collect::<Vec<_>>()
+            .join("-+-"),
+    );
+    out.push('\n');
+    for row in &body {
+        out.push_str(&line(row));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_are_aligned_and_cannot_reach_the_terminal_as_control_codes() {
+        let columns = vec!["SpanName".to_owned(), "n".to_owned()];
+        let rows = vec![
+            vec!["GET /cart".to_owned(), "12".to_owned()],
+            vec!["\u{1b}[31mred\u{1b}[0m\nnext".to_owned(), "3".to_owned()],
+        ];
+        let text = table(&columns, &rows);
+        assert!(!text.contains('\u{1b}'), "{text}");
+        assert!(text.contains("\\u{1b}[31mred"), "{text}");
+        assert_eq!(text.lines().count(), 4, "{text}");
+        assert!(text.starts_with("SpanName"), "{text}");
+    }
+}
