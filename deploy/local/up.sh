@@ -84,7 +84,10 @@ wait_http() {
 }
 if [ "$demo" != 0 ]; then
     mkdir -p "$state/demo"
-    target/release/flamethread-demo --listen "$demo_addr" >"$state/demo/checkout.log" 2>&1 &
+    # checkout traces each request into flamethread's span intake, as an app with an
+    # OpenTelemetry SDK would.
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://127.0.0.1:4318/v1/traces \
+        target/release/flamethread-demo --listen "$demo_addr" >"$state/demo/checkout.log" 2>&1 &
     pids+=($!)
     if [ -n "$alerts_webhook" ]; then
         sed "s|__SLACK_WEBHOOK__|$alerts_webhook|" deploy/local/demo/alertmanager.yml >"$state/demo/alertmanager.yml"
@@ -148,9 +151,15 @@ for service in slack-gateway alert-watcher profile-fetcher sandbox-runner remedi
     admin_port=$((admin_port + 1))
 done
 
-sleep 1
+# Each service says when it is ready (connected, consumers made); the demo starts after all of
+# them, however long a busy machine takes.
 for admin_port in 9101 9102 9103 9104 9105; do
-    status=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin_port/readyz" || true)
+    status=000
+    for _ in $(seq 300); do
+        status=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin_port/readyz" || true)
+        [ "$status" = 200 ] && break
+        sleep 0.2
+    done
     echo "127.0.0.1:$admin_port/readyz -> $status" >&2
 done
 if [ -z "$real_slack" ]; then
@@ -170,6 +179,7 @@ if [ "$demo" != 0 ] && [ -n "$alerts_webhook" ]; then
     echo "      spans: any OpenTelemetry SDK to http://127.0.0.1:4318/v1/traces; then SQL over them:" >&2
     echo "          FLAMETHREAD_SQL_TOKEN=$sql_token target/release/flamethread-sql \\" >&2
     echo "          \"SELECT ServiceName, SpanName, count(*) FROM otel_traces GROUP BY 1, 2\"" >&2
+    wait_http "$demo_addr/metrics"
     curl -s -o /dev/null -XPOST "http://$demo_addr/campaign/start"
     echo "demo: checkout's coupon campaign is burning the CPU; the alert reaches #alerts within seconds," >&2
     echo "      and resolves about ${seconds}s from now, when the campaign ends (Prometheus http://$prometheus_addr)" >&2

@@ -92,12 +92,27 @@ impl Demo {
     fn serve_checkouts(&self, campaign_coupon: &str) {
         let items = [1999, 4550, 125];
         while !self.stopped.load(Ordering::Relaxed) {
-            if self.campaign.load(Ordering::Relaxed) {
-                checkout::price_basket(&items, campaign_coupon);
-                metrics::counter!("checkout_requests_total", "coupon" => "campaign").increment(1);
-            } else {
-                checkout::price_basket(&items, checkout::NORMAL_COUPON);
-                metrics::counter!("checkout_requests_total", "coupon" => "normal").increment(1);
+            let campaign = self.campaign.load(Ordering::Relaxed);
+            let coupon = if campaign { "campaign" } else { "normal" };
+            // Each checkout is a request with its own trace (exported over OTLP when
+            // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set), so the alert's thread can name the
+            // request that got slow and draw one as a waterfall.
+            let request = tracing::info_span!("POST /checkout", otel.kind = "server", coupon);
+            request.in_scope(|| {
+                tracing::info_span!("price_basket").in_scope(|| {
+                    checkout::price_basket(
+                        &items,
+                        if campaign {
+                            campaign_coupon
+                        } else {
+                            checkout::NORMAL_COUPON
+                        },
+                    )
+                })
+            });
+            drop(request);
+            metrics::counter!("checkout_requests_total", "coupon" => coupon).increment(1);
+            if !campaign {
                 thread::sleep(Duration::from_millis(50));
             }
         }

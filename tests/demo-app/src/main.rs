@@ -26,7 +26,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let _telemetry = telemetry::TelemetryBuilder::new("flamethread-demo").init()?;
+    let _telemetry = telemetry::TelemetryBuilder::new("checkout").init()?;
     let config = demo_app::Config {
         listen: args.listen,
         workers: args.workers,
