@@ -56,8 +56,18 @@ async fn start_fetcher(
     prometheus: &Prometheus,
     demo: SocketAddr,
     pages: SocketAddr,
+    spans: Option<(SocketAddr, &std::path::Path)>,
 ) -> RunningService {
     let config = profile_fetcher::Config {
+        traces: match spans {
+            Some((listen, dir)) => profile_fetcher::TracesConfig {
+                listen: Some(listen),
+                dir: dir.to_owned(),
+                sql_token: profile_fetcher::Password::new(SQL_TOKEN),
+                ..Default::default()
+            },
+            None => Default::default(),
+        },
         nats: nats_config(nats),
         prometheus: profile_fetcher::PrometheusConfig {
             url: prometheus.url(),
@@ -135,6 +145,51 @@ async fn wait_reply(control: &Control, what: &str, done: impl Fn(&str) -> bool) 
     }
 }
 
+const SQL_TOKEN: &str = "alert-path-sql-token";
+
+/// Sends `spans` to the span intake at `intake` as OTLP/HTTP protobuf, converted by the
+/// OpenTelemetry exporter's own transform.
+async fn export_to_intake(intake: SocketAddr, spans: Vec<opentelemetry_sdk::trace::SpanData>) {
+    use opentelemetry_proto::{
+        tonic::collector::trace::v1::ExportTraceServiceRequest,
+        transform::{
+            common::tonic::ResourceAttributesWithSchema,
+            trace::tonic::group_spans_by_resource_and_scope,
+        },
+    };
+    use prost::Message as _;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name("flamethread")
+        .build();
+    let request = ExportTraceServiceRequest {
+        resource_spans: group_spans_by_resource_and_scope(
+            spans,
+            &ResourceAttributesWithSchema::from(&resource),
+        ),
+    };
+    let response = reqwest::Client::new()
+        .post(format!("http://{intake}/v1/traces"))
+        .header("Content-Type", "application/x-protobuf")
+        .body(request.encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+/// The rows of `query` over the span store, through the SQL API.
+async fn sql(pages: SocketAddr, query: &str) -> Vec<Vec<String>> {
+    let response = reqwest::Client::new()
+        .post(format!("http://{pages}/api/v1/sql"))
+        .bearer_auth(SQL_TOKEN)
+        .body(query.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let answer: serde_json::Value = response.json().await.unwrap();
+    serde_json::from_value(answer["rows"].clone()).unwrap_or_default()
+}
+
 /// The trace id in a stored message's `traceparent` header.
 fn trace_id_of(message: &async_nats::jetstream::message::StreamMessage) -> String {
     let traceparent = message
@@ -157,7 +212,16 @@ async fn a_real_alert_from_prometheus_gets_one_diagnosis_with_its_profile_and_re
     let gateway = start_gateway(&nats, &slack).await;
     let watcher = start_alert_watcher(&nats, &alertmanager).await;
     let pages = reserve_port().unwrap().addr();
-    let fetcher = start_fetcher(&nats, &prometheus, demo_addr, pages).await;
+    let span_intake = reserve_port().unwrap().addr();
+    let span_store = tempfile::tempdir().unwrap();
+    let fetcher = start_fetcher(
+        &nats,
+        &prometheus,
+        demo_addr,
+        pages,
+        Some((span_intake, span_store.path())),
+    )
+    .await;
     let poster = start_poster(&nats, &slack).await;
     let bus = observer(&nats).await;
 
@@ -290,6 +354,45 @@ async fn a_real_alert_from_prometheus_gets_one_diagnosis_with_its_profile_and_re
         );
     }
 
+    // The pipeline's trace in flamethread's own span store, exported as the services' OTLP
+    // exporter does (the same transform, the same endpoint): "why was this reply slow?" is one
+    // query by the trace id the reply shows.
+    export_to_intake(
+        span_intake,
+        in_trace.iter().map(|span| (*span).clone()).collect(),
+    )
+    .await;
+    let query = format!(
+        "SELECT SpanName, SpanAttributes['messaging.consumer.group.name'] AS consumer, \
+         Duration / 1e6 AS ms FROM otel_traces WHERE TraceId = '{trace_id}' ORDER BY Timestamp"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let stored = loop {
+        let stored = sql(pages, &query).await;
+        if stored.len() == in_trace.len() {
+            break stored;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pipeline's {} spans were not all stored: {stored:?}",
+            in_trace.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        stored[0][0], "slack.receive",
+        "the root comes first: {stored:?}"
+    );
+    let stored_consumers: BTreeSet<String> = stored
+        .iter()
+        .map(|row| row[1].clone())
+        .filter(|consumer| consumer != "NULL")
+        .collect();
+    assert!(
+        consumers.is_subset(&stored_consumers),
+        "{consumers:?} not all in the store's {stored_consumers:?}"
+    );
+
     // The campaign ends, the rule stops firing, Alertmanager posts [RESOLVED]: the same reply
     // says resolved, and no second thread opens.
     demo.set_campaign(false);
@@ -338,7 +441,7 @@ async fn killing_each_service_and_restarting_nats_mid_alert_still_gives_one_repl
     let pages = reserve_port().unwrap().addr();
     let mut gateway = start_gateway(&nats, &slack).await;
     let watcher = start_alert_watcher(&nats, &alertmanager).await;
-    let fetcher = start_fetcher(&nats, &prometheus, demo_addr, pages).await;
+    let fetcher = start_fetcher(&nats, &prometheus, demo_addr, pages, None).await;
     let poster = start_poster(&nats, &slack).await;
     let bus = observer(&nats).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -369,7 +472,7 @@ async fn killing_each_service_and_restarting_nats_mid_alert_still_gives_one_repl
     nats.restart().unwrap();
     // The demo's profiler may still be busy with the killed fetcher's request (one at a time).
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let fetcher = start_fetcher(&nats, &prometheus, demo_addr, pages).await;
+    let fetcher = start_fetcher(&nats, &prometheus, demo_addr, pages, None).await;
     let poster = start_poster(&nats, &slack).await;
     wait_reply(&control, "the reply with the profile", |reply| {
         reply.contains("coupon_pattern_matches")
