@@ -135,6 +135,9 @@ for service in slack-gateway alert-watcher profile-fetcher sandbox-runner remedi
                 # its people in [actions] (empty lists are nobody).
                 extra+=("${prefix}ALERTMANAGER__URL=http://$alertmanager_addr" "${prefix}INCIDENTS__LOOKBACK=5m")
                 if [ -z "$real_slack" ]; then extra+=("${prefix}ACTIONS__ALLOW_ANYONE=true"); fi ;;
+            remediation-poster)
+                # The reply's trace id opens the pipeline's own trace, from flamethread's span store.
+                extra+=("${prefix}DIAGNOSIS__TRACE_URL=http://127.0.0.1:9190/traces/{trace_id}") ;;
             profile-fetcher)
                 extra+=("${prefix}PROMETHEUS__URL=http://$prometheus_addr" "${prefix}PAGES__LISTEN=127.0.0.1:9190"
                     "${prefix}PAGES__PUBLIC_URL=http://127.0.0.1:9190" "${prefix}LIVE__DEFAULT_SECONDS=5"

@@ -128,7 +128,8 @@ pub struct DiagnosisConfig {
     pub rules: Vec<crate::diagnose::RuleConfig>,
     /// A URL with `{trace_id}` in it, to make the reply's trace id a link (Jaeger:
     /// `http://jaeger:16686/trace/{trace_id}`, Tempo through Grafana's explore URL, Honeycomb's
-    /// trace URL). Default empty: the trace id is shown as text.
+    /// trace URL; flamethread's own span store: `<profile-fetcher's pages.public_url>/traces/{trace_id}`).
+    /// Default empty: the trace id is shown as text.
     pub trace_url: String,
     /// How long after an incident opens its evidence may take; past it, the reply says which
     /// source is late instead of "gathering…". Default `60s`.
