@@ -49,6 +49,10 @@ use serde::Serialize;
 
 use crate::table::{self, TABLE};
 
+/// Pending rows holding this much memory are written, however few they are (spans with large
+/// attributes would otherwise fill memory before `flush_rows` is reached).
+pub const FLUSH_BYTES: usize = 256 << 20;
+
 /// Where and how long spans are kept.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -133,6 +137,8 @@ struct StoredFile {
 struct State {
     pending: Vec<RecordBatch>,
     pending_rows: usize,
+    /// Memory the pending rows hold; past [`FLUSH_BYTES`] they are written whatever their count.
+    pending_bytes: usize,
     pending_since: Option<Instant>,
     pending_first_seq: Option<u64>,
     /// The last stream sequence appended (pending or written).
@@ -212,6 +218,7 @@ impl SpanStore {
         state.pending_first_seq.get_or_insert(seq);
         state.pending_since.get_or_insert_with(Instant::now);
         state.pending_rows += batch.num_rows();
+        state.pending_bytes += batch.get_array_memory_size();
         state.pending.push(batch);
         true
     }
@@ -220,6 +227,7 @@ impl SpanStore {
     pub fn flush_due(&self) -> bool {
         let state = self.lock();
         state.pending_rows >= self.config.flush_rows
+            || state.pending_bytes >= FLUSH_BYTES
             || state
                 .pending_since
                 .is_some_and(|since| since.elapsed() >= self.config.flush_every)
@@ -243,6 +251,7 @@ impl SpanStore {
             }
         };
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let memory: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
         let name = format!("spans-{first_seq:020}-{last_seq:020}.parquet");
         let path = self.config.dir.join(&name);
         let temporary = self.config.dir.join(format!("{name}.tmp"));
@@ -256,6 +265,7 @@ impl SpanStore {
         let written = batches.len();
         state.pending.drain(..written);
         state.pending_rows -= rows;
+        state.pending_bytes -= memory;
         state.pending_first_seq = (!state.pending.is_empty()).then_some(last_seq + 1);
         state.pending_since = (!state.pending.is_empty()).then(Instant::now);
         state.files.push(StoredFile {
@@ -424,15 +434,19 @@ fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<u64, StoreError
     writer
         .write(&batch)
         .map_err(|err| StoreError::Parquet(err.to_string()))?;
-    writer
-        .close()
+    let file = writer
+        .into_inner()
         .map_err(|err| StoreError::Parquet(err.to_string()))?;
-    fs::metadata(path)
+    // On disk before it is renamed into place: the stream is read past these rows once the
+    // file exists, so a crash must not leave a named file that is empty.
+    let io_error = |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    file.sync_all().map_err(io_error)?;
+    file.metadata()
         .map(|metadata| metadata.len())
-        .map_err(|source| StoreError::Io {
-            path: path.to_owned(),
-            source,
-        })
+        .map_err(io_error)
 }
 
 /// Ordered by `(ServiceName, SpanName, Timestamp)`, as the exporter's table is.

@@ -41,12 +41,28 @@ fn within(service: &str, window: TimeWindow) -> String {
     )
 }
 
-/// p50, p95 (ms) and error rate by span name for `service` in `window`.
-pub fn by_span_name(service: &str, window: TimeWindow) -> String {
+/// Most span names compared.
+const NAMES: usize = 200;
+
+/// p50, p95 (ms) and error rate by span name for `service` in `window`, the slowest
+/// [`NAMES`] names; with `names`, only those (the baseline of the names seen now, so that a name
+/// is never "new" only because the baseline had many others).
+pub fn by_span_name(service: &str, window: TimeWindow, names: Option<&[String]>) -> String {
+    let only = match names {
+        Some(names) if !names.is_empty() => format!(
+            " AND SpanName IN ({})",
+            names
+                .iter()
+                .map(|name| literal(name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => String::new(),
+    };
     format!(
         "SELECT SpanName, count(*) AS spans, {p50} / 1e6 AS p50_ms, {p95} / 1e6 AS p95_ms, \
          avg(CASE WHEN StatusCode = 'Error' THEN 1.0 ELSE 0.0 END) AS error_rate \
-         FROM otel_traces WHERE {where_} GROUP BY SpanName ORDER BY p95_ms DESC LIMIT 200",
+         FROM otel_traces WHERE {where_}{only} GROUP BY SpanName ORDER BY p95_ms DESC LIMIT {NAMES}",
         p50 = percentile(0.5),
         p95 = percentile(0.95),
         where_ = within(service, window),
@@ -126,16 +142,35 @@ pub async fn gather(
         slowest: None,
         collected_at: Utc::now(),
     };
-    let queries = [
-        by_span_name(&service, incident.window),
-        by_span_name(&service, incident.baseline),
+    let (now_query, slowest_query) = (
+        by_span_name(&service, incident.window, None),
         slowest(&service, incident.window),
-    ];
-    let (now, before, slow) = tokio::join!(
-        store.query(&queries[0], limits),
-        store.query(&queries[1], limits),
-        store.query(&queries[2], limits),
     );
+    let (now, slow) = tokio::join!(
+        store.query(&now_query, limits),
+        store.query(&slowest_query, limits),
+    );
+    let before = match &now {
+        Ok(now) if !now.rows.is_empty() => {
+            let names: Vec<String> = now
+                .rows
+                .iter()
+                .filter_map(|row| row.first().cloned())
+                .collect();
+            store
+                .query(
+                    &by_span_name(&service, incident.baseline, Some(&names)),
+                    limits,
+                )
+                .await
+        }
+        _ => Ok(spans::store::Answer {
+            columns: Vec::new(),
+            rows: Vec::new(),
+            truncated: false,
+            elapsed_ms: 0,
+        }),
+    };
     match (now, before) {
         (Ok(now), Ok(before)) => {
             evidence.span_names = rank(&now.rows, &before.rows);
@@ -182,8 +217,9 @@ mod tests {
             from: DateTime::from_timestamp(1_764_750_000, 0).unwrap(),
             to: DateTime::from_timestamp(1_764_750_600, 0).unwrap(),
         };
-        let sql = by_span_name("x' OR '1'='1", window);
+        let sql = by_span_name("x' OR '1'='1", window, Some(&["a'b".to_owned()]));
         assert!(sql.contains("ServiceName = 'x'' OR ''1''=''1'"), "{sql}");
+        assert!(sql.contains("AND SpanName IN ('a''b')"), "{sql}");
         assert!(
             sql.contains("Timestamp >= '2025-12-03T08:20:00.000000000Z'"),
             "{sql}"
