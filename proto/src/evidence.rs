@@ -425,6 +425,12 @@ pub struct SlowSpan {
     /// The trace's waterfall page with this span marked, when profile-fetcher serves pages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waterfall_url: Option<String>,
+    /// The flamegraph of the CPU samples taken inside this span (Pyroscope's span profiles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_profile_url: Option<String>,
+    /// Why there is no span profile, when one was looked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_profile_note: Option<String>,
 }
 
 /// Which requests of the alert's service got slow or failing, from the span store.

@@ -745,3 +745,167 @@ async fn both_pyroscope_apis_agree_and_failures_are_said() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_names_its_slowest_span_and_links_that_spans_own_cpu_profile() {
+    // Real py-spy stacks: the slow span did calm JSON work; everything else the app did (the
+    // fast span and its unlabelled samples) also backtracked in a regex.
+    let (busy, calm) = tokio::join!(
+        tokio::task::spawn_blocking(|| py_spy(BUSY_PY)),
+        tokio::task::spawn_blocking(|| py_spy(CALM_PY)),
+    );
+    let (busy, calm) = (busy.unwrap(), calm.unwrap());
+    const SLOW: &str = "00f067aa0ba902b7";
+    const FAST: &str = "00f067aa0ba902b8";
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let pyroscope = pyroscope_emulator::PyroscopeEmulator::start(Some("tenant-a"))
+        .await
+        .unwrap();
+    pyroscope.ingest_span(
+        "checkout",
+        PROFILE_TYPE,
+        fixtures::at(-300),
+        SLOW,
+        calm.clone(),
+    );
+    pyroscope.ingest_span(
+        "checkout",
+        PROFILE_TYPE,
+        fixtures::at(-300),
+        FAST,
+        busy.clone(),
+    );
+    pyroscope.ingest("checkout", PROFILE_TYPE, fixtures::at(-290), busy.clone());
+
+    let nats = NatsServer::start().unwrap();
+    let (pages, intake) = (
+        test_support::reserve_port().unwrap(),
+        test_support::reserve_port().unwrap(),
+    );
+    let (pages_addr, intake_addr) = (pages.addr(), intake.addr());
+    let store = tempfile::tempdir().unwrap();
+    let config = profile_fetcher::Config {
+        nats: nats_config(&nats),
+        pyroscope: profile_fetcher::PyroscopeConfig {
+            url: pyroscope.url(),
+            tenant: "tenant-a".into(),
+            ..Default::default()
+        },
+        pages: profile_fetcher::PagesConfig {
+            listen: Some(pages_addr),
+            public_url: format!("http://{pages_addr}"),
+        },
+        traces: profile_fetcher::TracesConfig {
+            listen: Some(intake_addr),
+            dir: store.path().to_owned(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let fetcher = spawn_service(|admin, shutdown| {
+        drop((pages, intake));
+        profile_fetcher::run(profile_fetcher::Config { admin, ..config }, shutdown)
+    })
+    .await;
+
+    // The app's trace: a slow request with a fast call inside it.
+    let start = fixtures::at(-300).timestamp_micros();
+    let span = |id: &str, parent: Option<&str>, name: &str, micros: i64| {
+        serde_json::json!({
+            "id": id, "parent_id": parent, "trace_id": TRACE, "name": name,
+            "start_timestamp_micros": start, "duration_micros": micros,
+            "tags": [{"key": "service_name", "v_type": "string", "v_str": "checkout"}],
+        })
+    };
+    let response = reqwest::Client::new()
+        .post(format!("http://{intake_addr}/api/v1/spans"))
+        .json(&[
+            span(SLOW, None, "GET /cart", 900_000),
+            span(FAST, Some(SLOW), "SELECT coupons", 40_000),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let waterfall = format!("http://{pages_addr}/traces/{TRACE}");
+    test_support::wait_for(Duration::from_secs(10), "the trace stored", || {
+        let waterfall = waterfall.clone();
+        async move { reqwest::get(&waterfall).await.unwrap().status() == 200 }
+    })
+    .await
+    .unwrap();
+
+    let bus = observer(&nats).await;
+    let mut opened = fixtures::incident_event("inc-span", "1.1", IncidentChange::Opened, 1);
+    opened.incident.alert.service = Some("checkout".into());
+    opened.incident.window = TimeWindow {
+        from: fixtures::at(-900),
+        to: fixtures::at(0),
+    };
+    opened.incident.baseline = TimeWindow {
+        from: fixtures::at(-2700),
+        to: fixtures::at(-900),
+    };
+    bus.publish(&opened).await.unwrap();
+    let evidence = wait_published(&bus, "FT_EVIDENCE", "ft.evidence.traces", 1).await;
+    let slowest = &evidence[0]["slowest"];
+    assert_eq!(slowest["span_id"], SLOW, "{evidence:?}");
+    assert_eq!(slowest["span_name"], "GET /cart");
+    assert_eq!(
+        slowest["waterfall_url"],
+        format!("{waterfall}?span={SLOW}"),
+        "{slowest}"
+    );
+    let url = slowest["span_profile_url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a span profile: {slowest}"));
+    let svg = reqwest::get(url).await.unwrap().text().await.unwrap();
+    assert!(svg.contains("parse_json"), "the span's own work");
+    assert!(
+        !svg.contains("backtrack"),
+        "only the samples taken inside the slow span, not the app's others"
+    );
+    assert!(svg.contains("inside span GET /cart (900 ms)"), "its title");
+
+    // A service whose profiler labels no samples with span ids: the reply says why there is no
+    // span profile instead of linking an empty one.
+    let cart = serde_json::json!([{
+        "id": "00000000000000c1", "trace_id": "000000000000000000000000000000c1",
+        "name": "GET /basket", "start_timestamp_micros": start, "duration_micros": 700_000,
+        "tags": [{"key": "service_name", "v_type": "string", "v_str": "cart"}],
+    }]);
+    let response = reqwest::Client::new()
+        .post(format!("http://{intake_addr}/api/v1/spans"))
+        .json(&cart)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let cart_trace = format!("http://{pages_addr}/traces/c1");
+    test_support::wait_for(Duration::from_secs(10), "cart's trace stored", || {
+        let cart_trace = cart_trace.clone();
+        async move { reqwest::get(&cart_trace).await.unwrap().status() == 200 }
+    })
+    .await
+    .unwrap();
+    let mut opened = fixtures::incident_event("inc-cart", "1.2", IncidentChange::Opened, 1);
+    opened.incident.alert.service = Some("cart".into());
+    opened.incident.window = TimeWindow {
+        from: fixtures::at(-900),
+        to: fixtures::at(0),
+    };
+    bus.publish(&opened).await.unwrap();
+    let evidence = wait_published(&bus, "FT_EVIDENCE", "ft.evidence.traces", 2).await;
+    let cart = evidence
+        .iter()
+        .find(|evidence| evidence["service"] == "cart")
+        .unwrap();
+    assert!(cart["slowest"]["span_profile_url"].is_null(), "{cart}");
+    assert!(
+        cart["slowest"]["span_profile_note"]
+            .as_str()
+            .is_some_and(|note| note.contains("no samples taken inside it")),
+        "{cart}"
+    );
+    fetcher.stop().await;
+}

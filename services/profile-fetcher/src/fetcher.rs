@@ -89,6 +89,12 @@ impl Fetcher {
                 }
             },
         );
+        let mut traces = traces;
+        if let Some(traces) = &mut traces
+            && let Some(slow) = &mut traces.slowest
+        {
+            self.span_profile(slow, incident, &suffix).await?;
+        }
         let (mut metrics, panels) = metrics;
         if !panels.is_empty() && self.pages_url.is_some() {
             let markers = markers(&changes.changes, incident.window.to);
@@ -202,6 +208,69 @@ impl Fetcher {
             evidence_id,
         )
         .await
+    }
+
+    /// The CPU samples taken inside the incident's slowest span, drawn and linked from it, or a
+    /// sentence saying why there are none. Only with Pyroscope: a live pprof profile has no spans.
+    async fn span_profile(
+        &self,
+        slow: &mut proto::evidence::SlowSpan,
+        incident: &proto::Incident,
+        suffix: &str,
+    ) -> Result<(), HandlerError> {
+        let (Some(pyroscope), Some(app)) = (&self.pyroscope, incident.alert.service.as_deref())
+        else {
+            return Ok(());
+        };
+        let profile_type = &self.pyroscope_config.profile_type;
+        let folded = match pyroscope
+            .span_profile(
+                app,
+                profile_type,
+                incident.window,
+                std::slice::from_ref(&slow.span_id),
+            )
+            .await
+        {
+            Ok(folded) if folded.is_empty() => {
+                slow.span_profile_note = Some(
+                    "Pyroscope holds no samples taken inside it (the app's profiler must label samples with span_id; spans under ~20 ms rarely get one)".to_owned(),
+                );
+                return Ok(());
+            }
+            Ok(folded) => folded,
+            Err(err) => {
+                slow.span_profile_note = Some(err.to_string());
+                return Ok(());
+            }
+        };
+        let id = profiling::keys::page_id(&format!("span-profile-{suffix}"));
+        let Some(base) = &self.pages_url else {
+            return Ok(());
+        };
+        let title = format!(
+            "{app} · inside span {} ({:.0} ms) · {}",
+            slow.span_name,
+            slow.duration_ms,
+            profile_type.split(':').next().unwrap_or("profile")
+        );
+        let unit = profile_type
+            .split(':')
+            .nth(2)
+            .unwrap_or("samples")
+            .to_owned();
+        self.store_folded(&id, &folded).await?;
+        let drawn = tokio::task::spawn_blocking(move || flamegraph::svg(&folded, &title, &unit))
+            .await
+            .map_err(|err| HandlerError::retry(format!("drawing panicked: {err}")))?;
+        match drawn {
+            Ok(svg) => {
+                self.put(&pages::svg_key(&id), &svg).await?;
+                slow.span_profile_url = Some(format!("{base}/flamegraphs/{id}"));
+            }
+            Err(err) => slow.span_profile_note = Some(format!("cannot draw its profile: {err}")),
+        }
+        Ok(())
     }
 
     /// Stores a profile's stacks and drawings, links them, and publishes the evidence.

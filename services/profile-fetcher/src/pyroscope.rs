@@ -1,6 +1,7 @@
 //! Pyroscope's query APIs, both styles, as its servers speak them:
 //! - Connect (`POST /querier.v1.QuerierService/<Method>`, JSON, int64s as strings):
-//!   `SelectMergeStacktraces`, `ProfileTypes`, `LabelValues`;
+//!   `SelectMergeStacktraces`, `SelectMergeSpanProfile` (the samples taken inside given spans,
+//!   which SDKs label with `span_id`), `ProfileTypes`, `LabelValues`;
 //! - the legacy `GET /pyroscope/render` flamebearer JSON (numbers).
 //!
 //! Both flamegraphs decode into the same folded stacks (`profile::flamebearer`). The tenant goes
@@ -30,6 +31,8 @@ pub enum PyroscopeError {
     Malformed(String),
     #[error("Pyroscope's answer is over {0} bytes")]
     TooLarge(usize),
+    #[error("span profiles need Pyroscope's Connect API (pyroscope.api = \"connect\")")]
+    NeedsConnect,
 }
 
 /// A Pyroscope server.
@@ -77,11 +80,7 @@ impl Pyroscope {
         profile_type: &str,
         window: TimeWindow,
     ) -> Result<Folded, PyroscopeError> {
-        let selector = format!(
-            "{{{}=\"{}\"}}",
-            self.config.app_label,
-            app.replace('\\', "\\\\").replace('"', "\\\"")
-        );
+        let selector = self.selector(app);
         let flamegraph = match self.config.api {
             PyroscopeApi::Connect => {
                 let answer = self
@@ -125,6 +124,48 @@ impl Pyroscope {
         flamegraph
             .to_folded()
             .map_err(|err| PyroscopeError::Malformed(err.to_string()))
+    }
+
+    /// The merged profile of the samples `app` took inside the spans `span_ids` (16 hex digits
+    /// each) during `window`.
+    pub async fn span_profile(
+        &self,
+        app: &str,
+        profile_type: &str,
+        window: TimeWindow,
+        span_ids: &[String],
+    ) -> Result<Folded, PyroscopeError> {
+        if self.config.api != PyroscopeApi::Connect {
+            return Err(PyroscopeError::NeedsConnect);
+        }
+        let answer = self
+            .connect(
+                "SelectMergeSpanProfile",
+                serde_json::json!({
+                    "profileTypeID": profile_type,
+                    "labelSelector": self.selector(app),
+                    "spanSelector": span_ids,
+                    "start": window.from.timestamp_millis().to_string(),
+                    "end": window.to.timestamp_millis().to_string(),
+                    "maxNodes": self.config.max_nodes.to_string(),
+                }),
+            )
+            .await?;
+        match answer.get("flamegraph") {
+            Some(flamegraph) => Flamegraph::from_json(flamegraph),
+            None => Ok(Flamegraph::default()),
+        }
+        .and_then(|flamegraph| flamegraph.to_folded())
+        .map_err(|err| PyroscopeError::Malformed(err.to_string()))
+    }
+
+    /// `{<app label>="<app>"}`, the app escaped.
+    fn selector(&self, app: &str) -> String {
+        format!(
+            "{{{}=\"{}\"}}",
+            self.config.app_label,
+            app.replace('\\', "\\\\").replace('"', "\\\"")
+        )
     }
 
     /// The profile types Pyroscope has data for in `window`.

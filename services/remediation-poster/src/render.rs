@@ -508,6 +508,14 @@ fn traces_blocks(traces: &TracesEvidence) -> Vec<Value> {
         if let Some(url) = &slow.waterfall_url {
             text.push(&mrkdwn!(" · {}", Mrkdwn::link(url, "Waterfall")));
         }
+        if let Some(url) = &slow.span_profile_url {
+            text.push(&mrkdwn!(" · {}", Mrkdwn::link(url, "Its CPU profile")));
+        } else if let Some(note) = &slow.span_profile_note {
+            text.push(&mrkdwn!(
+                " · no span profile: {}",
+                truncate_chars(note, 200, "…")
+            ));
+        }
     }
     vec![section(text)]
 }

@@ -1,8 +1,11 @@
 //! A server that speaks Pyroscope's query APIs as Grafana Pyroscope 1.x does: the Connect API
-//! (`POST /querier.v1.QuerierService/{SelectMergeStacktraces,ProfileTypes,LabelValues}`, JSON,
-//! int64s as strings, errors as `{"code","message"}`) and the legacy `GET /pyroscope/render`
-//! flamebearer (numbers). It serves profiles ingested as folded stacks (taken by real profilers
-//! in the tests), merged over the asked window, laid out as Pyroscope lays out flamegraphs.
+//! (`POST /querier.v1.QuerierService/{SelectMergeStacktraces,SelectMergeSpanProfile,ProfileTypes,
+//! LabelValues}`, JSON, int64s as strings, errors as `{"code","message"}`) and the legacy
+//! `GET /pyroscope/render` flamebearer (numbers). It serves profiles ingested as folded stacks
+//! (taken by real profilers in the tests), merged over the asked window, laid out as Pyroscope
+//! lays out flamegraphs. A profile ingested with a span id is a span profile: its samples carry
+//! the `span_id` label, as an SDK's span profiling labels them, and `SelectMergeSpanProfile`
+//! answers only those of the asked spans (ids as Pyroscope parses them: 16 hex digits).
 
 use std::{
     collections::BTreeMap,
@@ -26,6 +29,8 @@ struct Ingested {
     app: String,
     profile_type: String,
     at: DateTime<Utc>,
+    /// The `span_id` label of the samples, for span profiles.
+    span_id: Option<String>,
     folded: Folded,
 }
 
@@ -58,6 +63,10 @@ impl PyroscopeEmulator {
                 post(select_merge_stacktraces),
             )
             .route(
+                "/querier.v1.QuerierService/SelectMergeSpanProfile",
+                post(select_merge_span_profile),
+            )
+            .route(
                 "/querier.v1.QuerierService/ProfileTypes",
                 post(profile_types),
             )
@@ -76,16 +85,40 @@ impl PyroscopeEmulator {
 
     /// Ingests a profile of `app` taken at `at`.
     pub fn ingest(&self, app: &str, profile_type: &str, at: DateTime<Utc>, folded: Folded) {
+        self.push(Ingested {
+            app: app.to_owned(),
+            profile_type: profile_type.to_owned(),
+            at,
+            span_id: None,
+            folded,
+        });
+    }
+
+    /// Ingests the samples `app` took inside span `span_id` (16 hex digits) at `at`. They are
+    /// part of the app's whole profile too, as labelled samples are in Pyroscope.
+    pub fn ingest_span(
+        &self,
+        app: &str,
+        profile_type: &str,
+        at: DateTime<Utc>,
+        span_id: &str,
+        folded: Folded,
+    ) {
+        self.push(Ingested {
+            app: app.to_owned(),
+            profile_type: profile_type.to_owned(),
+            at,
+            span_id: Some(span_id.to_owned()),
+            folded,
+        });
+    }
+
+    fn push(&self, ingested: Ingested) {
         self.store
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .profiles
-            .push(Ingested {
-                app: app.to_owned(),
-                profile_type: profile_type.to_owned(),
-                at,
-                folded,
-            });
+            .push(ingested);
     }
 }
 
@@ -123,12 +156,24 @@ fn merged(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Folded {
+    merged_where(store, app, profile_type, from, to, |_| true)
+}
+
+fn merged_where(
+    store: &Store,
+    app: &str,
+    profile_type: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    keep: impl Fn(&Ingested) -> bool,
+) -> Folded {
     let mut merged = Folded::new();
     for profile in &store.profiles {
         if profile.app == app
             && profile.profile_type == profile_type
             && profile.at >= from
             && profile.at < to
+            && keep(profile)
         {
             for (stack, value) in &profile.folded {
                 *merged.entry(stack.clone()).or_default() += value;
@@ -178,7 +223,12 @@ async fn select_merge_stacktraces(
         DateTime::from_timestamp_millis(start).unwrap_or_default(),
         DateTime::from_timestamp_millis(end).unwrap_or_default(),
     );
-    let flamegraph = Flamegraph::from_folded(&folded);
+    connect_flamegraph(&folded)
+}
+
+/// The flamegraph of `folded` as the Connect API answers it.
+fn connect_flamegraph(folded: &Folded) -> Response {
+    let flamegraph = Flamegraph::from_folded(folded);
     let total: u64 = folded.values().sum();
     Json(json!({"flamegraph": {
         "names": flamegraph.names,
@@ -189,6 +239,63 @@ async fn select_merge_stacktraces(
         "maxSelf": max_self(&flamegraph).to_string(),
     }}))
     .into_response()
+}
+
+async fn select_merge_span_profile(
+    State(store): State<Arc<Mutex<Store>>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let store = store.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(refused) = refuse_tenant(&store, &headers) {
+        return refused;
+    }
+    let (Some(start), Some(end), Some(profile_type), Some((label, app)), Some(spans)) = (
+        millis(&body["start"]),
+        millis(&body["end"]),
+        body["profileTypeID"].as_str(),
+        body["labelSelector"].as_str().and_then(selector),
+        body["spanSelector"].as_array(),
+    ) else {
+        return connect_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            "start, end, profileTypeID, labelSelector and spanSelector are required",
+        );
+    };
+    // Pyroscope parses each span id as 8 bytes of hex and refuses the call otherwise.
+    let mut wanted = std::collections::BTreeSet::new();
+    for span in spans {
+        match span.as_str() {
+            Some(id) if id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                wanted.insert(id.to_ascii_lowercase());
+            }
+            _ => {
+                return connect_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_argument",
+                    &format!("invalid span id: {span}"),
+                );
+            }
+        }
+    }
+    if label != "service_name" {
+        return Json(json!({})).into_response();
+    }
+    let folded = merged_where(
+        &store,
+        &app,
+        profile_type,
+        DateTime::from_timestamp_millis(start).unwrap_or_default(),
+        DateTime::from_timestamp_millis(end).unwrap_or_default(),
+        |profile| {
+            profile
+                .span_id
+                .as_ref()
+                .is_some_and(|id| wanted.contains(id))
+        },
+    );
+    connect_flamegraph(&folded)
 }
 
 async fn profile_types(State(store): State<Arc<Mutex<Store>>>, headers: HeaderMap) -> Response {

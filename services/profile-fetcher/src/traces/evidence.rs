@@ -197,6 +197,8 @@ pub async fn gather(
             duration_ms: row[3].parse().unwrap_or(0.0),
             waterfall_url: pages_url
                 .map(|base| format!("{base}/traces/{}?span={}", row[0], row[1])),
+            span_profile_url: None,
+            span_profile_note: None,
         });
     }
     evidence.collected_at = Utc::now();

@@ -484,6 +484,8 @@ fn requests_that_got_slow_are_listed_and_span_names_stay_text() {
                 "http://pages.test/traces/4bf92f3577b34da6a3ce929d0e0e4736?span=00f067aa0ba902b7"
                     .into(),
             ),
+            span_profile_url: None,
+            span_profile_note: Some("Pyroscope did not answer within 5s <!here>".into()),
         }),
         collected_at: fixtures_at(5),
     });
@@ -506,7 +508,7 @@ fn requests_that_got_slow_are_listed_and_span_names_stay_text() {
     );
     assert!(
         text.contains(
-            "Slowest: `SELECT &lt;@U0BOSS&gt;` 2.3 s in trace `4bf92f3577b34da6a3ce929d0e0e4736` · <http://pages.test/traces/4bf92f3577b34da6a3ce929d0e0e4736?span=00f067aa0ba902b7|Waterfall>"
+            "Slowest: `SELECT &lt;@U0BOSS&gt;` 2.3 s in trace `4bf92f3577b34da6a3ce929d0e0e4736` · <http://pages.test/traces/4bf92f3577b34da6a3ce929d0e0e4736?span=00f067aa0ba902b7|Waterfall> · no span profile: Pyroscope did not answer within 5s &lt;!here&gt;"
         ),
         "{text}"
     );
