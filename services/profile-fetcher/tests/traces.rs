@@ -339,7 +339,10 @@ async fn an_sdk_traced_app_is_stored_once_across_a_retry_and_a_restart() {
     assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
     assert!(page.headers().contains_key("content-security-policy"));
     let html = page.text().await.unwrap();
-    let parent_at = html.find(">GET &#x2f;checkout<").expect("the parent row");
+    // The route the span attributes name is shown beside its name.
+    let parent_at = html
+        .find(r#">GET &#x2f;checkout <span class="detail">&#x2f;checkout<"#)
+        .expect("the parent row");
     let child_at = html.find(">SELECT orders<").expect("the child row");
     assert!(parent_at < child_at, "{html}");
     assert!(html.contains(r#"class="error focus""#), "{html}");

@@ -26,7 +26,9 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let _telemetry = telemetry::TelemetryBuilder::new("checkout").init()?;
+    let _telemetry = telemetry::TelemetryBuilder::new("checkout")
+        .otlp_from_env()?
+        .init()?;
     let config = demo_app::Config {
         listen: args.listen,
         workers: args.workers,

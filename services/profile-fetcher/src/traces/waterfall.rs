@@ -42,8 +42,9 @@ const MAX_INDENT_DEPTH: usize = 40;
 pub fn query(trace_id: &str) -> String {
     format!(
         "SELECT SpanId, ParentSpanId, SpanName, ServiceName, Timestamp, Duration, StatusCode, \
-         StatusMessage, SpanKind FROM otel_traces WHERE TraceId = '{}' \
-         ORDER BY Timestamp LIMIT {}",
+         StatusMessage, SpanKind, coalesce(SpanAttributes['messaging.destination.name'], \
+         SpanAttributes['http.route'], SpanAttributes['db.statement'], '') AS Detail \
+         FROM otel_traces WHERE TraceId = '{}' ORDER BY Timestamp LIMIT {}",
         trace_id.replace('\'', "''"),
         MAX_SPANS + 1
     )
@@ -61,6 +62,9 @@ pub struct Span {
     pub failed: bool,
     pub status_message: String,
     pub kind: String,
+    /// What the span was about, when its attributes say: the subject it published or consumed,
+    /// the HTTP route, the database statement.
+    pub detail: String,
 }
 
 /// The rows of [`query`] as spans; a row that does not read (it cannot, from our own store) is
@@ -78,6 +82,7 @@ pub fn spans(rows: &[Vec<String>]) -> Vec<Span> {
                 status,
                 message,
                 kind,
+                detail,
             ] = row.as_slice()
             else {
                 return None;
@@ -96,6 +101,11 @@ pub fn spans(rows: &[Vec<String>]) -> Vec<Span> {
                 failed: status == "Error",
                 status_message: message.clone(),
                 kind: kind.clone(),
+                detail: if detail == "NULL" {
+                    String::new()
+                } else {
+                    detail.clone()
+                },
             })
         })
         .collect()
@@ -187,15 +197,29 @@ pub fn duration(ns: u64) -> String {
 #[derive(Serialize)]
 struct Row {
     name: String,
+    detail: String,
     service: String,
     title: String,
     class: &'static str,
     indent: usize,
     left: String,
     width: String,
-    label_left: String,
+    /// Where the duration is written: after the bar, inside a wide bar, or before it.
+    label: String,
     duration: String,
     color: &'static str,
+}
+
+/// The duration's place: after the bar when there is room, inside it when it is wide, before
+/// it otherwise (numbers only: this reaches a `style` attribute).
+fn label_place(left: f64, width: f64) -> String {
+    if left + width + 0.5 <= 88.0 {
+        format!("left: {:.3}%", left + width + 0.5)
+    } else if width >= 12.0 {
+        format!("left: {:.3}%; color: #fff", left + 0.5)
+    } else {
+        format!("right: {:.3}%", 100.0 - left + 0.5)
+    }
 }
 
 #[derive(Serialize)]
@@ -267,6 +291,7 @@ pub fn render(
             }
             Row {
                 name: span.name.clone(),
+                detail: span.detail.clone(),
                 service: span.service.clone(),
                 title,
                 class: match (span.failed, focused) {
@@ -278,7 +303,7 @@ pub fn render(
                 indent: 6 + line.depth.min(MAX_INDENT_DEPTH) * 14,
                 left: format!("{left:.3}"),
                 width: format!("{width:.3}"),
-                label_left: format!("{:.3}", (left + width + 0.5).min(90.0)),
+                label: label_place(left, width),
                 duration: duration(span.duration_ns),
                 color: color_of(&span.service),
             }
@@ -405,6 +430,7 @@ mod tests {
             failed: false,
             status_message: String::new(),
             kind: "Server".to_owned(),
+            detail: String::new(),
         }
     }
 
@@ -483,6 +509,12 @@ mod tests {
         assert!(html.contains("left: 0.000%; width: 100.000%"), "{html}");
         assert!(html.contains("Only the first 2 spans"), "{html}");
         assert!(html.contains("200 ms · 2 spans"), "{html}");
+        // A bar reaching the end has its duration inside it, not over the edge.
+        assert!(
+            html.contains("left: 0.500%; color: #fff\">200 ms"),
+            "{html}"
+        );
+        assert!(html.contains("left: 75.500%\">50 ms"), "{html}");
     }
 
     #[test]
@@ -497,6 +529,7 @@ mod tests {
             "Error".to_owned(),
             "timeout".to_owned(),
             "Server".to_owned(),
+            "ft.incident.opened".to_owned(),
         ]];
         let spans = spans(&rows);
         assert_eq!(spans.len(), 1);
@@ -504,6 +537,7 @@ mod tests {
         assert!(spans[0].failed);
         assert_eq!(spans[0].start.timestamp_subsec_nanos(), 123_456_789);
         assert_eq!(duration(spans[0].duration_ns), "812 ms");
+        assert_eq!(spans[0].detail, "ft.incident.opened");
         assert!(query("x'y").contains("TraceId = 'x''y'"));
     }
 }
