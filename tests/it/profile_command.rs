@@ -46,9 +46,21 @@ fn burn_for_the_live_profile(until: Instant) -> u64 {
     x
 }
 
-/// Runs `<command> <text>` and waits for the answer on its response_url whose text `matches`.
+/// Runs `<command> <text>` as the on-call person and waits for the answer on its response_url
+/// whose text `matches`.
 pub(crate) async fn ask(
     control: &Control,
+    command: &str,
+    text: &str,
+    matches: impl Fn(&Value) -> bool,
+) -> Value {
+    ask_as(control, "U0ONCALL", command, text, matches).await
+}
+
+/// [`ask`] as `user`.
+pub(crate) async fn ask_as(
+    control: &Control,
+    user: &str,
     command: &str,
     text: &str,
     matches: impl Fn(&Value) -> bool,
@@ -57,7 +69,7 @@ pub(crate) async fn ask(
     control
         .post(
             "/command",
-            json!({"channel": "C0ALERTS", "user": "U0ONCALL", "command": command, "text": text}),
+            json!({"channel": "C0ALERTS", "user": user, "command": command, "text": text}),
         )
         .await;
     let deadline = Instant::now() + Duration::from_secs(40);

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use test_support::{NatsServer, wait_for};
 
 use crate::{
-    profile_command::{ask, text_of},
+    profile_command::{ask, ask_as, text_of},
     slack_edge::{
         Control, emulator_config, spawn_service, start_emulator, start_gateway, start_poster,
         start_watcher,
@@ -43,7 +43,10 @@ async fn flamethread_sql_and_trace_answer_in_slack_and_sampling_obeys_them() {
     let slack = start_emulator(emulator_config()).await;
     let control = Control::new(&slack);
     let _gateway = start_gateway(&nats, &slack).await;
-    let _watcher = start_watcher(&nats, |_| {}).await;
+    let _watcher = start_watcher(&nats, |config| {
+        config.actions.spans = vec!["U0ONCALL".into()];
+    })
+    .await;
     let _poster = start_poster(&nats, &slack).await;
     let store = tempfile::tempdir().unwrap();
     let pages = test_support::reserve_port().unwrap();
@@ -101,6 +104,18 @@ async fn flamethread_sql_and_trace_answer_in_slack_and_sampling_obeys_them() {
     assert!(!text.contains("<job>"), "{text}");
     assert_eq!(answer["response_type"], "ephemeral", "{answer}");
 
+    // Someone not on alert-watcher's [actions] spans list reads nothing.
+    let stranger = ask_as(
+        &control,
+        "U0STRANGER",
+        "/flamethread",
+        "sql SELECT SpanName FROM otel_traces",
+        |body| text_of(body).contains("not among the people"),
+    )
+    .await;
+    assert!(!text_of(&stranger).contains("cron"), "{stranger}");
+    assert_eq!(stranger["response_type"], "ephemeral", "{stranger}");
+
     let refused = ask(
         &control,
         "/flamethread",
@@ -136,8 +151,7 @@ async fn flamethread_sql_and_trace_answer_in_slack_and_sampling_obeys_them() {
     })
     .await
     .unwrap();
-    // …and still only checkout: the default rate of others is unchanged, the sampled-out span
-    // never reached the store.
+    // The span sampled away before the command never reached the store.
     let count = ask(
         &control,
         "/flamethread",

@@ -292,15 +292,21 @@ impl Bus {
     pub async fn publish<M: Message>(&self, message: &M) -> Result<Published, Error> {
         let subject = self.subjects.subject(message.subject());
         let correlation = message.correlation();
-        let span = tracing::info_span!(
-            "publish",
-            otel.kind = "producer",
-            messaging.system = "nats",
-            messaging.destination.name = %subject,
-            incident.id = correlation.incident_id,
-            slack.channel = correlation.slack_channel,
-            alert.name = correlation.alert_name,
-        );
+        // Storing spans is not traced: profile-fetcher exports its own spans to its own intake,
+        // and a span for each batch stored would be exported in turn, for ever.
+        let span = if message.subject() == proto::Subject::SpanReceived {
+            tracing::Span::none()
+        } else {
+            tracing::info_span!(
+                "publish",
+                otel.kind = "producer",
+                messaging.system = "nats",
+                messaging.destination.name = %subject,
+                incident.id = correlation.incident_id,
+                slack.channel = correlation.slack_channel,
+                alert.name = correlation.alert_name,
+            )
+        };
         let payload = proto::encode(message);
         let message_id = message.idempotency_key();
         self.publish_raw(&subject, &message_id, payload.into())

@@ -291,6 +291,9 @@ pub struct ActionsConfig {
     pub profile_now: Vec<String>,
     /// Who may re-run the diagnosis.
     pub rerun: Vec<String>,
+    /// Who may query the spans and trace a service whole (`/flamethread sql`, `/flamethread
+    /// trace`): span attributes can hold what not everyone may read.
+    pub spans: Vec<String>,
     /// Anyone who can see a reply may press its buttons. Default `false`.
     pub allow_anyone: bool,
     /// The longest silence a button may ask for (remediation-poster's `diagnosis.silence_for`
@@ -309,6 +312,7 @@ impl Default for ActionsConfig {
             silence: Vec::new(),
             profile_now: Vec::new(),
             rerun: Vec::new(),
+            spans: Vec::new(),
             allow_anyone: false,
             silence_for: Duration::from_secs(3600),
             live_per_person_per_hour: 20,
@@ -323,6 +327,7 @@ impl runtime::ConfigSection for ActionsConfig {
             ("silence", &self.silence),
             ("profile_now", &self.profile_now),
             ("rerun", &self.rerun),
+            ("spans", &self.spans),
         ] {
             for (i, user) in users.iter().enumerate() {
                 if !is_user_id(user) {

@@ -74,6 +74,25 @@ impl Interactions {
                 "profile_request"
             }
             Outcome::Traces(command) => {
+                if !actions::allowed(
+                    &command.requested_by,
+                    &self.actions.spans,
+                    self.actions.allow_anyone,
+                ) {
+                    self.publish(&proto::PostRequest {
+                        post_id: format!("refused-{}", command.command_id),
+                        reply_key: None,
+                        target: command.reply.clone(),
+                        text: Mrkdwn::plain(
+                            "You are not among the people allowed to query spans or trace a service here (alert-watcher's [actions] spans); ask one of them.",
+                        ),
+                        blocks: None,
+                        incident_id: None,
+                        schema_version: proto::SchemaVersion::CURRENT,
+                    })
+                    .await?;
+                    return Ok("traces_refused");
+                }
                 self.publish(command.as_ref()).await?;
                 "traces_command"
             }

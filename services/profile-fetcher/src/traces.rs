@@ -47,6 +47,9 @@ pub struct Queries {
     store: Arc<SpanStore>,
     limits: QueryLimits,
     running: Arc<Semaphore>,
+    /// Waterfall pages have a turn of their own, so that page views (which anyone who reaches
+    /// the pages can cause) never take SQL's.
+    pages: Arc<Semaphore>,
 }
 
 /// Why a person's query has no answer.
@@ -74,12 +77,25 @@ impl Queries {
             store,
             limits,
             running: Arc::new(Semaphore::new(2)),
+            pages: Arc::new(Semaphore::new(1)),
         }
     }
 
     /// The configured limits.
     pub fn limits(&self) -> QueryLimits {
         self.limits
+    }
+
+    /// Runs a page's `sql` under `limits` if no other page is being drawn; busy otherwise.
+    pub async fn run_for_page(
+        &self,
+        sql: &str,
+        limits: QueryLimits,
+    ) -> Result<Answer, QueryRefusal> {
+        let Ok(_turn) = self.pages.try_acquire() else {
+            return Err(QueryRefusal::Busy);
+        };
+        Ok(self.store.query(sql, limits).await?)
     }
 
     /// Runs `sql` under `limits` when it is its turn.

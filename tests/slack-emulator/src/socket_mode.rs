@@ -55,6 +55,22 @@ pub(crate) struct SocketHub {
     next_connection: AtomicU64,
     next_id: AtomicU64,
     round_robin: AtomicU64,
+    run: RunPrefix,
+}
+
+/// Sets this emulator's event ids apart from an earlier run's, as Slack's never repeat: a
+/// pipeline whose JetStream outlived an emulator restart must not take the new run's first
+/// event for a redelivery of the old run's.
+#[derive(Debug)]
+struct RunPrefix(String);
+
+impl Default for RunPrefix {
+    fn default() -> Self {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis());
+        RunPrefix(format!("{started:X}"))
+    }
 }
 
 impl SocketHub {
@@ -192,7 +208,7 @@ impl SocketHub {
 /// delivers it, redelivering until acked (see the module docs).
 pub(crate) fn deliver_event(state: &SharedState, event: Value) {
     let n = state.socket.next_id();
-    let event_id = format!("Ev{n:010}");
+    let event_id = format!("Ev{}{n:06}", state.socket.run.0);
     let payload = json!({
         "token": "emulator-verification-token",
         "team_id": "T0FLAME",

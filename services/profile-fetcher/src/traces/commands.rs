@@ -81,6 +81,7 @@ impl Commands {
                 "The span intake is off: set profile-fetcher's traces.listen to receive spans.",
             );
         };
+        let seconds = seconds.min(proto::span::MAX_TRACE_ALL.as_secs());
         let until = Utc::now() + chrono::Duration::seconds(seconds as i64);
         let rate = sampler.rate(service);
         let mut text = mrkdwn!(

@@ -142,6 +142,11 @@ pub async fn gather(
         slowest: None,
         collected_at: Utc::now(),
     };
+    // Span names whole (4 KiB at most), so the baseline's `IN` list matches them.
+    let limits = QueryLimits {
+        max_cell_chars: limits.max_cell_chars.max(proto::span::MAX_TEXT_BYTES + 1),
+        ..limits
+    };
     let (now_query, slowest_query) = (
         by_span_name(&service, incident.window, None),
         slowest(&service, incident.window),

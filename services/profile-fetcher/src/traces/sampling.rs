@@ -1,10 +1,11 @@
 //! Head sampling at the intake: which spans are kept.
 //!
-//! A trace is kept or dropped whole, by its id: the last 14 hex digits of a trace id are random
-//! (W3C Trace Context level 2; OpenTelemetry's `TraceIdRatioBased` reads the same bits), so
-//! comparing them with the rate keeps the same traces in every service and on every replica, and
-//! a trace is never half stored. Each service has its rate (`traces.sample_rate`, overridden per
-//! service by `traces.sample_rates`).
+//! A trace is kept or dropped by its id, exactly as OpenTelemetry's `TraceIdRatioBased` sampler
+//! decides (the low 64 bits, shifted right by one, against the rate times 2^63): an app that
+//! samples at 10% and sends to an intake at 10% keeps its 10%, not 1%, and every replica and
+//! every service at the same rate keeps the same traces whole. Each service has its rate
+//! (`traces.sample_rate`, overridden per service by `traces.sample_rates`); services at
+//! different rates, or one traced whole on demand, keep different parts of a shared trace.
 //!
 //! `/flamethread trace checkout 2m` keeps every span of a service for a while. The command is a
 //! message on `profile.traces`; every replica of this service follows that subject from an hour
@@ -24,19 +25,18 @@ use futures::StreamExt as _;
 use proto::{SpanRow, Subject, TracesAsk, TracesCommand, span::MAX_TRACE_ALL};
 use tokio_util::sync::CancellationToken;
 
-/// Whether a trace whose id is `trace_id` (hex) is kept at `rate`.
+/// Whether a trace whose id is `trace_id` (32 hex digits) is kept at `rate`, as
+/// OpenTelemetry's `TraceIdRatioBased(rate)` decides.
 pub fn keeps_trace(trace_id: &str, rate: f64) -> bool {
     if rate >= 1.0 {
         return true;
     }
-    if rate <= 0.0 {
-        return false;
-    }
-    let random = trace_id
-        .get(trace_id.len().saturating_sub(14)..)
+    let bound = (rate.max(0.0) * (1u64 << 63) as f64) as u64;
+    let low = trace_id
+        .get(trace_id.len().saturating_sub(16)..)
         .and_then(|tail| u64::from_str_radix(tail, 16).ok())
         .unwrap_or(0);
-    (random as f64) < rate * (1u64 << 56) as f64
+    (low >> 1) < bound
 }
 
 /// The intake's sampling: rates from the config, and the services being traced whole until a
@@ -163,11 +163,32 @@ mod tests {
     }
 
     #[test]
+    fn the_decision_is_opentelemetrys() {
+        use opentelemetry::trace::{SpanKind, TraceId};
+        use opentelemetry_sdk::trace::{Sampler, SamplingDecision, ShouldSample as _};
+        for rate in [0.0, 0.01, 0.1, 0.5, 0.9] {
+            let sampler = Sampler::TraceIdRatioBased(rate);
+            for n in 0u128..2000 {
+                let id = n.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
+                let otel = sampler
+                    .should_sample(None, TraceId::from(id), "x", &SpanKind::Server, &[], &[])
+                    .decision
+                    == SamplingDecision::RecordAndSample;
+                assert_eq!(
+                    keeps_trace(&format!("{id:032x}"), rate),
+                    otel,
+                    "{id:032x} at {rate}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn the_rate_keeps_that_share_of_traces_and_whole_traces_only() {
         let kept = (0u64..10_000)
             .filter(|n| {
                 keeps_trace(
-                    &format!("{:032x}", n.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 8),
+                    &format!("{:032x}", n.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
                     0.1,
                 )
             })

@@ -345,6 +345,17 @@ pub fn router(queries: Option<Queries>) -> Router {
         .route("/traces/{id}", get(page))
         .with_state(queries)
         .layer(axum::middleware::map_response(crate::pages::secure))
+        .layer(axum::middleware::map_response(never_cached))
+}
+
+/// A trace can still be arriving and a refusal is for now: neither is kept by the browser
+/// (the flamegraph pages' day of caching is for pages that never change).
+async fn never_cached(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    response
 }
 
 fn refuse(status: StatusCode, text: impl Into<String>) -> Response {
@@ -382,7 +393,9 @@ async fn page(
     };
     let mut limits = queries.limits();
     limits.max_rows = MAX_SPANS;
-    let answer = match queries.run(&query(&trace_id), limits).await {
+    // Whole timestamps and ids, whatever the operator's cell limit; names are 4 KiB at most.
+    limits.max_cell_chars = proto::span::MAX_TEXT_BYTES + 1;
+    let answer = match queries.run_for_page(&query(&trace_id), limits).await {
         Ok(answer) => answer,
         Err(QueryRefusal::Busy) => {
             return refuse(
@@ -405,7 +418,14 @@ async fn page(
             ),
         );
     }
-    let layout = layout(spans(&answer.rows));
+    let spans = spans(&answer.rows);
+    if spans.is_empty() {
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the store's rows for this trace did not read as spans",
+        );
+    }
+    let layout = layout(spans);
     match render(&trace_id, &layout, focus.as_deref(), answer.truncated) {
         Ok(html) => Html(html).into_response(),
         Err(err) => refuse(
@@ -529,7 +549,7 @@ mod tests {
             "Error".to_owned(),
             "timeout".to_owned(),
             "Server".to_owned(),
-            "ft.incident.opened".to_owned(),
+            "orders.created".to_owned(),
         ]];
         let spans = spans(&rows);
         assert_eq!(spans.len(), 1);
@@ -537,7 +557,7 @@ mod tests {
         assert!(spans[0].failed);
         assert_eq!(spans[0].start.timestamp_subsec_nanos(), 123_456_789);
         assert_eq!(duration(spans[0].duration_ns), "812 ms");
-        assert_eq!(spans[0].detail, "ft.incident.opened");
+        assert_eq!(spans[0].detail, "orders.created");
         assert!(query("x'y").contains("TraceId = 'x''y'"));
     }
 }
