@@ -166,7 +166,8 @@ pub fn answer_text(query: &str, answered: Result<Answer, QueryRefusal>) -> Mrkdw
         echo,
         more,
         answer.elapsed_ms,
-        shown.trim_end().replace("```", "ˋˋˋ")
+        // Any backtick could close the block next to its fence: all of them are look-alikes.
+        shown.trim_end().replace('`', "ˋ")
     )
 }
 

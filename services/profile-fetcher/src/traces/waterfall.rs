@@ -317,8 +317,14 @@ pub fn render(
         })
         .collect();
     let errors = layout.lines.iter().filter(|line| line.span.failed).count();
-    let mut environment = minijinja::Environment::new();
-    environment.add_template("waterfall.html", include_str!("waterfall.html"))?;
+    static PAGE: std::sync::OnceLock<minijinja::Environment<'static>> = std::sync::OnceLock::new();
+    let environment = PAGE.get_or_init(|| {
+        let mut environment = minijinja::Environment::new();
+        environment
+            .add_template("waterfall.html", include_str!("waterfall.html"))
+            .expect("the waterfall template parses (unit tests render it)");
+        environment
+    });
     environment
         .get_template("waterfall.html")?
         .render(minijinja::context! {
