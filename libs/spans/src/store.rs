@@ -535,7 +535,8 @@ fn render(batches: &[RecordBatch], limits: QueryLimits) -> Result<Answer, QueryE
     })
 }
 
-fn cut_cell(text: String, max: usize) -> String {
+/// `text` at most `max` characters long: cut, ending in `…`, when it is longer.
+pub fn cut_cell(text: String, max: usize) -> String {
     if text.chars().count() <= max {
         return text;
     }

@@ -116,7 +116,7 @@ fn percent(rate: f64) -> String {
 
 /// The answer to `query` as Slack text: the table in a code block, or why there is none.
 pub fn answer_text(query: &str, answered: Result<Answer, QueryRefusal>) -> Mrkdwn {
-    let echo = Mrkdwn::code(&cut(
+    let echo = Mrkdwn::code(&spans::store::cut_cell(
         query.split_whitespace().collect::<Vec<_>>().join(" "),
         200,
     ));
@@ -169,16 +169,6 @@ pub fn answer_text(query: &str, answered: Result<Answer, QueryRefusal>) -> Mrkdw
         // Any backtick could close the block next to its fence: all of them are look-alikes.
         shown.trim_end().replace('`', "ˋ")
     )
-}
-
-fn cut(text: String, max: usize) -> String {
-    if text.chars().count() <= max {
-        text
-    } else {
-        let mut cut: String = text.chars().take(max - 1).collect();
-        cut.push('…');
-        cut
-    }
 }
 
 #[cfg(test)]

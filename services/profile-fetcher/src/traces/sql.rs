@@ -123,12 +123,12 @@ async fn query(
     }
 }
 
-/// Control characters as escapes (`\n`, `\u{1b}`), so text from spans cannot move the cursor or
-/// recolour the terminal.
+/// Control characters and bidirectional overrides as escapes (`\n`, `\u{1b}`, `\u{202e}`), so
+/// text from spans cannot move the cursor, recolour the terminal or reorder what it shows.
 pub fn visible(text: &str) -> String {
     text.chars()
         .flat_map(|c| {
-            if c.is_control() {
+            if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
                 c.escape_default().collect::<Vec<_>>()
             } else {
                 vec![c]
@@ -140,16 +140,7 @@ pub fn visible(text: &str) -> String {
 /// Columns aligned, each at most 60 characters wide, for a terminal or a Slack code block.
 pub fn table(columns: &[String], rows: &[Vec<String>]) -> String {
     const WIDEST: usize = 60;
-    let fit = |cell: &str| {
-        let cell = visible(cell);
-        if cell.chars().count() > WIDEST {
-            let mut cut: String = cell.chars().take(WIDEST - 1).collect();
-            cut.push('…');
-            cut
-        } else {
-            cell
-        }
-    };
+    let fit = |cell: &str| spans::store::cut_cell(visible(cell), WIDEST);
     let header: Vec<String> = columns.iter().map(|c| fit(c)).collect();
     let body: Vec<Vec<String>> = rows
         .iter()
@@ -205,6 +196,11 @@ mod tests {
         let text = table(&columns, &rows);
         assert!(!text.contains('\u{1b}'), "{text}");
         assert!(text.contains("\\u{1b}[31mred"), "{text}");
+        let reordered = table(
+            &columns,
+            &[vec!["a\u{202e}gnp.exe".to_owned(), "1".to_owned()]],
+        );
+        assert!(reordered.contains("a\\u{202e}gnp.exe"), "{reordered}");
         assert_eq!(text.lines().count(), 4, "{text}");
         assert!(text.starts_with("SpanName"), "{text}");
     }
