@@ -35,6 +35,17 @@ pub enum PyroscopeError {
     NeedsConnect,
 }
 
+/// The flamegraph of a Connect `SelectMerge…` answer; an empty answer (`{}`) is a profile with no
+/// samples.
+fn connect_flamegraph(
+    answer: &serde_json::Value,
+) -> Result<Flamegraph, crate::profile::flamebearer::FlamegraphError> {
+    match answer.get("flamegraph") {
+        Some(flamegraph) => Flamegraph::from_json(flamegraph),
+        None => Ok(Flamegraph::default()),
+    }
+}
+
 /// A Pyroscope server.
 #[derive(Debug, Clone)]
 pub struct Pyroscope {
@@ -95,11 +106,7 @@ impl Pyroscope {
                         }),
                     )
                     .await?;
-                // An empty answer (`{}`) is a profile with no samples.
-                match answer.get("flamegraph") {
-                    Some(flamegraph) => Flamegraph::from_json(flamegraph),
-                    None => Ok(Flamegraph::default()),
-                }
+                connect_flamegraph(&answer)
             }
             PyroscopeApi::Render => {
                 let query = [
@@ -151,12 +158,9 @@ impl Pyroscope {
                 }),
             )
             .await?;
-        match answer.get("flamegraph") {
-            Some(flamegraph) => Flamegraph::from_json(flamegraph),
-            None => Ok(Flamegraph::default()),
-        }
-        .and_then(|flamegraph| flamegraph.to_folded())
-        .map_err(|err| PyroscopeError::Malformed(err.to_string()))
+        connect_flamegraph(&answer)
+            .and_then(|flamegraph| flamegraph.to_folded())
+            .map_err(|err| PyroscopeError::Malformed(err.to_string()))
     }
 
     /// `{<app label>="<app>"}`, the app escaped.

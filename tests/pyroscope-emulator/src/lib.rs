@@ -192,6 +192,38 @@ fn max_self(flamegraph: &Flamegraph) -> i64 {
         .unwrap_or(0)
 }
 
+/// What a `SelectMerge…` call asks for, as every one of them says it.
+struct MergeRequest {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    profile_type: String,
+    label: String,
+    app: String,
+}
+
+/// Reads the fields every `SelectMerge…` call needs; a refusal when one is missing.
+fn merge_request(body: &Value) -> Result<MergeRequest, Box<Response>> {
+    let (Some(start), Some(end), Some(profile_type), Some((label, app))) = (
+        millis(&body["start"]),
+        millis(&body["end"]),
+        body["profileTypeID"].as_str(),
+        body["labelSelector"].as_str().and_then(selector),
+    ) else {
+        return Err(Box::new(connect_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            "start, end, profileTypeID and labelSelector are required",
+        )));
+    };
+    Ok(MergeRequest {
+        from: DateTime::from_timestamp_millis(start).unwrap_or_default(),
+        to: DateTime::from_timestamp_millis(end).unwrap_or_default(),
+        profile_type: profile_type.to_owned(),
+        label,
+        app,
+    })
+}
+
 async fn select_merge_stacktraces(
     State(store): State<Arc<Mutex<Store>>>,
     headers: HeaderMap,
@@ -201,29 +233,20 @@ async fn select_merge_stacktraces(
     if let Some(refused) = refuse_tenant(&store, &headers) {
         return refused;
     }
-    let (Some(start), Some(end), Some(profile_type), Some((label, app))) = (
-        millis(&body["start"]),
-        millis(&body["end"]),
-        body["profileTypeID"].as_str(),
-        body["labelSelector"].as_str().and_then(selector),
-    ) else {
-        return connect_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_argument",
-            "start, end, profileTypeID and labelSelector are required",
-        );
+    let asked = match merge_request(&body) {
+        Ok(asked) => asked,
+        Err(refused) => return *refused,
     };
-    if label != "service_name" {
+    if asked.label != "service_name" {
         return Json(json!({})).into_response();
     }
-    let folded = merged(
+    connect_flamegraph(&merged(
         &store,
-        &app,
-        profile_type,
-        DateTime::from_timestamp_millis(start).unwrap_or_default(),
-        DateTime::from_timestamp_millis(end).unwrap_or_default(),
-    );
-    connect_flamegraph(&folded)
+        &asked.app,
+        &asked.profile_type,
+        asked.from,
+        asked.to,
+    ))
 }
 
 /// The flamegraph of `folded` as the Connect API answers it.
@@ -250,17 +273,15 @@ async fn select_merge_span_profile(
     if let Some(refused) = refuse_tenant(&store, &headers) {
         return refused;
     }
-    let (Some(start), Some(end), Some(profile_type), Some((label, app)), Some(spans)) = (
-        millis(&body["start"]),
-        millis(&body["end"]),
-        body["profileTypeID"].as_str(),
-        body["labelSelector"].as_str().and_then(selector),
-        body["spanSelector"].as_array(),
-    ) else {
+    let asked = match merge_request(&body) {
+        Ok(asked) => asked,
+        Err(refused) => return *refused,
+    };
+    let Some(spans) = body["spanSelector"].as_array() else {
         return connect_error(
             StatusCode::BAD_REQUEST,
             "invalid_argument",
-            "start, end, profileTypeID, labelSelector and spanSelector are required",
+            "spanSelector is required",
         );
     };
     // Pyroscope parses each span id as 8 bytes of hex and refuses the call otherwise.
@@ -279,23 +300,22 @@ async fn select_merge_span_profile(
             }
         }
     }
-    if label != "service_name" {
+    if asked.label != "service_name" {
         return Json(json!({})).into_response();
     }
-    let folded = merged_where(
+    connect_flamegraph(&merged_where(
         &store,
-        &app,
-        profile_type,
-        DateTime::from_timestamp_millis(start).unwrap_or_default(),
-        DateTime::from_timestamp_millis(end).unwrap_or_default(),
+        &asked.app,
+        &asked.profile_type,
+        asked.from,
+        asked.to,
         |profile| {
             profile
                 .span_id
                 .as_ref()
                 .is_some_and(|id| wanted.contains(id))
         },
-    );
-    connect_flamegraph(&folded)
+    ))
 }
 
 async fn profile_types(State(store): State<Arc<Mutex<Store>>>, headers: HeaderMap) -> Response {
