@@ -558,3 +558,41 @@ impl runtime::ConfigSection for TracesConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use runtime::ConfigSection as _;
+
+    use super::*;
+
+    #[test]
+    fn sample_rates_outside_zero_to_one_are_refused_by_name() {
+        let mut traces = TracesConfig {
+            sample_rate: 0.01,
+            sample_rates: [("checkout".to_owned(), 0.0)].into_iter().collect(),
+            ..TracesConfig::default()
+        };
+        assert_eq!(traces.validate(), Ok(()));
+        traces.sample_rate = 1.5;
+        assert!(
+            traces
+                .validate()
+                .unwrap_err()
+                .starts_with("traces.sample_rate:"),
+            "{:?}",
+            traces.validate()
+        );
+        traces.sample_rate = 1.0;
+        traces.sample_rates.insert("cart".to_owned(), -0.1);
+        assert!(
+            traces
+                .validate()
+                .unwrap_err()
+                .starts_with("traces.sample_rates.cart:"),
+            "{:?}",
+            traces.validate()
+        );
+        traces.sample_rates.insert("cart".to_owned(), f64::NAN);
+        assert!(traces.validate().is_err(), "NaN is not a rate");
+    }
+}
