@@ -145,3 +145,31 @@ pub(crate) async fn share(
         Err(err) => (StatusCode::BAD_REQUEST, Json(err.to_json())).into_response(),
     }
 }
+
+/// `GET /control/files/<id>`: an image file's bytes for the emulator's own page, which holds no
+/// token (Slack's client shows images it is signed in for). Only PNG, JPEG and GIF are served,
+/// with `nosniff`, so an uploaded HTML file never renders as a page from this origin.
+pub(crate) async fn image(
+    State(state): State<SharedState>,
+    Path(file_id): Path<String>,
+) -> Response {
+    let workspace = state.workspace.lock().unwrap_or_else(|e| e.into_inner());
+    match workspace.file(&file_id) {
+        Ok(file)
+            if matches!(
+                file.mimetype.as_str(),
+                "image/png" | "image/jpeg" | "image/gif"
+            ) =>
+        {
+            (
+                [
+                    (header::CONTENT_TYPE, file.mimetype.clone()),
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+                ],
+                file.content.clone(),
+            )
+                .into_response()
+        }
+        _ => (StatusCode::NOT_FOUND, "file_not_found").into_response(),
+    }
+}

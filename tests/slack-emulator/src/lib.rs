@@ -193,6 +193,7 @@ pub fn router(config: EmulatorConfig) -> Router {
             post(control::set_request_url),
         )
         .route("/control/share", post(files::share))
+        .route("/control/files/{file_id}", get(files::image))
         .route("/control/faults", post(control::fault))
         .route("/control/views", get(control::views))
         .route("/control/stats", get(control::stats))

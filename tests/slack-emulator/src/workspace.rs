@@ -539,7 +539,7 @@ impl Workspace {
         thread_ts: Option<&str>,
         now_micros: u64,
     ) -> Result<String, SlackError> {
-        validate(&content)?;
+        validate(&content, &self.files)?;
         self.channel(channel)?;
         self.user(user)?;
         let ts = self.next_ts(now_micros);
@@ -593,7 +593,7 @@ impl Workspace {
         thread_ts: Option<&str>,
         now_micros: u64,
     ) -> Result<Message, SlackError> {
-        validate(&content)?;
+        validate(&content, &self.files)?;
         let channel_state = self.channel(channel)?;
         let thread_ts = match thread_ts.filter(|ts| !ts.is_empty()) {
             None => None,
@@ -632,7 +632,7 @@ impl Workspace {
         content: Content,
         now_micros: u64,
     ) -> Result<Message, SlackError> {
-        validate(&content)?;
+        validate(&content, &self.files)?;
         let edited_ts = self.next_ts(now_micros);
         let message = self.message_mut(channel, ts)?;
         if message.author_user() != Some(editor_user) {
@@ -721,6 +721,8 @@ fn guess_mimetype(name: &str) -> &'static str {
         Some("txt") | Some("log") => "text/plain",
         Some("svg") => "image/svg+xml",
         Some("png") => "image/png",
+        Some("jpg") | Some("jpeg") => "image/jpeg",
+        Some("gif") => "image/gif",
         Some("json") => "application/json",
         Some("html") => "text/html",
         _ => "application/octet-stream",
@@ -731,6 +733,7 @@ fn guess_mimetype(name: &str) -> &'static str {
 const BLOCK_TYPES: &[&str] = &[
     "actions",
     "context",
+    "data_visualization",
     "divider",
     "file",
     "header",
@@ -744,7 +747,7 @@ const BLOCK_TYPES: &[&str] = &[
 ];
 
 /// Slack's limits on what one message may carry.
-fn validate(content: &Content) -> Result<(), SlackError> {
+fn validate(content: &Content, files: &BTreeMap<String, File>) -> Result<(), SlackError> {
     let has_blocks = content
         .blocks
         .as_ref()
@@ -783,18 +786,13 @@ fn validate(content: &Content) -> Result<(), SlackError> {
                     "[ERROR] unsupported type: {kind} [json-pointer:/blocks/{index}/type]"
                 )));
             }
-            if let Some(text) = block.pointer("/text/text").and_then(Value::as_str)
-                && text.chars().count() > MAX_SECTION_TEXT
-            {
-                return Err(SlackError::invalid_blocks(format!(
-                    "[ERROR] must be less than {} characters [json-pointer:/blocks/{index}/text/text]",
-                    MAX_SECTION_TEXT + 1
-                )));
-            }
         }
+        blocks::validate(blocks, &|id| files.get(id))?;
     }
     Ok(())
 }
+
+pub mod blocks;
 
 #[cfg(test)]
 mod tests;
