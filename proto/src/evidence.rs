@@ -79,6 +79,9 @@ pub struct MetricsEvidence {
     /// Where people open that chart (profile-fetcher's pages), when it is served.
     #[serde(default)]
     pub chart_url: Option<String>,
+    /// The same chart as a PNG (in the object store), for Slack, which shows no SVG.
+    #[serde(default)]
+    pub chart_png: Option<ObjectRef>,
     pub collected_at: DateTime<Utc>,
 }
 

@@ -43,4 +43,9 @@ pub mod keys {
     pub fn chart(evidence_id: &str) -> String {
         format!("charts/{evidence_id}.svg")
     }
+
+    /// The same chart as a PNG, for Slack (which shows no SVG).
+    pub fn chart_png(evidence_id: &str) -> String {
+        format!("charts/{evidence_id}.png")
+    }
 }

@@ -688,6 +688,7 @@ pub mod fixtures {
             }],
             chart: None,
             chart_url: None,
+            chart_png: None,
             collected_at: at(collected),
         }
     }

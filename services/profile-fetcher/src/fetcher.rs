@@ -96,8 +96,8 @@ impl Fetcher {
             self.span_profile(slow, incident, &suffix).await?;
         }
         let (mut metrics, panels) = metrics;
-        if !panels.is_empty() && self.pages_url.is_some() {
-            let markers = markers(&changes.changes, incident.window.to);
+        if !panels.is_empty() {
+            let markers = markers(&changes.changes);
             self.chart(&mut metrics, panels, markers, incident).await?;
         }
         tracing::info!(incident = %incident.id, changes = changes.changes.len(), metrics = ?metrics.status, profile = ?gathered.evidence.status, workload = ?workload.status, "evidence gathered");
@@ -122,44 +122,61 @@ impl Fetcher {
         self.publish_profile(gathered).await
     }
 
-    /// Draws the metrics chart, stores it and links it from the evidence.
+    /// Draws the metrics chart (SVG for the pages, PNG for Slack), stores both and links them
+    /// from the evidence. A chart that cannot be drawn is logged and left out; the evidence
+    /// still goes.
     async fn chart(
         &self,
         evidence: &mut proto::MetricsEvidence,
-        panels: Vec<metrics::chart::Panel>,
-        markers: Vec<metrics::chart::Marker>,
+        panels: Vec<pictures::chart::Panel>,
+        markers: Vec<pictures::chart::Marker>,
         incident: &proto::Incident,
     ) -> Result<(), HandlerError> {
-        let caption = format!(
-            "{} · {} · {} – {} UTC",
-            incident.alert.name,
-            incident.alert.service.as_deref().unwrap_or("?"),
-            incident.window.from.format("%Y-%m-%d %H:%M"),
-            incident.window.to.format("%H:%M"),
-        );
-        let drawn =
-            tokio::task::spawn_blocking(move || metrics::chart::svg(&panels, &caption, &markers))
-                .await
-                .map_err(|err| HandlerError::retry(format!("drawing panicked: {err}")))?;
+        let chart = pictures::chart::Chart {
+            caption: format!(
+                "{} · {} · {} – {} UTC",
+                incident.alert.name,
+                incident.alert.service.as_deref().unwrap_or("?"),
+                incident.window.from.format("%Y-%m-%d %H:%M"),
+                incident.window.to.format("%H:%M"),
+            ),
+            window: (
+                incident.window.from.timestamp(),
+                incident.window.to.timestamp(),
+            ),
+            alert_at: incident.alert.starts_at.map(|at| at.timestamp()),
+            panels,
+            markers,
+        };
+        let drawn = tokio::task::spawn_blocking(move || (chart.svg(), chart.png()))
+            .await
+            .map_err(|err| HandlerError::retry(format!("drawing panicked: {err}")))?;
+        let page = profiling::keys::page_id(&evidence.evidence_id);
         match drawn {
-            Ok(svg) => {
-                let page = profiling::keys::page_id(&evidence.evidence_id);
+            (Ok(svg), Ok(png)) => {
                 let key = pages::chart_key(&page);
                 self.put(&key, svg.as_bytes()).await?;
-                evidence.chart = Some(proto::ObjectRef {
-                    bucket: self.bus.subjects().blob_bucket(),
-                    key,
-                    size: svg.len() as u64,
-                    content_type: "image/svg+xml".to_owned(),
-                });
+                evidence.chart = Some(self.object_ref(key, svg.len(), "image/svg+xml"));
+                let key = profiling::keys::chart_png(&page);
+                self.put(&key, &png).await?;
+                evidence.chart_png = Some(self.object_ref(key, png.len(), "image/png"));
                 evidence.chart_url = self
                     .pages_url
                     .as_ref()
                     .map(|base| format!("{base}/charts/{page}"));
             }
-            Err(err) => tracing::warn!(error = %err, "no metrics chart"),
+            (Err(err), _) | (_, Err(err)) => tracing::warn!(error = %err, "no metrics chart"),
         }
         Ok(())
+    }
+
+    fn object_ref(&self, key: String, size: usize, content_type: &str) -> proto::ObjectRef {
+        proto::ObjectRef {
+            bucket: self.bus.subjects().blob_bucket(),
+            key,
+            size: size as u64,
+            content_type: content_type.to_owned(),
+        }
     }
 
     /// The incident's profile: from Pyroscope, or, where none is configured and the service has
@@ -357,24 +374,16 @@ impl Fetcher {
         let text = profile::to_text(folded);
         let key = pages::folded_key(page_id);
         self.put(&key, text.as_bytes()).await?;
-        Ok(proto::ObjectRef {
-            bucket: self.bus.subjects().blob_bucket(),
-            key,
-            size: text.len() as u64,
-            content_type: "text/plain; charset=utf-8".to_owned(),
-        })
+        Ok(self.object_ref(key, text.len(), "text/plain; charset=utf-8"))
     }
 }
 
 /// The chart's markers: each change, in minutes before the window's end.
-fn markers(
-    changes: &[proto::Change],
-    end: chrono::DateTime<chrono::Utc>,
-) -> Vec<metrics::chart::Marker> {
+fn markers(changes: &[proto::Change]) -> Vec<pictures::chart::Marker> {
     changes
         .iter()
-        .map(|change| metrics::chart::Marker {
-            minutes: (change.at - end).num_seconds() as f64 / 60.0,
+        .map(|change| pictures::chart::Marker {
+            at: change.at.timestamp(),
             label: match &change.version {
                 Some(version) => format!("{} {version}", change.kind.noun()),
                 None => change.kind.noun().to_owned(),

@@ -2,7 +2,6 @@
 //! the incident window and the baseline before it, and summarized (now vs baseline, peak, trend).
 //! Every query ends in a status: an error, a timeout or no data is said, never left silent.
 
-pub mod chart;
 pub mod prometheus;
 pub mod summary;
 pub mod template;
@@ -10,6 +9,7 @@ pub mod template;
 use std::time::Duration;
 
 use chrono::Utc;
+use pictures::chart::{Baseline, Panel};
 use proto::{
     Incident, MetricsEvidence, SchemaVersion, TimeWindow,
     evidence::{EvidenceStatus, MetricSummary, Trend},
@@ -35,14 +35,14 @@ pub async fn gather(
         .0
 }
 
-/// [`gather`], and the series behind the summaries, to draw ([`chart`]).
+/// [`gather`], and the series behind the summaries, to draw (`pictures::chart`).
 pub async fn gather_charted(
     prometheus: Option<&Prometheus>,
     config: &PrometheusConfig,
     queries: &[MetricQuery],
     incident: &Incident,
     evidence_id: String,
-) -> (MetricsEvidence, Vec<chart::Panel>) {
+) -> (MetricsEvidence, Vec<Panel>) {
     let mut evidence = MetricsEvidence {
         schema_version: SchemaVersion::CURRENT,
         evidence_id,
@@ -53,6 +53,7 @@ pub async fn gather_charted(
         series: Vec::new(),
         chart: None,
         chart_url: None,
+        chart_png: None,
         collected_at: Utc::now(),
     };
     let Some(prometheus) = prometheus else {
@@ -88,7 +89,7 @@ async fn summarize_query(
     incident: &Incident,
     step: Duration,
     rate_interval: Duration,
-) -> (Vec<MetricSummary>, Vec<chart::Panel>) {
+) -> (Vec<MetricSummary>, Vec<Panel>) {
     let failed = |promql: String, status| {
         let summary = vec![MetricSummary {
             name: query.name.clone(),
@@ -143,7 +144,6 @@ async fn summarize_query(
     let mut current = current;
     current.sort_by(|a, b| peak(b).total_cmp(&peak(a)));
     let several = current.len() > 1;
-    let end = incident.window.to.timestamp() as f64;
     current
         .iter()
         .take(MAX_SERIES_PER_QUERY)
@@ -158,15 +158,18 @@ async fn summarize_query(
             } else {
                 query.name.clone()
             };
-            let panel = chart::Panel {
+            let panel = Panel {
                 title: name.clone(),
                 unit: query.unit.clone(),
                 points: series
                     .samples
                     .iter()
-                    .map(|&(at, value)| ((at - end) / 60.0, value))
+                    .map(|&(at, value)| (at as i64, value))
                     .collect(),
-                baseline: summary.baseline,
+                baseline: summary.baseline.map(|mean| {
+                    let (low, high) = summary::band(before).unwrap_or((mean, mean));
+                    Baseline { mean, low, high }
+                }),
             };
             let summary = MetricSummary {
                 name,

@@ -53,6 +53,7 @@ pub fn router(bus: Bus) -> Router {
         .route("/flamegraphs/{id}/diff", get(diff))
         .route("/flamegraphs/{id}/folded", get(folded))
         .route("/charts/{id}", get(chart))
+        .route("/charts/{id}/png", get(chart_png))
         .with_state(Pages {
             bus: Arc::new(bus),
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
@@ -78,6 +79,10 @@ async fn diff(State(pages): State<Pages>, Path(id): Path<String>) -> Response {
 
 async fn chart(State(pages): State<Pages>, Path(id): Path<String>) -> Response {
     page(&pages, &id, chart_key, "image/svg+xml").await
+}
+
+async fn chart_png(State(pages): State<Pages>, Path(id): Path<String>) -> Response {
+    page(&pages, &id, profiling::keys::chart_png, "image/png").await
 }
 
 async fn folded(State(pages): State<Pages>, Path(id): Path<String>) -> Response {

@@ -31,6 +31,18 @@ pub fn summarize(current: &[Sample], baseline: &[Sample]) -> Summary {
     }
 }
 
+/// The range most of `samples` fell in: their 10th and 90th percentiles (finite values only),
+/// drawn as the baseline's band.
+pub fn band(samples: &[Sample]) -> Option<(f64, f64)> {
+    let mut values: Vec<f64> = finite(samples).into_iter().map(|(_, v)| v).collect();
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let at = |share: f64| values[((values.len() - 1) as f64 * share).round() as usize];
+    Some((at(0.1), at(0.9)))
+}
+
 fn finite(samples: &[Sample]) -> Vec<Sample> {
     samples
         .iter()
