@@ -24,8 +24,38 @@ use crate::{
 const RULES: &str = include_str!("../../deploy/local/demo/rules.yml");
 const ALERTMANAGER: &str = include_str!("../../deploy/local/demo/alertmanager.yml");
 
+/// The thread's replies that are messages (the poster's reply), not shared pictures.
 fn replies_of(message: &Value) -> Vec<Value> {
-    message["replies"].as_array().cloned().unwrap_or_default()
+    let replies = message["replies"].as_array().cloned().unwrap_or_default();
+    replies
+        .into_iter()
+        .filter(|reply| reply.get("files").is_none())
+        .collect()
+}
+
+/// The files shared into the thread.
+fn pictures_of(message: &Value) -> Vec<Value> {
+    let replies = message["replies"].as_array().cloned().unwrap_or_default();
+    replies
+        .iter()
+        .filter_map(|reply| reply["files"].as_array())
+        .flatten()
+        .cloned()
+        .collect()
+}
+
+/// How many distinct colours a PNG has (a blank picture has one).
+fn png_colours(png: &[u8]) -> usize {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(png))
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    buf[..info.buffer_size()]
+        .chunks_exact(channels)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
 }
 
 fn blocks_text(message: &Value) -> String {
@@ -391,6 +421,55 @@ async fn a_real_alert_from_prometheus_gets_one_diagnosis_with_its_profile_and_re
     assert!(
         consumers.is_subset(&stored_consumers),
         "{consumers:?} not all in the store's {stored_consumers:?}"
+    );
+
+    // The metrics chart is shared into the thread as a PNG, once, and it is a picture (not one
+    // colour). The emulator's page, as Chromium renders it, shows the reply's markup rendered
+    // (bold, links) and that picture loaded.
+    wait_for(
+        Duration::from_secs(60),
+        "the chart picture in the thread",
+        || async {
+            control
+                .channel("C0ALERTS")
+                .await
+                .first()
+                .is_some_and(|alert| !pictures_of(alert).is_empty())
+        },
+    )
+    .await
+    .unwrap();
+    let channel = control.channel("C0ALERTS").await;
+    let pictures = pictures_of(&channel[0]);
+    assert_eq!(pictures.len(), 1, "one chart: {pictures:?}");
+    assert_eq!(pictures[0]["mimetype"], "image/png", "{pictures:?}");
+    let file_id = pictures[0]["id"].as_str().unwrap().to_owned();
+    let image = reqwest::get(format!("http://{}/control/files/{file_id}", slack.addr()))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(
+        png_colours(&image) > 20,
+        "the chart is a picture, not a blank"
+    );
+    let url = format!("http://{}/", slack.addr());
+    let dom = tokio::task::spawn_blocking(move || test_support::rendered_dom(&url))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(dom.contains("<b>"), "bold is rendered: {dom}");
+    assert!(
+        dom.contains(&format!("href=\"{flamegraph}\"")),
+        "links are links: {dom}"
+    );
+    for raw in ["*Status*", "<http", "&lt;http"] {
+        assert!(!dom.contains(raw), "raw markup {raw:?} on the page: {dom}");
+    }
+    assert!(
+        dom.contains(&format!("/control/files/{file_id}")) && dom.contains("data-loaded=\"800x"),
+        "the chart is shown and loaded: {dom}"
     );
 
     // The campaign ends, the rule stops firing, Alertmanager posts [RESOLVED]: the same reply

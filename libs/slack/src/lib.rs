@@ -122,6 +122,12 @@ pub fn check_no_emulator_secrets(api_url: &str, secrets: &[(&str, &Secret)]) -> 
 /// Where `response_url`s may lead: Slack's own hooks host, or the emulator's when the Web API
 /// is a local emulator. Anything else a payload claims is refused, not followed.
 pub fn response_url_allowed(url: &str, api_url: &str) -> bool {
+    slack_host_allowed(url, api_url, "hooks.slack.com")
+}
+
+/// `url` is `https://{host}` (default port, no credentials), or, when the Web API is a local
+/// emulator, on the emulator's own host and port.
+fn slack_host_allowed(url: &str, api_url: &str, host: &str) -> bool {
     let Ok(parsed) = reqwest::Url::parse(url) else {
         return false;
     };
@@ -134,7 +140,7 @@ pub fn response_url_allowed(url: &str, api_url: &str) -> bool {
         });
     }
     parsed.scheme() == "https"
-        && parsed.host_str() == Some("hooks.slack.com")
+        && parsed.host_str() == Some(host)
         && parsed.port_or_known_default() == Some(443)
         && parsed.username().is_empty()
 }
@@ -179,6 +185,14 @@ mod trust_tests {
     #[test]
     fn response_urls_lead_only_to_slacks_hooks() {
         let slack = "https://slack.com/api";
+        assert!(upload_url_allowed(
+            "https://files.slack.com/upload/v1/abc",
+            "https://slack.com/api"
+        ));
+        assert!(!upload_url_allowed(
+            "https://evil.example/upload/v1/abc",
+            "https://slack.com/api"
+        ));
         assert!(response_url_allowed(
             "https://hooks.slack.com/commands/T1/1/abc",
             slack
@@ -354,6 +368,86 @@ impl RawApi {
             detail: text.chars().take(200).collect(),
         })
     }
+}
+
+/// A file to share into a thread ([`RawApi::share_file`]).
+#[derive(Debug, Clone, Copy)]
+pub struct FileShare<'a> {
+    pub filename: &'a str,
+    pub title: &'a str,
+    /// What a screen reader says of it (Slack's `alt_txt`, at most 1,000 characters).
+    pub alt_text: &'a str,
+    pub bytes: &'a [u8],
+    pub channel: &'a str,
+    pub thread_ts: &'a str,
+}
+
+/// Most characters of `alt_txt` Slack takes.
+const MAX_ALT_TEXT: usize = 1000;
+
+impl RawApi {
+    /// Uploads a file and shares it into a thread, Slack's v2 way: `files.getUploadURLExternal`,
+    /// the bytes to the URL it gives, then `files.completeUploadExternal` with the thread. The
+    /// bytes go only to Slack's file host (or the local emulator), never where an answer points.
+    /// Returns the file's id.
+    pub async fn share_file(&self, file: FileShare<'_>) -> Result<String, CallError> {
+        let length = file.bytes.len().to_string();
+        let alt: String = file.alt_text.chars().take(MAX_ALT_TEXT).collect();
+        let ticket = self
+            .get(
+                "files.getUploadURLExternal",
+                &[
+                    ("filename", file.filename),
+                    ("length", &length),
+                    ("alt_txt", &alt),
+                ],
+            )
+            .await?;
+        let (Some(upload_url), Some(file_id)) =
+            (ticket["upload_url"].as_str(), ticket["file_id"].as_str())
+        else {
+            return Err(CallError::Transport(
+                "files.getUploadURLExternal: no upload_url or file_id".to_owned(),
+            ));
+        };
+        if !upload_url_allowed(upload_url, &self.api_url) {
+            return Err(CallError::Slack {
+                code: "upload_url_refused".to_owned(),
+                detail: "not Slack's file host".to_owned(),
+            });
+        }
+        let response = self
+            .http
+            .post(upload_url)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(file.bytes.to_vec())
+            .send()
+            .await
+            .map_err(|err| CallError::Transport(format!("file upload: {err}")))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            return Err(CallError::RateLimited(retry_after(&response)));
+        }
+        if !status.is_success() {
+            return Err(CallError::Transport(format!("file upload: HTTP {status}")));
+        }
+        self.call(
+            "files.completeUploadExternal",
+            &serde_json::json!({
+                "files": [{"id": file_id, "title": file.title}],
+                "channel_id": file.channel,
+                "thread_ts": file.thread_ts,
+            }),
+        )
+        .await?;
+        Ok(file_id.to_owned())
+    }
+}
+
+/// Where upload URLs may lead: Slack's file host, or the emulator's when the Web API is a local
+/// emulator.
+pub fn upload_url_allowed(url: &str, api_url: &str) -> bool {
+    slack_host_allowed(url, api_url, "files.slack.com")
 }
 
 fn retry_after(response: &reqwest::Response) -> std::time::Duration {

@@ -14,7 +14,7 @@ use slack::Secret;
 pub struct SlackConfig {
     /// The Web API base URL, without a trailing slash. Default the local emulator's.
     pub api_url: String,
-    /// The bot token (`xoxb-…`, scopes `chat:write`, `reactions:write`, `channels:history`).
+    /// The bot token (`xoxb-…`, scopes `chat:write`, `reactions:write`, `channels:history`, `files:write`).
     pub bot_token: Secret,
     /// How long one Web API call may take. Default `10s`.
     #[serde(with = "humantime_serde")]
@@ -35,6 +35,9 @@ pub struct PostingConfig {
     pub claim_timeout: Duration,
     /// Messages each consumer handles at once. Default 16.
     pub concurrency: usize,
+    /// Share the metrics chart into the alert's thread as a PNG once the reply is posted (Slack
+    /// shows no SVG; needs the `files:write` scope). Default true.
+    pub pictures: bool,
 }
 
 impl Default for SlackConfig {
@@ -54,6 +57,7 @@ impl Default for PostingConfig {
             burst: 2,
             claim_timeout: Duration::from_secs(60),
             concurrency: 64,
+            pictures: true,
         }
     }
 }

@@ -79,21 +79,29 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             config.slack.bot_token.clone(),
         );
         let posting = &config.posting;
-        let poster = Arc::new(Poster::new(
-            context.bus.reply_store().await?,
-            api,
-            identity,
-            NonZeroU32::new(posting.posts_per_second).unwrap_or(NonZeroU32::MIN),
-            NonZeroU32::new(posting.burst).unwrap_or(NonZeroU32::MIN),
-            posting.claim_timeout,
-            render::View {
-                rules: diagnose::RuleSet::new(config.diagnosis.rules.clone())
-                    .map_err(anyhow::Error::msg)?,
-                trace_url: config.diagnosis.trace_url.clone(),
-                evidence_deadline: config.diagnosis.evidence_deadline,
-                silence_for: config.diagnosis.silence_for,
-            },
-        ));
+        let pictures = if posting.pictures {
+            Some(poster::PictureStore(context.bus.blob_store().await?))
+        } else {
+            None
+        };
+        let poster = Arc::new(
+            Poster::new(
+                context.bus.reply_store().await?,
+                api,
+                identity,
+                NonZeroU32::new(posting.posts_per_second).unwrap_or(NonZeroU32::MIN),
+                NonZeroU32::new(posting.burst).unwrap_or(NonZeroU32::MIN),
+                posting.claim_timeout,
+                render::View {
+                    rules: diagnose::RuleSet::new(config.diagnosis.rules.clone())
+                        .map_err(anyhow::Error::msg)?,
+                    trace_url: config.diagnosis.trace_url.clone(),
+                    evidence_deadline: config.diagnosis.evidence_deadline,
+                    silence_for: config.diagnosis.silence_for,
+                },
+            )
+            .with_pictures(pictures),
+        );
         let options = ConsumerOptions {
             concurrency: posting.concurrency,
             ..ConsumerOptions::default()

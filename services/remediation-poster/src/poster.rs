@@ -36,7 +36,7 @@ use serde_json::{Value, json};
 use slack::{CallError, Identity, RawApi};
 
 use crate::{
-    record::{Claim, ReplyRecord},
+    record::{Claim, Picture, ReplyRecord},
     render::{self, Rendered},
 };
 
@@ -50,6 +50,8 @@ const CLAIM_POLL: Duration = Duration::from_millis(250);
 #[derive(Debug)]
 pub(crate) struct Poster {
     pub(crate) store: kv::Store,
+    /// Where the pictures to share are (the object store), when sharing them is on.
+    pictures: Option<PictureStore>,
     pub(crate) api: RawApi,
     pub(crate) identity: Identity,
     /// This replica, in claims.
@@ -124,6 +126,7 @@ impl Poster {
     ) -> Poster {
         Poster {
             store,
+            pictures: None,
             api,
             identity,
             owner: format!("poster-{}", uuid::Uuid::new_v4()),
@@ -143,6 +146,12 @@ impl Poster {
             view,
             locks: KeyedLocks::default(),
         }
+    }
+
+    /// Shares pictures (the chart PNG) into threads, read from `store`.
+    pub(crate) fn with_pictures(mut self, store: Option<PictureStore>) -> Poster {
+        self.pictures = store;
+        self
     }
 
     /// Merges with `merge` and brings Slack up to date.
@@ -249,6 +258,7 @@ impl Poster {
                 return Ok(());
             };
             if record.caught_up() {
+                self.share_pictures(key, &record).await?;
                 return self.react(key, &record).await;
             }
             if let (ReplyTarget::Thread { channel, .. }, Some(_)) = (&target, &record.message_ts) {
@@ -563,6 +573,88 @@ impl Poster {
         Ok(found)
     }
 
+    /// Shares the pictures the thread should carry and does not have yet, each once: a claim
+    /// written by compare-and-set first (so two replicas do not both upload), the upload, then
+    /// the file's id. A refusal (no `files:write` scope) is recorded and not tried again; an
+    /// unreachable Slack releases the claim and is retried.
+    async fn share_pictures(&self, key: &str, record: &ReplyRecord) -> Result<(), HandlerError> {
+        let (Some(store), Some(thread)) = (&self.pictures, record.target.as_ref()) else {
+            return Ok(());
+        };
+        let (ReplyTarget::Thread { channel, thread_ts }, Some(_)) = (thread, &record.message_ts)
+        else {
+            return Ok(());
+        };
+        for wanted in record.wanted_pictures() {
+            let object = wanted.object.key.clone();
+            let now = Utc::now();
+            let timeout = chrono::Duration::from_std(self.claim_timeout).unwrap_or_default();
+            let mut claimed = false;
+            self.update(key, |record| {
+                let free = match record.pictures.get(&object) {
+                    None => true,
+                    Some(Picture::Sharing { at, .. }) => now - *at > timeout,
+                    Some(_) => false,
+                };
+                if free {
+                    record.pictures.insert(
+                        object.clone(),
+                        Picture::Sharing {
+                            owner: self.owner.clone(),
+                            at: now,
+                        },
+                    );
+                }
+                free
+            })
+            .await
+            .map(|written| {
+                claimed = matches!(
+                    written.pictures.get(&object),
+                    Some(Picture::Sharing { owner, at }) if *owner == self.owner && *at == now
+                );
+            })?;
+            if !claimed {
+                continue;
+            }
+            let bytes = read_picture(store, &wanted.object).await?;
+            let outcome = loop {
+                let share = slack::FileShare {
+                    filename: &wanted.filename,
+                    title: &wanted.title,
+                    alt_text: &wanted.alt_text,
+                    bytes: &bytes,
+                    channel,
+                    thread_ts,
+                };
+                match self.api.share_file(share).await {
+                    Ok(file_id) => break Picture::Shared { file_id },
+                    Err(CallError::RateLimited(wait)) => tokio::time::sleep(wait).await,
+                    Err(CallError::Slack { code, detail }) => {
+                        tracing::warn!(%code, %detail, "Slack refused the chart picture");
+                        break Picture::Refused { code };
+                    }
+                    Err(err) => {
+                        self.update(key, |record| record.pictures.remove(&object).is_some())
+                            .await?;
+                        return Err(retry("sharing a picture", err));
+                    }
+                }
+            };
+            metrics::counter!("ft_poster_pictures_total", "outcome" => match outcome {
+                Picture::Shared { .. } => "shared",
+                _ => "refused",
+            })
+            .increment(1);
+            self.update(key, |record| {
+                record.pictures.insert(object.clone(), outcome.clone());
+                true
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Adds the reactions the alert should carry (eyes when seen, a check mark when resolved).
     async fn react(&self, key: &str, record: &ReplyRecord) -> Result<(), HandlerError> {
         let Some(thread) = record.thread() else {
@@ -586,6 +678,36 @@ impl Poster {
         }
         Ok(())
     }
+}
+
+/// The object store the pictures are read from.
+pub(crate) struct PictureStore(pub(crate) async_nats::jetstream::object_store::ObjectStore);
+
+impl std::fmt::Debug for PictureStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PictureStore")
+    }
+}
+
+/// Most bytes of a picture read from the object store (a chart PNG is tens of kilobytes).
+const MAX_PICTURE_BYTES: u64 = 8 * 1024 * 1024;
+
+async fn read_picture(
+    PictureStore(store): &PictureStore,
+    object: &proto::ObjectRef,
+) -> Result<Vec<u8>, HandlerError> {
+    use tokio::io::AsyncReadExt as _;
+    let reader = store
+        .get(&object.key)
+        .await
+        .map_err(|err| retry("reading a picture", err))?;
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_PICTURE_BYTES)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|err| retry("reading a picture", err))?;
+    Ok(bytes)
 }
 
 enum Updated {

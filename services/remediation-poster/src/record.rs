@@ -6,7 +6,7 @@
 //! content changed. The poster writes records back with compare-and-set, so two replicas merging
 //! at once both land, and it re-renders until Slack shows the latest content revision.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use proto::{
@@ -21,6 +21,33 @@ use serde::{Deserialize, Serialize};
 pub struct Claim {
     pub owner: String,
     pub at: DateTime<Utc>,
+}
+
+/// A picture (by its object-store key) shared into the reply's thread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Picture {
+    /// A replica is uploading it; after `claim_timeout` another may take over.
+    Sharing {
+        owner: String,
+        at: DateTime<Utc>,
+    },
+    Shared {
+        file_id: String,
+    },
+    /// Slack refused it (a missing `files:write` scope, uploads disabled): not tried again.
+    Refused {
+        code: String,
+    },
+}
+
+/// A picture the reply's thread should carry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WantedPicture {
+    pub object: proto::ObjectRef,
+    pub filename: String,
+    pub title: String,
+    pub alt_text: String,
 }
 
 /// What the reply shows.
@@ -83,6 +110,9 @@ pub struct ReplyRecord {
     /// Reactions added to the alert's message.
     #[serde(default)]
     pub reactions: BTreeSet<String>,
+    /// Pictures shared into the thread, by object key: each is uploaded once.
+    #[serde(default)]
+    pub pictures: BTreeMap<String, Picture>,
 }
 
 impl ReplyRecord {
@@ -124,6 +154,50 @@ impl ReplyRecord {
 
     /// Merges a change of the incident; older revisions than the one shown are ignored, so a
     /// redelivered or late `opened` never hides a `resolved`.
+    /// The pictures the thread should carry now: the metrics chart as a PNG, once the reply is
+    /// posted in a thread.
+    pub fn wanted_pictures(&self) -> Vec<WantedPicture> {
+        let (Some(ReplyTarget::Thread { .. }), Some(_)) = (&self.target, &self.message_ts) else {
+            return Vec::new();
+        };
+        let Some(metrics) = &self.content.metrics else {
+            return Vec::new();
+        };
+        let Some(png) = &metrics.chart_png else {
+            return Vec::new();
+        };
+        let about = self
+            .content
+            .incident
+            .as_ref()
+            .map_or_else(String::new, |incident| {
+                let service = incident.alert.service.as_deref().unwrap_or("?");
+                format!(" · {} on {service}", incident.alert.name)
+            });
+        let alt_text = metrics
+            .series
+            .iter()
+            .map(|series| {
+                let unit = series.unit.as_deref().unwrap_or("");
+                let number =
+                    |value: Option<f64>| value.map_or("?".to_owned(), |v| format!("{v:.2}"));
+                format!(
+                    "{}: {} {unit} now, {} {unit} usually",
+                    series.name,
+                    number(series.current),
+                    number(series.baseline)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        vec![WantedPicture {
+            object: png.clone(),
+            filename: "metrics.png".to_owned(),
+            title: format!("Metrics{about}"),
+            alt_text: format!("Chart of the metrics around the alert. {alt_text}"),
+        }]
+    }
+
     pub fn merge_incident(&mut self, event: &IncidentEvent, trace_id: Option<&str>) -> bool {
         let incident = &event.incident;
         if let Some(current) = &self.content.incident
