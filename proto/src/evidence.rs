@@ -161,6 +161,12 @@ pub struct ProfileEvidence {
     pub flamegraph_url: Option<String>,
     #[serde(default)]
     pub diff_url: Option<String>,
+    /// A PNG preview of the flamegraph (the hot path outlined), for Slack, which shows no SVG.
+    #[serde(default)]
+    pub flamegraph_png: Option<ObjectRef>,
+    /// A PNG preview of the diff against the baseline, when there is one.
+    #[serde(default)]
+    pub diff_png: Option<ObjectRef>,
     /// What the baseline is, when it is not the incident's calm window before: "before deploy
     /// checkout 1.4.2" when a change came just before the alert, so the diff shows what it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -423,54 +423,87 @@ async fn a_real_alert_from_prometheus_gets_one_diagnosis_with_its_profile_and_re
         "{consumers:?} not all in the store's {stored_consumers:?}"
     );
 
-    // The metrics chart is shared into the thread as a PNG, once, and it is a picture (not one
-    // colour). The emulator's page, as Chromium renders it, shows the reply's markup rendered
-    // (bold, links) and that picture loaded.
+    // The metrics chart and the flamegraph preview are shared into the thread as PNGs, once
+    // each, and each is a picture (not one colour). The emulator's page, as Chromium renders
+    // it, shows the reply's markup rendered (bold, links) and both pictures loaded.
     wait_for(
         Duration::from_secs(60),
-        "the chart picture in the thread",
+        "the pictures in the thread",
         || async {
             control
                 .channel("C0ALERTS")
                 .await
                 .first()
-                .is_some_and(|alert| !pictures_of(alert).is_empty())
+                .is_some_and(|alert| pictures_of(alert).len() >= 2)
         },
     )
     .await
     .unwrap();
     let channel = control.channel("C0ALERTS").await;
     let pictures = pictures_of(&channel[0]);
-    assert_eq!(pictures.len(), 1, "one chart: {pictures:?}");
-    assert_eq!(pictures[0]["mimetype"], "image/png", "{pictures:?}");
-    let file_id = pictures[0]["id"].as_str().unwrap().to_owned();
-    let image = reqwest::get(format!("http://{}/control/files/{file_id}", slack.addr()))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let titles: Vec<&str> = pictures
+        .iter()
+        .filter_map(|p| p["title"].as_str())
+        .collect();
+    assert_eq!(
+        pictures.len(),
+        2,
+        "the chart and the flamegraph: {pictures:?}"
+    );
     assert!(
-        png_colours(&image) > 20,
-        "the chart is a picture, not a blank"
+        titles[0].starts_with("Metrics · CheckoutCpuHigh on checkout"),
+        "{titles:?}"
+    );
+    assert!(
+        titles[1].starts_with("Flamegraph · CheckoutCpuHigh"),
+        "{titles:?}"
     );
     let url = format!("http://{}/", slack.addr());
     let dom = tokio::task::spawn_blocking(move || test_support::rendered_dom(&url))
         .await
         .unwrap()
         .unwrap();
+    for picture in &pictures {
+        assert_eq!(picture["mimetype"], "image/png", "{picture}");
+        let file_id = picture["id"].as_str().unwrap();
+        let image = reqwest::get(format!("http://{}/control/files/{file_id}", slack.addr()))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert!(
+            png_colours(&image) > 20,
+            "{file_id} is a picture, not a blank"
+        );
+        assert!(
+            dom.contains(&format!("/control/files/{file_id}")),
+            "{file_id} is shown: {dom}"
+        );
+    }
+    assert!(
+        dom.contains("data-loaded=\"800x"),
+        "the chart loaded: {dom}"
+    );
+    assert!(
+        dom.contains("data-loaded=\"1200x"),
+        "the flamegraph preview loaded: {dom}"
+    );
     assert!(dom.contains("<b>"), "bold is rendered: {dom}");
     assert!(
         dom.contains(&format!("href=\"{flamegraph}\"")),
         "links are links: {dom}"
     );
-    for raw in ["*Status*", "<http", "&lt;http"] {
-        assert!(!dom.contains(raw), "raw markup {raw:?} on the page: {dom}");
-    }
     assert!(
-        dom.contains(&format!("/control/files/{file_id}")) && dom.contains("data-loaded=\"800x"),
-        "the chart is shown and loaded: {dom}"
+        dom.contains(">Open the interactive flamegraph</a>"),
+        "{dom}"
     );
+    for raw in ["*Status*", "<http", "&lt;http"] {
+        if let Some(at) = dom.find(raw) {
+            let around: String = dom[at.saturating_sub(400)..].chars().take(700).collect();
+            panic!("raw markup {raw:?} on the page: …{around}…");
+        }
+    }
 
     // The campaign ends, the rule stops firing, Alertmanager posts [RESOLVED]: the same reply
     // says resolved, and no second thread opens.

@@ -6,6 +6,7 @@
 //! PNG looks the same on a laptop, in a scratch container and in CI.
 
 pub mod chart;
+pub mod flamegraph;
 pub mod font;
 
 mod encode;

@@ -44,6 +44,15 @@ pub mod keys {
         format!("charts/{evidence_id}.svg")
     }
 
+    /// The flamegraph's PNG preview, and its diff's.
+    pub fn flamegraph_png(evidence_id: &str) -> String {
+        format!("flamegraphs/{evidence_id}.png")
+    }
+
+    pub fn diff_png(evidence_id: &str) -> String {
+        format!("flamegraphs/{evidence_id}.diff.png")
+    }
+
     /// The same chart as a PNG, for Slack (which shows no SVG).
     pub fn chart_png(evidence_id: &str) -> String {
         format!("charts/{evidence_id}.png")

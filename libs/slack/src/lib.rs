@@ -370,27 +370,55 @@ impl RawApi {
     }
 }
 
-/// A file to share into a thread ([`RawApi::share_file`]).
+/// A file to upload ([`RawApi::share_files`]).
 #[derive(Debug, Clone, Copy)]
-pub struct FileShare<'a> {
+pub struct Upload<'a> {
     pub filename: &'a str,
     pub title: &'a str,
     /// What a screen reader says of it (Slack's `alt_txt`, at most 1,000 characters).
     pub alt_text: &'a str,
     pub bytes: &'a [u8],
-    pub channel: &'a str,
-    pub thread_ts: &'a str,
 }
 
 /// Most characters of `alt_txt` Slack takes.
 const MAX_ALT_TEXT: usize = 1000;
 
 impl RawApi {
-    /// Uploads a file and shares it into a thread, Slack's v2 way: `files.getUploadURLExternal`,
-    /// the bytes to the URL it gives, then `files.completeUploadExternal` with the thread. The
-    /// bytes go only to Slack's file host (or the local emulator), never where an answer points.
-    /// Returns the file's id.
-    pub async fn share_file(&self, file: FileShare<'_>) -> Result<String, CallError> {
+    /// Uploads files and shares them into a thread as one message, Slack's v2 way: for each,
+    /// `files.getUploadURLExternal` and the bytes to the URL it gives; then one
+    /// `files.completeUploadExternal` with the thread and `comment` (mrkdwn) as the message's
+    /// text. The bytes go only to Slack's file host (or the local emulator), never where an
+    /// answer points. Returns the files' ids.
+    pub async fn share_files(
+        &self,
+        files: &[Upload<'_>],
+        channel: &str,
+        thread_ts: &str,
+        comment: Option<&str>,
+    ) -> Result<Vec<String>, CallError> {
+        let mut ids = Vec::with_capacity(files.len());
+        for file in files {
+            ids.push(self.upload(file).await?);
+        }
+        let listed: Vec<serde_json::Value> = ids
+            .iter()
+            .zip(files)
+            .map(|(id, file)| serde_json::json!({"id": id, "title": file.title}))
+            .collect();
+        let mut body = serde_json::json!({
+            "files": listed,
+            "channel_id": channel,
+            "thread_ts": thread_ts,
+        });
+        if let Some(comment) = comment {
+            body["initial_comment"] = comment.into();
+        }
+        self.call("files.completeUploadExternal", &body).await?;
+        Ok(ids)
+    }
+
+    /// The first two steps of an upload; returns the file's id.
+    async fn upload(&self, file: &Upload<'_>) -> Result<String, CallError> {
         let length = file.bytes.len().to_string();
         let alt: String = file.alt_text.chars().take(MAX_ALT_TEXT).collect();
         let ticket = self
@@ -431,15 +459,6 @@ impl RawApi {
         if !status.is_success() {
             return Err(CallError::Transport(format!("file upload: HTTP {status}")));
         }
-        self.call(
-            "files.completeUploadExternal",
-            &serde_json::json!({
-                "files": [{"id": file_id, "title": file.title}],
-                "channel_id": file.channel,
-                "thread_ts": file.thread_ts,
-            }),
-        )
-        .await?;
         Ok(file_id.to_owned())
     }
 }

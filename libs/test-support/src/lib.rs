@@ -751,6 +751,8 @@ pub mod fixtures {
                 .collect(),
             flamegraph_url: None,
             diff_url: None,
+            flamegraph_png: None,
+            diff_png: None,
             baseline_label: None,
             folded: None,
             reply: None,

@@ -81,6 +81,8 @@ pub async fn look_up(
         grown: Vec::new(),
         flamegraph_url: None,
         diff_url: None,
+        flamegraph_png: None,
+        diff_png: None,
         baseline_label: None,
         folded: None,
         reply: None,

@@ -299,7 +299,12 @@ impl Fetcher {
             profile.folded = Some(self.store_folded(&id, current).await?);
             if let Some(base) = &self.pages_url {
                 let (page, diff) = self
-                    .draw(&id, &profile, current.clone(), gathered.baseline.clone())
+                    .draw(
+                        &id,
+                        &mut profile,
+                        current.clone(),
+                        gathered.baseline.clone(),
+                    )
                     .await?;
                 profile.flamegraph_url = page.then(|| format!("{base}/flamegraphs/{id}"));
                 profile.diff_url = diff.then(|| format!("{base}/flamegraphs/{id}/diff"));
@@ -312,11 +317,13 @@ impl Fetcher {
         Ok(())
     }
 
-    /// Draws the flamegraph (and the diff, with a baseline) and stores them; which were drawn.
+    /// Draws the flamegraph (and the diff, with a baseline) as pages and as PNG previews for
+    /// Slack, and stores them; says which pages were drawn and links the previews from
+    /// `evidence`.
     async fn draw(
         &self,
         id: &str,
-        evidence: &proto::ProfileEvidence,
+        evidence: &mut proto::ProfileEvidence,
         current: profile::Folded,
         baseline: Option<profile::Folded>,
     ) -> Result<(bool, bool), HandlerError> {
@@ -328,15 +335,30 @@ impl Fetcher {
             evidence.window.to.format("%H:%M"),
         );
         let unit = evidence.unit.clone();
-        let (page, diff) = tokio::task::spawn_blocking(move || {
+        let drawn = tokio::task::spawn_blocking(move || {
             let page = flamegraph::svg(&current, &title, &unit);
+            let preview = pictures::flamegraph::Preview {
+                title: &title,
+                stacks: &current,
+                baseline: None,
+            }
+            .png();
             let diff = baseline.map(|baseline| {
-                flamegraph::diff_svg(&baseline, &current, &format!("{title} vs baseline"), &unit)
+                let title = format!("{title} vs baseline");
+                let page = flamegraph::diff_svg(&baseline, &current, &title, &unit);
+                let preview = pictures::flamegraph::Preview {
+                    title: &title,
+                    stacks: &current,
+                    baseline: Some(&baseline),
+                }
+                .png();
+                (page, preview)
             });
-            (page, diff)
+            ((page, preview), diff)
         })
         .await
         .map_err(|err| HandlerError::retry(format!("drawing panicked: {err}")))?;
+        let ((page, preview), diff) = drawn;
         let mut drawn = (false, false);
         match page {
             Ok(svg) => {
@@ -345,13 +367,30 @@ impl Fetcher {
             }
             Err(err) => tracing::warn!(error = %err, "no flamegraph"),
         }
-        match diff {
-            Some(Ok(svg)) => {
-                self.put(&pages::diff_key(id), &svg).await?;
-                drawn.1 = true;
+        match preview {
+            Ok(png) => {
+                let key = profiling::keys::flamegraph_png(id);
+                self.put(&key, &png).await?;
+                evidence.flamegraph_png = Some(self.object_ref(key, png.len(), "image/png"));
             }
-            Some(Err(err)) => tracing::warn!(error = %err, "no differential flamegraph"),
-            None => {}
+            Err(err) => tracing::warn!(error = %err, "no flamegraph preview"),
+        }
+        if let Some((page, preview)) = diff {
+            match page {
+                Ok(svg) => {
+                    self.put(&pages::diff_key(id), &svg).await?;
+                    drawn.1 = true;
+                }
+                Err(err) => tracing::warn!(error = %err, "no differential flamegraph"),
+            }
+            match preview {
+                Ok(png) => {
+                    let key = profiling::keys::diff_png(id);
+                    self.put(&key, &png).await?;
+                    evidence.diff_png = Some(self.object_ref(key, png.len(), "image/png"));
+                }
+                Err(err) => tracing::warn!(error = %err, "no differential flamegraph preview"),
+            }
         }
         Ok(drawn)
     }

@@ -164,6 +164,8 @@ impl Fetcher {
             grown: Vec::new(),
             flamegraph_url: None,
             diff_url: None,
+            flamegraph_png: None,
+            diff_png: None,
             baseline_label: None,
             folded: None,
             reply: None,

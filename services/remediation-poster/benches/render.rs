@@ -50,6 +50,8 @@ fn full_record() -> ReplyRecord {
             .collect(),
         flamegraph_url: Some("https://flamethread.example/f/1".into()),
         diff_url: Some("https://flamethread.example/d/1".into()),
+        flamegraph_png: None,
+        diff_png: None,
         baseline_label: None,
         folded: None,
         reply: None,

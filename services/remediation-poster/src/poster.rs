@@ -585,57 +585,66 @@ impl Poster {
         else {
             return Ok(());
         };
-        for wanted in record.wanted_pictures() {
-            let object = wanted.object.key.clone();
+        for wanted in record.wanted_shares() {
+            let share = wanted.key.clone();
             let now = Utc::now();
             let timeout = chrono::Duration::from_std(self.claim_timeout).unwrap_or_default();
-            let mut claimed = false;
-            self.update(key, |record| {
-                let free = match record.pictures.get(&object) {
-                    None => true,
-                    Some(Picture::Sharing { at, .. }) => now - *at > timeout,
-                    Some(_) => false,
-                };
-                if free {
-                    record.pictures.insert(
-                        object.clone(),
-                        Picture::Sharing {
-                            owner: self.owner.clone(),
-                            at: now,
-                        },
-                    );
-                }
-                free
-            })
-            .await
-            .map(|written| {
-                claimed = matches!(
-                    written.pictures.get(&object),
-                    Some(Picture::Sharing { owner, at }) if *owner == self.owner && *at == now
-                );
-            })?;
+            let written = self
+                .update(key, |record| {
+                    let free = match record.pictures.get(&share) {
+                        None => true,
+                        Some(Picture::Sharing { at, .. }) => now - *at > timeout,
+                        Some(_) => false,
+                    };
+                    if free {
+                        record.pictures.insert(
+                            share.clone(),
+                            Picture::Sharing {
+                                owner: self.owner.clone(),
+                                at: now,
+                            },
+                        );
+                    }
+                    free
+                })
+                .await?;
+            let claimed = matches!(
+                written.pictures.get(&share),
+                Some(Picture::Sharing { owner, at }) if *owner == self.owner && *at == now
+            );
             if !claimed {
                 continue;
             }
-            let bytes = read_picture(store, &wanted.object).await?;
+            let mut bytes = Vec::with_capacity(wanted.files.len());
+            for file in &wanted.files {
+                bytes.push(read_picture(store, &file.object).await?);
+            }
+            let uploads: Vec<slack::Upload<'_>> = wanted
+                .files
+                .iter()
+                .zip(&bytes)
+                .map(|(file, bytes)| slack::Upload {
+                    filename: &file.filename,
+                    title: &file.title,
+                    alt_text: &file.alt_text,
+                    bytes,
+                })
+                .collect();
+            let comment = wanted.comment.as_ref().map(|comment| comment.as_str());
             let outcome = loop {
-                let share = slack::FileShare {
-                    filename: &wanted.filename,
-                    title: &wanted.title,
-                    alt_text: &wanted.alt_text,
-                    bytes: &bytes,
-                    channel,
-                    thread_ts,
-                };
-                match self.api.share_file(share).await {
-                    Ok(file_id) => break Picture::Shared { file_id },
+                match self
+                    .api
+                    .share_files(&uploads, channel, thread_ts, comment)
+                    .await
+                {
+                    Ok(file_ids) => break Picture::Shared { file_ids },
                     Err(CallError::RateLimited(wait)) => tokio::time::sleep(wait).await,
                     Err(CallError::Slack { code, detail }) => {
-                        tracing::warn!(%code, %detail, "Slack refused the chart picture");
+                        tracing::warn!(%code, %detail, "Slack refused a picture");
                         break Picture::Refused { code };
                     }
                     Err(err) => {
-                        self.update(key, |record| record.pictures.remove(&object).is_some())
+                        self.update(key, |record| record.pictures.remove(&share).is_some())
                             .await?;
                         return Err(retry("sharing a picture", err));
                     }
@@ -647,7 +656,7 @@ impl Poster {
             })
             .increment(1);
             self.update(key, |record| {
-                record.pictures.insert(object.clone(), outcome.clone());
+                record.pictures.insert(share.clone(), outcome.clone());
                 true
             })
             .await?;

@@ -23,7 +23,7 @@ pub struct Claim {
     pub at: DateTime<Utc>,
 }
 
-/// A picture (by its object-store key) shared into the reply's thread.
+/// Pictures shared into the reply's thread in one message (by [`WantedShare::key`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Picture {
@@ -33,7 +33,7 @@ pub enum Picture {
         at: DateTime<Utc>,
     },
     Shared {
-        file_id: String,
+        file_ids: Vec<String>,
     },
     /// Slack refused it (a missing `files:write` scope, uploads disabled): not tried again.
     Refused {
@@ -41,9 +41,19 @@ pub enum Picture {
     },
 }
 
-/// A picture the reply's thread should carry.
+/// Pictures to share into the reply's thread in one message.
 #[derive(Debug, Clone, PartialEq)]
-pub struct WantedPicture {
+pub struct WantedShare {
+    /// Its key in [`ReplyRecord::pictures`]: the first picture's object key.
+    pub key: String,
+    pub files: Vec<WantedFile>,
+    /// The message's text (mrkdwn), e.g. a link to the interactive page.
+    pub comment: Option<proto::mrkdwn::Mrkdwn>,
+}
+
+/// One picture of a [`WantedShare`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct WantedFile {
     pub object: proto::ObjectRef,
     pub filename: String,
     pub title: String,
@@ -110,7 +120,7 @@ pub struct ReplyRecord {
     /// Reactions added to the alert's message.
     #[serde(default)]
     pub reactions: BTreeSet<String>,
-    /// Pictures shared into the thread, by object key: each is uploaded once.
+    /// Pictures shared into the thread, by [`WantedShare::key`]: each share is made once.
     #[serde(default)]
     pub pictures: BTreeMap<String, Picture>,
 }
@@ -154,16 +164,11 @@ impl ReplyRecord {
 
     /// Merges a change of the incident; older revisions than the one shown are ignored, so a
     /// redelivered or late `opened` never hides a `resolved`.
-    /// The pictures the thread should carry now: the metrics chart as a PNG, once the reply is
-    /// posted in a thread.
-    pub fn wanted_pictures(&self) -> Vec<WantedPicture> {
+    /// The pictures the thread should carry now, once the reply is posted in a thread: the
+    /// metrics chart, and the flamegraph preview (with the diff's, when there is a baseline)
+    /// linking to the interactive pages.
+    pub fn wanted_shares(&self) -> Vec<WantedShare> {
         let (Some(ReplyTarget::Thread { .. }), Some(_)) = (&self.target, &self.message_ts) else {
-            return Vec::new();
-        };
-        let Some(metrics) = &self.content.metrics else {
-            return Vec::new();
-        };
-        let Some(png) = &metrics.chart_png else {
             return Vec::new();
         };
         let about = self
@@ -174,28 +179,88 @@ impl ReplyRecord {
                 let service = incident.alert.service.as_deref().unwrap_or("?");
                 format!(" · {} on {service}", incident.alert.name)
             });
-        let alt_text = metrics
-            .series
-            .iter()
-            .map(|series| {
-                let unit = series.unit.as_deref().unwrap_or("");
-                let number =
-                    |value: Option<f64>| value.map_or("?".to_owned(), |v| format!("{v:.2}"));
-                format!(
-                    "{}: {} {unit} now, {} {unit} usually",
-                    series.name,
-                    number(series.current),
-                    number(series.baseline)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-        vec![WantedPicture {
-            object: png.clone(),
-            filename: "metrics.png".to_owned(),
-            title: format!("Metrics{about}"),
-            alt_text: format!("Chart of the metrics around the alert. {alt_text}"),
-        }]
+        let mut shares = Vec::new();
+        if let Some(metrics) = &self.content.metrics
+            && let Some(png) = &metrics.chart_png
+        {
+            let series = metrics
+                .series
+                .iter()
+                .map(|series| {
+                    let unit = series.unit.as_deref().unwrap_or("");
+                    let number =
+                        |value: Option<f64>| value.map_or("?".to_owned(), |v| format!("{v:.2}"));
+                    format!(
+                        "{}: {} {unit} now, {} {unit} usually",
+                        series.name,
+                        number(series.current),
+                        number(series.baseline)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            shares.push(WantedShare {
+                key: png.key.clone(),
+                files: vec![WantedFile {
+                    object: png.clone(),
+                    filename: "metrics.png".to_owned(),
+                    title: format!("Metrics{about}"),
+                    alt_text: format!("Chart of the metrics around the alert. {series}"),
+                }],
+                comment: metrics
+                    .chart_url
+                    .as_deref()
+                    .map(|url| proto::mrkdwn::Mrkdwn::link(url, "Open the chart")),
+            });
+        }
+        if let Some(profile) = &self.content.profile
+            && let Some(png) = &profile.flamegraph_png
+        {
+            let hottest = profile
+                .top_functions
+                .first()
+                .map_or_else(String::new, |top| {
+                    format!(
+                        " The hottest function is {} ({:.1}% of the CPU).",
+                        top.name,
+                        top.self_share * 100.0
+                    )
+                });
+            let mut files = vec![WantedFile {
+                object: png.clone(),
+                filename: "flamegraph.png".to_owned(),
+                title: format!("Flamegraph{about}"),
+                alt_text: format!("Flamegraph of {}.{hottest}", profile.app),
+            }];
+            if let Some(diff) = &profile.diff_png {
+                files.push(WantedFile {
+                    object: diff.clone(),
+                    filename: "flamegraph-diff.png".to_owned(),
+                    title: format!("What changed against the baseline{about}"),
+                    alt_text: format!(
+                        "Differential flamegraph of {}: red grew, blue shrank.",
+                        profile.app
+                    ),
+                });
+            }
+            let links = [
+                profile
+                    .flamegraph_url
+                    .as_deref()
+                    .map(|url| proto::mrkdwn::Mrkdwn::link(url, "Open the interactive flamegraph")),
+                profile
+                    .diff_url
+                    .as_deref()
+                    .map(|url| proto::mrkdwn::Mrkdwn::link(url, "the diff")),
+            ];
+            let links: Vec<_> = links.into_iter().flatten().collect();
+            shares.push(WantedShare {
+                key: png.key.clone(),
+                files,
+                comment: (!links.is_empty()).then(|| proto::mrkdwn::Mrkdwn::join(links, " · ")),
+            });
+        }
+        shares
     }
 
     pub fn merge_incident(&mut self, event: &IncidentEvent, trace_id: Option<&str>) -> bool {

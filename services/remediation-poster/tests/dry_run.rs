@@ -77,6 +77,8 @@ fn regex_backtrack() -> Value {
         }],
         flamegraph_url: Some("http://127.0.0.1:9190/flamegraphs/profile-inc-7f3a-r1".into()),
         diff_url: Some("http://127.0.0.1:9190/flamegraphs/profile-inc-7f3a-r1/diff".into()),
+        flamegraph_png: None,
+        diff_png: None,
         baseline_label: None,
         folded: None,
         reply: None,

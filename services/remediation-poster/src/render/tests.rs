@@ -171,6 +171,8 @@ fn profiles_list_top_functions_and_links() {
         grown: Vec::new(),
         flamegraph_url: Some("https://ft.example/f/1".into()),
         diff_url: None,
+        flamegraph_png: None,
+        diff_png: None,
         baseline_label: None,
         folded: None,
         reply: None,
