@@ -26,6 +26,11 @@ pub struct PostRequest {
     pub blocks: Option<Vec<Block>>,
     #[serde(default)]
     pub incident_id: Option<IncidentId>,
+    /// The request (a [`crate::ProfileRequest`]'s id) whose answer this post stands in for
+    /// until it lands: "Profiling checkout now…" shown in the message the profile then replaces
+    /// in place (or, with `incident_id`, in the incident's reply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stands_for: Option<String>,
 }
 
 impl Message for PostRequest {

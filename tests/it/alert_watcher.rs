@@ -799,14 +799,29 @@ async fn the_reply_buttons_silence_in_alertmanager_expire_and_profile_now() {
             click("U0DEV", &reply["ts"], &button(proto::actions::PROFILE_NOW)),
         )
         .await;
+    // At once, where the profile will land: a note that it is being taken, by whom.
+    let progress = std::sync::Mutex::new(None);
+    wait_for(Duration::from_secs(20), "the progress note", || async {
+        let found = reply_of(control.clone()).await.into_iter().find(|r| {
+            r["text"].as_str().is_some_and(|text| {
+                text.contains("Taking a live CPU profile of `checkout` now, asked by <@U0DEV>")
+            })
+        });
+        let seen = found.is_some();
+        *progress.lock().unwrap() = found;
+        seen
+    })
+    .await
+    .unwrap();
+    let progress = progress.into_inner().unwrap().unwrap();
     wait_for(
         Duration::from_secs(40),
-        "the live profile in the thread",
+        "the live profile in the thread, in place of the note",
         || async {
             // Its own reply: the incident's reply has a live profile of its own, taken when
-            // it opened (no Pyroscope here).
+            // it opened (no Pyroscope here). The note's message now shows the profile.
             reply_of(control.clone()).await.iter().any(|r| {
-                r["ts"] != reply["ts"] && r["blocks"].to_string().contains("Where the CPU went")
+                r["ts"] == progress["ts"] && r["blocks"].to_string().contains("Where the CPU went")
             })
         },
     )

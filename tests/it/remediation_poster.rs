@@ -389,6 +389,7 @@ async fn post_requests_answer_ephemerally_through_response_urls_and_in_threads()
             text: proto::Mrkdwn::plain(text),
             blocks: None,
             incident_id: None,
+            stands_for: None,
         }
     };
     bus.publish(&post(
@@ -467,6 +468,7 @@ async fn what_slack_refuses_is_sent_as_text_or_dead_lettered_with_slacks_reason(
         // What another producer could publish: blocks Slack refuses.
         blocks: Some(serde_json::from_value(json!([{"type": "no_such_block"}])).unwrap()),
         incident_id: None,
+        stands_for: None,
     })
     .await
     .unwrap();

@@ -174,6 +174,7 @@ pub fn expired(
         ),
         blocks: None,
         incident_id: Some(proto::IncidentId(incident_id.to_owned())),
+        stands_for: None,
     }
 }
 
@@ -211,6 +212,39 @@ pub fn rerun(incident: &Incident, action: &BlockAction) -> Option<ProfileRequest
     })
 }
 
+/// What a "Profile now" or "Re-run" click shows at once, where its answer will land (the
+/// profile's own reply, or the incident's), until that answer replaces it.
+pub fn progress(incident: &Incident, request: &ProfileRequest) -> PostRequest {
+    let app = request.app.as_deref().unwrap_or("the service");
+    let by = request
+        .requested_by
+        .as_deref()
+        .map(|user| mrkdwn!(", asked by {}", Mrkdwn::mention(user)))
+        .unwrap_or_default();
+    let text = match request.mode {
+        ProfileMode::Live { .. } => mrkdwn!(
+            "⏳ Taking a live CPU profile of `{}` now{}… the flamegraph replaces this message.",
+            app,
+            by
+        ),
+        _ => mrkdwn!(
+            "⏳ Re-running the diagnosis{}: gathering `{}`'s profile again…",
+            by,
+            app
+        ),
+    };
+    PostRequest {
+        schema_version: SchemaVersion::CURRENT,
+        post_id: format!("progress-{}", request.request_id),
+        reply_key: None,
+        target: thread(incident),
+        text,
+        blocks: None,
+        incident_id: request.incident_id.clone(),
+        stands_for: Some(request.request_id.clone()),
+    }
+}
+
 /// An answer only the clicker sees.
 pub fn only_you(action: &BlockAction, text: Mrkdwn) -> PostRequest {
     PostRequest {
@@ -225,6 +259,7 @@ pub fn only_you(action: &BlockAction, text: Mrkdwn) -> PostRequest {
         text,
         blocks: None,
         incident_id: None,
+        stands_for: None,
     }
 }
 
@@ -254,6 +289,7 @@ fn thread_post(
         text,
         blocks,
         incident_id: Some(incident.id.clone()),
+        stands_for: None,
     }
 }
 

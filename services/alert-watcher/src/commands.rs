@@ -171,6 +171,7 @@ fn post(post_id: String, target: ReplyTarget, text: String) -> PostRequest {
         text: proto::Mrkdwn::plain(&text),
         blocks: None,
         incident_id: None,
+        stands_for: None,
     }
 }
 

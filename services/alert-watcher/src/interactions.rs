@@ -66,6 +66,7 @@ impl Interactions {
                         blocks: None,
                         incident_id: None,
                         schema_version: proto::SchemaVersion::CURRENT,
+                        stands_for: None,
                     };
                     self.publish(&answer).await?;
                     return Ok("live_refused");
@@ -89,6 +90,7 @@ impl Interactions {
                         blocks: None,
                         incident_id: None,
                         schema_version: proto::SchemaVersion::CURRENT,
+                        stands_for: None,
                     })
                     .await?;
                     return Ok("traces_refused");
@@ -166,6 +168,9 @@ impl Interactions {
                     self.publish(&say(&wait)).await?;
                     return Ok("rate_limited");
                 }
+                // Shown at once where the answer will land, and replaced by it there.
+                self.publish(&actions::progress(&incident, &request))
+                    .await?;
                 self.publish(&request).await?;
                 Ok("profile_request")
             }

@@ -196,6 +196,7 @@ fn post(
         text,
         blocks,
         incident_id: None,
+        stands_for: None,
     }
 }
 

@@ -352,6 +352,7 @@ fn post(request: &ProfileRequest, text: String, blocks: Option<Vec<Block>>) -> P
         text: Mrkdwn::plain(&text),
         blocks,
         incident_id: request.incident_id.clone(),
+        stands_for: None,
     }
 }
 

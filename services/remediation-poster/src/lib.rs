@@ -165,11 +165,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                     let poster = poster.clone();
                     async move {
                         let (post, sequence) = (delivery.message, delivery.stream_sequence);
-                        let id = post.reply_key.as_deref().unwrap_or(&post.post_id);
+                        // A button's progress goes where its answer will land, to be replaced
+                        // there in place.
+                        let key = match (&post.stands_for, &post.incident_id) {
+                            (Some(_), Some(incident)) => reply_key("incident", &incident.0),
+                            (Some(request), None) => reply_key("profile-request", request),
+                            (None, _) => reply_key(
+                                "post",
+                                post.reply_key.as_deref().unwrap_or(&post.post_id),
+                            ),
+                        };
                         poster
-                            .apply(&reply_key("post", id), |record| {
-                                record.merge_post(&post, sequence)
-                            })
+                            .apply(&key, |record| record.merge_post(&post, sequence))
                             .await
                     }
                 },

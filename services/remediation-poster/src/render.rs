@@ -76,7 +76,7 @@ pub fn render_with(record: &ReplyRecord, marker: &str, view: &View) -> Rendered 
     let content = &record.content;
     let rendered = if let Some(incident) = &content.incident {
         incident_reply(incident, content, view)
-    } else if let Some(post) = &content.post {
+    } else if let Some(post) = content.post.as_ref().filter(|_| !answered(content)) {
         post_reply(post)
     } else if let Some(result) = &content.sandbox {
         sandbox_reply(result)
@@ -301,6 +301,9 @@ fn incident_reply(incident: &Incident, content: &Content, view: &View) -> Render
         {
             buttons.push(button);
         }
+        if let Some(progress) = pending(content) {
+            blocks.push(context(progress.text.clone()));
+        }
         blocks.push(blocks::actions(buttons).with_id("ft-actions").into_json());
     }
     let lead = diagnosis
@@ -323,6 +326,25 @@ fn incident_reply(incident: &Incident, content: &Content, view: &View) -> Render
         profile_summary(profile),
     );
     Rendered { text, blocks }
+}
+
+/// A button's progress note ("Profiling checkout now…") whose answer has not landed yet.
+fn pending(content: &Content) -> Option<&proto::PostRequest> {
+    content
+        .post
+        .as_ref()
+        .filter(|post| post.stands_for.is_some() && !answered(content))
+}
+
+/// The profile a progress note stood in for has landed, and replaces it.
+fn answered(content: &Content) -> bool {
+    content.post.as_ref().is_some_and(|post| {
+        post.stands_for.is_some()
+            && content
+                .profile
+                .as_ref()
+                .is_some_and(|profile| profile.request_id == post.stands_for)
+    })
 }
 
 /// The diagnosis, first in the reply: what is wrong and how sure, the facts, what to try.

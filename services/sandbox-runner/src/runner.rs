@@ -404,6 +404,7 @@ fn queued_notice(request: &SandboxRequest, place: usize) -> PostRequest {
         ),
         blocks: None,
         incident_id: None,
+        stands_for: None,
     }
 }
 

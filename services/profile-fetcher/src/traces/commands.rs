@@ -47,6 +47,7 @@ impl Commands {
             text,
             blocks: None,
             incident_id: None,
+            stands_for: None,
         };
         self.bus
             .publish(&answer)

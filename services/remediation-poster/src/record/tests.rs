@@ -78,6 +78,7 @@ fn of_two_post_requests_for_one_key_the_later_published_wins_in_any_order() {
         text: proto::Mrkdwn::plain(text),
         blocks: None,
         incident_id: None,
+        stands_for: None,
     };
     let (first, second) = (post("p2", "first answer"), post("p3", "second answer"));
     for handled in [[(&first, 7), (&second, 8)], [(&second, 8), (&first, 7)]] {
