@@ -230,10 +230,25 @@ async fn an_opened_incident_gets_now_vs_baseline_from_a_real_prometheus() {
         "a panel per series with data: {chart}"
     );
     assert!(!chart.contains("broken"), "failed queries are not drawn");
-    assert_eq!(
-        chart.matches("stroke=\"#D62728\"").count(),
-        2,
-        "one line per series: {chart}"
+    // The legend's swatch, then each panel's series drawn segment by segment.
+    let panels: Vec<&str> = chart.split("cpu (cores)").collect();
+    assert_eq!(panels.len(), 2, "{chart}");
+    let (cpu, memory) = panels[1].split_once("memory (MiB)").unwrap();
+    for (name, panel) in [("cpu", cpu), ("memory", memory)] {
+        assert!(
+            panel.contains("stroke=\"#D62728\""),
+            "{name} has its line: {chart}"
+        );
+    }
+    // The same chart as a PNG, for Slack.
+    let png = reqwest::get(format!("{chart_url}/png")).await.unwrap();
+    assert_eq!(png.status(), 200);
+    assert_eq!(png.headers()["content-type"], "image/png");
+    assert!(png.bytes().await.unwrap().starts_with(b"\x89PNG"));
+    let stored = evidence["chart_png"]["key"].as_str().unwrap();
+    assert!(
+        stored.starts_with("charts/") && stored.ends_with(".png"),
+        "{evidence}"
     );
 
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -159,25 +159,29 @@ fn incident_reply(incident: &Incident, content: &Content, view: &View) -> Render
     };
     let started = alert.starts_at.unwrap_or(incident.opened_at);
     let status = match incident.resolved_at {
-        Some(at) => format!(
+        Some(at) => mrkdwn!(
             "Resolved at {} after {}",
-            at.format("%H:%M UTC"),
+            clock(at),
             lasted((at - started).num_seconds())
         ),
-        None if stale => format!(
+        None if stale => mrkdwn!(
             "No notification since {} ({} ago); its source never says it resolved",
-            incident.last_seen_at.format("%Y-%m-%d %H:%M UTC"),
+            Mrkdwn::date(
+                incident.last_seen_at.timestamp(),
+                "{date_short_pretty} {time}",
+                &incident
+                    .last_seen_at
+                    .format("%Y-%m-%d %H:%M UTC")
+                    .to_string()
+            ),
             lasted(
                 (incident.stale_since.unwrap_or(incident.last_seen_at) - incident.last_seen_at)
                     .num_seconds()
             )
         ),
-        None => format!(
+        None => mrkdwn!(
             "Firing since {}",
-            alert
-                .starts_at
-                .unwrap_or(incident.opened_at)
-                .format("%H:%M UTC")
+            clock(alert.starts_at.unwrap_or(incident.opened_at))
         ),
     };
     let mut blocks = vec![
@@ -248,11 +252,11 @@ fn incident_reply(incident: &Incident, content: &Content, view: &View) -> Render
         })
         .unwrap_or_default();
     blocks.push(context(mrkdwn!(
-        "incident `{}` · {} alert · window {} – {} UTC{}",
+        "incident `{}` · {} alert · window {} – {}{}",
         incident.id.0,
         format!("{:?}", alert.source),
-        incident.window.from.format("%H:%M").to_string(),
-        incident.window.to.format("%H:%M").to_string(),
+        clock(incident.window.from),
+        clock(incident.window.to),
         trace
     )));
     if !resolved {
@@ -326,6 +330,16 @@ fn incident_reply(incident: &Incident, content: &Content, view: &View) -> Render
         profile_summary(profile),
     );
     Rendered { text, blocks }
+}
+
+/// A time as each reader's clock shows it (Slack's date token), `14:05 UTC` where tokens are
+/// not shown (notifications, old clients).
+fn clock(at: chrono::DateTime<chrono::Utc>) -> Mrkdwn {
+    Mrkdwn::date(
+        at.timestamp(),
+        "{time}",
+        &at.format("%H:%M UTC").to_string(),
+    )
 }
 
 /// A button's progress note ("Profiling checkout now…") whose answer has not landed yet.
