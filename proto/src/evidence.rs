@@ -59,6 +59,17 @@ pub struct MetricSummary {
     /// How this query went (the evidence's status sums up all of them).
     #[serde(default)]
     pub status: EvidenceStatus,
+    /// The series over the incident window in at most 20 equal slices (each slice's mean), as
+    /// Slack's chart block takes them; empty when there was no data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub points: Vec<MetricPoint>,
+}
+
+/// One slice of a series: its start and its mean.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MetricPoint {
+    pub at: DateTime<Utc>,
+    pub value: f64,
 }
 
 /// Metrics for an incident.

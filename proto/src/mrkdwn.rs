@@ -355,6 +355,83 @@ pub mod blocks {
         )
     }
 
+    /// Slack's chart block (`data_visualization`), a line per series over shared categories
+    /// (x labels). Slack's limits hold whatever comes in: the title is cut to 50 characters,
+    /// names and categories to 20, at most 6 series and 20 categories, and only categories every
+    /// series has a finite value for are kept (each series needs one point per category).
+    /// `None` when nothing is left to draw. A message may carry at most two.
+    pub fn line_chart(
+        title: &str,
+        categories: &[String],
+        series: &[(String, Vec<Option<f64>>)],
+        y_label: Option<&str>,
+    ) -> Option<Block> {
+        let cut = |text: &str, max: usize| -> String {
+            let text: String = text.chars().filter(|c| !c.is_control()).collect();
+            if text.chars().count() <= max {
+                text
+            } else {
+                text.chars().take(max - 1).chain(['…']).collect()
+            }
+        };
+        let series = &series[..series.len().min(6)];
+        let mut seen = std::collections::BTreeSet::new();
+        let kept: Vec<(usize, String)> = categories
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                series.iter().all(|(_, values)| {
+                    values
+                        .get(*i)
+                        .copied()
+                        .flatten()
+                        .is_some_and(f64::is_finite)
+                })
+            })
+            .map(|(i, category)| (i, cut(category, 20)))
+            .filter(|(_, label)| !label.is_empty() && seen.insert(label.clone()))
+            .take(20)
+            .collect();
+        if kept.is_empty() || series.is_empty() {
+            return None;
+        }
+        let mut names = std::collections::BTreeSet::new();
+        let lines: Vec<Value> = series
+            .iter()
+            .filter_map(|(name, values)| {
+                let name = cut(name, 20);
+                if name.is_empty() || !names.insert(name.clone()) {
+                    return None;
+                }
+                let data: Vec<Value> = kept
+                    .iter()
+                    .filter_map(|(i, label)| {
+                        let value =
+                            serde_json::Number::from_f64(values.get(*i).copied().flatten()?)?;
+                        Some(json!({"label": label, "value": value}))
+                    })
+                    .collect();
+                Some(json!({"name": name, "data": data}))
+            })
+            .collect();
+        let categories: Vec<&String> = kept.iter().map(|(_, label)| label).collect();
+        let mut axis = json!({"categories": categories});
+        if let Some(y_label) = y_label
+            .map(|label| cut(label, 50))
+            .filter(|l| !l.is_empty())
+        {
+            axis["y_label"] = json!(y_label);
+        }
+        let title = cut(title, 50);
+        (!title.is_empty()).then(|| {
+            Block(json!({
+                "type": "data_visualization",
+                "title": title,
+                "chart": {"type": "line", "series": lines, "axis_config": axis},
+            }))
+        })
+    }
+
     pub fn divider() -> Block {
         Block(json!({"type": "divider"}))
     }
@@ -439,6 +516,56 @@ pub mod blocks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_chart_keeps_to_slacks_limits_whatever_comes_in() {
+        let categories: Vec<String> = (0..30).map(|i| format!("10:{i:02}")).collect();
+        let mut now: Vec<Option<f64>> = (0..30).map(|i| Some(f64::from(i))).collect();
+        now[3] = None;
+        now[4] = Some(f64::NAN);
+        let lines = vec![
+            ("now".to_owned(), now),
+            ("usual".to_owned(), vec![Some(1.0); 30]),
+        ];
+        let block = blocks::line_chart(&"t".repeat(80), &categories, &lines, Some("cores"))
+            .unwrap()
+            .into_json();
+        assert_eq!(block["type"], "data_visualization");
+        assert_eq!(block["title"].as_str().unwrap().chars().count(), 50);
+        let kept = block["chart"]["axis_config"]["categories"]
+            .as_array()
+            .unwrap();
+        assert_eq!(
+            kept.len(),
+            20,
+            "at most 20, and only where every series has a value"
+        );
+        assert!(
+            !kept.contains(&serde_json::json!("10:03"))
+                && !kept.contains(&serde_json::json!("10:04"))
+        );
+        for series in block["chart"]["series"].as_array().unwrap() {
+            assert_eq!(series["data"].as_array().unwrap().len(), 20, "{series}");
+        }
+        assert_eq!(block["chart"]["axis_config"]["y_label"], "cores");
+        // Hostile names are cut and cleaned; nothing to draw is no block.
+        let hostile = vec![("<!here>\n".repeat(10), vec![Some(1.0)])];
+        let block = blocks::line_chart("x", &["a".to_owned()], &hostile, None)
+            .unwrap()
+            .into_json();
+        let name = block["chart"]["series"][0]["name"].as_str().unwrap();
+        assert!(name.chars().count() <= 20 && !name.contains('\n'), "{name}");
+        assert!(
+            blocks::line_chart(
+                "x",
+                &["a".to_owned()],
+                &[("s".to_owned(), vec![None])],
+                None
+            )
+            .is_none()
+        );
+        assert!(blocks::line_chart("", &["a".to_owned()], &hostile, None).is_none());
+    }
 
     #[test]
     fn outside_text_is_never_markup() {

@@ -235,6 +235,12 @@ async fn each_built_in_rule_reads_right_on_the_emulators_page() {
             );
         }
     }
+    // The metrics as Slack's line chart, accepted by the emulator (as strict as Slack about the
+    // block) and drawn on its page.
+    assert!(
+        dom.contains("cpu (cores), UTC") && dom.contains("<polyline"),
+        "the CPU as a chart block: {dom}"
+    );
     assert!(
         dom.contains("jaeger.example/trace/"),
         "the trace id links to the tracing UI"

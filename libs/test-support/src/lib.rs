@@ -593,7 +593,8 @@ pub mod fixtures {
         Alert, Incident, IncidentChange, IncidentEvent, IncidentId, MetricsEvidence,
         ProfileEvidence, SchemaVersion, SlackMessage, SlackThread, TimeWindow,
         evidence::{
-            EvidenceStatus, FunctionGrowth, FunctionShare, MetricSummary, ProfileSource, Trend,
+            EvidenceStatus, FunctionGrowth, FunctionShare, MetricPoint, MetricSummary,
+            ProfileSource, Trend,
         },
         incident::{AlertSource, AlertStatus},
         slack::SlackTransport,
@@ -685,6 +686,7 @@ pub mod fixtures {
                 peak: Some(2.0),
                 trend: Trend::Rising,
                 status: EvidenceStatus::Ok,
+                points: climbing(0.4, 2.0),
             }],
             chart: None,
             chart_url: None,
@@ -710,7 +712,18 @@ pub mod fixtures {
             peak: Some(current * 1.1),
             trend,
             status: EvidenceStatus::Ok,
+            points: climbing(baseline, current * 1.1),
         }
+    }
+
+    /// A minute per point over the 15 minutes before the fixed instant, from `from` to `to`.
+    pub fn climbing(from: f64, to: f64) -> Vec<MetricPoint> {
+        (0..15)
+            .map(|i| MetricPoint {
+                at: at(-900 + 60 * i),
+                value: from + (to - from) * i as f64 / 14.0,
+            })
+            .collect()
     }
 
     /// Profile evidence for `incident`: `top` as (function, share of self time), `grown` as

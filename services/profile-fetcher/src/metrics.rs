@@ -12,7 +12,7 @@ use chrono::Utc;
 use pictures::chart::{Baseline, Panel};
 use proto::{
     Incident, MetricsEvidence, SchemaVersion, TimeWindow,
-    evidence::{EvidenceStatus, MetricSummary, Trend},
+    evidence::{EvidenceStatus, MetricPoint, MetricSummary, Trend},
 };
 
 use crate::config::{MetricQuery, PrometheusConfig};
@@ -21,6 +21,9 @@ use prometheus::{Prometheus, QueryError, Series};
 /// Most series summarized per query (those with the highest peaks), so a query that forgot to
 /// aggregate cannot flood the reply.
 pub const MAX_SERIES_PER_QUERY: usize = 3;
+
+/// Slices of the window each series is summarized into for Slack's chart block (its limit).
+pub const MAX_POINTS: usize = 20;
 
 /// Gathers metrics evidence for `incident` (`prometheus` is `None` when none is configured).
 pub async fn gather(
@@ -100,6 +103,7 @@ async fn summarize_query(
             peak: None,
             trend: Trend::Unknown,
             status,
+            points: Vec::new(),
         }];
         (summary, Vec::new())
     };
@@ -171,6 +175,20 @@ async fn summarize_query(
                     Baseline { mean, low, high }
                 }),
             };
+            let points = summary::slices(
+                &series.samples,
+                incident.window.from.timestamp() as f64,
+                incident.window.to.timestamp() as f64,
+                MAX_POINTS,
+            )
+            .into_iter()
+            .filter_map(|(at, value)| {
+                Some(MetricPoint {
+                    at: chrono::DateTime::from_timestamp(at as i64, 0)?,
+                    value,
+                })
+            })
+            .collect();
             let summary = MetricSummary {
                 name,
                 query: promql.clone(),
@@ -180,6 +198,7 @@ async fn summarize_query(
                 peak: summary.peak,
                 trend: summary.trend,
                 status: EvidenceStatus::Ok,
+                points,
             };
             (summary, panel)
         })

@@ -38,6 +38,9 @@ pub struct PostingConfig {
     /// Share the metrics chart into the alert's thread as a PNG once the reply is posted (Slack
     /// shows no SVG; needs the `files:write` scope). Default true.
     pub pictures: bool,
+    /// Show the first series as Slack's native line chart (the data visualization block) in the
+    /// reply itself, beside the numbers. Default true.
+    pub chart_blocks: bool,
 }
 
 impl Default for SlackConfig {
@@ -58,6 +61,7 @@ impl Default for PostingConfig {
             claim_timeout: Duration::from_secs(60),
             concurrency: 64,
             pictures: true,
+            chart_blocks: true,
         }
     }
 }

@@ -98,6 +98,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                     trace_url: config.diagnosis.trace_url.clone(),
                     evidence_deadline: config.diagnosis.evidence_deadline,
                     silence_for: config.diagnosis.silence_for,
+                    chart_blocks: posting.chart_blocks,
                 },
             )
             .with_pictures(pictures),

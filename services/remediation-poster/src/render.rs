@@ -36,6 +36,8 @@ pub struct View {
     pub evidence_deadline: std::time::Duration,
     /// How long the "Silence" button asks to silence for.
     pub silence_for: std::time::Duration,
+    /// Show the metrics as Slack chart blocks in the reply.
+    pub chart_blocks: bool,
 }
 
 /// Slack's limits (docs.slack.dev: blocks, section text, header text, message text).
@@ -61,6 +63,7 @@ impl Default for View {
             trace_url: String::new(),
             evidence_deadline: std::time::Duration::from_secs(60),
             silence_for: std::time::Duration::from_secs(3600),
+            chart_blocks: true,
         }
     }
 }
@@ -231,7 +234,12 @@ fn incident_reply(incident: &Incident, content: &Content, view: &View) -> Render
     };
     match (metrics, late_note("Metrics")) {
         (None, Some(note)) => blocks.push(section(note)),
-        _ => blocks.push(section(metrics_text(metrics))),
+        _ => {
+            blocks.push(section(metrics_text(metrics)));
+            if view.chart_blocks {
+                blocks.extend(metrics.map(chart_blocks).unwrap_or_default());
+            }
+        }
     }
     match (profile, late_note("Profile")) {
         (None, Some(note)) => blocks.push(section(note)),
@@ -770,6 +778,50 @@ fn status_detail(status: &EvidenceStatus) -> Option<Mrkdwn> {
 
 fn number(value: Option<f64>) -> String {
     value.map_or_else(|| "–".to_owned(), |value| format!("{value:.3}"))
+}
+
+/// Most chart blocks in a reply (Slack takes two per message).
+const MAX_CHART_BLOCKS: usize = 2;
+
+/// The first series with points, each as Slack's line chart: now, and the baseline's mean as a
+/// flat "usual" line; clock times (UTC) as the categories.
+fn chart_blocks(metrics: &MetricsEvidence) -> Vec<Value> {
+    metrics
+        .series
+        .iter()
+        .filter(|series| series.points.len() >= 2)
+        .take(MAX_CHART_BLOCKS)
+        .filter_map(|series| {
+            let step = series.points[1].at - series.points[0].at;
+            let format = if step < chrono::Duration::minutes(1) {
+                "%H:%M:%S"
+            } else {
+                "%H:%M"
+            };
+            let categories: Vec<String> = series
+                .points
+                .iter()
+                .map(|point| point.at.format(format).to_string())
+                .collect();
+            let mut lines = vec![(
+                "now".to_owned(),
+                series
+                    .points
+                    .iter()
+                    .map(|point| Some(point.value))
+                    .collect(),
+            )];
+            if let Some(usual) = series.baseline {
+                lines.push(("usual".to_owned(), vec![Some(usual); series.points.len()]));
+            }
+            let title = match series.unit.as_deref().filter(|unit| !unit.is_empty()) {
+                Some(unit) => format!("{} ({unit}), UTC", series.name),
+                None => format!("{}, UTC", series.name),
+            };
+            blocks::line_chart(&title, &categories, &lines, series.unit.as_deref())
+                .map(blocks::Block::into_json)
+        })
+        .collect()
 }
 
 fn metrics_text(metrics: Option<&MetricsEvidence>) -> Mrkdwn {

@@ -44,6 +44,7 @@ fn regex_backtrack() -> Value {
         peak: Some(1.95),
         trend: Trend::Rising,
         status: EvidenceStatus::Ok,
+        points: Vec::new(),
     }];
     let profile = proto::ProfileEvidence {
         schema_version: SchemaVersion::CURRENT,

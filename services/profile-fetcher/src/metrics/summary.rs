@@ -31,6 +31,28 @@ pub fn summarize(current: &[Sample], baseline: &[Sample]) -> Summary {
     }
 }
 
+/// `samples` over `from..to` (Unix seconds) in `count` equal slices: each slice's start and the
+/// mean of its finite samples; slices without any are left out.
+pub fn slices(samples: &[Sample], from: f64, to: f64, count: usize) -> Vec<Sample> {
+    let width = (to - from) / count.max(1) as f64;
+    if width <= 0.0 || !width.is_finite() {
+        return Vec::new();
+    }
+    let mut sums = vec![(0.0, 0usize); count.max(1)];
+    for (at, value) in finite(samples) {
+        let slice = (((at - from) / width) as usize).min(sums.len() - 1);
+        if at >= from {
+            sums[slice].0 += value;
+            sums[slice].1 += 1;
+        }
+    }
+    sums.iter()
+        .enumerate()
+        .filter(|(_, (_, n))| *n > 0)
+        .map(|(i, (sum, n))| (from + i as f64 * width, sum / *n as f64))
+        .collect()
+}
+
 /// The range most of `samples` fell in: their 10th and 90th percentiles (finite values only),
 /// drawn as the baseline's band.
 pub fn band(samples: &[Sample]) -> Option<(f64, f64)> {
@@ -84,6 +106,23 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn slices_are_means_of_equal_parts_and_empty_ones_are_left_out() {
+        let samples: Vec<Sample> = (0..100)
+            .map(|i| (f64::from(i), if i < 50 { 1.0 } else { 3.0 }))
+            .chain([(10.5, f64::NAN), (-5.0, 99.0)])
+            .collect();
+        let sliced = slices(&samples, 0.0, 100.0, 4);
+        assert_eq!(
+            sliced,
+            vec![(0.0, 1.0), (25.0, 1.0), (50.0, 3.0), (75.0, 3.0)]
+        );
+        let sparse = slices(&[(1.0, 2.0), (99.0, 4.0)], 0.0, 100.0, 20);
+        assert_eq!(sparse, vec![(0.0, 2.0), (95.0, 4.0)]);
+        assert!(slices(&samples, 5.0, 5.0, 20).is_empty());
+        assert_eq!(band(&samples), Some((1.0, 3.0)));
+    }
 
     fn series(values: &[f64]) -> Vec<Sample> {
         values

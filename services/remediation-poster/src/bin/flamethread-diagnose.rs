@@ -79,6 +79,7 @@ fn run() -> Result<(), String> {
         trace_url: diagnosis.trace_url,
         evidence_deadline: diagnosis.evidence_deadline,
         silence_for: diagnosis.silence_for,
+        chart_blocks: true,
     };
     let found = view.rules.diagnose(
         &recorded.incident,
