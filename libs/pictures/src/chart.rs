@@ -185,7 +185,7 @@ impl Chart {
             .configure_mesh()
             .x_labels(8)
             .y_labels(5)
-            .y_label_formatter(&|value| short(*value))
+            .y_label_formatter(&|value| axis_value(*value, y_to - y_from))
             .x_desc("UTC")
             .y_desc(panel.unit.clone().unwrap_or_default())
             .axis_desc_style((font::FAMILY, 13))
@@ -232,8 +232,11 @@ impl Chart {
                 )
                 .map_err(draw_error)?;
         }
+        // Each label on a row of its own, so lines close together keep readable labels.
+        let mut row = 0;
         if let Some(alert_at) = self.alert_at {
-            vertical(&mut chart, alert_at as f64, "alert".to_owned(), ALERT)?;
+            vertical(&mut chart, alert_at as f64, "alert".to_owned(), ALERT, row)?;
+            row += 1;
         }
         for marker in &self.markers {
             let at = marker.at as f64;
@@ -247,7 +250,8 @@ impl Chart {
             } else {
                 (at, marker.label.clone())
             };
-            vertical(&mut chart, x, label, CHANGE)?;
+            vertical(&mut chart, x, label, CHANGE, row)?;
+            row += 1;
         }
         Ok(())
     }
@@ -389,12 +393,13 @@ where
     Ok(())
 }
 
-/// A vertical dashed line across the panel at `x`, labelled at its top.
+/// A vertical dashed line across the panel at `x`, labelled near its top on label row `row`.
 fn vertical<DB: DrawingBackend>(
     chart: &mut ChartContext<'_, DB, Coord>,
     x: f64,
     label: String,
     colour: RGBColor,
+    row: usize,
 ) -> Result<(), Error>
 where
     DB::ErrorType: 'static,
@@ -410,20 +415,21 @@ where
         .map_err(draw_error)?;
     let right = x < (chart.x_range().start + chart.x_range().end) / 2.0;
     let anchor = Pos::new(if right { HPos::Left } else { HPos::Right }, VPos::Top);
+    let text = Text::new(
+        if right {
+            format!(" {label}")
+        } else {
+            format!("{label} ")
+        },
+        (0, 2 + 15 * (row % 4) as i32),
+        (font::FAMILY, 13)
+            .into_font()
+            .transform(FontTransform::None)
+            .color(&colour)
+            .pos(anchor),
+    );
     chart
-        .draw_series(std::iter::once(Text::new(
-            if right {
-                format!(" {label}")
-            } else {
-                format!("{label} ")
-            },
-            (x, y_to),
-            (font::FAMILY, 13)
-                .into_font()
-                .transform(FontTransform::None)
-                .color(&colour)
-                .pos(anchor),
-        )))
+        .draw_series(std::iter::once(EmptyElement::at((x, y_to)) + text))
         .map_err(draw_error)?;
     Ok(())
 }
@@ -463,6 +469,17 @@ fn clock(seconds: f64, with_date: bool) -> String {
     } else {
         at.format("%H:%M").to_string()
     }
+}
+
+/// A y-axis label with as many decimals as ticks `span` apart need to differ (five ticks):
+/// `12.1`, `12.2` rather than `12`, `12`.
+fn axis_value(value: f64, span: f64) -> String {
+    let step = span / 5.0;
+    if value.abs() >= 1e3 || step.is_nan() || step <= 0.0 || step >= 1.0 {
+        return short(value);
+    }
+    let decimals = (-step.log10()).ceil().clamp(1.0, 4.0) as usize;
+    format!("{value:.decimals$}")
 }
 
 /// `1.2k`, `3.4M`, `0.25`: values short enough for an axis.

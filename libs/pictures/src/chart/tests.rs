@@ -1,4 +1,5 @@
 use super::*;
+use crate::encode::decode_rgb as decode;
 
 const END: i64 = 1_764_770_400; // 2025-12-03 14:00:00 UTC
 
@@ -28,21 +29,6 @@ fn chart(points: Vec<(i64, f64)>) -> Chart {
             },
         ],
     }
-}
-
-/// (width, height, RGB pixels) of a PNG.
-fn decode(png: &[u8]) -> (u32, u32, Vec<[u8; 3]>) {
-    let mut reader = png::Decoder::new(std::io::Cursor::new(png))
-        .read_info()
-        .expect("a PNG");
-    let mut buf = vec![0; reader.output_buffer_size().expect("a size")];
-    let info = reader.next_frame(&mut buf).expect("a frame");
-    assert_eq!(info.color_type, png::ColorType::Rgb);
-    let pixels = buf[..info.buffer_size()]
-        .chunks_exact(3)
-        .map(|p| [p[0], p[1], p[2]])
-        .collect();
-    (info.width, info.height, pixels)
 }
 
 fn count(pixels: &[[u8; 3]], colour: RGBColor) -> usize {
@@ -163,6 +149,10 @@ fn axis_values_are_short_and_times_are_clock_times() {
     assert_eq!(short(0.25), "0.25");
     assert_eq!(short(42.0), "42");
     assert_eq!(short(0.0), "0");
+    assert_eq!(axis_value(12.2, 3.0), "12.2");
+    assert_eq!(axis_value(12.25, 0.3), "12.25");
+    assert_eq!(axis_value(42.0, 100.0), "42");
+    assert_eq!(axis_value(0.5, 0.0), "0.50");
     assert_eq!(clock(END as f64, false), "14:00");
     assert_eq!(clock(END as f64, true), "12-03 14:00");
     let five_minutes: Vec<f64> = (0..7).map(|i| (END - 1800 + i * 300) as f64).collect();

@@ -1,20 +1,8 @@
 use super::*;
+use crate::encode::decode_rgb as decode;
 
 fn folded(lines: &[(&str, u64)]) -> BTreeMap<String, u64> {
     lines.iter().map(|(s, n)| ((*s).to_owned(), *n)).collect()
-}
-
-fn decode(png: &[u8]) -> (u32, u32, Vec<[u8; 3]>) {
-    let mut reader = png::Decoder::new(std::io::Cursor::new(png))
-        .read_info()
-        .expect("a PNG");
-    let mut buf = vec![0; reader.output_buffer_size().expect("a size")];
-    let info = reader.next_frame(&mut buf).expect("a frame");
-    let pixels = buf[..info.buffer_size()]
-        .chunks_exact(3)
-        .map(|p| [p[0], p[1], p[2]])
-        .collect();
-    (info.width, info.height, pixels)
 }
 
 #[test]
