@@ -120,14 +120,38 @@ fn context(text: Mrkdwn) -> Value {
     blocks::context(text).into_json()
 }
 
+/// The silence lengths offered: 30 minutes, 1 hour, 4 hours and a day, up to `longest` (the
+/// configured length, always offered).
+fn silence_durations(longest: std::time::Duration) -> Vec<std::time::Duration> {
+    const STANDARD: [u64; 4] = [1800, 3600, 4 * 3600, 24 * 3600];
+    let mut offered: Vec<std::time::Duration> = STANDARD
+        .into_iter()
+        .map(std::time::Duration::from_secs)
+        .filter(|duration| *duration < longest)
+        .collect();
+    offered.push(longest);
+    // One choice is a button; from 1 hour up, shorter ones are worth offering too.
+    if longest <= std::time::Duration::from_secs(3600) {
+        return vec![longest];
+    }
+    offered
+}
+
 /// Slack's confirm dialog for a silence: its matchers and duration, as plain text (never
 /// markup), within the dialog's 300 characters.
-fn silence_dialog(matchers: &BTreeMap<String, String>, duration: std::time::Duration) -> String {
+fn silence_dialog(
+    matchers: &BTreeMap<String, String>,
+    duration: Option<std::time::Duration>,
+) -> String {
     const MAX_DIALOG_TEXT: usize = 300;
-    let head = format!(
-        "For {}, Alertmanager will not notify alerts matching all of:",
-        duration_text(duration)
-    );
+    let head = match duration {
+        Some(duration) => format!(
+            "For {}, Alertmanager will not notify alerts matching all of:",
+            duration_text(duration)
+        ),
+        None => "For as long as you picked, Alertmanager will not notify alerts matching all of:"
+            .to_owned(),
+    };
     let mut text = head.clone();
     for (shown, (name, value)) in matchers.iter().enumerate() {
         let line = format!("\n{name}=\"{value}\"");
@@ -277,23 +301,45 @@ fn incident_reply(incident: &Incident, content: &Content, view: &View) -> Render
         let mut buttons = Vec::new();
         // Silence only what Alertmanager confirmed, after a dialog that shows what it matches.
         if let Some(matchers) = alert.silence_matchers() {
-            let value = IncidentButton {
-                silence_seconds: Some(view.silence_for.as_secs()),
-                ..reference.clone()
+            let durations = silence_durations(view.silence_for);
+            let value = |duration: std::time::Duration| {
+                IncidentButton {
+                    silence_seconds: Some(duration.as_secs()),
+                    ..reference.clone()
+                }
+                .value()
             };
-            buttons.push(
+            let element = if let [only] = durations.as_slice() {
                 blocks::button(
-                    &format!("Silence {}", duration_text(view.silence_for)),
+                    &format!("Silence {}", duration_text(*only)),
                     actions::SILENCE_1H,
-                    &value.value(),
+                    &value(*only),
                 )
                 .confirm(
                     "Silence this alert?",
-                    &silence_dialog(&matchers, view.silence_for),
+                    &silence_dialog(&matchers, Some(*only)),
                     "Silence",
                     "Cancel",
-                ),
-            );
+                )
+            } else {
+                // Several lengths to choose from; the dialog confirms the choice.
+                let options: Vec<(String, String)> = durations
+                    .iter()
+                    .map(|duration| {
+                        (
+                            format!("Silence {}", duration_text(*duration)),
+                            value(*duration),
+                        )
+                    })
+                    .collect();
+                blocks::select("Silence for…", actions::SILENCE_1H, &options).confirm(
+                    "Silence this alert?",
+                    &silence_dialog(&matchers, None),
+                    "Silence",
+                    "Cancel",
+                )
+            };
+            buttons.push(element);
         }
         buttons.push(blocks::button(
             "Re-run diagnosis",

@@ -255,6 +255,39 @@ pub(crate) async fn click(
             message.to_json(channel.replies(&message.ts).count()),
         )
     };
+    // A select sends the option picked (`selected_option`), a button its `value`, as Slack does;
+    // a select can only send one of its own options.
+    let action_ts = format!(
+        "{}.{:06}",
+        now_micros() / 1_000_000,
+        now_micros() % 1_000_000
+    );
+    let element = message["blocks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|block| block["elements"].as_array().into_iter().flatten())
+        .find(|element| element["action_id"] == request.action_id.as_str());
+    let action = match element {
+        Some(select) if select["type"] == "static_select" => {
+            let picked = select["options"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|option| option["value"].as_str() == request.value.as_deref());
+            let Some(picked) = picked else {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({"ok": false, "error": "not_an_option_of_the_select"})),
+                )
+                    .into_response();
+            };
+            json!({"type": "static_select", "action_id": request.action_id, "block_id": "emulator",
+                "selected_option": picked, "action_ts": action_ts})
+        }
+        _ => json!({"type": "button", "action_id": request.action_id, "block_id": "emulator",
+            "value": request.value, "action_ts": action_ts}),
+    };
     let payload = json!({
         "type": "block_actions",
         "user": {"id": request.user, "username": request.user, "name": request.user, "team_id": "T0FLAME"},
@@ -271,13 +304,7 @@ pub(crate) async fn click(
         "channel": {"id": request.channel, "name": channel_name},
         "message": message,
         "response_url": format!("http://{}/response/{}", host(&headers), now_micros()),
-        "actions": [{
-            "type": "button",
-            "action_id": request.action_id,
-            "block_id": "emulator",
-            "value": request.value,
-            "action_ts": format!("{}.{:06}", now_micros() / 1_000_000, now_micros() % 1_000_000),
-        }],
+        "actions": [action],
     });
     let trigger_id = payload["trigger_id"].clone();
     let envelope_id = crate::socket_mode::deliver_payload(&state, "interactive", payload);

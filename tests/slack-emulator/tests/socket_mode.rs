@@ -214,11 +214,18 @@ async fn on_interaction(
             .as_ref()
             .map(|user| user.id.to_string())
             .unwrap_or_default();
-        let answer = format!(
-            "{who} pressed {} on {}",
-            action.action_id,
-            action.value.clone().unwrap_or_default()
-        );
+        // A button sends its value, a select the option picked.
+        let value = action
+            .value
+            .clone()
+            .or_else(|| {
+                action
+                    .selected_option
+                    .as_ref()
+                    .map(|option| option.value.clone())
+            })
+            .unwrap_or_default();
+        let answer = format!("{who} pressed {} on {value}", action.action_id);
         client
             .respond_to_event(
                 click.response_url.as_ref().unwrap(),
@@ -284,6 +291,33 @@ async fn slash_commands_and_clicks_arrive_as_envelopes_and_answers_come_back() {
     )
     .await;
 
+    // A select on another message: the click sends the option picked, read by slack-morphism's
+    // own types; a value that is not one of its options cannot be sent.
+    let blocks: Vec<SlackBlock> = serde_json::from_value(serde_json::json!([{"type": "actions", "elements": [
+        {"type": "static_select", "action_id": "silence_for", "placeholder": {"type": "plain_text", "text": "Silence for…"},
+         "options": [{"text": {"type": "plain_text", "text": "1h"}, "value": "3600"},
+                     {"text": {"type": "plain_text", "text": "4h"}, "value": "14400"}]}]}]))
+    .unwrap();
+    let with_select = client
+        .open_session(&bot_token)
+        .chat_post_message(&SlackApiChatPostMessageRequest::new(
+            "C0ALERTS".into(),
+            SlackMessageContent::new()
+                .with_text("silence?".into())
+                .with_blocks(blocks),
+        ))
+        .await
+        .unwrap();
+    let not_an_option = control(
+        &running,
+        hyper::Method::POST,
+        "/click",
+        Some(serde_json::json!({"channel": "C0ALERTS", "user": "U0ONCALL", "message_ts": with_select.ts.to_string(),
+                                "action_id": "silence_for", "value": "999999"})),
+    )
+    .await;
+    assert_eq!(not_an_option["error"], "not_an_option_of_the_select");
+
     let mut command_response = serde_json::Value::Null;
     let mut responses = serde_json::Value::Null;
     for _ in 0..200 {
@@ -307,6 +341,28 @@ async fn slash_commands_and_clicks_arrive_as_envelopes_and_answers_come_back() {
         responses[0]["body"]["text"],
         "U0ONCALL pressed silence_1h on inc-01"
     );
+    control(
+        &running,
+        hyper::Method::POST,
+        "/click",
+        Some(serde_json::json!({"channel": "C0ALERTS", "user": "U0ONCALL", "message_ts": with_select.ts.to_string(),
+                                "action_id": "silence_for", "value": "14400"})),
+    )
+    .await;
+    let mut picked = false;
+    for _ in 0..200 {
+        let responses = control(&running, hyper::Method::GET, "/responses", None).await;
+        picked = responses["responses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|response| response["body"]["text"] == "U0ONCALL pressed silence_for on 14400");
+        if picked {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(picked, "the select's pick reached the app");
 
     // A click on a message that does not exist is refused by the control API itself.
     let refused = control(

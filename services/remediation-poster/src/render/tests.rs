@@ -52,38 +52,45 @@ fn a_firing_incident_has_buttons_that_name_it_and_a_marker() {
     assert!(block_texts(&rendered).contains("gathering"));
 }
 
-#[test]
-fn silence_is_offered_only_for_labels_alertmanager_confirmed_behind_a_dialog() {
+/// An opened incident whose alert has `labels`, confirmed by Alertmanager.
+fn confirmed(labels: &[(&str, &str)]) -> proto::IncidentEvent {
     let mut event = incident_event(IncidentChange::Opened, 1);
     let alert = &mut event.incident.alert;
-    alert.labels = [
+    alert.labels = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    alert.labels_confirmed = true;
+    alert.alertmanager_fingerprints = vec!["a1".into()];
+    event
+}
+
+#[test]
+fn silence_is_offered_only_for_labels_alertmanager_confirmed_behind_a_dialog() {
+    let event = confirmed(&[
         ("alertname", "HighCPU"),
         ("service", "checkout"),
         ("note", "<!channel> & <@U1>"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    alert.labels_confirmed = true;
-    alert.alertmanager_fingerprints = vec!["a1".into()];
+    ]);
     let mut record = ReplyRecord::default();
     record.merge_incident(&event, None);
+    // Up to an hour, one length: a button.
     let view = View {
-        silence_for: std::time::Duration::from_secs(2 * 3600),
+        silence_for: std::time::Duration::from_secs(3600),
         ..View::default()
     };
     let rendered = render_with(&record, "ft-reply:incident.inc-1", &view);
     let actions = rendered.blocks.last().unwrap();
     let silence = &actions["elements"][0];
     assert_eq!(silence["action_id"], actions::SILENCE_1H);
-    assert_eq!(silence["text"]["text"], "Silence 2h");
+    assert_eq!(silence["text"]["text"], "Silence 1h");
     let value = IncidentButton::parse(silence["value"].as_str()).unwrap();
-    assert_eq!(value.silence_seconds, Some(7200));
+    assert_eq!(value.silence_seconds, Some(3600));
     let dialog = &silence["confirm"];
     // Plain text: what the labels say is shown, never read as markup.
     assert_eq!(dialog["text"]["type"], "plain_text");
     let text = dialog["text"]["text"].as_str().unwrap();
-    assert!(text.starts_with("For 2h, "), "{text}");
+    assert!(text.starts_with("For 1h, "), "{text}");
     for matcher in [
         "alertname=\"HighCPU\"",
         "service=\"checkout\"",
@@ -572,4 +579,43 @@ fn missing_kubernetes_labels_are_said_not_left_out() {
         text.contains("*Workload* no data: the alert has no namespace label"),
         "{text}"
     );
+}
+
+#[test]
+fn longer_silences_are_a_choice_of_lengths_confirmed_by_a_dialog() {
+    let event = confirmed(&[("alertname", "HighCPU"), ("service", "checkout")]);
+    let mut record = ReplyRecord::default();
+    record.merge_incident(&event, None);
+    let view = View {
+        silence_for: std::time::Duration::from_secs(24 * 3600),
+        ..View::default()
+    };
+    let rendered = render_with(&record, "m", &view);
+    let silence = &rendered.blocks.last().unwrap()["elements"][0];
+    assert_eq!(silence["type"], "static_select");
+    assert_eq!(silence["action_id"], actions::SILENCE_1H);
+    let options = silence["options"].as_array().unwrap();
+    let offered: Vec<(String, Option<u64>)> = options
+        .iter()
+        .map(|option| {
+            (
+                option["text"]["text"].as_str().unwrap().to_owned(),
+                IncidentButton::parse(option["value"].as_str())
+                    .unwrap()
+                    .silence_seconds,
+            )
+        })
+        .collect();
+    assert_eq!(
+        offered,
+        [
+            ("Silence 30m".to_owned(), Some(1800)),
+            ("Silence 1h".to_owned(), Some(3600)),
+            ("Silence 4h".to_owned(), Some(4 * 3600)),
+            ("Silence 24h".to_owned(), Some(24 * 3600)),
+        ]
+    );
+    let text = silence["confirm"]["text"]["text"].as_str().unwrap();
+    assert!(text.starts_with("For as long as you picked, "), "{text}");
+    assert!(text.contains("service=\"checkout\""), "{text}");
 }

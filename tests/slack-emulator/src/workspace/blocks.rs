@@ -25,6 +25,10 @@ pub const MAX_BUTTON_TEXT: usize = 75;
 pub const MAX_ACTION_ID: usize = 255;
 pub const MAX_BUTTON_VALUE: usize = 2000;
 pub const MAX_URL: usize = 3000;
+/// A select's placeholder, options, and each option's value.
+pub const MAX_PLACEHOLDER: usize = 150;
+pub const MAX_OPTIONS: usize = 100;
+pub const MAX_OPTION_VALUE: usize = 150;
 /// Any `block_id`.
 pub const MAX_BLOCK_ID: usize = 255;
 /// An image's alt text and title.
@@ -203,6 +207,18 @@ fn actions(block: &Value, at: &str) -> Result<(), SlackError> {
     let mut ids = BTreeSet::new();
     for (index, element) in elements.iter().enumerate() {
         let at = format!("{at}/{index}");
+        if element.get("type").and_then(Value::as_str) == Some("static_select") {
+            static_select(element, &at)?;
+            if let Some(id) = element.get("action_id")
+                && !ids.insert(id.as_str().unwrap_or_default())
+            {
+                return Err(error(
+                    "action_id must be unique within the block".to_owned(),
+                    &format!("{at}/action_id"),
+                ));
+            }
+            continue;
+        }
         if element.get("type").and_then(Value::as_str) != Some("button") {
             continue;
         }
@@ -235,6 +251,39 @@ fn actions(block: &Value, at: &str) -> Result<(), SlackError> {
                 &format!("{at}/style"),
             ));
         }
+    }
+    Ok(())
+}
+
+/// A select menu: a placeholder, 1 to 100 options of plain text (75) with values (150).
+fn static_select(element: &Value, at: &str) -> Result<(), SlackError> {
+    if let Some(placeholder) = element.get("placeholder") {
+        text_object(
+            placeholder,
+            MAX_PLACEHOLDER,
+            true,
+            &format!("{at}/placeholder"),
+        )?;
+    }
+    if let Some(id) = element.get("action_id") {
+        non_empty(id, MAX_ACTION_ID, &format!("{at}/action_id"))?;
+    }
+    let options_at = format!("{at}/options");
+    let options = array(required(element, "options", &options_at)?, &options_at)?;
+    count(options, 1, MAX_OPTIONS, &options_at)?;
+    for (index, option) in options.iter().enumerate() {
+        let at = format!("{options_at}/{index}");
+        text_object(
+            required(option, "text", &at)?,
+            MAX_BUTTON_TEXT,
+            true,
+            &format!("{at}/text"),
+        )?;
+        non_empty(
+            required(option, "value", &at)?,
+            MAX_OPTION_VALUE,
+            &format!("{at}/value"),
+        )?;
     }
     Ok(())
 }
@@ -432,6 +481,12 @@ mod tests {
             refused(json!([{"type": "actions", "elements": [twice, twice]}])).contains("unique")
         );
         assert!(refused(json!([{"type": "image", "alt_text": "a"}])).contains("exactly one of"));
+        let select = json!({"type": "static_select", "action_id": "s", "options": [
+            {"text": {"type": "plain_text", "text": "1h"}, "value": "v".repeat(151)}]});
+        assert!(
+            refused(json!([{"type": "actions", "elements": [select]}]))
+                .contains("must be less than 151 characters [json-pointer:/blocks/0/elements/0/options/0/value]")
+        );
         assert!(
             refused(
                 json!([{"type": "image", "alt_text": "a", "slack_file": {"id": "F0NOPE0000"}}])
