@@ -414,6 +414,9 @@ pub mod blocks {
                 Some(json!({"name": name, "data": data}))
             })
             .collect();
+        if lines.is_empty() {
+            return None;
+        }
         let categories: Vec<&String> = kept.iter().map(|(_, label)| label).collect();
         let mut axis = json!({"categories": categories});
         if let Some(y_label) = y_label

@@ -87,14 +87,23 @@ async fn flamethread_sql_and_trace_answer_in_slack_and_sampling_obeys_them() {
         json!({"accepted": 0, "sampled_out": 1})
     );
 
-    // SQL in Slack: a table in a code block, span text escaped, to the asker only.
-    let answer = ask(
-        &control,
-        "/flamethread",
-        "sql SELECT ServiceName, SpanName FROM otel_traces",
-        |body| text_of(body).contains("```"),
-    )
-    .await;
+    // SQL in Slack: a table in a code block, span text escaped, to the asker only. The intake
+    // stores through JetStream, so the span becomes visible a moment after it was accepted:
+    // asked again until it is.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let answer = loop {
+        let answer = ask(
+            &control,
+            "/flamethread",
+            "sql SELECT ServiceName, SpanName FROM otel_traces",
+            |body| text_of(body).contains("```") || text_of(body).contains("matched no rows"),
+        )
+        .await;
+        if text_of(&answer).contains("```") || std::time::Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
     let text = answer["text"].as_str().unwrap();
     assert!(
         text.contains("`SELECT ServiceName, SpanName FROM otel_traces`: 1 row in "),

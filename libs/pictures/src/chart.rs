@@ -159,16 +159,25 @@ impl Chart {
     where
         DB::ErrorType: 'static,
     {
+        // Only points inside the window are drawn: the axis is the window, never stretched by a
+        // stray timestamp.
+        let (window_from, window_to) = (self.window.0 as f64, self.window.1 as f64);
         let mut finite: Vec<(f64, f64)> = panel
             .points
             .iter()
             .filter(|(_, v)| v.is_finite())
             .map(|&(at, v)| (at as f64, v))
+            .filter(|(at, _)| (window_from..=window_to).contains(at))
             .collect();
         finite.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let (from, to) = self.x_range(&finite);
+        let (from, to) = self.x_range();
         let finite = thin(&finite, from, to, WIDTH as usize);
         let (y_from, y_to) = y_range(&finite, panel.baseline);
+        if !(y_to - y_from).is_finite() || !(to - from).is_finite() {
+            return Err(Error::Empty(
+                "no values in the window, or too large to chart",
+            ));
+        }
         let title = match &panel.unit {
             Some(unit) if !unit.is_empty() => format!("{} ({unit})", panel.title),
             _ => panel.title.clone(),
@@ -246,7 +255,10 @@ impl Chart {
             // A change before the window is shown at its left edge with how long before.
             let (x, label) = if at < from {
                 let minutes = ((self.window.1 as f64 - at) / 60.0).round();
-                (from, format!("◀ {}, {minutes:.0} min before", marker.label))
+                (
+                    from,
+                    format!("◀ {}, {minutes:.0} min before the end", marker.label),
+                )
             } else {
                 (at, marker.label.clone())
             };
@@ -256,12 +268,9 @@ impl Chart {
         Ok(())
     }
 
-    /// The window, widened to the points if any lie outside it, and never empty.
-    fn x_range(&self, finite: &[(f64, f64)]) -> (f64, f64) {
-        let (from, to) = finite.iter().fold(
-            (self.window.0 as f64, self.window.1 as f64),
-            |(lo, hi), (x, _)| (lo.min(*x), hi.max(*x)),
-        );
+    /// The window, never empty (points outside it are not drawn).
+    fn x_range(&self) -> (f64, f64) {
+        let (from, to) = (self.window.0 as f64, self.window.1 as f64);
         if to > from {
             (from, to)
         } else {
@@ -325,10 +334,12 @@ fn ticks(from: f64, to: f64) -> Vec<f64> {
         .into_iter()
         .find(|step| span / *step as f64 <= 8.0)
         .unwrap_or(86400 * ((span / 86400.0 / 8.0).ceil() as i64).max(1));
-    let first = (from / step as f64).ceil() as i64 * step;
+    let first = ((from / step as f64).ceil() as i64).saturating_mul(step);
     (0..)
-        .map(|i| (first + i * step) as f64)
+        .map_while(|i: i64| first.checked_add(i.checked_mul(step)?))
+        .map(|tick| tick as f64)
         .take_while(|tick| *tick <= to)
+        .take(64)
         .collect()
 }
 

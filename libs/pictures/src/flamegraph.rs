@@ -63,7 +63,7 @@ impl<'a> Tree<'a> {
             if count == 0 {
                 continue;
             }
-            nodes[0].total += count;
+            nodes[0].total = nodes[0].total.saturating_add(count);
             let mut at = 0;
             for frame in stack.split(';').filter(|frame| !frame.is_empty()) {
                 let next = *index.entry((at, frame)).or_insert_with(|| {
@@ -76,7 +76,7 @@ impl<'a> Tree<'a> {
                     nodes[at].children.push(child);
                     child
                 });
-                nodes[next].total += count;
+                nodes[next].total = nodes[next].total.saturating_add(count);
                 at = next;
             }
         }
@@ -95,6 +95,10 @@ impl<'a> Tree<'a> {
         let root = self.nodes[0].total.max(1) as f64;
         let mut stack = vec![(0usize, Vec::new())];
         while let Some((at, path)) = stack.pop() {
+            // Only what is drawn is compared: deeper paths would cost memory for nothing.
+            if path.len() >= MAX_DEPTH {
+                continue;
+            }
             for &child in &self.nodes[at].children {
                 let mut path = path.clone();
                 path.push(self.nodes[child].name);

@@ -297,15 +297,16 @@ impl Fetcher {
             // Stacks and drawings are served under an id nobody can guess.
             let id = profiling::keys::page_id(&profile.evidence_id);
             profile.folded = Some(self.store_folded(&id, current).await?);
+            // Drawn whether or not pages are served: Slack gets the PNG previews either way.
+            let (page, diff) = self
+                .draw(
+                    &id,
+                    &mut profile,
+                    current.clone(),
+                    gathered.baseline.clone(),
+                )
+                .await?;
             if let Some(base) = &self.pages_url {
-                let (page, diff) = self
-                    .draw(
-                        &id,
-                        &mut profile,
-                        current.clone(),
-                        gathered.baseline.clone(),
-                    )
-                    .await?;
                 profile.flamegraph_url = page.then(|| format!("{base}/flamegraphs/{id}"));
                 profile.diff_url = diff.then(|| format!("{base}/flamegraphs/{id}/diff"));
             }

@@ -37,12 +37,12 @@ impl Fetcher {
         let gathered = match request.mode {
             ProfileMode::Continuous => match self.continuous_request(&request, evidence_id).await {
                 Ok(gathered) => gathered,
-                Err(answer) => return self.answer(answer).await,
+                Err(answer) => return self.answer(&request, answer).await,
             },
             ProfileMode::Live { seconds } => {
                 match self.live_request(&request, seconds, evidence_id).await {
                     Ok(gathered) => gathered,
-                    Err(answer) => return self.answer(answer).await,
+                    Err(answer) => return self.answer(&request, answer).await,
                 }
             }
         };
@@ -55,12 +55,24 @@ impl Fetcher {
         self.publish_profile(gathered).await
     }
 
-    async fn answer(&self, answer: PostRequest) -> Result<(), bus::HandlerError> {
+    async fn answer(
+        &self,
+        request: &ProfileRequest,
+        answer: PostRequest,
+    ) -> Result<(), bus::HandlerError> {
         ::metrics::counter!("ft_fetcher_requests_total", "outcome" => "answered").increment(1);
         self.bus
             .publish(&answer)
             .await
             .map_err(bus::HandlerError::retry)?;
+        // A button's progress note in the thread ("Taking a live CPU profile…") is replaced by
+        // what happened instead, so it never waits there for a profile that will not come.
+        if let Some(closing) = closing_note(request, &answer) {
+            self.bus
+                .publish(&closing)
+                .await
+                .map_err(bus::HandlerError::retry)?;
+        }
         Ok(())
     }
 
@@ -322,6 +334,24 @@ pub fn unknown(
     let mut answer = picker(request, known, &text);
     answer.text = Mrkdwn::plain(&text);
     answer
+}
+
+/// For a request answered in its thread (a button's), what takes the place of its progress
+/// note: the answer's text, said in the thread.
+fn closing_note(request: &ProfileRequest, answer: &PostRequest) -> Option<PostRequest> {
+    let ReplyTarget::Thread { .. } = &request.reply else {
+        return None;
+    };
+    Some(PostRequest {
+        schema_version: SchemaVersion::CURRENT,
+        post_id: format!("progress-closed-{}", request.request_id),
+        reply_key: None,
+        target: request.reply.clone(),
+        text: proto::mrkdwn!("⚠️ No profile this time: {}", answer.text.clone()),
+        blocks: None,
+        incident_id: request.incident_id.clone(),
+        stands_for: Some(request.request_id.clone()),
+    })
 }
 
 fn text_answer(request: &ProfileRequest, text: &str) -> PostRequest {

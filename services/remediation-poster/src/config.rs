@@ -35,11 +35,11 @@ pub struct PostingConfig {
     pub claim_timeout: Duration,
     /// Messages each consumer handles at once. Default 16.
     pub concurrency: usize,
-    /// Share the metrics chart into the alert's thread as a PNG once the reply is posted (Slack
-    /// shows no SVG; needs the `files:write` scope). Default true.
+    /// Share the metrics chart and the flamegraph previews into the alert's thread as PNGs once
+    /// the reply is posted (Slack shows no SVG; needs the `files:write` scope). Default true.
     pub pictures: bool,
-    /// Show the first series as Slack's native line chart (the data visualization block) in the
-    /// reply itself, beside the numbers. Default true.
+    /// Show the first two series as Slack's native line charts (data visualization blocks) in
+    /// the reply itself, beside the numbers. Default true.
     pub chart_blocks: bool,
 }
 

@@ -615,9 +615,50 @@ impl Poster {
             if !claimed {
                 continue;
             }
+            let mine = |record: &ReplyRecord| {
+                matches!(
+                    record.pictures.get(&share),
+                    Some(Picture::Sharing { owner, at }) if *owner == self.owner && *at == now
+                )
+            };
+            // Any failure from here on gives the claim back, so a retry may share it.
+            let release = || async {
+                self.update(key, |record| {
+                    mine(record) && record.pictures.remove(&share).is_some()
+                })
+                .await
+            };
+            if wanted
+                .files
+                .iter()
+                .any(|file| file.object.size > MAX_PICTURE_BYTES)
+            {
+                // Never sent cut short: said once, in the record and the log.
+                tracing::warn!(share = %share, "a picture is over {MAX_PICTURE_BYTES} bytes; not shared");
+                self.update(key, |record| {
+                    let owned = mine(record);
+                    if owned {
+                        record.pictures.insert(
+                            share.clone(),
+                            Picture::Refused {
+                                code: "picture_too_large".to_owned(),
+                            },
+                        );
+                    }
+                    owned
+                })
+                .await?;
+                continue;
+            }
             let mut bytes = Vec::with_capacity(wanted.files.len());
             for file in &wanted.files {
-                bytes.push(read_picture(store, &file.object).await?);
+                match read_picture(store, &file.object).await {
+                    Ok(read) => bytes.push(read),
+                    Err(err) => {
+                        release().await?;
+                        return Err(err);
+                    }
+                }
             }
             let uploads: Vec<slack::Upload<'_>> = wanted
                 .files
@@ -638,14 +679,18 @@ impl Poster {
                     .await
                 {
                     Ok(file_ids) => break Picture::Shared { file_ids },
-                    Err(CallError::RateLimited(wait)) => tokio::time::sleep(wait).await,
-                    Err(CallError::Slack { code, detail }) => {
+                    Err(CallError::RateLimited(wait)) if wait < self.claim_timeout / 2 => {
+                        tokio::time::sleep(wait).await;
+                    }
+                    Err(CallError::Slack { code, detail }) if !is_transient(&code) => {
                         tracing::warn!(%code, %detail, "Slack refused a picture");
                         break Picture::Refused { code };
                     }
                     Err(err) => {
-                        self.update(key, |record| record.pictures.remove(&share).is_some())
-                            .await?;
+                        // Unreachable, a passing failure, or a wait longer than the claim
+                        // lasts: another delivery tries again. (A `completeUploadExternal`
+                        // that landed but whose answer was lost shares the picture twice.)
+                        release().await?;
                         return Err(retry("sharing a picture", err));
                     }
                 }
@@ -656,8 +701,11 @@ impl Poster {
             })
             .increment(1);
             self.update(key, |record| {
-                record.pictures.insert(share.clone(), outcome.clone());
-                true
+                let owned = mine(record);
+                if owned {
+                    record.pictures.insert(share.clone(), outcome.clone());
+                }
+                owned
             })
             .await?;
         }
@@ -706,6 +754,7 @@ async fn read_picture(
     object: &proto::ObjectRef,
 ) -> Result<Vec<u8>, HandlerError> {
     use tokio::io::AsyncReadExt as _;
+
     let reader = store
         .get(&object.key)
         .await
@@ -749,12 +798,21 @@ fn text_only(rendered: &Rendered, marker: &str) -> Rendered {
 
 /// A Slack error: retry the transient ones, dead-letter the rest with Slack's reason.
 fn slack_refusal(method: &str, code: &str, detail: &str) -> HandlerError {
-    match code {
-        "internal_error"
-        | "fatal_error"
-        | "service_unavailable"
-        | "request_timeout"
-        | "ratelimited" => HandlerError::Retry(format!("{method}: {code}")),
-        _ => HandlerError::Reject(format!("{method}: Slack said {code} {detail}")),
+    if is_transient(code) {
+        HandlerError::Retry(format!("{method}: {code}"))
+    } else {
+        HandlerError::Reject(format!("{method}: Slack said {code} {detail}"))
     }
+}
+
+/// Slack's errors that pass: the same call may succeed later.
+fn is_transient(code: &str) -> bool {
+    matches!(
+        code,
+        "internal_error"
+            | "fatal_error"
+            | "service_unavailable"
+            | "request_timeout"
+            | "ratelimited"
+    )
 }

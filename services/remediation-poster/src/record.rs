@@ -162,8 +162,6 @@ impl ReplyRecord {
         }
     }
 
-    /// Merges a change of the incident; older revisions than the one shown are ignored, so a
-    /// redelivered or late `opened` never hides a `resolved`.
     /// The pictures the thread should carry now, once the reply is posted in a thread: the
     /// metrics chart, and the flamegraph preview (with the diff's, when there is a baseline)
     /// linking to the interactive pages.
@@ -263,6 +261,8 @@ impl ReplyRecord {
         shares
     }
 
+    /// Merges a change of the incident; older revisions than the one shown are ignored, so a
+    /// redelivered or late `opened` never hides a `resolved`.
     pub fn merge_incident(&mut self, event: &IncidentEvent, trace_id: Option<&str>) -> bool {
         let incident = &event.incident;
         if let Some(current) = &self.content.incident

@@ -130,7 +130,7 @@ fn silence_durations(longest: std::time::Duration) -> Vec<std::time::Duration> {
         .filter(|duration| *duration < longest)
         .collect();
     offered.push(longest);
-    // One choice is a button; from 1 hour up, shorter ones are worth offering too.
+    // Up to an hour, one length is a button; above it, shorter ones are worth offering too.
     if longest <= std::time::Duration::from_secs(3600) {
         return vec![longest];
     }
@@ -828,8 +828,10 @@ fn number(value: Option<f64>) -> String {
 
 /// Most chart blocks in a reply (Slack takes two per message).
 const MAX_CHART_BLOCKS: usize = 2;
+/// The slices profile-fetcher summarizes a window into (`MetricSummary::points`).
+const MAX_SLICES: i32 = 20;
 
-/// The first series with points, each as Slack's line chart: now, and the baseline's mean as a
+/// The first two series with points, each as Slack's line chart: now, and the baseline's mean as a
 /// flat "usual" line; clock times (UTC) as the categories.
 fn chart_blocks(metrics: &MetricsEvidence) -> Vec<Value> {
     metrics
@@ -838,8 +840,9 @@ fn chart_blocks(metrics: &MetricsEvidence) -> Vec<Value> {
         .filter(|series| series.points.len() >= 2)
         .take(MAX_CHART_BLOCKS)
         .filter_map(|series| {
-            let step = series.points[1].at - series.points[0].at;
-            let format = if step < chrono::Duration::minutes(1) {
+            // Seconds when a slice of the window is shorter than a minute, so labels differ.
+            let slice = (metrics.window.to - metrics.window.from) / MAX_SLICES;
+            let format = if slice < chrono::Duration::minutes(1) {
                 "%H:%M:%S"
             } else {
                 "%H:%M"

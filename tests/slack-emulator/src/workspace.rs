@@ -11,8 +11,6 @@ pub const APP_NAME: &str = "flamethread";
 
 /// Slack refuses more blocks than this in one message.
 pub const MAX_BLOCKS: usize = 50;
-/// Slack refuses a section (or header/context) text longer than this.
-pub const MAX_SECTION_TEXT: usize = 3000;
 /// Slack refuses a message `text` longer than this.
 pub const MAX_TEXT: usize = 40_000;
 

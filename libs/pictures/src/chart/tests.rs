@@ -57,7 +57,10 @@ fn the_svg_has_clock_times_the_alert_the_baseline_band_and_the_changes() {
     // The alert and each change are labelled lines; text is text, never markup.
     assert!(svg.contains("alert"), "{svg}");
     assert!(svg.contains("deploy 1.4.2"), "{svg}");
-    assert!(svg.contains("◀ config &lt;b&gt;, 90 min before"), "{svg}");
+    assert!(
+        svg.contains("◀ config &lt;b&gt;, 90 min before the end"),
+        "{svg}"
+    );
     assert!(
         text("usual range") && text("now") && text("change"),
         "{svg}"
@@ -131,6 +134,21 @@ fn nothing_to_draw_is_an_error_that_says_so() {
         empty.svg().unwrap_err().to_string(),
         "no series with data to chart"
     );
+}
+
+#[test]
+fn huge_values_and_stray_times_are_an_error_or_left_out_never_a_hang() {
+    let mut huge = chart(vec![(END - 60, 1.7e308), (END, -1.7e308)]);
+    huge.panels[0].baseline = None;
+    assert_eq!(
+        huge.png().unwrap_err().to_string(),
+        "no values in the window, or too large to chart"
+    );
+    // A point outside the window is not drawn, and does not stretch the axis.
+    let stray = chart(vec![(END - 60, 1.0), (i64::MAX, 2.0), (END, 1.5)]);
+    let svg = stray.svg().unwrap();
+    assert!(svg.contains(">\n14:00\n</text>"), "{svg}");
+    assert!(ticks(9.0e18, 9.2e18).len() <= 64);
 }
 
 #[test]

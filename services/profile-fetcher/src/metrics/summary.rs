@@ -41,7 +41,7 @@ pub fn slices(samples: &[Sample], from: f64, to: f64, count: usize) -> Vec<Sampl
     let mut sums = vec![(0.0, 0usize); count.max(1)];
     for (at, value) in finite(samples) {
         let slice = (((at - from) / width) as usize).min(sums.len() - 1);
-        if at >= from {
+        if at >= from && at <= to {
             sums[slice].0 += value;
             sums[slice].1 += 1;
         }

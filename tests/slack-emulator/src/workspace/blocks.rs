@@ -219,8 +219,37 @@ fn actions(block: &Value, at: &str) -> Result<(), SlackError> {
             }
             continue;
         }
-        if element.get("type").and_then(Value::as_str) != Some("button") {
-            continue;
+        match element.get("type").and_then(Value::as_str) {
+            Some("button") => {}
+            // Other interactive elements flamethread does not send are let through unchecked.
+            Some(
+                "checkboxes"
+                | "datepicker"
+                | "datetimepicker"
+                | "external_select"
+                | "multi_static_select"
+                | "multi_external_select"
+                | "multi_users_select"
+                | "multi_conversations_select"
+                | "multi_channels_select"
+                | "overflow"
+                | "radio_buttons"
+                | "timepicker"
+                | "users_select"
+                | "conversations_select"
+                | "channels_select"
+                | "workflow_button"
+                | "rich_text_input",
+            ) => continue,
+            _ => {
+                return Err(error(
+                    "must be a valid interactive element type".to_owned(),
+                    &format!("{at}/type"),
+                ));
+            }
+        }
+        if let Some(confirm) = element.get("confirm") {
+            confirm_dialog(confirm, &format!("{at}/confirm"))?;
         }
         text_object(
             required(element, "text", &at)?,
@@ -255,8 +284,32 @@ fn actions(block: &Value, at: &str) -> Result<(), SlackError> {
     Ok(())
 }
 
+/// A confirmation dialog: plain-text title (100), text (300), confirm and deny (30 each).
+fn confirm_dialog(confirm: &Value, at: &str) -> Result<(), SlackError> {
+    for (field, max) in [("title", 100), ("text", 300), ("confirm", 30), ("deny", 30)] {
+        text_object(
+            required(confirm, field, at)?,
+            max,
+            true,
+            &format!("{at}/{field}"),
+        )?;
+    }
+    if let Some(style) = confirm.get("style")
+        && !matches!(style.as_str(), Some("primary" | "danger"))
+    {
+        return Err(error(
+            "must be one of: primary, danger".to_owned(),
+            &format!("{at}/style"),
+        ));
+    }
+    Ok(())
+}
+
 /// A select menu: a placeholder, 1 to 100 options of plain text (75) with values (150).
 fn static_select(element: &Value, at: &str) -> Result<(), SlackError> {
+    if let Some(confirm) = element.get("confirm") {
+        confirm_dialog(confirm, &format!("{at}/confirm"))?;
+    }
     if let Some(placeholder) = element.get("placeholder") {
         text_object(
             placeholder,
@@ -308,10 +361,12 @@ fn image<'a>(
             let found = match (slack_file.get("id"), slack_file.get("url")) {
                 (Some(id), None) => file(string(id, &at)?),
                 (None, Some(url)) => {
-                    // `url_private` or `permalink`: the id is the path segment after the team.
+                    // `url_private` (`…/files-pri/T…-F…/name`) or `permalink`
+                    // (`…/files/U…/F…/name`): the segment that is a file id.
                     let url = string(url, &at)?;
                     url.split('/')
-                        .find_map(|part| part.rsplit_once('-').map(|(_, id)| id))
+                        .map(|part| part.rsplit_once('-').map_or(part, |(_, id)| id))
+                        .find(|part| part.starts_with('F') && file(part).is_some())
                         .and_then(file)
                 }
                 _ => {
@@ -428,6 +483,12 @@ fn data_visualization(block: &Value, at: &str) -> Result<(), SlackError> {
                 return Err(error("must be a number".to_owned(), &format!("{at}/value")));
             }
         }
+        if seen.len() != known.len() {
+            return Err(error(
+                "must have one point per category".to_owned(),
+                &data_at,
+            ));
+        }
     }
     Ok(())
 }
@@ -481,6 +542,17 @@ mod tests {
             refused(json!([{"type": "actions", "elements": [twice, twice]}])).contains("unique")
         );
         assert!(refused(json!([{"type": "image", "alt_text": "a"}])).contains("exactly one of"));
+        let typo = json!({"type": "buton", "text": {"type": "plain_text", "text": "b"}});
+        assert!(
+            refused(json!([{"type": "actions", "elements": [typo]}])).contains("/elements/0/type")
+        );
+        let long_dialog = json!({"type": "button", "text": {"type": "plain_text", "text": "b"}, "confirm": {
+            "title": {"type": "plain_text", "text": "t"}, "text": {"type": "plain_text", "text": "x".repeat(301)},
+            "confirm": {"type": "plain_text", "text": "ok"}, "deny": {"type": "plain_text", "text": "no"}}});
+        assert!(
+            refused(json!([{"type": "actions", "elements": [long_dialog]}]))
+                .contains("/confirm/text/text")
+        );
         let select = json!({"type": "static_select", "action_id": "s", "options": [
             {"text": {"type": "plain_text", "text": "1h"}, "value": "v".repeat(151)}]});
         assert!(
