@@ -321,15 +321,19 @@ pub mod blocks {
 
     /// Slack's limit on plain text in buttons (75), options (75), headers (150), dialogs (300).
     fn plain(text: &str, max: usize) -> Value {
-        let text: String = if text.chars().count() > max {
+        json!({"type": "plain_text", "text": cut(text, max), "emoji": true})
+    }
+
+    /// `text` in at most `max` characters, ending in `…` when cut.
+    fn cut(text: &str, max: usize) -> String {
+        if text.chars().count() > max {
             text.chars()
                 .take(max.saturating_sub(1))
                 .chain(std::iter::once('…'))
                 .collect()
         } else {
             text.to_owned()
-        };
-        json!({"type": "plain_text", "text": text, "emoji": true})
+        }
     }
 
     pub fn header(text: &str) -> Block {
@@ -366,13 +370,12 @@ pub mod blocks {
         series: &[(String, Vec<Option<f64>>)],
         y_label: Option<&str>,
     ) -> Option<Block> {
-        let cut = |text: &str, max: usize| -> String {
-            let text: String = text.chars().filter(|c| !c.is_control()).collect();
-            if text.chars().count() <= max {
-                text
-            } else {
-                text.chars().take(max - 1).chain(['…']).collect()
-            }
+        // Labels are one line: control characters are left out before cutting.
+        let cut = |text: &str, max: usize| {
+            cut(
+                &text.chars().filter(|c| !c.is_control()).collect::<String>(),
+                max,
+            )
         };
         let series = &series[..series.len().min(6)];
         let mut seen = std::collections::BTreeSet::new();

@@ -116,13 +116,7 @@ impl Chart {
         font::register()?;
         let panels = self.drawable()?;
         let (width, height) = Self::size(panels.len());
-        let mut rgb = vec![0u8; width as usize * height as usize * 3];
-        {
-            let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
-            self.draw(&root, &panels)?;
-            root.present().map_err(draw_error)?;
-        }
-        encode::png_rgb(&rgb, width, height)
+        encode::png(width, height, |root| self.draw(root, &panels))
     }
 
     fn draw<DB: DrawingBackend>(

@@ -1,8 +1,25 @@
-//! An RGB buffer (what plotters' bitmap backend draws into) as PNG bytes.
+//! Drawing into an RGB buffer with plotters' bitmap backend, and that buffer as PNG bytes.
 
-use crate::Error;
+use plotters::{coord::Shift, prelude::*};
 
-pub(crate) fn png_rgb(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, Error> {
+use crate::{Error, draw_error};
+
+/// A `width` × `height` PNG of what `draw` draws on a bitmap.
+pub(crate) fn png(
+    width: u32,
+    height: u32,
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), Error>,
+) -> Result<Vec<u8>, Error> {
+    let mut rgb = vec![0u8; width as usize * height as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
+        draw(&root)?;
+        root.present().map_err(draw_error)?;
+    }
+    png_rgb(&rgb, width, height)
+}
+
+fn png_rgb(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(rgb.len() / 8);
     {
         let mut encoder = png::Encoder::new(&mut out, width, height);

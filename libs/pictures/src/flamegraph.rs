@@ -228,13 +228,9 @@ impl Preview<'_> {
             .max()
             .unwrap_or(1);
         let height = TOP + ROW * rows as u32 + BOTTOM;
-        let mut rgb = vec![0u8; WIDTH as usize * height as usize * 3];
-        {
-            let root = BitMapBackend::with_buffer(&mut rgb, (WIDTH, height)).into_drawing_area();
-            self.draw(&root, &tree, &placed, deepest, rows)?;
-            root.present().map_err(draw_error)?;
-        }
-        encode::png_rgb(&rgb, WIDTH, height)
+        encode::png(WIDTH, height, |root| {
+            self.draw(root, &tree, &placed, deepest, rows)
+        })
     }
 
     fn draw<DB: DrawingBackend>(

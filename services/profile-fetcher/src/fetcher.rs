@@ -154,12 +154,14 @@ impl Fetcher {
         let page = profiling::keys::page_id(&evidence.evidence_id);
         match drawn {
             (Ok(svg), Ok(png)) => {
-                let key = pages::chart_key(&page);
-                self.put(&key, svg.as_bytes()).await?;
-                evidence.chart = Some(self.object_ref(key, svg.len(), "image/svg+xml"));
-                let key = profiling::keys::chart_png(&page);
-                self.put(&key, &png).await?;
-                evidence.chart_png = Some(self.object_ref(key, png.len(), "image/png"));
+                evidence.chart = Some(
+                    self.store(pages::chart_key(&page), svg.as_bytes(), "image/svg+xml")
+                        .await?,
+                );
+                evidence.chart_png = Some(
+                    self.store(profiling::keys::chart_png(&page), &png, "image/png")
+                        .await?,
+                );
                 evidence.chart_url = self
                     .pages_url
                     .as_ref()
@@ -170,13 +172,20 @@ impl Fetcher {
         Ok(())
     }
 
-    fn object_ref(&self, key: String, size: usize, content_type: &str) -> proto::ObjectRef {
-        proto::ObjectRef {
+    /// Puts `bytes` in the object store under `key` and says where they are.
+    async fn store(
+        &self,
+        key: String,
+        bytes: &[u8],
+        content_type: &str,
+    ) -> Result<proto::ObjectRef, HandlerError> {
+        self.put(&key, bytes).await?;
+        Ok(proto::ObjectRef {
             bucket: self.bus.subjects().blob_bucket(),
             key,
-            size: size as u64,
+            size: bytes.len() as u64,
             content_type: content_type.to_owned(),
-        }
+        })
     }
 
     /// The incident's profile: from Pyroscope, or, where none is configured and the service has
@@ -370,9 +379,10 @@ impl Fetcher {
         }
         match preview {
             Ok(png) => {
-                let key = profiling::keys::flamegraph_png(id);
-                self.put(&key, &png).await?;
-                evidence.flamegraph_png = Some(self.object_ref(key, png.len(), "image/png"));
+                evidence.flamegraph_png = Some(
+                    self.store(profiling::keys::flamegraph_png(id), &png, "image/png")
+                        .await?,
+                );
             }
             Err(err) => tracing::warn!(error = %err, "no flamegraph preview"),
         }
@@ -386,9 +396,10 @@ impl Fetcher {
             }
             match preview {
                 Ok(png) => {
-                    let key = profiling::keys::diff_png(id);
-                    self.put(&key, &png).await?;
-                    evidence.diff_png = Some(self.object_ref(key, png.len(), "image/png"));
+                    evidence.diff_png = Some(
+                        self.store(profiling::keys::diff_png(id), &png, "image/png")
+                            .await?,
+                    );
                 }
                 Err(err) => tracing::warn!(error = %err, "no differential flamegraph preview"),
             }
@@ -412,9 +423,12 @@ impl Fetcher {
         folded: &profile::Folded,
     ) -> Result<proto::ObjectRef, HandlerError> {
         let text = profile::to_text(folded);
-        let key = pages::folded_key(page_id);
-        self.put(&key, text.as_bytes()).await?;
-        Ok(self.object_ref(key, text.len(), "text/plain; charset=utf-8"))
+        self.store(
+            pages::folded_key(page_id),
+            text.as_bytes(),
+            "text/plain; charset=utf-8",
+        )
+        .await
     }
 }
 

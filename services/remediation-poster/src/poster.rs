@@ -589,44 +589,51 @@ impl Poster {
             let share = wanted.key.clone();
             let now = Utc::now();
             let timeout = chrono::Duration::from_std(self.claim_timeout).unwrap_or_default();
+            let claim = Claim {
+                owner: self.owner.clone(),
+                at: now,
+            };
+            let mine = |record: &ReplyRecord| {
+                record.pictures.get(&share) == Some(&Picture::Sharing(claim.clone()))
+            };
             let written = self
                 .update(key, |record| {
                     let free = match record.pictures.get(&share) {
                         None => true,
-                        Some(Picture::Sharing { at, .. }) => now - *at > timeout,
+                        Some(Picture::Sharing(other)) => now - other.at > timeout,
                         Some(_) => false,
                     };
                     if free {
-                        record.pictures.insert(
-                            share.clone(),
-                            Picture::Sharing {
-                                owner: self.owner.clone(),
-                                at: now,
-                            },
-                        );
+                        record
+                            .pictures
+                            .insert(share.clone(), Picture::Sharing(claim.clone()));
                     }
                     free
                 })
                 .await?;
-            let claimed = matches!(
-                written.pictures.get(&share),
-                Some(Picture::Sharing { owner, at }) if *owner == self.owner && *at == now
-            );
-            if !claimed {
+            if !mine(&written) {
                 continue;
             }
-            let mine = |record: &ReplyRecord| {
-                matches!(
-                    record.pictures.get(&share),
-                    Some(Picture::Sharing { owner, at }) if *owner == self.owner && *at == now
-                )
-            };
-            // Any failure from here on gives the claim back, so a retry may share it.
+            // Any failure from here on gives the claim back, so a retry may share it; the
+            // outcome is written only while the claim is still this replica's.
             let release = || async {
                 self.update(key, |record| {
                     mine(record) && record.pictures.remove(&share).is_some()
                 })
                 .await
+            };
+            let settle = |outcome: Picture| {
+                let (share, mine) = (&share, &mine);
+                async move {
+                    self.update(key, |record| {
+                        let owned = mine(record);
+                        if owned {
+                            record.pictures.insert(share.clone(), outcome.clone());
+                        }
+                        owned
+                    })
+                    .await
+                }
             };
             if wanted
                 .files
@@ -635,17 +642,8 @@ impl Poster {
             {
                 // Never sent cut short: said once, in the record and the log.
                 tracing::warn!(share = %share, "a picture is over {MAX_PICTURE_BYTES} bytes; not shared");
-                self.update(key, |record| {
-                    let owned = mine(record);
-                    if owned {
-                        record.pictures.insert(
-                            share.clone(),
-                            Picture::Refused {
-                                code: "picture_too_large".to_owned(),
-                            },
-                        );
-                    }
-                    owned
+                settle(Picture::Refused {
+                    code: "picture_too_large".to_owned(),
                 })
                 .await?;
                 continue;
@@ -700,14 +698,7 @@ impl Poster {
                 _ => "refused",
             })
             .increment(1);
-            self.update(key, |record| {
-                let owned = mine(record);
-                if owned {
-                    record.pictures.insert(share.clone(), outcome.clone());
-                }
-                owned
-            })
-            .await?;
+            settle(outcome).await?;
         }
         Ok(())
     }

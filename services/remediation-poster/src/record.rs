@@ -15,8 +15,9 @@ use proto::{
 };
 use serde::{Deserialize, Serialize};
 
-/// A replica that is posting a reply right now (between `chat.postMessage` and recording its
-/// `ts`). Others wait for it; after `claim_timeout` they assume it crashed and take over.
+/// A replica that is posting a reply (between `chat.postMessage` and recording its `ts`) or
+/// sharing a picture right now. Others wait for it; after `claim_timeout` they assume it crashed
+/// and take over.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claim {
     pub owner: String,
@@ -28,10 +29,7 @@ pub struct Claim {
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Picture {
     /// A replica is uploading it; after `claim_timeout` another may take over.
-    Sharing {
-        owner: String,
-        at: DateTime<Utc>,
-    },
+    Sharing(Claim),
     Shared {
         file_ids: Vec<String>,
     },
