@@ -171,6 +171,42 @@ pub enum FlamethreadArgs {
 /// How to use `/flamethread`, for answers to mistakes.
 pub const FLAMETHREAD_USAGE: &str = "`/flamethread sql <query>` runs one read-only query over the spans (`SELECT SpanName, count(*) FROM otel_traces GROUP BY SpanName`) and shows the answer to you only; `/flamethread trace <service> <duration>` keeps every span of a service for up to an hour, whatever its sampling says (`/flamethread trace checkout 2m`).";
 
+/// What a person asks in words: `@flamethread …` in a channel or thread, or a direct message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ask {
+    /// `diagnose`: read the thread's first message as an alert and answer it.
+    Diagnose,
+    /// `profile …`: the rest, read as `/profile` reads it.
+    Profile(ProfileArgs),
+    /// `sql …`, `trace …`, `help` or nothing: as `/flamethread` reads them.
+    Flamethread(FlamethreadArgs),
+}
+
+/// How to ask in words, for answers to mistakes.
+pub const ASK_USAGE: &str = "Ask me in a thread or a DM: `@flamethread diagnose` (in an alert's thread: read its first message as an alert and answer it), `@flamethread profile checkout 30m` (anything `/profile` takes), `@flamethread sql <query>` or `@flamethread trace <service> <duration>`. The message shortcut \"Diagnose this message\" works on any message.";
+
+/// Reads what a person asked, after the mention of the app (any `<@U…>` mention left in is
+/// skipped). Errors are sentences a person can act on.
+pub fn parse_ask(text: &str, now: DateTime<Utc>) -> Result<Ask, String> {
+    let words: Vec<&str> = text
+        .split_whitespace()
+        .filter(|word| !(word.starts_with("<@") && word.ends_with('>')))
+        .collect();
+    let (verb, rest) = match words.split_first() {
+        Some((verb, rest)) => (verb.to_ascii_lowercase(), rest.join(" ")),
+        None => (String::new(), String::new()),
+    };
+    match verb.trim_end_matches(['?', '!', '.', ',']) {
+        "diagnose" | "why" => Ok(Ask::Diagnose),
+        "profile" => parse_profile(&rest, now).map(Ask::Profile),
+        "" | "help" | "sql" | "trace" => parse_flamethread(&words.join(" ")).map(Ask::Flamethread),
+        _ => Err(format!(
+            "I did not understand `{}`",
+            words.join(" ").chars().take(80).collect::<String>()
+        )),
+    }
+}
+
 /// Reads what followed `/flamethread`. Errors are sentences a person can act on.
 pub fn parse_flamethread(text: &str) -> Result<FlamethreadArgs, String> {
     let text = text.trim();
@@ -246,6 +282,32 @@ pub fn to_text(args: &ProfileArgs) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn asks_in_words_read_like_the_commands() {
+        let now = DateTime::from_timestamp(1_764_590_400, 0).unwrap();
+        assert_eq!(parse_ask("<@U0BOT> diagnose", now), Ok(Ask::Diagnose));
+        assert_eq!(parse_ask("Why?", now), Ok(Ask::Diagnose));
+        let Ok(Ask::Profile(args)) = parse_ask("<@U0BOT>  profile checkout 30m", now) else {
+            panic!("a profile ask")
+        };
+        assert_eq!(args.app.as_deref(), Some("checkout"));
+        assert_eq!(args.window, WindowSpec::Since(Duration::from_secs(1800)));
+        assert_eq!(
+            parse_ask("trace checkout 2m", now),
+            Ok(Ask::Flamethread(FlamethreadArgs::TraceAll {
+                service: "checkout".into(),
+                length: Duration::from_secs(120)
+            }))
+        );
+        assert_eq!(
+            parse_ask("<@U0BOT>", now),
+            Ok(Ask::Flamethread(FlamethreadArgs::Help))
+        );
+        assert!(parse_ask("profile rm -rf /;", now).is_err());
+        let mistake = parse_ask(&format!("deploy {}", "x".repeat(5000)), now).unwrap_err();
+        assert!(mistake.len() < 120, "{mistake}");
+    }
 
     #[test]
     fn flamethread_commands_read_as_people_type_them() {

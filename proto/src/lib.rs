@@ -52,7 +52,8 @@ pub use mrkdwn::{Mrkdwn, blocks::Block};
 pub use post::PostRequest;
 pub use sandbox::{SandboxRequest, SandboxResult};
 pub use slack::{
-    BlockAction, FileReceived, FileShared, SlackInteraction, SlackMessage, SlashCommand, actions,
+    AskOrigin, BlockAction, FileReceived, FileShared, SlackAsk, SlackInteraction, SlackMessage,
+    SlashCommand, actions,
 };
 pub use span::{SpanBatch, SpanRow, TracesAsk, TracesCommand};
 pub use subjects::{ConsumerSpec, StreamSpec, Subject, Subjects};

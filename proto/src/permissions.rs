@@ -32,6 +32,7 @@ pub const PRODUCERS: &[(&str, &[Subject])] = &[
             Subject::SlackAction,
             Subject::SlackFileReceived,
             Subject::SlackFile,
+            Subject::SlackAsk,
         ],
     ),
     (

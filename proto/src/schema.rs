@@ -7,8 +7,8 @@ use schemars::{JsonSchema, Schema, generate::SchemaSettings};
 use crate::{
     BlockAction, Change, ChangesEvidence, DeadLetter, FileReceived, FileShared, IncidentEvent,
     MetricsEvidence, PostRequest, ProfileEvidence, ProfileRequest, SandboxRequest, SandboxResult,
-    SlackMessage, SlashCommand, SpanBatch, Subject, Subjects, TracesCommand, TracesEvidence,
-    WorkloadEvidence,
+    SlackAsk, SlackMessage, SlashCommand, SpanBatch, Subject, Subjects, TracesCommand,
+    TracesEvidence, WorkloadEvidence,
     subjects::{CONSUMERS, Stream},
 };
 
@@ -75,6 +75,15 @@ pub const CATALOG: &[CatalogEntry] = &[
         idempotency_key: "`slack-action:<trigger_id>:<action_id>`",
         read_by_time: None,
         schema: schema_of::<BlockAction>,
+    },
+    CatalogEntry {
+        message: "SlackAsk",
+        file: "slack-ask.v1.json",
+        subjects: &[Subject::SlackAsk],
+        producer: "slack-gateway",
+        idempotency_key: "`slack-ask:<event_id>`",
+        read_by_time: None,
+        schema: schema_of::<SlackAsk>,
     },
     CatalogEntry {
         message: "FileShared",

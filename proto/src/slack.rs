@@ -50,6 +50,11 @@ pub struct SlackMessage {
     /// The top-level text (often empty for attachment-only alerts).
     #[serde(default)]
     pub text: String,
+    /// Set when a person asked for this message to be diagnosed (the message shortcut,
+    /// `@flamethread diagnose`): it is read as an alert even when no reader knows its source or a
+    /// person wrote it, and answered in its thread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked_by: Option<String>,
     pub received_at: DateTime<Utc>,
     pub transport: SlackTransport,
     /// The event object exactly as Slack sent it.
@@ -151,6 +156,74 @@ impl Message for BlockAction {
 }
 
 impl Correlated for BlockAction {
+    fn correlation(&self) -> Correlation<'_> {
+        Correlation {
+            slack_channel: Some(&self.channel),
+            ..Correlation::default()
+        }
+    }
+}
+
+/// Where a person asked flamethread something in their own words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AskOrigin {
+    /// `@flamethread …` in a channel or a thread (an `app_mention` event).
+    Mention,
+    /// A message in the app's direct messages.
+    DirectMessage,
+}
+
+/// A person asking in words rather than with a slash command: `@flamethread profile checkout 30m`
+/// in a thread, or the same in a DM. alert-watcher reads `text` with
+/// [`crate::command::parse_ask`] and answers in the thread it was asked in.
+///
+/// `diagnose` (and the "Diagnose this message" shortcut) does not come as an ask: slack-gateway
+/// sends the message to diagnose as a [`SlackMessage`] with `asked_by` set, and only when it
+/// could not (no thread, the thread unreadable) does the ask come here to be answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SlackAsk {
+    pub schema_version: SchemaVersion,
+    /// Slack's `event_id`.
+    pub ask_id: String,
+    pub origin: AskOrigin,
+    #[serde(default)]
+    pub team_id: Option<String>,
+    pub channel: String,
+    /// Who asked.
+    pub user: String,
+    /// The asking message's `ts`.
+    pub ts: String,
+    /// The thread the ask is in, if any.
+    #[serde(default)]
+    pub thread_ts: Option<String>,
+    /// What was asked, with the mention of this app taken out.
+    #[serde(default)]
+    pub text: String,
+    pub received_at: DateTime<Utc>,
+}
+
+impl SlackAsk {
+    /// Where the answer goes: the thread the ask is in, or a thread on the asking message.
+    pub fn reply_target(&self) -> crate::ReplyTarget {
+        crate::ReplyTarget::Thread {
+            channel: self.channel.clone(),
+            thread_ts: self.thread_ts.clone().unwrap_or_else(|| self.ts.clone()),
+        }
+    }
+}
+
+impl Message for SlackAsk {
+    fn subject(&self) -> Subject {
+        Subject::SlackAsk
+    }
+
+    fn idempotency_key(&self) -> String {
+        format!("slack-ask:{}", self.ask_id)
+    }
+}
+
+impl Correlated for SlackAsk {
     fn correlation(&self) -> Correlation<'_> {
         Correlation {
             slack_channel: Some(&self.channel),
@@ -311,12 +384,19 @@ pub mod actions {
     pub const OPEN_DIFF: &str = "ft.open_diff";
 }
 
-/// What alert-watcher's interactions consumer reads: a command, a click or a shared file.
+/// The `callback_id`s of the app's shortcuts (declared in the app manifests).
+pub mod shortcuts {
+    /// "Diagnose this message": any message, read as an alert and answered in its thread.
+    pub const DIAGNOSE_MESSAGE: &str = "ft.diagnose_message";
+}
+
+/// What alert-watcher's interactions consumer reads: a command, a click, a shared file or an ask.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SlackInteraction {
     Command(SlashCommand),
     Action(BlockAction),
     File(FileShared),
+    Ask(SlackAsk),
 }
 
 impl crate::Inbound for SlackInteraction {
@@ -325,6 +405,7 @@ impl crate::Inbound for SlackInteraction {
             Subject::SlackCommand => crate::decode(payload).map(SlackInteraction::Command),
             Subject::SlackAction => crate::decode(payload).map(SlackInteraction::Action),
             Subject::SlackFile => crate::decode(payload).map(SlackInteraction::File),
+            Subject::SlackAsk => crate::decode(payload).map(SlackInteraction::Ask),
             other => Err(crate::unexpected_subject(other, "Slack interaction")),
         }
     }
@@ -336,6 +417,7 @@ impl Correlated for SlackInteraction {
             SlackInteraction::Command(command) => command.correlation(),
             SlackInteraction::Action(action) => action.correlation(),
             SlackInteraction::File(file) => file.correlation(),
+            SlackInteraction::Ask(ask) => ask.correlation(),
         }
     }
 }

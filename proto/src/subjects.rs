@@ -17,6 +17,7 @@ pub enum Subject {
     SlackAction,
     SlackFile,
     SlackFileReceived,
+    SlackAsk,
     IncidentOpened,
     IncidentUpdated,
     IncidentResolved,
@@ -35,12 +36,13 @@ pub enum Subject {
 }
 
 impl Subject {
-    pub const ALL: [Subject; 20] = [
+    pub const ALL: [Subject; 21] = [
         Subject::SlackMessage,
         Subject::SlackCommand,
         Subject::SlackAction,
         Subject::SlackFile,
         Subject::SlackFileReceived,
+        Subject::SlackAsk,
         Subject::IncidentOpened,
         Subject::IncidentUpdated,
         Subject::IncidentResolved,
@@ -66,6 +68,7 @@ impl Subject {
             Subject::SlackAction => "slack.action",
             Subject::SlackFile => "slack.file",
             Subject::SlackFileReceived => "slack.file_received",
+            Subject::SlackAsk => "slack.ask",
             Subject::IncidentOpened => "incident.opened",
             Subject::IncidentUpdated => "incident.updated",
             Subject::IncidentResolved => "incident.resolved",
@@ -91,7 +94,8 @@ impl Subject {
             | Subject::SlackCommand
             | Subject::SlackAction
             | Subject::SlackFile
-            | Subject::SlackFileReceived => Stream::Slack,
+            | Subject::SlackFileReceived
+            | Subject::SlackAsk => Stream::Slack,
             Subject::IncidentOpened | Subject::IncidentUpdated | Subject::IncidentResolved => {
                 Stream::Incidents
             }
@@ -254,6 +258,7 @@ pub const CONSUMERS: &[ConsumerSpec] = &[
             Subject::SlackCommand,
             Subject::SlackAction,
             Subject::SlackFile,
+            Subject::SlackAsk,
         ],
     },
     ConsumerSpec {

@@ -5,6 +5,7 @@
 
 mod alert_path;
 mod alert_watcher;
+mod asks;
 mod bus_connect;
 mod bus_contract;
 mod bus_faults;

@@ -200,3 +200,43 @@ fn shipped_alerting_rules_are_valid() {
         String::from_utf8_lossy(&checked.stderr)
     );
 }
+
+/// The Slack app manifests declare what flamethread acts on: the shortcut's `callback_id` is
+/// proto's, every event the gateway reads is subscribed with the scope it needs, and no scope is
+/// asked for that nothing uses.
+#[test]
+fn slack_manifests_declare_what_the_gateway_reads_and_nothing_else() {
+    let root = workspace_root();
+    for name in ["manifest.socket-mode.yaml", "manifest.http.yaml"] {
+        let manifest = fs::read_to_string(root.join("deploy/slack").join(name)).unwrap();
+        assert!(
+            manifest.contains(&format!(
+                "callback_id: {}",
+                proto::slack::shortcuts::DIAGNOSE_MESSAGE
+            )),
+            "{name}: the Diagnose shortcut"
+        );
+        for (event, scope) in [
+            ("message.channels", "channels:history"),
+            ("message.groups", "groups:history"),
+            ("message.im", "im:history"),
+            ("app_mention", "app_mentions:read"),
+            ("file_shared", "files:read"),
+        ] {
+            assert!(
+                manifest.contains(&format!("- {event}\n")),
+                "{name}: event {event}"
+            );
+            assert!(
+                manifest.contains(&format!("- {scope}")),
+                "{name}: scope {scope}"
+            );
+        }
+        for unused in ["users:read", "chat:write.public", "im:write", "admin"] {
+            assert!(
+                !manifest.contains(&format!("- {unused}")),
+                "{name}: {unused} is used by nothing"
+            );
+        }
+    }
+}

@@ -787,6 +787,7 @@ pub mod fixtures {
             subtype: Some("bot_message".to_owned()),
             edited_ts: None,
             text: String::new(),
+            asked_by: None,
             received_at: chrono::Utc::now(),
             transport: SlackTransport::SocketMode,
             raw: serde_json::json!({

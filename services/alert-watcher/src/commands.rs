@@ -6,9 +6,9 @@
 
 use chrono::{DateTime, Utc};
 use proto::{
-    BlockAction, PostRequest, ProfileRequest, ReplyTarget, SchemaVersion, SlashCommand, TimeWindow,
-    TracesAsk, TracesCommand,
-    command::{self, FlamethreadArgs, ProfileArgs, WindowSpec},
+    AskOrigin, BlockAction, PostRequest, ProfileRequest, ReplyTarget, SchemaVersion, SlackAsk,
+    SlashCommand, TimeWindow, TracesAsk, TracesCommand,
+    command::{self, Ask, FlamethreadArgs, ProfileArgs, WindowSpec},
     evidence::ProfileMode,
     slack::actions,
 };
@@ -87,6 +87,69 @@ pub fn on_command(command: &SlashCommand, now: DateTime<Utc>) -> Outcome {
             }
         }
         _ => Outcome::Ignore("unknown_command"),
+    }
+}
+
+/// What a person asked in words (`@flamethread …`, a DM): a profile, answered in the thread it
+/// was asked in; the span store, answered to the person only; help and mistakes, to the person
+/// only in a channel. `diagnose` arrives here only when slack-gateway could not read the thread
+/// (or there is none), and is answered with why.
+pub fn on_ask(ask: &SlackAsk, now: DateTime<Utc>) -> Outcome {
+    let in_thread = ask.reply_target();
+    let only_them = match ask.origin {
+        AskOrigin::DirectMessage => in_thread.clone(),
+        AskOrigin::Mention => ReplyTarget::Ephemeral {
+            channel: ask.channel.clone(),
+            user: ask.user.clone(),
+            thread_ts: Some(ask.thread_ts.clone().unwrap_or_else(|| ask.ts.clone())),
+        },
+    };
+    let answer = |target: ReplyTarget, text: String| {
+        Outcome::Answer(Box::new(post(
+            format!("answer-{}", ask.ask_id),
+            target,
+            text,
+        )))
+    };
+    match command::parse_ask(&ask.text, now) {
+        Ok(Ask::Profile(args)) => Outcome::Profile(Box::new(request(
+            format!("ask-{}", ask.ask_id),
+            &args,
+            now,
+            Some(ask.user.clone()),
+            in_thread,
+        ))),
+        Ok(Ask::Diagnose) if ask.thread_ts.is_none() => answer(
+            only_them,
+            "`diagnose` reads the first message of the thread it is asked in: ask in the alert's thread, or use the message shortcut \"Diagnose this message\" on it.".to_owned(),
+        ),
+        Ok(Ask::Diagnose) => answer(
+            only_them,
+            "I could not read this thread's first message from Slack just now (is flamethread in this channel?). Try again, or use the message shortcut \"Diagnose this message\" on it.".to_owned(),
+        ),
+        Ok(Ask::Flamethread(FlamethreadArgs::Help)) => {
+            answer(only_them, format!("{HELP} {}", command::ASK_USAGE))
+        }
+        Ok(Ask::Flamethread(FlamethreadArgs::Sql(query))) => Outcome::Traces(Box::new(TracesCommand {
+            schema_version: SchemaVersion::CURRENT,
+            command_id: format!("ask-{}", ask.ask_id),
+            requested_by: ask.user.clone(),
+            reply: only_them,
+            ask: TracesAsk::Sql { query },
+        })),
+        Ok(Ask::Flamethread(FlamethreadArgs::TraceAll { service, length })) => {
+            Outcome::Traces(Box::new(TracesCommand {
+                schema_version: SchemaVersion::CURRENT,
+                command_id: format!("ask-{}", ask.ask_id),
+                requested_by: ask.user.clone(),
+                reply: in_thread,
+                ask: TracesAsk::TraceAll {
+                    service,
+                    seconds: length.as_secs(),
+                },
+            }))
+        }
+        Err(mistake) => answer(only_them, format!("{mistake}. {}", command::ASK_USAGE)),
     }
 }
 
@@ -278,6 +341,92 @@ mod tests {
         assert_eq!(
             on_command(&slash("/deploy", "prod"), now()),
             Outcome::Ignore("unknown_command")
+        );
+    }
+
+    fn asked(origin: AskOrigin, text: &str, thread_ts: Option<&str>) -> SlackAsk {
+        SlackAsk {
+            schema_version: SchemaVersion::CURRENT,
+            ask_id: "Ev1".into(),
+            origin,
+            team_id: None,
+            channel: "C1".into(),
+            user: "U1".into(),
+            ts: "200.000001".into(),
+            thread_ts: thread_ts.map(str::to_owned),
+            text: text.into(),
+            received_at: now(),
+        }
+    }
+
+    #[test]
+    fn asks_in_words_are_answered_where_they_were_asked() {
+        let in_thread = ReplyTarget::Thread {
+            channel: "C1".into(),
+            thread_ts: "100.000001".into(),
+        };
+        let Outcome::Profile(request) = on_ask(
+            &asked(
+                AskOrigin::Mention,
+                "profile checkout 30m",
+                Some("100.000001"),
+            ),
+            now(),
+        ) else {
+            panic!("a request")
+        };
+        assert_eq!(request.request_id, "ask-Ev1");
+        assert_eq!(request.app.as_deref(), Some("checkout"));
+        assert_eq!(request.requested_by.as_deref(), Some("U1"));
+        assert_eq!(request.reply, in_thread);
+        // Not in a thread: the answer starts one on the asking message.
+        let Outcome::Profile(request) = on_ask(
+            &asked(AskOrigin::DirectMessage, "profile checkout", None),
+            now(),
+        ) else {
+            panic!("a request")
+        };
+        assert_eq!(
+            request.reply,
+            ReplyTarget::Thread {
+                channel: "C1".into(),
+                thread_ts: "200.000001".into()
+            }
+        );
+        // Span queries and mistakes in a channel go to the person only.
+        let Outcome::Traces(sql) = on_ask(
+            &asked(AskOrigin::Mention, "sql SELECT 1", Some("100.000001")),
+            now(),
+        ) else {
+            panic!("a traces command")
+        };
+        assert!(matches!(sql.reply, ReplyTarget::Ephemeral { ref user, .. } if user == "U1"));
+        let Outcome::Answer(mistake) = on_ask(
+            &asked(AskOrigin::Mention, "deploy prod <!here>", None),
+            now(),
+        ) else {
+            panic!("an answer")
+        };
+        assert!(
+            mistake.text.contains("did not understand"),
+            "{}",
+            mistake.text
+        );
+        assert!(
+            !mistake.text.contains("<!here>"),
+            "escaped: {}",
+            mistake.text
+        );
+        assert!(matches!(mistake.target, ReplyTarget::Ephemeral { .. }));
+        // `diagnose` outside a thread says where it works.
+        let Outcome::Answer(diagnose) = on_ask(&asked(AskOrigin::Mention, "diagnose", None), now())
+        else {
+            panic!("an answer")
+        };
+        assert!(
+            diagnose.text.contains("Diagnose this message"),
+            "{}",
+            diagnose.text
         );
     }
 

@@ -38,6 +38,7 @@ impl Interactions {
                 self.carry_out(commands::on_command(command, now)).await?
             }
             SlackInteraction::File(file) => self.carry_out(sandbox_offer::on_file(file)).await?,
+            SlackInteraction::Ask(ask) => self.carry_out(commands::on_ask(ask, now)).await?,
             SlackInteraction::Action(action) => match action.action_id.as_str() {
                 ids::SANDBOX_RUN | ids::SANDBOX_DECLINE => {
                     self.carry_out(sandbox_offer::on_click(action, &self.approvers))

@@ -11,7 +11,9 @@
 //! | [`datadog`] | Datadog monitors (`[Triggered on {host:…}] …`, `[Recovered] …`, linked to the monitor) |
 //! | [`generic`] | any webhook: `key: value` lines or a JSON code block naming an alert |
 //!
-//! Operator-defined [`rules`] for in-house formats come before all of them.
+//! Operator-defined [`rules`] for in-house formats come before all of them. A message a person
+//! asked to be diagnosed ([`recognize_asked`]) that none of them knows is read as an alert all the
+//! same, by [`generic::asked`].
 //!
 //! Only integrations post alerts. A message a person wrote (no `bot_id`, not `bot_message`) is
 //! never read by the built-in readers, and only by a rule that opts in with `from_people = true`:
@@ -64,7 +66,21 @@ pub fn recognize(event: &Value) -> Recognition {
 
 /// Like [`recognize`], trying the operator's rules first.
 pub fn recognize_with(event: &Value, rules: &[rules::Rule]) -> Recognition {
-    let by_person = written_by_person(event);
+    read(event, rules, written_by_person(event))
+}
+
+/// A message a person asked to be diagnosed (the message shortcut, `@flamethread diagnose`): the
+/// person asking vouches for it, so every reader and rule reads it whoever wrote it, and when
+/// none knows it, the message itself is the alert ([`generic::asked`]).
+pub fn recognize_asked(event: &Value, rules: &[rules::Rule]) -> Vec<Reading> {
+    match read(event, rules, false) {
+        Recognition::Alerts(readings) => readings,
+        Recognition::NotAnAlert => vec![generic::asked(&text::Message::of(event))],
+    }
+}
+
+/// The readers in turn; `by_person` limits them to the rules that read people.
+fn read(event: &Value, rules: &[rules::Rule], by_person: bool) -> Recognition {
     let custom: Vec<Reading> = rules
         .iter()
         .filter(|rule| !by_person || rule.reads_people())

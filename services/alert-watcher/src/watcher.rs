@@ -63,14 +63,21 @@ fn redelivered_member(state: &IncidentState, observation: &Observation) -> bool 
 
 impl Watcher {
     pub(crate) async fn on_message(&self, message: SlackMessage) -> Result<(), HandlerError> {
-        if message.thread_ts.is_some() {
+        if message.thread_ts.is_some() && message.asked_by.is_none() {
             // A reply in a thread is conversation about an alert, not a new one.
             metrics::counter!("ft_watcher_messages_total", "kind" => "thread_reply").increment(1);
             return Ok(());
         }
-        let readings = match recognize::recognize_with(&message.raw, &self.rules) {
-            Recognition::Alerts(readings) => readings,
-            Recognition::NotAnAlert => return self.on_other_message(&message).await,
+        let readings = match &message.asked_by {
+            Some(person) => {
+                tracing::info!(%person, channel = %message.channel, ts = %message.ts, "asked to diagnose a message");
+                metrics::counter!("ft_watcher_messages_total", "kind" => "asked").increment(1);
+                recognize::recognize_asked(&message.raw, &self.rules)
+            }
+            None => match recognize::recognize_with(&message.raw, &self.rules) {
+                Recognition::Alerts(readings) => readings,
+                Recognition::NotAnAlert => return self.on_other_message(&message).await,
+            },
         };
         metrics::counter!("ft_watcher_messages_total", "kind" => "alert").increment(1);
         for reading in readings {

@@ -930,6 +930,9 @@ fn profile_blocks(profile: Option<&ProfileEvidence>) -> Vec<Value> {
         return vec![section(mrkdwn!("*Profile* _gathering…_"))];
     };
     if let Some(detail) = status_detail(&profile.status) {
+        if profile.app.is_empty() {
+            return vec![section(mrkdwn!("*Profile* {}", detail))];
+        }
         return vec![section(mrkdwn!(
             "*Profile* of {}: {}",
             Mrkdwn::code(&profile.app),

@@ -68,7 +68,7 @@ fn benchmarks(c: &mut Criterion) {
     c.bench_function("accept/button_click", |b| {
         b.iter(|| {
             let payload: Value = serde_json::from_str(black_box(&click)).expect("JSON");
-            accept::interaction(&payload, now)
+            accept::interaction(&payload, SlackTransport::SocketMode, now)
         })
     });
 }

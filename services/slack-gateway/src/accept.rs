@@ -14,7 +14,8 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use proto::{
-    BlockAction, FileReceived, SchemaVersion, SlackMessage, SlashCommand, slack::SlackTransport,
+    AskOrigin, BlockAction, FileReceived, SchemaVersion, SlackAsk, SlackMessage, SlashCommand,
+    slack::SlackTransport,
 };
 use serde_json::Value;
 use slack::Identity;
@@ -40,6 +41,7 @@ pub enum Outbound {
     File(Box<FileReceived>),
     Command(Box<SlashCommand>),
     Action(Box<BlockAction>),
+    Ask(Box<SlackAsk>),
 }
 
 /// Why an understood payload is not published.
@@ -54,6 +56,8 @@ pub enum Ignored {
     EventType(String),
     /// An interaction that is not a button click (`view_submission`, `shortcut`…).
     Interaction(String),
+    /// A mention or a direct message from a bot: only people ask.
+    BotAsk,
 }
 
 impl Ignored {
@@ -65,6 +69,7 @@ impl Ignored {
             Ignored::Subtype(_) => "subtype",
             Ignored::EventType(_) => "event_type",
             Ignored::Interaction(_) => "interaction_type",
+            Ignored::BotAsk => "bot_ask",
         }
     }
 }
@@ -130,6 +135,14 @@ pub fn event_callback(
     match required(event, "type", "the event")? {
         "message" => message(event, event_id, team_id, transport, received_at, filter),
         "file_shared" => file_shared(event, event_id, transport, received_at, filter),
+        "app_mention" => ask(
+            event,
+            event_id,
+            team_id,
+            AskOrigin::Mention,
+            received_at,
+            filter,
+        ),
         other => Ok(Verdict::Ignore(Ignored::EventType(other.to_owned()))),
     }
 }
@@ -154,6 +167,20 @@ fn message(
     if filter.identity.is_own(user, bot_id) {
         return Ok(Verdict::Ignore(Ignored::OwnMessage));
     }
+    if text(event, "channel_type") == Some("im") {
+        // The app's direct messages: a person asking, not a channel to overhear.
+        if let Some(subtype) = subtype {
+            return Ok(Verdict::Ignore(Ignored::Subtype(subtype.to_owned())));
+        }
+        return ask(
+            event,
+            event_id,
+            team_id,
+            AskOrigin::DirectMessage,
+            received_at,
+            filter,
+        );
+    }
     let channel = required(event, "channel", "the message event")?;
     if !filter.channel_allowed(channel) {
         return Ok(Verdict::Ignore(Ignored::ChannelNotAllowed));
@@ -174,6 +201,7 @@ fn message(
             subtype: subtype.map(str::to_owned),
             edited_ts: None,
             text: text(event, "text").unwrap_or_default().to_owned(),
+            asked_by: None,
             received_at,
             transport,
             raw: event.clone(),
@@ -202,6 +230,12 @@ fn edit(
             "message_changed".to_owned(),
         )));
     };
+    if text(event, "channel_type") == Some("im") {
+        // An edited question is not asked again.
+        return Ok(Verdict::Ignore(Ignored::Subtype(
+            "message_changed".to_owned(),
+        )));
+    }
     let channel = required(event, "channel", "the message_changed event")?;
     let mut now_reads = edited.clone();
     now_reads["channel"] = Value::String(channel.to_owned());
@@ -224,6 +258,94 @@ fn edit(
         }
         ignored => ignored,
     })
+}
+
+/// A person asking in words: an `app_mention` event, or a message in the app's DMs.
+fn ask(
+    event: &Value,
+    event_id: &str,
+    team_id: Option<String>,
+    origin: AskOrigin,
+    received_at: DateTime<Utc>,
+    filter: &Filter,
+) -> Result<Verdict, Malformed> {
+    let user = text(event, "user");
+    let bot_id = text(event, "bot_id");
+    if filter.identity.is_own(user, bot_id) {
+        return Ok(Verdict::Ignore(Ignored::OwnMessage));
+    }
+    let (Some(user), None) = (user.filter(|user| !user.is_empty()), bot_id) else {
+        return Ok(Verdict::Ignore(Ignored::BotAsk));
+    };
+    let what = "the asking event";
+    let ts = required(event, "ts", what)?;
+    let own_mention = format!("<@{}>", filter.identity.user_id);
+    Ok(Verdict::Publish(vec![Outbound::Ask(Box::new(SlackAsk {
+        schema_version: SchemaVersion::CURRENT,
+        ask_id: event_id.to_owned(),
+        origin,
+        team_id,
+        channel: required(event, "channel", what)?.to_owned(),
+        user: user.to_owned(),
+        ts: ts.to_owned(),
+        thread_ts: text(event, "thread_ts")
+            .filter(|thread| *thread != ts)
+            .map(str::to_owned),
+        text: text(event, "text")
+            .unwrap_or_default()
+            .replace(&own_mention, " ")
+            .trim()
+            .to_owned(),
+        received_at,
+    }))]))
+}
+
+/// The message a person asked to be diagnosed (`message`, as Slack sends it in a shortcut or
+/// `conversations.replies`), as the [`SlackMessage`] alert-watcher reads: marked `asked_by` the
+/// person, under an id of the ask (`ask_id`) so that it is stored once however often Slack
+/// delivers the ask.
+pub fn asked_message(
+    message: &Value,
+    channel: &str,
+    ask_id: &str,
+    asked_by: &str,
+    team_id: Option<String>,
+    transport: SlackTransport,
+    received_at: DateTime<Utc>,
+) -> Result<SlackMessage, Malformed> {
+    let ts = required(message, "ts", "the message to diagnose")?;
+    let mut raw = message.clone();
+    raw["channel"] = Value::String(channel.to_owned());
+    Ok(SlackMessage {
+        schema_version: SchemaVersion::CURRENT,
+        event_id: format!("ask-{ask_id}"),
+        team_id,
+        channel: channel.to_owned(),
+        ts: ts.to_owned(),
+        thread_ts: text(message, "thread_ts")
+            .filter(|thread| *thread != ts)
+            .map(str::to_owned),
+        user: text(message, "user").map(str::to_owned),
+        bot_id: text(message, "bot_id").map(str::to_owned),
+        subtype: text(message, "subtype").map(str::to_owned),
+        edited_ts: None,
+        text: text(message, "text").unwrap_or_default().to_owned(),
+        asked_by: Some(asked_by.to_owned()),
+        received_at,
+        transport,
+        raw,
+    })
+}
+
+/// When `ask` is `@flamethread diagnose` in a thread: the channel and the thread whose first
+/// message to diagnose.
+pub fn diagnose_in_thread(ask: &SlackAsk) -> Option<(&str, &str)> {
+    let thread_ts = ask.thread_ts.as_deref()?;
+    matches!(
+        proto::command::parse_ask(&ask.text, ask.received_at),
+        Ok(proto::command::Ask::Diagnose)
+    )
+    .then_some((ask.channel.as_str(), thread_ts))
 }
 
 fn file_shared(
@@ -276,9 +398,17 @@ pub fn slash_command(fields: &Value, received_at: DateTime<Utc>) -> Result<Verdi
     ))]))
 }
 
-/// An interaction payload: each button clicked becomes one [`BlockAction`].
-pub fn interaction(payload: &Value, received_at: DateTime<Utc>) -> Result<Verdict, Malformed> {
+/// An interaction payload: each button clicked becomes one [`BlockAction`]; the "Diagnose this
+/// message" shortcut becomes the message it was used on, asked to be diagnosed.
+pub fn interaction(
+    payload: &Value,
+    transport: SlackTransport,
+    received_at: DateTime<Utc>,
+) -> Result<Verdict, Malformed> {
     let kind = required(payload, "type", "the interaction")?;
+    if kind == "message_action" {
+        return message_shortcut(payload, transport, received_at);
+    }
     if kind != "block_actions" {
         return Ok(Verdict::Ignore(Ignored::Interaction(kind.to_owned())));
     }
@@ -322,6 +452,49 @@ pub fn interaction(payload: &Value, received_at: DateTime<Utc>) -> Result<Verdic
         })));
     }
     Ok(Verdict::Publish(outbound))
+}
+
+/// A message shortcut: ours ([`proto::slack::shortcuts::DIAGNOSE_MESSAGE`]) is a person asking
+/// for the message to be read as an alert, whatever posted it and wherever it is.
+fn message_shortcut(
+    payload: &Value,
+    transport: SlackTransport,
+    received_at: DateTime<Utc>,
+) -> Result<Verdict, Malformed> {
+    let what = "the message shortcut";
+    let callback_id = required(payload, "callback_id", what)?;
+    if callback_id != proto::slack::shortcuts::DIAGNOSE_MESSAGE {
+        return Ok(Verdict::Ignore(Ignored::Interaction(
+            "message_action".to_owned(),
+        )));
+    }
+    let trigger_id = required(payload, "trigger_id", what)?;
+    let user = payload
+        .get("user")
+        .and_then(|user| text(user, "id"))
+        .ok_or_else(|| Malformed(format!("{what} has no user.id")))?;
+    let channel = payload
+        .get("channel")
+        .and_then(|channel| text(channel, "id"))
+        .ok_or_else(|| Malformed(format!("{what} has no channel.id")))?;
+    let message = payload
+        .get("message")
+        .filter(|message| message.is_object())
+        .ok_or_else(|| Malformed(format!("{what} has no message")))?;
+    let team_id = payload
+        .get("team")
+        .and_then(|team| text(team, "id"))
+        .map(str::to_owned);
+    let asked = asked_message(
+        message,
+        channel,
+        trigger_id,
+        user,
+        team_id,
+        transport,
+        received_at,
+    )?;
+    Ok(Verdict::Publish(vec![Outbound::Message(Box::new(asked))]))
 }
 
 /// `payload` without what works as a credential: Slack's verification `token` and the

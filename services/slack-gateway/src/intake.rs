@@ -51,11 +51,17 @@ impl Outcome {
     }
 }
 
+/// How long reading a thread's first message may take: Slack wants its answer within three
+/// seconds, and the publish comes after.
+const THREAD_READ_DEADLINE: Duration = Duration::from_millis(1500);
+
 #[derive(Debug, Clone)]
 pub(crate) struct Intake {
     pub(crate) bus: Bus,
     pub(crate) filter: Filter,
     pub(crate) publish_deadline: Duration,
+    /// Reads a thread's first message for `@flamethread diagnose` (`conversations.replies`).
+    pub(crate) slack: slack::RawApi,
 }
 
 impl Intake {
@@ -96,7 +102,13 @@ impl Intake {
         let verdict = match kind {
             Kind::Event => accept::event_callback(payload, transport, received_at, &self.filter),
             Kind::Command => accept::slash_command(payload, received_at),
-            Kind::Interaction => accept::interaction(payload, received_at),
+            Kind::Interaction => accept::interaction(payload, transport, received_at),
+        };
+        let verdict = match verdict {
+            Ok(Verdict::Publish(outbound)) => Ok(Verdict::Publish(
+                self.diagnose_asks(outbound, transport).await,
+            )),
+            other => other,
         };
         let outcome = match verdict {
             Ok(Verdict::Publish(outbound)) => self.publish(&outbound).await,
@@ -125,6 +137,75 @@ impl Intake {
         outcome
     }
 
+    /// `@flamethread diagnose` in a thread becomes the thread's first message, asked to be
+    /// diagnosed. When that message cannot be read in time (Slack must be answered within three
+    /// seconds) the ask goes on as it is, and alert-watcher says why nothing was diagnosed.
+    async fn diagnose_asks(
+        &self,
+        outbound: Vec<Outbound>,
+        transport: SlackTransport,
+    ) -> Vec<Outbound> {
+        let mut kept = Vec::with_capacity(outbound.len());
+        for item in outbound {
+            let Outbound::Ask(ask) = &item else {
+                kept.push(item);
+                continue;
+            };
+            let Some((channel, thread_ts)) = accept::diagnose_in_thread(ask) else {
+                kept.push(item);
+                continue;
+            };
+            match self.first_message(channel, thread_ts).await {
+                Ok(first) => match accept::asked_message(
+                    &first,
+                    channel,
+                    &ask.ask_id,
+                    &ask.user,
+                    ask.team_id.clone(),
+                    transport,
+                    ask.received_at,
+                ) {
+                    Ok(asked) => kept.push(Outbound::Message(Box::new(asked))),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "the thread's first message is not a message");
+                        kept.push(item);
+                    }
+                },
+                Err(err) => {
+                    tracing::warn!(error = %err, channel, thread_ts, "could not read the thread to diagnose");
+                    metrics::counter!("ft_gateway_thread_reads_failed_total").increment(1);
+                    kept.push(item);
+                }
+            }
+        }
+        kept
+    }
+
+    async fn first_message(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+    ) -> Result<Value, slack::CallError> {
+        let query = [("channel", channel), ("ts", thread_ts), ("limit", "1")];
+        let read = self.slack.get("conversations.replies", &query);
+        let answer = tokio::time::timeout(THREAD_READ_DEADLINE, read)
+            .await
+            .map_err(|_| {
+                slack::CallError::Transport(format!(
+                    "conversations.replies: no answer within {THREAD_READ_DEADLINE:?}"
+                ))
+            })??;
+        answer["messages"]
+            .as_array()
+            .and_then(|messages| messages.first())
+            .filter(|first| first["ts"].as_str() == Some(thread_ts))
+            .cloned()
+            .ok_or_else(|| slack::CallError::Slack {
+                code: "thread_not_found".to_owned(),
+                detail: String::new(),
+            })
+    }
+
     async fn publish(&self, outbound: &[Outbound]) -> Outcome {
         let mut duplicates = 0;
         for message in outbound {
@@ -133,6 +214,7 @@ impl Intake {
                 Outbound::File(file) => self.publish_one(file.as_ref()).await,
                 Outbound::Command(command) => self.publish_one(command.as_ref()).await,
                 Outbound::Action(action) => self.publish_one(action.as_ref()).await,
+                Outbound::Ask(ask) => self.publish_one(ask.as_ref()).await,
             };
             match published {
                 Ok(published) if published.duplicate => duplicates += 1,

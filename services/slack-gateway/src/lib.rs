@@ -67,6 +67,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                 channels: slack_config.channels.iter().cloned().collect::<BTreeSet<_>>(),
             },
             publish_deadline: slack_config.publish_deadline,
+            slack: slack::RawApi::new(
+                slack::http_client(Duration::from_secs(5))?,
+                &slack_config.api_url,
+                slack_config.bot_token.clone(),
+            ),
         };
 
         let fetcher = files::FileFetcher {

@@ -80,6 +80,13 @@ pub(crate) async fn post(
                 &state,
                 crate::socket_mode::message_event(&request.channel, &message),
             );
+            if let Some(mention) = crate::socket_mode::app_mention_event(
+                &request.channel,
+                &message,
+                &state.config.bot_user_id,
+            ) {
+                crate::socket_mode::deliver_event(&state, mention);
+            }
             Json(json!({"ok": true, "channel": request.channel, "ts": message.ts})).into_response()
         }
         Err(err) => (StatusCode::BAD_REQUEST, Json(err.to_json())).into_response(),
@@ -216,6 +223,91 @@ pub(crate) async fn command(
     Json(json!({"ok": true, "envelope_id": envelope_id, "trigger_id": trigger_id})).into_response()
 }
 
+/// The app's direct messages with a person, opened as `conversations.open` would.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ControlIm {
+    user: String,
+}
+
+pub(crate) async fn im(
+    State(state): State<SharedState>,
+    Json(request): Json<ControlIm>,
+) -> Response {
+    let opened = state
+        .workspace
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .open_im(&request.user);
+    match opened {
+        Ok(channel) => Json(json!({"ok": true, "channel": {"id": channel}})).into_response(),
+        Err(err) => (StatusCode::BAD_REQUEST, Json(err.to_json())).into_response(),
+    }
+}
+
+/// A person uses a message shortcut ("Diagnose this message") on a message.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ControlShortcut {
+    channel: String,
+    user: String,
+    message_ts: String,
+    callback_id: String,
+}
+
+/// Sends the `message_action` payload Slack sends for a message shortcut: the message as the
+/// channel shows it, the person, a `trigger_id` and a `response_url`.
+pub(crate) async fn shortcut(
+    State(state): State<SharedState>,
+    headers: axum::http::HeaderMap,
+    Json(request): Json<ControlShortcut>,
+) -> Response {
+    let (channel_name, message) = match shown(&state, &request.channel, &request.message_ts) {
+        Ok(shown) => shown,
+        Err(error) => return (StatusCode::BAD_REQUEST, Json(error)).into_response(),
+    };
+    if request.callback_id.is_empty() || request.callback_id.len() > 255 {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"ok": false, "error": "invalid_callback_id"})),
+        )
+            .into_response();
+    }
+    let payload = json!({
+        "type": "message_action",
+        "token": "emulator-verification-token",
+        "action_ts": format!("{}.{:06}", now_micros() / 1_000_000, now_micros() % 1_000_000),
+        "team": {"id": "T0FLAME", "domain": "flamethread"},
+        "user": {"id": request.user, "name": request.user, "team_id": "T0FLAME"},
+        "channel": {"id": request.channel, "name": channel_name},
+        "is_enterprise_install": false,
+        "callback_id": request.callback_id,
+        "trigger_id": trigger_id(&state),
+        "message_ts": request.message_ts,
+        "message": message,
+        "response_url": format!("http://{}/response/{}", host(&headers), now_micros()),
+    });
+    let trigger_id = payload["trigger_id"].clone();
+    let envelope_id = crate::socket_mode::deliver_payload(&state, "interactive", payload);
+    Json(json!({"ok": true, "envelope_id": envelope_id, "trigger_id": trigger_id})).into_response()
+}
+
+/// The channel's name and the message `ts` in it as the channel shows it (with its reply count),
+/// or the error Slack would give.
+fn shown(state: &SharedState, channel: &str, ts: &str) -> Result<(String, Value), Value> {
+    let workspace = state.workspace.lock().unwrap_or_else(|e| e.into_inner());
+    let channel = workspace.channel(channel).map_err(|err| err.to_json())?;
+    let message = channel
+        .messages
+        .iter()
+        .find(|message| message.ts == ts)
+        .ok_or_else(|| json!({"ok": false, "error": "message_not_found"}))?;
+    Ok((
+        channel.name.clone(),
+        message.to_json(channel.replies(&message.ts).count()),
+    ))
+}
+
 /// A person clicks a button on a message.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -233,27 +325,9 @@ pub(crate) async fn click(
     headers: axum::http::HeaderMap,
     Json(request): Json<ControlClick>,
 ) -> Response {
-    let (channel_name, message) = {
-        let workspace = state.workspace.lock().unwrap_or_else(|e| e.into_inner());
-        let channel = match workspace.channel(&request.channel) {
-            Ok(channel) => channel,
-            Err(err) => return (StatusCode::BAD_REQUEST, Json(err.to_json())).into_response(),
-        };
-        let Some(message) = channel
-            .messages
-            .iter()
-            .find(|message| message.ts == request.message_ts)
-        else {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"ok": false, "error": "message_not_found"})),
-            )
-                .into_response();
-        };
-        (
-            channel.name.clone(),
-            message.to_json(channel.replies(&message.ts).count()),
-        )
+    let (channel_name, message) = match shown(&state, &request.channel, &request.message_ts) {
+        Ok(shown) => shown,
+        Err(error) => return (StatusCode::BAD_REQUEST, Json(error)).into_response(),
     };
     // A select sends the option picked (`selected_option`), a button its `value`, as Slack does;
     // a select can only send one of its own options.

@@ -185,6 +185,8 @@ pub fn router(config: EmulatorConfig) -> Router {
         .route("/control/deliveries", get(control::deliveries))
         .route("/control/command", post(control::command))
         .route("/control/click", post(control::click))
+        .route("/control/shortcut", post(control::shortcut))
+        .route("/control/im", post(control::im))
         .route("/control/responses", get(control::responses))
         .route("/response/{id}", post(control::response_url))
         .route("/services/{team}/{bot}/{secret}", post(webhooks::post))

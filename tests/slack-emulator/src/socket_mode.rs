@@ -334,8 +334,40 @@ pub(crate) fn message_event(channel: &str, message: &crate::workspace::Message) 
     let mut event = message.to_json(0);
     event["channel"] = json!(channel);
     event["event_ts"] = json!(message.ts);
-    event["channel_type"] = json!("channel");
+    event["channel_type"] = json!(if channel.starts_with('D') {
+        "im"
+    } else {
+        "channel"
+    });
     event
+}
+
+/// The `app_mention` event Slack sends besides the message event when a person's message in a
+/// channel mentions the app (`<@U…>`); none for direct messages, which are all for the app.
+pub(crate) fn app_mention_event(
+    channel: &str,
+    message: &crate::workspace::Message,
+    bot_user_id: &str,
+) -> Option<Value> {
+    let event = message.to_json(0);
+    let mentioned = event["text"]
+        .as_str()
+        .is_some_and(|text| text.contains(&format!("<@{bot_user_id}>")));
+    if !mentioned || channel.starts_with('D') || event.get("bot_id").is_some() {
+        return None;
+    }
+    let mut mention = json!({
+        "type": "app_mention",
+        "user": event["user"],
+        "text": event["text"],
+        "ts": event["ts"],
+        "channel": channel,
+        "event_ts": event["ts"],
+    });
+    if let Some(thread_ts) = event.get("thread_ts") {
+        mention["thread_ts"] = thread_ts.clone();
+    }
+    Some(mention)
 }
 
 /// How long to wait for an ack before redelivering.

@@ -261,7 +261,8 @@ fn dispatch(
         "conversations.replies" => {
             let channel = required(params, "channel")?;
             let ts = required(params, "ts")?;
-            let messages = workspace.replies(&channel, &ts)?;
+            let limit = number(params, "limit").unwrap_or(1000).clamp(1, 1000) as usize;
+            let messages = workspace.replies(&channel, &ts, limit)?;
             Ok(json!({"ok": true, "messages": messages, "has_more": false}))
         }
         "conversations.info" => {

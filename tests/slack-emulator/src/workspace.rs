@@ -353,6 +353,24 @@ impl Workspace {
         }
     }
 
+    /// conversations.open with one person: the app's direct messages with `user` (`D…`),
+    /// created on first use, as Slack does.
+    pub fn open_im(&mut self, user: &str) -> Result<String, SlackError> {
+        let person = self
+            .users
+            .get(user)
+            .filter(|person| !person.is_bot)
+            .ok_or(SlackError::new("user_not_found"))?;
+        let id = format!("D{}", user.trim_start_matches('U'));
+        let name = person.name.clone();
+        self.channels.entry(id.clone()).or_insert_with(|| Channel {
+            id: id.clone(),
+            name,
+            messages: Vec::new(),
+        });
+        Ok(id)
+    }
+
     fn next_file_id(&self) -> String {
         format!("F{:09}", self.files.len() + self.pending_uploads.len() + 1)
     }
@@ -693,8 +711,8 @@ impl Workspace {
             .collect())
     }
 
-    /// conversations.replies: the parent, then its replies, oldest first.
-    pub fn replies(&self, channel: &str, ts: &str) -> Result<Vec<Value>, SlackError> {
+    /// conversations.replies: the parent, then its replies, oldest first, at most `limit`.
+    pub fn replies(&self, channel: &str, ts: &str, limit: usize) -> Result<Vec<Value>, SlackError> {
         let channel = self.channel(channel)?;
         let parent = channel
             .find(ts)
@@ -705,6 +723,7 @@ impl Workspace {
             .ok_or(SlackError::new("thread_not_found"))?;
         let mut messages = vec![parent.to_json(channel.replies(parent_ts).count())];
         messages.extend(channel.replies(parent_ts).map(|reply| reply.to_json(0)));
+        messages.truncate(limit);
         Ok(messages)
     }
 }

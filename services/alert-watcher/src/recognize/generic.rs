@@ -41,6 +41,64 @@ pub(crate) fn read(message: &Message<'_>) -> Option<Vec<Reading>> {
     None
 }
 
+/// A message a person asked to be diagnosed that no reader knows: the message itself is the
+/// alert. Its first line (or an attachment's title) names it, `key: value` lines are its labels
+/// (so a `service:` line points the evidence at a service), and the text is its description.
+pub(crate) fn asked(message: &Message<'_>) -> Reading {
+    let attachment_text = |key: &str| {
+        message
+            .attachments
+            .iter()
+            .map(|attachment| field(attachment, key))
+            .find(|text| !text.trim().is_empty())
+            .unwrap_or_default()
+    };
+    let text = if message.text.trim().is_empty() {
+        attachment_text("text")
+    } else {
+        message.text
+    };
+    let first_line = |text: &str| {
+        text.lines()
+            .map(|line| {
+                line.replace(['*', '`', '_', '~', '>'], " ")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .find(|line| !line.is_empty())
+    };
+    let name = first_line(attachment_text("title"))
+        .or_else(|| first_line(text))
+        .unwrap_or_else(|| "A message asked about".to_owned());
+    // A person writing `service: checkout` under their words means it: one pair is enough.
+    let mut pairs = json_block(text)
+        .or_else(|| key_value_lines_at_least(text, 1))
+        .unwrap_or_default();
+    for key in NAME_KEYS.iter().chain(STATUS_KEYS) {
+        pairs.remove(*key);
+    }
+    let mut alert = alert(AlertSource::Generic, AlertStatus::Firing, name);
+    if !text.trim().is_empty() {
+        alert
+            .annotations
+            .insert("description".to_owned(), text.to_owned());
+    }
+    alert.severity = pairs.get("severity").cloned();
+    alert.service = service_of(&pairs, DEFAULT_SERVICE_LABELS);
+    alert.labels = pairs;
+    alert.links = links(text)
+        .into_iter()
+        .map(|(title, url)| Link { title, url })
+        .collect();
+    Reading {
+        alert,
+        grouped: 1,
+        group_values: Vec::new(),
+        common_values: Vec::new(),
+    }
+}
+
 /// `"key": "value"` string members, for a JSON block Slack cut short (its text limit) that no
 /// longer parses: what is still there is still the alert.
 static STRING_MEMBER: LazyLock<Regex> = LazyLock::new(|| {
@@ -98,13 +156,18 @@ fn json_block(text: &str) -> Option<BTreeMap<String, String>> {
 
 /// `key: value` lines, when at least two lines are pairs.
 fn key_value_lines(text: &str) -> Option<BTreeMap<String, String>> {
+    key_value_lines_at_least(text, 2)
+}
+
+/// `key: value` lines, when at least `least` lines are pairs.
+fn key_value_lines_at_least(text: &str, least: usize) -> Option<BTreeMap<String, String>> {
     let plain = text.replace(['*', '`'], "");
     let pairs: BTreeMap<String, String> = plain
         .lines()
         .filter_map(|line| pair(line.trim()))
         .map(|(key, value)| (key.to_ascii_lowercase(), value))
         .collect();
-    (pairs.len() >= 2).then_some(pairs)
+    (pairs.len() >= least).then_some(pairs)
 }
 
 fn reading(mut pairs: BTreeMap<String, String>, text: &str) -> Option<Reading> {

@@ -499,3 +499,55 @@ fn labels_cut_to_fit_are_no_longer_confirmed() {
     );
     assert!(cut.alertmanager_fingerprints.is_empty());
 }
+
+#[test]
+fn a_message_asked_about_is_an_alert_whoever_wrote_it() {
+    // A person's message no reader knows: its first line names it, its pairs are labels.
+    let person = json!({
+        "type": "message", "user": "U0BOB", "ts": "1.1",
+        "text": "*checkout is throwing 500s* since the deploy\nservice: checkout\nregion: eu <!channel>"
+    });
+    assert_eq!(
+        recognize(&person),
+        Recognition::NotAnAlert,
+        "not read unasked"
+    );
+    let [reading] = recognize_asked(&person, &[])
+        .try_into()
+        .expect("one reading");
+    assert_eq!(
+        reading.alert.name,
+        "checkout is throwing 500s since the deploy"
+    );
+    assert_eq!(reading.alert.service.as_deref(), Some("checkout"));
+    assert_eq!(
+        reading.alert.labels.get("region").map(String::as_str),
+        Some("eu <!channel>")
+    );
+    assert_eq!(reading.alert.status, AlertStatus::Firing);
+    assert!(reading.alert.annotations["description"].contains("500s"));
+    // A message a reader knows is read by it, even when a person posted it.
+    let pasted = json!({
+        "type": "message", "user": "U0BOB", "ts": "1.2",
+        "text": "alertname: DiskFull\nseverity: critical\ninstance: db-1"
+    });
+    let [reading] = recognize_asked(&pasted, &[])
+        .try_into()
+        .expect("one reading");
+    assert_eq!(reading.alert.name, "DiskFull");
+    assert_eq!(reading.alert.severity.as_deref(), Some("critical"));
+    // Nothing to read at all still answers, under a name that says so; huge text is bounded.
+    let [empty] = recognize_asked(
+        &json!({"type": "message", "user": "U0BOB", "ts": "1.3"}),
+        &[],
+    )
+    .try_into()
+    .expect("one reading");
+    assert_eq!(empty.alert.name, "A message asked about");
+    let huge =
+        json!({"type": "message", "user": "U0BOB", "ts": "1.4", "text": "x".repeat(100_000)});
+    let [reading] = recognize_asked(&huge, &[]).try_into().expect("one reading");
+    let bounded = bounded(reading.alert);
+    assert!(bounded.name.len() <= limits::NAME);
+    assert!(serde_json::to_vec(&bounded).unwrap().len() <= limits::ALERT_BYTES);
+}

@@ -240,7 +240,9 @@ fn each_clicked_button_becomes_an_action() {
         "response_url": "https://hooks.slack.com/actions/1",
         "actions": [{"action_id": "ft.silence_1h", "value": "inc-1", "type": "button"}]
     });
-    let Verdict::Publish(outbound) = interaction(&payload, now()).unwrap() else {
+    let Verdict::Publish(outbound) =
+        interaction(&payload, SlackTransport::SocketMode, now()).unwrap()
+    else {
         panic!()
     };
     let Outbound::Action(action) = &outbound[0] else {
@@ -255,7 +257,9 @@ fn each_clicked_button_becomes_an_action() {
     let mut picked = payload.clone();
     picked["actions"] = json!([{"action_id": proto::actions::PROFILE_PICK, "type": "static_select",
         "selected_option": {"text": {"type": "plain_text", "text": "checkout"}, "value": "checkout 30m"}}]);
-    let Verdict::Publish(outbound) = interaction(&picked, now()).unwrap() else {
+    let Verdict::Publish(outbound) =
+        interaction(&picked, SlackTransport::SocketMode, now()).unwrap()
+    else {
         panic!()
     };
     let Outbound::Action(action) = &outbound[0] else {
@@ -265,12 +269,12 @@ fn each_clicked_button_becomes_an_action() {
 
     let modal = json!({"type": "view_submission", "user": {"id": "U1"}});
     assert_eq!(
-        interaction(&modal, now()).unwrap(),
+        interaction(&modal, SlackTransport::SocketMode, now()).unwrap(),
         Verdict::Ignore(Ignored::Interaction("view_submission".into()))
     );
     let no_actions = json!({"type": "block_actions", "trigger_id": "t", "user": {"id": "U1"}, "channel": {"id": "C1"}, "actions": []});
     assert!(
-        interaction(&no_actions, now())
+        interaction(&no_actions, SlackTransport::SocketMode, now())
             .unwrap_err()
             .0
             .contains("no actions")
@@ -371,7 +375,9 @@ fn stored_interactions_carry_no_credentials() {
         "message": {"ts": "1.1", "text": "offer"},
         "actions": [{"action_id": "ft.rerun", "value": "v"}],
     });
-    let Ok(Verdict::Publish(outbound)) = interaction(&payload, chrono::Utc::now()) else {
+    let Ok(Verdict::Publish(outbound)) =
+        interaction(&payload, SlackTransport::SocketMode, chrono::Utc::now())
+    else {
         panic!("a click is published")
     };
     let Outbound::Action(action) = &outbound[0] else {
@@ -388,4 +394,146 @@ fn stored_interactions_carry_no_credentials() {
         Some("https://hooks.slack.com/actions/T1/1/secret"),
         "the answer still has where to go"
     );
+}
+
+#[test]
+fn mentions_and_direct_messages_are_asks_without_the_mention() {
+    let mention = callback(json!({
+        "type": "app_mention", "user": "U0ALICE", "channel": "C0ALERTS",
+        "text": "<@U0FLAMEBOT> profile checkout 30m", "ts": "1700000001.000100",
+        "thread_ts": "1700000000.000100", "event_ts": "1700000001.000100"
+    }));
+    // Asked explicitly: answered even where the gateway does not overhear.
+    let Ok(Verdict::Publish(outbound)) = event_callback(
+        &mention,
+        SlackTransport::SocketMode,
+        now(),
+        &filter(&["C0OTHER"]),
+    ) else {
+        panic!("published")
+    };
+    let [Outbound::Ask(ask)] = outbound.as_slice() else {
+        panic!("one ask: {outbound:?}")
+    };
+    assert_eq!(ask.origin, AskOrigin::Mention);
+    assert_eq!(ask.text, "profile checkout 30m");
+    assert_eq!(ask.user, "U0ALICE");
+    assert_eq!(ask.thread_ts.as_deref(), Some("1700000000.000100"));
+    assert_eq!(ask.ask_id, "Ev0001");
+    assert_eq!(
+        accept_diagnose(&mut ask.as_ref().clone(), "<@U0FLAMEBOT> diagnose"),
+        Some(("C0ALERTS".to_owned(), "1700000000.000100".to_owned()))
+    );
+
+    let dm = callback(json!({
+        "type": "message", "channel_type": "im", "user": "U0ALICE", "channel": "D0ALICE",
+        "text": "profile checkout now 10s", "ts": "1700000002.000100"
+    }));
+    let Ok(Verdict::Publish(outbound)) =
+        event_callback(&dm, SlackTransport::SocketMode, now(), &filter(&[]))
+    else {
+        panic!("published")
+    };
+    let [Outbound::Ask(ask)] = outbound.as_slice() else {
+        panic!("a DM is an ask, not a message to read as an alert: {outbound:?}")
+    };
+    assert_eq!(ask.origin, AskOrigin::DirectMessage);
+    assert_eq!(
+        accept_diagnose(&mut ask.as_ref().clone(), "diagnose"),
+        None,
+        "no thread"
+    );
+
+    // Bots do not ask; our own DMs and edits do not come back as asks; a mention without a ts
+    // is malformed.
+    for (event, why) in [
+        (
+            json!({"type": "app_mention", "bot_id": "B0OTHER", "channel": "C0ALERTS", "text": "<@U0FLAMEBOT> hi", "ts": "1.1"}),
+            Ignored::BotAsk,
+        ),
+        (
+            json!({"type": "message", "channel_type": "im", "user": "U0FLAMEBOT", "channel": "D0ALICE", "text": "answer", "ts": "1.2"}),
+            Ignored::OwnMessage,
+        ),
+        (
+            json!({"type": "message", "channel_type": "im", "subtype": "message_changed", "channel": "D0ALICE",
+                "message": {"user": "U0ALICE", "text": "profile x", "ts": "1.3", "edited": {"ts": "1.4"}}}),
+            Ignored::Subtype("message_changed".into()),
+        ),
+    ] {
+        assert_eq!(
+            event_callback(
+                &callback(event),
+                SlackTransport::SocketMode,
+                now(),
+                &filter(&[])
+            ),
+            Ok(Verdict::Ignore(why))
+        );
+    }
+    assert!(
+        event_callback(
+            &callback(json!({"type": "app_mention", "user": "U0ALICE", "channel": "C0ALERTS", "text": "hi"})),
+            SlackTransport::SocketMode,
+            now(),
+            &filter(&[]),
+        )
+        .is_err()
+    );
+}
+
+fn accept_diagnose(ask: &mut SlackAsk, text: &str) -> Option<(String, String)> {
+    ask.text = text.to_owned();
+    diagnose_in_thread(ask).map(|(channel, thread)| (channel.to_owned(), thread.to_owned()))
+}
+
+#[test]
+fn the_diagnose_shortcut_is_the_message_it_was_used_on_asked_by_the_person() {
+    let shortcut = json!({
+        "type": "message_action", "callback_id": proto::slack::shortcuts::DIAGNOSE_MESSAGE,
+        "trigger_id": "13345224609.738474920.8088930838d88f008e0", "token": "secret-token",
+        "team": {"id": "T0FLAME"}, "user": {"id": "U0ALICE"},
+        "channel": {"id": "C0ALERTS", "name": "alerts"},
+        "message_ts": "1700000000.000100",
+        "message": {"type": "message", "user": "U0BOB", "ts": "1700000000.000100",
+            "text": "checkout is throwing 500s <!channel>"},
+        "response_url": "https://hooks.slack.com/app/T0FLAME/1/abc"
+    });
+    let Ok(Verdict::Publish(outbound)) = interaction(&shortcut, SlackTransport::SocketMode, now())
+    else {
+        panic!("published")
+    };
+    let [Outbound::Message(message)] = outbound.as_slice() else {
+        panic!("one message: {outbound:?}")
+    };
+    assert_eq!(message.asked_by.as_deref(), Some("U0ALICE"));
+    assert_eq!(message.user.as_deref(), Some("U0BOB"));
+    assert_eq!(message.channel, "C0ALERTS");
+    assert_eq!(message.ts, "1700000000.000100");
+    assert_eq!(message.raw["channel"], "C0ALERTS");
+    assert_eq!(
+        message.event_id,
+        "ask-13345224609.738474920.8088930838d88f008e0"
+    );
+    assert!(
+        !message.raw.to_string().contains("secret-token"),
+        "only the message is kept"
+    );
+
+    let mut other = shortcut.clone();
+    other["callback_id"] = json!("somebody.elses");
+    assert_eq!(
+        interaction(&other, SlackTransport::SocketMode, now()),
+        Ok(Verdict::Ignore(Ignored::Interaction(
+            "message_action".into()
+        )))
+    );
+    for key in ["message", "channel", "trigger_id"] {
+        let mut broken = shortcut.clone();
+        broken.as_object_mut().unwrap().remove(key);
+        assert!(
+            interaction(&broken, SlackTransport::SocketMode, now()).is_err(),
+            "without {key}"
+        );
+    }
 }

@@ -54,7 +54,12 @@ fn replies_land_in_the_parents_thread_and_are_counted() {
     let history = workspace.history("C0ALERTS", 100).unwrap();
     assert_eq!(history.len(), 1, "replies are not in the channel's history");
     assert_eq!(history[0]["reply_count"], 2);
-    let thread = workspace.replies("C0ALERTS", &reply.ts).unwrap();
+    let thread = workspace.replies("C0ALERTS", &reply.ts, 1000).unwrap();
+    assert_eq!(
+        workspace.replies("C0ALERTS", &reply.ts, 1).unwrap().len(),
+        1,
+        "limit"
+    );
     let texts: Vec<&str> = thread
         .iter()
         .map(|message| message["text"].as_str().unwrap())
