@@ -1090,3 +1090,111 @@ async fn an_incident_nobody_resolves_is_marked_stale_in_place() {
     );
     watcher.stop().await;
 }
+
+/// With silences of up to a day allowed, "Silence" is a select of lengths behind a confirmation;
+/// picking 4h through the emulator (which sends the picked option as Slack does) creates a real
+/// Alertmanager silence that ends four hours from now.
+#[tokio::test]
+async fn a_silence_of_four_hours_picked_from_the_select_lasts_four_hours() {
+    let nats = NatsServer::start().unwrap();
+    let slack = start_emulator(emulator_config()).await;
+    let control = Control::new(&slack);
+    let alertmanager = Alertmanager::start(&alertmanager_config(
+        &slack.webhook_url("T0FLAME/B0AMGR/alertmanager"),
+    ))
+    .unwrap();
+    let am_url = format!("http://{}", alertmanager.addr());
+    let _gateway = start_gateway(&nats, &slack).await;
+    let _watcher = start_watcher(&nats, |config| {
+        config.alertmanager.url = am_url.clone();
+        config.actions.silence = vec!["U0ONCALL".into()];
+        config.actions.silence_for = Duration::from_secs(24 * 3600);
+    })
+    .await;
+    let _fetcher = spawn_service(|admin, shutdown| {
+        profile_fetcher::run(
+            profile_fetcher::Config {
+                nats: nats_config(&nats),
+                admin,
+                ..Default::default()
+            },
+            shutdown,
+        )
+    })
+    .await;
+    let _poster = spawn_service(|admin, shutdown| {
+        let mut config = poster_config(&nats, &slack, admin);
+        config.diagnosis.silence_for = Duration::from_secs(24 * 3600);
+        remediation_poster::run(config, shutdown)
+    })
+    .await;
+
+    alertmanager.post_alerts(&alert(None)).unwrap();
+    let select = || async {
+        let reply = control
+            .channel("C0ALERTS")
+            .await
+            .first()
+            .map(replies_of)
+            .unwrap_or_default()
+            .into_iter()
+            .next()?;
+        let select = reply["blocks"]
+            .as_array()?
+            .iter()
+            .filter(|block| block["type"] == "actions")
+            .flat_map(|block| block["elements"].as_array().cloned().unwrap_or_default())
+            .find(|element| element["action_id"] == proto::actions::SILENCE_1H)?;
+        Some((reply["ts"].clone(), select))
+    };
+    wait_for(Duration::from_secs(60), "the silence select", || async {
+        select()
+            .await
+            .is_some_and(|(_, element)| element["type"] == "static_select")
+    })
+    .await
+    .unwrap();
+    let (reply_ts, element) = select().await.unwrap();
+    let offered: Vec<&str> = element["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|option| option["text"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        offered,
+        ["Silence 30m", "Silence 1h", "Silence 4h", "Silence 24h"],
+        "{element}"
+    );
+    assert!(element["confirm"].is_object(), "behind a confirmation");
+    let four_hours = element["options"][2]["value"].clone();
+
+    let before = chrono::Utc::now();
+    control
+        .post(
+            "/click",
+            serde_json::json!({"channel": "C0ALERTS", "user": "U0ONCALL", "message_ts": reply_ts,
+                "action_id": proto::actions::SILENCE_1H, "value": four_hours}),
+        )
+        .await;
+    let silences = || async {
+        reqwest::get(format!("{am_url}/api/v2/silences"))
+            .await
+            .unwrap()
+            .json::<Vec<Value>>()
+            .await
+            .unwrap()
+    };
+    wait_for(Duration::from_secs(20), "the silence", || async {
+        silences().await.len() == 1
+    })
+    .await
+    .unwrap();
+    let silence = silences().await.remove(0);
+    let ends: chrono::DateTime<chrono::Utc> = silence["endsAt"].as_str().unwrap().parse().unwrap();
+    let lasts = ends - before;
+    assert!(
+        lasts > chrono::Duration::minutes(235) && lasts < chrono::Duration::minutes(245),
+        "a silence of {lasts} ({silence})"
+    );
+}
