@@ -119,4 +119,7 @@ pub enum ReplyTarget {
     },
     /// A slash command's or an interaction's `response_url`.
     ResponseUrl { url: String },
+    /// A message in the app's direct messages with `user` (its Messages tab): for what a person
+    /// asked from App Home, where there is no channel to answer in.
+    Direct { user: String },
 }

@@ -12,7 +12,7 @@
 //!   (sent as `Nats-Msg-Id`) and the correlation fields that tracing spans carry.
 //! - [`codec`]: decoding with readable errors, split into "not JSON / wrong shape" and "a schema
 //!   version this build does not understand", so the bus can dead-letter with a precise reason.
-//! - One module per conversation: [`slack`], [`incident`], [`evidence`], [`change`], [`sandbox`], [`post`], [`span`],
+//! - One module per conversation: [`slack`], [`incident`], [`evidence`], [`change`], [`sandbox`], [`post`], [`span`], [`home`],
 //!   and [`dead_letter`] for messages that could not be processed.
 //! - [`command`]: the `/profile` grammar, which picker options also carry.
 //! - [`mrkdwn`]: the only way to write text and blocks for Slack, so that outside text is never
@@ -29,6 +29,7 @@ pub mod command;
 pub mod common;
 pub mod dead_letter;
 pub mod evidence;
+pub mod home;
 pub mod incident;
 pub mod mrkdwn;
 pub mod permissions;
@@ -47,6 +48,7 @@ pub use evidence::{
     ChangesEvidence, Evidence, MetricsEvidence, ProfileEvidence, ProfileRequest, TracesEvidence,
     WorkloadEvidence,
 };
+pub use home::{HomeOpened, HomeRequest, KnownApp};
 pub use incident::{Alert, Incident, IncidentChange, IncidentEvent};
 pub use mrkdwn::{Mrkdwn, blocks::Block};
 pub use post::PostRequest;

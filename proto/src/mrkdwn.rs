@@ -325,7 +325,7 @@ pub mod blocks {
     }
 
     /// `text` in at most `max` characters, ending in `…` when cut.
-    fn cut(text: &str, max: usize) -> String {
+    pub fn cut(text: &str, max: usize) -> String {
         if text.chars().count() > max {
             text.chars()
                 .take(max.saturating_sub(1))
@@ -342,6 +342,14 @@ pub mod blocks {
 
     pub fn section(text: Mrkdwn) -> Block {
         Block(json!({"type": "section", "text": {"type": "mrkdwn", "text": text.into_string()}}))
+    }
+
+    /// A section with a button (or select) at its right, as App Home lists use.
+    pub fn section_with(text: Mrkdwn, accessory: Element) -> Block {
+        Block(
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": text.into_string()},
+            "accessory": accessory.0}),
+        )
     }
 
     /// A section of short fields shown two by two.

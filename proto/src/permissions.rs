@@ -33,6 +33,7 @@ pub const PRODUCERS: &[(&str, &[Subject])] = &[
             Subject::SlackFileReceived,
             Subject::SlackFile,
             Subject::SlackAsk,
+            Subject::SlackHomeOpened,
         ],
     ),
     (
@@ -57,6 +58,7 @@ pub const PRODUCERS: &[(&str, &[Subject])] = &[
             Subject::EvidenceWorkload,
             Subject::EvidenceTraces,
             Subject::PostRequest,
+            Subject::PostHome,
             Subject::ChangeRecorded,
             Subject::SpanReceived,
         ],

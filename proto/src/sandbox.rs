@@ -1,5 +1,6 @@
 //! Running a shared script in the sandbox, and what came of it.
 
+use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -118,6 +119,14 @@ pub struct SandboxResult {
     #[serde(default)]
     pub limits_hit: Vec<LimitHit>,
     pub reply: ReplyTarget,
+    /// Who asked for the run (the request's `requested_by`): App Home lists a person's own runs.
+    #[serde(default)]
+    pub requested_by: String,
+    /// The script's file name, as shared.
+    #[serde(default)]
+    pub file_name: String,
+    #[serde(default)]
+    pub finished_at: Option<DateTime<Utc>>,
 }
 
 impl Message for SandboxResult {

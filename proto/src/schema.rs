@@ -5,10 +5,10 @@
 use schemars::{JsonSchema, Schema, generate::SchemaSettings};
 
 use crate::{
-    BlockAction, Change, ChangesEvidence, DeadLetter, FileReceived, FileShared, IncidentEvent,
-    MetricsEvidence, PostRequest, ProfileEvidence, ProfileRequest, SandboxRequest, SandboxResult,
-    SlackAsk, SlackMessage, SlashCommand, SpanBatch, Subject, Subjects, TracesCommand,
-    TracesEvidence, WorkloadEvidence,
+    BlockAction, Change, ChangesEvidence, DeadLetter, FileReceived, FileShared, HomeOpened,
+    HomeRequest, IncidentEvent, MetricsEvidence, PostRequest, ProfileEvidence, ProfileRequest,
+    SandboxRequest, SandboxResult, SlackAsk, SlackMessage, SlashCommand, SpanBatch, Subject,
+    Subjects, TracesCommand, TracesEvidence, WorkloadEvidence,
     subjects::{CONSUMERS, Stream},
 };
 
@@ -84,6 +84,24 @@ pub const CATALOG: &[CatalogEntry] = &[
         idempotency_key: "`slack-ask:<event_id>`",
         read_by_time: None,
         schema: schema_of::<SlackAsk>,
+    },
+    CatalogEntry {
+        message: "HomeOpened",
+        file: "home-opened.v1.json",
+        subjects: &[Subject::SlackHomeOpened],
+        producer: "slack-gateway",
+        idempotency_key: "`slack-home:<event_id>`",
+        read_by_time: None,
+        schema: schema_of::<HomeOpened>,
+    },
+    CatalogEntry {
+        message: "HomeRequest",
+        file: "home-request.v1.json",
+        subjects: &[Subject::PostHome],
+        producer: "profile-fetcher",
+        idempotency_key: "`home:<event_id>`",
+        read_by_time: None,
+        schema: schema_of::<HomeRequest>,
     },
     CatalogEntry {
         message: "FileShared",

@@ -126,7 +126,9 @@ pub struct BlockAction {
     /// Slack's `trigger_id` for this click.
     pub trigger_id: String,
     pub user: String,
-    pub channel: String,
+    /// The channel of the message clicked; none for a click in App Home.
+    #[serde(default)]
+    pub channel: Option<String>,
     /// The message that carries the button.
     #[serde(default)]
     pub message_ts: Option<String>,
@@ -145,6 +147,41 @@ pub struct BlockAction {
     pub raw: serde_json::Value,
 }
 
+impl BlockAction {
+    /// An answer only the clicker sees: ephemeral where they clicked, or in the app's DM with
+    /// them for a click in App Home.
+    pub fn only_them(&self) -> crate::ReplyTarget {
+        match &self.channel {
+            Some(channel) => crate::ReplyTarget::Ephemeral {
+                channel: channel.clone(),
+                user: self.user.clone(),
+                thread_ts: self.thread_ts.clone(),
+            },
+            None => crate::ReplyTarget::Direct {
+                user: self.user.clone(),
+            },
+        }
+    }
+
+    /// The thread of the message clicked (the message's own when it is not in one), or the
+    /// app's DM with the clicker for a click in App Home.
+    pub fn thread(&self) -> crate::ReplyTarget {
+        match &self.channel {
+            Some(channel) => crate::ReplyTarget::Thread {
+                channel: channel.clone(),
+                thread_ts: self
+                    .thread_ts
+                    .clone()
+                    .or_else(|| self.message_ts.clone())
+                    .unwrap_or_default(),
+            },
+            None => crate::ReplyTarget::Direct {
+                user: self.user.clone(),
+            },
+        }
+    }
+}
+
 impl Message for BlockAction {
     fn subject(&self) -> Subject {
         Subject::SlackAction
@@ -158,7 +195,7 @@ impl Message for BlockAction {
 impl Correlated for BlockAction {
     fn correlation(&self) -> Correlation<'_> {
         Correlation {
-            slack_channel: Some(&self.channel),
+            slack_channel: self.channel.as_deref(),
             ..Correlation::default()
         }
     }

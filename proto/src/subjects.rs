@@ -18,6 +18,7 @@ pub enum Subject {
     SlackFile,
     SlackFileReceived,
     SlackAsk,
+    SlackHomeOpened,
     IncidentOpened,
     IncidentUpdated,
     IncidentResolved,
@@ -30,19 +31,21 @@ pub enum Subject {
     SandboxRequest,
     SandboxResult,
     PostRequest,
+    PostHome,
     ChangeRecorded,
     SpanReceived,
     TracesCommand,
 }
 
 impl Subject {
-    pub const ALL: [Subject; 21] = [
+    pub const ALL: [Subject; 23] = [
         Subject::SlackMessage,
         Subject::SlackCommand,
         Subject::SlackAction,
         Subject::SlackFile,
         Subject::SlackFileReceived,
         Subject::SlackAsk,
+        Subject::SlackHomeOpened,
         Subject::IncidentOpened,
         Subject::IncidentUpdated,
         Subject::IncidentResolved,
@@ -55,6 +58,7 @@ impl Subject {
         Subject::SandboxRequest,
         Subject::SandboxResult,
         Subject::PostRequest,
+        Subject::PostHome,
         Subject::ChangeRecorded,
         Subject::SpanReceived,
         Subject::TracesCommand,
@@ -69,6 +73,7 @@ impl Subject {
             Subject::SlackFile => "slack.file",
             Subject::SlackFileReceived => "slack.file_received",
             Subject::SlackAsk => "slack.ask",
+            Subject::SlackHomeOpened => "slack.home_opened",
             Subject::IncidentOpened => "incident.opened",
             Subject::IncidentUpdated => "incident.updated",
             Subject::IncidentResolved => "incident.resolved",
@@ -81,6 +86,7 @@ impl Subject {
             Subject::SandboxRequest => "sandbox.request",
             Subject::SandboxResult => "sandbox.result",
             Subject::PostRequest => "post.request",
+            Subject::PostHome => "post.home",
             Subject::ChangeRecorded => "change.recorded",
             Subject::SpanReceived => "span.received",
             Subject::TracesCommand => "profile.traces",
@@ -95,7 +101,8 @@ impl Subject {
             | Subject::SlackAction
             | Subject::SlackFile
             | Subject::SlackFileReceived
-            | Subject::SlackAsk => Stream::Slack,
+            | Subject::SlackAsk
+            | Subject::SlackHomeOpened => Stream::Slack,
             Subject::IncidentOpened | Subject::IncidentUpdated | Subject::IncidentResolved => {
                 Stream::Incidents
             }
@@ -106,7 +113,7 @@ impl Subject {
             | Subject::EvidenceTraces => Stream::Evidence,
             Subject::ProfileRequest | Subject::TracesCommand => Stream::Profile,
             Subject::SandboxRequest | Subject::SandboxResult => Stream::Sandbox,
-            Subject::PostRequest => Stream::Post,
+            Subject::PostRequest | Subject::PostHome => Stream::Post,
             Subject::ChangeRecorded => Stream::Changes,
             Subject::SpanReceived => Stream::Spans,
         }
@@ -201,7 +208,9 @@ impl Stream {
                 "requests for profile-fetcher: a profile (/profile, Profile now), SQL over spans and trace-everything (/flamethread sql, /flamethread trace)"
             }
             Stream::Sandbox => "script runs requested and their results",
-            Stream::Post => "what remediation-poster is asked to say in Slack",
+            Stream::Post => {
+                "what remediation-poster is asked to say in Slack, and the App Home views it draws"
+            }
             Stream::Changes => "deploys, config changes and rollbacks, read back by time",
             Stream::Spans => "spans accepted at the intake, on their way to the span store",
             Stream::DeadLetter => "messages no consumer could process, with the reason",
@@ -280,6 +289,12 @@ pub const CONSUMERS: &[ConsumerSpec] = &[
         subjects: &[Subject::TracesCommand],
     },
     ConsumerSpec {
+        durable: "profile-fetcher-home",
+        owner: "profile-fetcher",
+        stream: Stream::Slack,
+        subjects: &[Subject::SlackHomeOpened],
+    },
+    ConsumerSpec {
         durable: "sandbox-runner",
         owner: "sandbox-runner",
         stream: Stream::Sandbox,
@@ -318,6 +333,12 @@ pub const CONSUMERS: &[ConsumerSpec] = &[
         owner: "remediation-poster",
         stream: Stream::Post,
         subjects: &[Subject::PostRequest],
+    },
+    ConsumerSpec {
+        durable: "remediation-poster-home",
+        owner: "remediation-poster",
+        stream: Stream::Post,
+        subjects: &[Subject::PostHome],
     },
 ];
 

@@ -5,21 +5,13 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
-use profile_fetcher::profile::Folded;
-use pyroscope_emulator::PyroscopeEmulator;
 use serde_json::{Value, json};
 use test_support::{NatsServer, wait_for};
 
-use crate::{
-    slack_edge::{
-        Control, emulator_config, spawn_service, start_emulator, start_gateway, start_poster,
-        start_watcher,
-    },
-    support::nats_config,
+use crate::slack_edge::{
+    Control, emulator_config, pyroscope_with_checkout, start_emulator, start_fetcher,
+    start_gateway, start_poster, start_watcher,
 };
-
-const CPU: &str = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
 
 /// The replies in the thread of `ts`, as text.
 async fn thread(control: &Control, channel: &str, ts: &str) -> String {
@@ -66,37 +58,13 @@ async fn post_as(
 
 #[tokio::test]
 async fn people_ask_by_shortcut_mention_and_dm_and_are_answered_where_they_asked() {
-    let pyroscope = PyroscopeEmulator::start(None).await.unwrap();
-    let folded: Folded = [("main;serve;regex_backtrack".to_owned(), 900u64)]
-        .into_iter()
-        .collect();
-    pyroscope.ingest(
-        "checkout",
-        CPU,
-        Utc::now() - chrono::Duration::minutes(5),
-        folded,
-    );
-
+    let pyroscope = pyroscope_with_checkout().await;
     let nats = NatsServer::start().unwrap();
     let slack = start_emulator(emulator_config()).await;
     let control = Control::new(&slack);
     let _gateway = start_gateway(&nats, &slack).await;
     let _watcher = start_watcher(&nats, |_| {}).await;
-    let _fetcher = spawn_service(|admin, shutdown| {
-        profile_fetcher::run(
-            profile_fetcher::Config {
-                nats: nats_config(&nats),
-                admin,
-                pyroscope: profile_fetcher::PyroscopeConfig {
-                    url: pyroscope.url(),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-            shutdown,
-        )
-    })
-    .await;
+    let _fetcher = start_fetcher(&nats, &pyroscope, &[]).await;
     let _poster = start_poster(&nats, &slack).await;
 
     // A person's message no reader knows is not an alert…

@@ -125,6 +125,9 @@ async fn each_service_runs_as_its_own_user_and_is_refused_outside_its_subjects()
             channel: "C1".into(),
             thread_ts: "1.1".into(),
         },
+        requested_by: "U1".into(),
+        file_name: "x.py".into(),
+        finished_at: None,
     };
     runner.publish(&result).await.unwrap();
 

@@ -192,6 +192,9 @@ proptest! {
             profile_missing: String::new(),
             limits_hit: vec![proto::sandbox::LimitHit::Output { stream: "stdout".into(), bytes: 1 << 30 }],
             reply: ReplyTarget::Thread { channel: "C1".into(), thread_ts: "1.1".into() },
+            requested_by: "U1".into(),
+            file_name: name.clone(),
+            finished_at: None,
         };
         let mut run = remediation_poster::record::ReplyRecord::default();
         run.merge_sandbox(&result);

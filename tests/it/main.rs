@@ -13,6 +13,7 @@ mod bus_permissions;
 mod changes;
 mod diagnosis;
 mod escaping;
+mod home;
 mod profile_command;
 mod profile_fetcher;
 mod remediation_poster;

@@ -282,3 +282,50 @@ pub(crate) async fn start_poster(nats: &NatsServer, slack: &Running) -> RunningS
     })
     .await
 }
+
+/// A Pyroscope emulator in which `checkout` spent its CPU in `regex_backtrack` five minutes ago.
+pub(crate) async fn pyroscope_with_checkout() -> pyroscope_emulator::PyroscopeEmulator {
+    let pyroscope = pyroscope_emulator::PyroscopeEmulator::start(None)
+        .await
+        .unwrap();
+    let folded: profile_fetcher::profile::Folded =
+        [("main;serve;regex_backtrack".to_owned(), 900u64)]
+            .into_iter()
+            .collect();
+    pyroscope.ingest(
+        "checkout",
+        "process_cpu:cpu:nanoseconds:cpu:nanoseconds",
+        chrono::Utc::now() - chrono::Duration::minutes(5),
+        folded,
+    );
+    pyroscope
+}
+
+/// profile-fetcher on `nats`, reading `pyroscope` and profiling the `live` targets (name, base
+/// URL) for a second when asked now.
+pub(crate) async fn start_fetcher(
+    nats: &NatsServer,
+    pyroscope: &pyroscope_emulator::PyroscopeEmulator,
+    live: &[(&str, String)],
+) -> RunningService {
+    let config = profile_fetcher::Config {
+        nats: nats_config(nats),
+        pyroscope: profile_fetcher::PyroscopeConfig {
+            url: pyroscope.url(),
+            ..Default::default()
+        },
+        live: profile_fetcher::LiveConfig {
+            targets: live
+                .iter()
+                .map(|(name, url)| ((*name).to_owned(), url.clone()))
+                .collect(),
+            default_seconds: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    spawn_service(|admin, shutdown| {
+        profile_fetcher::run(profile_fetcher::Config { admin, ..config }, shutdown)
+    })
+    .await
+}

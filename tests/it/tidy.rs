@@ -202,8 +202,8 @@ fn shipped_alerting_rules_are_valid() {
 }
 
 /// The Slack app manifests declare what flamethread acts on: the shortcut's `callback_id` is
-/// proto's, every event the gateway reads is subscribed with the scope it needs, and no scope is
-/// asked for that nothing uses.
+/// proto's, App Home is on, every event the gateway reads is subscribed with the scope it needs,
+/// and no scope is asked for that nothing uses.
 #[test]
 fn slack_manifests_declare_what_the_gateway_reads_and_nothing_else() {
     let root = workspace_root();
@@ -215,6 +215,14 @@ fn slack_manifests_declare_what_the_gateway_reads_and_nothing_else() {
                 proto::slack::shortcuts::DIAGNOSE_MESSAGE
             )),
             "{name}: the Diagnose shortcut"
+        );
+        assert!(
+            manifest.contains("home_tab_enabled: true"),
+            "{name}: App Home"
+        );
+        assert!(
+            manifest.contains("- app_home_opened\n"),
+            "{name}: app_home_opened"
         );
         for (event, scope) in [
             ("message.channels", "channels:history"),

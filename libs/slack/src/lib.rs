@@ -514,6 +514,8 @@ pub struct Identity {
     pub user_id: String,
     /// The bot (`B…`): messages the app posts carry it as `bot_id`.
     pub bot_id: Option<String>,
+    /// The workspace's URL (`https://acme.slack.com/`): permalinks are `<url>archives/<channel>/p<ts>`.
+    pub workspace_url: String,
 }
 
 impl Identity {
@@ -530,7 +532,19 @@ impl Identity {
             team_id: answer.team_id.to_string(),
             user_id: answer.user_id.to_string(),
             bot_id: answer.bot_id.map(|id| id.to_string()),
+            workspace_url: answer.url.0.to_string(),
         })
+    }
+
+    /// A link to the message `ts` in `channel`, as Slack's "Copy link" makes it.
+    pub fn permalink(&self, channel: &str, ts: &str) -> String {
+        let base = self.workspace_url.trim_end_matches('/');
+        let ts: String = ts.chars().filter(char::is_ascii_digit).collect();
+        let channel: String = channel
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        format!("{base}/archives/{channel}/p{ts}")
     }
 
     /// True when a message with these authors was posted by this app.
@@ -575,11 +589,21 @@ mod tests {
             team_id: "T1".into(),
             user_id: "U0ME".into(),
             bot_id: Some("B0ME".into()),
+            workspace_url: "https://flamethread.slack.com/".into(),
         };
         assert!(me.is_own(Some("U0ME"), None));
         assert!(me.is_own(None, Some("B0ME")));
         assert!(!me.is_own(None, Some("B0AMGR")));
         assert!(!me.is_own(Some("U0ONCALL"), None));
         assert!(!me.is_own(None, None));
+        assert_eq!(
+            me.permalink("C0ALERTS", "1700000000.000100"),
+            "https://flamethread.slack.com/archives/C0ALERTS/p1700000000000100"
+        );
+        assert_eq!(
+            me.permalink("C0/../x", "<1.2>"),
+            "https://flamethread.slack.com/archives/C0x/p12",
+            "only what a channel id and a ts are made of"
+        );
     }
 }

@@ -251,11 +251,7 @@ pub fn only_you(action: &BlockAction, text: Mrkdwn) -> PostRequest {
         schema_version: SchemaVersion::CURRENT,
         post_id: format!("action-answer-{}", action.trigger_id),
         reply_key: None,
-        target: ReplyTarget::Ephemeral {
-            channel: action.channel.clone(),
-            user: action.user.clone(),
-            thread_ts: action.thread_ts.clone(),
-        },
+        target: action.only_them(),
         text,
         blocks: None,
         incident_id: None,

@@ -160,11 +160,7 @@ pub fn on_action(action: &BlockAction, now: DateTime<Utc>) -> Outcome {
     }
     let reply = match &action.response_url {
         Some(url) => ReplyTarget::ResponseUrl { url: url.clone() },
-        None => ReplyTarget::Ephemeral {
-            channel: action.channel.clone(),
-            user: action.user.clone(),
-            thread_ts: action.thread_ts.clone(),
-        },
+        None => action.only_them(),
     };
     let picked = action.value.as_deref().unwrap_or("");
     match command::parse_profile(picked, now) {
@@ -436,7 +432,7 @@ mod tests {
             schema_version: SchemaVersion::CURRENT,
             trigger_id: "T2".into(),
             user: "U2".into(),
-            channel: "C1".into(),
+            channel: Some("C1".into()),
             message_ts: None,
             thread_ts: None,
             action_id: actions::PROFILE_PICK.into(),

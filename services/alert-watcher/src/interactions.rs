@@ -348,14 +348,7 @@ impl Interactions {
             .await?;
             return Ok("expire_failed");
         }
-        let thread = proto::ReplyTarget::Thread {
-            channel: action.channel.clone(),
-            thread_ts: action
-                .thread_ts
-                .clone()
-                .or_else(|| action.message_ts.clone())
-                .unwrap_or_default(),
-        };
+        let thread = action.thread();
         self.publish(&actions::expired(&incident, thread, &action.user, &silence))
             .await?;
         Ok("expired")

@@ -86,22 +86,11 @@ pub fn on_click(action: &BlockAction, approvers: &[String]) -> Outcome {
     if !decline && action.action_id != actions::SANDBOX_RUN {
         return Outcome::Ignore("unhandled_action");
     }
-    let thread = ReplyTarget::Thread {
-        channel: action.channel.clone(),
-        thread_ts: action
-            .thread_ts
-            .clone()
-            .or_else(|| action.message_ts.clone())
-            .unwrap_or_default(),
-    };
+    let thread = action.thread();
     let refuse = |text: Mrkdwn| {
         Outcome::Answer(Box::new(post(
             format!("sandbox-refusal-{}", action.trigger_id),
-            ReplyTarget::Ephemeral {
-                channel: action.channel.clone(),
-                user: action.user.clone(),
-                thread_ts: action.thread_ts.clone(),
-            },
+            action.only_them(),
             text,
             None,
         )))
@@ -261,7 +250,7 @@ mod tests {
             schema_version: SchemaVersion::CURRENT,
             trigger_id: format!("T-{user}"),
             user: user.into(),
-            channel: "C1".into(),
+            channel: Some("C1".into()),
             message_ts: Some("1700000000.000300".into()),
             thread_ts: Some("1700000000.000200".into()),
             action_id: element["action_id"].as_str().unwrap().into(),

@@ -19,11 +19,13 @@
 //!   SQL over it.
 //! - [`requests`]: the consumer of `profile.request` (`/profile`, "Profile now"): pickers,
 //!   answers that list what exists, and profile evidence.
+//! - [`home`]: its part of App Home, the apps it can profile (`slack.home_opened` → `post.home`).
 
 pub mod changes;
 mod config;
 pub mod continuous;
 mod fetcher;
+pub mod home;
 mod http_api;
 pub mod kubernetes;
 pub mod live;
@@ -199,6 +201,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                 }
             },
         );
+        let fetcher_for_home = fetcher.clone();
         let requests = bus::consumer::run(
             context.bus.clone(),
             proto::subjects::consumer("profile-fetcher-requests"),
@@ -225,7 +228,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                 async move { commands.on_command(delivery.message).await }
             },
         );
-        tokio::try_join!(incidents, requests, traces_commands)?;
+        let home = {
+            let fetcher = fetcher_for_home;
+            bus::consumer::run(
+                context.bus.clone(),
+                proto::subjects::consumer("profile-fetcher-home"),
+                ConsumerOptions::default(),
+                context.shutdown.clone(),
+                move |delivery: Delivery<proto::HomeOpened>| {
+                    let fetcher = fetcher.clone();
+                    async move { fetcher.on_home_opened(delivery.message).await }
+                },
+            )
+        };
+        tokio::try_join!(incidents, requests, traces_commands, home)?;
         if let Some((_, _, intake, keeper)) = store {
             intake
                 .await

@@ -367,9 +367,9 @@ fn post(request: &ProfileRequest, text: String, blocks: Option<Vec<Block>>) -> P
         reply_key: None,
         target: match &request.reply {
             // A picker answers the person who asked, wherever they asked.
-            target @ (ReplyTarget::ResponseUrl { .. } | ReplyTarget::Ephemeral { .. }) => {
-                target.clone()
-            }
+            target @ (ReplyTarget::ResponseUrl { .. }
+            | ReplyTarget::Ephemeral { .. }
+            | ReplyTarget::Direct { .. }) => target.clone(),
             ReplyTarget::Thread { channel, thread_ts } => match &request.requested_by {
                 Some(user) => ReplyTarget::Ephemeral {
                     channel: channel.clone(),

@@ -6,11 +6,14 @@
 //! - `record`: the reply's state in the reply KV bucket, and how messages merge into it (pure).
 //! - [`diagnose`]: declarative rules from evidence to a diagnosis, facts and remediations (pure).
 //! - `render`: Block Kit and the text fallback, inside Slack's limits (pure).
+//! - `home`: App Home, from profile-fetcher's apps and the reply records, drawn by
+//!   `render::home` and shown with `views.publish`.
 //! - `poster`: compare-and-set on the record, claims so that two replicas post once, pacing and
 //!   `Retry-After`, and re-rendering until Slack shows the latest content.
 
 mod config;
 pub mod diagnose;
+mod home;
 mod poster;
 pub mod record;
 pub mod render;
@@ -109,6 +112,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
         };
         let consumer = |name: &str| proto::subjects::consumer(name);
         let mut consumers = tokio::task::JoinSet::new();
+        {
+            let poster = poster.clone();
+            consumers.spawn(bus::consumer::run(
+                context.bus.clone(),
+                consumer("remediation-poster-home"),
+                options.clone(),
+                context.shutdown.clone(),
+                move |delivery: Delivery<proto::HomeRequest>| {
+                    let poster = poster.clone();
+                    async move { poster.on_home(delivery.message).await }
+                },
+            ));
+        }
         {
             let poster = poster.clone();
             consumers.spawn(bus::consumer::run(

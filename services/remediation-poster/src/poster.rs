@@ -324,6 +324,13 @@ impl Poster {
                     self.call_with_retry("chat.postEphemeral", &body).await?;
                     self.mark_rendered(key, showing).await?;
                 }
+                ReplyTarget::Direct { user } => {
+                    // Slack posts a message sent to a person's id into the app's DM with them.
+                    let body =
+                        json!({"channel": user, "text": rendered.text, "blocks": rendered.blocks});
+                    self.call_with_retry("chat.postMessage", &body).await?;
+                    self.mark_rendered(key, showing).await?;
+                }
                 ReplyTarget::ResponseUrl { url } => {
                     let body = json!({
                         "response_type": "ephemeral",
@@ -439,7 +446,11 @@ impl Poster {
     }
 
     /// Calls `method`, waiting out rate limits.
-    async fn call_with_retry(&self, method: &str, body: &Value) -> Result<Value, HandlerError> {
+    pub(crate) async fn call_with_retry(
+        &self,
+        method: &str,
+        body: &Value,
+    ) -> Result<Value, HandlerError> {
         loop {
             match self.api.call(method, body).await {
                 Ok(answer) => return Ok(answer),

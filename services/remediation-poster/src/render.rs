@@ -388,7 +388,7 @@ fn incident_reply(incident: &Incident, content: &Content, view: &View) -> Render
 
 /// A time as each reader's clock shows it (Slack's date token), `14:05 UTC` where tokens are
 /// not shown (notifications, old clients).
-fn clock(at: chrono::DateTime<chrono::Utc>) -> Mrkdwn {
+pub(crate) fn clock(at: chrono::DateTime<chrono::Utc>) -> Mrkdwn {
     Mrkdwn::date(
         at.timestamp(),
         "{time}",
@@ -1171,6 +1171,8 @@ fn truncate_lines(text: &str, limit: usize) -> String {
     };
     format!("{kept}{fence}\n… and {omitted} more lines")
 }
+
+pub mod home;
 
 #[cfg(test)]
 mod tests;

@@ -365,6 +365,9 @@ impl Runner {
             profile_missing: String::new(),
             limits_hit: Vec::new(),
             reply: request.reply.clone(),
+            requested_by: request.requested_by.clone(),
+            file_name: request.file_name.clone(),
+            finished_at: Some(chrono::Utc::now()),
         }
     }
 }
@@ -485,6 +488,9 @@ mod tests {
                 channel: "C".repeat(64),
                 thread_ts: "1".repeat(32),
             },
+            requested_by: "U".repeat(64),
+            file_name: "\"".repeat(255),
+            finished_at: Some(chrono::Utc::now()),
         };
         let encoded = serde_json::to_vec(&result).unwrap().len();
         assert!(encoded < 1 << 20, "{encoded} bytes");

@@ -15,6 +15,7 @@ fn filter() -> Filter {
             team_id: "T0FLAME".into(),
             user_id: "U0FLAMEBOT".into(),
             bot_id: Some("B0FLAMEBOT".into()),
+            workspace_url: "https://flamethread.slack.com/".into(),
         },
         channels: ["C0ALERTS".to_owned()].into_iter().collect(),
     }

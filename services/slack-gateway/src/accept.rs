@@ -14,8 +14,8 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use proto::{
-    AskOrigin, BlockAction, FileReceived, SchemaVersion, SlackAsk, SlackMessage, SlashCommand,
-    slack::SlackTransport,
+    AskOrigin, BlockAction, FileReceived, HomeOpened, SchemaVersion, SlackAsk, SlackMessage,
+    SlashCommand, slack::SlackTransport,
 };
 use serde_json::Value;
 use slack::Identity;
@@ -42,6 +42,7 @@ pub enum Outbound {
     Command(Box<SlashCommand>),
     Action(Box<BlockAction>),
     Ask(Box<SlackAsk>),
+    Home(Box<HomeOpened>),
 }
 
 /// Why an understood payload is not published.
@@ -135,6 +136,7 @@ pub fn event_callback(
     match required(event, "type", "the event")? {
         "message" => message(event, event_id, team_id, transport, received_at, filter),
         "file_shared" => file_shared(event, event_id, transport, received_at, filter),
+        "app_home_opened" => home_opened(event, event_id, team_id, received_at),
         "app_mention" => ask(
             event,
             event_id,
@@ -258,6 +260,30 @@ fn edit(
         }
         ignored => ignored,
     })
+}
+
+/// A person opening the app's Home tab (the Messages tab is the DM, and asks come from it).
+fn home_opened(
+    event: &Value,
+    event_id: &str,
+    team_id: Option<String>,
+    received_at: DateTime<Utc>,
+) -> Result<Verdict, Malformed> {
+    let tab = text(event, "tab").unwrap_or("home");
+    if tab != "home" {
+        return Ok(Verdict::Ignore(Ignored::EventType(format!(
+            "app_home_opened:{tab}"
+        ))));
+    }
+    Ok(Verdict::Publish(vec![Outbound::Home(Box::new(
+        HomeOpened {
+            schema_version: SchemaVersion::CURRENT,
+            event_id: event_id.to_owned(),
+            team_id,
+            user: required(event, "user", "the app_home_opened event")?.to_owned(),
+            received_at,
+        },
+    ))]))
 }
 
 /// A person asking in words: an `app_mention` event, or a message in the app's DMs.
@@ -422,8 +448,11 @@ pub fn interaction(
     let channel = payload
         .get("channel")
         .and_then(|channel| text(channel, "id"))
-        .or_else(|| text(container, "channel_id"))
-        .ok_or_else(|| Malformed(format!("{what} has no channel")))?;
+        .or_else(|| text(container, "channel_id"));
+    // Only a click in a view (App Home) comes without a channel.
+    if channel.is_none() && text(container, "type") != Some("view") {
+        return Err(Malformed(format!("{what} has no channel")));
+    }
     let message = payload.get("message").unwrap_or(&Value::Null);
     let message_ts = text(container, "message_ts").or_else(|| text(message, "ts"));
     let thread_ts = text(message, "thread_ts").filter(|thread| Some(*thread) != message_ts);
@@ -438,7 +467,7 @@ pub fn interaction(
             schema_version: SchemaVersion::CURRENT,
             trigger_id: trigger_id.to_owned(),
             user: user.to_owned(),
-            channel: channel.to_owned(),
+            channel: channel.map(str::to_owned),
             message_ts: message_ts.map(str::to_owned),
             thread_ts: thread_ts.map(str::to_owned),
             action_id: required(action, "action_id", "an action")?.to_owned(),

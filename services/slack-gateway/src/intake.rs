@@ -215,6 +215,7 @@ impl Intake {
                 Outbound::Command(command) => self.publish_one(command.as_ref()).await,
                 Outbound::Action(action) => self.publish_one(action.as_ref()).await,
                 Outbound::Ask(ask) => self.publish_one(ask.as_ref()).await,
+                Outbound::Home(home) => self.publish_one(home.as_ref()).await,
             };
             match published {
                 Ok(published) if published.duplicate => duplicates += 1,

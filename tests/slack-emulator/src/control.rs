@@ -245,6 +245,122 @@ pub(crate) async fn im(
     }
 }
 
+/// A person opens the app's Home tab: Slack sends `app_home_opened` (with the view it shows,
+/// once one was published) and the app is expected to `views.publish` it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ControlHome {
+    user: String,
+}
+
+pub(crate) async fn open_home(
+    State(state): State<SharedState>,
+    Json(request): Json<ControlHome>,
+) -> Response {
+    let (channel, view) = {
+        let mut workspace = state.workspace.lock().unwrap_or_else(|e| e.into_inner());
+        let channel = match workspace.open_im(&request.user) {
+            Ok(channel) => channel,
+            Err(err) => return (StatusCode::BAD_REQUEST, Json(err.to_json())).into_response(),
+        };
+        (channel, workspace.homes.get(&request.user).cloned())
+    };
+    let mut event = json!({
+        "type": "app_home_opened",
+        "user": request.user,
+        "channel": channel,
+        "tab": "home",
+        "event_ts": format!("{}.{:06}", now_micros() / 1_000_000, now_micros() % 1_000_000),
+    });
+    if let Some(view) = view {
+        event["view"] = view;
+    }
+    crate::socket_mode::deliver_event(&state, event);
+    Json(json!({"ok": true})).into_response()
+}
+
+/// A person's App Home as last published (`null` before the first `views.publish`).
+pub(crate) async fn home(
+    State(state): State<SharedState>,
+    Path(user): Path<String>,
+) -> Json<Value> {
+    let workspace = state.workspace.lock().unwrap_or_else(|e| e.into_inner());
+    Json(json!({"ok": true, "view": workspace.homes.get(&user)}))
+}
+
+/// A person clicks a button of their App Home (a section's accessory or in an actions block),
+/// picked by its `action_id` and `value`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ControlHomeClick {
+    user: String,
+    action_id: String,
+    #[serde(default)]
+    value: Option<String>,
+}
+
+/// Sends the `block_actions` payload of a click in a view: its `container` is the view, and
+/// there is no channel, message or `response_url`, as in Slack.
+pub(crate) async fn home_click(
+    State(state): State<SharedState>,
+    Json(request): Json<ControlHomeClick>,
+) -> Response {
+    let Some(view) = state
+        .workspace
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .homes
+        .get(&request.user)
+        .cloned()
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"ok": false, "error": "no_home_published"})),
+        )
+            .into_response();
+    };
+    let clicked = view["blocks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|block| {
+            let accessory = block.get("accessory").into_iter();
+            let elements = block["elements"].as_array().into_iter().flatten();
+            accessory
+                .chain(elements)
+                .map(move |element| (block["block_id"].clone(), element))
+        })
+        .find(|(_, element)| {
+            element["type"] == "button"
+                && element["action_id"] == request.action_id.as_str()
+                && element["value"].as_str() == request.value.as_deref()
+        });
+    let Some((block_id, button)) = clicked else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"ok": false, "error": "no_such_button_in_the_home"})),
+        )
+            .into_response();
+    };
+    let payload = json!({
+        "type": "block_actions",
+        "user": {"id": request.user, "username": request.user, "name": request.user, "team_id": "T0FLAME"},
+        "api_app_id": state.config.app_id,
+        "token": "emulator-verification-token",
+        "container": {"type": "view", "view_id": view["id"]},
+        "trigger_id": trigger_id(&state),
+        "team": {"id": "T0FLAME", "domain": "flamethread"},
+        "is_enterprise_install": false,
+        "view": view,
+        "actions": [{"type": "button", "action_id": request.action_id, "block_id": block_id,
+            "text": button["text"], "value": request.value,
+            "action_ts": format!("{}.{:06}", now_micros() / 1_000_000, now_micros() % 1_000_000)}],
+    });
+    let trigger_id = payload["trigger_id"].clone();
+    let envelope_id = crate::socket_mode::deliver_payload(&state, "interactive", payload);
+    Json(json!({"ok": true, "envelope_id": envelope_id, "trigger_id": trigger_id})).into_response()
+}
+
 /// A person uses a message shortcut ("Diagnose this message") on a message.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

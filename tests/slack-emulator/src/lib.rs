@@ -187,6 +187,10 @@ pub fn router(config: EmulatorConfig) -> Router {
         .route("/control/click", post(control::click))
         .route("/control/shortcut", post(control::shortcut))
         .route("/control/im", post(control::im))
+        .route("/control/home", post(control::open_home))
+        .route("/control/homes/{user}", get(control::home))
+        .route("/control/home_click", post(control::home_click))
+        .route("/archives/{channel}/{message}", get(archives))
         .route("/control/responses", get(control::responses))
         .route("/response/{id}", post(control::response_url))
         .route("/services/{team}/{bot}/{secret}", post(webhooks::post))
@@ -212,6 +216,17 @@ pub fn router(config: EmulatorConfig) -> Router {
 /// The page a person watches: channels, messages and threads, refreshed every second.
 async fn page() -> axum::response::Html<&'static str> {
     axum::response::Html(include_str!("page.html"))
+}
+
+/// A Slack permalink (`<workspace url>archives/<channel>/p<ts>`) opens the channel on the page.
+async fn archives(
+    axum::extract::Path((channel, _message)): axum::extract::Path<(String, String)>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    if !channel.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return axum::http::StatusCode::NOT_FOUND.into_response();
+    }
+    axum::response::Redirect::to(&format!("/#{channel}")).into_response()
 }
 
 /// A running emulator; dropping it stops the server.

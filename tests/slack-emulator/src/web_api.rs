@@ -107,7 +107,8 @@ fn dispatch(
     match method {
         "auth.test" => Ok(json!({
             "ok": true,
-            "url": format!("https://{}.slack.com/", workspace.team_name),
+            // Where the workspace is: here, the emulator's page (`/archives/…` links lead to it).
+            "url": format!("http://{host}/"),
             "team": workspace.team_name,
             "user": "flamethread",
             "team_id": workspace.team_id,
@@ -117,6 +118,12 @@ fn dispatch(
         })),
         "chat.postMessage" => {
             let channel = required(params, "channel")?;
+            // A person's id is their DM with the app, opened on first use.
+            let channel = if channel.starts_with('U') {
+                workspace.open_im(&channel)?
+            } else {
+                channel
+            };
             let thread_ts = optional(params, "thread_ts");
             let message = workspace.post(
                 &channel,
@@ -222,6 +229,19 @@ fn dispatch(
             opened["app_id"] = json!(config.app_id);
             opened["bot_id"] = json!(config.bot_id);
             Ok(json!({"ok": true, "view": opened}))
+        }
+        "views.publish" => {
+            let user = required(params, "user_id")?;
+            let view = match params.get("view") {
+                Some(Value::String(text)) => serde_json::from_str(text).ok(),
+                Some(view @ Value::Object(_)) => Some(view.clone()),
+                _ => None,
+            }
+            .ok_or(SlackError::new("invalid_arguments"))?;
+            let mut published = workspace.publish_home(&user, &view)?;
+            published["app_id"] = json!(config.app_id);
+            published["bot_id"] = json!(config.bot_id);
+            Ok(json!({"ok": true, "view": published}))
         }
         "users.info" => {
             let user = workspace.user(&optional(params, "user").unwrap_or_default())?;

@@ -314,6 +314,8 @@ pub struct Workspace {
     pub triggers: BTreeMap<String, u64>,
     /// Modals opened with `views.open`, in order.
     pub views: Vec<Value>,
+    /// Each person's App Home, as last published with `views.publish`.
+    pub homes: BTreeMap<String, Value>,
     /// Last `ts` handed out, in microseconds; every message gets a later one.
     last_ts_micros: u64,
 }
@@ -349,6 +351,7 @@ impl Workspace {
             pending_uploads: BTreeMap::new(),
             triggers: BTreeMap::new(),
             views: Vec::new(),
+            homes: BTreeMap::new(),
             last_ts_micros: now_micros,
         }
     }
@@ -527,6 +530,56 @@ impl Workspace {
         opened["state"] = json!({"values": {}});
         self.views.push(opened.clone());
         Ok(opened)
+    }
+
+    /// `views.publish`: `user`'s Home tab. Slack wants a person of the workspace, a view of type
+    /// `home` with at most 100 blocks each keeping the block rules, and a private metadata and
+    /// callback id within their limits.
+    pub fn publish_home(&mut self, user: &str, view: &Value) -> Result<Value, SlackError> {
+        if self.users.get(user).is_none_or(|person| person.is_bot) {
+            return Err(SlackError::new("user_not_found"));
+        }
+        if view.get("type").and_then(Value::as_str) != Some("home") {
+            return Err(SlackError::invalid_arguments(
+                "[ERROR] must be home [json-pointer:/view/type]".to_owned(),
+            ));
+        }
+        let Some(blocks) = view.get("blocks").and_then(Value::as_array) else {
+            return Err(SlackError::invalid_arguments(
+                "[ERROR] missing required field: blocks [json-pointer:/view/blocks]".to_owned(),
+            ));
+        };
+        if blocks.len() > 100 {
+            return Err(SlackError::invalid_arguments(
+                "[ERROR] no more than 100 items allowed [json-pointer:/view/blocks]".to_owned(),
+            ));
+        }
+        for (field, max) in [("private_metadata", 3000), ("callback_id", 255)] {
+            if view
+                .get(field)
+                .and_then(Value::as_str)
+                .is_some_and(|text| text.chars().count() > max)
+            {
+                return Err(SlackError::invalid_arguments(format!(
+                    "[ERROR] must be less than {} characters [json-pointer:/view/{field}]",
+                    max + 1
+                )));
+            }
+        }
+        check_blocks(blocks, &self.files)?;
+        let id = self
+            .homes
+            .get(user)
+            .and_then(|home| home["id"].as_str())
+            .map_or_else(|| format!("VH{:08}", self.homes.len() + 1), str::to_owned);
+        let mut published = view.clone();
+        published["id"] = json!(id);
+        published["root_view_id"] = json!(id);
+        published["hash"] = json!(format!("{}.{}", id, self.homes.len() + 1));
+        published["team_id"] = json!(self.team_id);
+        published["state"] = json!({"values": {}});
+        self.homes.insert(user.to_owned(), published.clone());
+        Ok(published)
     }
 
     /// Records that file `id` was shared in `channel` with the message at `ts`.
@@ -792,21 +845,26 @@ fn validate(content: &Content, files: &BTreeMap<String, File>) -> Result<(), Sla
                 "[ERROR] no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]"
             )));
         }
-        for (index, block) in blocks.iter().enumerate() {
-            let Some(kind) = block.get("type").and_then(Value::as_str) else {
-                return Err(SlackError::invalid_blocks(format!(
-                    "[ERROR] missing required field: type [json-pointer:/blocks/{index}]"
-                )));
-            };
-            if !BLOCK_TYPES.contains(&kind) {
-                return Err(SlackError::invalid_blocks(format!(
-                    "[ERROR] unsupported type: {kind} [json-pointer:/blocks/{index}/type]"
-                )));
-            }
-        }
-        blocks::validate(blocks, &|id| files.get(id))?;
+        check_blocks(blocks, files)?;
     }
     Ok(())
+}
+
+/// Each block's type is one Slack knows, and each block keeps Slack's rules ([`blocks`]).
+fn check_blocks(blocks: &[Value], files: &BTreeMap<String, File>) -> Result<(), SlackError> {
+    for (index, block) in blocks.iter().enumerate() {
+        let Some(kind) = block.get("type").and_then(Value::as_str) else {
+            return Err(SlackError::invalid_blocks(format!(
+                "[ERROR] missing required field: type [json-pointer:/blocks/{index}]"
+            )));
+        };
+        if !BLOCK_TYPES.contains(&kind) {
+            return Err(SlackError::invalid_blocks(format!(
+                "[ERROR] unsupported type: {kind} [json-pointer:/blocks/{index}/type]"
+            )));
+        }
+    }
+    blocks::validate(blocks, &|id| files.get(id))
 }
 
 pub mod blocks;

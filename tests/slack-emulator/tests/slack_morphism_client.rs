@@ -466,3 +466,90 @@ async fn views_open_takes_a_fresh_trigger_once() {
         .unwrap_err();
     assert_eq!(api_error_code(refused), "invalid_arguments");
 }
+
+/// App Home through slack-morphism: `views.publish` of a `home` view for a person is kept as
+/// their Home; Slack's refusals (a bot, a modal, a broken block, more than 100 blocks) reach the
+/// client as Slack's errors.
+#[tokio::test]
+async fn views_publish_shows_a_persons_home_and_refuses_what_slack_refuses() {
+    let (running, client) = emulator().await;
+    let token = bot_token();
+    let session = client.open_session(&token);
+    let home = |blocks: Vec<SlackBlock>| SlackView::Home(SlackHomeView::new(blocks));
+    let published = session
+        .views_publish(&SlackApiViewsPublishRequest::new(
+            "U0ONCALL".into(),
+            home(slack_blocks![
+                some_into(SlackHeaderBlock::new(pt!("flamethread"))),
+                some_into(
+                    SlackSectionBlock::new()
+                        .with_text(md!("`checkout` · live"))
+                        .with_accessory(
+                            SlackBlockButtonElement::new(pt!("Profile now"))
+                                .with_action_id("ft.profile_pick".into())
+                                .with_value("checkout now".into())
+                                .into()
+                        )
+                )
+            ]),
+        ))
+        .await
+        .unwrap();
+    let id = published.view.state_params.id.to_string();
+    let shown = control_get(&running, "/control/homes/U0ONCALL").await;
+    assert_eq!(shown["view"]["id"], id.as_str());
+    assert_eq!(
+        shown["view"]["blocks"][1]["accessory"]["value"],
+        "checkout now"
+    );
+    // Published again: the same view, replaced.
+    let again = session
+        .views_publish(&SlackApiViewsPublishRequest::new(
+            "U0ONCALL".into(),
+            home(slack_blocks![some_into(
+                SlackSectionBlock::new().with_text(md!("nothing open"))
+            )]),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(again.view.state_params.id.to_string(), id);
+
+    for (user, view, code) in [
+        (
+            "U0FLAMEBOT",
+            home(slack_blocks![some_into(
+                SlackSectionBlock::new().with_text(md!("x"))
+            )]),
+            "user_not_found",
+        ),
+        ("U0ONCALL", modal("Profile"), "invalid_arguments"),
+        (
+            "U0ONCALL",
+            home(slack_blocks![some_into(SlackHeaderBlock::new(pt!(
+                &"h".repeat(151)
+            )))]),
+            "invalid_blocks",
+        ),
+        (
+            "U0ONCALL",
+            home(
+                (0..101)
+                    .map(|_| SlackBlock::Divider(SlackDividerBlock::new()))
+                    .collect(),
+            ),
+            "invalid_arguments",
+        ),
+    ] {
+        let refused = session
+            .views_publish(&SlackApiViewsPublishRequest::new(user.into(), view))
+            .await
+            .unwrap_err();
+        assert_eq!(api_error_code(refused), code, "{user}");
+    }
+}
+
+async fn control_get(running: &Running, path: &str) -> serde_json::Value {
+    let (status, body) = test_support::http_get_async(running.addr(), path).await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}

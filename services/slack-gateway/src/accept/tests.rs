@@ -8,6 +8,7 @@ fn filter(channels: &[&str]) -> Filter {
             team_id: "T0FLAME".into(),
             user_id: "U0FLAMEBOT".into(),
             bot_id: Some("B0FLAMEBOT".into()),
+            workspace_url: "https://flamethread.slack.com/".into(),
         },
         channels: channels.iter().map(|c| (*c).to_owned()).collect(),
     }
@@ -536,4 +537,67 @@ fn the_diagnose_shortcut_is_the_message_it_was_used_on_asked_by_the_person() {
             "without {key}"
         );
     }
+}
+
+#[test]
+fn opening_app_home_is_published_and_a_click_in_it_has_no_channel() {
+    let opened = callback(json!({
+        "type": "app_home_opened", "user": "U0ALICE", "channel": "D0ALICE", "tab": "home",
+        "event_ts": "1700000003.000100"
+    }));
+    let Ok(Verdict::Publish(outbound)) = event_callback(
+        &opened,
+        SlackTransport::SocketMode,
+        now(),
+        &filter(&["C0OTHER"]),
+    ) else {
+        panic!("published")
+    };
+    let [Outbound::Home(home)] = outbound.as_slice() else {
+        panic!("one Home: {outbound:?}")
+    };
+    assert_eq!(
+        (home.user.as_str(), home.event_id.as_str()),
+        ("U0ALICE", "Ev0001")
+    );
+    // The Messages tab is the DM: nothing to draw.
+    let messages_tab =
+        callback(json!({"type": "app_home_opened", "user": "U0ALICE", "tab": "messages"}));
+    assert!(matches!(
+        event_callback(
+            &messages_tab,
+            SlackTransport::SocketMode,
+            now(),
+            &filter(&[])
+        ),
+        Ok(Verdict::Ignore(Ignored::EventType(_)))
+    ));
+    let nobody = callback(json!({"type": "app_home_opened", "tab": "home"}));
+    assert!(event_callback(&nobody, SlackTransport::SocketMode, now(), &filter(&[])).is_err());
+
+    let click = json!({
+        "type": "block_actions", "trigger_id": "T.1", "user": {"id": "U0ALICE"},
+        "container": {"type": "view", "view_id": "VH00000001"},
+        "view": {"id": "VH00000001", "type": "home"},
+        "actions": [{"type": "button", "action_id": proto::actions::PROFILE_PICK, "value": "checkout now"}]
+    });
+    let Ok(Verdict::Publish(outbound)) = interaction(&click, SlackTransport::SocketMode, now())
+    else {
+        panic!("published")
+    };
+    let [Outbound::Action(action)] = outbound.as_slice() else {
+        panic!("one action: {outbound:?}")
+    };
+    assert_eq!(action.channel, None);
+    assert_eq!(
+        action.only_them(),
+        proto::ReplyTarget::Direct {
+            user: "U0ALICE".into()
+        },
+        "answered in the person's DM"
+    );
+    // Only a view's click may come without a channel.
+    let mut stray = click.clone();
+    stray["container"] = json!({"type": "message", "message_ts": "1.1"});
+    assert!(interaction(&stray, SlackTransport::SocketMode, now()).is_err());
 }

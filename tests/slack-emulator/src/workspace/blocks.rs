@@ -172,6 +172,18 @@ fn section(block: &Value, at: &str) -> Result<(), SlackError> {
             text_object(field, MAX_FIELD_TEXT, false, &format!("{at}/{index}"))?;
         }
     }
+    if let Some(accessory) = block
+        .get("accessory")
+        .filter(|accessory| !accessory.is_null())
+    {
+        let at = format!("{at}/accessory");
+        if accessory.get("type").and_then(Value::as_str) == Some("image") {
+            // An image is the one accessory that is not interactive.
+            non_empty(required(accessory, "alt_text", &at)?, MAX_ALT_TEXT, &at)?;
+        } else {
+            interactive(accessory, &at, &mut BTreeSet::new())?;
+        }
+    }
     Ok(())
 }
 
@@ -206,80 +218,90 @@ fn actions(block: &Value, at: &str) -> Result<(), SlackError> {
     count(elements, 1, MAX_ACTION_ELEMENTS, &at)?;
     let mut ids = BTreeSet::new();
     for (index, element) in elements.iter().enumerate() {
-        let at = format!("{at}/{index}");
-        if element.get("type").and_then(Value::as_str) == Some("static_select") {
-            static_select(element, &at)?;
-            if let Some(id) = element.get("action_id")
-                && !ids.insert(id.as_str().unwrap_or_default())
-            {
-                return Err(error(
-                    "action_id must be unique within the block".to_owned(),
-                    &format!("{at}/action_id"),
-                ));
-            }
-            continue;
-        }
-        match element.get("type").and_then(Value::as_str) {
-            Some("button") => {}
-            // Other interactive elements flamethread does not send are let through unchecked.
-            Some(
-                "checkboxes"
-                | "datepicker"
-                | "datetimepicker"
-                | "external_select"
-                | "multi_static_select"
-                | "multi_external_select"
-                | "multi_users_select"
-                | "multi_conversations_select"
-                | "multi_channels_select"
-                | "overflow"
-                | "radio_buttons"
-                | "timepicker"
-                | "users_select"
-                | "conversations_select"
-                | "channels_select"
-                | "workflow_button"
-                | "rich_text_input",
-            ) => continue,
-            _ => {
-                return Err(error(
-                    "must be a valid interactive element type".to_owned(),
-                    &format!("{at}/type"),
-                ));
-            }
-        }
-        if let Some(confirm) = element.get("confirm") {
-            confirm_dialog(confirm, &format!("{at}/confirm"))?;
-        }
-        text_object(
-            required(element, "text", &at)?,
-            MAX_BUTTON_TEXT,
-            true,
-            &format!("{at}/text"),
-        )?;
-        if let Some(id) = element.get("action_id") {
-            non_empty(id, MAX_ACTION_ID, &format!("{at}/action_id"))?;
-            if !ids.insert(id.as_str().unwrap_or_default()) {
-                return Err(error(
-                    "action_id must be unique within the block".to_owned(),
-                    &format!("{at}/action_id"),
-                ));
-            }
-        }
-        if let Some(value) = element.get("value") {
-            check_len(value, MAX_BUTTON_VALUE, &format!("{at}/value"))?;
-        }
-        if let Some(url) = element.get("url") {
-            non_empty(url, MAX_URL, &format!("{at}/url"))?;
-        }
-        if let Some(style) = element.get("style")
-            && !matches!(style.as_str(), Some("primary" | "danger"))
+        interactive(element, &format!("{at}/{index}"), &mut ids)?;
+    }
+    Ok(())
+}
+
+/// One interactive element (of an actions block, or a section's accessory); `ids` are the
+/// `action_id`s of its block so far, which must be unique.
+fn interactive<'v>(
+    element: &'v Value,
+    at: &str,
+    ids: &mut BTreeSet<&'v str>,
+) -> Result<(), SlackError> {
+    if element.get("type").and_then(Value::as_str) == Some("static_select") {
+        static_select(element, at)?;
+        if let Some(id) = element.get("action_id")
+            && !ids.insert(id.as_str().unwrap_or_default())
         {
             return Err(error(
-                "must be one of: primary, danger".to_owned(),
-                &format!("{at}/style"),
+                "action_id must be unique within the block".to_owned(),
+                &format!("{at}/action_id"),
             ));
         }
+        return Ok(());
+    }
+    match element.get("type").and_then(Value::as_str) {
+        Some("button") => {}
+        // Other interactive elements flamethread does not send are let through unchecked.
+        Some(
+            "checkboxes"
+            | "datepicker"
+            | "datetimepicker"
+            | "external_select"
+            | "multi_static_select"
+            | "multi_external_select"
+            | "multi_users_select"
+            | "multi_conversations_select"
+            | "multi_channels_select"
+            | "overflow"
+            | "radio_buttons"
+            | "timepicker"
+            | "users_select"
+            | "conversations_select"
+            | "channels_select"
+            | "workflow_button"
+            | "rich_text_input",
+        ) => return Ok(()),
+        _ => {
+            return Err(error(
+                "must be a valid interactive element type".to_owned(),
+                &format!("{at}/type"),
+            ));
+        }
+    }
+    if let Some(confirm) = element.get("confirm") {
+        confirm_dialog(confirm, &format!("{at}/confirm"))?;
+    }
+    text_object(
+        required(element, "text", at)?,
+        MAX_BUTTON_TEXT,
+        true,
+        &format!("{at}/text"),
+    )?;
+    if let Some(id) = element.get("action_id") {
+        non_empty(id, MAX_ACTION_ID, &format!("{at}/action_id"))?;
+        if !ids.insert(id.as_str().unwrap_or_default()) {
+            return Err(error(
+                "action_id must be unique within the block".to_owned(),
+                &format!("{at}/action_id"),
+            ));
+        }
+    }
+    if let Some(value) = element.get("value") {
+        check_len(value, MAX_BUTTON_VALUE, &format!("{at}/value"))?;
+    }
+    if let Some(url) = element.get("url") {
+        non_empty(url, MAX_URL, &format!("{at}/url"))?;
+    }
+    if let Some(style) = element.get("style")
+        && !matches!(style.as_str(), Some("primary" | "danger"))
+    {
+        return Err(error(
+            "must be one of: primary, danger".to_owned(),
+            &format!("{at}/style"),
+        ));
     }
     Ok(())
 }
