@@ -196,14 +196,31 @@ pub fn parse_ask(text: &str, now: DateTime<Utc>) -> Result<Ask, String> {
         Some((verb, rest)) => (verb.to_ascii_lowercase(), rest.join(" ")),
         None => (String::new(), String::new()),
     };
-    match verb.trim_end_matches(['?', '!', '.', ',']) {
+    let verb = verb.trim_end_matches(['?', '!', '.', ',']);
+    match verb {
         "diagnose" | "why" => Ok(Ask::Diagnose),
         "profile" => parse_profile(&rest, now).map(Ask::Profile),
-        "" | "help" | "sql" | "trace" => parse_flamethread(&words.join(" ")).map(Ask::Flamethread),
+        // A query is taken as typed after `sql` (its spacing inside quotes is its own).
+        "sql" => parse_flamethread(&format!("sql {}", after_verb(text))).map(Ask::Flamethread),
+        "" | "help" | "trace" => parse_flamethread(&format!("{verb} {rest}")).map(Ask::Flamethread),
         _ => Err(format!(
             "I did not understand `{}`",
             words.join(" ").chars().take(80).collect::<String>()
         )),
+    }
+}
+
+/// `text` after its first word that is not a mention, as typed.
+fn after_verb(text: &str) -> &str {
+    let mut rest = text;
+    loop {
+        let trimmed = rest.trim_start();
+        let end = trimmed.find(char::is_whitespace).unwrap_or(trimmed.len());
+        let (word, after) = trimmed.split_at(end);
+        if word.is_empty() || !(word.starts_with("<@") && word.ends_with('>')) {
+            return after;
+        }
+        rest = after;
     }
 }
 
@@ -303,6 +320,17 @@ mod tests {
         assert_eq!(
             parse_ask("<@U0BOT>", now),
             Ok(Ask::Flamethread(FlamethreadArgs::Help))
+        );
+        assert_eq!(
+            parse_ask("help?", now),
+            Ok(Ask::Flamethread(FlamethreadArgs::Help))
+        );
+        assert_eq!(
+            parse_ask("<@U0BOT> SQL SELECT 'a  b' FROM otel_traces", now),
+            Ok(Ask::Flamethread(FlamethreadArgs::Sql(
+                "SELECT 'a  b' FROM otel_traces".into()
+            ))),
+            "a query as typed"
         );
         assert!(parse_ask("profile rm -rf /;", now).is_err());
         let mistake = parse_ask(&format!("deploy {}", "x".repeat(5000)), now).unwrap_err();

@@ -188,6 +188,10 @@ pub struct ProfileEvidence {
     /// Where to answer, for a request.
     #[serde(default)]
     pub reply: Option<ReplyTarget>,
+    /// Who asked for it, for a request: App Home shows a profile answered to one person only
+    /// to that person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
     pub collected_at: DateTime<Utc>,
 }
 

@@ -1,7 +1,8 @@
 //! App Home: what a person sees on flamethread's Home tab, assembled by the services that know
 //! each part.
 //!
-//! slack-gateway publishes [`HomeOpened`] when a person opens the tab; profile-fetcher, which knows
+//! slack-gateway publishes [`HomeOpened`] when a person opens the tab (on `profile.home_opened`,
+//! a request for profile-fetcher, so that it reads nothing else of what Slack sends); profile-fetcher, which knows
 //! the apps (Pyroscope's and the `[live]` pprof targets), answers with a [`HomeRequest`];
 //! remediation-poster adds what its reply records hold (the open incidents with links to their
 //! threads, recent profiles, the person's own sandbox runs) and publishes the view with
@@ -32,7 +33,7 @@ pub struct HomeOpened {
 
 impl Message for HomeOpened {
     fn subject(&self) -> Subject {
-        Subject::SlackHomeOpened
+        Subject::HomeOpened
     }
 
     fn idempotency_key(&self) -> String {

@@ -129,6 +129,12 @@ pub struct Incident {
     /// Cleared by the next notification.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stale_since: Option<DateTime<Utc>>,
+    /// Set when a person asked for this message to be diagnosed (the message shortcut,
+    /// `@flamethread diagnose`) rather than an integration posting it: who asked. Such an
+    /// incident is its message's alone (no storm joins it, it never resolves an alert), and
+    /// no live profile is taken for it unasked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked_by: Option<String>,
 }
 
 /// An alert grouped into another alert's incident during a storm.

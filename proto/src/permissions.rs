@@ -33,7 +33,7 @@ pub const PRODUCERS: &[(&str, &[Subject])] = &[
             Subject::SlackFileReceived,
             Subject::SlackFile,
             Subject::SlackAsk,
-            Subject::SlackHomeOpened,
+            Subject::HomeOpened,
         ],
     ),
     (

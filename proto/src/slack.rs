@@ -255,8 +255,10 @@ impl Message for SlackAsk {
         Subject::SlackAsk
     }
 
+    /// The same as the message a `diagnose` ask becomes ([`SlackMessage`] `ask-<event_id>`), so
+    /// that of a Slack retry answered one way and the first try the other, one is stored.
     fn idempotency_key(&self) -> String {
-        format!("slack-ask:{}", self.ask_id)
+        format!("slack-event:ask-{}", self.ask_id)
     }
 }
 

@@ -18,7 +18,7 @@ pub enum Subject {
     SlackFile,
     SlackFileReceived,
     SlackAsk,
-    SlackHomeOpened,
+    HomeOpened,
     IncidentOpened,
     IncidentUpdated,
     IncidentResolved,
@@ -45,7 +45,7 @@ impl Subject {
         Subject::SlackFile,
         Subject::SlackFileReceived,
         Subject::SlackAsk,
-        Subject::SlackHomeOpened,
+        Subject::HomeOpened,
         Subject::IncidentOpened,
         Subject::IncidentUpdated,
         Subject::IncidentResolved,
@@ -73,7 +73,7 @@ impl Subject {
             Subject::SlackFile => "slack.file",
             Subject::SlackFileReceived => "slack.file_received",
             Subject::SlackAsk => "slack.ask",
-            Subject::SlackHomeOpened => "slack.home_opened",
+            Subject::HomeOpened => "profile.home_opened",
             Subject::IncidentOpened => "incident.opened",
             Subject::IncidentUpdated => "incident.updated",
             Subject::IncidentResolved => "incident.resolved",
@@ -101,8 +101,7 @@ impl Subject {
             | Subject::SlackAction
             | Subject::SlackFile
             | Subject::SlackFileReceived
-            | Subject::SlackAsk
-            | Subject::SlackHomeOpened => Stream::Slack,
+            | Subject::SlackAsk => Stream::Slack,
             Subject::IncidentOpened | Subject::IncidentUpdated | Subject::IncidentResolved => {
                 Stream::Incidents
             }
@@ -111,7 +110,9 @@ impl Subject {
             | Subject::EvidenceChanges
             | Subject::EvidenceWorkload
             | Subject::EvidenceTraces => Stream::Evidence,
-            Subject::ProfileRequest | Subject::TracesCommand => Stream::Profile,
+            Subject::ProfileRequest | Subject::TracesCommand | Subject::HomeOpened => {
+                Stream::Profile
+            }
             Subject::SandboxRequest | Subject::SandboxResult => Stream::Sandbox,
             Subject::PostRequest | Subject::PostHome => Stream::Post,
             Subject::ChangeRecorded => Stream::Changes,
@@ -205,7 +206,7 @@ impl Stream {
             Stream::Incidents => "incidents opened, updated and resolved by alert-watcher",
             Stream::Evidence => "metrics and profiles gathered for incidents",
             Stream::Profile => {
-                "requests for profile-fetcher: a profile (/profile, Profile now), SQL over spans and trace-everything (/flamethread sql, /flamethread trace)"
+                "requests for profile-fetcher: a profile (/profile, Profile now), SQL over spans and trace-everything (/flamethread sql, /flamethread trace), and App Home's apps"
             }
             Stream::Sandbox => "script runs requested and their results",
             Stream::Post => {
@@ -291,8 +292,8 @@ pub const CONSUMERS: &[ConsumerSpec] = &[
     ConsumerSpec {
         durable: "profile-fetcher-home",
         owner: "profile-fetcher",
-        stream: Stream::Slack,
-        subjects: &[Subject::SlackHomeOpened],
+        stream: Stream::Profile,
+        subjects: &[Subject::HomeOpened],
     },
     ConsumerSpec {
         durable: "sandbox-runner",

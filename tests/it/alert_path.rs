@@ -45,7 +45,8 @@ fn pictures_of(message: &Value) -> Vec<Value> {
 }
 
 /// How many distinct colours a PNG has (a blank picture has one).
-fn png_colours(png: &[u8]) -> usize {
+/// Every pixel of `png`, as its channels (RGB or RGBA).
+fn png_pixels(png: &[u8]) -> Vec<Vec<u8>> {
     let mut reader = png::Decoder::new(std::io::Cursor::new(png))
         .read_info()
         .unwrap();
@@ -54,6 +55,13 @@ fn png_colours(png: &[u8]) -> usize {
     let channels = info.color_type.samples();
     buf[..info.buffer_size()]
         .chunks_exact(channels)
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+fn png_colours(png: &[u8]) -> usize {
+    png_pixels(png)
+        .into_iter()
         .collect::<std::collections::BTreeSet<_>>()
         .len()
 }
@@ -504,6 +512,29 @@ async fn a_real_alert_from_prometheus_gets_one_diagnosis_with_its_profile_and_re
             panic!("raw markup {raw:?} on the page: …{around}…");
         }
     }
+    // What a person sees: a screenshot of the page holds the chart PNG as drawn: its CPU line's
+    // red, #D62728, in more than a few pixels (no other picture or page element uses it; the
+    // page draws Slack's own chart blocks in another red), not a blank or a broken image.
+    let url = format!("http://{}/", slack.addr());
+    let shot = tokio::task::spawn_blocking(move || test_support::screenshot(&url, 1300, 3600))
+        .await
+        .unwrap()
+        .unwrap();
+    let pixels = png_pixels(&shot);
+    let chart_red = pixels
+        .iter()
+        .filter(|pixel| {
+            [214i16, 39, 40]
+                .iter()
+                .zip(pixel.iter())
+                .all(|(want, got)| (want - i16::from(*got)).abs() <= 12)
+        })
+        .count();
+    assert!(
+        png_colours(&shot) > 50 && chart_red > 50,
+        "the screenshot shows the chart: {} colours, {chart_red} pixels of its line",
+        png_colours(&shot)
+    );
 
     // The campaign ends, the rule stops firing, Alertmanager posts [RESOLVED]: the same reply
     // says resolved, and no second thread opens.

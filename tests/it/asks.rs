@@ -142,6 +142,30 @@ async fn people_ask_by_shortcut_mention_and_dm_and_are_answered_where_they_asked
     )
     .await;
 
+    // A person pasting the alert as `[RESOLVED]` and asking about it gets a thread of its own;
+    // the alert's incident is not resolved by it.
+    let pasted = post_as(
+        &control,
+        "C0ALERTS",
+        "U0DEV",
+        "[RESOLVED:1] HighLatency checkout (prod)",
+        None,
+    )
+    .await;
+    control
+        .post(
+            "/shortcut",
+            json!({"channel": "C0ALERTS", "user": "U0DEV", "message_ts": pasted,
+                "callback_id": proto::slack::shortcuts::DIAGNOSE_MESSAGE}),
+        )
+        .await;
+    wait_thread(&control, "C0ALERTS", &pasted, &["HighLatency"]).await;
+    let alert_thread = thread(&control, "C0ALERTS", &alert).await;
+    assert!(
+        !alert_thread.contains("Resolved"),
+        "a person's paste resolved nothing: {alert_thread}"
+    );
+
     // The same in a DM, answered in the DM.
     let dm = control.post("/im", json!({"user": "U0ONCALL"})).await["channel"]["id"]
         .as_str()

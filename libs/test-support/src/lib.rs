@@ -558,6 +558,44 @@ pub fn rendered_dom(url: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8(output.stdout)?)
 }
 
+/// A PNG screenshot of `url` after its scripts ran, `width`×`height` pixels, as headless
+/// Chromium draws it.
+pub fn screenshot(url: &str, width: u32, height: u32) -> anyhow::Result<Vec<u8>> {
+    let profile = tempfile::tempdir()?;
+    let shot = profile.path().join("screenshot.png");
+    let output = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--virtual-time-budget=4000",
+        ])
+        .arg(format!("--window-size={width},{height}"))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .output()
+        .with_context(|| {
+            format!(
+                "cannot run {} (tests/run.sh installs chromium)",
+                chromium().display()
+            )
+        })?;
+    if !output.status.success() {
+        bail!(
+            "chromium failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    std::fs::read(&shot).with_context(|| format!("chromium wrote no {}", shot.display()))
+}
+
 /// Waits until `GET /readyz` on an admin server answers 200.
 pub async fn wait_ready(admin: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
     wait_for(
@@ -654,6 +692,7 @@ pub mod fixtures {
                 related: Vec::new(),
                 related_untracked: 0,
                 stale_since: None,
+                asked_by: None,
             },
         }
     }
@@ -734,6 +773,7 @@ pub mod fixtures {
         grown: &[(&str, f64, f64)],
     ) -> ProfileEvidence {
         ProfileEvidence {
+            requested_by: None,
             schema_version: SchemaVersion::CURRENT,
             evidence_id: format!("profile-{}", incident.id.0),
             incident_id: Some(incident.id.clone()),

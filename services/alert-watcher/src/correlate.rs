@@ -68,6 +68,8 @@ pub struct Observation {
     pub message: SlackThread,
     /// When the message was edited into what it now says, if this is an edit.
     pub edited_ts: Option<String>,
+    /// Who asked for the message to be diagnosed, when a person did.
+    pub asked_by: Option<String>,
 }
 
 impl Observation {
@@ -275,6 +277,7 @@ fn open_incident(
             related: Vec::new(),
             related_untracked: 0,
             stale_since: None,
+            asked_by: observation.asked_by.clone(),
         },
         last_message: observation.message_key(),
         related_messages: BTreeMap::new(),
@@ -305,7 +308,9 @@ pub struct StormMark {
 impl StormRules {
     /// The key of the storm group `observation` belongs to; `None` when storms are not grouped.
     pub fn group_key(&self, observation: &Observation) -> Option<String> {
-        if self.window.is_zero() {
+        // A message a person asked about stands alone: it never joins (or leads) a storm of
+        // alerts the integrations posted.
+        if self.window.is_zero() || observation.asked_by.is_some() {
             return None;
         }
         let alert = &observation.alert;

@@ -61,6 +61,50 @@ fn redelivered_member(state: &IncidentState, observation: &Observation) -> bool 
     state.related_messages.get(&observation.fingerprint) == Some(&observation.message_key())
 }
 
+/// The observation of a message `person` asked to be diagnosed. It is firing whatever it says
+/// (a pasted `[RESOLVED]` must not resolve the real alert), its labels are what it says (never
+/// confirmed by Alertmanager, so nothing can be silenced from it), and its fingerprint is the
+/// message's own: it opens an incident of its own, and asking again about the same message finds
+/// that incident, never one an integration's alert opened.
+fn asked_observation(
+    reading: Reading,
+    message: &SlackMessage,
+    person: &str,
+    service_labels: &[String],
+) -> Observation {
+    let mut alert = reading.alert;
+    alert.status = proto::incident::AlertStatus::Firing;
+    alert.labels_confirmed = false;
+    alert.alertmanager_fingerprints.clear();
+    if alert.severity.is_none() {
+        alert.severity = alert.labels.get("severity").cloned();
+    }
+    if alert.service.is_none() {
+        let keys: Vec<&str> = service_labels.iter().map(String::as_str).collect();
+        alert.service = recognize::service_of(&alert.labels, &keys);
+    }
+    let alert = recognize::bounded(alert);
+    let own = correlate::fingerprint(&alert, &reading.group_values);
+    let alert_fingerprint = correlate::fingerprint(
+        &proto::Alert {
+            name: format!("asked:{}:{}:{own}", message.channel, message.ts),
+            ..alert.clone()
+        },
+        &[],
+    );
+    Observation {
+        fingerprint: correlate::in_channel(&message.channel, &alert_fingerprint),
+        alert_fingerprint,
+        alert,
+        message: SlackThread {
+            channel: message.channel.clone(),
+            ts: message.ts.clone(),
+        },
+        edited_ts: None,
+        asked_by: Some(person.to_owned()),
+    }
+}
+
 impl Watcher {
     pub(crate) async fn on_message(&self, message: SlackMessage) -> Result<(), HandlerError> {
         if message.thread_ts.is_some() && message.asked_by.is_none() {
@@ -80,6 +124,15 @@ impl Watcher {
             },
         };
         metrics::counter!("ft_watcher_messages_total", "kind" => "alert").increment(1);
+        if let Some(person) = &message.asked_by {
+            // What a person asked about opens an incident of its own and changes no other.
+            for reading in readings {
+                let observation =
+                    asked_observation(reading, &message, person, &self.service_labels);
+                self.correlate(&observation).await?;
+            }
+            return Ok(());
+        }
         for reading in readings {
             let observation = self.observe(reading, &message).await;
             self.correlate(&observation).await?;
@@ -359,6 +412,7 @@ impl Watcher {
                 ts: message.ts.clone(),
             },
             edited_ts: message.edited_ts.clone(),
+            asked_by: None,
         }
     }
 

@@ -65,6 +65,7 @@ pub async fn look_up(
 ) -> Gathered {
     let app = lookup.app.to_owned();
     let mut evidence = ProfileEvidence {
+        requested_by: None,
         schema_version: SchemaVersion::CURRENT,
         evidence_id,
         incident_id: None,

@@ -191,7 +191,9 @@ impl Fetcher {
     /// The incident's profile: from Pyroscope, or, where none is configured and the service has
     /// a live target, a live CPU profile taken now (the alert is firing now, so now is the
     /// window that matters). When a change came before the alert, Pyroscope's profile after it
-    /// is compared with the one before it, so the diff shows what the change did.
+    /// is compared with the one before it, so the diff shows what the change did. An incident a
+    /// person asked for (`asked_by`) gets no live profile: anyone may ask, and a live profile
+    /// loads the service, so it takes "Profile now" (allow-listed and rate-limited).
     async fn incident_profile(
         &self,
         incident: &proto::Incident,
@@ -199,6 +201,7 @@ impl Fetcher {
         evidence_id: String,
     ) -> Gathered {
         if self.pyroscope.is_none()
+            && incident.asked_by.is_none()
             && let Some(app) = incident.alert.service.as_deref()
             && let Ok(mut gathered) = self.live_profile(app, 0, evidence_id.clone()).await
         {

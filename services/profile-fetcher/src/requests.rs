@@ -50,6 +50,7 @@ impl Fetcher {
         gathered.evidence.request_id = Some(request.request_id.clone());
         gathered.evidence.incident_id = request.incident_id.clone();
         gathered.evidence.reply = Some(request.reply.clone());
+        gathered.evidence.requested_by = request.requested_by.clone();
         ::metrics::counter!("ft_fetcher_requests_total", "outcome" => outcome(&gathered.evidence.status))
             .increment(1);
         self.publish_profile(gathered).await
@@ -157,6 +158,7 @@ impl Fetcher {
         let seconds = self.live.seconds(seconds);
         let now = Utc::now();
         let mut evidence = ProfileEvidence {
+            requested_by: None,
             schema_version: SchemaVersion::CURRENT,
             evidence_id,
             incident_id: None,

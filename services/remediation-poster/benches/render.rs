@@ -22,6 +22,7 @@ fn full_record() -> ReplyRecord {
     record.merge_incident(&event, None);
     record.merge_metrics(&fixtures::metrics_evidence("inc-1", "m1", 30));
     record.merge_profile(&ProfileEvidence {
+        requested_by: None,
         schema_version: SchemaVersion::CURRENT,
         evidence_id: "p1".into(),
         incident_id: Some(event.incident.id.clone()),

@@ -6,7 +6,7 @@
 use async_nats::jetstream::kv;
 use bus::HandlerError;
 use chrono::Utc;
-use futures::TryStreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use proto::HomeRequest;
 use serde_json::json;
 
@@ -16,13 +16,26 @@ use crate::{poster::Poster, record::ReplyRecord, render};
 /// the order they were last written).
 pub(crate) const READ_PER_KIND: usize = 200;
 
+/// Reply records read at once.
+const CONCURRENT_READS: usize = 16;
+
+/// How long a channel's visibility is trusted before Slack is asked again.
+const VISIBILITY_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// The kinds of reply a Home shows something of (see [`crate::record::reply_key`]).
 const KINDS: [&str; 3] = ["incident.", "profile-request.", "sandbox."];
 
 impl Poster {
     pub(crate) async fn on_home(&self, request: HomeRequest) -> Result<(), HandlerError> {
         let records = self.recent_records().await?;
-        let mut home = render::home::collect(&request.user, records);
+        let mut public = std::collections::BTreeSet::new();
+        for channel in render::home::channels(&records) {
+            if self.is_public(channel).await {
+                public.insert(channel.to_owned());
+            }
+        }
+        let mut home =
+            render::home::collect(&request.user, records, &|channel| public.contains(channel));
         home.apps = request.apps;
         home.apps_note = request.apps_note;
         let view = render::home::view(&home, Utc::now(), &|thread| {
@@ -37,6 +50,40 @@ impl Poster {
         Ok(())
     }
 
+    /// Whether everyone in the workspace may read `channel` (`conversations.info`: a channel, not
+    /// private, not a DM), remembered for [`VISIBILITY_TTL`]. When Slack does not say, it is not.
+    async fn is_public(&self, channel: &str) -> bool {
+        let now = std::time::Instant::now();
+        if let Some((public, at)) = self
+            .public_channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(channel)
+            && now.duration_since(*at) < VISIBILITY_TTL
+        {
+            return *public;
+        }
+        let public = match self
+            .api
+            .get("conversations.info", &[("channel", channel)])
+            .await
+        {
+            Ok(answer) => {
+                let flag = |key: &str| answer["channel"][key].as_bool().unwrap_or(false);
+                flag("is_channel") && !flag("is_private") && !flag("is_im") && !flag("is_mpim")
+            }
+            Err(err) => {
+                tracing::info!(%channel, error = %err, "channel visibility unknown; left out of App Home");
+                return false;
+            }
+        };
+        self.public_channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(channel.to_owned(), (public, now));
+        public
+    }
+
     /// The newest [`READ_PER_KIND`] records of each kind a Home shows; an unreadable one is
     /// skipped (and logged), never the Home.
     async fn recent_records(&self) -> Result<Vec<ReplyRecord>, HandlerError> {
@@ -48,25 +95,39 @@ impl Poster {
             .try_collect()
             .await
             .map_err(|err| HandlerError::retry(format!("listing the replies: {err}")))?;
-        let mut records = Vec::new();
-        for kind in KINDS {
-            let of_kind: Vec<&String> = keys.iter().filter(|key| key.starts_with(kind)).collect();
-            let newest = &of_kind[of_kind.len().saturating_sub(READ_PER_KIND)..];
-            for key in newest {
-                match self.store.entry(key.as_str()).await {
-                    Ok(Some(entry)) if entry.operation == kv::Operation::Put => {
-                        match serde_json::from_slice::<ReplyRecord>(&entry.value) {
-                            Ok(record) => records.push(record),
-                            Err(err) => {
-                                tracing::warn!(%key, error = %err, "an unreadable reply record left out of App Home")
-                            }
+        let wanted: Vec<String> = KINDS
+            .iter()
+            .flat_map(|kind| {
+                let of_kind: Vec<&String> =
+                    keys.iter().filter(|key| key.starts_with(kind)).collect();
+                let newest = of_kind.len().saturating_sub(READ_PER_KIND);
+                of_kind.into_iter().skip(newest).cloned()
+            })
+            .collect();
+        let entries: Vec<_> = futures::stream::iter(wanted)
+            .map(|key| {
+                let store = self.store.clone();
+                async move {
+                    let entry = store.entry(key.as_str()).await;
+                    (key, entry)
+                }
+            })
+            .buffer_unordered(CONCURRENT_READS)
+            .collect()
+            .await;
+        let mut records = Vec::with_capacity(entries.len());
+        for (key, entry) in entries {
+            match entry {
+                Ok(Some(entry)) if entry.operation == kv::Operation::Put => {
+                    match serde_json::from_slice::<ReplyRecord>(&entry.value) {
+                        Ok(record) => records.push(record),
+                        Err(err) => {
+                            tracing::warn!(%key, error = %err, "an unreadable reply record left out of App Home")
                         }
                     }
-                    Ok(_) => {}
-                    Err(err) => {
-                        return Err(HandlerError::retry(format!("reading {key}: {err}")));
-                    }
                 }
+                Ok(_) => {}
+                Err(err) => return Err(HandlerError::retry(format!("reading {key}: {err}"))),
             }
         }
         Ok(records)

@@ -66,6 +66,9 @@ pub(crate) struct Poster {
     pub(crate) claim_timeout: Duration,
     pub(crate) view: render::View,
     locks: KeyedLocks,
+    /// Whether a channel is public, as `conversations.info` said lately: App Home shows only
+    /// what everyone may read.
+    pub(crate) public_channels: Mutex<HashMap<String, (bool, std::time::Instant)>>,
 }
 
 /// Serializes work on one key inside this process (replicas coordinate through the KV).
@@ -145,6 +148,7 @@ impl Poster {
             claim_timeout,
             view,
             locks: KeyedLocks::default(),
+            public_channels: Mutex::default(),
         }
     }
 

@@ -47,6 +47,7 @@ fn regex_backtrack() -> Value {
         points: Vec::new(),
     }];
     let profile = proto::ProfileEvidence {
+        requested_by: None,
         schema_version: SchemaVersion::CURRENT,
         evidence_id: "profile-inc-7f3a-r1".into(),
         incident_id: Some(incident.id.clone()),

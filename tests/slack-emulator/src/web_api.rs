@@ -283,12 +283,16 @@ fn dispatch(
             let ts = required(params, "ts")?;
             let limit = number(params, "limit").unwrap_or(1000).clamp(1, 1000) as usize;
             let messages = workspace.replies(&channel, &ts, limit)?;
-            Ok(json!({"ok": true, "messages": messages, "has_more": false}))
+            let has_more = workspace.replies_beyond(&channel, &ts, limit);
+            Ok(json!({"ok": true, "messages": messages, "has_more": has_more}))
         }
         "conversations.info" => {
             let channel = workspace.channel(&required(params, "channel")?)?;
             Ok(
-                json!({"ok": true, "channel": {"id": channel.id, "name": channel.name, "is_channel": true, "is_member": true}}),
+                json!({"ok": true, "channel": {"id": channel.id, "name": channel.name,
+                    "is_channel": !channel.id.starts_with('D'), "is_im": channel.id.starts_with('D'),
+                    "is_group": false, "is_mpim": false, "is_private": channel.id.starts_with('D'),
+                    "is_member": true}}),
             )
         }
         _ => Err(SlackError::new("unknown_method")),

@@ -554,6 +554,18 @@ impl Workspace {
                 "[ERROR] no more than 100 items allowed [json-pointer:/view/blocks]".to_owned(),
             ));
         }
+        // Files, tables, markdown and charts are for messages only.
+        for (index, block) in blocks.iter().enumerate() {
+            let kind = block
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if !HOME_BLOCK_TYPES.contains(&kind) {
+                return Err(SlackError::invalid_blocks(format!(
+                    "[ERROR] unsupported type: {kind} [json-pointer:/view/blocks/{index}/type]"
+                )));
+            }
+        }
         for (field, max) in [("private_metadata", 3000), ("callback_id", 255)] {
             if view
                 .get(field)
@@ -779,6 +791,12 @@ impl Workspace {
         messages.truncate(limit);
         Ok(messages)
     }
+
+    /// Whether conversations.replies of `ts` with `limit` leaves messages out (`has_more`).
+    pub fn replies_beyond(&self, channel: &str, ts: &str, limit: usize) -> bool {
+        self.replies(channel, ts, usize::MAX)
+            .is_ok_and(|all| all.len() > limit)
+    }
 }
 
 fn guess_mimetype(name: &str) -> &'static str {
@@ -813,6 +831,19 @@ const BLOCK_TYPES: &[&str] = &[
     "rich_text",
     "section",
     "table",
+    "video",
+];
+
+/// The blocks a Home tab (or a modal) may hold.
+const HOME_BLOCK_TYPES: &[&str] = &[
+    "actions",
+    "context",
+    "divider",
+    "header",
+    "image",
+    "input",
+    "rich_text",
+    "section",
     "video",
 ];
 

@@ -525,6 +525,11 @@ async fn views_publish_shows_a_persons_home_and_refuses_what_slack_refuses() {
         ("U0ONCALL", modal("Profile"), "invalid_arguments"),
         (
             "U0ONCALL",
+            home(slack_blocks![some_into(SlackFileBlock::new("F1".into()))]),
+            "invalid_blocks",
+        ),
+        (
+            "U0ONCALL",
             home(slack_blocks![some_into(SlackHeaderBlock::new(pt!(
                 &"h".repeat(151)
             )))]),

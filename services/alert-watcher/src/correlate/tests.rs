@@ -33,6 +33,7 @@ fn observation(status: AlertStatus, ts: &str) -> Observation {
             ts: ts.into(),
         },
         edited_ts: None,
+        asked_by: None,
     }
 }
 

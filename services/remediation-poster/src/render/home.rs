@@ -1,10 +1,11 @@
 //! App Home as a person sees it (pure): what their Home shows, taken from the reply records
 //! ([`collect`]), and the view drawn from it ([`view`]).
 //!
-//! It shows four things, newest first and each bounded:
-//! - the open incidents, each linking to its alert's thread;
+//! It shows four things, newest first and each bounded, and only what anyone may read where it
+//! came from:
+//! - the open incidents of public channels, each linking to its alert's thread;
 //! - the apps flamethread can profile, each with a button that asks `/profile` for it;
-//! - the profiles asked for lately;
+//! - the profiles asked for lately, in a public channel or by this person;
 //! - the person's own sandbox runs.
 //!
 //! The buttons carry the `/profile` text they stand for, like a picker's options, so alert-watcher
@@ -13,7 +14,7 @@
 
 use chrono::{DateTime, Utc};
 use proto::{
-    Incident, KnownApp, Mrkdwn, ProfileEvidence, SandboxResult, SlackThread,
+    Incident, KnownApp, Mrkdwn, ProfileEvidence, ReplyTarget, SandboxResult, SlackThread,
     evidence::EvidenceStatus,
     mrkdwn,
     mrkdwn::blocks::{self, Block, cut},
@@ -41,9 +42,34 @@ pub struct Home {
     pub runs: Vec<SandboxResult>,
 }
 
-/// The open incidents, recent profiles and `user`'s sandbox runs among `records`, newest first,
-/// at most [`OPEN_INCIDENTS`], [`RECENT_PROFILES`] and [`OWN_RUNS`].
-pub fn collect(user: &str, records: impl IntoIterator<Item = ReplyRecord>) -> Home {
+/// The channels whose visibility decides what of `records` a Home may show: the incidents'
+/// and the profiles answered in a thread.
+pub fn channels(records: &[ReplyRecord]) -> std::collections::BTreeSet<&str> {
+    records
+        .iter()
+        .filter_map(
+            |record| match (&record.content.incident, &record.content.profile) {
+                (Some(incident), _) => Some(incident.thread.channel.as_str()),
+                (None, Some(profile)) => match &profile.reply {
+                    Some(ReplyTarget::Thread { channel, .. }) => Some(channel.as_str()),
+                    _ => None,
+                },
+                (None, None) => None,
+            },
+        )
+        .collect()
+}
+
+/// What `user` may see of `records`, newest first: the open incidents of public channels, the
+/// profiles answered in a public channel or to `user`, and `user`'s own sandbox runs; at most
+/// [`OPEN_INCIDENTS`], [`RECENT_PROFILES`] and [`OWN_RUNS`]. A Home is seen by one person, but
+/// what it shows must be what anyone may read where it came from: `public` says which channels
+/// everyone in the workspace may read.
+pub fn collect(
+    user: &str,
+    records: impl IntoIterator<Item = ReplyRecord>,
+    public: &dyn Fn(&str) -> bool,
+) -> Home {
     let mut home = Home {
         user: user.to_owned(),
         ..Home::default()
@@ -51,13 +77,19 @@ pub fn collect(user: &str, records: impl IntoIterator<Item = ReplyRecord>) -> Ho
     for record in records {
         let content = record.content;
         if let Some(incident) = content.incident {
-            if incident.resolved_at.is_none() {
+            if incident.resolved_at.is_none() && public(&incident.thread.channel) {
                 home.incidents.push(incident);
             }
         } else if let Some(profile) = content.profile
             && profile.status == EvidenceStatus::Ok
         {
-            home.profiles.push(profile);
+            let visible = match &profile.reply {
+                Some(ReplyTarget::Thread { channel, .. }) => public(channel),
+                _ => profile.requested_by.as_deref() == Some(user),
+            };
+            if visible {
+                home.profiles.push(profile);
+            }
         }
         if let Some(run) = content.sandbox
             && run.requested_by == user

@@ -156,6 +156,7 @@ fn profiles_list_top_functions_and_links() {
     let mut record = record(IncidentChange::Opened, 1);
     let event = incident_event(IncidentChange::Opened, 1);
     record.merge_profile(&ProfileEvidence {
+        requested_by: None,
         schema_version: proto::SchemaVersion::CURRENT,
         evidence_id: "p1".into(),
         incident_id: Some(event.incident.id.clone()),

@@ -28,6 +28,10 @@ fn asked_profile(app: &str, collected: i64) -> ReplyRecord {
     profile.app = app.to_owned();
     profile.collected_at = fixtures::at(collected);
     profile.flamegraph_url = Some("https://flamethread.example.com/flamegraphs/1".to_owned());
+    profile.reply = Some(ReplyTarget::Thread {
+        channel: "C0ALERTS".into(),
+        thread_ts: "1.1".into(),
+    });
     let mut record = ReplyRecord::default();
     record.content.profile = Some(profile);
     record
@@ -95,7 +99,7 @@ fn a_home_shows_open_incidents_recent_profiles_and_only_the_persons_runs_newest_
         run("U0ONCALL", "mine.py", 20),
         run("U0DEV", "theirs.py", 30),
     ];
-    let home = collect("U0ONCALL", records);
+    let home = collect("U0ONCALL", records, &|_| true);
     let names: Vec<&str> = home
         .incidents
         .iter()
@@ -184,7 +188,7 @@ fn the_fullest_home_keeps_slacks_limits() {
         .chain((0..50).map(|n| asked_profile(&"a".repeat(500), n)))
         .chain((0..50).map(|n| run("U0ONCALL", &"\"".repeat(300), n)))
         .collect();
-    let mut home = collect("U0ONCALL", records);
+    let mut home = collect("U0ONCALL", records, &|_| true);
     assert_eq!(
         (home.incidents.len(), home.profiles.len(), home.runs.len()),
         (OPEN_INCIDENTS, RECENT_PROFILES, OWN_RUNS)
@@ -207,4 +211,41 @@ fn the_fullest_home_keeps_slacks_limits() {
             assert!(text.chars().count() <= 3000, "{}", text.chars().count());
         }
     }
+}
+
+#[test]
+fn a_home_shows_only_what_anyone_may_read_where_it_came_from() {
+    let mut private_answer = asked_profile("payments", 70);
+    if let Some(profile) = private_answer.content.profile.as_mut() {
+        profile.reply = Some(ReplyTarget::ResponseUrl {
+            url: "https://hooks.slack.com/commands/1".into(),
+        });
+        profile.requested_by = Some("U0DEV".into());
+    }
+    let mut in_thread = asked_profile("checkout", 60);
+    if let Some(profile) = in_thread.content.profile.as_mut() {
+        profile.reply = Some(ReplyTarget::Thread {
+            channel: "C0ALERTS".into(),
+            thread_ts: "1.1".into(),
+        });
+    }
+    let records = vec![
+        incident("inc-1", "HighCPU", 10, false),
+        private_answer,
+        in_thread,
+    ];
+    let channels: Vec<&str> = channels(&records).into_iter().collect();
+    assert_eq!(channels, ["C0ALERTS"]);
+    // #alerts is private here: neither its incident nor the profile answered in it shows; the
+    // profile answered to Dev alone shows to Dev only.
+    let for_oncall = collect("U0ONCALL", records.clone(), &|_| false);
+    assert!(for_oncall.incidents.is_empty() && for_oncall.profiles.is_empty());
+    let for_dev = collect("U0DEV", records.clone(), &|_| false);
+    let apps: Vec<&str> = for_dev.profiles.iter().map(|p| p.app.as_str()).collect();
+    assert_eq!(apps, ["payments"]);
+    // Public: the incident and the thread's profile show to anyone.
+    let public = collect("U0ONCALL", records, &|channel| channel == "C0ALERTS");
+    assert_eq!(public.incidents.len(), 1);
+    let apps: Vec<&str> = public.profiles.iter().map(|p| p.app.as_str()).collect();
+    assert_eq!(apps, ["checkout"]);
 }
