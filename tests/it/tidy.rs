@@ -224,6 +224,10 @@ fn slack_manifests_declare_what_the_gateway_reads_and_nothing_else() {
             manifest.contains("- app_home_opened\n"),
             "{name}: app_home_opened"
         );
+        assert!(
+            manifest.contains("- channels:read"),
+            "{name}: App Home asks conversations.info whether a channel is public"
+        );
         for (event, scope) in [
             ("message.channels", "channels:history"),
             ("message.groups", "groups:history"),

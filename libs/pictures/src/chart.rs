@@ -129,15 +129,15 @@ impl Chart {
     {
         root.fill(&WHITE).map_err(draw_error)?;
         let (top, rest) = root.split_vertically(CAPTION_HEIGHT);
-        top.draw_text(
-            &self.caption,
-            &(font::FAMILY, 17)
-                .into_font()
-                .style(FontStyle::Bold)
-                .color(&BLACK),
-            (10, 9),
-        )
-        .map_err(draw_error)?;
+        let caption_font = (font::FAMILY, 17)
+            .into_font()
+            .style(FontStyle::Bold)
+            .color(&BLACK);
+        // The caption ends before the legend: a long alert name is cut, never drawn over it.
+        let room = (LEGEND_X - 10 - 16).max(0) as u32;
+        let caption = fitted(&top, &self.caption, &caption_font, room)?;
+        top.draw_text(&caption, &caption_font, (10, 9))
+            .map_err(draw_error)?;
         legend(&top)?;
         for (panel, area) in panels.iter().zip(rest.split_evenly((panels.len(), 1))) {
             self.draw_panel(panel, &area)?;
@@ -360,13 +360,45 @@ fn thin(points: &[(f64, f64)], from: f64, to: f64, columns: usize) -> Vec<(f64, 
     out
 }
 
+/// Where the legend starts, from the left.
+const LEGEND_X: i32 = WIDTH as i32 - 330;
+
+/// `text` as drawn in `style`, cut (ending in `…`) to at most `room` pixels wide.
+fn fitted<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    text: &str,
+    style: &TextStyle<'_>,
+    room: u32,
+) -> Result<String, Error>
+where
+    DB::ErrorType: 'static,
+{
+    let width = |text: &str| {
+        area.estimate_text_size(text, style)
+            .map(|(width, _)| width)
+            .map_err(draw_error)
+    };
+    if width(text)? <= room {
+        return Ok(text.to_owned());
+    }
+    let mut kept: Vec<char> = text.chars().collect();
+    while !kept.is_empty() {
+        kept.pop();
+        let candidate: String = kept.iter().chain(std::iter::once(&'…')).collect();
+        if width(&candidate)? <= room {
+            return Ok(candidate);
+        }
+    }
+    Ok("…".to_owned())
+}
+
 /// What the colours mean, once for the whole chart, at the caption's right.
 fn legend<DB: DrawingBackend>(top: &DrawingArea<DB, Shift>) -> Result<(), Error>
 where
     DB::ErrorType: 'static,
 {
     let style = (font::FAMILY, 13).into_font().color(&RGBColor(60, 60, 60));
-    let mut x = WIDTH as i32 - 330;
+    let mut x = LEGEND_X;
     let y = 17;
     let entries: [(&str, RGBColor, bool); 4] = [
         ("now", SERIES, false),

@@ -178,3 +178,20 @@ fn axis_values_are_short_and_times_are_clock_times() {
     assert_eq!(ticks(100.0, 130.0), vec![120.0]);
     assert_eq!(ticks(0.0, 86400.0 * 30.0).len(), 8);
 }
+
+#[test]
+fn a_long_caption_is_cut_before_the_legend_never_drawn_over_it() {
+    let mut long = chart(vec![(END - 60, 1.0), (END, 2.0)]);
+    long.caption = "checkout is slow for EU customers since lunch · ".repeat(4);
+    assert!(long.svg().unwrap().contains('…'), "cut, and said so");
+    let (width, _, pixels) = decode(&long.png().unwrap());
+    let width = width as usize;
+    let dark_before_legend = (0..CAPTION_HEIGHT as usize)
+        .flat_map(|y| ((LEGEND_X - 14) as usize..LEGEND_X as usize).map(move |x| (x, y)))
+        .filter(|(x, y)| pixels[y * width + x].iter().all(|channel| *channel < 120))
+        .count();
+    assert_eq!(
+        dark_before_legend, 0,
+        "the caption stops short of the legend"
+    );
+}

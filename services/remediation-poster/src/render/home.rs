@@ -192,7 +192,7 @@ pub fn view(home: &Home, now: DateTime<Utc>, permalink: &dyn Fn(&SlackThread) ->
 fn incident_line(incident: &Incident, permalink: &dyn Fn(&SlackThread) -> String) -> Mrkdwn {
     let alert = &incident.alert;
     let mut line = mrkdwn!(
-        "🔥 *{}*",
+        "🔥 {}",
         Mrkdwn::link(&permalink(&incident.thread), &cut(&alert.name, 120))
     );
     if let Some(service) = &alert.service {

@@ -115,7 +115,7 @@ fn a_home_shows_open_incidents_recent_profiles_and_only_the_persons_runs_newest_
     assert_eq!(view["type"], "home");
     let shown = texts(&view);
     assert!(
-        shown.contains("<https://acme.slack.com/archives/C0ALERTS/p1700000000000100|DiskFull>"),
+        shown.contains("🔥 <https://acme.slack.com/archives/C0ALERTS/p1700000000000100|DiskFull>"),
         "{shown}"
     );
     assert!(
