@@ -375,3 +375,205 @@ async fn slash_commands_and_clicks_arrive_as_envelopes_and_answers_come_back() {
     assert_eq!(refused["error"], "message_not_found");
     listener.shutdown().await;
 }
+
+/// What the listener below saw, as short descriptions.
+struct Seen(mpsc::UnboundedSender<String>);
+
+async fn on_surface_push(
+    event: SlackPushEventCallback,
+    _client: Arc<SlackClient<Connector>>,
+    states: SlackClientEventsUserState,
+) -> UserCallbackResult<()> {
+    let states = states.read().await;
+    let seen = states.get_user_state::<Seen>().unwrap();
+    let said = match event.event {
+        SlackEventCallbackBody::AppMention(mention) => format!(
+            "mention by {} in {}: {}",
+            mention.user,
+            mention.channel,
+            mention.content.text.unwrap_or_default()
+        ),
+        SlackEventCallbackBody::AppHomeOpened(home) => format!(
+            "home of {} ({}) with a view: {}",
+            home.user,
+            home.tab.unwrap_or_default(),
+            home.view.is_some()
+        ),
+        SlackEventCallbackBody::Message(message) => format!(
+            "message in {:?} ({:?})",
+            message.origin.channel.map(|channel| channel.to_string()),
+            message.origin.channel_type.map(|kind| kind.to_string())
+        ),
+        _ => return Ok(()),
+    };
+    seen.0.send(said).unwrap();
+    Ok(())
+}
+
+async fn on_surface_interaction(
+    event: SlackInteractionEvent,
+    _client: Arc<SlackClient<Connector>>,
+    states: SlackClientEventsUserState,
+) -> UserCallbackResult<()> {
+    let states = states.read().await;
+    let seen = states.get_user_state::<Seen>().unwrap();
+    let said = match event {
+        SlackInteractionEvent::MessageAction(shortcut) => format!(
+            "shortcut {} by {} on {:?}",
+            shortcut.callback_id,
+            shortcut.user.id,
+            shortcut
+                .message
+                .map(|message| message.origin.ts.to_string())
+        ),
+        SlackInteractionEvent::BlockActions(click) => format!(
+            "click {} in a view: {}",
+            click.actions.unwrap_or_default()[0].action_id,
+            matches!(click.container, SlackInteractionActionContainer::View(_))
+        ),
+        _ => return Ok(()),
+    };
+    seen.0.send(said).unwrap();
+    Ok(())
+}
+
+/// The surfaces people ask on — a mention, a DM, the message shortcut, App Home and a click in
+/// it — reach slack-morphism's own Socket Mode client and parse into its typed events: the
+/// emulator sends them in Slack's shapes.
+#[tokio::test]
+async fn mentions_dms_shortcuts_and_app_home_parse_as_slack_morphism_reads_them() {
+    let config = EmulatorConfig::default();
+    let app_token = SlackApiToken::new(config.app_token.clone().into());
+    let bot_token = SlackApiToken::new(config.bot_token.clone().into());
+    let running = slack_emulator::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let client = Arc::new(SlackClient::new(
+        SlackClientHyperConnector::with_connector(HttpConnector::new())
+            .with_slack_api_url(&running.api_base()),
+    ));
+    let (seen, mut said) = mpsc::unbounded_channel();
+    let listener = SlackClientSocketModeListener::new(
+        &SlackClientSocketModeConfig::new()
+            .with_max_connections_count(1)
+            .with_initial_backoff_in_seconds(0),
+        Arc::new(
+            SlackClientEventsListenerEnvironment::new(client.clone()).with_user_state(Seen(seen)),
+        ),
+        SlackSocketModeListenerCallbacks::new()
+            .with_push_events(on_surface_push)
+            .with_interaction_events(on_surface_interaction),
+    );
+    listener.listen_for(&app_token).await.unwrap();
+    listener.start().await;
+    wait_for_connection(&running, 1).await;
+    let post =
+        |body: serde_json::Value| control(&running, hyper::Method::POST, "/post", Some(body));
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(10), said.recv())
+            .await
+            .expect("an event")
+            .unwrap()
+    };
+
+    let asked = post(
+        serde_json::json!({"channel": "C0ALERTS", "user": "U0ONCALL",
+        "text": "<@U0FLAMEBOT> profile checkout 30m"}),
+    )
+    .await;
+    assert_eq!(
+        next().await,
+        "message in Some(\"C0ALERTS\") (Some(\"channel\"))"
+    );
+    assert_eq!(
+        next().await,
+        "mention by U0ONCALL in C0ALERTS: <@U0FLAMEBOT> profile checkout 30m"
+    );
+
+    let dm = control(
+        &running,
+        hyper::Method::POST,
+        "/im",
+        Some(serde_json::json!({"user": "U0ONCALL"})),
+    )
+    .await;
+    let dm = dm["channel"]["id"].as_str().unwrap().to_owned();
+    post(serde_json::json!({"channel": dm, "user": "U0ONCALL", "text": "profile checkout"})).await;
+    assert_eq!(
+        next().await,
+        format!("message in Some(\"{dm}\") (Some(\"im\"))")
+    );
+
+    control(
+        &running,
+        hyper::Method::POST,
+        "/shortcut",
+        Some(serde_json::json!({
+        "channel": "C0ALERTS", "user": "U0DEV", "message_ts": asked["ts"],
+        "callback_id": "ft.diagnose_message"})),
+    )
+    .await;
+    assert_eq!(
+        next().await,
+        format!(
+            "shortcut ft.diagnose_message by U0DEV on Some({:?})",
+            asked["ts"].as_str().unwrap()
+        )
+    );
+
+    control(
+        &running,
+        hyper::Method::POST,
+        "/home",
+        Some(serde_json::json!({"user": "U0ONCALL"})),
+    )
+    .await;
+    assert_eq!(next().await, "home of U0ONCALL (home) with a view: false");
+    client
+        .open_session(&bot_token)
+        .views_publish(&SlackApiViewsPublishRequest::new(
+            "U0ONCALL".into(),
+            SlackView::Home(SlackHomeView::new(slack_blocks![some_into(
+                SlackSectionBlock::new()
+                    .with_text(md!("`checkout`"))
+                    .with_accessory(
+                        SlackBlockButtonElement::new(pt!("Profile now"))
+                            .with_action_id("ft.profile_pick".into())
+                            .with_value("checkout now".into())
+                            .into()
+                    )
+            )])),
+        ))
+        .await
+        .unwrap();
+    control(
+        &running,
+        hyper::Method::POST,
+        "/home",
+        Some(serde_json::json!({"user": "U0ONCALL"})),
+    )
+    .await;
+    assert_eq!(next().await, "home of U0ONCALL (home) with a view: true");
+    let click = control(
+        &running,
+        hyper::Method::POST,
+        "/home_click",
+        Some(serde_json::json!({
+        "user": "U0ONCALL", "action_id": "ft.profile_pick", "value": "checkout now"})),
+    )
+    .await;
+    assert_eq!(click["ok"], true, "{click}");
+    assert_eq!(next().await, "click ft.profile_pick in a view: true");
+    // Only a button the Home has can be clicked.
+    let stray = control(
+        &running,
+        hyper::Method::POST,
+        "/home_click",
+        Some(serde_json::json!({
+        "user": "U0ONCALL", "action_id": "ft.profile_pick", "value": "rm -rf /"})),
+    )
+    .await;
+    assert_eq!(stray["error"], "no_such_button_in_the_home");
+
+    listener.shutdown().await;
+}
