@@ -51,6 +51,16 @@ fn alert(ends_at: Option<chrono::DateTime<chrono::Utc>>) -> String {
     serde_json::json!([alert]).to_string()
 }
 
+/// Every silence the Alertmanager at `am_url` holds (its API v2).
+async fn silences_in(am_url: &str) -> Vec<Value> {
+    reqwest::get(format!("{am_url}/api/v2/silences"))
+        .await
+        .unwrap()
+        .json::<Vec<Value>>()
+        .await
+        .unwrap()
+}
+
 fn replies_of(message: &Value) -> Vec<Value> {
     message["replies"].as_array().cloned().unwrap_or_default()
 }
@@ -628,14 +638,7 @@ async fn the_reply_buttons_silence_in_alertmanager_expire_and_profile_now() {
     })
     .await
     .unwrap();
-    let silences = || async {
-        reqwest::get(format!("{am_url}/api/v2/silences"))
-            .await
-            .unwrap()
-            .json::<Vec<Value>>()
-            .await
-            .unwrap()
-    };
+    let silences = || silences_in(&am_url);
     assert!(silences().await.is_empty());
 
     // The on-call engineer, clicking twice: one real silence, said once in the thread.
@@ -1177,14 +1180,7 @@ async fn a_silence_of_four_hours_picked_from_the_select_lasts_four_hours() {
                 "action_id": proto::actions::SILENCE_1H, "value": four_hours}),
         )
         .await;
-    let silences = || async {
-        reqwest::get(format!("{am_url}/api/v2/silences"))
-            .await
-            .unwrap()
-            .json::<Vec<Value>>()
-            .await
-            .unwrap()
-    };
+    let silences = || silences_in(&am_url);
     wait_for(Duration::from_secs(20), "the silence", || async {
         silences().await.len() == 1
     })

@@ -61,6 +61,19 @@ fn redelivered_member(state: &IncidentState, observation: &Observation) -> bool 
     state.related_messages.get(&observation.fingerprint) == Some(&observation.message_key())
 }
 
+/// `alert` with what its labels say filled in where the reader left it out (its severity, its
+/// service by `service_labels`), within [`recognize::limits`].
+fn completed(mut alert: proto::Alert, service_labels: &[String]) -> proto::Alert {
+    if alert.severity.is_none() {
+        alert.severity = alert.labels.get("severity").cloned();
+    }
+    if alert.service.is_none() {
+        let keys: Vec<&str> = service_labels.iter().map(String::as_str).collect();
+        alert.service = recognize::service_of(&alert.labels, &keys);
+    }
+    recognize::bounded(alert)
+}
+
 /// The observation of a message `person` asked to be diagnosed. It is firing whatever it says
 /// (a pasted `[RESOLVED]` must not resolve the real alert), its labels are what it says (never
 /// confirmed by Alertmanager, so nothing can be silenced from it), and its fingerprint is the
@@ -76,14 +89,7 @@ fn asked_observation(
     alert.status = proto::incident::AlertStatus::Firing;
     alert.labels_confirmed = false;
     alert.alertmanager_fingerprints.clear();
-    if alert.severity.is_none() {
-        alert.severity = alert.labels.get("severity").cloned();
-    }
-    if alert.service.is_none() {
-        let keys: Vec<&str> = service_labels.iter().map(String::as_str).collect();
-        alert.service = recognize::service_of(&alert.labels, &keys);
-    }
-    let alert = recognize::bounded(alert);
+    let alert = completed(alert, service_labels);
     let own = correlate::fingerprint(&alert, &reading.group_values);
     let alert_fingerprint = correlate::fingerprint(
         &proto::Alert {
@@ -395,14 +401,7 @@ impl Watcher {
                 Err(err) => tracing::warn!(error = %err, "cannot recover labels from Alertmanager"),
             }
         }
-        if alert.severity.is_none() {
-            alert.severity = alert.labels.get("severity").cloned();
-        }
-        if alert.service.is_none() {
-            let keys: Vec<&str> = self.service_labels.iter().map(String::as_str).collect();
-            alert.service = recognize::service_of(&alert.labels, &keys);
-        }
-        let alert = recognize::bounded(alert);
+        let alert = completed(alert, &self.service_labels);
         Observation {
             fingerprint: correlate::in_channel(&message.channel, &alert_fingerprint),
             alert_fingerprint,

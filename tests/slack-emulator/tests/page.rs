@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, reason = "a panic is how a test fails")]
 
-use std::{net::SocketAddr, path::PathBuf, process::Command};
+use std::net::SocketAddr;
 
 use hyper_util::client::legacy::connect::HttpConnector;
 use slack_emulator::EmulatorConfig;
@@ -17,10 +17,6 @@ const ONE_PIXEL_PNG: &[u8] = &[
     0, 0, 31, 21, 196, 137, 0, 0, 0, 13, 73, 68, 65, 84, 120, 218, 99, 252, 207, 192, 80, 15, 0, 4,
     133, 1, 128, 132, 169, 140, 33, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130,
 ];
-
-fn chromium() -> PathBuf {
-    test_support::chromium()
-}
 
 /// The page's DOM after its scripts ran, as headless Chromium sees it.
 fn rendered_dom(url: &str) -> String {
@@ -255,20 +251,11 @@ impl Browser {
     fn open(url: &str) -> Browser {
         use std::io::{BufRead as _, BufReader};
         let profile = tempfile::tempdir().unwrap();
-        let mut child = Command::new(chromium())
+        let mut child = test_support::headless_chromium(profile.path())
             .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
                 "--remote-debugging-address=127.0.0.1",
                 "--remote-debugging-port=0",
             ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg(url)
             .stderr(std::process::Stdio::piped())
             .spawn()

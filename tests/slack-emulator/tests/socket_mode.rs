@@ -77,6 +77,43 @@ async fn control(
     serde_json::from_slice(&bytes).unwrap()
 }
 
+/// The emulator started with `config`, a slack-morphism client of its Web API, and
+/// slack-morphism's Socket Mode listener connected to it with `callbacks` (and the user state
+/// `environment` adds).
+async fn connected(
+    config: EmulatorConfig,
+    environment: impl FnOnce(
+        SlackClientEventsListenerEnvironment<Connector>,
+    ) -> SlackClientEventsListenerEnvironment<Connector>,
+    callbacks: SlackSocketModeListenerCallbacks<Connector>,
+) -> (
+    slack_emulator::Running,
+    Arc<SlackClient<Connector>>,
+    SlackClientSocketModeListener<Connector>,
+) {
+    let app_token = SlackApiToken::new(config.app_token.clone().into());
+    let running = slack_emulator::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let client = Arc::new(SlackClient::new(
+        SlackClientHyperConnector::with_connector(HttpConnector::new())
+            .with_slack_api_url(&running.api_base()),
+    ));
+    let listener = SlackClientSocketModeListener::new(
+        &SlackClientSocketModeConfig::new()
+            .with_max_connections_count(1)
+            .with_initial_backoff_in_seconds(0),
+        Arc::new(environment(SlackClientEventsListenerEnvironment::new(
+            client.clone(),
+        ))),
+        callbacks,
+    );
+    listener.listen_for(&app_token).await.unwrap();
+    listener.start().await;
+    wait_for_connection(&running, 1).await;
+    (running, client, listener)
+}
+
 /// Waits until one connection is open and `opened` were opened in all.
 async fn wait_for_connection(running: &slack_emulator::Running, opened: u64) {
     for _ in 0..200 {
@@ -111,32 +148,18 @@ async fn events_are_delivered_acked_redelivered_and_survive_a_disconnect() {
         socket_ack_timeout: Duration::from_millis(500),
         ..EmulatorConfig::default()
     };
-    let app_token = SlackApiToken::new(config.app_token.clone().into());
-    let running = slack_emulator::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
-    let client = Arc::new(SlackClient::new(
-        SlackClientHyperConnector::with_connector(HttpConnector::new())
-            .with_slack_api_url(&running.api_base()),
-    ));
-
     let (events, mut received) = mpsc::unbounded_channel();
-    let environment = Arc::new(
-        SlackClientEventsListenerEnvironment::new(client.clone()).with_user_state(Observer {
-            events,
-            fail_flaky_once: AtomicBool::new(true),
-        }),
-    );
-    let listener = SlackClientSocketModeListener::new(
-        &SlackClientSocketModeConfig::new()
-            .with_max_connections_count(1)
-            .with_initial_backoff_in_seconds(0),
-        environment,
+    let (running, _client, listener) = connected(
+        config,
+        |environment| {
+            environment.with_user_state(Observer {
+                events,
+                fail_flaky_once: AtomicBool::new(true),
+            })
+        },
         SlackSocketModeListenerCallbacks::new().with_push_events(on_push),
-    );
-    listener.listen_for(&app_token).await.unwrap();
-    listener.start().await;
-    wait_for_connection(&running, 1).await;
+    )
+    .await;
 
     post_as_alertmanager(&running, "").await;
     let (text, title) = tokio::time::timeout(Duration::from_secs(10), received.recv())
@@ -241,27 +264,15 @@ async fn on_interaction(
 #[tokio::test]
 async fn slash_commands_and_clicks_arrive_as_envelopes_and_answers_come_back() {
     let config = EmulatorConfig::default();
-    let app_token = SlackApiToken::new(config.app_token.clone().into());
     let bot_token = SlackApiToken::new(config.bot_token.clone().into());
-    let running = slack_emulator::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
-    let client = Arc::new(SlackClient::new(
-        SlackClientHyperConnector::with_connector(HttpConnector::new())
-            .with_slack_api_url(&running.api_base()),
-    ));
-    let listener = SlackClientSocketModeListener::new(
-        &SlackClientSocketModeConfig::new()
-            .with_max_connections_count(1)
-            .with_initial_backoff_in_seconds(0),
-        Arc::new(SlackClientEventsListenerEnvironment::new(client.clone())),
+    let (running, client, listener) = connected(
+        config,
+        |environment| environment,
         SlackSocketModeListenerCallbacks::new()
             .with_command_events(on_command)
             .with_interaction_events(on_interaction),
-    );
-    listener.listen_for(&app_token).await.unwrap();
-    listener.start().await;
-    wait_for_connection(&running, 1).await;
+    )
+    .await;
 
     // `/profile checkout 30m`: the answer rides on the ack.
     let answer = control(
@@ -443,30 +454,16 @@ async fn on_surface_interaction(
 #[tokio::test]
 async fn mentions_dms_shortcuts_and_app_home_parse_as_slack_morphism_reads_them() {
     let config = EmulatorConfig::default();
-    let app_token = SlackApiToken::new(config.app_token.clone().into());
     let bot_token = SlackApiToken::new(config.bot_token.clone().into());
-    let running = slack_emulator::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
-    let client = Arc::new(SlackClient::new(
-        SlackClientHyperConnector::with_connector(HttpConnector::new())
-            .with_slack_api_url(&running.api_base()),
-    ));
     let (seen, mut said) = mpsc::unbounded_channel();
-    let listener = SlackClientSocketModeListener::new(
-        &SlackClientSocketModeConfig::new()
-            .with_max_connections_count(1)
-            .with_initial_backoff_in_seconds(0),
-        Arc::new(
-            SlackClientEventsListenerEnvironment::new(client.clone()).with_user_state(Seen(seen)),
-        ),
+    let (running, client, listener) = connected(
+        config,
+        |environment| environment.with_user_state(Seen(seen)),
         SlackSocketModeListenerCallbacks::new()
             .with_push_events(on_surface_push)
             .with_interaction_events(on_surface_interaction),
-    );
-    listener.listen_for(&app_token).await.unwrap();
-    listener.start().await;
-    wait_for_connection(&running, 1).await;
+    )
+    .await;
     let post =
         |body: serde_json::Value| control(&running, hyper::Method::POST, "/post", Some(body));
     let mut next = async || {
