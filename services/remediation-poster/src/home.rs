@@ -77,10 +77,13 @@ impl Poster {
                 return false;
             }
         };
-        self.public_channels
+        let mut known = self
+            .public_channels
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(channel.to_owned(), (public, now));
+            .unwrap_or_else(|e| e.into_inner());
+        // What is out of date goes, so the cache holds at most the channels of the last TTL.
+        known.retain(|_, (_, at)| now.duration_since(*at) < VISIBILITY_TTL);
+        known.insert(channel.to_owned(), (public, now));
         public
     }
 
