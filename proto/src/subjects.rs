@@ -248,111 +248,126 @@ pub struct ConsumerSpec {
 /// credentials a "Silence" click needs and it decides who may run a shared script, so it is where
 /// commands and clicks become requests.
 pub const CONSUMERS: &[ConsumerSpec] = &[
-    ConsumerSpec {
-        durable: "slack-gateway-files",
-        owner: "slack-gateway",
-        stream: Stream::Slack,
-        subjects: &[Subject::SlackFileReceived],
-    },
-    ConsumerSpec {
-        durable: "alert-watcher-messages",
-        owner: "alert-watcher",
-        stream: Stream::Slack,
-        subjects: &[Subject::SlackMessage],
-    },
-    ConsumerSpec {
-        durable: "alert-watcher-interactions",
-        owner: "alert-watcher",
-        stream: Stream::Slack,
-        subjects: &[
-            Subject::SlackCommand,
-            Subject::SlackAction,
-            Subject::SlackFile,
-            Subject::SlackAsk,
-        ],
-    },
-    ConsumerSpec {
-        durable: "profile-fetcher-incidents",
-        owner: "profile-fetcher",
-        stream: Stream::Incidents,
-        subjects: &[Subject::IncidentOpened, Subject::IncidentUpdated],
-    },
-    ConsumerSpec {
-        durable: "profile-fetcher-requests",
-        owner: "profile-fetcher",
-        stream: Stream::Profile,
-        subjects: &[Subject::ProfileRequest],
-    },
-    ConsumerSpec {
-        durable: "profile-fetcher-traces",
-        owner: "profile-fetcher",
-        stream: Stream::Profile,
-        subjects: &[Subject::TracesCommand],
-    },
-    ConsumerSpec {
-        durable: "profile-fetcher-home",
-        owner: "profile-fetcher",
-        stream: Stream::Profile,
-        subjects: &[Subject::HomeOpened],
-    },
-    ConsumerSpec {
-        durable: "sandbox-runner",
-        owner: "sandbox-runner",
-        stream: Stream::Sandbox,
-        subjects: &[Subject::SandboxRequest],
-    },
-    ConsumerSpec {
-        durable: "remediation-poster-incidents",
-        owner: "remediation-poster",
-        stream: Stream::Incidents,
-        subjects: &[
-            Subject::IncidentOpened,
-            Subject::IncidentUpdated,
-            Subject::IncidentResolved,
-        ],
-    },
-    ConsumerSpec {
-        durable: "remediation-poster-evidence",
-        owner: "remediation-poster",
-        stream: Stream::Evidence,
-        subjects: &[
-            Subject::EvidenceMetrics,
-            Subject::EvidenceProfile,
-            Subject::EvidenceChanges,
-            Subject::EvidenceWorkload,
-            Subject::EvidenceTraces,
-        ],
-    },
-    ConsumerSpec {
-        durable: "remediation-poster-sandbox",
-        owner: "remediation-poster",
-        stream: Stream::Sandbox,
-        subjects: &[Subject::SandboxResult],
-    },
-    ConsumerSpec {
-        durable: "remediation-poster-posts",
-        owner: "remediation-poster",
-        stream: Stream::Post,
-        subjects: &[Subject::PostRequest],
-    },
-    ConsumerSpec {
-        durable: "remediation-poster-home",
-        owner: "remediation-poster",
-        stream: Stream::Post,
-        subjects: &[Subject::PostHome],
-    },
+    SLACK_GATEWAY_FILES,
+    ALERT_WATCHER_MESSAGES,
+    ALERT_WATCHER_INTERACTIONS,
+    PROFILE_FETCHER_INCIDENTS,
+    PROFILE_FETCHER_REQUESTS,
+    PROFILE_FETCHER_TRACES,
+    PROFILE_FETCHER_HOME,
+    SANDBOX_RUNNER,
+    REMEDIATION_POSTER_INCIDENTS,
+    REMEDIATION_POSTER_EVIDENCE,
+    REMEDIATION_POSTER_SANDBOX,
+    REMEDIATION_POSTER_POSTS,
+    REMEDIATION_POSTER_HOME,
 ];
 
-/// The consumer declared under `durable`. Panics when there is none: names are constants, and a
-/// typo must fail the first test that starts the service, not run without a consumer.
-pub fn consumer(durable: &str) -> &'static ConsumerSpec {
-    CONSUMERS
-        .iter()
-        .find(|spec| spec.durable == durable)
-        .unwrap_or_else(|| {
-            panic!("no consumer {durable:?} is declared in proto::subjects::CONSUMERS")
-        })
-}
+pub const SLACK_GATEWAY_FILES: ConsumerSpec = ConsumerSpec {
+    durable: "slack-gateway-files",
+    owner: "slack-gateway",
+    stream: Stream::Slack,
+    subjects: &[Subject::SlackFileReceived],
+};
+
+pub const ALERT_WATCHER_MESSAGES: ConsumerSpec = ConsumerSpec {
+    durable: "alert-watcher-messages",
+    owner: "alert-watcher",
+    stream: Stream::Slack,
+    subjects: &[Subject::SlackMessage],
+};
+
+pub const ALERT_WATCHER_INTERACTIONS: ConsumerSpec = ConsumerSpec {
+    durable: "alert-watcher-interactions",
+    owner: "alert-watcher",
+    stream: Stream::Slack,
+    subjects: &[
+        Subject::SlackCommand,
+        Subject::SlackAction,
+        Subject::SlackFile,
+        Subject::SlackAsk,
+    ],
+};
+
+pub const PROFILE_FETCHER_INCIDENTS: ConsumerSpec = ConsumerSpec {
+    durable: "profile-fetcher-incidents",
+    owner: "profile-fetcher",
+    stream: Stream::Incidents,
+    subjects: &[Subject::IncidentOpened, Subject::IncidentUpdated],
+};
+
+pub const PROFILE_FETCHER_REQUESTS: ConsumerSpec = ConsumerSpec {
+    durable: "profile-fetcher-requests",
+    owner: "profile-fetcher",
+    stream: Stream::Profile,
+    subjects: &[Subject::ProfileRequest],
+};
+
+pub const PROFILE_FETCHER_TRACES: ConsumerSpec = ConsumerSpec {
+    durable: "profile-fetcher-traces",
+    owner: "profile-fetcher",
+    stream: Stream::Profile,
+    subjects: &[Subject::TracesCommand],
+};
+
+pub const PROFILE_FETCHER_HOME: ConsumerSpec = ConsumerSpec {
+    durable: "profile-fetcher-home",
+    owner: "profile-fetcher",
+    stream: Stream::Profile,
+    subjects: &[Subject::HomeOpened],
+};
+
+pub const SANDBOX_RUNNER: ConsumerSpec = ConsumerSpec {
+    durable: "sandbox-runner",
+    owner: "sandbox-runner",
+    stream: Stream::Sandbox,
+    subjects: &[Subject::SandboxRequest],
+};
+
+pub const REMEDIATION_POSTER_INCIDENTS: ConsumerSpec = ConsumerSpec {
+    durable: "remediation-poster-incidents",
+    owner: "remediation-poster",
+    stream: Stream::Incidents,
+    subjects: &[
+        Subject::IncidentOpened,
+        Subject::IncidentUpdated,
+        Subject::IncidentResolved,
+    ],
+};
+
+pub const REMEDIATION_POSTER_EVIDENCE: ConsumerSpec = ConsumerSpec {
+    durable: "remediation-poster-evidence",
+    owner: "remediation-poster",
+    stream: Stream::Evidence,
+    subjects: &[
+        Subject::EvidenceMetrics,
+        Subject::EvidenceProfile,
+        Subject::EvidenceChanges,
+        Subject::EvidenceWorkload,
+        Subject::EvidenceTraces,
+    ],
+};
+
+pub const REMEDIATION_POSTER_SANDBOX: ConsumerSpec = ConsumerSpec {
+    durable: "remediation-poster-sandbox",
+    owner: "remediation-poster",
+    stream: Stream::Sandbox,
+    subjects: &[Subject::SandboxResult],
+};
+
+pub const REMEDIATION_POSTER_POSTS: ConsumerSpec = ConsumerSpec {
+    durable: "remediation-poster-posts",
+    owner: "remediation-poster",
+    stream: Stream::Post,
+    subjects: &[Subject::PostRequest],
+};
+
+pub const REMEDIATION_POSTER_HOME: ConsumerSpec = ConsumerSpec {
+    durable: "remediation-poster-home",
+    owner: "remediation-poster",
+    stream: Stream::Post,
+    subjects: &[Subject::PostHome],
+};
 
 /// The prefix was not a valid sequence of subject tokens.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

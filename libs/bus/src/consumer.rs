@@ -5,8 +5,8 @@
 //! | handler says | the message is |
 //! |---|---|
 //! | `Ok(())` | acked (after the handler made its effect durable) |
-//! | [`HandlerError::Retry`] | nakked with exponential backoff, then dead-lettered after `max_deliver` deliveries |
-//! | [`HandlerError::Reject`] | dead-lettered at once and terminated |
+//! | [`Disposition::Retry`] | nakked with exponential backoff, then dead-lettered after `max_deliver` deliveries |
+//! | [`Disposition::Reject`] | dead-lettered at once and terminated |
 //! | (payload does not decode) | dead-lettered at once (`malformed` or `unsupported_schema_version`) |
 //! | (runs past `handler_timeout`) | dropped and treated as a retryable failure |
 //! | (never answers: the process crashed) | redelivered by JetStream after `ack_wait`; after `max_deliver` such deliveries, dead-lettered without running the handler again |
@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use crate::{Bus, Error, HandlerError, headers};
+use crate::{Bus, Disposition, Error, HandlerError, headers};
 
 /// Tuning for one consumer loop.
 #[derive(Debug, Clone)]
@@ -338,23 +338,22 @@ where
     });
     let result = match with_progress(context, message, handling).await {
         Some(result) => result,
-        None => Err(HandlerError::Retry(format!(
+        None => Err(HandlerError::retry(format!(
             "handler did not finish within {:?}",
             context.options.handler_timeout
         ))),
     };
-    match result {
-        Ok(()) => Outcome::Ack,
-        Err(HandlerError::Reject(reason)) => Outcome::DeadLetter(ErrorCode::Rejected, reason),
-        Err(HandlerError::Retry(reason)) if delivered >= context.max_deliver => {
-            Outcome::DeadLetter(
-                ErrorCode::MaxDeliveriesExceeded,
-                format!("failed on all {delivered} deliveries; last error: {reason}"),
-            )
-        }
-        Err(HandlerError::Retry(reason)) => {
-            Outcome::Retry(context.options.retry_delay(delivered), reason)
-        }
+    let Err(err) = result else {
+        return Outcome::Ack;
+    };
+    let reason = err.reason();
+    match err.disposition() {
+        Disposition::Reject => Outcome::DeadLetter(ErrorCode::Rejected, reason),
+        Disposition::Retry if delivered >= context.max_deliver => Outcome::DeadLetter(
+            ErrorCode::MaxDeliveriesExceeded,
+            format!("failed on all {delivered} deliveries; last error: {reason}"),
+        ),
+        Disposition::Retry => Outcome::Retry(context.options.retry_delay(delivered), reason),
     }
 }
 

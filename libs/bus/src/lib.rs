@@ -34,7 +34,7 @@ pub use config::{NatsConfig, RetentionConfig};
 
 pub mod redrive;
 pub use consumer::{ConsumerOptions, Delivery};
-pub use error::{Error, HandlerError};
+pub use error::{BoxError, Disposition, Error, HandlerError};
 pub use follow::{FollowFrom, Followed};
 pub use history::History;
 

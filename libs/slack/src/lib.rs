@@ -268,13 +268,60 @@ pub enum CallError {
     /// HTTP 429: wait this long (Slack's `Retry-After`), then try again.
     #[error("rate limited for {0:?}")]
     RateLimited(std::time::Duration),
-    /// `{"ok": false, "error": code}`.
-    #[error("Slack said {code}")]
+    /// `{"ok": false, "error": code}`, with what Slack added (`response_metadata.messages`).
+    #[error("Slack said {code}{}", if detail.is_empty() { String::new() } else { format!(" ({detail})") })]
     Slack { code: String, detail: String },
     /// Slack could not be reached, or answered something that is not the Web API.
     #[error("Slack unreachable: {0}")]
     Transport(String),
 }
+
+impl CallError {
+    /// Slack's error code, when Slack answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            CallError::Slack { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Whether the same call may succeed later: Slack was unreachable, rate limited, or said one
+    /// of its passing errors. Anything else Slack said (`invalid_auth`, `channel_not_found`, …)
+    /// no retry fixes.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CallError::RateLimited(_) | CallError::Transport(_) => true,
+            CallError::Slack { code, .. } => matches!(
+                code.as_str(),
+                "internal_error"
+                    | "fatal_error"
+                    | "service_unavailable"
+                    | "request_timeout"
+                    | "ratelimited"
+            ),
+        }
+    }
+}
+
+/// Slack's rate limits, waited out in one place: when `error` is a 429 whose `Retry-After` is
+/// at most `longest`, it is counted (`ft_slack_rate_limited_total{method}`), logged and slept
+/// through, and the answer is `true`: make the same call again. Otherwise `false`, at once.
+/// Every Web API caller loops on this, so a 429 is never dropped and never retried early.
+pub async fn waited_out(method: &str, error: &CallError, longest: std::time::Duration) -> bool {
+    let CallError::RateLimited(wait) = error else {
+        return false;
+    };
+    if *wait > longest {
+        return false;
+    }
+    metrics::counter!("ft_slack_rate_limited_total", "method" => method.to_owned()).increment(1);
+    tracing::info!(method, ?wait, "Slack rate limit; waiting");
+    tokio::time::sleep(*wait).await;
+    true
+}
+
+/// No bound on a wait: for work nothing else is waiting on (a reply is never dropped).
+pub const ANY_WAIT: std::time::Duration = std::time::Duration::MAX;
 
 /// Web API calls with JSON bodies sent exactly as built, and answers read as JSON.
 ///
@@ -312,6 +359,34 @@ impl RawApi {
             .await
             .map_err(|err| CallError::Transport(format!("{method}: {err}")))?;
         read_answer(method, response).await
+    }
+
+    /// [`RawApi::call`], waiting out every rate limit ([`waited_out`]).
+    pub async fn call_patiently(
+        &self,
+        method: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, CallError> {
+        loop {
+            match self.call(method, body).await {
+                Err(err) if waited_out(method, &err, ANY_WAIT).await => {}
+                answer => return answer,
+            }
+        }
+    }
+
+    /// [`RawApi::get`], waiting out every rate limit ([`waited_out`]).
+    pub async fn get_patiently(
+        &self,
+        method: &str,
+        query: &[(&str, &str)],
+    ) -> Result<serde_json::Value, CallError> {
+        loop {
+            match self.get(method, query).await {
+                Err(err) if waited_out(method, &err, ANY_WAIT).await => {}
+                answer => return answer,
+            }
+        }
     }
 
     /// `GET {api_url}/{method}?query` (Slack's read methods take form or query parameters, not
@@ -501,7 +576,10 @@ async fn read_answer(
             .as_str()
             .unwrap_or("unknown_error")
             .to_owned();
-        let detail = answer["response_metadata"]["messages"].to_string();
+        let detail = match &answer["response_metadata"]["messages"] {
+            serde_json::Value::Null => String::new(),
+            messages => messages.to_string(),
+        };
         Err(CallError::Slack { code, detail })
     }
 }

@@ -116,7 +116,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
         let consumer_watcher = watcher.clone();
         let messages = bus::consumer::run(
             context.bus.clone(),
-            proto::subjects::consumer("alert-watcher-messages"),
+            &proto::subjects::ALERT_WATCHER_MESSAGES,
             ConsumerOptions::default(),
             context.shutdown.clone(),
             move |delivery: Delivery<SlackMessage>| {
@@ -134,7 +134,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
         });
         let interaction_consumer = bus::consumer::run(
             context.bus.clone(),
-            proto::subjects::consumer("alert-watcher-interactions"),
+            &proto::subjects::ALERT_WATCHER_INTERACTIONS,
             ConsumerOptions::default(),
             context.shutdown.clone(),
             move |delivery: Delivery<SlackInteraction>| {

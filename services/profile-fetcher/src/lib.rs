@@ -190,7 +190,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
         };
         let incidents = bus::consumer::run(
             context.bus.clone(),
-            proto::subjects::consumer("profile-fetcher-incidents"),
+            &proto::subjects::PROFILE_FETCHER_INCIDENTS,
             ConsumerOptions::default(),
             context.shutdown.clone(),
             {
@@ -204,7 +204,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
         let fetcher_for_home = fetcher.clone();
         let requests = bus::consumer::run(
             context.bus.clone(),
-            proto::subjects::consumer("profile-fetcher-requests"),
+            &proto::subjects::PROFILE_FETCHER_REQUESTS,
             ConsumerOptions::default(),
             context.shutdown.clone(),
             move |delivery: Delivery<ProfileRequest>| {
@@ -220,7 +220,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
         });
         let traces_commands = bus::consumer::run(
             context.bus.clone(),
-            proto::subjects::consumer("profile-fetcher-traces"),
+            &proto::subjects::PROFILE_FETCHER_TRACES,
             ConsumerOptions::default(),
             context.shutdown.clone(),
             move |delivery: Delivery<proto::TracesCommand>| {
@@ -232,7 +232,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             let fetcher = fetcher_for_home;
             bus::consumer::run(
                 context.bus.clone(),
-                proto::subjects::consumer("profile-fetcher-home"),
+                &proto::subjects::PROFILE_FETCHER_HOME,
                 ConsumerOptions::default(),
                 context.shutdown.clone(),
                 move |delivery: Delivery<proto::HomeOpened>| {

@@ -110,13 +110,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             concurrency: posting.concurrency,
             ..ConsumerOptions::default()
         };
-        let consumer = |name: &str| proto::subjects::consumer(name);
         let mut consumers = tokio::task::JoinSet::new();
         {
             let poster = poster.clone();
             consumers.spawn(bus::consumer::run(
                 context.bus.clone(),
-                consumer("remediation-poster-home"),
+                &proto::subjects::REMEDIATION_POSTER_HOME,
                 options.clone(),
                 context.shutdown.clone(),
                 move |delivery: Delivery<proto::HomeRequest>| {
@@ -129,7 +128,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             let poster = poster.clone();
             consumers.spawn(bus::consumer::run(
                 context.bus.clone(),
-                consumer("remediation-poster-incidents"),
+                &proto::subjects::REMEDIATION_POSTER_INCIDENTS,
                 options.clone(),
                 context.shutdown.clone(),
                 move |delivery: Delivery<IncidentEvent>| {
@@ -142,7 +141,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             let poster = poster.clone();
             consumers.spawn(bus::consumer::run(
                 context.bus.clone(),
-                consumer("remediation-poster-evidence"),
+                &proto::subjects::REMEDIATION_POSTER_EVIDENCE,
                 options.clone(),
                 context.shutdown.clone(),
                 move |delivery: Delivery<Evidence>| {
@@ -155,7 +154,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             let poster = poster.clone();
             consumers.spawn(bus::consumer::run(
                 context.bus.clone(),
-                consumer("remediation-poster-sandbox"),
+                &proto::subjects::REMEDIATION_POSTER_SANDBOX,
                 options.clone(),
                 context.shutdown.clone(),
                 move |delivery: Delivery<SandboxResult>| {
@@ -175,7 +174,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             let poster = poster.clone();
             consumers.spawn(bus::consumer::run(
                 context.bus.clone(),
-                consumer("remediation-poster-posts"),
+                &proto::subjects::REMEDIATION_POSTER_POSTS,
                 options,
                 context.shutdown.clone(),
                 move |delivery: Delivery<PostRequest>| {
@@ -267,7 +266,7 @@ async fn on_evidence(poster: &Poster, evidence: Evidence) -> Result<(), HandlerE
                 (Some(incident), _) => reply_key("incident", &incident.0),
                 (None, Some(request)) => reply_key("profile-request", request),
                 (None, None) => {
-                    return Err(HandlerError::Reject(
+                    return Err(HandlerError::reject(
                         "a profile with neither an incident nor a request id has nowhere to go"
                             .to_owned(),
                     ));

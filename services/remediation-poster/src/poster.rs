@@ -33,7 +33,7 @@ use chrono::Utc;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use proto::ReplyTarget;
 use serde_json::{Value, json};
-use slack::{CallError, Identity, RawApi};
+use slack::{ANY_WAIT, CallError, Identity, RawApi};
 
 use crate::{
     record::{Claim, Picture, ReplyRecord},
@@ -114,7 +114,30 @@ impl Drop for KeyGuard<'_> {
 }
 
 fn retry(what: &str, err: impl std::fmt::Display) -> HandlerError {
-    HandlerError::Retry(format!("{what}: {err}"))
+    HandlerError::retry(format!("{what}: {err}"))
+}
+
+/// A Web API call that did not succeed, kept typed so that callers decide by Slack's code.
+#[derive(Debug, thiserror::Error)]
+#[error("{method}: {error}")]
+pub(crate) struct SlackFailed {
+    pub(crate) method: String,
+    pub(crate) error: CallError,
+}
+
+/// A failed Slack call as a handler's failure: retried when it may pass, dead-lettered with
+/// Slack's reason when it will not.
+pub(crate) fn slack_failed(method: &str, error: CallError) -> HandlerError {
+    let transient = error.is_transient();
+    let failed = SlackFailed {
+        method: method.to_owned(),
+        error,
+    };
+    if transient {
+        HandlerError::retry(failed)
+    } else {
+        HandlerError::reject(failed)
+    }
 }
 
 impl Poster {
@@ -192,7 +215,7 @@ impl Poster {
         {
             Some(entry) if entry.operation == kv::Operation::Put => {
                 let record = serde_json::from_slice(&entry.value).map_err(|err| {
-                    HandlerError::Reject(format!("the reply record {key} is unreadable: {err}"))
+                    HandlerError::reject(format!("the reply record {key} is unreadable: {err}"))
                 })?;
                 Ok((record, entry.revision))
             }
@@ -209,7 +232,7 @@ impl Poster {
         revision: u64,
     ) -> Result<bool, HandlerError> {
         let value = serde_json::to_vec(record)
-            .map_err(|err| HandlerError::Reject(format!("cannot encode the reply record: {err}")))?
+            .map_err(|err| HandlerError::reject(format!("cannot encode the reply record: {err}")))?
             .into();
         let written = if revision == 0 {
             match self.store.create(key, value).await {
@@ -246,7 +269,7 @@ impl Poster {
                 return Ok(record);
             }
         }
-        Err(HandlerError::Retry(format!(
+        Err(HandlerError::retry(format!(
             "the reply record {key} kept changing under {MAX_CAS_ROUNDS} writes"
         )))
     }
@@ -345,7 +368,8 @@ impl Poster {
                     loop {
                         match self.api.respond(&url, &body).await {
                             Ok(()) => break,
-                            Err(CallError::RateLimited(wait)) => tokio::time::sleep(wait).await,
+                            Err(err) if slack::waited_out("response_url", &err, ANY_WAIT).await => {
+                            }
                             Err(CallError::Slack { code, detail }) => {
                                 // An expired response_url (30 minutes, five uses) cannot be
                                 // answered any more; say so in the log, do not retry forever.
@@ -455,21 +479,10 @@ impl Poster {
         method: &str,
         body: &Value,
     ) -> Result<Value, HandlerError> {
-        loop {
-            match self.api.call(method, body).await {
-                Ok(answer) => return Ok(answer),
-                Err(CallError::RateLimited(wait)) => {
-                    metrics::counter!("ft_poster_rate_limited_total", "method" => method.to_owned())
-                        .increment(1);
-                    tracing::info!(method, ?wait, "Slack rate limit; waiting");
-                    tokio::time::sleep(wait).await;
-                }
-                Err(CallError::Slack { code, detail }) => {
-                    return Err(slack_refusal(method, &code, &detail));
-                }
-                Err(err) => return Err(retry(method, err)),
-            }
-        }
+        self.api
+            .call_patiently(method, body)
+            .await
+            .map_err(|err| slack_failed(method, err))
     }
 
     async fn call_post(
@@ -502,19 +515,13 @@ impl Poster {
                         .map(str::to_owned)
                         .ok_or_else(|| retry("chat.postMessage", "the answer has no ts"));
                 }
-                Err(CallError::RateLimited(wait)) => {
-                    metrics::counter!("ft_poster_rate_limited_total", "method" => "chat.postMessage")
-                        .increment(1);
-                    tokio::time::sleep(wait).await;
-                }
-                Err(CallError::Slack { code, .. }) if is_content_error(&code) => {
-                    tracing::warn!(%code, "Slack refused the blocks; posting the text alone");
+                // The claim is refreshed (above) before the call is made again.
+                Err(err) if slack::waited_out("chat.postMessage", &err, ANY_WAIT).await => {}
+                Err(err) if is_content_error(&err) => {
+                    tracing::warn!(%err, "Slack refused the blocks; posting the text alone");
                     rendered = text_only(&rendered, marker);
                 }
-                Err(CallError::Slack { code, detail }) => {
-                    return Err(slack_refusal("chat.postMessage", &code, &detail));
-                }
-                Err(err) => return Err(retry("chat.postMessage", err)),
+                Err(err) => return Err(slack_failed("chat.postMessage", err)),
             }
         }
     }
@@ -529,23 +536,11 @@ impl Poster {
         let mut rendered = rendered.clone();
         loop {
             let body = json!({"channel": channel, "ts": ts, "text": rendered.text, "blocks": rendered.blocks});
-            match self.api.call("chat.update", &body).await {
+            match self.api.call_patiently("chat.update", &body).await {
                 Ok(_) => return Ok(Updated::Yes),
-                Err(CallError::RateLimited(wait)) => {
-                    metrics::counter!("ft_poster_rate_limited_total", "method" => "chat.update")
-                        .increment(1);
-                    tokio::time::sleep(wait).await;
-                }
-                Err(CallError::Slack { code, .. }) if code == "message_not_found" => {
-                    return Ok(Updated::Gone);
-                }
-                Err(CallError::Slack { code, .. }) if is_content_error(&code) => {
-                    rendered = text_only(&rendered, marker);
-                }
-                Err(CallError::Slack { code, detail }) => {
-                    return Err(slack_refusal("chat.update", &code, &detail));
-                }
-                Err(err) => return Err(retry("chat.update", err)),
+                Err(err) if err.code() == Some("message_not_found") => return Ok(Updated::Gone),
+                Err(err) if is_content_error(&err) => rendered = text_only(&rendered, marker),
+                Err(err) => return Err(slack_failed("chat.update", err)),
             }
         }
     }
@@ -557,23 +552,14 @@ impl Poster {
         thread_ts: &str,
         marker: &str,
     ) -> Result<Option<String>, HandlerError> {
-        let answer = loop {
-            match self
-                .api
-                .get(
-                    "conversations.replies",
-                    &[("channel", channel), ("ts", thread_ts), ("limit", "1000")],
-                )
-                .await
-            {
-                Ok(answer) => break answer,
-                Err(CallError::RateLimited(wait)) => tokio::time::sleep(wait).await,
-                Err(CallError::Slack { code, detail }) => {
-                    return Err(slack_refusal("conversations.replies", &code, &detail));
-                }
-                Err(err) => return Err(retry("conversations.replies", err)),
-            }
-        };
+        let answer = self
+            .api
+            .get_patiently(
+                "conversations.replies",
+                &[("channel", channel), ("ts", thread_ts), ("limit", "1000")],
+            )
+            .await
+            .map_err(|err| slack_failed("conversations.replies", err))?;
         let found = answer["messages"]
             .as_array()
             .into_iter()
@@ -692,11 +678,13 @@ impl Poster {
                     .await
                 {
                     Ok(file_ids) => break Picture::Shared { file_ids },
-                    Err(CallError::RateLimited(wait)) if wait < self.claim_timeout / 2 => {
-                        tokio::time::sleep(wait).await;
+                    // A longer wait than half the claim lasts is left to another delivery.
+                    Err(err)
+                        if slack::waited_out("files.share", &err, self.claim_timeout / 2).await => {
                     }
-                    Err(CallError::Slack { code, detail }) if !is_transient(&code) => {
-                        tracing::warn!(%code, %detail, "Slack refused a picture");
+                    Err(err) if !err.is_transient() => {
+                        tracing::warn!(%err, "Slack refused a picture");
+                        let code = err.code().unwrap_or("refused").to_owned();
                         break Picture::Refused { code };
                     }
                     Err(err) => {
@@ -728,13 +716,12 @@ impl Poster {
                 continue;
             }
             let body = json!({"channel": thread.channel, "timestamp": thread.ts, "name": name});
-            match self.call_with_retry("reactions.add", &body).await {
+            match self.api.call_patiently("reactions.add", &body).await {
                 Ok(_) => {}
                 // Already there, or the alert was deleted: nothing more to do either way.
-                Err(HandlerError::Reject(reason))
-                    if reason.contains("already_reacted")
-                        || reason.contains("message_not_found") => {}
-                Err(err) => return Err(err),
+                Err(err) if matches!(err.code(), Some("already_reacted" | "message_not_found")) => {
+                }
+                Err(err) => return Err(slack_failed("reactions.add", err)),
             }
             self.update(key, |record| record.reactions.insert(name.to_owned()))
                 .await?;
@@ -781,10 +768,10 @@ enum Updated {
 }
 
 /// Slack refused the message's content (too long, blocks it does not accept).
-fn is_content_error(code: &str) -> bool {
+fn is_content_error(err: &CallError) -> bool {
     matches!(
-        code,
-        "invalid_blocks" | "msg_too_long" | "invalid_blocks_format" | "too_many_attachments"
+        err.code(),
+        Some("invalid_blocks" | "msg_too_long" | "invalid_blocks_format" | "too_many_attachments")
     )
 }
 
@@ -800,25 +787,4 @@ fn text_only(rendered: &Rendered, marker: &str) -> Rendered {
         text: fitted.text,
         blocks,
     }
-}
-
-/// A Slack error: retry the transient ones, dead-letter the rest with Slack's reason.
-fn slack_refusal(method: &str, code: &str, detail: &str) -> HandlerError {
-    if is_transient(code) {
-        HandlerError::Retry(format!("{method}: {code}"))
-    } else {
-        HandlerError::Reject(format!("{method}: Slack said {code} {detail}"))
-    }
-}
-
-/// Slack's errors that pass: the same call may succeed later.
-fn is_transient(code: &str) -> bool {
-    matches!(
-        code,
-        "internal_error"
-            | "fatal_error"
-            | "service_unavailable"
-            | "request_timeout"
-            | "ratelimited"
-    )
 }

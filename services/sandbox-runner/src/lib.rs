@@ -102,7 +102,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
         let held = (sandbox.concurrency * 4).max(8);
         bus::consumer::run(
             context.bus.clone(),
-            proto::subjects::consumer("sandbox-runner"),
+            &proto::subjects::SANDBOX_RUNNER,
             ConsumerOptions {
                 concurrency: held,
                 handler_timeout: runner::handler_timeout(&sandbox, held),

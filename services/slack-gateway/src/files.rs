@@ -12,15 +12,17 @@ use bus::{Bus, Delivery, HandlerError};
 use chrono::Utc;
 use proto::{FileReceived, FileShared, ObjectRef, SchemaVersion, slack::StoredFile};
 use serde_json::Value;
-use slack::Secret;
+use slack::{RawApi, Secret};
 
 use crate::config::FilesConfig;
 
 #[derive(Debug, Clone)]
 pub(crate) struct FileFetcher {
     pub(crate) bus: Bus,
+    /// `files.info`, rate limits waited out.
+    pub(crate) slack: RawApi,
+    /// The download, with the bot token (a file URL, not a Web API method).
     pub(crate) http: reqwest::Client,
-    pub(crate) api_url: String,
     pub(crate) bot_token: Secret,
     pub(crate) config: FilesConfig,
 }
@@ -123,40 +125,31 @@ impl FileFetcher {
     }
 
     async fn fetch(&self, received: &FileReceived) -> Result<Fetch, HandlerError> {
-        let answer: Value = self
-            .http
-            .get(format!(
-                "{}/files.info?file={}",
-                self.api_url,
-                urlencoding(&received.file_id)
-            ))
-            .bearer_auth(self.bot_token.expose())
-            .send()
+        let answer = match self
+            .slack
+            .get_patiently("files.info", &[("file", &received.file_id)])
             .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|err| HandlerError::retry(format!("files.info: {err}")))?
-            .json()
-            .await
-            .map_err(|err| HandlerError::retry(format!("files.info answered no JSON: {err}")))?;
-        if answer["ok"] != true {
-            let error = answer["error"].as_str().unwrap_or("unknown_error");
-            return match error {
-                "file_not_found" | "file_deleted" => Ok(Fetch::Refused(
+        {
+            Ok(answer) => answer,
+            Err(err) if matches!(err.code(), Some("file_not_found" | "file_deleted")) => {
+                return Ok(Fetch::Refused(
                     FileInfo {
                         name: received.file_id.clone(),
                         ..FileInfo::default()
                     },
                     "the file was deleted before flamethread could read it".to_owned(),
-                )),
-                "ratelimited" | "internal_error" | "fatal_error" | "service_unavailable" => {
-                    Err(HandlerError::retry(format!("files.info: {error}")))
-                }
-                // invalid_auth, missing_scope…: a configuration problem no retry fixes.
-                other => Err(HandlerError::reject(format!(
-                    "files.info: {other} (check the bot token and its files:read scope)"
-                ))),
-            };
-        }
+                ));
+            }
+            Err(err) if err.is_transient() => {
+                return Err(HandlerError::retry(format!("files.info: {err}")));
+            }
+            // invalid_auth, missing_scope…: a configuration problem no retry fixes.
+            Err(err) => {
+                return Err(HandlerError::reject(format!(
+                    "files.info: {err} (check the bot token and its files:read scope)"
+                )));
+            }
+        };
         let info = file_info(&answer["file"], &received.channel);
         if let Some(reason) = refusal(&info, &self.config) {
             return Ok(Fetch::Refused(info, reason));
@@ -238,13 +231,6 @@ impl FileFetcher {
         );
         Ok(Ok(bytes))
     }
-}
-
-/// Slack ids are `[A-Z0-9]`; anything else is percent-encoded rather than trusted.
-fn urlencoding(id: &str) -> String {
-    serde_urlencoded::to_string([("", id)])
-        .map(|encoded| encoded.trim_start_matches('=').to_owned())
-        .unwrap_or_default()
 }
 
 /// A file name safe as the last part of an object key.

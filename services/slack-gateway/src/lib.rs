@@ -76,14 +76,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
 
         let fetcher = files::FileFetcher {
             bus: context.bus.clone(),
+            slack: slack::RawApi::new(
+                slack::http_client(config.files.download_timeout)?,
+                &slack_config.api_url,
+                slack_config.bot_token.clone(),
+            ),
             http: slack::http_client(config.files.download_timeout)?,
-            api_url: slack_config.api_url.clone(),
             bot_token: slack_config.bot_token.clone(),
             config: config.files.clone(),
         };
         let files = tokio::spawn(bus::consumer::run(
             context.bus.clone(),
-            proto::subjects::consumer("slack-gateway-files"),
+            &proto::subjects::SLACK_GATEWAY_FILES,
             ConsumerOptions {
                 concurrency: 4,
                 handler_timeout: config.files.download_timeout * 3,

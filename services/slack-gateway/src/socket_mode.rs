@@ -18,7 +18,7 @@ use std::{
 };
 
 use futures::{SinkExt as _, StreamExt as _};
-use proto::slack::SlackTransport;
+use proto::{mrkdwn::Mrkdwn, slack::SlackTransport};
 use serde_json::{Value, json};
 use slack::{Secret, WebClient};
 use slack_morphism::prelude::SlackApiAppsConnectionOpenRequest;
@@ -113,14 +113,22 @@ pub(crate) fn command_answer(payload: &Value, outcome: &Outcome) -> Value {
         payload["command"].as_str().unwrap_or("the command"),
         payload["text"].as_str().unwrap_or_default()
     );
+    // What the person typed comes back escaped: a `<!channel>` in it stays text.
     let text = match outcome {
         Outcome::Published { .. } | Outcome::Ignored => {
-            format!("Working on `{}`…", asked.trim())
+            proto::mrkdwn!("Working on {}…", Mrkdwn::code(asked.trim()))
         }
-        Outcome::Malformed(err) => format!("Sorry, flamethread could not read that command: {err}"),
-        Outcome::Unavailable(_) => "flamethread cannot take requests right now (its message bus is unavailable); please try again in a minute.".to_owned(),
+        Outcome::Malformed(err) => {
+            proto::mrkdwn!(
+                "Sorry, flamethread could not read that command: {}",
+                err.to_string()
+            )
+        }
+        Outcome::Unavailable(_) => proto::mrkdwn!(
+            "flamethread cannot take requests right now (its message bus is unavailable); please try again in a minute."
+        ),
     };
-    json!({"response_type": "ephemeral", "text": text})
+    json!({"response_type": "ephemeral", "text": text.as_str()})
 }
 
 enum End {
@@ -325,5 +333,11 @@ mod tests {
             }),
         );
         assert!(down["text"].as_str().unwrap().contains("try again"));
+        let hostile = json!({"command": "/profile", "text": "<!channel> `x` <https://evil|y>"});
+        let echoed = command_answer(&hostile, &Outcome::Ignored);
+        assert_eq!(
+            echoed["text"],
+            "Working on `/profile &lt;!channel&gt; ˋxˋ &lt;https://evil|y&gt;`…"
+        );
     }
 }
