@@ -31,6 +31,7 @@ pub mod dead_letter;
 pub mod evidence;
 pub mod home;
 pub mod incident;
+pub mod keys;
 pub mod mrkdwn;
 pub mod permissions;
 pub mod post;

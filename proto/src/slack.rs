@@ -375,15 +375,61 @@ pub struct IncidentButton {
     pub silence_seconds: Option<u64>,
 }
 
-impl IncidentButton {
-    pub fn parse(value: Option<&str>) -> Option<IncidentButton> {
+/// A button's `value`, written by one service and read back by another when the button is
+/// clicked: short JSON (Slack allows 2,000 characters), one type per kind of button, so that
+/// the writer and the reader cannot drift apart.
+pub trait ButtonValue: Serialize + serde::de::DeserializeOwned {
+    /// The value as a click brings it back; `None` when it is not this kind of button's.
+    fn parse(value: Option<&str>) -> Option<Self> {
         serde_json::from_str(value?).ok()
     }
 
-    pub fn value(&self) -> String {
+    /// The value to put on the button.
+    fn value(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
 }
+
+impl ButtonValue for IncidentButton {}
+
+/// What the "Expire silence" button carries: the silence, and the incident it silenced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpireButton {
+    #[serde(rename = "s")]
+    pub silence_id: String,
+    #[serde(rename = "i")]
+    pub incident_id: String,
+}
+
+impl ButtonValue for ExpireButton {}
+
+/// What the "Profile it" button under a shared script carries: what a run needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxOfferButton {
+    /// Where the gateway stored the file.
+    #[serde(rename = "o")]
+    pub object: ObjectRef,
+    #[serde(rename = "n")]
+    pub name: String,
+    /// Who shared it: only they (or an approver) may run it.
+    #[serde(rename = "u")]
+    pub uploader: String,
+    #[serde(rename = "f")]
+    pub file_id: String,
+}
+
+impl ButtonValue for SandboxOfferButton {}
+
+/// What the "No" button under a shared script carries: the file, and who may decline it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxDeclineButton {
+    #[serde(rename = "f")]
+    pub file_id: String,
+    #[serde(rename = "u")]
+    pub uploader: String,
+}
+
+impl ButtonValue for SandboxDeclineButton {}
 
 /// A duration as a person reads it in a button or a dialog: `1h`, `90m`, `2h 30m`, `45s`.
 pub fn duration_text(duration: std::time::Duration) -> String {

@@ -136,6 +136,98 @@ fn only_proto_names_subjects() {
     }
 }
 
+/// Production code of `services/` and `libs/`: each file's text before its `#[cfg(test)]`,
+/// test files and benches left out, with the path to show.
+fn production_code() -> Vec<(String, String)> {
+    let root = workspace_root();
+    let mut files = Vec::new();
+    for dir in ["services", "libs"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    files
+        .into_iter()
+        .filter_map(|path| {
+            let shown = path.strip_prefix(&root).unwrap().display().to_string();
+            let is_test = shown.contains("/tests")
+                || shown.contains("/benches/")
+                || shown.contains("/examples/")
+                || shown.starts_with("libs/test-support");
+            let text = fs::read_to_string(&path).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or("").to_owned();
+            (!is_test).then_some((shown, code))
+        })
+        .collect()
+}
+
+/// KV keys are made by `proto::keys`: a prefix written anywhere else is a second definition of
+/// a key two replicas (or two services) must agree on.
+#[test]
+fn kv_keys_are_made_only_by_proto_keys() {
+    let mut offences = Vec::new();
+    for (shown, code) in production_code() {
+        for prefix in [
+            "\"fp.",
+            "\"amchannels.",
+            "\"amhook.",
+            "\"member.",
+            "\"storm.{",
+            "\"silencing.",
+            "\"silence:",
+            "\"sandbox-offer:",
+            "\"profile-request.",
+        ] {
+            if code.contains(prefix) {
+                offences.push(format!("{shown}: writes the key prefix {prefix}\""));
+            }
+        }
+    }
+    assert!(offences.is_empty(), "{offences:#?}");
+}
+
+/// A button's value is a `proto::slack::ButtonValue` type, read back with it: no service parses a
+/// click's value as ad-hoc JSON, and none decides what a click may do from the text of the
+/// message it was under.
+#[test]
+fn button_values_are_proto_types_and_clicks_do_not_read_message_text() {
+    let mut offences = Vec::new();
+    for (shown, code) in production_code() {
+        if code.contains("from_str(value")
+            || code.contains(".value.as_deref().and_then(|value| serde_json")
+        {
+            offences.push(format!("{shown}: parses a button value by hand"));
+        }
+        if code.contains("raw[\"message\"][\"text\"]") {
+            offences.push(format!("{shown}: decides from a message's rendered text"));
+        }
+    }
+    assert!(offences.is_empty(), "{offences:#?}");
+}
+
+/// Slack's rate limits are waited out by `slack::waited_out` alone: no other code reads a
+/// `RateLimited` wait and sleeps on it.
+#[test]
+fn slack_rate_limits_are_waited_out_in_one_place() {
+    let mut offences = Vec::new();
+    for (shown, code) in production_code() {
+        if shown != "libs/slack/src/lib.rs" && code.contains("RateLimited(wait)") {
+            offences.push(format!("{shown}: waits out a Slack rate limit by hand"));
+        }
+    }
+    assert!(offences.is_empty(), "{offences:#?}");
+}
+
+/// A handler's failure is decided by type: nobody reads a `HandlerError`'s message to decide.
+#[test]
+fn handler_errors_are_not_read_as_text() {
+    let mut offences = Vec::new();
+    for (shown, code) in production_code() {
+        if code.contains("reason.contains(") {
+            offences.push(format!("{shown}: decides by reading an error's text"));
+        }
+    }
+    assert!(offences.is_empty(), "{offences:#?}");
+}
+
 /// Slack text is written one way: [`proto::mrkdwn`]. Outside it, no service code writes a
 /// `"mrkdwn"` text object by hand or calls the macro's hidden constructor, and no `mrkdwn!`
 /// format string captures a name from scope (`{name}` would not be escaped).

@@ -19,6 +19,7 @@ mod error;
 pub mod follow;
 mod headers;
 pub mod history;
+pub mod json_kv;
 
 use std::time::Duration;
 

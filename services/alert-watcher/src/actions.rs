@@ -11,10 +11,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use proto::{
     BlockAction, Incident, PostRequest, ProfileRequest, ReplyTarget, SchemaVersion,
-    evidence::ProfileMode, slack::actions,
+    evidence::ProfileMode,
+    slack::{ButtonValue as _, ExpireButton, actions},
 };
 use proto::{Mrkdwn, mrkdwn, mrkdwn::blocks};
-use serde_json::json;
 
 use crate::alertmanager_api::{ExistingSilence, MatchedAlert, NewSilence};
 
@@ -140,7 +140,11 @@ pub fn silenced(
         silence_id,
         matchers
     );
-    let expire = json!({"s": silence_id, "i": incident.id.0}).to_string();
+    let expire = ExpireButton {
+        silence_id: silence_id.to_owned(),
+        incident_id: incident.id.0.clone(),
+    }
+    .value();
     let blocks = vec![
         blocks::section(text.clone()),
         blocks::actions(vec![
@@ -165,7 +169,7 @@ pub fn expired(
     PostRequest {
         schema_version: SchemaVersion::CURRENT,
         post_id: format!("silence-expired-{silence_id}"),
-        reply_key: Some(format!("silence:{incident_id}")),
+        reply_key: Some(proto::keys::reply::silence(incident_id)),
         target: thread,
         text: mrkdwn!(
             "🔔 {} expired silence `{}`: alerts notify again.",
@@ -280,7 +284,7 @@ fn thread_post(
     PostRequest {
         schema_version: SchemaVersion::CURRENT,
         post_id,
-        reply_key: Some(format!("silence:{}", incident.id.0)),
+        reply_key: Some(proto::keys::reply::silence(&incident.id.0)),
         target: thread(incident),
         text,
         blocks,

@@ -6,7 +6,10 @@
 
 use async_nats::jetstream::kv;
 use bus::{Bus, HandlerError};
-use proto::{BlockAction, Message, Mrkdwn, slack::SlackInteraction, slack::actions as ids};
+use proto::{
+    BlockAction, Message, Mrkdwn,
+    slack::{ButtonValue as _, ExpireButton, SlackInteraction, actions as ids},
+};
 
 use crate::{
     ActionsConfig,
@@ -230,7 +233,7 @@ impl Interactions {
         }
         // Two clicks at once (two replicas, a double click) must not make two silences: under
         // the incident's claim, look for the silence a click already made, else make it.
-        let claim = format!("silencing.{}", incident.id.0);
+        let claim = proto::keys::incident::silencing(&incident.id.0);
         // Another click holds it for a moment: wait it out here rather than spend this
         // message's deliveries (a claim left by a crash is taken over after CLAIM_FOR).
         let waited_since = tokio::time::Instant::now();
@@ -312,18 +315,10 @@ impl Interactions {
     }
 
     async fn expire(&self, action: &BlockAction) -> Result<&'static str, HandlerError> {
-        #[derive(serde::Deserialize)]
-        struct Expire {
-            s: String,
-            i: String,
-        }
-        let Some(Expire {
-            s: silence,
-            i: incident,
-        }) = action
-            .value
-            .as_deref()
-            .and_then(|value| serde_json::from_str(value).ok())
+        let Some(ExpireButton {
+            silence_id: silence,
+            incident_id: incident,
+        }) = ExpireButton::parse(action.value.as_deref())
         else {
             self.publish(&actions::only_you(
                 action,
@@ -363,7 +358,7 @@ impl Interactions {
         let Some(reference) = IncidentRef::parse(action.value.as_deref()) else {
             return Ok(None);
         };
-        let key = format!("fp.{}", reference.fingerprint);
+        let key = proto::keys::incident::state(&reference.fingerprint);
         let entry = self
             .store
             .entry(&key)

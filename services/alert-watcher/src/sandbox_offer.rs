@@ -6,27 +6,15 @@
 //! into "Not run". The offer, its update and the result all live in that one thread.
 
 use proto::{
-    BlockAction, ObjectRef, PostRequest, ReplyTarget, SandboxRequest, SchemaVersion,
+    BlockAction, PostRequest, ReplyTarget, SandboxRequest, SchemaVersion,
     sandbox::Language,
-    slack::{FileShared, StoredFile, actions},
+    slack::{
+        ButtonValue as _, FileShared, SandboxDeclineButton, SandboxOfferButton, StoredFile, actions,
+    },
 };
 use proto::{Mrkdwn, mrkdwn, mrkdwn::blocks};
-use serde::{Deserialize, Serialize};
 
 use crate::commands::Outcome;
-
-/// What the "Profile it" button carries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Offered {
-    #[serde(rename = "o")]
-    object: ObjectRef,
-    #[serde(rename = "n")]
-    name: String,
-    #[serde(rename = "u")]
-    uploader: String,
-    #[serde(rename = "f")]
-    file_id: String,
-}
 
 /// Whether a shared file is a script the sandbox runs (Python, for now).
 pub fn language_of(name: &str, mimetype: Option<&str>) -> Option<Language> {
@@ -48,16 +36,20 @@ pub fn on_file(file: &FileShared) -> Outcome {
                 thread,
                 mrkdwn!("I cannot profile `{}`: {}", file.name, reason),
                 None,
-            )));
+            )))
+            .with_reply_key(proto::keys::reply::sandbox_offer(&file.file_id));
         }
     };
-    let offered = Offered {
+    let offered = SandboxOfferButton {
         object,
         name: file.name.clone(),
         uploader: file.user.clone(),
         file_id: file.file_id.clone(),
     };
-    let value = serde_json::to_string(&offered).unwrap_or_default();
+    let decline = SandboxDeclineButton {
+        file_id: file.file_id.clone(),
+        uploader: file.user.clone(),
+    };
     let uploader = Mrkdwn::mention(&file.user);
     let text = mrkdwn!(
         "{} shared `{}`. Shall I run it in a locked-down sandbox (no network, limited time and memory) and show where its CPU goes? Only {} can say yes.",
@@ -68,8 +60,8 @@ pub fn on_file(file: &FileShared) -> Outcome {
     let blocks = vec![
         blocks::section(text.clone()),
         blocks::actions(vec![
-            blocks::button("Profile it", actions::SANDBOX_RUN, &value).style("primary"),
-            blocks::button("No", actions::SANDBOX_DECLINE, &file.file_id),
+            blocks::button("Profile it", actions::SANDBOX_RUN, &offered.value()).style("primary"),
+            blocks::button("No", actions::SANDBOX_DECLINE, &decline.value()),
         ]),
     ];
     Outcome::Answer(Box::new(post(
@@ -78,6 +70,7 @@ pub fn on_file(file: &FileShared) -> Outcome {
         text,
         Some(blocks),
     )))
+    .with_reply_key(proto::keys::reply::sandbox_offer(&file.file_id))
 }
 
 /// A click on the offer's buttons, by `action.user`.
@@ -96,11 +89,16 @@ pub fn on_click(action: &BlockAction, approvers: &[String]) -> Outcome {
         )))
     };
     if decline {
-        // The decline button carries only the file id; who shared it is in the offer's text.
-        let file_id = action.value.clone().unwrap_or_default();
-        let offer_text = action.raw["message"]["text"].as_str().unwrap_or("");
-        let uploader_mentioned = offer_text.starts_with(&format!("<@{}>", action.user));
-        if !(uploader_mentioned || approvers.contains(&action.user)) {
+        // An offer posted before the button carried its uploader has only the file id: only an
+        // approver may decline it.
+        let SandboxDeclineButton { file_id, uploader } =
+            SandboxDeclineButton::parse(action.value.as_deref()).unwrap_or_else(|| {
+                SandboxDeclineButton {
+                    file_id: action.value.clone().unwrap_or_default(),
+                    uploader: String::new(),
+                }
+            });
+        if action.user != uploader && !approvers.contains(&action.user) {
             return refuse(mrkdwn!(
                 "Only the person who shared the script can decline running it."
             ));
@@ -111,13 +109,9 @@ pub fn on_click(action: &BlockAction, approvers: &[String]) -> Outcome {
             mrkdwn!("Not run: {} said no.", Mrkdwn::mention(&action.user)),
             None,
         )))
-        .with_reply_key(format!("sandbox-offer:{file_id}"));
+        .with_reply_key(proto::keys::reply::sandbox_offer(&file_id));
     }
-    let Some(offered) = action
-        .value
-        .as_deref()
-        .and_then(|value| serde_json::from_str::<Offered>(value).ok())
-    else {
+    let Some(offered) = SandboxOfferButton::parse(action.value.as_deref()) else {
         return refuse(mrkdwn!(
             "That button is not one of mine; share the script again."
         ));
@@ -152,7 +146,7 @@ pub fn on_click(action: &BlockAction, approvers: &[String]) -> Outcome {
         None,
     );
     let notice = PostRequest {
-        reply_key: Some(format!("sandbox-offer:{}", offered.file_id)),
+        reply_key: Some(proto::keys::reply::sandbox_offer(&offered.file_id)),
         ..notice
     };
     Outcome::Sandbox {
@@ -174,13 +168,10 @@ fn post(
     text: Mrkdwn,
     blocks: Option<Vec<proto::Block>>,
 ) -> PostRequest {
-    let reply_key = post_id
-        .strip_prefix("sandbox-offer-")
-        .map(|file_id| format!("sandbox-offer:{file_id}"));
     PostRequest {
         schema_version: SchemaVersion::CURRENT,
         post_id,
-        reply_key,
+        reply_key: None,
         target,
         text,
         blocks,
@@ -228,7 +219,7 @@ mod tests {
             ),
             file: if stored {
                 StoredFile::Stored {
-                    object: ObjectRef {
+                    object: proto::ObjectRef {
                         bucket: "ft_blobs".into(),
                         key: "files/F1".into(),
                         size: 120,

@@ -5,11 +5,12 @@
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
-use bus::{Bus, HandlerError};
+use bus::{Bus, HandlerError, json_kv};
 use chrono::Utc;
 use proto::{
     SlackMessage, SlackThread,
     incident::{Alert, AlertSource, AlertStatus},
+    keys::incident as keys,
 };
 
 use crate::{
@@ -46,16 +47,6 @@ enum StormLeader {
 
 /// Most channels one alert's webhook enriches.
 const MAX_CHANNELS_PER_ALERT: usize = 32;
-
-/// Where the channels an Alertmanager alert has incidents in are kept.
-fn channels_key(alert_fingerprint: &str) -> String {
-    format!("amchannels.{alert_fingerprint}")
-}
-
-/// Where a storm member keeps the fingerprint of the incident it joined.
-fn member_key(observation: &Observation) -> String {
-    format!("member.{}", observation.fingerprint)
-}
 
 fn redelivered_member(state: &IncidentState, observation: &Observation) -> bool {
     state.related_messages.get(&observation.fingerprint) == Some(&observation.message_key())
@@ -227,7 +218,7 @@ impl Watcher {
             .keys()
             .await
             .map_err(|err| HandlerError::retry(format!("listing incidents: {err}")))?
-            .try_filter(|key| std::future::ready(key.starts_with("fp.")))
+            .try_filter(|key| std::future::ready(key.starts_with(keys::STATE_PREFIX)))
             .try_collect()
             .await
             .map_err(|err| HandlerError::retry(format!("listing incidents: {err}")))?;
@@ -271,11 +262,11 @@ impl Watcher {
         let value = serde_json::to_vec(known)
             .map_err(|err| HandlerError::reject(format!("cannot encode the alert: {err}")))?;
         self.store
-            .put(format!("amhook.{alert_fingerprint}"), value.into())
+            .put(keys::webhook_alert(alert_fingerprint), value.into())
             .await
             .map_err(|err| HandlerError::retry(format!("storing the webhook's labels: {err}")))?;
         let channels: Vec<String> = self
-            .read_json(&channels_key(alert_fingerprint))
+            .read_json(&keys::alert_channels(alert_fingerprint))
             .await?
             .unwrap_or_default();
         for channel in channels {
@@ -288,22 +279,12 @@ impl Watcher {
     /// Records that the alert has an incident in the observation's channel, so that the webhook
     /// (which knows no channel) finds it.
     async fn note_channel(&self, observation: &Observation) -> Result<(), HandlerError> {
-        let key = channels_key(&observation.alert_fingerprint);
+        let key = keys::alert_channels(&observation.alert_fingerprint);
         let channel = &observation.message.channel;
         for _ in 0..MAX_CAS_ROUNDS {
-            let entry = self
-                .store
-                .entry(&key)
-                .await
-                .map_err(|err| HandlerError::retry(format!("reading {key}: {err}")))?
-                .filter(|entry| entry.operation == kv::Operation::Put);
-            let (mut channels, revision): (Vec<String>, u64) = match entry {
-                Some(entry) => (
-                    serde_json::from_slice(&entry.value).unwrap_or_default(),
-                    entry.revision,
-                ),
-                None => (Vec::new(), 0),
-            };
+            let (channels, revision) =
+                json_kv::read_tolerant::<Vec<String>>(&self.store, &key).await?;
+            let mut channels = channels.unwrap_or_default();
             if channels.contains(channel) {
                 return Ok(());
             }
@@ -322,7 +303,7 @@ impl Watcher {
 
     /// Adds what the webhook knows to the open incident with this fingerprint, if there is one.
     async fn enrich_open(&self, fingerprint: &str, known: &Alert) -> Result<(), HandlerError> {
-        let key = format!("fp.{fingerprint}");
+        let key = keys::state(fingerprint);
         for _ in 0..MAX_CAS_ROUNDS {
             let Some((current, revision)) = self.read_state(&key).await? else {
                 return Ok(()); // the Slack message has not come yet; it will find the labels
@@ -347,7 +328,7 @@ impl Watcher {
     async fn learned(&self, fingerprint: &str) -> Option<Alert> {
         let entry = self
             .store
-            .entry(format!("amhook.{fingerprint}"))
+            .entry(keys::webhook_alert(fingerprint))
             .await
             .ok()??;
         serde_json::from_slice(&entry.value).ok()
@@ -418,7 +399,7 @@ impl Watcher {
     /// Applies `observation` to the incident it belongs to: its own; else the storm incident it
     /// joined; else, when it fires, the storm incident of its group or a new one.
     async fn correlate(&self, observation: &Observation) -> Result<(), HandlerError> {
-        let own_key = format!("fp.{}", observation.fingerprint);
+        let own_key = keys::state(&observation.fingerprint);
         for _ in 0..MAX_CAS_ROUNDS {
             let own = self.read_state(&own_key).await?;
             // 1. Its own incident, while open (or for a redelivery of the message it last took).
@@ -432,8 +413,10 @@ impl Watcher {
                 }
             }
             // 2. The storm incident it joined, while open.
-            if let Some(leader) = self.read_json::<String>(&member_key(observation)).await?
-                && let Some((state, revision)) = self.read_state(&format!("fp.{leader}")).await?
+            if let Some(leader) = self
+                .read_json::<String>(&keys::storm_member(&observation.fingerprint))
+                .await?
+                && let Some((state, revision)) = self.read_state(&keys::state(&leader)).await?
                 && (state.incident.resolved_at.is_none() || redelivered_member(&state, observation))
             {
                 match self.apply(Some(&state), revision, observation).await? {
@@ -451,11 +434,14 @@ impl Watcher {
             }
             // 3. The storm incident of its group, or a new incident that starts a storm group.
             if let Some(group_key) = self.storm.group_key(observation) {
-                let group_key = format!("storm.{group_key}");
+                let group_key = keys::storm_group(&group_key);
                 match self.storm_leader(&group_key, observation).await? {
                     StormLeader::Join(state, revision) => {
-                        self.put_json(&member_key(observation), &state.incident.fingerprint)
-                            .await?;
+                        self.put_json(
+                            &keys::storm_member(&observation.fingerprint),
+                            &state.incident.fingerprint,
+                        )
+                        .await?;
                         match self.apply(Some(&state), revision, observation).await? {
                             Applied::Done => return Ok(()),
                             Applied::Conflict => continue,
@@ -503,7 +489,7 @@ impl Watcher {
             Decision::Apply(state) => state,
         };
         // A closed incident's key takes the new one that the alert opens.
-        let key = format!("fp.{}", state.incident.fingerprint);
+        let key = keys::state(&state.incident.fingerprint);
         if !self.compare_and_set(&key, &state, revision).await? {
             // Another replica (or message) changed it first: decide again on what it wrote.
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -527,26 +513,14 @@ impl Watcher {
         observation: &Observation,
     ) -> Result<StormLeader, HandlerError> {
         let now = Utc::now();
-        let entry = self
-            .store
-            .entry(group_key)
-            .await
-            .map_err(|err| HandlerError::retry(format!("reading the storm group: {err}")))?
-            .filter(|entry| entry.operation == kv::Operation::Put);
-        let (mark, revision) = match entry {
-            Some(entry) => (
-                serde_json::from_slice::<StormMark>(&entry.value).ok(),
-                entry.revision,
-            ),
-            None => (None, 0),
-        };
+        let (mark, revision) = json_kv::read_tolerant::<StormMark>(&self.store, group_key).await?;
         if let Some(mark) = &mark
             && self.storm.joins(mark, now)
         {
             if mark.leader == observation.fingerprint {
                 return Ok(StormLeader::Lead);
             }
-            match self.read_state(&format!("fp.{}", mark.leader)).await? {
+            match self.read_state(&keys::state(&mark.leader)).await? {
                 Some((state, revision)) if state.incident.resolved_at.is_none() => {
                     return Ok(StormLeader::Join(Box::new(state), revision));
                 }
@@ -574,14 +548,7 @@ impl Watcher {
         &self,
         key: &str,
     ) -> Result<Option<T>, HandlerError> {
-        let entry = self
-            .store
-            .entry(key)
-            .await
-            .map_err(|err| HandlerError::retry(format!("reading {key}: {err}")))?;
-        Ok(entry
-            .filter(|entry| entry.operation == kv::Operation::Put)
-            .and_then(|entry| serde_json::from_slice(&entry.value).ok()))
+        Ok(json_kv::read_tolerant(&self.store, key).await?.0)
     }
 
     async fn put_json<T: serde::Serialize>(
@@ -589,34 +556,13 @@ impl Watcher {
         key: &str,
         value: &T,
     ) -> Result<(), HandlerError> {
-        let value = serde_json::to_vec(value)
-            .map_err(|err| HandlerError::reject(format!("cannot encode {key}: {err}")))?;
-        self.store
-            .put(key, value.into())
-            .await
-            .map_err(|err| HandlerError::retry(format!("writing {key}: {err}")))?;
-        Ok(())
+        Ok(json_kv::put(&self.store, key, value).await?)
     }
 
     /// The incident state under `key` and its KV revision; `None` when there is none.
     async fn read_state(&self, key: &str) -> Result<Option<(IncidentState, u64)>, HandlerError> {
-        let entry = self
-            .store
-            .entry(key)
-            .await
-            .map_err(|err| HandlerError::retry(format!("reading the incident: {err}")))?;
-        match entry {
-            Some(entry) if entry.operation == kv::Operation::Put => {
-                let state =
-                    serde_json::from_slice::<IncidentState>(&entry.value).map_err(|err| {
-                        HandlerError::reject(format!(
-                            "the incident state {key} is unreadable: {err}"
-                        ))
-                    })?;
-                Ok(Some((state, entry.revision)))
-            }
-            _ => Ok(None),
-        }
+        let (state, revision) = json_kv::read(&self.store, key).await?;
+        Ok(state.map(|state| (state, revision)))
     }
 
     /// Writes `value` as JSON if `key` is still at `revision` (0: does not exist yet); false
@@ -627,21 +573,6 @@ impl Watcher {
         value: &T,
         revision: u64,
     ) -> Result<bool, HandlerError> {
-        let value = serde_json::to_vec(value)
-            .map_err(|err| HandlerError::reject(format!("cannot encode {key}: {err}")))?
-            .into();
-        if revision == 0 {
-            match self.store.create(key, value).await {
-                Ok(_) => Ok(true),
-                Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
-                Err(err) => Err(HandlerError::retry(format!("writing {key}: {err}"))),
-            }
-        } else {
-            match self.store.update(key, value, revision).await {
-                Ok(_) => Ok(true),
-                Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
-                Err(err) => Err(HandlerError::retry(format!("writing {key}: {err}"))),
-            }
-        }
+        Ok(json_kv::compare_and_set(&self.store, key, value, revision).await?)
     }
 }

@@ -7,7 +7,7 @@ use async_nats::jetstream::kv;
 use bus::HandlerError;
 use chrono::Utc;
 use futures::{StreamExt as _, TryStreamExt as _};
-use proto::HomeRequest;
+use proto::{HomeRequest, keys::reply};
 use serde_json::json;
 
 use crate::{poster::Poster, record::ReplyRecord, render};
@@ -22,8 +22,12 @@ const CONCURRENT_READS: usize = 16;
 /// How long a channel's visibility is trusted before Slack is asked again.
 const VISIBILITY_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// The kinds of reply a Home shows something of (see [`crate::record::reply_key`]).
-const KINDS: [&str; 3] = ["incident.", "profile-request.", "sandbox."];
+/// The kinds of reply a Home shows something of.
+const KINDS: [reply::Kind; 3] = [
+    reply::Kind::Incident,
+    reply::Kind::ProfileRequest,
+    reply::Kind::Sandbox,
+];
 
 impl Poster {
     pub(crate) async fn on_home(&self, request: HomeRequest) -> Result<(), HandlerError> {
@@ -101,8 +105,10 @@ impl Poster {
         let wanted: Vec<String> = KINDS
             .iter()
             .flat_map(|kind| {
-                let of_kind: Vec<&String> =
-                    keys.iter().filter(|key| key.starts_with(kind)).collect();
+                let of_kind: Vec<&String> = keys
+                    .iter()
+                    .filter(|key| key.starts_with(kind.prefix()))
+                    .collect();
                 let newest = of_kind.len().saturating_sub(READ_PER_KIND);
                 of_kind.into_iter().skip(newest).cloned()
             })

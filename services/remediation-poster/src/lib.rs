@@ -27,7 +27,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{DiagnosisConfig, PostingConfig, SlackConfig};
 
-use crate::{poster::Poster, record::reply_key};
+use proto::keys::reply;
+
+use crate::poster::Poster;
 
 pub const SERVICE: ServiceName = ServiceName {
     name: "remediation-poster",
@@ -162,9 +164,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                     async move {
                         let result = delivery.message;
                         poster
-                            .apply(&reply_key("sandbox", &result.request_id), |record| {
-                                record.merge_sandbox(&result)
-                            })
+                            .apply(
+                                &reply::key(reply::Kind::Sandbox, &result.request_id),
+                                |record| record.merge_sandbox(&result),
+                            )
                             .await
                     }
                 },
@@ -184,10 +187,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                         // A button's progress goes where its answer will land, to be replaced
                         // there in place.
                         let key = match (&post.stands_for, &post.incident_id) {
-                            (Some(_), Some(incident)) => reply_key("incident", &incident.0),
-                            (Some(request), None) => reply_key("profile-request", request),
-                            (None, _) => reply_key(
-                                "post",
+                            (Some(_), Some(incident)) => {
+                                reply::key(reply::Kind::Incident, &incident.0)
+                            }
+                            (Some(request), None) => {
+                                reply::key(reply::Kind::ProfileRequest, request)
+                            }
+                            (None, _) => reply::key(
+                                reply::Kind::Post,
                                 post.reply_key.as_deref().unwrap_or(&post.post_id),
                             ),
                         };
@@ -211,7 +218,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
 
 async fn on_incident(poster: Arc<Poster>, event: IncidentEvent) -> Result<(), HandlerError> {
     let trace_id = telemetry::propagation::trace_id(&tracing::Span::current());
-    let key = reply_key("incident", &event.incident.id.0);
+    let key = reply::key(reply::Kind::Incident, &event.incident.id.0);
     poster
         .apply(&key, |record| {
             record.merge_incident(&event, trace_id.as_deref())
@@ -235,36 +242,40 @@ async fn on_evidence(poster: &Poster, evidence: Evidence) -> Result<(), HandlerE
     match evidence {
         Evidence::Metrics(metrics) => {
             poster
-                .apply(&reply_key("incident", &metrics.incident_id.0), |record| {
-                    record.merge_metrics(&metrics)
-                })
+                .apply(
+                    &reply::key(reply::Kind::Incident, &metrics.incident_id.0),
+                    |record| record.merge_metrics(&metrics),
+                )
                 .await
         }
         Evidence::Changes(changes) => {
             poster
-                .apply(&reply_key("incident", &changes.incident_id.0), |record| {
-                    record.merge_changes(&changes)
-                })
+                .apply(
+                    &reply::key(reply::Kind::Incident, &changes.incident_id.0),
+                    |record| record.merge_changes(&changes),
+                )
                 .await
         }
         Evidence::Workload(workload) => {
             poster
-                .apply(&reply_key("incident", &workload.incident_id.0), |record| {
-                    record.merge_workload(&workload)
-                })
+                .apply(
+                    &reply::key(reply::Kind::Incident, &workload.incident_id.0),
+                    |record| record.merge_workload(&workload),
+                )
                 .await
         }
         Evidence::Traces(traces) => {
             poster
-                .apply(&reply_key("incident", &traces.incident_id.0), |record| {
-                    record.merge_traces(&traces)
-                })
+                .apply(
+                    &reply::key(reply::Kind::Incident, &traces.incident_id.0),
+                    |record| record.merge_traces(&traces),
+                )
                 .await
         }
         Evidence::Profile(profile) => {
             let key = match (&profile.incident_id, &profile.request_id) {
-                (Some(incident), _) => reply_key("incident", &incident.0),
-                (None, Some(request)) => reply_key("profile-request", request),
+                (Some(incident), _) => reply::key(reply::Kind::Incident, &incident.0),
+                (None, Some(request)) => reply::key(reply::Kind::ProfileRequest, request),
                 (None, None) => {
                     return Err(HandlerError::reject(
                         "a profile with neither an incident nor a request id has nowhere to go"

@@ -207,50 +207,8 @@ impl Poster {
     }
 
     async fn read(&self, key: &str) -> Result<(ReplyRecord, u64), HandlerError> {
-        match self
-            .store
-            .entry(key)
-            .await
-            .map_err(|err| retry("reading the reply", err))?
-        {
-            Some(entry) if entry.operation == kv::Operation::Put => {
-                let record = serde_json::from_slice(&entry.value).map_err(|err| {
-                    HandlerError::reject(format!("the reply record {key} is unreadable: {err}"))
-                })?;
-                Ok((record, entry.revision))
-            }
-            Some(entry) => Ok((ReplyRecord::default(), entry.revision)),
-            None => Ok((ReplyRecord::default(), 0)),
-        }
-    }
-
-    /// Writes `record` if the key is still at `revision`; `false` when someone else wrote first.
-    async fn write(
-        &self,
-        key: &str,
-        record: &ReplyRecord,
-        revision: u64,
-    ) -> Result<bool, HandlerError> {
-        let value = serde_json::to_vec(record)
-            .map_err(|err| HandlerError::reject(format!("cannot encode the reply record: {err}")))?
-            .into();
-        let written = if revision == 0 {
-            match self.store.create(key, value).await {
-                Ok(_) => true,
-                Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => false,
-                Err(err) => return Err(retry("creating the reply record", err)),
-            }
-        } else {
-            match self.store.update(key, value, revision).await {
-                Ok(_) => true,
-                Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => false,
-                Err(err) => return Err(retry("updating the reply record", err)),
-            }
-        };
-        if !written {
-            metrics::counter!("ft_poster_cas_conflicts_total").increment(1);
-        }
-        Ok(written)
+        let (record, revision) = bus::json_kv::read(&self.store, key).await?;
+        Ok((record.unwrap_or_default(), revision))
     }
 
     /// Read, change, compare-and-set, until it lands. Returns the record as written, or as read
@@ -260,18 +218,7 @@ impl Poster {
         key: &str,
         change: impl Fn(&mut ReplyRecord) -> bool,
     ) -> Result<ReplyRecord, HandlerError> {
-        for _ in 0..MAX_CAS_ROUNDS {
-            let (mut record, revision) = self.read(key).await?;
-            if !change(&mut record) {
-                return Ok(record);
-            }
-            if self.write(key, &record, revision).await? {
-                return Ok(record);
-            }
-        }
-        Err(HandlerError::retry(format!(
-            "the reply record {key} kept changing under {MAX_CAS_ROUNDS} writes"
-        )))
+        Ok(bus::json_kv::update(&self.store, key, MAX_CAS_ROUNDS, change).await?)
     }
 
     /// Brings Slack up to date with the record, until a re-read finds nothing newer (or the

@@ -417,20 +417,5 @@ fn only_counts_differ(current: &Incident, new: &Incident) -> bool {
     new == *current
 }
 
-/// The KV key of a reply: `kind.id`, with characters NATS keys do not allow replaced.
-pub fn reply_key(kind: &str, id: &str) -> String {
-    let id: String = id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '=') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{kind}.{id}")
-}
-
 #[cfg(test)]
 pub(crate) mod tests;

@@ -17,7 +17,7 @@ use proto::{
     mrkdwn,
     mrkdwn::blocks,
     sandbox::{LimitHit, SandboxOutcome},
-    slack::{IncidentButton, duration_text},
+    slack::{ButtonValue as _, IncidentButton, duration_text},
 };
 use serde_json::{Value, json};
 

@@ -1,5 +1,7 @@
 use test_support::fixtures;
 
+use proto::keys::reply;
+
 use super::*;
 
 pub(crate) fn incident_event(change: IncidentChange, revision: u64) -> IncidentEvent {
@@ -57,12 +59,12 @@ fn caught_up_means_posted_and_rendered() {
 
 #[test]
 fn keys_are_valid_nats_keys() {
-    assert_eq!(reply_key("incident", "inc-1"), "incident.inc-1");
+    assert_eq!(reply::key(reply::Kind::Incident, "inc-1"), "incident.inc-1");
     assert_eq!(
-        reply_key("post", "help:U0ONCALL/C1"),
+        reply::key(reply::Kind::Post, "help:U0ONCALL/C1"),
         "post.help_U0ONCALL_C1"
     );
-    assert_eq!(reply_key("sandbox", "a b.c"), "sandbox.a_b_c");
+    assert_eq!(reply::key(reply::Kind::Sandbox, "a b.c"), "sandbox.a_b_c");
 }
 
 #[test]

@@ -4,6 +4,8 @@ use proto::{
     evidence::{FunctionShare, ProfileSource},
 };
 
+use proto::slack::ButtonValue as _;
+
 use super::*;
 use crate::record::tests::incident_event;
 

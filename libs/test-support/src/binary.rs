@@ -1,0 +1,191 @@
+//! Checks on a service's real binary.
+
+use std::{
+    net::SocketAddr,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail, ensure};
+
+use crate::{NatsServer, http_get, reserve_port};
+
+/// Starts `binary` against `nats`, waits for `/readyz`, checks `/healthz` and `/metrics`,
+/// sends SIGTERM and expects a clean exit.
+pub fn check_lifecycle(
+    binary: &str,
+    env_prefix: &str,
+    nats: &NatsServer,
+    extra_env: &[(String, String)],
+) -> anyhow::Result<()> {
+    let reservation = reserve_port()?;
+    let admin: SocketAddr = reservation.addr();
+    let log = tempfile::NamedTempFile::new()?;
+    let collector = crate::OtlpReceiver::start()?;
+    let mut child = Command::new(binary)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint())
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        .env(format!("{env_prefix}NATS__URL"), nats.url())
+        .env(format!("{env_prefix}ADMIN__LISTEN"), admin.to_string())
+        .env(format!("{env_prefix}LOG__FORMAT"), "json")
+        .env("RUST_LOG", "info")
+        .envs(extra_env.iter().map(|(name, value)| (name, value)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log.reopen()?)
+        .spawn()
+        .with_context(|| format!("cannot run {binary}"))?;
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok((200, _)) = http_get(admin, "/readyz") {
+            break;
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "{binary} exited early with {status}: {}",
+                std::fs::read_to_string(log.path())?
+            );
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!(
+                "{binary} never became ready: {}",
+                std::fs::read_to_string(log.path())?
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ensure!(http_get(admin, "/healthz")?.0 == 200, "/healthz is not 200");
+    let (status, metrics) = http_get(admin, "/metrics")?;
+    ensure!(status == 200, "/metrics answered {status}");
+    let _ = metrics;
+
+    let signalled = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    ensure!(signalled.success(), "kill -TERM failed");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("{binary} did not stop within 15 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = std::fs::read_to_string(log.path())?;
+    ensure!(
+        status.success(),
+        "{binary} exited with {status} after SIGTERM: {output}"
+    );
+    ensure!(
+        output.contains("SIGTERM received"),
+        "no shutdown log line: {output}"
+    );
+    ensure!(output.contains("stopped"), "no stopped log line: {output}");
+
+    // Telemetry was switched on by the standard variable, and the spans were flushed on
+    // shutdown: the collector has this service's start-up span.
+    let service_name = std::path::Path::new(binary)
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or_default()
+        .to_owned();
+    let spans = collector.spans();
+    ensure!(
+        spans
+            .iter()
+            .any(|span| span.name == "startup" && span.service_name == service_name),
+        "no startup span from {service_name} reached the OTLP receiver: {spans:?}"
+    );
+    Ok(())
+}
+
+/// A misspelled key and a missing config file both exit with 64 and say what is wrong.
+pub fn check_bad_config(binary: &str, env_prefix: &str) -> anyhow::Result<()> {
+    let typo = Command::new(binary)
+        .env(format!("{env_prefix}NATS__URLL"), "nats://127.0.0.1:4222")
+        .output()
+        .with_context(|| format!("cannot run {binary}"))?;
+    let stderr = String::from_utf8_lossy(&typo.stderr);
+    ensure!(
+        typo.status.code() == Some(64),
+        "typo: exit {:?}: {stderr}",
+        typo.status
+    );
+    ensure!(stderr.contains("bad configuration"), "typo: {stderr}");
+    ensure!(
+        stderr.contains("urll"),
+        "the unknown key is not named: {stderr}"
+    );
+    ensure!(
+        stderr.contains(&format!("{env_prefix}NATS__URLL")),
+        "the variable is not named: {stderr}"
+    );
+
+    let missing = Command::new(binary)
+        .args(["--config", "/nonexistent/ft.toml"])
+        .output()?;
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    ensure!(
+        missing.status.code() == Some(64),
+        "missing file: exit {:?}: {stderr}",
+        missing.status
+    );
+    ensure!(
+        stderr.contains("/nonexistent/ft.toml does not exist"),
+        "missing file: {stderr}"
+    );
+    Ok(())
+}
+
+/// The tests every service binary must pass, for `$crate_name` (the library) and `$binary` (its
+/// binary's name). Expands to three `#[test]`s in the calling test file. With `env = <expr>`, the
+/// lifecycle test first evaluates `<expr>` to `(guard, variables)`: what else the service needs
+/// running (kept alive by `guard`) and the variables that point the service at it.
+#[macro_export]
+macro_rules! service_binary_tests {
+    ($library:ident, $binary:literal) => {
+        $crate::service_binary_tests!($library, $binary, env = ((), Vec::new()));
+    };
+    ($library:ident, $binary:literal, env = $env:expr) => {
+        const BINARY: &str = env!(concat!("CARGO_BIN_EXE_", $binary));
+
+        #[test]
+        fn starts_reports_ready_and_stops_on_sigterm() {
+            let nats = $crate::NatsServer::start().expect("nats-server starts");
+            let (_guard, extra_env): (_, Vec<(String, String)>) = $env;
+            $crate::binary::check_lifecycle(
+                BINARY,
+                $library::SERVICE.env_prefix,
+                &nats,
+                &extra_env,
+            )
+            .expect("lifecycle");
+        }
+
+        #[test]
+        fn a_bad_config_exits_64_naming_the_key() {
+            $crate::binary::check_bad_config(BINARY, $library::SERVICE.env_prefix)
+                .expect("bad config refused");
+        }
+
+        #[test]
+        fn the_example_config_documents_the_defaults() {
+            let example = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../deploy/config/",
+                $binary,
+                ".example.toml"
+            );
+            let env = std::collections::HashMap::new();
+            let loaded: $library::Config =
+                runtime::config::load($library::SERVICE, Some(std::path::Path::new(example)), &env)
+                    .expect("the example config loads");
+            assert_eq!(loaded, $library::Config::default());
+        }
+    };
+}
