@@ -216,6 +216,32 @@ fn slack_rate_limits_are_waited_out_in_one_place() {
     assert!(offences.is_empty(), "{offences:#?}");
 }
 
+/// An outside server's answer is read by `runtime::body::read_capped` alone: no other code
+/// streams a body chunk by chunk with a cap of its own.
+#[test]
+fn http_bodies_are_read_with_one_cap() {
+    let mut offences = Vec::new();
+    for (shown, code) in production_code() {
+        if shown != "libs/runtime/src/body.rs" && code.contains(".chunk()") {
+            offences.push(format!("{shown}: reads a body chunk by chunk by hand"));
+        }
+    }
+    assert!(offences.is_empty(), "{offences:#?}");
+}
+
+/// Readiness conditions a service learns are `runtime::Stage`s: no other `Mutex<Result<(),
+/// String>>` stands for one.
+#[test]
+fn readiness_is_one_type() {
+    let mut offences = Vec::new();
+    for (shown, code) in production_code() {
+        if shown != "libs/telemetry/src/admin.rs" && code.contains("Mutex<Result<(), String>>") {
+            offences.push(format!("{shown}: keeps a readiness condition by hand"));
+        }
+    }
+    assert!(offences.is_empty(), "{offences:#?}");
+}
+
 /// A handler's failure is decided by type: nobody reads a `HandlerError`'s message to decide.
 #[test]
 fn handler_errors_are_not_read_as_text() {

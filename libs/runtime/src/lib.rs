@@ -9,6 +9,7 @@
 //! - [`main`]: the whole of a service's `main`: arguments, config (exit 64 on a bad one),
 //!   telemetry, signals (SIGTERM and ctrl-c), exit code.
 
+pub mod body;
 pub mod config;
 pub mod http;
 
@@ -18,6 +19,7 @@ use bus::Bus;
 use clap::Parser;
 use serde::de::DeserializeOwned;
 use telemetry::admin::Readiness;
+pub use telemetry::admin::Stage;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
@@ -93,18 +95,7 @@ where
         http::Limits::default(),
     ));
 
-    let stage = std::sync::Arc::new(std::sync::Mutex::new("connecting to NATS".to_owned()));
-    {
-        let stage = stage.clone();
-        readiness.add_check("startup", move || {
-            let stage = stage.lock().unwrap_or_else(|e| e.into_inner());
-            if stage.is_empty() {
-                Ok(())
-            } else {
-                Err(stage.clone())
-            }
-        });
-    }
+    let stage = readiness.add_stage("startup", "connecting to NATS");
     let result = async {
         let startup = tracing::info_span!("startup", service = service.name);
         let Some(bus) = connect_and_provision(service, config.nats(), &stage, &shutdown)
@@ -121,7 +112,7 @@ where
                 Err("disconnected from NATS".to_owned())
             }
         });
-        stage.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        stage.ready();
         tracing::info!(service = service.name, admin = %admin_addr, "ready");
 
         let context = ServiceContext {
@@ -147,37 +138,72 @@ where
 async fn connect_and_provision(
     service: ServiceName,
     nats: &bus::NatsConfig,
-    stage: &std::sync::Mutex<String>,
+    stage: &Stage,
     shutdown: &CancellationToken,
 ) -> Option<Bus> {
-    let set_stage = |text: String| *stage.lock().unwrap_or_else(|e| e.into_inner()) = text;
-    let mut attempt = 0u32;
-    loop {
-        let outcome: Result<(), bus::Error> = match Bus::connect(nats, service.name).await {
-            Ok(bus) => {
-                set_stage("provisioning streams".to_owned());
-                match bus.provision().await {
-                    Ok(()) => return Some(bus),
-                    Err(err) => Err(err),
-                }
-            }
-            Err(err) => Err(err),
-        };
-        if let Err(err) = outcome {
-            attempt += 1;
-            tracing::warn!(error = %err, attempt, "NATS not usable yet, retrying");
-            set_stage(format!("waiting for NATS: {err}"));
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return None,
-            _ = tokio::time::sleep(delay_for(attempt)) => {}
-        }
+    let backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+    until_it_works("waiting for NATS", stage, backoff, shutdown, || async {
+        let bus = Bus::connect(nats, service.name).await?;
+        stage.waiting("provisioning streams");
+        bus.provision().await?;
+        Ok::<_, bus::Error>(bus)
+    })
+    .await
+}
+
+/// How long to wait between tries: `first`, doubling, at most `cap`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub first: Duration,
+    pub cap: Duration,
+}
+
+impl Backoff {
+    pub const fn new(first: Duration, cap: Duration) -> Backoff {
+        Backoff { first, cap }
+    }
+
+    /// The wait after `failures` failed tries in a row (at least one).
+    pub fn after(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(16);
+        self.first.saturating_mul(1 << doublings).min(self.cap)
     }
 }
 
-/// Delay before connection attempt `attempt + 1`: 250 ms, doubling, capped at 10 s.
-fn delay_for(attempt: u32) -> Duration {
-    Duration::from_millis(250u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(10))
+/// Tries `attempt` until it works (its value) or `shutdown` is cancelled (`None`): what a
+/// service does with a dependency it cannot start without (NATS, Slack's `auth.test`). Each
+/// failure is logged, shown on `stage` as "`what`: error" for `/readyz`, and waited out as
+/// `backoff` says.
+pub async fn until_it_works<T, E, Fut>(
+    what: &str,
+    stage: &Stage,
+    backoff: Backoff,
+    shutdown: &CancellationToken,
+    mut attempt: impl FnMut() -> Fut,
+) -> Option<T>
+where
+    E: std::fmt::Display,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut failures = 0u32;
+    loop {
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            outcome = attempt() => outcome,
+        };
+        match outcome {
+            Ok(value) => return Some(value),
+            Err(err) => {
+                failures += 1;
+                tracing::warn!(error = %err, attempt = failures, "{what}; retrying");
+                stage.waiting(format!("{what}: {err}"));
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(backoff.after(failures)) => {}
+        }
+    }
 }
 
 /// Command-line arguments every service takes.
@@ -280,4 +306,49 @@ pub async fn cancel_on_signal(shutdown: CancellationToken) {
         _ = terminate => tracing::info!("SIGTERM received, shutting down"),
     }
     shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_its_first_wait_up_to_its_cap() {
+        let backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+        let waits: Vec<_> = (1..=7).map(|failures| backoff.after(failures)).collect();
+        assert_eq!(
+            waits,
+            [500, 1000, 2000, 4000, 8000, 10_000, 10_000].map(Duration::from_millis)
+        );
+        assert_eq!(backoff.after(u32::MAX), Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn until_it_works_shows_each_failure_and_stops_at_shutdown() {
+        let stage = Stage::pending("not tried");
+        let shutdown = CancellationToken::new();
+        let backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(40));
+        let mut tries = 0;
+        let value = until_it_works("the server said no", &stage, backoff, &shutdown, || {
+            tries += 1;
+            let now = tries;
+            async move {
+                if now < 3 {
+                    Err(format!("try {now}"))
+                } else {
+                    Ok(now)
+                }
+            }
+        })
+        .await;
+        assert_eq!(value, Some(3));
+        assert_eq!(stage.get(), Err("the server said no: try 2".to_owned()));
+
+        shutdown.cancel();
+        let never = until_it_works("never", &stage, backoff, &shutdown, || async {
+            Err::<(), _>("down")
+        })
+        .await;
+        assert_eq!(never, None);
+    }
 }

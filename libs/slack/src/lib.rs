@@ -584,6 +584,13 @@ async fn read_answer(
     }
 }
 
+/// How often `auth.test` is tried while Slack (or the emulator) does not answer at start:
+/// 500 ms, doubling, at most 30 s.
+pub const AUTH_TEST_BACKOFF: runtime::Backoff = runtime::Backoff::new(
+    std::time::Duration::from_millis(500),
+    std::time::Duration::from_secs(30),
+);
+
 /// Who the app is in the workspace, from `auth.test` with the bot token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {

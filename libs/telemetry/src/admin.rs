@@ -44,6 +44,36 @@ impl fmt::Debug for Readiness {
     }
 }
 
+/// A condition a service is not ready without, and why not meanwhile ("connecting to NATS",
+/// "auth.test with the bot token failed: …"): the one shape of every check that something in the
+/// service sets as it learns. Cheap to clone; clones share state.
+#[derive(Debug, Clone)]
+pub struct Stage(Arc<std::sync::Mutex<Result<(), String>>>);
+
+impl Stage {
+    /// Not met yet, because of `why`.
+    pub fn pending(why: impl Into<String>) -> Stage {
+        Stage(Arc::new(std::sync::Mutex::new(Err(why.into()))))
+    }
+
+    /// Not met (any more), because of `why`.
+    pub fn waiting(&self, why: impl Into<String>) {
+        self.set(Err(why.into()));
+    }
+
+    pub fn ready(&self) {
+        self.set(Ok(()));
+    }
+
+    pub fn set(&self, state: Result<(), String>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = state;
+    }
+
+    pub fn get(&self) -> Result<(), String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 /// The outcome of one readiness check.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CheckReport {
@@ -68,6 +98,14 @@ impl Readiness {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .push((name.to_owned(), Box::new(check)));
+    }
+
+    /// Registers a [`Stage`] as the check `name`, not met until it is told so; returns it.
+    pub fn add_stage(&self, name: &str, why_not_yet: &str) -> Stage {
+        let stage = Stage::pending(why_not_yet);
+        let check = stage.clone();
+        self.add_check(name, move || check.get());
+        stage
     }
 
     /// From now on the service reports not ready.

@@ -7,6 +7,7 @@
 //! (`DELETE /api/v2/silence/{id}`). Answers are size-capped: Alertmanager is trusted to say
 //! what it knows, not to be small.
 
+use runtime::body::{BodyError, NO_STALL_LIMIT, read_capped};
 use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{DateTime, Utc};
@@ -201,7 +202,7 @@ impl AlertmanagerApi {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T, String> {
-        let mut response = self
+        let response = self
             .http
             .get(format!("{}{path}", self.url))
             .query(query)
@@ -209,20 +210,15 @@ impl AlertmanagerApi {
             .await
             .and_then(reqwest::Response::error_for_status)
             .map_err(|err| format!("Alertmanager API: {err}"))?;
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
+        let body = read_capped(response, MAX_ANSWER, NO_STALL_LIMIT)
             .await
-            .map_err(|err| format!("Alertmanager API: {err}"))?
-        {
-            if body.len() + chunk.len() > MAX_ANSWER {
-                return Err(format!(
+            .map_err(|err| match err {
+                BodyError::TooLarge(_) => format!(
                     "Alertmanager API: the answer to {path} is over {} MiB",
                     MAX_ANSWER >> 20
-                ));
-            }
-            body.extend_from_slice(&chunk);
-        }
+                ),
+                err => format!("Alertmanager API: {err}"),
+            })?;
         serde_json::from_slice(&body)
             .map_err(|err| format!("Alertmanager API answered something else: {err}"))
     }

@@ -5,6 +5,7 @@
 //! Which URL an app has is configuration only (`[live] targets` or a `url_template` filled with
 //! a DNS-name app): the app comes from a Slack user, so it must never become an arbitrary URL.
 
+use runtime::body::{BodyError, NO_STALL_LIMIT, read_capped};
 use std::time::Duration;
 
 use backon::{ConstantBuilder, Retryable as _};
@@ -136,15 +137,15 @@ impl LiveProfiler {
             }
         };
         let (status, body) = tokio::time::timeout(timeout, async {
-            let mut response = self.client.get(url).send().await.map_err(transport)?;
+            let response = self.client.get(url).send().await.map_err(transport)?;
             let status = response.status();
-            let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(transport)? {
-                if body.len() + chunk.len() > limit {
-                    return Err(LiveError::TooLarge(limit));
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body =
+                read_capped(response, limit, NO_STALL_LIMIT)
+                    .await
+                    .map_err(|err| match err {
+                        BodyError::Transport(err) => transport(err),
+                        _ => LiveError::TooLarge(limit),
+                    })?;
             Ok((status, body))
         })
         .await

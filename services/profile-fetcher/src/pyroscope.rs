@@ -8,6 +8,7 @@
 //! in `X-Scope-OrgID`; basic auth or a bearer token when configured. A slow server is cut at the
 //! timeout and a huge answer at `max_response_bytes`.
 
+use runtime::body::{BodyError, NO_STALL_LIMIT, read_capped};
 use std::time::Duration;
 
 use proto::TimeWindow;
@@ -247,15 +248,15 @@ impl Pyroscope {
             }
         };
         let (status, body) = tokio::time::timeout(timeout, async {
-            let mut response = request.send().await.map_err(transport)?;
+            let response = request.send().await.map_err(transport)?;
             let status = response.status();
-            let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(transport)? {
-                if body.len() + chunk.len() > limit {
-                    return Err(PyroscopeError::TooLarge(limit));
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body =
+                read_capped(response, limit, NO_STALL_LIMIT)
+                    .await
+                    .map_err(|err| match err {
+                        BodyError::Transport(err) => transport(err),
+                        _ => PyroscopeError::TooLarge(limit),
+                    })?;
             Ok((status, body))
         })
         .await

@@ -53,30 +53,21 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
     let service_config = config.clone();
     runtime::serve(SERVICE, &service_config, shutdown, |context| async move {
         let web = slack::web_client(&config.slack.api_url)?;
-        let status = Arc::new(std::sync::Mutex::new(Err::<(), String>(
-            "asking Slack who this app is (auth.test)".to_owned(),
-        )));
-        {
-            let status = status.clone();
-            context.readiness.add_check("slack", move || {
-                status.lock().unwrap_or_else(|e| e.into_inner()).clone()
-            });
-        }
-        let identity = loop {
-            match slack::Identity::fetch(&web, &config.slack.bot_token).await {
-                Ok(identity) => break identity,
-                Err(err) => {
-                    tracing::warn!(error = %err, "auth.test failed, retrying");
-                    *status.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Err(format!("auth.test with the bot token failed: {err}"));
-                }
-            }
-            tokio::select! {
-                _ = context.shutdown.cancelled() => return Ok(()),
-                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-            }
+        let status = context
+            .readiness
+            .add_stage("slack", "asking Slack who this app is (auth.test)");
+        let Some(identity) = runtime::until_it_works(
+            "auth.test with the bot token failed",
+            &status,
+            slack::AUTH_TEST_BACKOFF,
+            &context.shutdown,
+            || slack::Identity::fetch(&web, &config.slack.bot_token),
+        )
+        .await
+        else {
+            return Ok(());
         };
-        *status.lock().unwrap_or_else(|e| e.into_inner()) = Ok(());
+        status.ready();
 
         let api = slack::RawApi::new(
             slack::http_client(config.slack.request_timeout)?,

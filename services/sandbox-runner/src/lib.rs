@@ -20,7 +20,7 @@ pub mod plan;
 mod runner;
 pub mod throttle;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bus::{ConsumerOptions, Delivery};
 use proto::SandboxRequest;
@@ -51,12 +51,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             .await
             .map_err(anyhow::Error::msg)?;
         // Ready while the engine answers and has the image; checked in the background.
-        let health: Arc<Mutex<Result<(), String>>> =
-            Arc::new(Mutex::new(Err("not checked yet".to_owned())));
-        context.readiness.add_check("docker", {
-            let health = health.clone();
-            move || health.lock().unwrap_or_else(|e| e.into_inner()).clone()
-        });
+        let health = context.readiness.add_stage("docker", "not checked yet");
         let watch = tokio::spawn({
             let (engine, image, health) = (engine.clone(), sandbox.image.clone(), health.clone());
             let runtime = sandbox.runtime.name();
@@ -64,7 +59,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             async move {
                 loop {
                     let checked = engine.check(&image, runtime).await;
-                    *health.lock().unwrap_or_else(|e| e.into_inner()) = checked;
+                    health.set(checked);
                     tokio::select! {
                         () = shutdown.cancelled() => break,
                         () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}

@@ -11,6 +11,7 @@
 use bus::{Bus, Delivery, HandlerError};
 use chrono::Utc;
 use proto::{FileReceived, FileShared, ObjectRef, SchemaVersion, slack::StoredFile};
+use runtime::body::{BodyError, read_capped};
 use serde_json::Value;
 use slack::{RawApi, Secret};
 
@@ -186,7 +187,7 @@ impl FileFetcher {
     /// Downloads `url` with the bot token: `Ok(Err(reason))` when the answer is not the file.
     async fn download(&self, url: &str) -> Result<Result<Vec<u8>, String>, HandlerError> {
         let started = Utc::now();
-        let mut response = tokio::time::timeout(
+        let response = tokio::time::timeout(
             self.config.download_timeout,
             self.http
                 .get(url)
@@ -210,21 +211,19 @@ impl FileFetcher {
             ));
         }
         let cap = self.config.max_bytes;
-        if response.content_length().is_some_and(|length| length > cap) {
-            return Ok(Err(format!("the file is over {cap} bytes")));
-        }
-        let mut bytes = Vec::new();
-        loop {
-            let chunk = tokio::time::timeout(self.config.download_timeout, response.chunk())
-                .await
-                .map_err(|_| HandlerError::retry("the download stalled"))?
-                .map_err(|err| HandlerError::retry(format!("download: {err}")))?;
-            let Some(chunk) = chunk else { break };
-            if bytes.len() as u64 + chunk.len() as u64 > cap {
+        let limit = usize::try_from(cap).unwrap_or(usize::MAX);
+        let bytes = match read_capped(response, limit, self.config.download_timeout).await {
+            Ok(bytes) => bytes,
+            Err(BodyError::TooLarge(_)) => {
                 return Ok(Err(format!("the file is over {cap} bytes")));
             }
-            bytes.extend_from_slice(&chunk);
-        }
+            Err(BodyError::Stalled(_)) => {
+                return Err(HandlerError::retry("the download stalled"));
+            }
+            Err(BodyError::Transport(err)) => {
+                return Err(HandlerError::retry(format!("download: {err}")));
+            }
+        };
         tracing::debug!(
             elapsed_ms = (Utc::now() - started).num_milliseconds(),
             "downloaded"

@@ -49,13 +49,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
     runtime::serve(SERVICE, &service_config, shutdown, |context| async move {
         let slack_config = &config.slack;
         let client = slack::web_client(&slack_config.api_url)?;
-        let status = socket_mode::Status::new("asking Slack who this app is (auth.test)");
-        {
-            let status = status.clone();
-            context.readiness.add_check("slack", move || status.get());
-        }
-        let Some(identity) =
-            fetch_identity(&client, &slack_config.bot_token, &status, &context.shutdown).await
+        let status = context
+            .readiness
+            .add_stage("slack", "asking Slack who this app is (auth.test)");
+        let Some(identity) = runtime::until_it_works(
+            "auth.test with the bot token failed",
+            &status,
+            slack::AUTH_TEST_BACKOFF,
+            &context.shutdown,
+            || slack::Identity::fetch(&client, &slack_config.bot_token),
+        )
+        .await
         else {
             return Ok(());
         };
@@ -102,7 +106,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
 
         match slack_config.mode {
             Mode::SocketMode => {
-                status.set_message("connecting to Slack in Socket Mode");
+                status.waiting("connecting to Slack in Socket Mode");
                 socket_mode::SocketMode {
                     client,
                     app_token: slack_config.app_token.clone(),
@@ -118,7 +122,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                     .await
                     .map_err(|err| anyhow::anyhow!("cannot listen on {listen} for Slack: {err}"))?;
                 tracing::info!(addr = %listener.local_addr().unwrap_or(listen), "listening for Slack's requests");
-                status.set_ready();
+                status.ready();
                 let router = http_events::router(
                     intake,
                     &slack_config.signing_secret,
@@ -141,30 +145,4 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
         Ok(())
     })
     .await
-}
-
-/// `auth.test` until it answers (Slack down, or the emulator not up yet) or `shutdown`.
-async fn fetch_identity(
-    client: &slack::WebClient,
-    bot_token: &slack::Secret,
-    status: &socket_mode::Status,
-    shutdown: &CancellationToken,
-) -> Option<slack::Identity> {
-    let mut attempt = 0u32;
-    loop {
-        match slack::Identity::fetch(client, bot_token).await {
-            Ok(identity) => return Some(identity),
-            Err(err) => {
-                attempt += 1;
-                tracing::warn!(error = %err, attempt, "auth.test failed, retrying");
-                status.set_message(&format!("auth.test with the bot token failed: {err}"));
-            }
-        }
-        let delay = Duration::from_millis(250u64.saturating_mul(1 << attempt.min(7)))
-            .min(Duration::from_secs(30));
-        tokio::select! {
-            _ = shutdown.cancelled() => return None,
-            _ = tokio::time::sleep(delay) => {}
-        }
-    }
 }

@@ -12,13 +12,11 @@
 //! `Nats-Msg-Id` is the event id). On shutdown it stops reading, finishes and acks what it has,
 //! then closes.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use futures::{SinkExt as _, StreamExt as _};
 use proto::{mrkdwn::Mrkdwn, slack::SlackTransport};
+use runtime::Stage;
 use serde_json::{Value, json};
 use slack::{Secret, WebClient};
 use slack_morphism::prelude::SlackApiAppsConnectionOpenRequest;
@@ -33,31 +31,9 @@ use crate::intake::{Intake, Kind, Outcome};
 const PING_EVERY: Duration = Duration::from_secs(15);
 const SILENCE_LIMIT: Duration = Duration::from_secs(45);
 
-/// The socket's state, for `/readyz`.
-#[derive(Debug, Clone)]
-pub(crate) struct Status(Arc<Mutex<Result<(), String>>>);
-
-impl Status {
-    pub(crate) fn new(initial: &str) -> Status {
-        Status(Arc::new(Mutex::new(Err(initial.to_owned()))))
-    }
-
-    pub(crate) fn set_message(&self, waiting_for: &str) {
-        self.set(Err(waiting_for.to_owned()));
-    }
-
-    pub(crate) fn set_ready(&self) {
-        self.set(Ok(()));
-    }
-
-    fn set(&self, state: Result<(), String>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = state;
-    }
-
-    pub(crate) fn get(&self) -> Result<(), String> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
+/// How long a failed connection waits before the next: 1 s, doubling, at most 30 s.
+const RECONNECT_BACKOFF: runtime::Backoff =
+    runtime::Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
 
 /// One frame from Slack.
 #[derive(Debug, PartialEq)]
@@ -141,7 +117,8 @@ pub(crate) struct SocketMode {
     pub(crate) client: WebClient,
     pub(crate) app_token: Secret,
     pub(crate) intake: Intake,
-    pub(crate) status: Status,
+    /// The socket's state, for `/readyz`.
+    pub(crate) status: Stage,
 }
 
 impl SocketMode {
@@ -155,21 +132,19 @@ impl SocketMode {
                     failures = 0;
                     tracing::info!(%reason, "reconnecting to Slack");
                     self.status
-                        .set(Err(format!("reconnecting to Slack: {reason}")));
+                        .waiting(format!("reconnecting to Slack: {reason}"));
                     metrics::counter!("ft_gateway_socket_reconnects_total").increment(1);
                     continue;
                 }
                 Err(err) => {
                     failures += 1;
                     tracing::warn!(error = %err, failures, "Slack Socket Mode connection failed");
-                    self.status.set(Err(format!("Socket Mode: {err}")));
+                    self.status.waiting(format!("Socket Mode: {err}"));
                 }
             }
-            let delay = Duration::from_millis(500u64.saturating_mul(1 << failures.min(6)))
-                .min(Duration::from_secs(30));
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {}
+                _ = tokio::time::sleep(RECONNECT_BACKOFF.after(failures)) => {}
             }
         }
     }
@@ -199,7 +174,7 @@ impl SocketMode {
                         let _ = sink.send(WsMessage::Text(ack.into())).await;
                     }
                     let _ = sink.close().await;
-                    self.status.set(Err("shutting down".to_owned()));
+                    self.status.waiting("shutting down");
                     return Ok(End::Shutdown);
                 }
                 Some(ack) = ack_rx.recv() => {
@@ -228,7 +203,7 @@ impl SocketMode {
                     match parse_frame(&text) {
                         Frame::Hello => {
                             tracing::info!("connected to Slack in Socket Mode");
-                            self.status.set(Ok(()));
+                            self.status.ready();
                         }
                         Frame::Disconnect(reason) => return Ok(End::Reconnect(format!("Slack asked: {reason}"))),
                         Frame::Envelope { envelope_id, kind, type_name, accepts_response_payload, payload } => {

@@ -3,6 +3,7 @@
 //! 503. A slow server is cut at the timeout and a huge answer at `max_response_bytes`, so a lying
 //! upstream costs bounded time and memory.
 
+use runtime::body::{BodyError, NO_STALL_LIMIT, read_capped};
 use std::{collections::BTreeMap, time::Duration};
 
 use proto::TimeWindow;
@@ -134,15 +135,14 @@ impl Prometheus {
             .post(format!("{}/api/v1/{endpoint}", self.base_url))
             .form(params);
         tokio::time::timeout(self.timeout, async {
-            let mut response = request.send().await.map_err(|err| self.transport(err))?;
+            let response = request.send().await.map_err(|err| self.transport(err))?;
             let status = response.status();
-            let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(|err| self.transport(err))? {
-                if body.len() + chunk.len() > self.max_response_bytes {
-                    return Err(QueryError::TooLarge(self.max_response_bytes));
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = read_capped(response, self.max_response_bytes, NO_STALL_LIMIT)
+                .await
+                .map_err(|err| match err {
+                    BodyError::Transport(err) => self.transport(err),
+                    _ => QueryError::TooLarge(self.max_response_bytes),
+                })?;
             Ok((status, body))
         })
         .await

@@ -1,0 +1,49 @@
+//! An HTTP answer's body read whole, but never more than a cap, and never waiting on a stalled
+//! stream forever: what every client of an outside server (Prometheus, Pyroscope, Alertmanager,
+//! a live profile endpoint, Slack's file host) needs, since none of them is trusted to be small
+//! or quick.
+
+use std::time::Duration;
+
+/// Why a body was not read whole.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// More than the cap: said by `Content-Length` up front, or found while streaming.
+    #[error("the answer is over {0} bytes")]
+    TooLarge(usize),
+    /// No chunk arrived within the stall limit.
+    #[error("the answer stalled for {0:?}")]
+    Stalled(Duration),
+    #[error(transparent)]
+    Transport(#[from] reqwest::Error),
+}
+
+/// No stall limit: the caller bounds the whole read in time itself.
+pub const NO_STALL_LIMIT: Duration = Duration::MAX;
+
+/// Reads `response`'s body: at most `cap` bytes, each chunk within `stall`.
+pub async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+    stall: Duration,
+) -> Result<Vec<u8>, BodyError> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > cap as u64)
+    {
+        return Err(BodyError::TooLarge(cap));
+    }
+    let mut body = Vec::new();
+    loop {
+        let chunk = tokio::time::timeout(stall, response.chunk())
+            .await
+            .map_err(|_| BodyError::Stalled(stall))??;
+        let Some(chunk) = chunk else {
+            return Ok(body);
+        };
+        if body.len() + chunk.len() > cap {
+            return Err(BodyError::TooLarge(cap));
+        }
+        body.extend_from_slice(&chunk);
+    }
+}
