@@ -18,8 +18,7 @@ use std::{future::Future, net::SocketAddr, path::PathBuf, process::ExitCode, tim
 use bus::Bus;
 use clap::Parser;
 use serde::de::DeserializeOwned;
-use telemetry::admin::Readiness;
-pub use telemetry::admin::Stage;
+pub use telemetry::admin::{Readiness, Stage};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 

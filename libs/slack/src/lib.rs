@@ -586,7 +586,7 @@ async fn read_answer(
 
 /// How often `auth.test` is tried while Slack (or the emulator) does not answer at start:
 /// 500 ms, doubling, at most 30 s.
-pub const AUTH_TEST_BACKOFF: runtime::Backoff = runtime::Backoff::new(
+const AUTH_TEST_BACKOFF: runtime::Backoff = runtime::Backoff::new(
     std::time::Duration::from_millis(500),
     std::time::Duration::from_secs(30),
 );
@@ -619,6 +619,27 @@ impl Identity {
             bot_id: answer.bot_id.map(|id| id.to_string()),
             workspace_url: answer.url.0.to_string(),
         })
+    }
+
+    /// Asks Slack who the bot token belongs to until it answers (Slack down, or the emulator not
+    /// up yet), or `None` at shutdown. Meanwhile the service's readiness check `slack` says why
+    /// it is not ready; it is returned still not ready, for the caller to say when it is.
+    pub async fn at_start(
+        client: &WebClient,
+        bot_token: &Secret,
+        readiness: &runtime::Readiness,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> Option<(Identity, runtime::Stage)> {
+        let status = readiness.add_stage("slack", "asking Slack who this app is (auth.test)");
+        let identity = runtime::until_it_works(
+            "auth.test with the bot token failed",
+            &status,
+            AUTH_TEST_BACKOFF,
+            shutdown,
+            || Identity::fetch(client, bot_token),
+        )
+        .await?;
+        Some((identity, status))
     }
 
     /// A link to the message `ts` in `channel`, as Slack's "Copy link" makes it.

@@ -53,15 +53,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
     let service_config = config.clone();
     runtime::serve(SERVICE, &service_config, shutdown, |context| async move {
         let web = slack::web_client(&config.slack.api_url)?;
-        let status = context
-            .readiness
-            .add_stage("slack", "asking Slack who this app is (auth.test)");
-        let Some(identity) = runtime::until_it_works(
-            "auth.test with the bot token failed",
-            &status,
-            slack::AUTH_TEST_BACKOFF,
+        let Some((identity, status)) = slack::Identity::at_start(
+            &web,
+            &config.slack.bot_token,
+            &context.readiness,
             &context.shutdown,
-            || slack::Identity::fetch(&web, &config.slack.bot_token),
         )
         .await
         else {

@@ -49,15 +49,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
     runtime::serve(SERVICE, &service_config, shutdown, |context| async move {
         let slack_config = &config.slack;
         let client = slack::web_client(&slack_config.api_url)?;
-        let status = context
-            .readiness
-            .add_stage("slack", "asking Slack who this app is (auth.test)");
-        let Some(identity) = runtime::until_it_works(
-            "auth.test with the bot token failed",
-            &status,
-            slack::AUTH_TEST_BACKOFF,
+        let Some((identity, status)) = slack::Identity::at_start(
+            &client,
+            &slack_config.bot_token,
+            &context.readiness,
             &context.shutdown,
-            || slack::Identity::fetch(&client, &slack_config.bot_token),
         )
         .await
         else {
