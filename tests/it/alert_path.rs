@@ -101,7 +101,7 @@ async fn start_fetcher(
             Some((listen, dir)) => profile_fetcher::TracesConfig {
                 listen: Some(listen),
                 dir: dir.to_owned(),
-                sql_token: profile_fetcher::Password::new(SQL_TOKEN),
+                sql_token: profile_fetcher::Secret::new(SQL_TOKEN),
                 ..Default::default()
             },
             None => Default::default(),

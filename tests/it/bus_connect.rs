@@ -21,7 +21,7 @@ async fn connect_and_publish(config: &NatsConfig) -> Result<(), String> {
 async fn token_authentication() {
     let server = NatsServer::start_with_auth(&NatsAuth::Token("s3cret-token".into())).unwrap();
     let with = |token: Option<&str>| NatsConfig {
-        token: token.map(str::to_owned),
+        token: token.map(Into::into),
         ..nats_config(&server)
     };
 
@@ -49,7 +49,7 @@ async fn user_and_password_authentication() {
             .unwrap();
     let with = |password: &str| NatsConfig {
         user: Some("flamethread".to_owned()),
-        password: Some(password.to_owned()),
+        password: Some(password.into()),
         ..nats_config(&server)
     };
     connect_and_publish(&with("pa55")).await.unwrap();

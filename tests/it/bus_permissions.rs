@@ -34,7 +34,7 @@ fn server() -> NatsServer {
 fn as_user(server: &NatsServer, service: &str) -> bus::NatsConfig {
     bus::NatsConfig {
         user: Some(service.to_owned()),
-        password: Some(password(service)),
+        password: Some(password(service).into()),
         ..nats_config(server)
     }
 }

@@ -215,7 +215,7 @@ async fn start_fetcher(
             public_url: format!("http://{pages}"),
         },
         changes: profile_fetcher::ChangesConfig {
-            api_token: profile_fetcher::Password::new(TOKEN),
+            api_token: profile_fetcher::Secret::new(TOKEN),
             ..Default::default()
         },
         kubernetes,

@@ -1,5 +1,6 @@
 //! How to reach NATS, as every service's config file spells it (the `[nats]` table).
 
+pub use secret::Secret;
 use std::{fmt, path::PathBuf, time::Duration};
 
 use serde::Deserialize;
@@ -14,12 +15,12 @@ pub struct NatsConfig {
     /// Prefix of every subject, stream and bucket. Default `ft`.
     pub prefix: String,
     /// Authentication token. Default none.
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// A `.creds` file (JWT + nkey seed). Default none.
     pub credentials_file: Option<PathBuf>,
     /// User name, with `password`. Default none.
     pub user: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     pub tls: TlsConfig,
     /// How long one connection attempt may take. Default `5s`.
     #[serde(with = "humantime_serde")]
@@ -159,14 +160,13 @@ impl RetentionConfig {
 
 impl fmt::Debug for NatsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let redacted = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
         f.debug_struct("NatsConfig")
             .field("url", &without_credentials(&self.url))
             .field("prefix", &self.prefix)
-            .field("token", &redacted(&self.token))
+            .field("token", &self.token)
             .field("credentials_file", &self.credentials_file)
             .field("user", &self.user)
-            .field("password", &redacted(&self.password))
+            .field("password", &self.password)
             .field("tls", &self.tls)
             .field("connect_timeout", &self.connect_timeout)
             .field("replicas", &self.replicas)

@@ -72,10 +72,10 @@ impl Bus {
                 }
             });
         if let Some(token) = &config.token {
-            options = options.token(token.clone());
+            options = options.token(token.expose().to_owned());
         }
         if let (Some(user), Some(password)) = (&config.user, &config.password) {
-            options = options.user_and_password(user.clone(), password.clone());
+            options = options.user_and_password(user.clone(), password.expose().to_owned());
         }
         if let Some(path) = &config.credentials_file {
             options = options.credentials_file(path).await.map_err(|err| {

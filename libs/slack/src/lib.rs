@@ -5,9 +5,6 @@
 //! Only slack-gateway and remediation-poster depend on this crate; that is how "only they hold
 //! Slack tokens" stays visible in `Cargo.toml`s.
 
-use std::fmt;
-
-use serde::{Deserialize, Deserializer};
 use slack_morphism::prelude::*;
 
 /// The Web API client, over TLS or plain HTTP depending on the base URL's scheme.
@@ -16,42 +13,11 @@ pub type WebClient = SlackHyperClient;
 /// The local Slack emulator's Web API, where the defaults point (see `deploy/local/up.sh`).
 pub const EMULATOR_API_URL: &str = "http://127.0.0.1:3001/api";
 
-/// A token or secret from the config: usable, never printed (`--check-config` shows `<redacted>`).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub use secret::Secret;
 
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.trim().is_empty()
-    }
-
-    pub fn api_token(&self) -> SlackApiToken {
-        SlackApiToken::new(self.0.clone().into())
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            f.write_str("<empty>")
-        } else {
-            f.write_str("<redacted>")
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
-        String::deserialize(deserializer).map(Secret)
-    }
+/// The token as slack-morphism takes it.
+pub fn api_token(token: &Secret) -> SlackApiToken {
+    SlackApiToken::new(token.expose().to_owned().into())
 }
 
 /// Checks that a configured token looks like the kind Slack issues for `purpose`
@@ -610,7 +576,7 @@ impl Identity {
         bot_token: &Secret,
     ) -> Result<Identity, slack_morphism::errors::SlackClientError> {
         let answer = client
-            .open_session(&bot_token.api_token())
+            .open_session(&api_token(bot_token))
             .auth_test()
             .await?;
         Ok(Identity {
@@ -663,13 +629,6 @@ impl Identity {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secrets_never_print() {
-        let secret = Secret::new("xoxb-very-secret");
-        assert_eq!(format!("{secret:?}"), "<redacted>");
-        assert_eq!(format!("{:?}", Secret::new("")), "<empty>");
-    }
 
     #[test]
     fn tokens_are_checked_for_their_kind() {

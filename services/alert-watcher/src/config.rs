@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use secret::Secret;
 use serde::Deserialize;
 
 /// `[alertmanager]`: where to recover what Alertmanager's default Slack template leaves out.
-#[derive(Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertmanagerConfig {
     /// Alertmanager's base URL, e.g. `http://alertmanager:9093`. Empty (the default): labels
@@ -21,10 +22,10 @@ pub struct AlertmanagerConfig {
     pub webhook_listen: Option<std::net::SocketAddr>,
     /// The bearer token Alertmanager sends (`http_config.authorization.credentials`); set it
     /// with `ALERT_WATCHER_ALERTMANAGER__WEBHOOK_TOKEN`.
-    pub webhook_token: String,
+    pub webhook_token: Secret,
     /// Basic auth Alertmanager sends (`http_config.basic_auth`), instead of a token.
     pub webhook_username: String,
-    pub webhook_password: String,
+    pub webhook_password: Secret,
     /// How long after an incident's last notification it may be resolved because Alertmanager
     /// no longer has its alerts (it sends no `[RESOLVED]` for an alert silenced when it
     /// stopped; `incidents.sweep_every` says how often this is looked at). Default `5m`.
@@ -50,21 +51,6 @@ impl AlertmanagerConfig {
         } else {
             None
         }
-    }
-}
-
-impl std::fmt::Debug for AlertmanagerConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let hidden = |secret: &str| if secret.is_empty() { "" } else { "<hidden>" };
-        f.debug_struct("AlertmanagerConfig")
-            .field("url", &self.url)
-            .field("timeout", &self.timeout)
-            .field("webhook_listen", &self.webhook_listen)
-            .field("webhook_token", &hidden(&self.webhook_token))
-            .field("webhook_username", &self.webhook_username)
-            .field("webhook_password", &hidden(&self.webhook_password))
-            .field("reconcile_grace", &self.reconcile_grace)
-            .finish()
     }
 }
 
@@ -96,9 +82,9 @@ impl Default for AlertmanagerConfig {
             url: String::new(),
             timeout: Duration::from_secs(5),
             webhook_listen: None,
-            webhook_token: String::new(),
+            webhook_token: Secret::default(),
             webhook_username: String::new(),
-            webhook_password: String::new(),
+            webhook_password: Secret::default(),
             reconcile_grace: Duration::from_secs(5 * 60),
         }
     }
@@ -144,7 +130,7 @@ impl runtime::ConfigSection for AlertmanagerConfig {
         if self.webhook_listen.is_some() && secret.1.is_empty() {
             return Err("alertmanager.webhook_listen: the webhook needs webhook_token (or webhook_username and webhook_password), which Alertmanager sends with http_config".to_owned());
         }
-        if !secret.1.is_empty() && secret.1.len() < MIN_SECRET {
+        if !secret.1.is_empty() && secret.1.expose().len() < MIN_SECRET {
             return Err(format!(
                 "alertmanager.{}: at least {MIN_SECRET} characters",
                 secret.0

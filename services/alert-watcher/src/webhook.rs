@@ -10,6 +10,7 @@
 //! Answers 200 only once what it carried is stored; 400 with the reason for a payload that is not
 //! Alertmanager's webhook format (version 4); 413 past 4 MiB.
 
+use secret::Secret;
 use std::{collections::BTreeMap, sync::Arc};
 
 use axum::{
@@ -105,19 +106,10 @@ impl Notification {
 }
 
 /// How Alertmanager proves who it is.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WebhookAuth {
-    Bearer(String),
-    Basic { username: String, password: String },
-}
-
-impl std::fmt::Debug for WebhookAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            WebhookAuth::Bearer(_) => "Bearer <redacted>",
-            WebhookAuth::Basic { .. } => "Basic <redacted>",
-        })
-    }
+    Bearer(Secret),
+    Basic { username: String, password: Secret },
 }
 
 impl WebhookAuth {
@@ -130,10 +122,11 @@ impl WebhookAuth {
             return false;
         };
         let expected = match self {
-            WebhookAuth::Bearer(token) => format!("Bearer {token}"),
+            WebhookAuth::Bearer(token) => format!("Bearer {}", token.expose()),
             WebhookAuth::Basic { username, password } => format!(
                 "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{username}:{}", password.expose()))
             ),
         };
         bool::from(given.as_bytes().ct_eq(expected.as_bytes()))

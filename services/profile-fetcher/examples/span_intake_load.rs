@@ -103,7 +103,7 @@ async fn main() {
         traces: profile_fetcher::TracesConfig {
             listen: Some(intake),
             dir: dir.path().to_owned(),
-            sql_token: profile_fetcher::Password::new(SQL_TOKEN),
+            sql_token: profile_fetcher::Secret::new(SQL_TOKEN),
             ..Default::default()
         },
         ..Default::default()

@@ -104,31 +104,7 @@ impl runtime::ConfigSection for Queries {
     }
 }
 
-/// A password or token from the config: usable, never printed (`--check-config` shows
-/// `<redacted>`).
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Password(String);
-
-impl Password {
-    pub fn new(value: impl Into<String>) -> Password {
-        Password(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Password {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_empty() {
-            "\"\""
-        } else {
-            "<redacted>"
-        })
-    }
-}
+pub use secret::Secret;
 
 /// Which of Pyroscope's query APIs to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -153,9 +129,9 @@ pub struct PyroscopeConfig {
     pub tenant: String,
     /// Basic auth, when set.
     pub user: String,
-    pub password: Password,
+    pub password: Secret,
     /// A bearer token (Grafana Cloud), instead of basic auth.
-    pub bearer_token: Password,
+    pub bearer_token: Secret,
     /// The label that names the app. Default `service_name`.
     pub app_label: String,
     /// The profile type of incidents. Default `process_cpu:cpu:nanoseconds:cpu:nanoseconds`.
@@ -178,8 +154,8 @@ impl Default for PyroscopeConfig {
             api: PyroscopeApi::Connect,
             tenant: String::new(),
             user: String::new(),
-            password: Password::default(),
-            bearer_token: Password::default(),
+            password: Secret::default(),
+            bearer_token: Secret::default(),
             app_label: "service_name".to_owned(),
             profile_type: "process_cpu:cpu:nanoseconds:cpu:nanoseconds".to_owned(),
             timeout: Duration::from_secs(15),
@@ -321,7 +297,7 @@ impl runtime::ConfigSection for LiveConfig {
 pub struct ChangesConfig {
     /// The bearer token `POST`/`GET /api/v1/changes` require (on the pages listener). Empty
     /// (the default): the API answers 503 saying it is not configured. At least 16 characters.
-    pub api_token: Password,
+    pub api_token: Secret,
     /// How long before the alert's start changes are looked for. Default `2h`.
     #[serde(with = "humantime_serde")]
     pub lookback: Duration,
@@ -335,7 +311,7 @@ pub struct ChangesConfig {
 impl Default for ChangesConfig {
     fn default() -> Self {
         ChangesConfig {
-            api_token: Password::default(),
+            api_token: Secret::default(),
             lookback: Duration::from_secs(2 * 3600),
             max_shown: 10,
             kube_state_metrics: true,
@@ -448,10 +424,10 @@ pub struct TracesConfig {
     pub listen: Option<std::net::SocketAddr>,
     /// A bearer token the intake requires. Empty (the default): anyone who reaches `listen` may
     /// send spans, as with an OpenTelemetry collector; keep `listen` private then.
-    pub intake_token: Password,
+    pub intake_token: Secret,
     /// The bearer token `POST /api/v1/sql` (on the pages listener) and `flamethread-sql` need.
     /// Empty (the default): SQL over HTTP answers 503. At least 16 characters.
-    pub sql_token: Password,
+    pub sql_token: Secret,
     /// The span store's directory (Parquet files). Default `/var/lib/flamethread/spans`.
     pub dir: std::path::PathBuf,
     /// How long spans are kept. Default `7d`.
@@ -488,8 +464,8 @@ impl Default for TracesConfig {
     fn default() -> Self {
         TracesConfig {
             listen: None,
-            intake_token: Password::default(),
-            sql_token: Password::default(),
+            intake_token: Secret::default(),
+            sql_token: Secret::default(),
             dir: "/var/lib/flamethread/spans".into(),
             retention: Duration::from_secs(7 * 24 * 3600),
             max_bytes: 10 << 30,

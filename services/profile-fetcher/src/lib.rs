@@ -44,8 +44,8 @@ use runtime::ServiceName;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{
-    ChangesConfig, KubernetesConfig, LiveConfig, MetricQuery, PagesConfig, Password,
-    PrometheusConfig, PyroscopeApi, PyroscopeConfig, Queries, TracesConfig,
+    ChangesConfig, KubernetesConfig, LiveConfig, MetricQuery, PagesConfig, PrometheusConfig,
+    PyroscopeApi, PyroscopeConfig, Queries, Secret, TracesConfig,
 };
 
 pub const SERVICE: ServiceName = ServiceName {

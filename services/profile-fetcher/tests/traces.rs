@@ -16,7 +16,7 @@ use opentelemetry::trace::{
     Span as _, Status, TraceContextExt as _, Tracer as _, TracerProvider as _,
 };
 use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
-use profile_fetcher::{Config, PagesConfig, Password, TracesConfig};
+use profile_fetcher::{Config, PagesConfig, Secret, TracesConfig};
 use serde_json::{Value, json};
 use test_support::{NatsServer, reserve_port, wait_for, wait_ready};
 use tokio_util::sync::CancellationToken;
@@ -61,7 +61,7 @@ async fn start(nats: &NatsServer, dir: &Path, traces: TracesConfig) -> Running {
         traces: TracesConfig {
             listen: Some(intake),
             dir: dir.to_owned(),
-            sql_token: Password::new(SQL_TOKEN),
+            sql_token: Secret::new(SQL_TOKEN),
             flush_every: Duration::from_secs(1),
             ..traces
         },
@@ -287,7 +287,7 @@ async fn an_sdk_traced_app_is_stored_once_across_a_retry_and_a_restart() {
     let nats = NatsServer::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let traces = TracesConfig {
-        intake_token: Password::new(INTAKE_TOKEN),
+        intake_token: Secret::new(INTAKE_TOKEN),
         ..TracesConfig::default()
     };
     let fetcher = start(&nats, dir.path(), traces.clone()).await;

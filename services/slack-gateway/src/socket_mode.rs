@@ -152,7 +152,7 @@ impl SocketMode {
     async fn connect_and_serve(&self, shutdown: &CancellationToken) -> Result<End, String> {
         let opened = self
             .client
-            .open_session(&self.app_token.api_token())
+            .open_session(&slack::api_token(&self.app_token))
             .apps_connections_open(&SlackApiAppsConnectionOpenRequest::new())
             .await
             .map_err(|err| format!("apps.connections.open: {err}"))?;

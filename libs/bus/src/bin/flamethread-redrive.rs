@@ -41,7 +41,7 @@ async fn main() -> std::process::ExitCode {
     let config = bus::NatsConfig {
         url: args.url,
         prefix: args.prefix,
-        token: args.token,
+        token: args.token.map(bus::config::Secret::from),
         credentials_file: args.creds,
         ..bus::NatsConfig::default()
     };

@@ -32,7 +32,7 @@ use proto::{Change, ChangeSource, NewChange, Subject, change::limits};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::config::Password;
+use crate::config::Secret;
 
 /// Most changes one `GET` lists.
 pub const MAX_LISTED: usize = 500;
@@ -40,11 +40,11 @@ pub const MAX_LISTED: usize = 500;
 #[derive(Clone)]
 struct Markers {
     bus: Bus,
-    token: Arc<Password>,
+    token: Arc<Secret>,
 }
 
 /// `/api/v1/changes`: `POST` records, `GET` lists.
-pub fn router(bus: Bus, token: Password) -> Router {
+pub fn router(bus: Bus, token: Secret) -> Router {
     let markers = Markers {
         bus,
         token: Arc::new(token),

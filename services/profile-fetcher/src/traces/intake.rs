@@ -28,7 +28,7 @@ use sha2::{Digest as _, Sha256};
 use spans::{Encoding, intake};
 
 use super::sampling::Sampler;
-use crate::config::Password;
+use crate::config::Secret;
 
 /// Most bytes of one published batch (NATS's default message limit is 1 MiB).
 const BATCH_BYTES: usize = 768 * 1024;
@@ -36,13 +36,13 @@ const BATCH_BYTES: usize = 768 * 1024;
 #[derive(Clone)]
 struct Intake {
     bus: Bus,
-    token: Arc<Password>,
+    token: Arc<Secret>,
     max_body_bytes: usize,
     sampler: Arc<Sampler>,
 }
 
 /// The intake's routes.
-pub fn router(bus: Bus, token: Password, max_body_bytes: usize, sampler: Arc<Sampler>) -> Router {
+pub fn router(bus: Bus, token: Secret, max_body_bytes: usize, sampler: Arc<Sampler>) -> Router {
     let intake = Intake {
         bus,
         token: Arc::new(token),

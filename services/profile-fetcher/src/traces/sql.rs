@@ -22,7 +22,7 @@ use serde_json::json;
 use spans::QueryError;
 
 use super::{Queries, QueryRefusal};
-use crate::config::Password;
+use crate::config::Secret;
 
 /// Most bytes of a query.
 const MAX_QUERY_BYTES: usize = 64 * 1024;
@@ -30,11 +30,11 @@ const MAX_QUERY_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 struct Sql {
     queries: Option<Queries>,
-    token: Arc<Password>,
+    token: Arc<Secret>,
 }
 
 /// The route; `queries` is `None` when the span store is off (`traces.listen` unset).
-pub fn router(queries: Option<Queries>, token: Password) -> Router {
+pub fn router(queries: Option<Queries>, token: Secret) -> Router {
     let sql = Sql {
         queries,
         token: Arc::new(token),
