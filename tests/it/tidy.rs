@@ -384,3 +384,37 @@ fn slack_manifests_declare_what_the_gateway_reads_and_nothing_else() {
         }
     }
 }
+
+/// ARCHITECTURE.md's invariants name the tidy tests that check them: each named test exists, so
+/// the document cannot claim a check nobody runs.
+#[test]
+fn architecture_names_only_tidy_tests_that_exist() {
+    let root = workspace_root();
+    let architecture = fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let tidy = fs::read_to_string(root.join("tests/it/tidy.rs")).unwrap();
+    let invariants = architecture
+        .split("## Invariants")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("ARCHITECTURE.md has an Invariants section");
+    let named: Vec<&str> = invariants
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|name| {
+            name.contains('_') && name.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        })
+        .collect();
+    assert!(
+        named.len() >= 8,
+        "the invariants name their tests: {named:?}"
+    );
+    let missing: Vec<&&str> = named
+        .iter()
+        .filter(|name| !tidy.contains(&format!("fn {name}()")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md names tests that do not exist: {missing:?}"
+    );
+}
