@@ -256,6 +256,28 @@ fn credentials_are_one_secret_type() {
     assert!(offences.is_empty(), "{offences:#?}");
 }
 
+/// Every service runs its consumers, servers and jobs through `runtime::Tasks`: no service
+/// starts a consumer or an HTTP server by hand, so all five read the same way.
+#[test]
+fn services_register_their_work_one_way() {
+    let mut offences = Vec::new();
+    for (shown, code) in production_code() {
+        if !shown.starts_with("services/") {
+            continue;
+        }
+        for by_hand in [
+            "bus::consumer::run(",
+            "runtime::http::serve(",
+            "tokio::try_join!",
+        ] {
+            if code.contains(by_hand) {
+                offences.push(format!("{shown}: {by_hand} instead of runtime::Tasks"));
+            }
+        }
+    }
+    assert!(offences.is_empty(), "{offences:#?}");
+}
+
 /// A handler's failure is decided by type: nobody reads a `HandlerError`'s message to decide.
 #[test]
 fn handler_errors_are_not_read_as_text() {

@@ -69,21 +69,27 @@ impl HandlerError {
         self.source.downcast_ref()
     }
 
-    /// The error and each of its sources, joined with ": " (what a dead letter records).
+    /// The error and each of its sources (what a dead letter records): [`error_chain`].
     pub fn reason(&self) -> String {
-        let mut reason = self.source.to_string();
-        let mut next = self.source.source();
-        while let Some(cause) = next {
-            let text = cause.to_string();
-            // Errors that print their source in their own message are not repeated.
-            if !reason.ends_with(&text) {
-                reason.push_str(": ");
-                reason.push_str(&text);
-            }
-            next = cause.source();
-        }
-        reason
+        error_chain(&*self.source)
     }
+}
+
+/// An error and each of its sources, joined with ": ", as a person reads it in a log or a reply
+/// ("connect: tcp connect error: Connection refused"). A source an error already prints in its
+/// own message is not repeated.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut chain = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !chain.ends_with(&text) {
+            chain.push_str(": ");
+            chain.push_str(&text);
+        }
+        next = cause.source();
+    }
+    chain
 }
 
 impl std::fmt::Display for HandlerError {

@@ -35,7 +35,7 @@ pub use config::{NatsConfig, RetentionConfig};
 
 pub mod redrive;
 pub use consumer::{ConsumerOptions, Delivery};
-pub use error::{BoxError, Disposition, Error, HandlerError};
+pub use error::{BoxError, Disposition, Error, HandlerError, error_chain};
 pub use follow::{FollowFrom, Followed};
 pub use history::History;
 

@@ -47,3 +47,44 @@ pub async fn read_capped(
         body.extend_from_slice(&chunk);
     }
 }
+
+/// Why an exchange with an outside server gave no whole answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("no answer within {0:?}")]
+    TimedOut(Duration),
+    #[error("the answer is over {0} bytes")]
+    TooLarge(usize),
+    /// Not reached, or the connection broke: the error with its causes.
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+}
+
+/// Sends `request` and reads the whole answer, all of it within `timeout` and at most `cap`
+/// bytes: the status and the body, whatever the status (the caller reads refusals too).
+pub async fn exchange(
+    request: reqwest::RequestBuilder,
+    cap: usize,
+    timeout: Duration,
+) -> Result<(reqwest::StatusCode, Vec<u8>), ExchangeError> {
+    let transport = |err: reqwest::Error| {
+        if err.is_timeout() {
+            ExchangeError::TimedOut(timeout)
+        } else {
+            ExchangeError::Unreachable(bus::error_chain(&err))
+        }
+    };
+    tokio::time::timeout(timeout, async {
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let body = read_capped(response, cap, NO_STALL_LIMIT)
+            .await
+            .map_err(|err| match err {
+                BodyError::Transport(err) => transport(err),
+                BodyError::TooLarge(_) | BodyError::Stalled(_) => ExchangeError::TooLarge(cap),
+            })?;
+        Ok((status, body))
+    })
+    .await
+    .map_err(|_| ExchangeError::TimedOut(timeout))?
+}

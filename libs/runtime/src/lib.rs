@@ -12,12 +12,14 @@
 pub mod body;
 pub mod config;
 pub mod http;
+mod tasks;
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use bus::Bus;
 use clap::Parser;
 use serde::de::DeserializeOwned;
+pub use tasks::Tasks;
 pub use telemetry::admin::{Readiness, Stage};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;

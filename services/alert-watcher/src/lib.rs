@@ -94,34 +94,27 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             change_rules: config.changes.compile().map_err(anyhow::Error::msg)?,
             storm: config.storm.rules(),
         });
-        let webhook = match config.alertmanager.webhook_listen {
-            Some(listen) => {
-                let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
-                    anyhow::anyhow!("cannot listen on {listen} for Alertmanager's webhook: {err}")
-                })?;
-                tracing::info!(addr = %listen, "receiving Alertmanager's webhook on /alertmanager");
-                let auth = config.alertmanager.webhook_auth().ok_or_else(|| {
-                    anyhow::anyhow!("alertmanager.webhook_listen needs webhook credentials")
-                })?;
-                let router = webhook::router(watcher.clone(), auth);
-                Some(tokio::spawn(runtime::http::serve(
-                    listener,
-                    router,
-                    context.shutdown.clone(),
-                    runtime::http::Limits::default(),
-                )))
-            }
-            None => None,
-        };
-        let consumer_watcher = watcher.clone();
-        let messages = bus::consumer::run(
-            context.bus.clone(),
+        let mut tasks = runtime::Tasks::new(&context);
+        if let Some(listen) = config.alertmanager.webhook_listen {
+            let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
+                anyhow::anyhow!("cannot listen on {listen} for Alertmanager's webhook: {err}")
+            })?;
+            tracing::info!(addr = %listen, "receiving Alertmanager's webhook on /alertmanager");
+            let auth = config.alertmanager.webhook_auth().ok_or_else(|| {
+                anyhow::anyhow!("alertmanager.webhook_listen needs webhook credentials")
+            })?;
+            tasks.serve(
+                "the webhook receiver",
+                listener,
+                webhook::router(watcher.clone(), auth),
+            );
+        }
+        tasks.consume(
             &proto::subjects::ALERT_WATCHER_MESSAGES,
             ConsumerOptions::default(),
-            context.shutdown.clone(),
-            move |delivery: Delivery<SlackMessage>| {
-                let watcher = consumer_watcher.clone();
-                async move { watcher.on_message(delivery.message).await }
+            watcher.clone(),
+            |watcher, delivery: Delivery<SlackMessage>| async move {
+                watcher.on_message(delivery.message).await
             },
         );
         let interactions = std::sync::Arc::new(interactions::Interactions {
@@ -132,47 +125,35 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             actions: config.actions.clone(),
             live_limits: live_limits::LiveLimits::new(&config.actions),
         });
-        let interaction_consumer = bus::consumer::run(
-            context.bus.clone(),
+        tasks.consume(
             &proto::subjects::ALERT_WATCHER_INTERACTIONS,
             ConsumerOptions::default(),
-            context.shutdown.clone(),
-            move |delivery: Delivery<SlackInteraction>| {
-                let interactions = interactions.clone();
-                async move { interactions.on_interaction(delivery.message).await }
+            interactions,
+            |interactions, delivery: Delivery<SlackInteraction>| async move {
+                interactions.on_interaction(delivery.message).await
             },
         );
         let stale_after = config.incidents.stale_after;
         let every = config.incidents.sweep_every;
-        let sweeping = (!every.is_zero()).then(|| {
+        if !every.is_zero() {
             let reconcile = alertmanager_for_reconciling;
             let (watcher, shutdown) = (watcher.clone(), context.shutdown.clone());
             let grace = config.alertmanager.reconcile_grace;
-            tokio::spawn(async move {
+            tasks.spawn("the sweep of open incidents", async move {
                 let mut ticks = tokio::time::interval(every);
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tokio::select! {
                         _ = ticks.tick() => {}
-                        () = shutdown.cancelled() => return,
+                        () = shutdown.cancelled() => return Ok(()),
                     }
                     if let Err(err) = watcher.sweep(reconcile.as_ref(), grace, stale_after).await {
                         tracing::warn!(error = %err, "cannot look over the open incidents");
                     }
                 }
-            })
-        });
-        tokio::try_join!(messages, interaction_consumer)?;
-        if let Some(sweeping) = sweeping {
-            let _ = sweeping.await;
+            });
         }
-        if let Some(webhook) = webhook {
-            webhook
-                .await
-                .map_err(|err| anyhow::anyhow!("the webhook receiver panicked: {err}"))?
-                .map_err(|err| anyhow::anyhow!("the webhook receiver failed: {err}"))?;
-        }
-        Ok(())
+        tasks.run().await
     })
     .await
 }

@@ -102,6 +102,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             memory_bytes: config.traces.query_memory_bytes,
             ..spans::QueryLimits::default()
         };
+        let mut tasks = runtime::Tasks::new(&context);
         let store = match config.traces.listen {
             Some(listen) => {
                 let store = traces::open(&config.traces).map_err(anyhow::Error::msg)?;
@@ -119,23 +120,26 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                     config.traces.max_body_bytes,
                     sampler.clone(),
                 );
-                let intake = tokio::spawn(runtime::http::serve(
-                    listener,
-                    router,
-                    context.shutdown.clone(),
-                    runtime::http::Limits::default(),
-                ));
-                let keeper = tokio::spawn(traces::keep(
+                tasks.serve("the span intake", listener, router);
+                let keeping = traces::keep(
                     context.bus.clone(),
                     store.clone(),
                     context.shutdown.clone(),
-                ));
-                tokio::spawn(traces::sampling::follow_trace_all(
+                );
+                tasks.spawn("the span store", async move {
+                    keeping.await;
+                    Ok(())
+                });
+                let following = traces::sampling::follow_trace_all(
                     context.bus.clone(),
                     sampler.clone(),
                     context.shutdown.clone(),
-                ));
-                Some((store, sampler, intake, keeper))
+                );
+                tasks.spawn("following trace-all marks", async move {
+                    following.await;
+                    Ok(())
+                });
+                Some((store, sampler))
             }
             None => None,
         };
@@ -158,118 +162,67 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                 .map_err(anyhow::Error::msg)?,
             spans: store
                 .as_ref()
-                .map(|(store, _, _, _)| (store.clone(), query_limits)),
+                .map(|(store, _)| (store.clone(), query_limits)),
         });
         let queries = store
             .as_ref()
-            .map(|(store, _, _, _)| traces::Queries::new(store.clone(), query_limits));
-        let pages = match config.pages.listen {
-            Some(listen) => {
-                let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
-                    anyhow::anyhow!("cannot listen on {listen} for the flamegraph pages: {err}")
-                })?;
-                tracing::info!(addr = %listen, url = %config.pages.public_url, "serving flamegraph pages");
-                let router = pages::router(context.bus.clone())
-                    .merge(changes::api::router(
-                        context.bus.clone(),
-                        config.changes.api_token.clone(),
-                    ))
-                    .merge(traces::sql::router(
-                        queries.clone(),
-                        config.traces.sql_token.clone(),
-                    ))
-                    .merge(traces::waterfall::router(queries.clone()));
-                Some(tokio::spawn(runtime::http::serve(
-                    listener,
-                    router,
-                    context.shutdown.clone(),
-                    runtime::http::Limits::default(),
-                )))
-            }
-            None => None,
-        };
-        let incidents = bus::consumer::run(
-            context.bus.clone(),
+            .map(|(store, _)| traces::Queries::new(store.clone(), query_limits));
+        if let Some(listen) = config.pages.listen {
+            let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
+                anyhow::anyhow!("cannot listen on {listen} for the flamegraph pages: {err}")
+            })?;
+            tracing::info!(addr = %listen, url = %config.pages.public_url, "serving flamegraph pages");
+            let router = pages::router(context.bus.clone())
+                .merge(changes::api::router(
+                    context.bus.clone(),
+                    config.changes.api_token.clone(),
+                ))
+                .merge(traces::sql::router(
+                    queries.clone(),
+                    config.traces.sql_token.clone(),
+                ))
+                .merge(traces::waterfall::router(queries.clone()));
+            tasks.serve("the pages server", listener, router);
+        }
+        tasks.consume(
             &proto::subjects::PROFILE_FETCHER_INCIDENTS,
             ConsumerOptions::default(),
-            context.shutdown.clone(),
-            {
-                let fetcher = fetcher.clone();
-                move |delivery: Delivery<IncidentEvent>| {
-                    let fetcher = fetcher.clone();
-                    async move { fetcher.on_incident(delivery.message).await }
-                }
+            fetcher.clone(),
+            |fetcher, delivery: Delivery<IncidentEvent>| async move {
+                fetcher.on_incident(delivery.message).await
             },
         );
-        let fetcher_for_home = fetcher.clone();
-        let requests = bus::consumer::run(
-            context.bus.clone(),
+        tasks.consume(
             &proto::subjects::PROFILE_FETCHER_REQUESTS,
             ConsumerOptions::default(),
-            context.shutdown.clone(),
-            move |delivery: Delivery<ProfileRequest>| {
-                let fetcher = fetcher.clone();
-                async move { fetcher.on_request(delivery.message).await }
+            fetcher.clone(),
+            |fetcher, delivery: Delivery<ProfileRequest>| async move {
+                fetcher.on_request(delivery.message).await
+            },
+        );
+        tasks.consume(
+            &proto::subjects::PROFILE_FETCHER_HOME,
+            ConsumerOptions::default(),
+            fetcher,
+            |fetcher, delivery: Delivery<proto::HomeOpened>| async move {
+                fetcher.on_home_opened(delivery.message).await
             },
         );
         let commands = std::sync::Arc::new(traces::commands::Commands {
             bus: context.bus.clone(),
             queries,
-            sampler: store.as_ref().map(|(_, sampler, _, _)| sampler.clone()),
+            sampler: store.as_ref().map(|(_, sampler)| sampler.clone()),
             slack_sql: config.traces.slack_sql,
         });
-        let traces_commands = bus::consumer::run(
-            context.bus.clone(),
+        tasks.consume(
             &proto::subjects::PROFILE_FETCHER_TRACES,
             ConsumerOptions::default(),
-            context.shutdown.clone(),
-            move |delivery: Delivery<proto::TracesCommand>| {
-                let commands = commands.clone();
-                async move { commands.on_command(delivery.message).await }
+            commands,
+            |commands, delivery: Delivery<proto::TracesCommand>| async move {
+                commands.on_command(delivery.message).await
             },
         );
-        let home = {
-            let fetcher = fetcher_for_home;
-            bus::consumer::run(
-                context.bus.clone(),
-                &proto::subjects::PROFILE_FETCHER_HOME,
-                ConsumerOptions::default(),
-                context.shutdown.clone(),
-                move |delivery: Delivery<proto::HomeOpened>| {
-                    let fetcher = fetcher.clone();
-                    async move { fetcher.on_home_opened(delivery.message).await }
-                },
-            )
-        };
-        tokio::try_join!(incidents, requests, traces_commands, home)?;
-        if let Some((_, _, intake, keeper)) = store {
-            intake
-                .await
-                .map_err(|err| anyhow::anyhow!("the span intake panicked: {err}"))?
-                .map_err(|err| anyhow::anyhow!("the span intake failed: {err}"))?;
-            keeper
-                .await
-                .map_err(|err| anyhow::anyhow!("the span store panicked: {err}"))?;
-        }
-        if let Some(pages) = pages {
-            pages
-                .await
-                .map_err(|err| anyhow::anyhow!("the pages server panicked: {err}"))?
-                .map_err(|err| anyhow::anyhow!("the pages server failed: {err}"))?;
-        }
-        Ok(())
+        tasks.run().await
     })
     .await
-}
-
-/// An error with its causes, `a: b: c` (reqwest's own message hides the cause).
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -5,7 +5,7 @@
 //! Which URL an app has is configuration only (`[live] targets` or a `url_template` filled with
 //! a DNS-name app): the app comes from a Slack user, so it must never become an arbitrary URL.
 
-use runtime::body::{BodyError, NO_STALL_LIMIT, read_capped};
+use runtime::body::{ExchangeError, exchange};
 use std::time::Duration;
 
 use backon::{ConstantBuilder, Retryable as _};
@@ -129,27 +129,13 @@ impl LiveProfiler {
     async fn profile_once(&self, url: &str, seconds: u32) -> Result<Decoded, LiveError> {
         let timeout = Duration::from_secs(u64::from(seconds)) + self.config.timeout_margin;
         let limit = self.config.max_response_bytes;
-        let transport = |err: reqwest::Error| {
-            if err.is_timeout() {
-                LiveError::TimedOut(timeout)
-            } else {
-                LiveError::Unreachable(crate::error_chain(&err))
-            }
-        };
-        let (status, body) = tokio::time::timeout(timeout, async {
-            let response = self.client.get(url).send().await.map_err(transport)?;
-            let status = response.status();
-            let body =
-                read_capped(response, limit, NO_STALL_LIMIT)
-                    .await
-                    .map_err(|err| match err {
-                        BodyError::Transport(err) => transport(err),
-                        _ => LiveError::TooLarge(limit),
-                    })?;
-            Ok((status, body))
-        })
-        .await
-        .map_err(|_| LiveError::TimedOut(timeout))??;
+        let (status, body) = exchange(self.client.get(url), limit, timeout)
+            .await
+            .map_err(|err| match err {
+                ExchangeError::TimedOut(after) => LiveError::TimedOut(after),
+                ExchangeError::TooLarge(cap) => LiveError::TooLarge(cap),
+                ExchangeError::Unreachable(why) => LiveError::Unreachable(why),
+            })?;
         if !status.is_success() {
             return Err(LiveError::Refused {
                 status: status.as_u16(),

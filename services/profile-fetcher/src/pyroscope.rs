@@ -8,7 +8,7 @@
 //! in `X-Scope-OrgID`; basic auth or a bearer token when configured. A slow server is cut at the
 //! timeout and a huge answer at `max_response_bytes`.
 
-use runtime::body::{BodyError, NO_STALL_LIMIT, read_capped};
+use runtime::body::{ExchangeError, exchange};
 use std::time::Duration;
 
 use proto::TimeWindow;
@@ -240,27 +240,13 @@ impl Pyroscope {
         }
         let timeout = self.config.timeout;
         let limit = self.config.max_response_bytes;
-        let transport = |err: reqwest::Error| {
-            if err.is_timeout() {
-                PyroscopeError::TimedOut(timeout)
-            } else {
-                PyroscopeError::Unreachable(crate::error_chain(&err))
-            }
-        };
-        let (status, body) = tokio::time::timeout(timeout, async {
-            let response = request.send().await.map_err(transport)?;
-            let status = response.status();
-            let body =
-                read_capped(response, limit, NO_STALL_LIMIT)
-                    .await
-                    .map_err(|err| match err {
-                        BodyError::Transport(err) => transport(err),
-                        _ => PyroscopeError::TooLarge(limit),
-                    })?;
-            Ok((status, body))
-        })
-        .await
-        .map_err(|_| PyroscopeError::TimedOut(timeout))??;
+        let (status, body) = exchange(request, limit, timeout)
+            .await
+            .map_err(|err| match err {
+                ExchangeError::TimedOut(after) => PyroscopeError::TimedOut(after),
+                ExchangeError::TooLarge(cap) => PyroscopeError::TooLarge(cap),
+                ExchangeError::Unreachable(why) => PyroscopeError::Unreachable(why),
+            })?;
         if !status.is_success() {
             // Connect errors are `{"code": "...", "message": "..."}`; others are text.
             let message = serde_json::from_slice::<serde_json::Value>(&body)

@@ -99,106 +99,65 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             concurrency: posting.concurrency,
             ..ConsumerOptions::default()
         };
-        let mut consumers = tokio::task::JoinSet::new();
-        {
-            let poster = poster.clone();
-            consumers.spawn(bus::consumer::run(
-                context.bus.clone(),
-                &proto::subjects::REMEDIATION_POSTER_HOME,
-                options.clone(),
-                context.shutdown.clone(),
-                move |delivery: Delivery<proto::HomeRequest>| {
-                    let poster = poster.clone();
-                    async move { poster.on_home(delivery.message).await }
-                },
-            ));
-        }
-        {
-            let poster = poster.clone();
-            consumers.spawn(bus::consumer::run(
-                context.bus.clone(),
-                &proto::subjects::REMEDIATION_POSTER_INCIDENTS,
-                options.clone(),
-                context.shutdown.clone(),
-                move |delivery: Delivery<IncidentEvent>| {
-                    let poster = poster.clone();
-                    async move { on_incident(poster, delivery.message).await }
-                },
-            ));
-        }
-        {
-            let poster = poster.clone();
-            consumers.spawn(bus::consumer::run(
-                context.bus.clone(),
-                &proto::subjects::REMEDIATION_POSTER_EVIDENCE,
-                options.clone(),
-                context.shutdown.clone(),
-                move |delivery: Delivery<Evidence>| {
-                    let poster = poster.clone();
-                    async move { on_evidence(&poster, delivery.message).await }
-                },
-            ));
-        }
-        {
-            let poster = poster.clone();
-            consumers.spawn(bus::consumer::run(
-                context.bus.clone(),
-                &proto::subjects::REMEDIATION_POSTER_SANDBOX,
-                options.clone(),
-                context.shutdown.clone(),
-                move |delivery: Delivery<SandboxResult>| {
-                    let poster = poster.clone();
-                    async move {
-                        let result = delivery.message;
-                        poster
-                            .apply(
-                                &reply::key(reply::Kind::Sandbox, &result.request_id),
-                                |record| record.merge_sandbox(&result),
-                            )
-                            .await
-                    }
-                },
-            ));
-        }
-        {
-            let poster = poster.clone();
-            consumers.spawn(bus::consumer::run(
-                context.bus.clone(),
-                &proto::subjects::REMEDIATION_POSTER_POSTS,
-                options,
-                context.shutdown.clone(),
-                move |delivery: Delivery<PostRequest>| {
-                    let poster = poster.clone();
-                    async move {
-                        let (post, sequence) = (delivery.message, delivery.stream_sequence);
-                        // A button's progress goes where its answer will land, to be replaced
-                        // there in place.
-                        let key = match (&post.stands_for, &post.incident_id) {
-                            (Some(_), Some(incident)) => {
-                                reply::key(reply::Kind::Incident, &incident.0)
-                            }
-                            (Some(request), None) => {
-                                reply::key(reply::Kind::ProfileRequest, request)
-                            }
-                            (None, _) => reply::key(
-                                reply::Kind::Post,
-                                post.reply_key.as_deref().unwrap_or(&post.post_id),
-                            ),
-                        };
-                        poster
-                            .apply(&key, |record| record.merge_post(&post, sequence))
-                            .await
-                    }
-                },
-            ));
-        }
-        while let Some(finished) = consumers.join_next().await {
-            match finished {
-                Ok(result) => result?,
-                Err(err) => anyhow::bail!("a consumer panicked: {err}"),
-            }
-        }
-        Ok(())
+        let mut tasks = runtime::Tasks::new(&context);
+        tasks.consume(
+            &proto::subjects::REMEDIATION_POSTER_HOME,
+            options.clone(),
+            poster.clone(),
+            |poster, delivery: Delivery<proto::HomeRequest>| async move {
+                poster.on_home(delivery.message).await
+            },
+        );
+        tasks.consume(
+            &proto::subjects::REMEDIATION_POSTER_INCIDENTS,
+            options.clone(),
+            poster.clone(),
+            |poster, delivery: Delivery<IncidentEvent>| on_incident(poster, delivery.message),
+        );
+        tasks.consume(
+            &proto::subjects::REMEDIATION_POSTER_EVIDENCE,
+            options.clone(),
+            poster.clone(),
+            |poster, delivery: Delivery<Evidence>| async move {
+                on_evidence(&poster, delivery.message).await
+            },
+        );
+        tasks.consume(
+            &proto::subjects::REMEDIATION_POSTER_SANDBOX,
+            options.clone(),
+            poster.clone(),
+            |poster, delivery: Delivery<SandboxResult>| async move {
+                let result = delivery.message;
+                poster
+                    .apply(
+                        &reply::key(reply::Kind::Sandbox, &result.request_id),
+                        |record| record.merge_sandbox(&result),
+                    )
+                    .await
+            },
+        );
+        tasks.consume(
+            &proto::subjects::REMEDIATION_POSTER_POSTS,
+            options,
+            poster,
+            |poster, delivery: Delivery<PostRequest>| async move {
+                let (post, sequence) = (delivery.message, delivery.stream_sequence);
+                // A button's progress goes where its answer will land, to be replaced there in
+                // place.
+                let key = match (&post.stands_for, &post.incident_id) {
+                    (Some(_), Some(incident)) => reply::key(reply::Kind::Incident, &incident.0),
+                    (Some(request), None) => reply::key(reply::Kind::ProfileRequest, request),
+                    (None, _) => reply::key(
+                        reply::Kind::Post,
+                        post.reply_key.as_deref().unwrap_or(&post.post_id),
+                    ),
+                };
+                poster
+                    .apply(&key, |record| record.merge_post(&post, sequence))
+                    .await
+            },
+        );
+        tasks.run().await
     })
     .await
 }

@@ -52,7 +52,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             .map_err(anyhow::Error::msg)?;
         // Ready while the engine answers and has the image; checked in the background.
         let health = context.readiness.add_stage("docker", "not checked yet");
-        let watch = tokio::spawn({
+        let mut tasks = runtime::Tasks::new(&context);
+        tasks.spawn("the engine check", {
             let (engine, image, health) = (engine.clone(), sandbox.image.clone(), health.clone());
             let runtime = sandbox.runtime.name();
             let shutdown = context.shutdown.clone();
@@ -61,7 +62,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                     let checked = engine.check(&image, runtime).await;
                     health.set(checked);
                     tokio::select! {
-                        () = shutdown.cancelled() => break,
+                        () = shutdown.cancelled() => return Ok(()),
                         () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
                     }
                 }
@@ -95,27 +96,21 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
         // Waiting runs hold their message (the line is in memory), so take more than the
         // concurrency: a slow run never blocks the rest from being answered.
         let held = (sandbox.concurrency * 4).max(8);
-        bus::consumer::run(
-            context.bus.clone(),
+        tasks.consume(
             &proto::subjects::SANDBOX_RUNNER,
             ConsumerOptions {
                 concurrency: held,
                 handler_timeout: runner::handler_timeout(&sandbox, held),
                 ..ConsumerOptions::default()
             },
-            context.shutdown.clone(),
-            move |delivery: Delivery<SandboxRequest>| {
-                let runner = runner.clone();
-                async move {
-                    runner
-                        .on_request(delivery.message, delivery.delivered)
-                        .await
-                }
+            runner,
+            |runner, delivery: Delivery<SandboxRequest>| async move {
+                runner
+                    .on_request(delivery.message, delivery.delivered)
+                    .await
             },
-        )
-        .await?;
-        watch.abort();
-        Ok(())
+        );
+        tasks.run().await
     })
     .await
 }

@@ -85,32 +85,31 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             bot_token: slack_config.bot_token.clone(),
             config: config.files.clone(),
         };
-        let files = tokio::spawn(bus::consumer::run(
-            context.bus.clone(),
+        let mut tasks = runtime::Tasks::new(&context);
+        tasks.consume(
             &proto::subjects::SLACK_GATEWAY_FILES,
             ConsumerOptions {
                 concurrency: 4,
                 handler_timeout: config.files.download_timeout * 3,
                 ..ConsumerOptions::default()
             },
-            context.shutdown.clone(),
-            move |delivery| {
-                let fetcher = fetcher.clone();
-                async move { fetcher.handle(delivery).await }
-            },
-        ));
-
+            fetcher,
+            |fetcher, delivery| async move { fetcher.handle(delivery).await },
+        );
         match slack_config.mode {
             Mode::SocketMode => {
                 status.waiting("connecting to Slack in Socket Mode");
-                socket_mode::SocketMode {
+                let socket = socket_mode::SocketMode {
                     client,
                     app_token: slack_config.app_token.clone(),
                     intake,
                     status,
-                }
-                .run(context.shutdown.clone())
-                .await;
+                };
+                let shutdown = context.shutdown.clone();
+                tasks.spawn("Socket Mode", async move {
+                    socket.run(shutdown).await;
+                    Ok(())
+                });
             }
             Mode::Http => {
                 let listen = slack_config.http.listen;
@@ -124,21 +123,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                     &slack_config.signing_secret,
                     slack_config.http.max_body_bytes,
                 );
-                runtime::http::serve(
-                    listener,
-                    router,
-                    context.shutdown.clone(),
-                    runtime::http::Limits::default(),
-                )
-                .await
-                .map_err(|err| anyhow::anyhow!("the Slack listener failed: {err}"))?;
+                tasks.serve("the Slack listener", listener, router);
             }
         }
-        match files.await {
-            Ok(result) => result?,
-            Err(err) => anyhow::bail!("the file consumer panicked: {err}"),
-        }
-        Ok(())
+        tasks.run().await
     })
     .await
 }

@@ -3,7 +3,7 @@
 //! 503. A slow server is cut at the timeout and a huge answer at `max_response_bytes`, so a lying
 //! upstream costs bounded time and memory.
 
-use runtime::body::{BodyError, NO_STALL_LIMIT, read_capped};
+use runtime::body::{ExchangeError, exchange};
 use std::{collections::BTreeMap, time::Duration};
 
 use proto::TimeWindow;
@@ -134,27 +134,13 @@ impl Prometheus {
             .client
             .post(format!("{}/api/v1/{endpoint}", self.base_url))
             .form(params);
-        tokio::time::timeout(self.timeout, async {
-            let response = request.send().await.map_err(|err| self.transport(err))?;
-            let status = response.status();
-            let body = read_capped(response, self.max_response_bytes, NO_STALL_LIMIT)
-                .await
-                .map_err(|err| match err {
-                    BodyError::Transport(err) => self.transport(err),
-                    _ => QueryError::TooLarge(self.max_response_bytes),
-                })?;
-            Ok((status, body))
-        })
-        .await
-        .map_err(|_| QueryError::TimedOut(self.timeout))?
-    }
-
-    fn transport(&self, err: reqwest::Error) -> QueryError {
-        if err.is_timeout() {
-            QueryError::TimedOut(self.timeout)
-        } else {
-            QueryError::Unreachable(crate::error_chain(&err))
-        }
+        exchange(request, self.max_response_bytes, self.timeout)
+            .await
+            .map_err(|err| match err {
+                ExchangeError::TimedOut(after) => QueryError::TimedOut(after),
+                ExchangeError::TooLarge(cap) => QueryError::TooLarge(cap),
+                ExchangeError::Unreachable(why) => QueryError::Unreachable(why),
+            })
     }
 }
 
