@@ -286,6 +286,19 @@ pub async fn waited_out(method: &str, error: &CallError, longest: std::time::Dur
     true
 }
 
+/// Makes `attempt` until it is not rate limited ([`waited_out`], with no bound).
+async fn patiently<T, Fut>(method: &str, mut attempt: impl FnMut() -> Fut) -> Result<T, CallError>
+where
+    Fut: std::future::Future<Output = Result<T, CallError>>,
+{
+    loop {
+        match attempt().await {
+            Err(err) if waited_out(method, &err, ANY_WAIT).await => {}
+            answer => return answer,
+        }
+    }
+}
+
 /// No bound on a wait: for work nothing else is waiting on (a reply is never dropped).
 pub const ANY_WAIT: std::time::Duration = std::time::Duration::MAX;
 
@@ -333,12 +346,7 @@ impl RawApi {
         method: &str,
         body: &serde_json::Value,
     ) -> Result<serde_json::Value, CallError> {
-        loop {
-            match self.call(method, body).await {
-                Err(err) if waited_out(method, &err, ANY_WAIT).await => {}
-                answer => return answer,
-            }
-        }
+        patiently(method, || self.call(method, body)).await
     }
 
     /// [`RawApi::get`], waiting out every rate limit ([`waited_out`]).
@@ -347,12 +355,7 @@ impl RawApi {
         method: &str,
         query: &[(&str, &str)],
     ) -> Result<serde_json::Value, CallError> {
-        loop {
-            match self.get(method, query).await {
-                Err(err) if waited_out(method, &err, ANY_WAIT).await => {}
-                answer => return answer,
-            }
-        }
+        patiently(method, || self.get(method, query)).await
     }
 
     /// `GET {api_url}/{method}?query` (Slack's read methods take form or query parameters, not

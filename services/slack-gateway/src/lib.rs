@@ -74,14 +74,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             ),
         };
 
+        // One client (one connection pool) for `files.info` and the download.
+        let files_http = slack::http_client(config.files.download_timeout)?;
         let fetcher = files::FileFetcher {
             bus: context.bus.clone(),
             slack: slack::RawApi::new(
-                slack::http_client(config.files.download_timeout)?,
+                files_http.clone(),
                 &slack_config.api_url,
                 slack_config.bot_token.clone(),
             ),
-            http: slack::http_client(config.files.download_timeout)?,
+            http: files_http,
             bot_token: slack_config.bot_token.clone(),
             config: config.files.clone(),
         };
