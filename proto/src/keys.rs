@@ -97,3 +97,93 @@ pub mod reply {
         format!("sandbox-offer:{file_id}")
     }
 }
+
+/// Keys of the object store ([`crate::Subjects::blob_bucket`]): what one service stores and
+/// another reads (a drawing profile-fetcher's pages serve, a file the gateway fetched for the
+/// sandbox, a dead letter's payload).
+pub mod object {
+    /// A profile's interactive flamegraph (SVG), by page id.
+    pub fn flamegraph(page_id: &str) -> String {
+        format!("flamegraphs/{page_id}.svg")
+    }
+
+    /// The differential flamegraph against the baseline (SVG).
+    pub fn diff(page_id: &str) -> String {
+        format!("flamegraphs/{page_id}.diff.svg")
+    }
+
+    /// The folded stacks a flamegraph was drawn from.
+    pub fn folded(page_id: &str) -> String {
+        format!("profiles/{page_id}.folded")
+    }
+
+    /// A metrics chart (SVG).
+    pub fn chart(page_id: &str) -> String {
+        format!("charts/{page_id}.svg")
+    }
+
+    /// The flamegraph's PNG preview, for Slack (which shows no SVG).
+    pub fn flamegraph_png(page_id: &str) -> String {
+        format!("flamegraphs/{page_id}.png")
+    }
+
+    /// The diff's PNG preview.
+    pub fn diff_png(page_id: &str) -> String {
+        format!("flamegraphs/{page_id}.diff.png")
+    }
+
+    /// The chart as a PNG.
+    pub fn chart_png(page_id: &str) -> String {
+        format!("charts/{page_id}.png")
+    }
+
+    /// A file shared in Slack, fetched by slack-gateway for sandbox-runner. The file's name is
+    /// the sharer's: only ASCII letters, digits, `.`, `-` and `_` are kept, so that it cannot
+    /// climb out of its folder or reach the key's other parts.
+    pub fn slack_file(file_id: &str, file_name: &str) -> String {
+        format!(
+            "slack-files/{}/{}",
+            safe_name(file_id),
+            safe_name(file_name)
+        )
+    }
+
+    /// A dead letter's payload, too big to keep inline in the letter.
+    pub fn dead_letter(stream: &str, stream_sequence: u64) -> String {
+        format!("dead-letters/{stream}.{stream_sequence}")
+    }
+
+    /// `name` with every character but ASCII letters, digits, `.`, `-` and `_` replaced by `_`;
+    /// `file` if nothing but dots is left.
+    pub fn safe_name(name: &str) -> String {
+        let cleaned: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if cleaned.trim_matches('.').is_empty() {
+            "file".to_owned()
+        } else {
+            cleaned
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_shared_file_name_cannot_climb_out_of_its_folder() {
+            assert_eq!(safe_name("load test.py"), "load_test.py");
+            assert_eq!(safe_name("../../etc/passwd"), ".._.._etc_passwd");
+            assert_eq!(safe_name(".."), "file");
+            assert_eq!(safe_name(""), "file");
+            assert_eq!(slack_file("F1/..", "a/b.py"), "slack-files/F1_../a_b.py");
+        }
+    }
+}

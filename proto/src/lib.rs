@@ -33,6 +33,7 @@ pub mod home;
 pub mod incident;
 pub mod keys;
 pub mod mrkdwn;
+pub mod pages;
 pub mod permissions;
 pub mod post;
 pub mod sandbox;

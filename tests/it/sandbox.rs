@@ -166,8 +166,13 @@ async fn a_cpu_heavy_script_is_profiled_and_its_hottest_function_is_on_top() {
     // The stacks and the drawing are where profile-fetcher's pages read them.
     let id = flamegraph.rsplit('/').next().unwrap();
     let store = bus.blob_store().await.unwrap();
-    assert!(store.info(profiling::keys::flamegraph(id)).await.is_ok());
-    assert!(store.info(profiling::keys::folded(id)).await.is_ok());
+    assert!(
+        store
+            .info(proto::keys::object::flamegraph(id))
+            .await
+            .is_ok()
+    );
+    assert!(store.info(proto::keys::object::folded(id)).await.is_ok());
     assert!(
         sandbox_containers("hot-").is_empty(),
         "nothing left behind: {:?}",

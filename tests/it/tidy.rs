@@ -184,6 +184,34 @@ fn kv_keys_are_made_only_by_proto_keys() {
     assert!(offences.is_empty(), "{offences:#?}");
 }
 
+/// Object-store keys are made by `proto::keys::object` and page URLs by `proto::pages`: the
+/// service that stores a drawing, the pages that serve it and the reply that links it must agree
+/// on one shape.
+#[test]
+fn object_keys_and_page_urls_are_made_only_by_proto() {
+    let mut offences = Vec::new();
+    for (shown, code) in production_code() {
+        for shape in [
+            "\"flamegraphs/",
+            "\"charts/",
+            "\"profiles/",
+            "\"slack-files/",
+            "\"dead-letters/",
+            "\"/flamegraphs/",
+            "\"/charts/",
+            "\"/traces/",
+            "}/flamegraphs/",
+            "}/charts/",
+            "}/traces/",
+        ] {
+            if code.contains(shape) {
+                offences.push(format!("{shown}: writes the key or path {shape}"));
+            }
+        }
+    }
+    assert!(offences.is_empty(), "{offences:#?}");
+}
+
 /// A button's value is a `proto::slack::ButtonValue` type, read back with it: no service parses a
 /// click's value as ad-hoc JSON, and none decides what a click may do from the text of the
 /// message it was under.

@@ -458,7 +458,7 @@ async fn dead_letter(
         dead_lettered_at: chrono::Utc::now(),
     };
     let letter = if message.payload.len() > proto::dead_letter::MAX_INLINE_PAYLOAD {
-        let key = format!("dead-letters/{stream}.{stream_sequence}");
+        let key = proto::keys::object::dead_letter(&stream, stream_sequence);
         let store = context.bus.blob_store().await?;
         store
             .put(key.as_str(), &mut &message.payload[..])

@@ -14,7 +14,7 @@ use crate::{
     kubernetes::{self, api::KubeApi},
     live::LiveProfiler,
     metrics::{self, prometheus::Prometheus},
-    pages, profile,
+    profile,
     pyroscope::Pyroscope,
 };
 
@@ -151,21 +151,25 @@ impl Fetcher {
         let drawn = tokio::task::spawn_blocking(move || (chart.svg(), chart.png()))
             .await
             .map_err(|err| HandlerError::retry(format!("drawing panicked: {err}")))?;
-        let page = profiling::keys::page_id(&evidence.evidence_id);
+        let page = profiling::page_id(&evidence.evidence_id);
         match drawn {
             (Ok(svg), Ok(png)) => {
                 evidence.chart = Some(
-                    self.store(pages::chart_key(&page), svg.as_bytes(), "image/svg+xml")
-                        .await?,
+                    self.store(
+                        proto::keys::object::chart(&page),
+                        svg.as_bytes(),
+                        "image/svg+xml",
+                    )
+                    .await?,
                 );
                 evidence.chart_png = Some(
-                    self.store(profiling::keys::chart_png(&page), &png, "image/png")
+                    self.store(proto::keys::object::chart_png(&page), &png, "image/png")
                         .await?,
                 );
                 evidence.chart_url = self
                     .pages_url
                     .as_ref()
-                    .map(|base| format!("{base}/charts/{page}"));
+                    .map(|base| proto::pages::chart(base, &page));
             }
             (Err(err), _) | (_, Err(err)) => tracing::warn!(error = %err, "no metrics chart"),
         }
@@ -273,7 +277,7 @@ impl Fetcher {
                 return Ok(());
             }
         };
-        let id = profiling::keys::page_id(&format!("span-profile-{suffix}"));
+        let id = profiling::page_id(&format!("span-profile-{suffix}"));
         let Some(base) = &self.pages_url else {
             return Ok(());
         };
@@ -294,8 +298,9 @@ impl Fetcher {
             .map_err(|err| HandlerError::retry(format!("drawing panicked: {err}")))?;
         match drawn {
             Ok(svg) => {
-                self.put(&pages::svg_key(&id), &svg).await?;
-                slow.span_profile_url = Some(format!("{base}/flamegraphs/{id}"));
+                self.put(&proto::keys::object::flamegraph(&id), &svg)
+                    .await?;
+                slow.span_profile_url = Some(proto::pages::flamegraph(base, &id));
             }
             Err(err) => slow.span_profile_note = Some(format!("cannot draw its profile: {err}")),
         }
@@ -307,7 +312,7 @@ impl Fetcher {
         let mut profile = gathered.evidence;
         if let Some(current) = &gathered.current {
             // Stacks and drawings are served under an id nobody can guess.
-            let id = profiling::keys::page_id(&profile.evidence_id);
+            let id = profiling::page_id(&profile.evidence_id);
             profile.folded = Some(self.store_folded(&id, current).await?);
             // Drawn whether or not pages are served: Slack gets the PNG previews either way.
             let (page, diff) = self
@@ -319,8 +324,8 @@ impl Fetcher {
                 )
                 .await?;
             if let Some(base) = &self.pages_url {
-                profile.flamegraph_url = page.then(|| format!("{base}/flamegraphs/{id}"));
-                profile.diff_url = diff.then(|| format!("{base}/flamegraphs/{id}/diff"));
+                profile.flamegraph_url = page.then(|| proto::pages::flamegraph(base, &id));
+                profile.diff_url = diff.then(|| proto::pages::flamegraph_diff(base, &id));
             }
         }
         self.bus
@@ -375,7 +380,7 @@ impl Fetcher {
         let mut drawn = (false, false);
         match page {
             Ok(svg) => {
-                self.put(&pages::svg_key(id), &svg).await?;
+                self.put(&proto::keys::object::flamegraph(id), &svg).await?;
                 drawn.0 = true;
             }
             Err(err) => tracing::warn!(error = %err, "no flamegraph"),
@@ -383,7 +388,7 @@ impl Fetcher {
         match preview {
             Ok(png) => {
                 evidence.flamegraph_png = Some(
-                    self.store(profiling::keys::flamegraph_png(id), &png, "image/png")
+                    self.store(proto::keys::object::flamegraph_png(id), &png, "image/png")
                         .await?,
                 );
             }
@@ -392,7 +397,7 @@ impl Fetcher {
         if let Some((page, preview)) = diff {
             match page {
                 Ok(svg) => {
-                    self.put(&pages::diff_key(id), &svg).await?;
+                    self.put(&proto::keys::object::diff(id), &svg).await?;
                     drawn.1 = true;
                 }
                 Err(err) => tracing::warn!(error = %err, "no differential flamegraph"),
@@ -400,7 +405,7 @@ impl Fetcher {
             match preview {
                 Ok(png) => {
                     evidence.diff_png = Some(
-                        self.store(profiling::keys::diff_png(id), &png, "image/png")
+                        self.store(proto::keys::object::diff_png(id), &png, "image/png")
                             .await?,
                     );
                 }
@@ -427,7 +432,7 @@ impl Fetcher {
     ) -> Result<proto::ObjectRef, HandlerError> {
         let text = profile::to_text(folded);
         self.store(
-            pages::folded_key(page_id),
+            proto::keys::object::folded(page_id),
             text.as_bytes(),
             "text/plain; charset=utf-8",
         )

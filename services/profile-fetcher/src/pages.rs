@@ -18,10 +18,8 @@ use bus::Bus;
 use tokio::sync::Semaphore;
 use tokio_util::io::ReaderStream;
 
-/// Object store keys of an evidence's pages (shared with the sandbox runner).
-pub use profiling::keys::{
-    chart as chart_key, diff as diff_key, flamegraph as svg_key, folded as folded_key,
-};
+use proto::keys::object;
+use proto::pages::routes;
 
 /// Pages streamed at once; more are told to come back (a flamegraph can be megabytes).
 const MAX_IN_FLIGHT: usize = 32;
@@ -49,11 +47,11 @@ struct Pages {
 
 pub fn router(bus: Bus) -> Router {
     Router::new()
-        .route("/flamegraphs/{id}", get(flamegraph))
-        .route("/flamegraphs/{id}/diff", get(diff))
-        .route("/flamegraphs/{id}/folded", get(folded))
-        .route("/charts/{id}", get(chart))
-        .route("/charts/{id}/png", get(chart_png))
+        .route(routes::FLAMEGRAPH, get(flamegraph))
+        .route(routes::FLAMEGRAPH_DIFF, get(diff))
+        .route(routes::FLAMEGRAPH_FOLDED, get(folded))
+        .route(routes::CHART, get(chart))
+        .route(routes::CHART_PNG, get(chart_png))
         .with_state(Pages {
             bus: Arc::new(bus),
             in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
@@ -70,23 +68,23 @@ pub(crate) async fn secure(mut response: Response) -> Response {
 }
 
 async fn flamegraph(State(pages): State<Pages>, Path(id): Path<String>) -> Response {
-    page(&pages, &id, svg_key, "image/svg+xml").await
+    page(&pages, &id, object::flamegraph, "image/svg+xml").await
 }
 
 async fn diff(State(pages): State<Pages>, Path(id): Path<String>) -> Response {
-    page(&pages, &id, diff_key, "image/svg+xml").await
+    page(&pages, &id, object::diff, "image/svg+xml").await
 }
 
 async fn chart(State(pages): State<Pages>, Path(id): Path<String>) -> Response {
-    page(&pages, &id, chart_key, "image/svg+xml").await
+    page(&pages, &id, object::chart, "image/svg+xml").await
 }
 
 async fn chart_png(State(pages): State<Pages>, Path(id): Path<String>) -> Response {
-    page(&pages, &id, profiling::keys::chart_png, "image/png").await
+    page(&pages, &id, object::chart_png, "image/png").await
 }
 
 async fn folded(State(pages): State<Pages>, Path(id): Path<String>) -> Response {
-    page(&pages, &id, folded_key, "text/plain; charset=utf-8").await
+    page(&pages, &id, object::folded, "text/plain; charset=utf-8").await
 }
 
 async fn page(pages: &Pages, id: &str, key: fn(&str) -> String, content_type: &str) -> Response {

@@ -297,7 +297,7 @@ impl Runner {
         name: &str,
         folded: profiling::Folded,
     ) -> Result<RunProfile, Stop> {
-        let id = profiling::keys::page_id(&format!(
+        let id = profiling::page_id(&format!(
             "sandbox-{}",
             name.trim_start_matches("ft-sandbox-")
         ));
@@ -308,7 +308,7 @@ impl Runner {
             .await
             .map_err(|err| retry(err.to_string()))?;
         let text = profiling::folded::to_text(&folded);
-        let key = profiling::keys::folded(&id);
+        let key = proto::keys::object::folded(&id);
         store
             .put(key.as_str(), &mut text.as_bytes())
             .await
@@ -323,14 +323,11 @@ impl Runner {
         let mut flamegraph_url = None;
         if let Ok(svg) = drawn {
             store
-                .put(profiling::keys::flamegraph(&id).as_str(), &mut &svg[..])
+                .put(proto::keys::object::flamegraph(&id).as_str(), &mut &svg[..])
                 .await
                 .map_err(|err| retry(err.to_string()))?;
             if !self.config.pages_url.is_empty() {
-                flamegraph_url = Some(format!(
-                    "{}/flamegraphs/{id}",
-                    self.config.pages_url.trim_end_matches('/')
-                ));
+                flamegraph_url = Some(proto::pages::flamegraph(&self.config.pages_url, &id));
             }
         }
         Ok(RunProfile {

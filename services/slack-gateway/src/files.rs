@@ -160,7 +160,7 @@ impl FileFetcher {
             Ok(bytes) => bytes,
             Err(reason) => return Ok(Fetch::Refused(info, reason)),
         };
-        let key = format!("slack-files/{}/{}", received.file_id, sanitize(&info.name));
+        let key = proto::keys::object::slack_file(&received.file_id, &info.name);
         let store = self.bus.blob_store().await.map_err(HandlerError::retry)?;
         let mut reader = bytes.as_slice();
         store
@@ -232,25 +232,6 @@ impl FileFetcher {
     }
 }
 
-/// A file name safe as the last part of an object key.
-fn sanitize(name: &str) -> String {
-    let cleaned: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if cleaned.trim_matches('.').is_empty() {
-        "file".to_owned()
-    } else {
-        cleaned
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -295,12 +276,5 @@ mod tests {
                 .unwrap()
                 .contains("no download link")
         );
-    }
-
-    #[test]
-    fn object_keys_are_safe() {
-        assert_eq!(sanitize("load test.py"), "load_test.py");
-        assert_eq!(sanitize("../../etc/passwd"), ".._.._etc_passwd");
-        assert_eq!(sanitize(".."), "file");
     }
 }

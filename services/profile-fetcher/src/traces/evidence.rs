@@ -200,8 +200,7 @@ pub async fn gather(
             span_id: row[1].clone(),
             span_name: row[2].clone(),
             duration_ms: row[3].parse().unwrap_or(0.0),
-            waterfall_url: pages_url
-                .map(|base| format!("{base}/traces/{}?span={}", row[0], row[1])),
+            waterfall_url: pages_url.map(|base| proto::pages::trace(base, &row[0], &row[1])),
             span_profile_url: None,
             span_profile_note: None,
         });

@@ -348,7 +348,7 @@ struct PageQuery {
 /// The route; without the span store every trace is "not found", said as such.
 pub fn router(queries: Option<Queries>) -> Router {
     Router::new()
-        .route("/traces/{id}", get(page))
+        .route(proto::pages::routes::TRACE, get(page))
         .with_state(queries)
         .layer(axum::middleware::map_response(crate::pages::secure))
         .layer(axum::middleware::map_response(never_cached))
