@@ -430,3 +430,14 @@ fn changes_and_the_workload_name_their_rule() {
         "cpu-up-and-a-function-grew"
     );
 }
+
+/// The shipped rules file reads, compiles, and names each rule once (a duplicate would make
+/// "which rule said this" ambiguous in a reply).
+#[test]
+fn the_builtin_rules_file_reads_and_compiles() {
+    let rules = builtin();
+    assert_eq!(rules.len(), 13);
+    let names: std::collections::BTreeSet<_> = rules.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names.len(), rules.len());
+    RuleSet::new(Vec::new()).expect("the built-in rules compile");
+}
