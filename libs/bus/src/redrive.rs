@@ -63,7 +63,7 @@ pub async fn redrive(bus: &Bus, subject_prefix: &str, dry_run: bool) -> Result<R
         let payload = match payload_of(bus, &letter).await {
             Ok(payload) => payload,
             Err(why) => {
-                done.left.push((sequence, why));
+                done.left.push((sequence, why.to_string()));
                 continue;
             }
         };
@@ -115,22 +115,41 @@ fn publish_error(subject: &str, detail: String) -> Error {
 }
 
 /// The original bytes: inline, or from the object store.
-async fn payload_of(bus: &Bus, letter: &DeadLetter) -> Result<Vec<u8>, String> {
+async fn payload_of(bus: &Bus, letter: &DeadLetter) -> Result<Vec<u8>, PayloadError> {
     if let Some(payload) = letter.inline_payload() {
         return Ok(payload);
     }
     let Some(object) = &letter.payload_object else {
-        return Err("its payload is neither inline nor in the object store".to_owned());
+        return Err(PayloadError::Nowhere);
     };
-    let store = bus.blob_store().await.map_err(|err| err.to_string())?;
+    let store = bus.blob_store().await?;
+    let unreadable = |source: Box<dyn std::error::Error + Send + Sync>| PayloadError::Unreadable {
+        key: object.key.clone(),
+        source,
+    };
     let mut stored = store
         .get(&object.key)
         .await
-        .map_err(|err| format!("its payload {}: {err}", object.key))?;
+        .map_err(|err| unreadable(err.into()))?;
     let mut payload = Vec::new();
     stored
         .read_to_end(&mut payload)
         .await
-        .map_err(|err| format!("its payload {}: {err}", object.key))?;
+        .map_err(|err| unreadable(err.into()))?;
     Ok(payload)
+}
+
+/// Why a dead letter's payload could not be had back.
+#[derive(Debug, thiserror::Error)]
+enum PayloadError {
+    #[error("its payload is neither inline nor in the object store")]
+    Nowhere,
+    #[error(transparent)]
+    Store(#[from] Error),
+    #[error("its payload {key}: {source}")]
+    Unreadable {
+        key: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }

@@ -7,13 +7,23 @@ use inferno::flamegraph::{self, Options};
 
 use crate::folded::{self as profile, Folded};
 
+/// Why a flamegraph could not be drawn.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot render the flamegraph: {0}")]
+    Render(#[source] std::io::Error),
+    #[error("cannot diff the profiles: {0}")]
+    Diff(#[source] std::io::Error),
+    #[error("the diff is not text: {0}")]
+    NotText(#[from] std::string::FromUtf8Error),
+}
+
 /// Renders `folded` as an interactive SVG.
-pub fn svg(folded: &Folded, title: &str, count_name: &str) -> Result<Vec<u8>, String> {
+pub fn svg(folded: &Folded, title: &str, count_name: &str) -> Result<Vec<u8>, Error> {
     let text = profile::to_text(folded);
     let mut options = options(title, count_name);
     let mut svg = Vec::new();
-    flamegraph::from_lines(&mut options, text.lines(), &mut svg)
-        .map_err(|err| format!("cannot render the flamegraph: {err}"))?;
+    flamegraph::from_lines(&mut options, text.lines(), &mut svg).map_err(Error::Render)?;
     Ok(svg)
 }
 
@@ -23,7 +33,7 @@ pub fn diff_svg(
     current: &Folded,
     title: &str,
     count_name: &str,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, Error> {
     let (before, after) = (profile::to_text(baseline), profile::to_text(current));
     let mut diff = Vec::new();
     inferno::differential::from_readers(
@@ -35,12 +45,11 @@ pub fn diff_svg(
         after.as_bytes(),
         &mut diff,
     )
-    .map_err(|err| format!("cannot diff the profiles: {err}"))?;
-    let diff = String::from_utf8(diff).map_err(|err| format!("the diff is not text: {err}"))?;
+    .map_err(Error::Diff)?;
+    let diff = String::from_utf8(diff)?;
     let mut options = options(title, count_name);
     let mut svg = Vec::new();
-    flamegraph::from_lines(&mut options, diff.lines(), &mut svg)
-        .map_err(|err| format!("cannot render the differential flamegraph: {err}"))?;
+    flamegraph::from_lines(&mut options, diff.lines(), &mut svg).map_err(Error::Render)?;
     Ok(svg)
 }
 
@@ -74,6 +83,11 @@ mod tests {
         assert!(diff.contains("regex"));
         // Only profiles with samples are drawn; an empty one is an error that says why.
         let empty = svg(&Folded::new(), "nothing", "samples").unwrap_err();
-        assert!(empty.starts_with("cannot render the flamegraph"), "{empty}");
+        assert!(
+            empty
+                .to_string()
+                .starts_with("cannot render the flamegraph"),
+            "{empty}"
+        );
     }
 }

@@ -5,6 +5,23 @@
 
 use std::time::Duration;
 
+/// Why an HTTP client could not be built (no TLS roots, a bad system configuration).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build an HTTP client: {0}")]
+pub struct ClientError(#[from] reqwest::Error);
+
+/// The HTTP client for an outside server: rustls with the process's crypto provider, and each
+/// request bounded by `timeout` when there is one (a live profile's request sets its own).
+pub fn client(timeout: Option<Duration>) -> Result<reqwest::Client, ClientError> {
+    crate::install_crypto_provider();
+    let builder = reqwest::Client::builder();
+    let builder = match timeout {
+        Some(timeout) => builder.timeout(timeout),
+        None => builder,
+    };
+    Ok(builder.build()?)
+}
+
 /// Why a body was not read whole.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {

@@ -62,11 +62,12 @@ impl Stage {
     }
 
     pub fn ready(&self) {
-        self.set(Ok(()));
+        self.set(Ok::<(), String>(()));
     }
 
-    pub fn set(&self, state: Result<(), String>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = state;
+    /// Met, or not because of the error (said as it displays).
+    pub fn set<E: fmt::Display>(&self, state: Result<(), E>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = state.map_err(|err| err.to_string());
     }
 
     pub fn get(&self) -> Result<(), String> {

@@ -7,16 +7,48 @@
 //! (`DELETE /api/v2/silence/{id}`). Answers are size-capped: Alertmanager is trusted to say
 //! what it knows, not to be small.
 
-use runtime::body::{BodyError, NO_STALL_LIMIT, read_capped};
+use runtime::body::{ClientError, ExchangeError};
 use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+/// Why a call to Alertmanager's API failed, said so that a person reading it in a reply knows
+/// whose side the problem is on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the Alertmanager client: {0}")]
+    Client(#[from] ClientError),
+    /// Not reached, too slow, or too much.
+    #[error("Alertmanager ({path}): {source}")]
+    Exchange {
+        path: String,
+        #[source]
+        source: ExchangeError,
+    },
+    /// Alertmanager answered with an error status.
+    #[error("Alertmanager refused {path} ({status}): {body}")]
+    Refused {
+        path: String,
+        status: reqwest::StatusCode,
+        /// The start of what it said, trimmed.
+        body: String,
+    },
+    #[error("Alertmanager answered {path} with something else: {source}")]
+    Unexpected {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{0:?} is not a silence id")]
+    NotASilenceId(String),
+}
+
 #[derive(Debug, Clone)]
 pub struct AlertmanagerApi {
     http: reqwest::Client,
     url: String,
+    timeout: Duration,
 }
 
 /// What the API knows about a group's alerts.
@@ -54,6 +86,9 @@ pub struct ExistingSilence {
 /// Largest API answer read (a busy Alertmanager lists thousands of alerts).
 const MAX_ANSWER: usize = 16 << 20;
 
+/// Most of a refusal's text quoted back.
+const MAX_REFUSAL: usize = 1_000;
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ApiAlert {
@@ -68,25 +103,17 @@ struct ApiAlert {
 }
 
 impl AlertmanagerApi {
-    pub fn new(url: &str, timeout: Duration) -> Result<AlertmanagerApi, String> {
-        runtime::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|err| format!("cannot build the Alertmanager client: {err}"))?;
+    pub fn new(url: &str, timeout: Duration) -> Result<AlertmanagerApi, Error> {
         Ok(AlertmanagerApi {
-            http,
+            http: runtime::body::client(Some(timeout))?,
             url: url.trim_end_matches('/').to_owned(),
+            timeout,
         })
     }
 
     /// The labels of the alerts named `name` whose label values include all of `values`;
     /// `Ok(None)` when none matches (resolved meanwhile, or another Alertmanager's).
-    pub async fn recover(
-        &self,
-        name: &str,
-        values: &[String],
-    ) -> Result<Option<Recovered>, String> {
+    pub async fn recover(&self, name: &str, values: &[String]) -> Result<Option<Recovered>, Error> {
         let matcher = filter_matcher("alertname", name);
         let alerts: Vec<ApiAlert> = self.alerts(&[matcher]).await?;
         Ok(combine(alerts, values))
@@ -97,7 +124,7 @@ impl AlertmanagerApi {
     pub async fn alerts_matching(
         &self,
         matchers: &BTreeMap<String, String>,
-    ) -> Result<Vec<MatchedAlert>, String> {
+    ) -> Result<Vec<MatchedAlert>, Error> {
         let filters: Vec<String> = matchers
             .iter()
             .map(|(name, value)| filter_matcher(name, value))
@@ -123,7 +150,7 @@ impl AlertmanagerApi {
     pub async fn silences_matching(
         &self,
         matchers: &BTreeMap<String, String>,
-    ) -> Result<Vec<ExistingSilence>, String> {
+    ) -> Result<Vec<ExistingSilence>, Error> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct ApiSilence {
@@ -179,7 +206,7 @@ impl AlertmanagerApi {
 
     /// The fingerprints of every alert Alertmanager holds now (active, silenced, inhibited or
     /// unprocessed; resolved ones are not listed).
-    pub async fn current_fingerprints(&self) -> Result<std::collections::HashSet<String>, String> {
+    pub async fn current_fingerprints(&self) -> Result<std::collections::HashSet<String>, Error> {
         Ok(self
             .alerts(&[])
             .await?
@@ -189,7 +216,7 @@ impl AlertmanagerApi {
             .collect())
     }
 
-    async fn alerts(&self, filters: &[String]) -> Result<Vec<ApiAlert>, String> {
+    async fn alerts(&self, filters: &[String]) -> Result<Vec<ApiAlert>, Error> {
         let query: Vec<(&str, String)> = filters
             .iter()
             .map(|filter| ("filter", filter.clone()))
@@ -201,26 +228,43 @@ impl AlertmanagerApi {
         &self,
         path: &str,
         query: &[(&str, String)],
-    ) -> Result<T, String> {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .query(query)
-            .send()
+    ) -> Result<T, Error> {
+        let request = self.http.get(format!("{}{path}", self.url)).query(query);
+        let body = self.exchange(path, request).await?;
+        serde_json::from_slice(&body).map_err(|source| Error::Unexpected {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// Sends `request` and reads its answer, at most [`MAX_ANSWER`] bytes; an error status is a
+    /// refusal quoting the start of what Alertmanager said.
+    async fn exchange(
+        &self,
+        path: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Vec<u8>, Error> {
+        let (status, body) = runtime::body::exchange(request, MAX_ANSWER, self.timeout)
             .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|err| format!("Alertmanager API: {err}"))?;
-        let body = read_capped(response, MAX_ANSWER, NO_STALL_LIMIT)
-            .await
-            .map_err(|err| match err {
-                BodyError::TooLarge(_) => format!(
-                    "Alertmanager API: the answer to {path} is over {} MiB",
-                    MAX_ANSWER >> 20
-                ),
-                err => format!("Alertmanager API: {err}"),
+            .map_err(|source| Error::Exchange {
+                path: path.to_owned(),
+                source,
             })?;
-        serde_json::from_slice(&body)
-            .map_err(|err| format!("Alertmanager API answered something else: {err}"))
+        if status.is_success() {
+            Ok(body)
+        } else {
+            let text = String::from_utf8_lossy(&body);
+            let text = text.trim();
+            let cut = text
+                .char_indices()
+                .nth(MAX_REFUSAL)
+                .map_or(text.len(), |(at, _)| at);
+            Err(Error::Refused {
+                path: path.to_owned(),
+                status,
+                body: text[..cut].to_owned(),
+            })
+        }
     }
 }
 
@@ -301,7 +345,7 @@ pub struct NewSilence {
 
 impl AlertmanagerApi {
     /// Creates `silence`; its id.
-    pub async fn create_silence(&self, silence: &NewSilence) -> Result<String, String> {
+    pub async fn create_silence(&self, silence: &NewSilence) -> Result<String, Error> {
         let matchers: Vec<serde_json::Value> = silence
             .matchers
             .iter()
@@ -316,54 +360,36 @@ impl AlertmanagerApi {
             "createdBy": silence.created_by,
             "comment": silence.comment,
         });
-        let response = self
-            .http
-            .post(format!("{}/api/v2/silences", self.url))
-            .json(&body)
-            .send()
-            .await
-            .map_err(|err| format!("cannot reach Alertmanager: {err}"))?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|err| format!("Alertmanager's answer: {err}"))?;
-        if !status.is_success() {
-            return Err(format!(
-                "Alertmanager refused the silence ({status}): {}",
-                text.trim()
-            ));
-        }
+        let path = "/api/v2/silences";
+        let request = self.http.post(format!("{}{path}", self.url)).json(&body);
+        let answer = self.exchange(path, request).await?;
         #[derive(Deserialize)]
         struct Created {
             #[serde(rename = "silenceID")]
             silence_id: String,
         }
-        serde_json::from_str::<Created>(&text)
+        serde_json::from_slice::<Created>(&answer)
             .map(|created| created.silence_id)
-            .map_err(|err| format!("Alertmanager's answer is not a silence id: {err}"))
+            .map_err(|source| Error::Unexpected {
+                path: path.to_owned(),
+                source,
+            })
     }
 
     /// Expires the silence `id` (gone already is fine).
-    pub async fn expire_silence(&self, id: &str) -> Result<(), String> {
+    pub async fn expire_silence(&self, id: &str) -> Result<(), Error> {
         let valid = !id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
         if !valid {
-            return Err(format!("{id:?} is not a silence id"));
+            return Err(Error::NotASilenceId(id.to_owned()));
         }
-        let response = self
-            .http
-            .delete(format!("{}/api/v2/silence/{id}", self.url))
-            .send()
-            .await
-            .map_err(|err| format!("cannot reach Alertmanager: {err}"))?;
-        let status = response.status();
-        if status.is_success() || status.as_u16() == 404 {
-            Ok(())
-        } else {
-            Err(format!(
-                "Alertmanager refused to expire the silence ({status}): {}",
-                response.text().await.unwrap_or_default().trim()
-            ))
+        let path = format!("/api/v2/silence/{id}");
+        let request = self.http.delete(format!("{}{path}", self.url));
+        match self.exchange(&path, request).await {
+            Ok(_) => Ok(()),
+            Err(Error::Refused { status, .. }) if status == reqwest::StatusCode::NOT_FOUND => {
+                Ok(())
+            }
+            Err(err) => Err(err),
         }
     }
 }

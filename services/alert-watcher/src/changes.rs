@@ -24,7 +24,11 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::recognize::{rules::posted_by, text::field, written_by_person};
+use crate::recognize::{
+    rules::{PatternError, posted_by},
+    text::field,
+    written_by_person,
+};
 
 /// One `[[changes]]` rule as configured.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -61,17 +65,19 @@ pub struct ChangeRule {
 
 impl ChangeRuleConfig {
     /// Compiles the rule; the error names what is wrong (`changes[1].pattern: …`).
-    pub fn compile(&self, index: usize) -> Result<ChangeRule, String> {
-        let pattern =
-            Regex::new(&self.pattern).map_err(|err| format!("changes[{index}].pattern: {err}"))?;
+    pub fn compile(&self, index: usize) -> Result<ChangeRule, PatternError> {
+        let key = || format!("changes[{index}].pattern");
+        let pattern = PatternError::compile(key, &self.pattern)?;
         if !pattern
             .capture_names()
             .flatten()
             .any(|name| name == "service")
         {
-            return Err(format!(
-                "changes[{index}].pattern: needs a named group (?P<service>…) for what changed"
-            ));
+            return Err(PatternError::MissingGroup {
+                key: key(),
+                group: "service",
+                what: "what changed",
+            });
         }
         Ok(ChangeRule {
             config: self.clone(),
@@ -379,6 +385,7 @@ mod tests {
             no_service
                 .compile(2)
                 .unwrap_err()
+                .to_string()
                 .contains("changes[2].pattern: needs a named group")
         );
     }

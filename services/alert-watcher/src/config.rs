@@ -6,6 +6,8 @@ use std::time::Duration;
 use secret::Secret;
 use serde::Deserialize;
 
+use crate::recognize::rules::PatternError;
+
 /// `[alertmanager]`: where to recover what Alertmanager's default Slack template leaves out.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -203,7 +205,7 @@ impl runtime::ConfigSection for StormConfig {
 pub struct Rules(pub Vec<crate::recognize::rules::RuleConfig>);
 
 impl Rules {
-    pub fn compile(&self) -> Result<Vec<crate::recognize::rules::Rule>, String> {
+    pub fn compile(&self) -> Result<Vec<crate::recognize::rules::Rule>, PatternError> {
         self.0
             .iter()
             .enumerate()
@@ -214,7 +216,7 @@ impl Rules {
 
 impl runtime::ConfigSection for Rules {
     fn validate(&self) -> Result<(), String> {
-        self.compile().map(|_| ())
+        self.compile().map(|_| ()).map_err(|err| err.to_string())
     }
 }
 
@@ -224,7 +226,7 @@ impl runtime::ConfigSection for Rules {
 pub struct ChangeRules(pub Vec<crate::changes::ChangeRuleConfig>);
 
 impl ChangeRules {
-    pub fn compile(&self) -> Result<Vec<crate::changes::ChangeRule>, String> {
+    pub fn compile(&self) -> Result<Vec<crate::changes::ChangeRule>, PatternError> {
         self.0
             .iter()
             .enumerate()
@@ -235,7 +237,7 @@ impl ChangeRules {
 
 impl runtime::ConfigSection for ChangeRules {
     fn validate(&self) -> Result<(), String> {
-        self.compile().map(|_| ())
+        self.compile().map(|_| ()).map_err(|err| err.to_string())
     }
 }
 

@@ -71,13 +71,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
         let alertmanager = if config.alertmanager.url.is_empty() {
             None
         } else {
-            Some(
-                alertmanager_api::AlertmanagerApi::new(
-                    &config.alertmanager.url,
-                    config.alertmanager.timeout,
-                )
-                .map_err(anyhow::Error::msg)?,
-            )
+            Some(alertmanager_api::AlertmanagerApi::new(
+                &config.alertmanager.url,
+                config.alertmanager.timeout,
+            )?)
         };
         let alertmanager_for_actions = alertmanager.clone();
         let alertmanager_for_reconciling = alertmanager.clone();
@@ -90,8 +87,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                 baseline: config.incidents.baseline,
             },
             service_labels: config.incidents.service_labels.clone(),
-            rules: config.rules.compile().map_err(anyhow::Error::msg)?,
-            change_rules: config.changes.compile().map_err(anyhow::Error::msg)?,
+            rules: config.rules.compile()?,
+            change_rules: config.changes.compile()?,
             storm: config.storm.rules(),
         });
         let mut tasks = runtime::Tasks::new(&context);

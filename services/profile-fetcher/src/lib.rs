@@ -88,13 +88,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                     config.prometheus.timeout,
                     config.prometheus.max_response_bytes,
                 )
-                .map_err(anyhow::Error::msg)?,
+                ?,
             )
         };
         let pyroscope = if config.pyroscope.url.is_empty() {
             None
         } else {
-            Some(pyroscope::Pyroscope::new(&config.pyroscope).map_err(anyhow::Error::msg)?)
+            Some(pyroscope::Pyroscope::new(&config.pyroscope)?)
         };
         let query_limits = spans::QueryLimits {
             timeout: config.traces.query_timeout,
@@ -105,7 +105,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
         let mut tasks = runtime::Tasks::new(&context);
         let store = match config.traces.listen {
             Some(listen) => {
-                let store = traces::open(&config.traces).map_err(anyhow::Error::msg)?;
+                let store = traces::open(&config.traces)?;
                 let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
                     anyhow::anyhow!("cannot listen on {listen} for spans (traces.listen): {err}")
                 })?;
@@ -148,7 +148,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             prometheus,
             pyroscope,
             pyroscope_config: config.pyroscope.clone(),
-            live: live::LiveProfiler::new(&config.live).map_err(anyhow::Error::msg)?,
+            live: live::LiveProfiler::new(&config.live)?,
             pages_url: config
                 .pages
                 .listen
@@ -159,7 +159,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             kubernetes: config.kubernetes.clone(),
             kube: kubernetes::api::KubeApi::connect(&config.kubernetes)
                 .await
-                .map_err(anyhow::Error::msg)?,
+                ?,
             spans: store
                 .as_ref()
                 .map(|(store, _)| (store.clone(), query_limits)),

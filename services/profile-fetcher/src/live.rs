@@ -61,13 +61,10 @@ pub struct LiveProfiler {
 }
 
 impl LiveProfiler {
-    pub fn new(config: &LiveConfig) -> Result<LiveProfiler, String> {
-        runtime::install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .build()
-            .map_err(|err| format!("cannot build the HTTP client: {err}"))?;
+    /// Each request sets its own timeout: the profile's seconds and a margin.
+    pub fn new(config: &LiveConfig) -> Result<LiveProfiler, runtime::body::ClientError> {
         Ok(LiveProfiler {
-            client,
+            client: runtime::body::client(None)?,
             config: config.clone(),
         })
     }

@@ -73,14 +73,9 @@ struct NamesAnswer {
 }
 
 impl Pyroscope {
-    pub fn new(config: &PyroscopeConfig) -> Result<Pyroscope, String> {
-        runtime::install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .map_err(|err| format!("cannot build the HTTP client: {err}"))?;
+    pub fn new(config: &PyroscopeConfig) -> Result<Pyroscope, runtime::body::ClientError> {
         Ok(Pyroscope {
-            client,
+            client: runtime::body::client(Some(config.timeout))?,
             config: config.clone(),
         })
     }

@@ -162,7 +162,7 @@ impl Default for DiagnosisConfig {
 
 impl runtime::ConfigSection for DiagnosisConfig {
     fn validate(&self) -> Result<(), String> {
-        crate::diagnose::RuleSet::new(self.rules.clone())?;
+        crate::diagnose::RuleSet::new(self.rules.clone()).map_err(|err| err.to_string())?;
         if self.silence_for < Duration::from_secs(60)
             || self.silence_for > Duration::from_secs(7 * 86400)
         {

@@ -123,35 +123,50 @@ impl Default for RuleSet {
     }
 }
 
+/// Why a diagnosis rule cannot be used: which rule, which part of it, and the regex's or the
+/// template's own error.
+#[derive(Debug, thiserror::Error)]
+#[error("diagnosis rule {index} ({name}): {part}: {source}")]
+pub struct RuleError {
+    pub index: usize,
+    pub name: String,
+    pub part: String,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
 impl RuleSet {
     /// `rules` (tried first), then the built-in ones. Errors name the rule and what is wrong.
-    pub fn new(rules: Vec<RuleConfig>) -> Result<RuleSet, String> {
+    pub fn new(rules: Vec<RuleConfig>) -> Result<RuleSet, RuleError> {
         let mut env = Environment::new();
         // A remediation that needs a label the alert lacks is left out, not shown half-filled.
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         let mut compiled = Vec::new();
         for (i, config) in rules.into_iter().chain(builtin()).enumerate() {
-            let at = |what: &str, err: &dyn std::fmt::Display| {
-                format!("diagnosis rule {i} ({}): {what}: {err}", config.name)
+            let at = |part: &str, source: Box<dyn std::error::Error + Send + Sync>| RuleError {
+                index: i,
+                name: config.name.clone(),
+                part: part.to_owned(),
+                source,
             };
             let alert = config
                 .alert
                 .as_deref()
                 .map(Regex::new)
                 .transpose()
-                .map_err(|err| at("alert", &err))?;
+                .map_err(|err| at("alert", err.into()))?;
             let labels = config
                 .labels
                 .iter()
                 .map(|(key, pattern)| {
                     Regex::new(&format!("^(?:{pattern})$"))
                         .map(|regex| (key.clone(), regex))
-                        .map_err(|err| at(&format!("labels.{key}"), &err))
+                        .map_err(|err| at(&format!("labels.{key}"), err.into()))
                 })
                 .collect::<Result<_, _>>()?;
             for template in std::iter::once(&config.summary).chain(&config.remediations) {
                 env.template_from_str(template)
-                    .map_err(|err| at("template", &err))?;
+                    .map_err(|err| at("template", err.into()))?;
             }
             compiled.push(Rule {
                 config,

@@ -85,8 +85,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                 NonZeroU32::new(posting.burst).unwrap_or(NonZeroU32::MIN),
                 posting.claim_timeout,
                 render::View {
-                    rules: diagnose::RuleSet::new(config.diagnosis.rules.clone())
-                        .map_err(anyhow::Error::msg)?,
+                    rules: diagnose::RuleSet::new(config.diagnosis.rules.clone())?,
                     trace_url: config.diagnosis.trace_url.clone(),
                     evidence_deadline: config.diagnosis.evidence_deadline,
                     silence_for: config.diagnosis.silence_for,

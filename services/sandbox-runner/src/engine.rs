@@ -29,10 +29,12 @@ pub struct Engine {
 /// Why the engine could not run something.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// Worth another try: the engine may be back.
     #[error("the Docker engine is unreachable: {0}")]
-    Unreachable(String),
-    #[error("the Docker engine refused: {0}")]
-    Refused(String),
+    Unreachable(#[source] DockerError),
+    /// The engine answered no; the same request would get the same answer.
+    #[error("the Docker engine refused ({status}): {message}")]
+    Refused { status: u16, message: String },
 }
 
 fn refused(err: DockerError) -> EngineError {
@@ -40,9 +42,31 @@ fn refused(err: DockerError) -> EngineError {
         DockerError::DockerResponseServerError {
             status_code,
             message,
-        } => EngineError::Refused(format!("{status_code}: {message}")),
-        other => EngineError::Unreachable(other.to_string()),
+        } => EngineError::Refused {
+            status: status_code,
+            message,
+        },
+        other => EngineError::Unreachable(other),
     }
+}
+
+/// Why the engine cannot run sandboxes now (the runner's readiness says it).
+#[derive(Debug, thiserror::Error)]
+pub enum Unready {
+    #[error("the Docker engine does not answer: {0}")]
+    NoAnswer(#[source] DockerError),
+    #[error(
+        "the Docker engine has no runtime {runtime:?} (it has {known:?}; deploy/sandbox/README.md says how to add gVisor's runsc)"
+    )]
+    NoRuntime { runtime: String, known: Vec<String> },
+    #[error("the sandbox image {0} is missing (deploy/sandbox/build-image.sh builds it)")]
+    NoImage(String),
+    #[error("cannot inspect the sandbox image {image}: {source}")]
+    Inspect {
+        image: String,
+        #[source]
+        source: DockerError,
+    },
 }
 
 fn is_not_found(err: &DockerError) -> bool {
@@ -65,7 +89,7 @@ impl Engine {
         } else {
             Docker::connect_with_http(docker_host, 120, bollard::API_DEFAULT_VERSION)
         }
-        .map_err(|err| EngineError::Unreachable(err.to_string()))?;
+        .map_err(EngineError::Unreachable)?;
         // An engine that is down now may be up later: keep the client, negotiate when it answers
         // (bollard's calls work against older APIs un-negotiated too).
         let docker = match docker.clone().negotiate_version().await {
@@ -79,26 +103,24 @@ impl Engine {
     }
 
     /// Whether the engine answers, knows `runtime` and has `image`; the reason when not.
-    pub async fn check(&self, image: &str, runtime: &str) -> Result<(), String> {
-        let info = self
-            .docker
-            .info()
-            .await
-            .map_err(|err| format!("the Docker engine does not answer: {err}"))?;
+    pub async fn check(&self, image: &str, runtime: &str) -> Result<(), Unready> {
+        let info = self.docker.info().await.map_err(Unready::NoAnswer)?;
         let runtimes = info.runtimes.unwrap_or_default();
         if !runtimes.contains_key(runtime) {
-            let mut known: Vec<&String> = runtimes.keys().collect();
+            let mut known: Vec<String> = runtimes.into_keys().collect();
             known.sort();
-            return Err(format!(
-                "the Docker engine has no runtime {runtime:?} (it has {known:?}; deploy/sandbox/README.md says how to add gVisor's runsc)"
-            ));
+            return Err(Unready::NoRuntime {
+                runtime: runtime.to_owned(),
+                known,
+            });
         }
         match self.docker.inspect_image(image).await {
             Ok(_) => Ok(()),
-            Err(err) if is_not_found(&err) => Err(format!(
-                "the sandbox image {image} is missing (deploy/sandbox/build-image.sh builds it)"
-            )),
-            Err(err) => Err(format!("cannot inspect the sandbox image {image}: {err}")),
+            Err(err) if is_not_found(&err) => Err(Unready::NoImage(image.to_owned())),
+            Err(source) => Err(Unready::Inspect {
+                image: image.to_owned(),
+                source,
+            }),
         }
     }
 

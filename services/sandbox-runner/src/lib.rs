@@ -47,9 +47,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
     let service_config = config.clone();
     runtime::serve(SERVICE, &service_config, shutdown, |context| async move {
         let sandbox = config.sandbox.clone();
-        let engine = engine::Engine::connect(&sandbox.docker_host)
-            .await
-            .map_err(anyhow::Error::msg)?;
+        let engine = engine::Engine::connect(&sandbox.docker_host).await?;
         // Ready while the engine answers and has the image; checked in the background.
         let health = context.readiness.add_stage("docker", "not checked yet");
         let mut tasks = runtime::Tasks::new(&context);

@@ -237,8 +237,8 @@ impl Runner {
         let _ = tokio::fs::remove_dir_all(&job_dir).await;
         let finished = match ran {
             Ok(finished) => finished,
-            Err(EngineError::Unreachable(reason)) if delivered < ENGINE_RETRIES => {
-                return Err(Stop::Retry(HandlerError::retry(reason)));
+            Err(err @ EngineError::Unreachable(_)) if delivered < ENGINE_RETRIES => {
+                return Err(Stop::Retry(HandlerError::retry(err)));
             }
             Err(err) => {
                 return Err(Stop::Answer(SandboxOutcome::Failed {

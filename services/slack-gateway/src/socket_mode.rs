@@ -112,6 +112,25 @@ enum End {
     Reconnect(String),
 }
 
+/// Why a socket could not be opened or kept; the gateway backs off and opens another.
+#[derive(Debug, thiserror::Error)]
+enum SocketError {
+    #[error("apps.connections.open: {0}")]
+    Open(#[source] slack_morphism::errors::SlackClientError),
+    #[error("cannot open the socket: {0}")]
+    Connect(#[source] tokio_tungstenite::tungstenite::Error),
+    #[error("cannot {doing} on the socket: {source}")]
+    Send {
+        doing: &'static str,
+        #[source]
+        source: tokio_tungstenite::tungstenite::Error,
+    },
+    #[error("socket error: {0}")]
+    Read(#[source] tokio_tungstenite::tungstenite::Error),
+    #[error("nothing from Slack for {0:?}")]
+    Silent(Duration),
+}
+
 #[derive(Debug)]
 pub(crate) struct SocketMode {
     pub(crate) client: WebClient,
@@ -149,16 +168,16 @@ impl SocketMode {
         }
     }
 
-    async fn connect_and_serve(&self, shutdown: &CancellationToken) -> Result<End, String> {
+    async fn connect_and_serve(&self, shutdown: &CancellationToken) -> Result<End, SocketError> {
         let opened = self
             .client
             .open_session(&slack::api_token(&self.app_token))
             .apps_connections_open(&SlackApiAppsConnectionOpenRequest::new())
             .await
-            .map_err(|err| format!("apps.connections.open: {err}"))?;
+            .map_err(SocketError::Open)?;
         let (socket, _) = tokio_tungstenite::connect_async(opened.url.0.as_str())
             .await
-            .map_err(|err| format!("cannot open the socket: {err}"))?;
+            .map_err(SocketError::Connect)?;
         let (mut sink, mut stream) = socket.split();
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<String>();
         let mut in_flight = JoinSet::new();
@@ -180,22 +199,22 @@ impl SocketMode {
                 Some(ack) = ack_rx.recv() => {
                     sink.send(WsMessage::Text(ack.into()))
                         .await
-                        .map_err(|err| format!("cannot acknowledge: {err}"))?;
+                        .map_err(|source| SocketError::Send { doing: "acknowledge", source })?;
                 }
                 Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
                 _ = ping.tick() => {
                     if last_frame.elapsed() > SILENCE_LIMIT {
-                        return Err(format!("nothing from Slack for {SILENCE_LIMIT:?}"));
+                        return Err(SocketError::Silent(SILENCE_LIMIT));
                     }
                     sink.send(WsMessage::Ping(Default::default()))
                         .await
-                        .map_err(|err| format!("cannot ping: {err}"))?;
+                        .map_err(|source| SocketError::Send { doing: "ping", source })?;
                 }
                 frame = stream.next() => {
                     last_frame = Instant::now();
                     let text = match frame {
                         None => return Ok(End::Reconnect("the socket closed".to_owned())),
-                        Some(Err(err)) => return Err(format!("socket error: {err}")),
+                        Some(Err(err)) => return Err(SocketError::Read(err)),
                         Some(Ok(WsMessage::Close(_))) => return Ok(End::Reconnect("Slack closed the socket".to_owned())),
                         Some(Ok(WsMessage::Text(text))) => text,
                         Some(Ok(_)) => continue,

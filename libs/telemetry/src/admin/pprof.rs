@@ -67,7 +67,10 @@ pub(super) async fn profile(Query(query): Query<ProfileQuery>) -> Response {
             bytes,
         )
             .into_response(),
-        Ok(Err(reason)) => refuse(StatusCode::INTERNAL_SERVER_ERROR, reason),
+        Ok(Err(err)) => refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot take the profile: {err}"),
+        ),
         Err(err) => refuse(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("the profiler panicked: {err}"),
@@ -89,19 +92,15 @@ fn refuse(status: StatusCode, reason: String) -> Response {
 }
 
 /// Samples this process for `duration` and writes what it saw as a pprof profile.
-fn take(duration: Duration) -> Result<Vec<u8>, String> {
+fn take(duration: Duration) -> Result<Vec<u8>, pprof::Error> {
     let started = SystemTime::now();
     let guard = pprof::ProfilerGuardBuilder::default()
         .frequency(FREQUENCY_HZ)
         // Unwinding through these can deadlock inside a signal handler (pprof-rs's advice).
         .blocklist(&["libc", "libgcc", "pthread", "vdso"])
-        .build()
-        .map_err(|err| format!("cannot start the profiler: {err}"))?;
+        .build()?;
     std::thread::sleep(duration);
-    let report = guard
-        .report()
-        .build()
-        .map_err(|err| format!("cannot read the profile: {err}"))?;
+    let report = guard.report().build()?;
     drop(guard);
     let stacks: Vec<StackCount> = report
         .data

@@ -44,6 +44,30 @@ pub struct RuleConfig {
     pub from_people: bool,
 }
 
+/// Why an operator's pattern (`[[rules]]`, `[[changes]]`) cannot be used; the key names the rule.
+#[derive(Debug, thiserror::Error)]
+pub enum PatternError {
+    #[error("{key}: {source}")]
+    Regex {
+        key: String,
+        #[source]
+        source: regex::Error,
+    },
+    #[error("{key}: needs a named group (?P<{group}>…) for {what}")]
+    MissingGroup {
+        key: String,
+        group: &'static str,
+        what: &'static str,
+    },
+}
+
+impl PatternError {
+    /// `pattern` compiled, naming `key` when it does not.
+    pub fn compile(key: impl FnOnce() -> String, pattern: &str) -> Result<Regex, PatternError> {
+        Regex::new(pattern).map_err(|source| PatternError::Regex { key: key(), source })
+    }
+}
+
 /// A rule ready to match.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -54,24 +78,27 @@ pub struct Rule {
 
 impl RuleConfig {
     /// Compiles the rule; the error names what is wrong (`rules[1].pattern: …`).
-    pub fn compile(&self, index: usize) -> Result<Rule, String> {
-        let pattern =
-            Regex::new(&self.pattern).map_err(|err| format!("rules[{index}].pattern: {err}"))?;
+    pub fn compile(&self, index: usize) -> Result<Rule, PatternError> {
+        let key = || format!("rules[{index}].pattern");
+        let pattern = PatternError::compile(key, &self.pattern)?;
         if !pattern
             .capture_names()
             .flatten()
             .any(|name| name == "alertname")
         {
-            return Err(format!(
-                "rules[{index}].pattern: needs a named group (?P<alertname>…) for the alert's name"
-            ));
+            return Err(PatternError::MissingGroup {
+                key: key(),
+                group: "alertname",
+                what: "the alert's name",
+            });
         }
         let resolved = self
             .resolved_pattern
             .as_deref()
-            .map(Regex::new)
-            .transpose()
-            .map_err(|err| format!("rules[{index}].resolved_pattern: {err}"))?;
+            .map(|resolved| {
+                PatternError::compile(|| format!("rules[{index}].resolved_pattern"), resolved)
+            })
+            .transpose()?;
         Ok(Rule {
             config: self.clone(),
             pattern,

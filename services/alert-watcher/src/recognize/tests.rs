@@ -233,12 +233,23 @@ fn operator_rules_read_in_house_formats_first() {
         pattern: "(unclosed".into(),
         ..config.clone()
     };
-    assert!(bad.compile(3).unwrap_err().starts_with("rules[3].pattern:"));
+    assert!(
+        bad.compile(3)
+            .unwrap_err()
+            .to_string()
+            .starts_with("rules[3].pattern:")
+    );
     let nameless = rules::RuleConfig {
         pattern: r"^ALERT (?P<what>\w+)".into(),
         ..config
     };
-    assert!(nameless.compile(0).unwrap_err().contains("(?P<alertname>"));
+    assert!(
+        nameless
+            .compile(0)
+            .unwrap_err()
+            .to_string()
+            .contains("(?P<alertname>")
+    );
 }
 
 #[test]

@@ -52,18 +52,33 @@ pub struct Read {
 #[derive(Debug)]
 struct Refused(String);
 
+/// Why the Kubernetes API's client could not be made (the service does not start).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("kubernetes.api = \"in-cluster\": {0}")]
+    InCluster(#[source] kube::config::InClusterError),
+    #[error("kubernetes.api: {url:?}: {source}")]
+    Url {
+        url: String,
+        #[source]
+        source: axum::http::uri::InvalidUri,
+    },
+    #[error("cannot build the Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+}
+
 impl KubeApi {
     /// A client for `config.api`: `None` when it is empty.
-    pub async fn connect(config: &KubernetesConfig) -> Result<Option<KubeApi>, String> {
+    pub async fn connect(config: &KubernetesConfig) -> Result<Option<KubeApi>, ConnectError> {
         runtime::install_crypto_provider();
         let mut kube_config = match config.api.as_str() {
             "" => return Ok(None),
-            "in-cluster" => kube::Config::incluster()
-                .map_err(|err| format!("kubernetes.api = \"in-cluster\": {err}"))?,
+            "in-cluster" => kube::Config::incluster().map_err(ConnectError::InCluster)?,
             url => {
-                let uri = url
-                    .parse()
-                    .map_err(|err| format!("kubernetes.api: {url:?}: {err}"))?;
+                let uri = url.parse().map_err(|source| ConnectError::Url {
+                    url: url.to_owned(),
+                    source,
+                })?;
                 let mut kube_config = kube::Config::new(uri);
                 if let Some(token_file) = &config.token_file {
                     kube_config.auth_info.token_file = Some(token_file.display().to_string());
@@ -75,8 +90,7 @@ impl KubeApi {
         // The client's own deadlines sit past ours, so a slow API server is reported as ours.
         kube_config.connect_timeout = Some(config.timeout + Duration::from_secs(1));
         kube_config.read_timeout = Some(config.timeout + Duration::from_secs(1));
-        let client = Client::try_from(kube_config)
-            .map_err(|err| format!("cannot build the Kubernetes client: {err}"))?;
+        let client = Client::try_from(kube_config).map_err(ConnectError::Client)?;
         Ok(Some(KubeApi {
             client,
             timeout: config.timeout,

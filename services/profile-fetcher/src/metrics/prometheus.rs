@@ -82,14 +82,9 @@ impl Prometheus {
         base_url: &str,
         timeout: Duration,
         max_response_bytes: usize,
-    ) -> Result<Self, String> {
-        runtime::install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|err| format!("cannot build the HTTP client: {err}"))?;
+    ) -> Result<Self, runtime::body::ClientError> {
         Ok(Prometheus {
-            client,
+            client: runtime::body::client(Some(timeout))?,
             base_url: base_url.trim_end_matches('/').to_owned(),
             timeout,
             max_response_bytes,

@@ -262,14 +262,15 @@ confidence = "medium"
 
     let mut broken = config;
     broken[0].alert = Some("(".into());
-    let err = RuleSet::new(broken.clone()).unwrap_err();
+    let err = RuleSet::new(broken.clone()).unwrap_err().to_string();
     assert!(
         err.starts_with("diagnosis rule 0 (payments-gc): alert:"),
         "{err}"
     );
     broken[0].alert = None;
     broken[0].summary = "{{ unclosed".into();
-    assert!(RuleSet::new(broken).unwrap_err().contains("template"));
+    let err = RuleSet::new(broken).unwrap_err();
+    assert_eq!((err.index, err.part.as_str()), (0, "template"));
 }
 
 fn deploy(incident: &Incident, minutes_before: i64) -> ChangesEvidence {
