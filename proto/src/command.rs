@@ -46,8 +46,46 @@ pub const MAX_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How to use the command, for answers to mistakes.
 pub const USAGE: &str = "Usage: `/profile [app] [since | from..to | now [seconds]] [type]`, e.g. `/profile checkout 30m`, `/profile checkout now 20s`, `/profile checkout 2026-12-01T10:00:00Z..2026-12-01T10:30:00Z alloc_space`. With no app you get a list to pick from.";
 
-/// Reads what followed `/profile`. Errors are sentences a person can act on.
-pub fn parse_profile(text: &str, now: DateTime<Utc>) -> Result<ProfileArgs, String> {
+/// What was wrong with what a person typed: each says, as a sentence they can act on, which word
+/// and why (a word is shown as typed; the reply escapes it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Mistake {
+    #[error("a live profile takes from 1 second to an hour, not `{0}`")]
+    LiveLength(String),
+    #[error("`{0}` is not a window I can look at: from 1s to {max}", max = humantime::format_duration(MAX_WINDOW))]
+    WindowLength(String),
+    #[error("`{0}` is not an app, a window or a profile type")]
+    NotAWord(String),
+    #[error("I did not understand `{0}`")]
+    NotUnderstood(String),
+    #[error("two windows given (`{0}` is the second)")]
+    TwoWindows(String),
+    #[error("`{0}` is not a time")]
+    TimeOutOfRange(String),
+    #[error("`{0}` is not a time: write it as 2026-12-01T10:00:00Z or Unix seconds")]
+    NotATime(String),
+    #[error("the window ends before it starts")]
+    EndsBeforeItStarts,
+    #[error("the window is in the future")]
+    InTheFuture,
+    #[error("the window is longer than {max}", max = humantime::format_duration(MAX_WINDOW))]
+    WindowTooLong,
+    #[error("`sql` needs a query after it")]
+    NoQuery,
+    #[error("the query is longer than {max} characters", max = crate::span::MAX_QUERY_CHARS)]
+    QueryTooLong,
+    #[error("`trace` takes a service and a duration: `trace checkout 2m`")]
+    TraceWords,
+    #[error("`{0}` is not a service name")]
+    NotAService(String),
+    #[error("`{0}` is not a duration from 1s to 1h (write it as 2m, 90s, 1h)")]
+    TraceLength(String),
+    #[error("I do not know `{0}`")]
+    UnknownVerb(String),
+}
+
+/// Reads what followed `/profile`.
+pub fn parse_profile(text: &str, now: DateTime<Utc>) -> Result<ProfileArgs, Mistake> {
     let mut app = None;
     let mut window = None;
     let mut profile_type = None;
@@ -60,9 +98,8 @@ pub fn parse_profile(text: &str, now: DateTime<Utc>) -> Result<ProfileArgs, Stri
                         words.next();
                         let seconds = length.as_secs();
                         if seconds == 0 || seconds > 3600 {
-                            return Err(format!(
-                                "a live profile takes from 1 second to an hour, not `{}`",
-                                humantime::format_duration(length)
+                            return Err(Mistake::LiveLength(
+                                humantime::format_duration(length).to_string(),
                             ));
                         }
                         Some(seconds as u32)
@@ -76,10 +113,7 @@ pub fn parse_profile(text: &str, now: DateTime<Utc>) -> Result<ProfileArgs, Stri
         } else if let Some(since) = duration(word) {
             set(&mut window, word, || {
                 if since.is_zero() || since > MAX_WINDOW {
-                    Err(format!(
-                        "`{word}` is not a window I can look at: from 1s to {}",
-                        humantime::format_duration(MAX_WINDOW)
-                    ))
+                    Err(Mistake::WindowLength(word.to_owned()))
                 } else {
                     Ok(WindowSpec::Since(since))
                 }
@@ -88,15 +122,13 @@ pub fn parse_profile(text: &str, now: DateTime<Utc>) -> Result<ProfileArgs, Stri
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c))
         {
-            return Err(format!(
-                "`{word}` is not an app, a window or a profile type"
-            ));
+            return Err(Mistake::NotAWord(word.to_owned()));
         } else if app.is_none() {
             app = Some(word.to_owned());
         } else if profile_type.is_none() {
             profile_type = Some(word.to_owned());
         } else {
-            return Err(format!("I did not understand `{word}`"));
+            return Err(Mistake::NotUnderstood(word.to_owned()));
         }
     }
     Ok(ProfileArgs {
@@ -109,10 +141,10 @@ pub fn parse_profile(text: &str, now: DateTime<Utc>) -> Result<ProfileArgs, Stri
 fn set(
     slot: &mut Option<WindowSpec>,
     word: &str,
-    value: impl FnOnce() -> Result<WindowSpec, String>,
-) -> Result<(), String> {
+    value: impl FnOnce() -> Result<WindowSpec, Mistake>,
+) -> Result<(), Mistake> {
     if slot.is_some() {
-        return Err(format!("two windows given (`{word}` is the second)"));
+        return Err(Mistake::TwoWindows(word.to_owned()));
     }
     *slot = Some(value()?);
     Ok(())
@@ -126,33 +158,28 @@ fn duration(word: &str) -> Option<Duration> {
     humantime::parse_duration(word).ok()
 }
 
-fn range(from: &str, to: &str, now: DateTime<Utc>) -> Result<WindowSpec, String> {
-    let instant = |text: &str| -> Result<DateTime<Utc>, String> {
+fn range(from: &str, to: &str, now: DateTime<Utc>) -> Result<WindowSpec, Mistake> {
+    let instant = |text: &str| -> Result<DateTime<Utc>, Mistake> {
         if let Ok(seconds) = text.parse::<i64>() {
             return DateTime::from_timestamp(seconds, 0)
-                .ok_or_else(|| format!("`{text}` is not a time"));
+                .ok_or_else(|| Mistake::TimeOutOfRange(text.to_owned()));
         }
         DateTime::parse_from_rfc3339(text)
             .map(|time| time.with_timezone(&Utc))
-            .map_err(|_| {
-                format!("`{text}` is not a time: write it as 2026-12-01T10:00:00Z or Unix seconds")
-            })
+            .map_err(|_| Mistake::NotATime(text.to_owned()))
     };
     let (from, to) = (instant(from)?, instant(to)?);
     if from >= to {
-        return Err("the window ends before it starts".to_owned());
+        return Err(Mistake::EndsBeforeItStarts);
     }
     if from > now {
-        return Err("the window is in the future".to_owned());
+        return Err(Mistake::InTheFuture);
     }
     if (to - from)
         .to_std()
         .map_or(true, |length| length > MAX_WINDOW)
     {
-        return Err(format!(
-            "the window is longer than {}",
-            humantime::format_duration(MAX_WINDOW)
-        ));
+        return Err(Mistake::WindowTooLong);
     }
     Ok(WindowSpec::Range { from, to })
 }
@@ -186,8 +213,8 @@ pub enum Ask {
 pub const ASK_USAGE: &str = "Ask me in a thread or a DM: `@flamethread diagnose` (in an alert's thread: read its first message as an alert and answer it), `@flamethread profile checkout 30m` (anything `/profile` takes), `@flamethread sql <query>` or `@flamethread trace <service> <duration>`. The message shortcut \"Diagnose this message\" works on any message.";
 
 /// Reads what a person asked, after the mention of the app (any `<@U…>` mention left in is
-/// skipped). Errors are sentences a person can act on.
-pub fn parse_ask(text: &str, now: DateTime<Utc>) -> Result<Ask, String> {
+/// skipped).
+pub fn parse_ask(text: &str, now: DateTime<Utc>) -> Result<Ask, Mistake> {
     let words: Vec<&str> = text
         .split_whitespace()
         .filter(|word| !(word.starts_with("<@") && word.ends_with('>')))
@@ -203,9 +230,8 @@ pub fn parse_ask(text: &str, now: DateTime<Utc>) -> Result<Ask, String> {
         // A query is taken as typed after `sql` (its spacing inside quotes is its own).
         "sql" => parse_flamethread(&format!("sql {}", after_verb(text))).map(Ask::Flamethread),
         "" | "help" | "trace" => parse_flamethread(&format!("{verb} {rest}")).map(Ask::Flamethread),
-        _ => Err(format!(
-            "I did not understand `{}`",
-            words.join(" ").chars().take(80).collect::<String>()
+        _ => Err(Mistake::NotUnderstood(
+            words.join(" ").chars().take(80).collect(),
         )),
     }
 }
@@ -224,8 +250,8 @@ fn after_verb(text: &str) -> &str {
     }
 }
 
-/// Reads what followed `/flamethread`. Errors are sentences a person can act on.
-pub fn parse_flamethread(text: &str) -> Result<FlamethreadArgs, String> {
+/// Reads what followed `/flamethread`.
+pub fn parse_flamethread(text: &str) -> Result<FlamethreadArgs, Mistake> {
     let text = text.trim();
     let (verb, rest) = text
         .split_once(char::is_whitespace)
@@ -234,13 +260,10 @@ pub fn parse_flamethread(text: &str) -> Result<FlamethreadArgs, String> {
         "" | "help" => Ok(FlamethreadArgs::Help),
         "sql" => {
             if rest.is_empty() {
-                return Err("`sql` needs a query after it".to_owned());
+                return Err(Mistake::NoQuery);
             }
             if rest.chars().count() > crate::span::MAX_QUERY_CHARS {
-                return Err(format!(
-                    "the query is longer than {} characters",
-                    crate::span::MAX_QUERY_CHARS
-                ));
+                return Err(Mistake::QueryTooLong);
             }
             // Slack turns a typed backtick block into the text itself; people paste queries
             // in code formatting, so it is taken off.
@@ -251,28 +274,24 @@ pub fn parse_flamethread(text: &str) -> Result<FlamethreadArgs, String> {
         "trace" => {
             let words: Vec<&str> = rest.split_whitespace().collect();
             let [service, length] = words.as_slice() else {
-                return Err(
-                    "`trace` takes a service and a duration: `trace checkout 2m`".to_owned(),
-                );
+                return Err(Mistake::TraceWords);
             };
             if service.len() > 128
                 || !service
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c))
             {
-                return Err(format!("`{service}` is not a service name"));
+                return Err(Mistake::NotAService((*service).to_owned()));
             }
             let length = duration(length)
                 .filter(|length| !length.is_zero() && *length <= crate::span::MAX_TRACE_ALL)
-                .ok_or_else(|| {
-                    format!("`{length}` is not a duration from 1s to 1h (write it as 2m, 90s, 1h)")
-                })?;
+                .ok_or_else(|| Mistake::TraceLength((*length).to_owned()))?;
             Ok(FlamethreadArgs::TraceAll {
                 service: (*service).to_owned(),
                 length,
             })
         }
-        _ => Err(format!("I do not know `{verb}`")),
+        _ => Err(Mistake::UnknownVerb(verb.to_owned())),
     }
 }
 
@@ -334,7 +353,7 @@ mod tests {
         );
         assert!(parse_ask("profile rm -rf /;", now).is_err());
         let mistake = parse_ask(&format!("deploy {}", "x".repeat(5000)), now).unwrap_err();
-        assert!(mistake.len() < 120, "{mistake}");
+        assert!(mistake.to_string().len() < 120, "{mistake}");
     }
 
     #[test]
@@ -362,13 +381,14 @@ mod tests {
             ("trace <!channel> 2m", "not a service name"),
             ("drop everything", "I do not know `drop`"),
         ] {
-            let err = parse_flamethread(wrong).unwrap_err();
+            let err = parse_flamethread(wrong).unwrap_err().to_string();
             assert!(err.contains(said), "{wrong}: {err}");
         }
         let long = format!("sql {}", "x".repeat(crate::span::MAX_QUERY_CHARS + 1));
         assert!(
             parse_flamethread(&long)
                 .unwrap_err()
+                .to_string()
                 .contains("longer than")
         );
     }
@@ -423,7 +443,11 @@ mod tests {
 
     #[test]
     fn mistakes_get_sentences() {
-        let err = |text: &str| parse_profile(text, now()).unwrap_err();
+        assert_eq!(
+            parse_profile("checkout 30m 1h", now()),
+            Err(Mistake::TwoWindows("1h".into()))
+        );
+        let err = |text: &str| parse_profile(text, now()).unwrap_err().to_string();
         assert_eq!(
             err("checkout 30m 1h"),
             "two windows given (`1h` is the second)"
