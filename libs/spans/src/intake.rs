@@ -80,7 +80,59 @@ pub enum IntakeError {
     Span {
         index: usize,
         name: String,
-        problem: String,
+        #[source]
+        problem: SpanProblem,
+    },
+}
+
+/// What is wrong with one span; the sender reads it after the span's index and name. `what`
+/// names the field as the sender's format spells it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpanProblem {
+    /// Not the shape of the format at all (serde's words).
+    #[error("{0}")]
+    Shape(String),
+    #[error("{0} is missing")]
+    Missing(&'static str),
+    #[error("{0} is empty")]
+    Empty(&'static str),
+    #[error("{what} ({value}) is past the year 2262")]
+    Past2262 { what: &'static str, value: u64 },
+    #[error("{0} is past the year 2262")]
+    MicrosPast2262(&'static str),
+    #[error("{0} is too large")]
+    TooLarge(&'static str),
+    #[error("end_time_unix_nano ({end}) is before start_time_unix_nano ({start})")]
+    EndsBeforeStart { start: u64, end: u64 },
+    #[error("{what} must be {len} bytes ({} hex digits), got {got}", 2 * len)]
+    IdLength {
+        what: &'static str,
+        len: usize,
+        got: usize,
+    },
+    #[error("{what} is {got} bytes; at most {len} are kept ({} hex digits)", 2 * len)]
+    IdTooLong {
+        what: &'static str,
+        len: usize,
+        got: usize,
+    },
+    #[error("{0} is all zeros, which OpenTelemetry calls invalid")]
+    ZeroId(&'static str),
+    #[error("{what} is not hex: {source}")]
+    NotHex {
+        what: &'static str,
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    #[error("{what} {text:?} is neither hex nor base64")]
+    NeitherHexNorBase64 { what: &'static str, text: String },
+    #[error("tag {0:?} must have exactly one of v_str, v_bool, v_int64, v_float64, v_binary")]
+    TagValues(String),
+    #[error("tag {key:?} says v_type {declared:?} but holds a {held}")]
+    TagType {
+        key: String,
+        declared: String,
+        held: &'static str,
     },
 }
 
@@ -141,7 +193,7 @@ fn from_otlp(request: ExportTraceServiceRequest) -> Result<Vec<SpanRow>, IntakeE
             }
             for span in scope_spans.spans {
                 let index = rows.len();
-                let refuse = |problem: String| IntakeError::Span {
+                let refuse = |problem: SpanProblem| IntakeError::Span {
                     index,
                     name: cut_to(&span.name, 100),
                     problem,
@@ -162,7 +214,7 @@ fn otlp_row(
     span: &Span,
     service_name: &str,
     resource_attributes: &BTreeMap<String, String>,
-) -> Result<SpanRow, String> {
+) -> Result<SpanRow, SpanProblem> {
     let trace_id = id_bytes(&span.trace_id, 16, "trace_id")?;
     let span_id = id_bytes(&span.span_id, 8, "span_id")?;
     let parent_span_id = if span.parent_span_id.is_empty() {
@@ -188,7 +240,7 @@ fn otlp_row(
                 attributes: attributes(&event.attributes),
             })
         })
-        .collect::<Result<_, String>>()?;
+        .collect::<Result<_, SpanProblem>>()?;
     let links = span
         .links
         .iter()
@@ -201,7 +253,7 @@ fn otlp_row(
                 attributes: attributes(&link.attributes),
             })
         })
-        .collect::<Result<_, String>>()?;
+        .collect::<Result<_, SpanProblem>>()?;
     let status = span.status.as_ref();
     Ok(SpanRow {
         timestamp_ns,
@@ -227,36 +279,32 @@ fn otlp_row(
 }
 
 /// Start and end (ns since the epoch) as the row's start and duration.
-fn times(start: u64, end: u64) -> Result<(i64, u64), String> {
+fn times(start: u64, end: u64) -> Result<(i64, u64), SpanProblem> {
     let start_ns = nanos(start, "start_time_unix_nano")?;
     if end < start {
-        return Err(format!(
-            "end_time_unix_nano ({end}) is before start_time_unix_nano ({start})"
-        ));
+        return Err(SpanProblem::EndsBeforeStart { start, end });
     }
     Ok((start_ns, end - start))
 }
 
-fn nanos(value: u64, what: &str) -> Result<i64, String> {
+fn nanos(value: u64, what: &'static str) -> Result<i64, SpanProblem> {
     if value == 0 {
-        return Err(format!("{what} is missing"));
+        return Err(SpanProblem::Missing(what));
     }
-    i64::try_from(value).map_err(|_| format!("{what} ({value}) is past the year 2262"))
+    i64::try_from(value).map_err(|_| SpanProblem::Past2262 { what, value })
 }
 
 /// An id given as bytes: exactly `len` of them, not all zero (OTLP's rule), as lowercase hex.
-fn id_bytes(bytes: &[u8], len: usize, what: &str) -> Result<String, String> {
+fn id_bytes(bytes: &[u8], len: usize, what: &'static str) -> Result<String, SpanProblem> {
     if bytes.len() != len {
-        return Err(format!(
-            "{what} must be {len} bytes ({} hex digits), got {}",
-            2 * len,
-            bytes.len()
-        ));
+        return Err(SpanProblem::IdLength {
+            what,
+            len,
+            got: bytes.len(),
+        });
     }
     if bytes.iter().all(|&byte| byte == 0) {
-        return Err(format!(
-            "{what} is all zeros, which OpenTelemetry calls invalid"
-        ));
+        return Err(SpanProblem::ZeroId(what));
     }
     Ok(hex(bytes))
 }
@@ -264,10 +312,10 @@ fn id_bytes(bytes: &[u8], len: usize, what: &str) -> Result<String, String> {
 /// An id given as text (SpanEvents): hex when every character is a hex digit (at most `2 * len`
 /// of them), base64 (standard or URL-safe, padded or not) otherwise; at most `len` bytes, zero
 /// bytes on the left when shorter, never all zero.
-pub fn id_text(text: &str, len: usize, what: &str) -> Result<String, String> {
+pub fn id_text(text: &str, len: usize, what: &'static str) -> Result<String, SpanProblem> {
     let text = text.trim();
     if text.is_empty() {
-        return Err(format!("{what} is empty"));
+        return Err(SpanProblem::Empty(what));
     }
     let bytes = if text.len() <= 2 * len && text.bytes().all(|b| b.is_ascii_hexdigit()) {
         let even = if text.len() % 2 == 1 {
@@ -279,7 +327,7 @@ pub fn id_text(text: &str, len: usize, what: &str) -> Result<String, String> {
             .step_by(2)
             .map(|at| u8::from_str_radix(&even[at..at + 2], 16))
             .collect::<Result<Vec<u8>, _>>()
-            .map_err(|err| format!("{what} is not hex: {err}"))?
+            .map_err(|source| SpanProblem::NotHex { what, source })?
     } else {
         let engines = [
             &base64::engine::general_purpose::STANDARD,
@@ -290,14 +338,17 @@ pub fn id_text(text: &str, len: usize, what: &str) -> Result<String, String> {
         engines
             .iter()
             .find_map(|engine| engine.decode(text).ok())
-            .ok_or_else(|| format!("{what} {:?} is neither hex nor base64", cut_to(text, 40)))?
+            .ok_or_else(|| SpanProblem::NeitherHexNorBase64 {
+                what,
+                text: cut_to(text, 40),
+            })?
     };
     if bytes.len() > len {
-        return Err(format!(
-            "{what} is {} bytes; at most {len} are kept ({} hex digits)",
-            bytes.len(),
-            2 * len
-        ));
+        return Err(SpanProblem::IdTooLong {
+            what,
+            len,
+            got: bytes.len(),
+        });
     }
     let mut padded = vec![0; len - bytes.len()];
     padded.extend(bytes);
@@ -438,7 +489,7 @@ struct Tag {
 }
 
 impl Tag {
-    fn text(&self) -> Result<String, String> {
+    fn text(&self) -> Result<String, SpanProblem> {
         let given = [
             ("string", self.v_str.clone()),
             ("bool", self.v_bool.map(|value| value.to_string())),
@@ -451,20 +502,17 @@ impl Tag {
             .filter_map(|(kind, value)| value.as_ref().map(|value| (*kind, value)))
             .collect();
         let [(kind, value)] = present.as_slice() else {
-            return Err(format!(
-                "tag {:?} must have exactly one of v_str, v_bool, v_int64, v_float64, v_binary",
-                cut_to(&self.key, 100)
-            ));
+            return Err(SpanProblem::TagValues(cut_to(&self.key, 100)));
         };
         if let Some(declared) = &self.v_type
             && !declared.eq_ignore_ascii_case(kind)
             && !(declared.eq_ignore_ascii_case("str") && *kind == "string")
         {
-            return Err(format!(
-                "tag {:?} says v_type {:?} but holds a {kind}",
-                cut_to(&self.key, 100),
-                cut_to(declared, 20)
-            ));
+            return Err(SpanProblem::TagType {
+                key: cut_to(&self.key, 100),
+                declared: cut_to(declared, 20),
+                held: kind,
+            });
         }
         Ok((*value).clone())
     }
@@ -494,30 +542,30 @@ fn from_span_events(body: &[u8]) -> Result<Vec<SpanRow>, IntakeError> {
                 .and_then(|name| name.as_str())
                 .map(|name| cut_to(name, 100))
                 .unwrap_or_default();
-            let refuse = |problem: String| IntakeError::Span {
+            let refuse = |problem: SpanProblem| IntakeError::Span {
                 index,
                 name: name.clone(),
                 problem,
             };
-            let event: SpanEvent =
-                serde_json::from_value(item).map_err(|err| refuse(err.to_string()))?;
+            let event: SpanEvent = serde_json::from_value(item)
+                .map_err(|err| refuse(SpanProblem::Shape(err.to_string())))?;
             span_event_row(event).map_err(refuse)
         })
         .collect()
 }
 
-fn span_event_row(event: SpanEvent) -> Result<SpanRow, String> {
+fn span_event_row(event: SpanEvent) -> Result<SpanRow, SpanProblem> {
     let start = event
         .start_timestamp_micros
         .checked_mul(1000)
-        .ok_or("start_timestamp_micros is past the year 2262")?;
+        .ok_or(SpanProblem::MicrosPast2262("start_timestamp_micros"))?;
     let duration_ns = event
         .duration_micros
         .checked_mul(1000)
-        .ok_or("duration_micros is too large")?;
+        .ok_or(SpanProblem::TooLarge("duration_micros"))?;
     let timestamp_ns = nanos(start, "start_timestamp_micros")?;
     if event.name.trim().is_empty() {
-        return Err("name is empty".to_owned());
+        return Err(SpanProblem::Empty("name"));
     }
     let mut span_attributes = BTreeMap::new();
     let mut service_name = None;

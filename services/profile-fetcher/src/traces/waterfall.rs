@@ -386,14 +386,14 @@ async fn page(
     };
     let trace_id = match spans::intake::id_text(&id, 16, "the trace id") {
         Ok(id) => id,
-        Err(err) => return refuse(StatusCode::BAD_REQUEST, err),
+        Err(err) => return refuse(StatusCode::BAD_REQUEST, err.to_string()),
     };
     let focus = match page
         .span
         .as_deref()
         .map(|span| spans::intake::id_text(span, 8, "?span="))
     {
-        Some(Err(err)) => return refuse(StatusCode::BAD_REQUEST, err),
+        Some(Err(err)) => return refuse(StatusCode::BAD_REQUEST, err.to_string()),
         Some(Ok(span)) => Some(span),
         None => None,
     };
