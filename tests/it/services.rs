@@ -152,3 +152,48 @@ async fn an_admin_port_in_use_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// When one of a service's tasks fails, the others drain as at shutdown (they see the shutdown
+/// cancelled and finish what they hold) before the service ends with the first failure's name.
+#[tokio::test]
+async fn a_failing_task_stops_the_others_by_shutdown_not_by_abort() {
+    let nats = NatsServer::start().unwrap();
+    let context = runtime::ServiceContext {
+        bus: bus::Bus::connect(&nats_config(&nats), "tasks-test")
+            .await
+            .unwrap(),
+        readiness: runtime::Readiness::new(),
+        shutdown: CancellationToken::new(),
+    };
+    let drained = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = runtime::Tasks::new(&context);
+    tasks.spawn("the patient job", {
+        let (shutdown, drained) = (context.shutdown.clone(), drained.clone());
+        async move {
+            shutdown.cancelled().await;
+            // What it holds takes a moment to finish; an abort would cut this short.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            drained.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }
+    });
+    tasks.spawn("the failing job", async {
+        anyhow::bail!("the disk is gone")
+    });
+    let err = tokio::time::timeout(Duration::from_secs(10), tasks.run())
+        .await
+        .expect("the service ends")
+        .unwrap_err();
+    assert_eq!(
+        format!("{err:#}"),
+        "the failing job failed: the disk is gone"
+    );
+    assert!(
+        context.shutdown.is_cancelled(),
+        "the others were told to stop"
+    );
+    assert!(
+        drained.load(std::sync::atomic::Ordering::SeqCst),
+        "the patient job finished what it held"
+    );
+}

@@ -1,6 +1,7 @@
 //! What a service runs until shutdown, registered the same way in every service: its consumers
 //! (`consume`), its HTTP servers (`serve`) and its other long-running jobs (`spawn`). `run`
-//! awaits them together; the first that fails (or panics) ends the service, named in the error.
+//! awaits them together; the first that fails (or panics) ends the service, named in the error,
+//! after the others have drained as they do at shutdown.
 //!
 //! Knowing one service's `run` is knowing all five: options → build the state → register its
 //! tasks here → `Tasks::run`.
@@ -79,15 +80,50 @@ impl Tasks {
         self.running.spawn(async move { (what, job.await) });
     }
 
-    /// Awaits every task; the first failure ends the service (the rest are stopped).
+    /// Awaits every task. The first failure (or panic) ends the service the way a shutdown
+    /// does: the service's shutdown is cancelled, so the others finish what they hold (a consumer
+    /// acks or naks its message, a server answers its open requests) for up to [`DRAIN_LIMIT`],
+    /// and only then is anything still running aborted. The first failure is returned.
     pub async fn run(mut self) -> anyhow::Result<()> {
-        while let Some(finished) = self.running.join_next().await {
-            match finished {
-                Ok((_, Ok(()))) => {}
-                Ok((what, Err(err))) => return Err(err.context(format!("{what} failed"))),
-                Err(err) => anyhow::bail!("a task panicked: {err}"),
+        let mut failure: Option<anyhow::Error> = None;
+        loop {
+            let next = match failure {
+                None => self.running.join_next().await,
+                Some(_) => {
+                    match tokio::time::timeout(DRAIN_LIMIT, self.running.join_next()).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            tracing::warn!(
+                                still_running = self.running.len(),
+                                "tasks did not stop within {DRAIN_LIMIT:?} of a failure; aborting them"
+                            );
+                            self.running.abort_all();
+                            break;
+                        }
+                    }
+                }
+            };
+            let Some(finished) = next else { break };
+            let failed = match finished {
+                Ok((_, Ok(()))) => continue,
+                Ok((what, Err(err))) => err.context(format!("{what} failed")),
+                Err(err) if err.is_cancelled() => continue,
+                Err(err) => anyhow::anyhow!("a task panicked: {err}"),
+            };
+            match failure {
+                None => {
+                    tracing::error!(error = %format!("{failed:#}"), "stopping the service");
+                    self.context.shutdown.cancel();
+                    failure = Some(failed);
+                }
+                Some(_) => {
+                    tracing::warn!(error = %format!("{failed:#}"), "also failed while stopping")
+                }
             }
         }
-        Ok(())
+        failure.map_or(Ok(()), Err)
     }
 }
+
+/// How long the other tasks get to finish after one failed.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);

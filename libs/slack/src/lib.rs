@@ -286,14 +286,19 @@ pub async fn waited_out(method: &str, error: &CallError, longest: std::time::Dur
     true
 }
 
-/// Makes `attempt` until it is not rate limited ([`waited_out`], with no bound).
-async fn patiently<T, Fut>(method: &str, mut attempt: impl FnMut() -> Fut) -> Result<T, CallError>
+/// Makes `attempt` until it is not rate limited, waiting out each limit of at most `longest`
+/// ([`waited_out`]); a longer one is returned as [`CallError::RateLimited`].
+async fn patiently<T, Fut>(
+    method: &str,
+    longest: std::time::Duration,
+    mut attempt: impl FnMut() -> Fut,
+) -> Result<T, CallError>
 where
     Fut: std::future::Future<Output = Result<T, CallError>>,
 {
     loop {
         match attempt().await {
-            Err(err) if waited_out(method, &err, ANY_WAIT).await => {}
+            Err(err) if waited_out(method, &err, longest).await => {}
             answer => return answer,
         }
     }
@@ -346,16 +351,18 @@ impl RawApi {
         method: &str,
         body: &serde_json::Value,
     ) -> Result<serde_json::Value, CallError> {
-        patiently(method, || self.call(method, body)).await
+        patiently(method, ANY_WAIT, || self.call(method, body)).await
     }
 
-    /// [`RawApi::get`], waiting out every rate limit ([`waited_out`]).
+    /// [`RawApi::get`], waiting out each rate limit of at most `longest` ([`waited_out`]): a
+    /// caller with a deadline passes what it can spare, [`ANY_WAIT`] otherwise.
     pub async fn get_patiently(
         &self,
         method: &str,
         query: &[(&str, &str)],
+        longest: std::time::Duration,
     ) -> Result<serde_json::Value, CallError> {
-        patiently(method, || self.get(method, query)).await
+        patiently(method, longest, || self.get(method, query)).await
     }
 
     /// `GET {api_url}/{method}?query` (Slack's read methods take form or query parameters, not

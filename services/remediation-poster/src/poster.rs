@@ -504,6 +504,7 @@ impl Poster {
             .get_patiently(
                 "conversations.replies",
                 &[("channel", channel), ("ts", thread_ts), ("limit", "1000")],
+                slack::ANY_WAIT,
             )
             .await
             .map_err(|err| slack_failed("conversations.replies", err))?;

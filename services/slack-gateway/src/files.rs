@@ -128,7 +128,13 @@ impl FileFetcher {
     async fn fetch(&self, received: &FileReceived) -> Result<Fetch, HandlerError> {
         let answer = match self
             .slack
-            .get_patiently("files.info", &[("file", &received.file_id)])
+            // A longer limit is retried later (it is transient): the download needs the rest of
+            // the handler's time (three download timeouts).
+            .get_patiently(
+                "files.info",
+                &[("file", &received.file_id)],
+                self.config.download_timeout,
+            )
             .await
         {
             Ok(answer) => answer,
