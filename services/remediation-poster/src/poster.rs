@@ -226,108 +226,124 @@ impl Poster {
     async fn deliver(&self, key: &str) -> Result<(), HandlerError> {
         let marker = format!("ft-reply:{key}");
         loop {
-            let (mut record, _) = self.read(key).await?;
-            let Some(target) = record.target.clone() else {
+            let (record, _) = self.read(key).await?;
+            let record = match next_step(&record) {
                 // Evidence before its incident: it waits in the record.
-                return Ok(());
-            };
-            if record.caught_up() {
-                self.share_pictures(key, &record).await?;
-                return self.react(key, &record).await;
-            }
-            if let (ReplyTarget::Thread { channel, .. }, Some(_)) = (&target, &record.message_ts) {
-                if record.only_cosmetic_pending() {
-                    // Only counts changed: shown when the channel's budget allows, never waited
-                    // for (the next change, or the next repeat, shows them).
-                    if self.cosmetic_limiter.check_key(channel).is_err()
-                        || self.update_limiter.check_key(channel).is_err()
-                    {
+                Step::Wait => return Ok(()),
+                Step::Finish => {
+                    self.share_pictures(key, &record).await?;
+                    return self.react(key, &record).await;
+                }
+                Step::Show => record,
+                Step::Edit { channel } => {
+                    if !self.paced(&channel, record.only_cosmetic_pending()).await {
                         return Ok(());
                     }
-                } else {
-                    self.update_limiter.until_key_ready(channel).await;
+                    // The edit shows what the record holds after the wait, not before it.
+                    self.read(key).await?.0
                 }
-                // The edit shows what the record holds after the wait, not before it.
-                record = self.read(key).await?.0;
-            }
-            let showing = record.content_revision;
-            let rendered = render::render_with(&record, &marker, &self.view);
-            match target {
-                ReplyTarget::Thread { channel, thread_ts } => match record.message_ts.clone() {
-                    Some(ts) => {
-                        match self.call_update(&channel, &ts, &rendered, &marker).await? {
-                            Updated::Yes => {
-                                metrics::counter!("ft_poster_updates_total").increment(1);
-                                self.update(key, |record| {
-                                    if record.rendered_revision >= showing {
-                                        return false;
-                                    }
-                                    record.rendered_revision = showing;
-                                    true
-                                })
-                                .await?;
-                            }
-                            Updated::Gone => {
-                                // Someone deleted the reply: post a new one.
-                                self.update(key, |record| {
-                                    let gone = record.message_ts.as_deref() == Some(ts.as_str());
-                                    if gone {
-                                        record.message_ts = None;
-                                        record.rendered_revision = 0;
-                                    }
-                                    gone
-                                })
-                                .await?;
-                            }
-                        }
+            };
+            self.show(key, &record, &marker).await?;
+        }
+    }
+
+    /// Waits for `channel`'s edit budget; `false` when the edit is only cosmetic (counts
+    /// changed) and the budget has none now: such an edit is never waited for (the next change,
+    /// or the next repeat, shows it).
+    async fn paced(&self, channel: &str, cosmetic: bool) -> bool {
+        let channel = channel.to_owned();
+        if cosmetic {
+            self.cosmetic_limiter.check_key(&channel).is_ok()
+                && self.update_limiter.check_key(&channel).is_ok()
+        } else {
+            self.update_limiter.until_key_ready(&channel).await;
+            true
+        }
+    }
+
+    /// Shows what `record` holds where its target says: a thread reply posted once and edited
+    /// after, an ephemeral, a DM, or an answer through a `response_url`.
+    async fn show(
+        &self,
+        key: &str,
+        record: &ReplyRecord,
+        marker: &str,
+    ) -> Result<(), HandlerError> {
+        let Some(target) = record.target.clone() else {
+            return Ok(());
+        };
+        let showing = record.content_revision;
+        let rendered = render::render_with(record, marker, &self.view);
+        match target {
+            ReplyTarget::Thread { channel, thread_ts } => match record.message_ts.clone() {
+                Some(ts) => match self.call_update(&channel, &ts, &rendered, marker).await? {
+                    Updated::Yes => {
+                        metrics::counter!("ft_poster_updates_total").increment(1);
+                        self.mark_rendered(key, showing).await?;
                     }
-                    None => {
-                        self.post_once(key, &record, &channel, &thread_ts, &marker)
-                            .await?
+                    Updated::Gone => {
+                        // Someone deleted the reply: post a new one.
+                        self.update(key, |record| {
+                            let gone = record.message_ts.as_deref() == Some(ts.as_str());
+                            if gone {
+                                record.message_ts = None;
+                                record.rendered_revision = 0;
+                            }
+                            gone
+                        })
+                        .await?;
                     }
                 },
-                ReplyTarget::Ephemeral {
-                    channel,
-                    user,
-                    thread_ts,
-                } => {
-                    let mut body = json!({"channel": channel, "user": user, "text": rendered.text, "blocks": rendered.blocks});
-                    if let Some(thread_ts) = thread_ts {
-                        body["thread_ts"] = json!(thread_ts);
-                    }
-                    self.call_with_retry("chat.postEphemeral", &body).await?;
-                    self.mark_rendered(key, showing).await?;
+                None => {
+                    self.post_once(key, record, &channel, &thread_ts, marker)
+                        .await?
                 }
-                ReplyTarget::Direct { user } => {
-                    // Slack posts a message sent to a person's id into the app's DM with them.
-                    let body =
-                        json!({"channel": user, "text": rendered.text, "blocks": rendered.blocks});
-                    self.call_with_retry("chat.postMessage", &body).await?;
-                    self.mark_rendered(key, showing).await?;
+            },
+            ReplyTarget::Ephemeral {
+                channel,
+                user,
+                thread_ts,
+            } => {
+                let mut body = json!({"channel": channel, "user": user, "text": rendered.text, "blocks": rendered.blocks});
+                if let Some(thread_ts) = thread_ts {
+                    body["thread_ts"] = json!(thread_ts);
                 }
-                ReplyTarget::ResponseUrl { url } => {
-                    let body = json!({
-                        "response_type": "ephemeral",
-                        "replace_original": record.rendered_revision > 0,
-                        "text": rendered.text,
-                        "blocks": rendered.blocks,
-                    });
-                    loop {
-                        match self.api.respond(&url, &body).await {
-                            Ok(()) => break,
-                            Err(err) if slack::waited_out("response_url", &err, ANY_WAIT).await => {
-                            }
-                            Err(CallError::Slack { code, detail }) => {
-                                // An expired response_url (30 minutes, five uses) cannot be
-                                // answered any more; say so in the log, do not retry forever.
-                                tracing::warn!(%code, %detail, "response_url refused the answer");
-                                break;
-                            }
-                            Err(err) => return Err(retry("response_url", err)),
-                        }
-                    }
-                    self.mark_rendered(key, showing).await?;
+                self.call_with_retry("chat.postEphemeral", &body).await?;
+                self.mark_rendered(key, showing).await?;
+            }
+            ReplyTarget::Direct { user } => {
+                // Slack posts a message sent to a person's id into the app's DM with them.
+                let body =
+                    json!({"channel": user, "text": rendered.text, "blocks": rendered.blocks});
+                self.call_with_retry("chat.postMessage", &body).await?;
+                self.mark_rendered(key, showing).await?;
+            }
+            ReplyTarget::ResponseUrl { url } => {
+                let body = json!({
+                    "response_type": "ephemeral",
+                    "replace_original": record.rendered_revision > 0,
+                    "text": rendered.text,
+                    "blocks": rendered.blocks,
+                });
+                self.respond(&url, &body).await?;
+                self.mark_rendered(key, showing).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers through a `response_url`, waiting out rate limits. An expired one (30 minutes,
+    /// five uses) cannot be answered any more: that is logged, not retried forever.
+    async fn respond(&self, url: &str, body: &serde_json::Value) -> Result<(), HandlerError> {
+        loop {
+            match self.api.respond(url, body).await {
+                Ok(()) => return Ok(()),
+                Err(err) if slack::waited_out("response_url", &err, ANY_WAIT).await => {}
+                Err(CallError::Slack { code, detail }) => {
+                    tracing::warn!(%code, %detail, "response_url refused the answer");
+                    return Ok(());
                 }
+                Err(err) => return Err(retry("response_url", err)),
             }
         }
     }
@@ -734,5 +750,60 @@ fn text_only(rendered: &Rendered, marker: &str) -> Rendered {
     Rendered {
         text: fitted.text,
         blocks,
+    }
+}
+
+/// What delivering a reply needs next, from its record alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    /// No target yet (evidence came before its incident).
+    Wait,
+    /// Slack shows everything the record holds: share its pictures and react.
+    Finish,
+    /// Edit the thread reply already posted in `channel`, within the channel's edit budget.
+    Edit { channel: String },
+    /// Post or send it (a first thread reply, an ephemeral, a DM, a response_url).
+    Show,
+}
+
+fn next_step(record: &ReplyRecord) -> Step {
+    match (&record.target, &record.message_ts) {
+        (None, _) => Step::Wait,
+        _ if record.caught_up() => Step::Finish,
+        (Some(ReplyTarget::Thread { channel, .. }), Some(_)) => Step::Edit {
+            channel: channel.clone(),
+        },
+        _ => Step::Show,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_step_follows_from_the_record() {
+        let mut record = ReplyRecord::default();
+        assert_eq!(next_step(&record), Step::Wait, "no target yet");
+        record.target = Some(ReplyTarget::Thread {
+            channel: "C1".into(),
+            thread_ts: "1.1".into(),
+        });
+        record.content_revision = 1;
+        assert_eq!(next_step(&record), Step::Show, "a first reply to post");
+        record.message_ts = Some("1.2".into());
+        assert_eq!(
+            next_step(&record),
+            Step::Edit {
+                channel: "C1".into()
+            },
+            "posted, and newer content to show"
+        );
+        record.rendered_revision = 1;
+        assert_eq!(next_step(&record), Step::Finish, "Slack shows it all");
+        record.target = Some(ReplyTarget::Direct { user: "U1".into() });
+        record.message_ts = None;
+        record.rendered_revision = 0;
+        assert_eq!(next_step(&record), Step::Show, "a DM is sent, never edited");
     }
 }
