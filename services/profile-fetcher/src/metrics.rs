@@ -86,6 +86,7 @@ pub fn step(window: TimeWindow, points: u32) -> Duration {
     Duration::from_secs(seconds.div_ceil(u64::from(points.max(1))).max(1))
 }
 
+/// Asks Prometheus for `query` over the incident's window and its baseline, then summarizes.
 async fn summarize_query(
     prometheus: &Prometheus,
     query: &MetricQuery,
@@ -93,24 +94,11 @@ async fn summarize_query(
     step: Duration,
     rate_interval: Duration,
 ) -> (Vec<MetricSummary>, Vec<Panel>) {
-    let failed = |promql: String, status| {
-        let summary = vec![MetricSummary {
-            name: query.name.clone(),
-            query: promql,
-            unit: query.unit.clone(),
-            current: None,
-            baseline: None,
-            peak: None,
-            trend: Trend::Unknown,
-            status,
-            points: Vec::new(),
-        }];
-        (summary, Vec::new())
-    };
     let promql = match template::render(&query.query, &incident.alert, rate_interval) {
         Ok(promql) => promql,
         Err(err) => {
             return failed(
+                query,
                 query.query.clone(),
                 EvidenceStatus::NoData {
                     detail: format!("{err}, which `{}` needs", query.name),
@@ -122,10 +110,48 @@ async fn summarize_query(
         prometheus.query_range(&promql, incident.window, step),
         prometheus.query_range(&promql, incident.baseline, step),
     );
-    let current = match current {
-        Ok(series) => series,
-        Err(err) => return failed(promql, status_of(&err)),
-    };
+    match current {
+        // A baseline that fails only leaves the comparison out.
+        Ok(current) => summarize(
+            query,
+            &promql,
+            incident,
+            current,
+            baseline.unwrap_or_default(),
+        ),
+        Err(err) => failed(query, promql, status_of(&err)),
+    }
+}
+
+/// One summary that says why `query` has no numbers.
+fn failed(
+    query: &MetricQuery,
+    promql: String,
+    status: EvidenceStatus,
+) -> (Vec<MetricSummary>, Vec<Panel>) {
+    let summary = vec![MetricSummary {
+        name: query.name.clone(),
+        query: promql,
+        unit: query.unit.clone(),
+        current: None,
+        baseline: None,
+        peak: None,
+        trend: Trend::Unknown,
+        status,
+        points: Vec::new(),
+    }];
+    (summary, Vec::new())
+}
+
+/// What the answers to `promql` say (pure): a summary and a chart panel for each of the
+/// [`MAX_SERIES_PER_QUERY`] highest series, compared with the same series in the baseline.
+fn summarize(
+    query: &MetricQuery,
+    promql: &str,
+    incident: &Incident,
+    mut current: Vec<Series>,
+    baseline: Vec<Series>,
+) -> (Vec<MetricSummary>, Vec<Panel>) {
     if current.iter().all(|series| series.samples.is_empty()) {
         let about = incident
             .alert
@@ -134,7 +160,8 @@ async fn summarize_query(
             .map(|service| format!(" for `{service}`"))
             .unwrap_or_default();
         return failed(
-            promql.clone(),
+            query,
+            promql.to_owned(),
             EvidenceStatus::NoData {
                 detail: format!(
                     "no data{about} in the {} before the alert (`{promql}`)",
@@ -143,9 +170,6 @@ async fn summarize_query(
             },
         );
     }
-    // A baseline that fails only leaves the comparison out.
-    let baseline = baseline.unwrap_or_default();
-    let mut current = current;
     current.sort_by(|a, b| peak(b).total_cmp(&peak(a)));
     let several = current.len() > 1;
     current
@@ -191,7 +215,7 @@ async fn summarize_query(
             .collect();
             let summary = MetricSummary {
                 name,
-                query: promql.clone(),
+                query: promql.to_owned(),
                 unit: query.unit.clone(),
                 current: summary.current,
                 baseline: summary.baseline,
@@ -270,5 +294,59 @@ fn span(window: TimeWindow) -> String {
         (0, minutes) => format!("{minutes}m"),
         (hours, 0) => format!("{hours}h"),
         (hours, minutes) => format!("{hours}h {minutes}m"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proto::IncidentChange;
+    use test_support::fixtures;
+
+    use super::*;
+
+    fn series(pod: &str, values: &[f64]) -> Series {
+        let start = fixtures::at(-900).timestamp() as f64;
+        Series {
+            labels: BTreeMap::from([("pod".to_owned(), pod.to_owned())]),
+            samples: values
+                .iter()
+                .enumerate()
+                .map(|(i, value)| (start + 60.0 * i as f64, *value))
+                .collect(),
+        }
+    }
+
+    /// The highest series comes first, each named by the label that tells it apart and
+    /// compared with its own baseline; answers with no samples say so instead of numbers.
+    #[test]
+    fn answers_become_summaries_and_panels() {
+        let incident = fixtures::incident_event("i1", "1.1", IncidentChange::Opened, 1).incident;
+        let query = MetricQuery {
+            name: "cpu".into(),
+            query: "rate(cpu[5m])".into(),
+            unit: Some("cores".into()),
+        };
+        let current = vec![series("a", &[0.1, 0.2]), series("b", &[1.0, 2.0])];
+        let baseline = vec![series("b", &[0.5, 0.5])];
+        let (summaries, panels) = summarize(&query, "q", &incident, current, baseline);
+        let names: Vec<&str> = summaries.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["cpu {pod=\"b\"}", "cpu {pod=\"a\"}"]);
+        assert_eq!(summaries[0].baseline, Some(0.5));
+        assert_eq!(summaries[1].baseline, None, "no baseline series for a");
+        assert_eq!(panels.len(), 2);
+        assert_eq!(panels[0].title, summaries[0].name);
+
+        let empty = vec![Series {
+            labels: BTreeMap::new(),
+            samples: Vec::new(),
+        }];
+        let (summaries, panels) = summarize(&query, "q", &incident, empty, Vec::new());
+        assert!(panels.is_empty());
+        let EvidenceStatus::NoData { detail } = &summaries[0].status else {
+            panic!("{:?}", summaries[0].status)
+        };
+        assert!(detail.starts_with("no data for `svc-i1`"), "{detail}");
     }
 }
