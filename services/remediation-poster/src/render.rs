@@ -292,77 +292,14 @@ fn incident_reply(incident: &Incident, content: &Content, view: &View) -> Render
         trace
     )));
     if !resolved {
-        // The incident and its fingerprint, which is where alert-watcher keeps its state.
-        let reference = IncidentButton {
-            incident_id: incident.id.0.clone(),
-            fingerprint: incident.fingerprint.clone(),
-            silence_seconds: None,
-        };
-        let mut buttons = Vec::new();
-        // Silence only what Alertmanager confirmed, after a dialog that shows what it matches.
-        if let Some(matchers) = alert.silence_matchers() {
-            let durations = silence_durations(view.silence_for);
-            let value = |duration: std::time::Duration| {
-                IncidentButton {
-                    silence_seconds: Some(duration.as_secs()),
-                    ..reference.clone()
-                }
-                .value()
-            };
-            let element = if let [only] = durations.as_slice() {
-                blocks::button(
-                    &format!("Silence {}", duration_text(*only)),
-                    actions::SILENCE_1H,
-                    &value(*only),
-                )
-                .confirm(
-                    "Silence this alert?",
-                    &silence_dialog(&matchers, Some(*only)),
-                    "Silence",
-                    "Cancel",
-                )
-            } else {
-                // Several lengths to choose from; the dialog confirms the choice.
-                let options: Vec<(String, String)> = durations
-                    .iter()
-                    .map(|duration| {
-                        (
-                            format!("Silence {}", duration_text(*duration)),
-                            value(*duration),
-                        )
-                    })
-                    .collect();
-                blocks::select("Silence for…", actions::SILENCE_1H, &options).confirm(
-                    "Silence this alert?",
-                    &silence_dialog(&matchers, None),
-                    "Silence",
-                    "Cancel",
-                )
-            };
-            buttons.push(element);
-        }
-        buttons.push(blocks::button(
-            "Re-run diagnosis",
-            actions::RERUN,
-            &reference.value(),
-        ));
-        buttons.push(blocks::button(
-            "Profile now",
-            actions::PROFILE_NOW,
-            &reference.value(),
-        ));
-        // What the last change did to the profile, one click away.
-        if let Some(profile) = profile
-            && let (Some(label), Some(url)) = (&profile.baseline_label, &profile.diff_url)
-            && let Some(button) =
-                blocks::link_button(&format!("Diff {label} vs after"), actions::OPEN_DIFF, url)
-        {
-            buttons.push(button);
-        }
         if let Some(progress) = pending(content) {
             blocks.push(context(progress.text.clone()));
         }
-        blocks.push(blocks::actions(buttons).with_id("ft-actions").into_json());
+        blocks.push(
+            blocks::actions(reply_buttons(incident, profile, view))
+                .with_id("ft-actions")
+                .into_json(),
+        );
     }
     let lead = diagnosis
         .as_ref()
@@ -384,6 +321,86 @@ fn incident_reply(incident: &Incident, content: &Content, view: &View) -> Render
         profile_summary(profile),
     );
     Rendered { text, blocks }
+}
+
+/// The buttons under an open incident's reply, decided here alone: Silence (a button, or a
+/// select of lengths) only when Alertmanager confirmed the alert's labels, after a dialog that
+/// shows what it matches; Re-run diagnosis and Profile now always; and the diff against the last
+/// change when the profile has one. A resolved incident has none.
+fn reply_buttons(
+    incident: &Incident,
+    profile: Option<&ProfileEvidence>,
+    view: &View,
+) -> Vec<blocks::Element> {
+    let alert = &incident.alert;
+    // The incident and its fingerprint, which is where alert-watcher keeps its state.
+    let reference = IncidentButton {
+        incident_id: incident.id.0.clone(),
+        fingerprint: incident.fingerprint.clone(),
+        silence_seconds: None,
+    };
+    let mut buttons = Vec::new();
+    // Silence only what Alertmanager confirmed, after a dialog that shows what it matches.
+    if let Some(matchers) = alert.silence_matchers() {
+        let durations = silence_durations(view.silence_for);
+        let value = |duration: std::time::Duration| {
+            IncidentButton {
+                silence_seconds: Some(duration.as_secs()),
+                ..reference.clone()
+            }
+            .value()
+        };
+        let element = if let [only] = durations.as_slice() {
+            blocks::button(
+                &format!("Silence {}", duration_text(*only)),
+                actions::SILENCE_1H,
+                &value(*only),
+            )
+            .confirm(
+                "Silence this alert?",
+                &silence_dialog(&matchers, Some(*only)),
+                "Silence",
+                "Cancel",
+            )
+        } else {
+            // Several lengths to choose from; the dialog confirms the choice.
+            let options: Vec<(String, String)> = durations
+                .iter()
+                .map(|duration| {
+                    (
+                        format!("Silence {}", duration_text(*duration)),
+                        value(*duration),
+                    )
+                })
+                .collect();
+            blocks::select("Silence for…", actions::SILENCE_1H, &options).confirm(
+                "Silence this alert?",
+                &silence_dialog(&matchers, None),
+                "Silence",
+                "Cancel",
+            )
+        };
+        buttons.push(element);
+    }
+    buttons.push(blocks::button(
+        "Re-run diagnosis",
+        actions::RERUN,
+        &reference.value(),
+    ));
+    buttons.push(blocks::button(
+        "Profile now",
+        actions::PROFILE_NOW,
+        &reference.value(),
+    ));
+    // What the last change did to the profile, one click away.
+    if let Some(profile) = profile
+        && let (Some(label), Some(url)) = (&profile.baseline_label, &profile.diff_url)
+        && let Some(button) =
+            blocks::link_button(&format!("Diff {label} vs after"), actions::OPEN_DIFF, url)
+    {
+        buttons.push(button);
+    }
+    buttons
 }
 
 /// A time as each reader's clock shows it (Slack's date token), `14:05 UTC` where tokens are
