@@ -206,16 +206,7 @@ fn gunzip(bytes: &[u8], limit: usize) -> Result<Vec<u8>, PprofError> {
 
 /// Folds a decoded profile's samples of one sample type.
 pub fn fold(profile: &Profile, sample_type: Option<&str>) -> Result<Decoded, PprofError> {
-    let strings = &profile.string_table;
-    let string = |index: i64| -> Result<&str, PprofError> {
-        usize::try_from(index)
-            .ok()
-            .and_then(|index| strings.get(index))
-            .map(String::as_str)
-            .ok_or_else(|| {
-                PprofError::Inconsistent(format!("string index {index} is out of range"))
-            })
-    };
+    let string = |index: i64| string_at(&profile.string_table, index);
     if profile.sample_type.is_empty() {
         return Err(PprofError::Inconsistent("no sample types".to_owned()));
     }
@@ -224,39 +215,9 @@ pub fn fold(profile: &Profile, sample_type: Option<&str>) -> Result<Decoded, Ppr
         .iter()
         .map(|value| Ok((string(value.r#type)?, string(value.unit)?)))
         .collect::<Result<Vec<_>, PprofError>>()?;
-    let column = match sample_type {
-        Some(wanted) => types
-            .iter()
-            .position(|(name, _)| *name == wanted)
-            .ok_or_else(|| PprofError::NoSuchSampleType(wanted.to_owned()))?,
-        None => {
-            let default = string(profile.default_sample_type).unwrap_or("");
-            types
-                .iter()
-                .position(|(name, _)| !default.is_empty() && *name == default)
-                .or_else(|| types.iter().position(|(name, _)| *name == "cpu"))
-                .unwrap_or(types.len() - 1)
-        }
-    };
-    let functions: HashMap<u64, &Function> = profile.function.iter().map(|f| (f.id, f)).collect();
-    // Each location's frames, outermost first (a location lists its inlined functions innermost first).
-    let mut locations: HashMap<u64, Vec<String>> = HashMap::with_capacity(profile.location.len());
-    for location in &profile.location {
-        let mut frames = Vec::with_capacity(location.line.len().max(1));
-        for line in location.line.iter().rev() {
-            let function = functions.get(&line.function_id).ok_or_else(|| {
-                PprofError::Inconsistent(format!(
-                    "location {} names function {}, which does not exist",
-                    location.id, line.function_id
-                ))
-            })?;
-            frames.push(frame_name(string(function.name)?));
-        }
-        if frames.is_empty() {
-            frames.push(format!("0x{:x}", location.address));
-        }
-        locations.insert(location.id, frames);
-    }
+    let default = string(profile.default_sample_type).unwrap_or("");
+    let column = column(&types, sample_type, default)?;
+    let locations = location_frames(profile)?;
     let mut folded = Folded::new();
     let mut folded_bytes = 0;
     let mut stack = String::new();
@@ -274,33 +235,7 @@ pub fn fold(profile: &Profile, sample_type: Option<&str>) -> Result<Decoded, Ppr
         if value == 0 {
             continue;
         }
-        stack.clear();
-        let (mut depth, mut kept) = (0usize, 0usize);
-        for id in sample.location_id.iter().rev() {
-            let frames = locations.get(id).ok_or_else(|| {
-                PprofError::Inconsistent(format!(
-                    "a sample names location {id}, which does not exist"
-                ))
-            })?;
-            if kept == limits::STACK_DEPTH {
-                depth += frames.len();
-                continue;
-            }
-            for frame in frames {
-                depth += 1;
-                if kept == limits::STACK_DEPTH {
-                    continue;
-                }
-                if !stack.is_empty() {
-                    stack.push(';');
-                }
-                stack.push_str(frame);
-                kept += 1;
-            }
-        }
-        if depth > kept {
-            let _ = write!(stack, ";[… {} more frames]", depth - kept);
-        }
+        write_stack(&sample.location_id, &locations, &mut stack)?;
         let key = if stack.is_empty() {
             UNKNOWN_STACK
         } else {
@@ -324,6 +259,95 @@ pub fn fold(profile: &Profile, sample_type: Option<&str>) -> Result<Decoded, Ppr
         unit: unit.to_owned(),
         duration_nanos: profile.duration_nanos,
     })
+}
+
+fn string_at(strings: &[String], index: i64) -> Result<&str, PprofError> {
+    usize::try_from(index)
+        .ok()
+        .and_then(|index| strings.get(index))
+        .map(String::as_str)
+        .ok_or_else(|| PprofError::Inconsistent(format!("string index {index} is out of range")))
+}
+
+/// Which sample type's values to fold: the one asked for; else the profile's default, `cpu`,
+/// or the last.
+fn column(
+    types: &[(&str, &str)],
+    wanted: Option<&str>,
+    default: &str,
+) -> Result<usize, PprofError> {
+    match wanted {
+        Some(wanted) => types
+            .iter()
+            .position(|(name, _)| *name == wanted)
+            .ok_or_else(|| PprofError::NoSuchSampleType(wanted.to_owned())),
+        None => Ok(types
+            .iter()
+            .position(|(name, _)| !default.is_empty() && *name == default)
+            .or_else(|| types.iter().position(|(name, _)| *name == "cpu"))
+            .unwrap_or(types.len() - 1)),
+    }
+}
+
+/// Each location's frames, outermost first (a location lists its inlined functions innermost
+/// first); a location with no lines is its address.
+fn location_frames(profile: &Profile) -> Result<HashMap<u64, Vec<String>>, PprofError> {
+    let functions: HashMap<u64, &Function> = profile.function.iter().map(|f| (f.id, f)).collect();
+    let mut locations = HashMap::with_capacity(profile.location.len());
+    for location in &profile.location {
+        let mut frames = Vec::with_capacity(location.line.len().max(1));
+        for line in location.line.iter().rev() {
+            let function = functions.get(&line.function_id).ok_or_else(|| {
+                PprofError::Inconsistent(format!(
+                    "location {} names function {}, which does not exist",
+                    location.id, line.function_id
+                ))
+            })?;
+            frames.push(frame_name(string_at(&profile.string_table, function.name)?));
+        }
+        if frames.is_empty() {
+            frames.push(format!("0x{:x}", location.address));
+        }
+        locations.insert(location.id, frames);
+    }
+    Ok(locations)
+}
+
+/// Writes a sample's stack into `stack` (cleared first), root first and `;`-joined, at most
+/// [`limits::STACK_DEPTH`] frames deep, the rest counted in a last frame.
+fn write_stack(
+    location_ids: &[u64],
+    locations: &HashMap<u64, Vec<String>>,
+    stack: &mut String,
+) -> Result<(), PprofError> {
+    stack.clear();
+    let (mut depth, mut kept) = (0usize, 0usize);
+    for id in location_ids.iter().rev() {
+        let frames = locations.get(id).ok_or_else(|| {
+            PprofError::Inconsistent(format!(
+                "a sample names location {id}, which does not exist"
+            ))
+        })?;
+        if kept == limits::STACK_DEPTH {
+            depth += frames.len();
+            continue;
+        }
+        for frame in frames {
+            depth += 1;
+            if kept == limits::STACK_DEPTH {
+                continue;
+            }
+            if !stack.is_empty() {
+                stack.push(';');
+            }
+            stack.push_str(frame);
+            kept += 1;
+        }
+    }
+    if depth > kept {
+        let _ = write!(stack, ";[… {} more frames]", depth - kept);
+    }
+    Ok(())
 }
 
 /// Bounds on what one profile may become, whatever its compressed size said: a hostile or
