@@ -33,6 +33,34 @@ enum Section {
 }
 
 pub(crate) fn read(message: &Message<'_>) -> Option<Vec<Reading>> {
+    let (text, title) = grafana_text(message)?;
+    let title = alertmanager::parse_title(title);
+    let mut readings = alert_lists(text, title.as_ref());
+    for reading in &mut readings {
+        finish(&mut reading.alert, title.as_ref());
+    }
+    readings.retain(|reading| !reading.alert.name.is_empty());
+    if readings.is_empty()
+        && let Some(title) = title
+    {
+        // A customized text without label lists: the title still names the alert.
+        readings.push(Reading {
+            alert: alert(
+                AlertSource::Grafana,
+                title.status,
+                title.group_values[0].clone(),
+            ),
+            grouped: title.count,
+            group_values: title.group_values,
+            common_values: title.common_values,
+        });
+    }
+    Some(readings)
+}
+
+/// The text and title of Grafana's notification in `message` (its attachment, or the message's
+/// own text), or `None` when nothing says Grafana posted it.
+fn grafana_text<'a>(message: &Message<'a>) -> Option<(&'a str, &'a str)> {
     let (attachment_text, footer, title) = message
         .attachments
         .iter()
@@ -50,14 +78,14 @@ pub(crate) fn read(message: &Message<'_>) -> Option<Vec<Reading>> {
             .username
             .is_some_and(|name| name.starts_with("Grafana"))
         || is_grafana_text(attachment_text);
-    if !from_grafana {
-        return None;
-    }
-    let title = alertmanager::parse_title(title);
+    from_grafana.then_some((attachment_text, title))
+}
+
+/// Each alert the text lists (`**Firing**`/`**Resolved**` sections of `Labels:` and
+/// `Annotations:` lists, with the `Value:` before and the links after each), unnamed yet.
+fn alert_lists(attachment_text: &str, title: Option<&alertmanager::Title>) -> Vec<Reading> {
     let mut readings = Vec::new();
-    let mut status = title
-        .as_ref()
-        .map_or(AlertStatus::Firing, |title| title.status);
+    let mut status = title.map_or(AlertStatus::Firing, |title| title.status);
     let mut section = Section::None;
     let mut current: Option<Reading> = None;
     // `Value:` comes before the `Labels:` of the alert it belongs to.
@@ -81,7 +109,7 @@ pub(crate) fn read(message: &Message<'_>) -> Option<Vec<Reading>> {
                 }
                 current = Some(Reading {
                     alert: next,
-                    grouped: title.as_ref().map_or(1, |title| title.count),
+                    grouped: title.map_or(1, |title| title.count),
                     group_values: Vec::new(),
                     common_values: Vec::new(),
                 });
@@ -126,26 +154,7 @@ pub(crate) fn read(message: &Message<'_>) -> Option<Vec<Reading>> {
         }
     }
     readings.extend(current);
-    for reading in &mut readings {
-        finish(&mut reading.alert, title.as_ref());
-    }
-    readings.retain(|reading| !reading.alert.name.is_empty());
-    if readings.is_empty()
-        && let Some(title) = title
-    {
-        // A customized text without label lists: the title still names the alert.
-        readings.push(Reading {
-            alert: alert(
-                AlertSource::Grafana,
-                title.status,
-                title.group_values[0].clone(),
-            ),
-            grouped: title.count,
-            group_values: title.group_values,
-            common_values: title.common_values,
-        });
-    }
-    Some(readings)
+    readings
 }
 
 fn is_grafana_text(text: &str) -> bool {
