@@ -17,7 +17,7 @@ mod tasks;
 use std::{future::Future, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use bus::Bus;
-use clap::Parser;
+use clap::{CommandFactory as _, FromArgMatches as _, Parser};
 use serde::de::DeserializeOwned;
 pub use tasks::Tasks;
 pub use telemetry::admin::{Readiness, Stage};
@@ -38,7 +38,12 @@ pub struct ServiceName {
     pub name: &'static str,
     /// Environment variables that configure it start with this, e.g. `ALERT_WATCHER_`.
     pub env_prefix: &'static str,
+    /// What the service does, in a sentence (its `--help`).
+    pub about: &'static str,
 }
+
+/// flamethread's version, the same for every service (`--version`, `flamethread_build_info`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// What a running service's body gets.
 #[derive(Debug, Clone)]
@@ -96,6 +101,8 @@ where
         http::Limits::default(),
     ));
 
+    metrics::gauge!("flamethread_build_info", "service" => service.name, "version" => VERSION)
+        .set(1.0);
     let stage = readiness.add_stage("startup", "connecting to NATS");
     let result = async {
         let startup = tracing::info_span!("startup", service = service.name);
@@ -225,7 +232,12 @@ where
     F: FnOnce(C, CancellationToken) -> Fut,
     Fut: Future<Output = Result<(), Error>>,
 {
-    let args = Args::parse();
+    let command = Args::command()
+        .name(service.name)
+        .bin_name(service.name)
+        .about(service.about)
+        .version(VERSION);
+    let args = Args::from_arg_matches(&command.get_matches()).unwrap_or_else(|err| err.exit());
     install_crypto_provider();
     // Non-UTF-8 variables cannot be config values; skip them rather than panic.
     let env: std::collections::HashMap<String, String> = std::env::vars_os()

@@ -59,7 +59,10 @@ pub fn check_lifecycle(
     ensure!(http_get(admin, "/healthz")?.0 == 200, "/healthz is not 200");
     let (status, metrics) = http_get(admin, "/metrics")?;
     ensure!(status == 200, "/metrics answered {status}");
-    let _ = metrics;
+    ensure!(
+        metrics.contains("flamethread_build_info{"),
+        "/metrics has no flamethread_build_info"
+    );
 
     let signalled = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -100,6 +103,30 @@ pub fn check_lifecycle(
             .iter()
             .any(|span| span.name == "startup" && span.service_name == service_name),
         "no startup span from {service_name} reached the OTLP receiver: {spans:?}"
+    );
+    Ok(())
+}
+
+/// `binary --version` names it and `version`; `--help` says what it does (`about`).
+pub fn check_version_and_help(
+    binary: &str,
+    name: &str,
+    version: &str,
+    about: &str,
+) -> anyhow::Result<()> {
+    let said = Command::new(binary).arg("--version").output()?;
+    ensure!(said.status.success(), "--version failed: {said:?}");
+    let said = String::from_utf8(said.stdout)?;
+    ensure!(
+        said.trim() == format!("{name} {version}"),
+        "--version said {said:?}"
+    );
+    let help = Command::new(binary).arg("--help").output()?;
+    ensure!(help.status.success(), "--help failed: {help:?}");
+    let help = String::from_utf8(help.stdout)?;
+    ensure!(
+        help.contains(about) && help.contains("--check-config"),
+        "--help said {help:?}"
     );
     Ok(())
 }
@@ -165,6 +192,17 @@ macro_rules! service_binary_tests {
                 &extra_env,
             )
             .expect("lifecycle");
+        }
+
+        #[test]
+        fn version_and_help_say_what_it_is() {
+            $crate::binary::check_version_and_help(
+                BINARY,
+                $binary,
+                runtime::VERSION,
+                $library::SERVICE.about,
+            )
+            .expect("--version and --help");
         }
 
         #[test]

@@ -42,6 +42,7 @@ pub use config::{
 pub const SERVICE: ServiceName = ServiceName {
     name: "alert-watcher",
     env_prefix: "ALERT_WATCHER_",
+    about: "Decides which Slack messages are alerts and turns them into incidents; turns /profile, /flamethread, mentions and clicks into requests, and makes silences in Alertmanager.",
 };
 
 runtime::service_config! {

@@ -51,6 +51,7 @@ pub use config::{
 pub const SERVICE: ServiceName = ServiceName {
     name: "profile-fetcher",
     env_prefix: "PROFILE_FETCHER_",
+    about: "Gathers an incident's evidence (Prometheus metrics, Pyroscope or live profiles, changes, the Kubernetes workload, slow traces), draws it, and serves the flamegraph, chart and trace pages.",
 };
 
 runtime::service_config! {

@@ -34,6 +34,7 @@ use crate::poster::Poster;
 pub const SERVICE: ServiceName = ServiceName {
     name: "remediation-poster",
     env_prefix: "REMEDIATION_POSTER_",
+    about: "The only service that writes to Slack: one reply per incident in the alert's thread, updated as evidence arrives, with a diagnosis and buttons.",
 };
 
 runtime::service_config! {

@@ -32,6 +32,7 @@ pub use config::{SandboxConfig, SandboxRuntime};
 pub const SERVICE: ServiceName = ServiceName {
     name: "sandbox-runner",
     env_prefix: "SANDBOX_RUNNER_",
+    about: "Runs scripts shared in Slack in a locked-down container (no network, bounded CPU, memory and time) and profiles them with py-spy.",
 };
 
 runtime::service_config! {

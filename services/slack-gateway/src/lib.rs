@@ -31,6 +31,7 @@ pub use config::{FilesConfig, HttpConfig, Mode, SlackConfig};
 pub const SERVICE: ServiceName = ServiceName {
     name: "slack-gateway",
     env_prefix: "SLACK_GATEWAY_",
+    about: "The only door from Slack into flamethread: events, commands, clicks and shared files, each published to NATS before Slack is acknowledged.",
 };
 
 runtime::service_config! {

@@ -5,6 +5,7 @@ use super::*;
 const SERVICE: ServiceName = ServiceName {
     name: "test-service",
     env_prefix: "TEST_SERVICE_",
+    about: "A service for the config tests.",
 };
 
 crate::service_config! {

@@ -1,4 +1,3 @@
-
 use opentelemetry_proto::tonic::{
     common::v1::InstrumentationScope,
     resource::v1::Resource,

@@ -1,4 +1,3 @@
-
 use std::collections::BTreeMap;
 
 use proto::span::{SpanKind, StatusCode};

@@ -1,4 +1,3 @@
-
 use proto::{ChangeKind, ChangeSource};
 use test_support::fixtures;
 

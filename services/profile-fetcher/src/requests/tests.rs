@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn request(app: Option<&str>, mode: ProfileMode) -> ProfileRequest {

@@ -1,4 +1,3 @@
-
 use runtime::ConfigSection as _;
 
 use super::*;

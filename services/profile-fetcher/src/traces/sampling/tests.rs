@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn row(service: &str, trace_id: &str) -> SpanRow {

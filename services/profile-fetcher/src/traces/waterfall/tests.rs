@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn span(id: &str, parent: &str, start_ms: i64, duration_ms: u64) -> Span {
