@@ -1,6 +1,7 @@
 //! Rules of the codebase that check themselves.
 
 use std::{
+    collections::BTreeSet,
     fs,
     path::{Path, PathBuf},
 };
@@ -153,10 +154,38 @@ fn production_code() -> Vec<(String, String)> {
                 || shown.contains("/examples/")
                 || shown.starts_with("libs/test-support");
             let text = fs::read_to_string(&path).unwrap();
-            let code = text.split("#[cfg(test)]").next().unwrap_or("").to_owned();
+            let code = without_test_modules(&text);
             (!is_test).then_some((shown, code))
         })
         .collect()
+}
+
+/// `text` without its `#[cfg(test)] mod … { … }` blocks (which end at the first `}` in column 0,
+/// or indented once for a module inside a module), wherever they are in the file; anything else
+/// marked `#[cfg(test)]` ends the code (items for tests only come last).
+fn without_test_modules(text: &str) -> String {
+    let mut code = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("#[cfg(test)]") {
+        code.push_str(&rest[..at]);
+        let after = &rest[at..];
+        let next_line = after["#[cfg(test)]\n".len().min(after.len())..]
+            .split_inclusive('\n')
+            .next()
+            .unwrap_or_default();
+        let opens_module =
+            next_line.trim_start().starts_with("mod ") && next_line.trim_end().ends_with('{');
+        if !opens_module {
+            return code;
+        }
+        let body = &after["#[cfg(test)]\n".len() + next_line.len()..];
+        match body.find("\n}\n").or_else(|| body.find("\n    }\n")) {
+            Some(end) => rest = &body[end + 3..],
+            None => return code,
+        }
+    }
+    code.push_str(rest);
+    code
 }
 
 /// KV keys are made by `proto::keys`: a prefix written anywhere else is a second definition of
@@ -466,5 +495,47 @@ fn architecture_names_only_tidy_tests_that_exist() {
     assert!(
         missing.is_empty(),
         "ARCHITECTURE.md names tests that do not exist: {missing:?}"
+    );
+}
+
+/// Every metric the code records is in `telemetry::catalog`, so `/metrics` says what it means
+/// (`# HELP`), and the catalog lists nothing the code no longer records.
+#[test]
+fn every_metric_is_described() {
+    let described: BTreeSet<&str> = telemetry::catalog::COUNTERS
+        .iter()
+        .chain(telemetry::catalog::GAUGES)
+        .chain(telemetry::catalog::HISTOGRAMS)
+        .map(|(name, _)| *name)
+        .collect();
+    let mut recorded = BTreeSet::new();
+    for (shown, code) in production_code() {
+        for macro_name in ["counter!(", "gauge!(", "histogram!("] {
+            for (at, _) in code.match_indices(macro_name) {
+                let rest = code[at + macro_name.len()..].trim_start();
+                let Some(rest) = rest.strip_prefix('"') else {
+                    continue;
+                };
+                let name = rest.split('"').next().unwrap_or_default();
+                if name.starts_with("describe") {
+                    continue;
+                }
+                recorded.insert((name.to_owned(), shown.clone()));
+            }
+        }
+    }
+    let undescribed: Vec<_> = recorded
+        .iter()
+        .filter(|(name, _)| !described.contains(name.as_str()))
+        .collect();
+    assert!(
+        undescribed.is_empty(),
+        "not in telemetry::catalog: {undescribed:#?}"
+    );
+    let names: BTreeSet<&str> = recorded.iter().map(|(name, _)| name.as_str()).collect();
+    let unused: Vec<_> = described.difference(&names).collect();
+    assert!(
+        unused.is_empty(),
+        "described but never recorded: {unused:?}"
     );
 }

@@ -12,6 +12,7 @@
 //!   [`admin`] server, next to `/healthz` and `/readyz`.
 
 pub mod admin;
+pub mod catalog;
 pub mod propagation;
 
 use std::sync::OnceLock;
@@ -194,11 +195,20 @@ fn otlp_exporter_from_env() -> Result<opentelemetry_otlp::SpanExporter, Error> {
 pub fn metrics_handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new().build_recorder();
+        // Constant, non-empty buckets: this cannot fail; if it did, latencies would be summaries.
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Suffix("_seconds".to_owned()),
+                catalog::SECONDS_BUCKETS,
+            )
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
         let handle = recorder.handle();
         // Fails only if another recorder was installed first; metrics then go there and
         // `/metrics` shows this (empty) recorder, which a test would catch.
-        let _ = metrics::set_global_recorder(recorder);
+        if metrics::set_global_recorder(recorder).is_ok() {
+            catalog::describe();
+        }
         handle
     })
 }

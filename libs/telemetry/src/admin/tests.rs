@@ -59,6 +59,22 @@ async fn metrics_are_prometheus_text() {
         body.contains("ft_admin_test_total{kind=\"probe\"} 3"),
         "{body}"
     );
+    // Described metrics say what they mean, and latencies are histograms with buckets.
+    metrics::counter!("ft_bus_published_total", "subject" => "probe").increment(1);
+    metrics::histogram!("ft_bus_handle_seconds", "consumer" => "probe").record(0.02);
+    let (_, body) = get(&Readiness::new(), "/metrics").await;
+    assert!(
+        body.contains("# HELP ft_bus_published_total Messages published"),
+        "{body}"
+    );
+    assert!(
+        body.contains("# TYPE ft_bus_handle_seconds histogram"),
+        "{body}"
+    );
+    assert!(
+        body.contains("ft_bus_handle_seconds_bucket{consumer=\"probe\",le=\"0.025\"} 1"),
+        "{body}"
+    );
     // The process's own figures, read at the scrape (their reading is tested in `process`).
     let value = |name: &str| -> f64 {
         body.lines()
