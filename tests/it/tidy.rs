@@ -393,23 +393,33 @@ fn slack_text_is_built_only_by_proto_mrkdwn() {
     assert!(offences.is_empty(), "{offences:#?}");
 }
 
-/// The alerting rules shipped for operators are valid Prometheus rules (`promtool check rules`).
+/// The alerting rules shipped for operators are valid Prometheus rules (`promtool check rules`),
+/// and flamethread's own fire when they should (`promtool test rules`).
 #[test]
 fn shipped_alerting_rules_are_valid() {
     let root = workspace_root();
-    let rules = root.join("deploy/prometheus/jetstream.rules.yml");
     let promtool = std::env::var("PROMTOOL_BIN").unwrap_or_else(|_| "/usr/bin/promtool".to_owned());
-    let checked = std::process::Command::new(&promtool)
-        .args(["check", "rules"])
-        .arg(&rules)
-        .output()
-        .unwrap_or_else(|err| panic!("{promtool}: {err} (tests/run.sh installs Prometheus)"));
-    assert!(
-        checked.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&checked.stdout),
-        String::from_utf8_lossy(&checked.stderr)
-    );
+    let run = |args: &[&str]| {
+        let checked = std::process::Command::new(&promtool)
+            .args(args)
+            .current_dir(root.join("deploy/prometheus"))
+            .output()
+            .unwrap_or_else(|err| panic!("{promtool}: {err} (tests/run.sh installs Prometheus)"));
+        assert!(
+            checked.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&checked.stdout),
+            String::from_utf8_lossy(&checked.stderr)
+        );
+    };
+    run(&[
+        "check",
+        "rules",
+        "jetstream.rules.yml",
+        "flamethread.rules.yml",
+    ]);
+    // flamethread's own alerts fire on the series that should raise them.
+    run(&["test", "rules", "flamethread.rules.test.yml"]);
 }
 
 /// The Slack app manifests declare what flamethread acts on: the shortcut's `callback_id` is
