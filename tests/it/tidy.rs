@@ -160,9 +160,9 @@ fn production_code() -> Vec<(String, String)> {
         .collect()
 }
 
-/// `text` without its `#[cfg(test)] mod … { … }` blocks (which end at the first `}` in column 0,
-/// or indented once for a module inside a module), wherever they are in the file; anything else
-/// marked `#[cfg(test)]` ends the code (items for tests only come last).
+/// `text` without its `#[cfg(test)] mod …` modules (inline ones end at the first `}` at the
+/// indentation they opened at), wherever they are in the file; anything else marked
+/// `#[cfg(test)]` ends the code (items for tests only come last).
 fn without_test_modules(text: &str) -> String {
     let mut code = String::new();
     let mut rest = text;
@@ -173,14 +173,21 @@ fn without_test_modules(text: &str) -> String {
             .split_inclusive('\n')
             .next()
             .unwrap_or_default();
-        let opens_module =
-            next_line.trim_start().starts_with("mod ") && next_line.trim_end().ends_with('{');
-        if !opens_module {
+        let after_line = &after[("#[cfg(test)]\n".len() + next_line.len()).min(after.len())..];
+        let module = next_line.trim_start();
+        if module.starts_with("mod ") && module.trim_end().ends_with(';') {
+            // `mod tests;`: the module is another file; the code goes on after it.
+            rest = after_line;
+            continue;
+        }
+        if !(module.starts_with("mod ") && module.trim_end().ends_with('{')) {
             return code;
         }
-        let body = &after["#[cfg(test)]\n".len() + next_line.len()..];
-        match body.find("\n}\n").or_else(|| body.find("\n    }\n")) {
-            Some(end) => rest = &body[end + 3..],
+        // rustfmt closes the module at the indentation it opened at.
+        let indent = &next_line[..next_line.len() - module.len()];
+        let close = format!("\n{indent}}}\n");
+        match after_line.find(&close) {
+            Some(end) => rest = &after_line[end + close.len()..],
             None => return code,
         }
     }
@@ -362,8 +369,9 @@ fn slack_text_is_built_only_by_proto_mrkdwn() {
         let text = fs::read_to_string(path).unwrap();
         let shown = path.strip_prefix(&root).unwrap().display().to_string();
         let is_test = shown.contains("/tests") || shown.contains("/benches/");
-        // Unit tests live after `#[cfg(test)]`; only the code before it is checked.
-        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        // Unit tests are not checked; the code around them is.
+        let code = without_test_modules(&text);
+        let code = code.as_str();
         if !is_test && code.contains("\"mrkdwn\"") {
             offences.push(format!("{shown}: writes a \"mrkdwn\" text object by hand"));
         }

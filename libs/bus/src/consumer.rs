@@ -116,6 +116,12 @@ where
         options,
         bus,
     });
+    // Every outcome's series exists from the start at 0, so that an alert on its increase
+    // (`deploy/prometheus/flamethread.rules.yml`) sees the first dead letter too.
+    for outcome in ["ack", "retry", "dead_letter"] {
+        metrics::counter!("ft_bus_consumed_total", "consumer" => context.durable.clone(), "outcome" => outcome)
+            .increment(0);
+    }
     let permits = Arc::new(Semaphore::new(context.options.concurrency.max(1)));
     let mut in_flight = JoinSet::new();
     // Consecutive (re)connections that delivered nothing; backs off re-creating the consumer, so

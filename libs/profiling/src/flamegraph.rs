@@ -12,6 +12,8 @@ use crate::folded::{self as profile, Folded};
 pub enum Error {
     #[error("cannot render the flamegraph: {0}")]
     Render(#[source] std::io::Error),
+    #[error("cannot render the differential flamegraph: {0}")]
+    RenderDiff(#[source] std::io::Error),
     #[error("cannot diff the profiles: {0}")]
     Diff(#[source] std::io::Error),
     #[error("the diff is not text: {0}")]
@@ -49,7 +51,7 @@ pub fn diff_svg(
     let diff = String::from_utf8(diff)?;
     let mut options = options(title, count_name);
     let mut svg = Vec::new();
-    flamegraph::from_lines(&mut options, diff.lines(), &mut svg).map_err(Error::Render)?;
+    flamegraph::from_lines(&mut options, diff.lines(), &mut svg).map_err(Error::RenderDiff)?;
     Ok(svg)
 }
 

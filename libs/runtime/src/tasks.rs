@@ -86,11 +86,13 @@ impl Tasks {
     /// and only then is anything still running aborted. The first failure is returned.
     pub async fn run(mut self) -> anyhow::Result<()> {
         let mut failure: Option<anyhow::Error> = None;
+        // Set at the first failure: the others have until then, all together.
+        let mut drained_by = None;
         loop {
-            let next = match failure {
+            let next = match drained_by {
                 None => self.running.join_next().await,
-                Some(_) => {
-                    match tokio::time::timeout(DRAIN_LIMIT, self.running.join_next()).await {
+                Some(deadline) => {
+                    match tokio::time::timeout_at(deadline, self.running.join_next()).await {
                         Ok(next) => next,
                         Err(_) => {
                             tracing::warn!(
@@ -114,6 +116,7 @@ impl Tasks {
                 None => {
                     tracing::error!(error = %format!("{failed:#}"), "stopping the service");
                     self.context.shutdown.cancel();
+                    drained_by = Some(tokio::time::Instant::now() + DRAIN_LIMIT);
                     failure = Some(failed);
                 }
                 Some(_) => {

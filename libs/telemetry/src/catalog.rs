@@ -26,7 +26,7 @@ pub const COUNTERS: &[(&str, &str)] = &[
     ),
     (
         "ft_fetcher_evidence_total",
-        "Evidence published for incidents, by kind and status.",
+        "Evidence published for incidents, by kind and outcome.",
     ),
     (
         "ft_fetcher_markers_api_total",
@@ -46,11 +46,11 @@ pub const COUNTERS: &[(&str, &str)] = &[
     ),
     (
         "ft_gateway_files_refused_total",
-        "Shared files not fetched for the sandbox, by reason.",
+        "Shared files not fetched for the sandbox (too big, not text, no download link).",
     ),
     (
         "ft_gateway_http_refused_total",
-        "HTTP requests refused before reading (bad signature, too old, too big), by reason.",
+        "Slack HTTP requests refused (bad signature, too old, too big), by the status answered.",
     ),
     (
         "ft_gateway_ignored_total",
@@ -70,7 +70,7 @@ pub const COUNTERS: &[(&str, &str)] = &[
     ),
     (
         "ft_kv_cas_conflicts_total",
-        "Compare-and-set writes that lost to another writer and were retried, by bucket.",
+        "Compare-and-set writes that lost to another writer and were tried again.",
     ),
     (
         "ft_poster_adopted_total",
@@ -88,7 +88,10 @@ pub const COUNTERS: &[(&str, &str)] = &[
         "ft_poster_pictures_total",
         "Charts and flamegraph previews shared in threads, by outcome.",
     ),
-    ("ft_poster_posts_total", "Replies posted to Slack, by kind."),
+    (
+        "ft_poster_posts_total",
+        "Replies posted to Slack (first posts; edits are ft_poster_updates_total).",
+    ),
     (
         "ft_poster_updates_total",
         "Replies edited in place as evidence arrived.",
@@ -110,19 +113,22 @@ pub const COUNTERS: &[(&str, &str)] = &[
         "ft_span_batches_lost_total",
         "Span batches the stream dropped (its byte limit) before the store read them.",
     ),
-    ("ft_spans_received_total", "Spans received, by encoding."),
+    (
+        "ft_spans_received_total",
+        "Spans received, by source (OTLP, SpanEvents).",
+    ),
     (
         "ft_spans_refused_total",
-        "Span requests refused, by reason.",
+        "Span requests refused, by the status answered.",
     ),
     (
         "ft_spans_sampled_out_total",
-        "Spans dropped by the sampling rate.",
+        "Spans dropped by the sampling rate, by source.",
     ),
     ("ft_spans_stored_total", "Spans written to the span store."),
     (
         "ft_sql_queries_total",
-        "SQL queries over the spans, by outcome.",
+        "SQL queries over the spans, by status (answered in Slack, or refused).",
     ),
     (
         "ft_watcher_ignored_total",
@@ -130,11 +136,11 @@ pub const COUNTERS: &[(&str, &str)] = &[
     ),
     (
         "ft_watcher_interactions_total",
-        "Button clicks and selections handled, by action and outcome.",
+        "Button clicks and selections handled, by outcome.",
     ),
     (
         "ft_watcher_messages_total",
-        "Slack messages read as alerts, by source and decision.",
+        "Slack messages read, by kind (alert, change, asked, not an alert, thread reply…).",
     ),
     (
         "ft_watcher_swept_total",

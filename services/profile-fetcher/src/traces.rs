@@ -128,6 +128,8 @@ pub async fn keep(bus: Bus, store: Arc<SpanStore>, shutdown: CancellationToken) 
             }
         };
         tracing::info!(after, "span store following span.received");
+        // At 0 from the start, so that an alert on its increase sees the first loss.
+        ::metrics::counter!("ft_span_batches_lost_total").increment(0);
         let mut followed = std::pin::pin!(followed);
         let mut tick = tokio::time::interval(TICK);
         loop {
