@@ -178,12 +178,37 @@ impl fmt::Debug for NatsConfig {
 }
 
 impl NatsConfig {
-    /// Checks what serde cannot: the prefix, and settings that only make sense together.
-    pub fn validate(&self) -> Result<(), String> {
-        proto::Subjects::new(&self.prefix).map_err(|err| format!("nats.prefix: {err}"))?;
+    /// The servers in `url`: one URL, or several separated by commas (a cluster's nodes; the
+    /// client also learns the others from whichever it reaches).
+    pub fn servers(&self) -> Result<Vec<async_nats::ServerAddr>, String> {
         if self.url.trim().is_empty() {
             return Err("nats.url: must not be empty".to_owned());
         }
+        self.url
+            .split(',')
+            .map(str::trim)
+            .map(|url| {
+                let not_a_url = |why: String| {
+                    format!(
+                        "nats.url: {:?} is not a NATS URL ({why})",
+                        without_credentials(url)
+                    )
+                };
+                let server = url
+                    .parse::<async_nats::ServerAddr>()
+                    .map_err(|err| not_a_url(err.to_string()))?;
+                if server.host().is_empty() {
+                    return Err(not_a_url("no host".to_owned()));
+                }
+                Ok(server)
+            })
+            .collect()
+    }
+
+    /// Checks what serde cannot: the prefix, and settings that only make sense together.
+    pub fn validate(&self) -> Result<(), String> {
+        proto::Subjects::new(&self.prefix).map_err(|err| format!("nats.prefix: {err}"))?;
+        self.servers()?;
         if self.password.is_some() != self.user.is_some() {
             return Err("nats.user and nats.password: set both or neither".to_owned());
         }
@@ -209,6 +234,34 @@ impl NatsConfig {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_server_list_is_read_one_url_at_a_time() {
+        let config = |url: &str| super::NatsConfig {
+            url: url.to_owned(),
+            ..Default::default()
+        };
+        let servers = config("nats://127.0.0.1:4222, nats://10.0.0.2:4222,tls://n3.example:4223")
+            .servers()
+            .unwrap();
+        let ports: Vec<u16> = servers.iter().map(async_nats::ServerAddr::port).collect();
+        assert_eq!(ports, [4222, 4222, 4223]);
+        assert!(config("nats://127.0.0.1:4222").validate().is_ok());
+        for bad in [
+            "",
+            " ",
+            "nats://a:4222,",
+            "nats://a:notaport",
+            "nats://a:1,nats://b:99999",
+        ] {
+            let err = config(bad).servers().unwrap_err();
+            assert!(err.starts_with("nats.url: "), "{bad:?}: {err}");
+            assert!(config(bad).validate().is_err(), "{bad:?}");
+        }
+        // A password in a URL never shows in the error about it.
+        let err = config("nats://me:s3cret@a:bad").servers().unwrap_err();
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+
     #[test]
     fn urls_are_shown_without_their_credentials() {
         assert_eq!(

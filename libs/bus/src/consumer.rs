@@ -145,6 +145,10 @@ where
             }
         };
         tracing::info!(consumer = %context.durable, "consuming");
+        // Heartbeats missed in a row. The stream re-issues its pull after one, but on a cluster
+        // a consumer whose leader was lost can leave every re-issued pull unanswered for good:
+        // after a few, the consumer is looked up and opened again.
+        let mut missed_heartbeats = 0;
 
         loop {
             let permit = tokio::select! {
@@ -158,6 +162,7 @@ where
             match next {
                 Some(Ok(message)) => {
                     attempt = 0;
+                    missed_heartbeats = 0;
                     let context = context.clone();
                     let handler = handler.clone();
                     in_flight.spawn(async move {
@@ -168,8 +173,18 @@ where
                 Some(Err(err)) => {
                     use pull::MessagesErrorKind as Kind;
                     match err.kind() {
+                        Kind::MissingHeartbeat
+                            if missed_heartbeats + 1 >= MISSED_HEARTBEATS_TO_REOPEN =>
+                        {
+                            tracing::warn!(consumer = %context.durable, missed = missed_heartbeats + 1, "no heartbeat from the consumer; opening it again");
+                            continue 'connect;
+                        }
+                        Kind::MissingHeartbeat => {
+                            missed_heartbeats += 1;
+                            tracing::debug!(consumer = %context.durable, error = %err, "pull interrupted");
+                        }
                         // The stream re-issues its pull by itself after these.
-                        Kind::MissingHeartbeat | Kind::Pull | Kind::Other => {
+                        Kind::Pull | Kind::Other => {
                             tracing::debug!(consumer = %context.durable, error = %err, "pull interrupted");
                         }
                         _ => {
@@ -189,6 +204,10 @@ where
     while in_flight.join_next().await.is_some() {}
     Ok(())
 }
+
+/// Heartbeats missed in a row before a consumer is opened again (three: 15 s at the default
+/// heartbeat).
+const MISSED_HEARTBEATS_TO_REOPEN: u32 = 3;
 
 async fn open_messages(context: &Context, spec: &ConsumerSpec) -> Result<pull::Stream, Error> {
     let consumer_error = |detail: String| Error::Consumer {

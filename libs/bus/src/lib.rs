@@ -92,8 +92,9 @@ impl Bus {
         if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
             options = options.add_client_certificate(cert.clone(), key.clone());
         }
+        let servers = config.servers().map_err(Error::Config)?;
         let client = options
-            .connect(config.url.as_str())
+            .connect(servers)
             .await
             .map_err(|source| Error::Connect {
                 url: config::without_credentials(&config.url),
@@ -130,7 +131,9 @@ impl Bus {
     }
 
     /// Creates or updates every stream, the incident bucket and the blob store. Idempotent:
-    /// every replica of every service calls it at start-up.
+    /// every replica of every service calls it at start-up, so what already is as wanted is
+    /// only read, not written again: on a cluster every write is a proposal to the meta
+    /// leader, and ten processes starting at once would queue them past their timeouts.
     pub async fn provision(&self) -> Result<(), Error> {
         let replicas = self.config.replicas;
         let retention = &self.config.retention;
@@ -148,6 +151,20 @@ impl Bus {
                 num_replicas: replicas,
                 ..Default::default()
             };
+            let unchanged = self
+                .stream_is(&config.name, |current| {
+                    current.subjects.clone_from(&config.subjects);
+                    current.description.clone_from(&config.description);
+                    current.max_age = config.max_age;
+                    current.max_bytes = config.max_bytes;
+                    current.duplicate_window = config.duplicate_window;
+                    current.discard = config.discard;
+                    current.num_replicas = config.num_replicas;
+                })
+                .await;
+            if unchanged {
+                continue;
+            }
             self.jetstream
                 .create_or_update_stream(config)
                 .await
@@ -167,18 +184,35 @@ impl Bus {
                 "each Slack reply's ts and rendered state, updated by compare-and-set",
             ),
         ] {
-            self.jetstream
-                .create_or_update_key_value(kv::Config {
-                    bucket: bucket.clone(),
-                    description: description.to_owned(),
-                    history: 5,
-                    max_age: retention.state_max_age,
-                    max_bytes: retention.state_max_bytes,
-                    max_value_size: retention.state_max_value,
-                    storage: stream::StorageType::File,
-                    num_replicas: replicas,
-                    ..Default::default()
+            let config = kv::Config {
+                bucket: bucket.clone(),
+                description: description.to_owned(),
+                history: 5,
+                max_age: retention.state_max_age,
+                max_bytes: retention.state_max_bytes,
+                max_value_size: retention.state_max_value,
+                storage: stream::StorageType::File,
+                num_replicas: replicas,
+                ..Default::default()
+            };
+            // A bucket is a stream (`KV_<bucket>`); these are the settings it carries over, and
+            // the discard policy `keep_within` sets.
+            let unchanged = self
+                .stream_is(&format!("KV_{bucket}"), |current| {
+                    current.description = Some(config.description.clone());
+                    current.max_messages_per_subject = config.history;
+                    current.max_age = config.max_age;
+                    current.max_bytes = config.max_bytes;
+                    current.max_message_size = config.max_value_size;
+                    current.num_replicas = config.num_replicas;
+                    current.discard = stream::DiscardPolicy::Old;
                 })
+                .await;
+            if unchanged {
+                continue;
+            }
+            self.jetstream
+                .create_or_update_key_value(config)
                 .await
                 .map_err(|err| Error::Provision {
                     what: format!("KV bucket {bucket}"),
@@ -254,6 +288,21 @@ impl Bus {
                 .map_err(|err| provision_error(err.to_string()))?;
         }
         Ok(())
+    }
+
+    /// Whether the stream `name` exists and stays the same when `wanted` sets what provisioning
+    /// owns. False when it differs, is missing, or cannot be read: then it is written.
+    async fn stream_is(&self, name: &str, wanted: impl FnOnce(&mut stream::Config)) -> bool {
+        let Ok(mut stream) = self.jetstream.get_stream(name).await else {
+            return false;
+        };
+        let Ok(info) = stream.info().await else {
+            return false;
+        };
+        let current = info.config.clone();
+        let mut target = current.clone();
+        wanted(&mut target);
+        target == current
     }
 
     /// The incident state bucket.
