@@ -213,6 +213,64 @@ async fn socket_mode_reconnects_and_never_acknowledges_what_nats_did_not_store()
     gateway.stop().await;
 }
 
+/// Slack stops resending an event after its last retry; a stream can refuse writes for longer
+/// while the gateway stays connected (on a cluster, its leader's election takes 4 to 9 s, and
+/// every publish meanwhile finds no responder). The gateway keeps storing what it could not
+/// acknowledge, so the event is stored once the stream is back, though Slack gave up on it.
+/// (Here the stream is deleted and made again; a killed single server would not do: the
+/// client keeps an unsent publish across its reconnect.)
+#[tokio::test]
+async fn socket_mode_an_event_slack_gave_up_on_is_stored_when_the_stream_is_back() {
+    let nats = NatsServer::start().unwrap();
+    let slack = start_emulator(slack_emulator::EmulatorConfig {
+        socket_max_retries: 1,
+        ..emulator_config()
+    })
+    .await;
+    let control = Control::new(&slack);
+    let gateway = spawn_service(|admin, shutdown| {
+        slack_gateway::run(gateway_config(&nats, &slack, admin), shutdown)
+    })
+    .await;
+    let bus = observer(&nats).await;
+    control.post_alert("C0ALERTS", "BeforeTheOutage").await;
+    wait_published(&bus, "FT_SLACK", MESSAGES, 1).await;
+
+    bus.jetstream().delete_stream("FT_SLACK").await.unwrap();
+    control.post_alert("C0ALERTS", "SlackGaveUpOnThis").await;
+    // The first delivery and its one retry, neither acknowledged; then Slack waits no more.
+    wait_for(
+        Duration::from_secs(20),
+        "Slack's last delivery of the unstored event",
+        || async {
+            control.deliveries().await.last().is_some_and(|delivery| {
+                delivery["attempts"].as_u64() == Some(2) && delivery["acked"] == false
+            })
+        },
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(slack_emulator::socket_mode::DEFAULT_ACK_TIMEOUT).await;
+
+    bus.provision().await.unwrap();
+    let stored = wait_published(&bus, "FT_SLACK", MESSAGES, 1).await;
+    assert_eq!(stored.len(), 1, "stored once: {stored:?}");
+    assert!(
+        stored[0]["raw"]["attachments"][0]["title"]
+            .as_str()
+            .unwrap()
+            .contains("SlackGaveUpOnThis"),
+        "{stored:?}"
+    );
+    let last = control.deliveries().await.last().cloned().unwrap();
+    assert_eq!(last["attempts"], 2, "Slack sent it no more: {last}");
+    assert_eq!(
+        last["acked"], false,
+        "and it was never acknowledged: {last}"
+    );
+    gateway.stop().await;
+}
+
 fn now_seconds() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

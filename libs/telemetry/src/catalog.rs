@@ -41,6 +41,10 @@ pub const COUNTERS: &[(&str, &str)] = &[
         "Incident updates that needed no new evidence.",
     ),
     (
+        "ft_gateway_rescues_total",
+        "Slack events JetStream could not store within Slack's window, kept trying in the background, by outcome (stored, gave_up, no_room).",
+    ),
+    (
         "ft_gateway_duplicates_total",
         "Slack payloads Slack delivered again and were dropped as duplicates.",
     ),

@@ -1,13 +1,20 @@
 //! The one path every Slack payload takes, whichever transport brought it: understand it
 //! ([`crate::accept`]), publish what is kept to JetStream, and say whether Slack may be
 //! acknowledged. Nothing is acknowledged that JetStream did not store.
+//!
+//! An event JetStream cannot store within Slack's three seconds is not acknowledged, so Slack
+//! sends it again, and it is also [`Rescue`]d: kept trying in the background. On a cluster, a
+//! stream whose leader dies takes a Raft election (4 to 9 s in nats-server) to accept writes
+//! again, longer than Slack's retries may last; whichever of the two stores the event first
+//! stores it, once (the publish is deduplicated by the event's id).
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use bus::Bus;
 use chrono::Utc;
 use proto::slack::SlackTransport;
 use serde_json::Value;
+use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
 use crate::accept::{self, Filter, Malformed, Outbound, Verdict};
@@ -55,11 +62,38 @@ impl Outcome {
 /// seconds, and the publish comes after.
 const THREAD_READ_DEADLINE: Duration = Duration::from_millis(1500);
 
+/// Events kept trying in the background after Slack's window: how long each is tried, and how
+/// many at once (past that, Slack's own retries are all an event gets).
+#[derive(Debug, Clone)]
+pub(crate) struct Rescue {
+    window: Duration,
+    slots: Arc<Semaphore>,
+}
+
+impl Rescue {
+    /// Each event is tried for `window`; at most `slots` events at once.
+    pub(crate) fn new(window: Duration, slots: usize) -> Rescue {
+        Rescue {
+            window,
+            slots: Arc::new(Semaphore::new(slots)),
+        }
+    }
+}
+
+impl Default for Rescue {
+    /// Two minutes (several elections' worth), 1,024 events at once.
+    fn default() -> Rescue {
+        Rescue::new(Duration::from_secs(120), 1024)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Intake {
     pub(crate) bus: Bus,
     pub(crate) filter: Filter,
     pub(crate) publish_deadline: Duration,
+    /// What JetStream could not store in time is kept trying (events only).
+    pub(crate) rescue: Rescue,
     /// Reads a thread's first message for `@flamethread diagnose` (`conversations.replies`).
     pub(crate) slack: slack::RawApi,
 }
@@ -111,7 +145,7 @@ impl Intake {
             other => other,
         };
         let outcome = match verdict {
-            Ok(Verdict::Publish(outbound)) => self.publish(&outbound).await,
+            Ok(Verdict::Publish(outbound)) => self.publish(kind, &outbound).await,
             Ok(Verdict::Ignore(why)) => {
                 tracing::debug!(?why, kind = kind.label(), "ignored");
                 metrics::counter!("ft_gateway_ignored_total", "kind" => kind.label(), "reason" => why.label())
@@ -206,22 +240,19 @@ impl Intake {
             })
     }
 
-    async fn publish(&self, outbound: &[Outbound]) -> Outcome {
+    async fn publish(&self, kind: Kind, outbound: &[Outbound]) -> Outcome {
         let mut duplicates = 0;
-        for message in outbound {
-            let published = match message {
-                Outbound::Message(message) => self.publish_one(message.as_ref()).await,
-                Outbound::File(file) => self.publish_one(file.as_ref()).await,
-                Outbound::Command(command) => self.publish_one(command.as_ref()).await,
-                Outbound::Action(action) => self.publish_one(action.as_ref()).await,
-                Outbound::Ask(ask) => self.publish_one(ask.as_ref()).await,
-                Outbound::Home(home) => self.publish_one(home.as_ref()).await,
-            };
-            match published {
+        for (index, message) in outbound.iter().enumerate() {
+            match store(&self.bus, message, self.publish_deadline).await {
                 Ok(published) if published.duplicate => duplicates += 1,
                 Ok(_) => {}
                 Err(err) => {
                     tracing::warn!(error = %err, "not acknowledging Slack: JetStream did not store the event");
+                    // Commands and clicks are not sent again by Slack: the person sees it fail
+                    // and tries again, which is better than acting on it a minute late.
+                    if kind == Kind::Event {
+                        self.rescue(outbound[index..].to_vec());
+                    }
                     return Outcome::Unavailable(err);
                 }
             }
@@ -236,17 +267,59 @@ impl Intake {
         }
     }
 
-    async fn publish_one<M: proto::Message>(
-        &self,
-        message: &M,
-    ) -> Result<bus::Published, bus::Error> {
-        let deadline = self.publish_deadline;
-        match tokio::time::timeout(deadline, self.bus.publish_with_retry(message, deadline)).await {
-            Ok(result) => result,
-            Err(_) => Err(bus::Error::Publish {
-                subject: self.bus.subjects().subject(message.subject()),
-                detail: format!("not stored within {deadline:?}"),
-            }),
-        }
+    /// Keeps storing `pending` in the background for the rescue window, when a slot is free.
+    fn rescue(&self, pending: Vec<Outbound>) {
+        let Ok(slot) = self.rescue.slots.clone().try_acquire_owned() else {
+            tracing::warn!("no room to keep trying the event; Slack's retries are all it has");
+            metrics::counter!("ft_gateway_rescues_total", "outcome" => "no_room").increment(1);
+            return;
+        };
+        let (bus, window) = (self.bus.clone(), self.rescue.window);
+        let keep_trying = async move {
+            let _slot = slot;
+            let mut outcome = "stored";
+            for message in &pending {
+                if let Err(err) = store(&bus, message, window).await {
+                    tracing::warn!(error = %err, ?window, "gave up storing an event Slack may no longer send");
+                    outcome = "gave_up";
+                    break;
+                }
+            }
+            if outcome == "stored" {
+                tracing::info!("stored an event after Slack's window");
+            }
+            metrics::counter!("ft_gateway_rescues_total", "outcome" => outcome).increment(1);
+        };
+        tokio::spawn(keep_trying.in_current_span());
+    }
+}
+
+/// Publishes one outbound message, retrying for up to `deadline`.
+async fn store(
+    bus: &Bus,
+    outbound: &Outbound,
+    deadline: Duration,
+) -> Result<bus::Published, bus::Error> {
+    match outbound {
+        Outbound::Message(message) => store_one(bus, message.as_ref(), deadline).await,
+        Outbound::File(file) => store_one(bus, file.as_ref(), deadline).await,
+        Outbound::Command(command) => store_one(bus, command.as_ref(), deadline).await,
+        Outbound::Action(action) => store_one(bus, action.as_ref(), deadline).await,
+        Outbound::Ask(ask) => store_one(bus, ask.as_ref(), deadline).await,
+        Outbound::Home(home) => store_one(bus, home.as_ref(), deadline).await,
+    }
+}
+
+async fn store_one<M: proto::Message>(
+    bus: &Bus,
+    message: &M,
+    deadline: Duration,
+) -> Result<bus::Published, bus::Error> {
+    match tokio::time::timeout(deadline, bus.publish_with_retry(message, deadline)).await {
+        Ok(result) => result,
+        Err(_) => Err(bus::Error::Publish {
+            subject: bus.subjects().subject(message.subject()),
+            detail: format!("not stored within {deadline:?}"),
+        }),
     }
 }

@@ -68,6 +68,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                 channels: slack_config.channels.iter().cloned().collect::<BTreeSet<_>>(),
             },
             publish_deadline: slack_config.publish_deadline,
+            rescue: intake::Rescue::default(),
             slack: slack::RawApi::new(
                 slack::http_client(Duration::from_secs(5))?,
                 &slack_config.api_url,
