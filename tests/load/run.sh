@@ -3,7 +3,7 @@
 # load"): builds the five services and the harness (release), then runs flamethread-load for each
 # scenario. Needs what the tests need (deploy/local/install-deps.sh: nats-server, Prometheus).
 #   tests/load/run.sh              # every scenario (about 12 minutes on 2 cores)
-#   tests/load/run.sh storm        # one of: storm, storm-10-channels, sustained
+#   tests/load/run.sh storm        # one of: storm, storm-10-channels, sustained, cluster
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -31,4 +31,11 @@ fi
 # all) over 10 channels.
 if [ "$want" = all ] || [ "$want" = sustained ]; then
     scenario sustained --alerts 150 --messages 6000 --seconds 300 --channels 10
+fi
+# The storm through a 3-node JetStream cluster (everything at 3 replicas), two processes of every
+# service, while the meta leader (at 10 s) and then the Slack stream's leader (at 30 s) are
+# killed and restarted 6 s later. (tests/load/tests/cluster.rs runs a smaller one in the suite.)
+if [ "$want" = all ] || [ "$want" = cluster ]; then
+    scenario cluster --alerts 30 --messages 3000 --seconds 60 --introduce-within 40 --channels 10 \
+        --cluster --replicas 2 --kill-meta-leader-at 10 --kill-stream-leader-at 30
 fi

@@ -11,6 +11,7 @@
 //!
 //! ## Layout
 //! - [`nats`]: [`NatsServer`], the real `nats-server`, killable and restartable.
+//! - [`cluster`]: [`NatsCluster`], three clustered `nats-server`s, each killable.
 //! - [`daemons`]: [`Alertmanager`] and [`Prometheus`] from their Debian packages.
 //! - [`http`]: [`wait_for`] a condition, [`wait_ready`] on an admin server, HTTP/1.0 probes.
 //! - [`chromium`]: headless Chromium's DOM and screenshots of a page.
@@ -24,6 +25,7 @@
 
 pub mod binary;
 pub mod chromium;
+pub mod cluster;
 pub mod daemons;
 pub mod fixtures;
 pub mod http;
@@ -32,6 +34,7 @@ pub mod otlp;
 pub mod ports;
 
 pub use chromium::{chromium, headless_chromium, rendered_dom, screenshot};
+pub use cluster::NatsCluster;
 pub use daemons::{Alertmanager, Prometheus};
 pub use http::{http_get, http_get_async, http_post_json, wait_for, wait_ready};
 pub use nats::{NatsAuth, NatsServer, TestCertificates};

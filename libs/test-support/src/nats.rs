@@ -163,18 +163,26 @@ impl NatsServer {
     }
 
     fn start_with(extra_args: Vec<std::ffi::OsString>) -> anyhow::Result<NatsServer> {
+        let mut server = NatsServer::unstarted(0, extra_args)?;
+        server.spawn()?;
+        Ok(server)
+    }
+
+    /// A server not started yet, on `port` (0: the OS picks one at the first start).
+    pub(crate) fn unstarted(
+        port: u16,
+        extra_args: Vec<std::ffi::OsString>,
+    ) -> anyhow::Result<NatsServer> {
         let store = tempfile::Builder::new().prefix("ft-nats-").tempdir()?;
         let log = store.path().join("nats-server.log");
-        let mut server = NatsServer {
+        Ok(NatsServer {
             child: None,
-            port: 0,
+            port,
             store,
             log,
             starts: 0,
             extra_args,
-        };
-        server.spawn()?;
-        Ok(server)
+        })
     }
 
     /// `nats://127.0.0.1:<port>`.
@@ -207,6 +215,19 @@ impl NatsServer {
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = self.launch()?;
+        self.await_ready(&log)
+    }
+
+    /// Waits for the start whose log is `log` to be ready, and learns its client port.
+    pub(crate) fn await_ready(&mut self, log: &Path) -> anyhow::Result<()> {
+        self.port = wait_until_ready(log, Duration::from_secs(15))?;
+        Ok(())
+    }
+
+    /// Starts the process and returns the log its readiness will be written to, without
+    /// waiting for it: a cluster's nodes are launched together.
+    pub(crate) fn launch(&mut self) -> anyhow::Result<PathBuf> {
         let binary = std::env::var_os("NATS_SERVER_BIN").unwrap_or_else(|| "nats-server".into());
         let port = if self.port == 0 {
             "-1".to_owned()
@@ -234,8 +255,7 @@ impl NatsServer {
                 )
             })?;
         self.child = Some(child);
-        self.port = wait_until_ready(&log, Duration::from_secs(15))?;
-        Ok(())
+        Ok(log)
     }
 }
 

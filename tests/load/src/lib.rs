@@ -12,8 +12,13 @@
 //!   from a real Prometheus and the Pyroscope emulator, which both answer at once;
 //! - each service's resident memory (idle, peak) and CPU time, from `/proc`.
 //!
-//! It fails (exit status 1) when an alert got no reply, or more than one, within the timeout.
+//! On a 3-node NATS cluster ([`stack::Topology`]) it can kill the meta leader and a stream's
+//! leader mid-storm ([`faults`]); the run must still give every alert exactly one reply.
+//!
+//! It fails (exit status 1) when an alert got no reply, or more than one, within the timeout, or
+//! when any service dead-lettered a message.
 
+pub mod faults;
 pub mod plan;
 pub mod report;
 pub mod stack;
@@ -28,15 +33,19 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use crate::{
+    faults::Fault,
     plan::Shape,
     report::{AlertOutcome, Report, ServiceUsage},
-    stack::{HOT_FUNCTION, Paths, Stack},
+    stack::{HOT_FUNCTION, Nats, Paths, Stack, Topology},
 };
 
 /// One run.
 #[derive(Debug)]
 pub struct Options {
     pub shape: Shape,
+    pub topology: Topology,
+    /// Nodes to kill mid-storm (a clustered topology only).
+    pub faults: Vec<Fault>,
     pub paths: Paths,
     /// How long after the last post every alert may take to get its reply with the profile.
     pub reply_timeout: Duration,
@@ -50,6 +59,10 @@ struct Tracked {
     channel: String,
     /// The `ts` of the earliest notification about it: its thread.
     ts: Option<String>,
+    /// Every notification about it. A reply belongs in the earliest one's thread, but when that
+    /// one reached flamethread late (stored after Slack's retries, say) a repeat opens the
+    /// incident: the reply is in its thread, and still the alert's one reply.
+    posted: Vec<String>,
     /// The `ts` of flamethread's first reply in that thread.
     reply_ts: Option<String>,
     replies: usize,
@@ -61,7 +74,11 @@ struct Tracked {
 pub async fn run(options: Options) -> anyhow::Result<Report> {
     let shape = options.shape.clone();
     shape.validate()?;
-    let stack = Stack::start(&shape, &options.paths).await?;
+    anyhow::ensure!(
+        options.faults.is_empty() || options.topology.cluster,
+        "faults need the clustered topology (--cluster)"
+    );
+    let stack = Stack::start(&shape, options.topology, &options.paths).await?;
     let outcome = drive(&stack, &options).await;
     stack.stop().await;
     outcome
@@ -118,6 +135,13 @@ async fn drive(stack: &Stack, options: &Options) -> anyhow::Result<Report> {
     let in_flight = Arc::new(Semaphore::new(64));
     let failures = Arc::new(Mutex::new(Vec::<String>::new()));
     let started = Instant::now();
+    let injector =
+        match &stack.nats {
+            Nats::Cluster(cluster) if !options.faults.is_empty() => Some(tokio::spawn(
+                faults::inject(cluster.clone(), options.faults.clone(), started),
+            )),
+            _ => None,
+        };
     let mut posts = Vec::with_capacity(schedule.len());
     for planned in schedule {
         tokio::time::sleep_until((started + planned.at).into()).await;
@@ -147,6 +171,7 @@ async fn drive(stack: &Stack, options: &Options) -> anyhow::Result<Report> {
                     let ts = answer["ts"].as_str().unwrap_or_default().to_owned();
                     let mut tracked = tracked.lock().unwrap_or_else(|e| e.into_inner());
                     let alert = &mut tracked[planned.alert];
+                    alert.posted.push(ts.clone());
                     let earlier = alert.ts.as_deref().is_none_or(|current| {
                         report::ts_delta(&ts, current).is_some_and(|d| !d.is_zero())
                     });
@@ -154,6 +179,7 @@ async fn drive(stack: &Stack, options: &Options) -> anyhow::Result<Report> {
                         *alert = Tracked {
                             channel: alert.channel.clone(),
                             ts: Some(ts),
+                            posted: std::mem::take(&mut alert.posted),
                             ..Default::default()
                         };
                     }
@@ -169,6 +195,10 @@ async fn drive(stack: &Stack, options: &Options) -> anyhow::Result<Report> {
         post.await?;
     }
     let posting = started.elapsed();
+    let injected = match injector {
+        Some(injector) => injector.await?.context("injecting faults")?,
+        None => Vec::new(),
+    };
     let failures = failures.lock().unwrap_or_else(|e| e.into_inner()).clone();
     anyhow::ensure!(
         failures.is_empty(),
@@ -194,23 +224,25 @@ async fn drive(stack: &Stack, options: &Options) -> anyhow::Result<Report> {
     tokio::time::sleep(Duration::from_secs(3)).await;
     watcher.abort();
     recount_replies(&http, stack, &tracked).await?;
-    let poster_counters = match stack
-        .services
-        .iter()
-        .find(|s| s.name == "remediation-poster")
-    {
-        Some(poster) => http
-            .get(format!("http://{}/metrics", poster.admin))
+    let mut poster_counters = Vec::new();
+    let mut dead_letters = 0;
+    for service in &stack.services {
+        let metrics = http
+            .get(format!("http://{}/metrics", service.admin))
             .send()
             .await?
             .text()
-            .await?
-            .lines()
-            .filter(|line| line.starts_with("ft_poster_"))
-            .map(str::to_owned)
-            .collect(),
-        None => Vec::new(),
-    };
+            .await?;
+        dead_letters += report::dead_letters(&metrics);
+        if service.name == "remediation-poster" {
+            poster_counters.extend(
+                metrics
+                    .lines()
+                    .filter(|line| line.starts_with("ft_poster_"))
+                    .map(|line| format!("{}: {line}", service.label())),
+            );
+        }
+    }
     sampler.abort();
 
     let peaks = peaks.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -222,7 +254,7 @@ async fn drive(stack: &Stack, options: &Options) -> anyhow::Result<Report> {
         .map(|((service, idle), peak_kib)| {
             let end = report::sample(service.pid());
             ServiceUsage {
-                name: service.name,
+                name: service.label(),
                 idle_kib: idle.map_or(0, |s| s.rss_kib),
                 peak_kib,
                 end_kib: end.map_or(0, |s| s.rss_kib),
@@ -237,7 +269,14 @@ async fn drive(stack: &Stack, options: &Options) -> anyhow::Result<Report> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
-        .map(|alert| AlertOutcome {
+        .enumerate()
+        .map(|(index, alert)| AlertOutcome {
+            service: plan::service_of(index),
+            thread: format!(
+                "{} {}",
+                alert.channel,
+                alert.ts.as_deref().unwrap_or("(never posted)")
+            ),
             reply_after: alert
                 .ts
                 .as_deref()
@@ -253,11 +292,14 @@ async fn drive(stack: &Stack, options: &Options) -> anyhow::Result<Report> {
         .collect();
     Ok(Report {
         shape: shape.clone(),
+        topology: options.topology,
         posting,
         poll: options.poll,
         alerts,
         services: usage,
         poster_counters,
+        dead_letters,
+        faults: injected,
     })
 }
 
@@ -307,32 +349,51 @@ async fn watch_threads(
     }
 }
 
-/// Counts flamethread's replies in every thread once more, at the end.
+/// Counts flamethread's replies once more, at the end, in the threads of every notification
+/// about each alert (see [`Tracked::posted`]); a reply found only now also gives its times.
 async fn recount_replies(
     http: &reqwest::Client,
     stack: &Stack,
     tracked: &Mutex<Vec<Tracked>>,
 ) -> anyhow::Result<()> {
-    let threads: Vec<(usize, String, Option<String>)> = tracked
+    let alerts: Vec<(usize, String, Vec<String>)> = tracked
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
         .enumerate()
-        .map(|(index, alert)| (index, alert.channel.clone(), alert.ts.clone()))
+        .map(|(index, alert)| (index, alert.channel.clone(), alert.posted.clone()))
         .collect();
-    for (index, channel, ts) in threads {
-        let Some(ts) = ts else { continue };
-        let thread = read_thread(
-            http,
-            &stack.slack.api_base(),
-            &stack.bot_token,
-            &channel,
-            &ts,
-        )
-        .await
-        .with_context(|| format!("reading the thread of alert {index}"))?;
-        let count = ours(&thread, &stack.bot_user_id, &ts).count();
-        tracked.lock().unwrap_or_else(|e| e.into_inner())[index].replies = count;
+    for (index, channel, posted) in alerts {
+        let mut replies: Vec<Value> = Vec::new();
+        for ts in &posted {
+            let thread = read_thread(
+                http,
+                &stack.slack.api_base(),
+                &stack.bot_token,
+                &channel,
+                ts,
+            )
+            .await
+            .with_context(|| format!("reading the thread of alert {index} at {ts}"))?;
+            replies.extend(ours(&thread, &stack.bot_user_id, ts).cloned());
+        }
+        let mut tracked = tracked.lock().unwrap_or_else(|e| e.into_inner());
+        let alert = &mut tracked[index];
+        alert.replies = replies.len();
+        if alert.reply_ts.is_none() {
+            alert.reply_ts = replies
+                .iter()
+                .filter_map(|reply| reply["ts"].as_str())
+                .min()
+                .map(str::to_owned);
+        }
+        if alert.profile_ts.is_none() {
+            alert.profile_ts = replies
+                .iter()
+                .find(|reply| reply.to_string().contains(HOT_FUNCTION))
+                .and_then(|reply| reply["edited"]["ts"].as_str().or(reply["ts"].as_str()))
+                .map(str::to_owned);
+        }
     }
     Ok(())
 }
@@ -356,7 +417,8 @@ async fn read_thread(
     Ok(thread)
 }
 
-/// Flamethread's replies in a thread (not the alert itself).
+/// Flamethread's replies in a thread: not the alert itself, and not the pictures the reply
+/// shares into its thread (file shares, each its own message).
 fn ours<'a>(
     thread: &'a Value,
     bot_user: &'a str,
@@ -367,4 +429,9 @@ fn ours<'a>(
         .into_iter()
         .flatten()
         .filter(move |message| message["user"] == bot_user && message["ts"] != parent)
+        .filter(|message| {
+            message
+                .get("files")
+                .is_none_or(|files| files.as_array().is_none_or(Vec::is_empty))
+        })
 }

@@ -10,7 +10,12 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::Parser;
-use load::{Options, plan::Shape, stack::Paths};
+use load::{
+    Options,
+    faults::{Fault, Target},
+    plan::Shape,
+    stack::{Paths, Topology},
+};
 
 /// Alert storms through the Slack emulator into the five services: latency from alert posted to
 /// reply posted, and each service's memory.
@@ -33,6 +38,23 @@ struct Args {
     /// Alerts go round-robin to this many channels.
     #[arg(long, default_value_t = 1)]
     channels: usize,
+    /// Run NATS as a 3-node JetStream cluster on loopback, every stream, bucket and the object
+    /// store at 3 replicas.
+    #[arg(long)]
+    cluster: bool,
+    /// Processes of each service.
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
+    /// Kill the cluster's meta leader this many seconds into the storm (needs --cluster).
+    #[arg(long)]
+    kill_meta_leader_at: Option<u64>,
+    /// Kill the leader of the stream Slack's messages enter this many seconds into the storm
+    /// (needs --cluster).
+    #[arg(long)]
+    kill_stream_leader_at: Option<u64>,
+    /// How long a killed node stays down before it is restarted.
+    #[arg(long, default_value = "6s", value_parser = humantime::parse_duration)]
+    down_for: Duration,
     /// Where the release binaries of the five services are.
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
@@ -50,6 +72,20 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    let mut faults: Vec<Fault> = [
+        (args.kill_meta_leader_at, Target::MetaLeader),
+        (args.kill_stream_leader_at, Target::SlackStreamLeader),
+    ]
+    .into_iter()
+    .filter_map(|(at, target)| {
+        Some(Fault {
+            target,
+            at: Duration::from_secs(at?),
+            down_for: args.down_for,
+        })
+    })
+    .collect();
+    faults.sort_by_key(|fault| fault.at);
     let options = Options {
         shape: Shape {
             alerts: args.alerts,
@@ -58,6 +94,11 @@ async fn main() -> ExitCode {
             introduce_within: Duration::from_secs(args.introduce_within.unwrap_or(args.seconds)),
             channels: args.channels,
         },
+        topology: Topology {
+            cluster: args.cluster,
+            replicas: args.replicas,
+        },
+        faults,
         paths: Paths {
             bin_dir: args.bin_dir,
             logs: args.logs,
@@ -72,7 +113,8 @@ async fn main() -> ExitCode {
                 ExitCode::SUCCESS
             } else {
                 eprintln!(
-                    "flamethread-load: not every alert got exactly one reply with its profile"
+                    "flamethread-load: not every alert got exactly one reply with its profile, \
+                     or something was dead-lettered"
                 );
                 ExitCode::FAILURE
             }

@@ -4,7 +4,7 @@ use std::{fmt, time::Duration};
 
 use hdrhistogram::Histogram;
 
-use crate::plan::Shape;
+use crate::{faults::Injected, plan::Shape, stack::Topology};
 
 /// One process's resident memory and CPU time so far, from `/proc/<pid>`.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +41,10 @@ pub fn ts_delta(earlier: &str, later: &str) -> Option<Duration> {
 /// One distinct alert's fate.
 #[derive(Debug, Clone)]
 pub struct AlertOutcome {
+    /// The service the alert is about (each alert its own).
+    pub service: String,
+    /// Its channel and thread `ts`, to look it up.
+    pub thread: String,
     pub reply_after: Option<Duration>,
     pub profile_after: Option<Duration>,
     /// Flamethread's replies in its thread (one is right).
@@ -50,7 +54,8 @@ pub struct AlertOutcome {
 /// One service's resources over the run.
 #[derive(Debug, Clone)]
 pub struct ServiceUsage {
-    pub name: &'static str,
+    /// The service, and which replica when there are more (`alert-watcher #2`).
+    pub name: String,
     pub idle_kib: u64,
     pub peak_kib: u64,
     pub end_kib: u64,
@@ -61,6 +66,7 @@ pub struct ServiceUsage {
 #[derive(Debug, Clone)]
 pub struct Report {
     pub shape: Shape,
+    pub topology: Topology,
     /// How long posting the schedule took (the schedule's length when the harness kept up).
     pub posting: Duration,
     pub poll: Duration,
@@ -68,14 +74,34 @@ pub struct Report {
     pub services: Vec<ServiceUsage>,
     /// The poster's `ft_poster_*` counters at the end (posts, edits, 429s, claim waits).
     pub poster_counters: Vec<String>,
+    /// Messages the services gave up on (`ft_bus_consumed_total{outcome="dead_letter"}`, all
+    /// processes): each one is work lost.
+    pub dead_letters: u64,
+    /// The NATS nodes killed during the run.
+    pub faults: Vec<Injected>,
+}
+
+/// The sum of a service's `ft_bus_consumed_total{outcome="dead_letter"}` series in its
+/// Prometheus text exposition.
+pub fn dead_letters(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|line| {
+            line.starts_with("ft_bus_consumed_total{") && line.contains("outcome=\"dead_letter\"")
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|value| value as u64)
+        .sum()
 }
 
 impl Report {
-    /// Every alert got exactly one reply, and it shows the profile.
+    /// Every alert got exactly one reply, and it shows the profile; nothing was dead-lettered.
     pub fn is_clean(&self) -> bool {
-        self.alerts
-            .iter()
-            .all(|alert| alert.replies == 1 && alert.profile_after.is_some())
+        self.dead_letters == 0
+            && self
+                .alerts
+                .iter()
+                .all(|alert| alert.replies == 1 && alert.profile_after.is_some())
     }
 
     fn percentiles(durations: impl Iterator<Item = Duration>) -> Option<[Duration; 4]> {
@@ -115,6 +141,19 @@ impl fmt::Display for Report {
             shape.channels,
             seconds(self.posting),
         )?;
+        writeln!(
+            f,
+            "NATS: {}; {} process(es) of each service",
+            if self.topology.cluster {
+                "a 3-node JetStream cluster, everything at 3 replicas"
+            } else {
+                "one server"
+            },
+            self.topology.replicas,
+        )?;
+        for fault in &self.faults {
+            writeln!(f, "fault: {fault}")?;
+        }
         let replied = self.alerts.iter().filter(|a| a.replies == 1).count();
         let missing = self.alerts.iter().filter(|a| a.replies == 0).count();
         let duplicated = self.alerts.iter().filter(|a| a.replies > 1).count();
@@ -125,9 +164,17 @@ impl fmt::Display for Report {
             .count();
         writeln!(
             f,
-            "exactly one reply: {replied}/{n}; no reply: {missing}; more than one: {duplicated}; reply shows the profile: {with_profile}/{n}\n",
+            "exactly one reply: {replied}/{n}; no reply: {missing}; more than one: {duplicated}; reply shows the profile: {with_profile}/{n}; dead-lettered: {dead}\n",
             n = self.alerts.len(),
+            dead = self.dead_letters,
         )?;
+        for alert in self.alerts.iter().filter(|a| a.replies != 1) {
+            writeln!(
+                f,
+                "{} replies to the alert about {} (thread {})",
+                alert.replies, alert.service, alert.thread
+            )?;
+        }
         writeln!(f, "| latency per alert | p50 | p90 | p99 | max |")?;
         writeln!(f, "|---|---|---|---|---|")?;
         let rows = [
@@ -196,8 +243,23 @@ mod tests {
     }
 
     #[test]
+    fn dead_letters_are_summed_over_consumers_and_nothing_else() {
+        let metrics = "# HELP ft_bus_consumed_total Messages a consumer finished.\n\
+            # TYPE ft_bus_consumed_total counter\n\
+            ft_bus_consumed_total{consumer=\"a\",outcome=\"ack\"} 40\n\
+            ft_bus_consumed_total{consumer=\"a\",outcome=\"dead_letter\"} 2\n\
+            ft_bus_consumed_total{consumer=\"b\",outcome=\"dead_letter\"} 3\n\
+            ft_bus_consumed_total{consumer=\"b\",outcome=\"retry\"} 7\n\
+            ft_other_total{outcome=\"dead_letter\"} 100\n";
+        assert_eq!(dead_letters(metrics), 5);
+        assert_eq!(dead_letters(""), 0);
+    }
+
+    #[test]
     fn a_run_with_a_missing_or_doubled_reply_is_not_clean() {
         let outcome = |replies| AlertOutcome {
+            service: "svc-000".to_owned(),
+            thread: "C0ALERTS 1733140000.000100".to_owned(),
             reply_after: Some(Duration::from_secs(1)),
             profile_after: Some(Duration::from_secs(2)),
             replies,
@@ -210,15 +272,21 @@ mod tests {
                 introduce_within: Duration::ZERO,
                 channels: 1,
             },
+            topology: Topology::default(),
             posting: Duration::from_secs(1),
             poll: Duration::from_millis(250),
             alerts,
             services: Vec::new(),
             poster_counters: Vec::new(),
+            dead_letters: 0,
+            faults: Vec::new(),
         };
         assert!(report(vec![outcome(1), outcome(1)]).is_clean());
         assert!(!report(vec![outcome(1), outcome(0)]).is_clean());
         assert!(!report(vec![outcome(2), outcome(1)]).is_clean());
+        let mut lost = report(vec![outcome(1), outcome(1)]);
+        lost.dead_letters = 1;
+        assert!(!lost.is_clean());
         let text = report(vec![outcome(1), outcome(2)]).to_string();
         assert!(text.contains("more than one: 1"), "{text}");
         assert!(

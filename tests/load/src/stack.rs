@@ -2,12 +2,16 @@
 //! Prometheus scraping the services, the Pyroscope emulator with a profile for every service, and
 //! the five services as separate processes (release binaries), so each one's memory and CPU are
 //! its own and the pipeline crosses real process boundaries as it does in production.
+//!
+//! The [`Topology`] says whether NATS is one server or a 3-node JetStream cluster (every stream,
+//! bucket and the object store then at 3 replicas), and how many replicas of each service run.
 
 use std::{
     fs,
     net::SocketAddr,
     path::{Path, PathBuf},
     process::Stdio,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -15,7 +19,7 @@ use anyhow::Context as _;
 use chrono::Utc;
 use profile_fetcher::profile::Folded;
 use pyroscope_emulator::PyroscopeEmulator;
-use test_support::{NatsServer, PortReservation, Prometheus};
+use test_support::{NatsCluster, NatsServer, PortReservation, Prometheus};
 use tokio::process::{Child, Command};
 
 use crate::plan::{Shape, service_of};
@@ -33,32 +37,79 @@ pub const SERVICES: [&str; 5] = [
 /// baseline): a reply showing it has the profile evidence in it.
 pub const HOT_FUNCTION: &str = "load_hot_loop";
 
+/// Where NATS runs and how many processes of each service run against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Topology {
+    /// A 3-node JetStream cluster (streams, buckets and the object store at 3 replicas) instead
+    /// of one server.
+    pub cluster: bool,
+    /// Processes of each service (1 or more); replicas share the work through the bus.
+    pub replicas: usize,
+}
+
+impl Default for Topology {
+    fn default() -> Topology {
+        Topology {
+            cluster: false,
+            replicas: 1,
+        }
+    }
+}
+
+/// The NATS the stack runs on.
+#[derive(Debug)]
+pub enum Nats {
+    Single(NatsServer),
+    /// Shared with the fault injector, which kills and restarts its nodes.
+    Cluster(Arc<Mutex<NatsCluster>>),
+}
+
+impl Nats {
+    /// The server list a client connects to.
+    pub fn urls(&self) -> String {
+        match self {
+            Nats::Single(server) => server.url(),
+            Nats::Cluster(cluster) => cluster.lock().unwrap_or_else(|e| e.into_inner()).urls(),
+        }
+    }
+}
+
 /// One service process.
 #[derive(Debug)]
 pub struct Service {
     pub name: &'static str,
+    /// Which of the service's replicas (1 for the first).
+    pub replica: usize,
     pub child: Child,
     pub admin: SocketAddr,
-    _admin_port: PortReservation,
+    _ports: Vec<PortReservation>,
 }
 
 impl Service {
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
     }
+
+    /// `alert-watcher`, or `alert-watcher #2` for a second replica.
+    pub fn label(&self) -> String {
+        if self.replica == 1 {
+            self.name.to_owned()
+        } else {
+            format!("{} #{}", self.name, self.replica)
+        }
+    }
 }
 
 /// The running stack; dropping it stops everything.
 #[derive(Debug)]
 pub struct Stack {
-    pub nats: NatsServer,
+    pub nats: Nats,
     pub slack: slack_emulator::Running,
     pub bot_token: String,
     pub bot_user_id: String,
     pub services: Vec<Service>,
     _prometheus: Prometheus,
     _pyroscope: PyroscopeEmulator,
-    _pages_port: PortReservation,
 }
 
 /// Where the services' binaries and logs are.
@@ -69,7 +120,11 @@ pub struct Paths {
 }
 
 impl Stack {
-    pub async fn start(shape: &Shape, paths: &Paths) -> anyhow::Result<Stack> {
+    pub async fn start(shape: &Shape, topology: Topology, paths: &Paths) -> anyhow::Result<Stack> {
+        anyhow::ensure!(
+            topology.replicas >= 1,
+            "at least one replica of each service"
+        );
         for service in SERVICES {
             let binary = paths.bin_dir.join(service);
             anyhow::ensure!(
@@ -82,7 +137,15 @@ impl Stack {
         fs::create_dir_all(&paths.logs)
             .with_context(|| format!("creating {}", paths.logs.display()))?;
 
-        let nats = NatsServer::start().context("starting nats-server (set NATS_SERVER_BIN)")?;
+        let nats = if topology.cluster {
+            let cluster = tokio::task::spawn_blocking(NatsCluster::start)
+                .await?
+                .context("starting a 3-node nats-server cluster (set NATS_SERVER_BIN)")?;
+            Nats::Cluster(Arc::new(Mutex::new(cluster)))
+        } else {
+            Nats::Single(NatsServer::start().context("starting nats-server (set NATS_SERVER_BIN)")?)
+        };
+        let stream_replicas = if topology.cluster { "3" } else { "1" };
         let emulator_config = slack_emulator::EmulatorConfig {
             channels: shape.channels(),
             ..Default::default()
@@ -97,18 +160,23 @@ impl Stack {
         let pyroscope = PyroscopeEmulator::start(None).await?;
         ingest_profiles(&pyroscope, shape.alerts);
 
-        let admin_ports: Vec<PortReservation> = SERVICES
+        // Every process: its service, its replica number and its admin port.
+        let processes: Vec<(&'static str, usize, PortReservation)> = SERVICES
             .iter()
-            .map(|_| test_support::reserve_port())
-            .collect::<Result<_, _>>()?;
-        let pages_port = test_support::reserve_port()?;
+            .flat_map(|&service| (1..=topology.replicas).map(move |replica| (service, replica)))
+            .map(|(service, replica)| Ok((service, replica, test_support::reserve_port()?)))
+            .collect::<std::io::Result<_>>()?;
         let targets: Vec<String> = SERVICES
             .iter()
-            .zip(&admin_ports)
-            .map(|(service, port)| {
+            .map(|&service| {
+                let addresses: Vec<String> = processes
+                    .iter()
+                    .filter(|(name, _, _)| *name == service)
+                    .map(|(_, _, port)| format!("'{}'", port.addr()))
+                    .collect();
                 format!(
-                    "  - job_name: '{service}'\n    static_configs: [{{targets: ['{}']}}]",
-                    port.addr()
+                    "  - job_name: '{service}'\n    static_configs: [{{targets: [{}]}}]",
+                    addresses.join(", ")
                 )
             })
             .collect();
@@ -118,27 +186,31 @@ impl Stack {
         ))?;
 
         let mut services = Vec::new();
-        for (name, admin_port) in SERVICES.into_iter().zip(admin_ports) {
+        for (name, replica, admin_port) in processes {
             let prefix = format!("{}_", name.to_uppercase().replace('-', "_"));
             let mut env = vec![
-                ("NATS__URL", nats.url()),
+                ("NATS__URL", nats.urls()),
+                ("NATS__REPLICAS", stream_replicas.to_owned()),
                 ("ADMIN__LISTEN", admin_port.addr().to_string()),
             ];
+            let mut ports = vec![admin_port];
             match name {
                 "slack-gateway" | "remediation-poster" => {
                     env.push(("SLACK__API_URL", slack.api_base()));
                 }
                 "profile-fetcher" => {
+                    let pages_port = test_support::reserve_port()?;
                     env.extend([
                         ("PROMETHEUS__URL", prometheus.url()),
                         ("PYROSCOPE__URL", pyroscope.url()),
                         ("PAGES__LISTEN", pages_port.addr().to_string()),
                         ("PAGES__PUBLIC_URL", format!("http://{}", pages_port.addr())),
                     ]);
+                    ports.push(pages_port);
                 }
                 _ => {}
             }
-            let log = fs::File::create(paths.logs.join(format!("{name}.log")))?;
+            let log = fs::File::create(log_of(&paths.logs, name, replica))?;
             let mut command = Command::new(paths.bin_dir.join(name));
             command
                 .envs(
@@ -159,9 +231,10 @@ impl Stack {
                 .with_context(|| format!("starting {}", paths.bin_dir.join(name).display()))?;
             services.push(Service {
                 name,
+                replica,
                 child,
-                admin: admin_port.addr(),
-                _admin_port: admin_port,
+                admin: ports[0].addr(),
+                _ports: ports,
             });
         }
         for service in &services {
@@ -178,8 +251,8 @@ impl Stack {
                 anyhow::ensure!(
                     service.name == "sandbox-runner",
                     "{} did not become ready ({err}); see {}",
-                    service.name,
-                    log_of(&paths.logs, service.name).display()
+                    service.label(),
+                    log_of(&paths.logs, service.name, service.replica).display()
                 );
                 eprintln!("[load] sandbox-runner is not ready (no Docker engine?); going on");
             }
@@ -192,7 +265,6 @@ impl Stack {
             services,
             _prometheus: prometheus,
             _pyroscope: pyroscope,
-            _pages_port: pages_port,
         })
     }
 
@@ -207,8 +279,13 @@ impl Stack {
     }
 }
 
-pub fn log_of(logs: &Path, service: &str) -> PathBuf {
-    logs.join(format!("{service}.log"))
+/// A process's log: `alert-watcher.log`, `alert-watcher-2.log` for a second replica.
+pub fn log_of(logs: &Path, service: &str, replica: usize) -> PathBuf {
+    if replica == 1 {
+        logs.join(format!("{service}.log"))
+    } else {
+        logs.join(format!("{service}-{replica}.log"))
+    }
 }
 
 /// A profile per service every 30 s over the last two hours and the next one: calm before the
