@@ -365,6 +365,7 @@ async fn a_deploy_then_an_alert_gives_a_thread_with_the_change_and_the_workload(
         &prometheus.url(),
         Duration::from_secs(5),
         1 << 20,
+        &runtime::auth::ServerAuth::default(),
     )
     .unwrap();
     let in_a_row = std::sync::atomic::AtomicU32::new(0);

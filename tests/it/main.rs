@@ -18,6 +18,7 @@ mod profile_command;
 mod profile_fetcher;
 mod remediation_poster;
 mod sandbox;
+mod server_auth;
 mod services;
 mod slack_edge;
 mod slack_gateway;

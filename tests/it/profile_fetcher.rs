@@ -329,9 +329,13 @@ async fn slow_down_huge_and_lying_upstreams_end_in_a_status_quickly() {
             "cannot reach Prometheus",
         ),
     ] {
-        let prometheus =
-            metrics::prometheus::Prometheus::new(&base, config.timeout, config.max_response_bytes)
-                .unwrap();
+        let prometheus = metrics::prometheus::Prometheus::new(
+            &base,
+            config.timeout,
+            config.max_response_bytes,
+            &config.auth,
+        )
+        .unwrap();
         let started = Instant::now();
         let evidence = metrics::gather(
             Some(&prometheus),

@@ -13,13 +13,17 @@ pub struct ClientError(#[from] reqwest::Error);
 /// The HTTP client for an outside server: rustls with the process's crypto provider, and each
 /// request bounded by `timeout` when there is one (a live profile's request sets its own).
 pub fn client(timeout: Option<Duration>) -> Result<reqwest::Client, ClientError> {
+    Ok(builder(timeout).build()?)
+}
+
+/// [`client`]'s builder, for a client that adds to it ([`crate::auth::ServerAuth::client`]).
+pub(crate) fn builder(timeout: Option<Duration>) -> reqwest::ClientBuilder {
     crate::install_crypto_provider();
     let builder = reqwest::Client::builder();
-    let builder = match timeout {
+    match timeout {
         Some(timeout) => builder.timeout(timeout),
         None => builder,
-    };
-    Ok(builder.build()?)
+    }
 }
 
 /// Why a body was not read whole.

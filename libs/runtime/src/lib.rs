@@ -9,6 +9,7 @@
 //! - [`main`]: the whole of a service's `main`: arguments, config (exit 64 on a bad one),
 //!   telemetry, signals (SIGTERM and ctrl-c), exit code.
 
+pub mod auth;
 pub mod body;
 pub mod config;
 pub mod http;

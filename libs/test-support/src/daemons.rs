@@ -22,16 +22,40 @@ struct Daemon {
     dir: tempfile::TempDir,
 }
 
+/// When a [`Daemon`] counts as started.
+#[derive(Debug, Clone, Copy)]
+enum Ready<'a> {
+    /// `GET path` over plain HTTP answers 200.
+    Http(&'a str),
+    /// It accepts connections (behind TLS or authentication, which a plain probe cannot pass:
+    /// the test waits for its own first answer).
+    Listening,
+}
+
+/// A `--web.config.file` (Prometheus's and Alertmanager's TLS and basic auth), written into the
+/// daemon's directory.
+fn web_config_args(
+    dir: &std::path::Path,
+    web_config_yaml: Option<&str>,
+) -> anyhow::Result<Vec<String>> {
+    let Some(yaml) = web_config_yaml else {
+        return Ok(Vec::new());
+    };
+    let path = dir.join("web.yml");
+    fs::write(&path, yaml)?;
+    Ok(vec![format!("--web.config.file={}", path.display())])
+}
+
 impl Daemon {
     /// Runs the first of `candidates` (or `$env_var`) with the arguments `args` makes from its
-    /// directory and address, and waits until `GET ready_path` answers 200.
+    /// directory and address, and waits until it is [`Ready`].
     fn start(
         what: &str,
         env_var: &str,
         candidates: &[&str],
         install_hint: &str,
         args: impl FnOnce(&std::path::Path, SocketAddr) -> anyhow::Result<Vec<String>>,
-        ready_path: &str,
+        ready: Ready<'_>,
     ) -> anyhow::Result<Daemon> {
         let binary = std::env::var_os(env_var)
             .map(PathBuf::from)
@@ -61,7 +85,13 @@ impl Daemon {
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok((200, _)) = http_get(daemon.reservation.addr(), ready_path) {
+            let started = match ready {
+                Ready::Http(path) => {
+                    matches!(http_get(daemon.reservation.addr(), path), Ok((200, _)))
+                }
+                Ready::Listening => std::net::TcpStream::connect(daemon.reservation.addr()).is_ok(),
+            };
+            if started {
                 return Ok(daemon);
             }
             if let Some(status) = daemon.child.try_wait()? {
@@ -93,6 +123,14 @@ pub struct Alertmanager {
 
 impl Alertmanager {
     pub fn start(config_yaml: &str) -> anyhow::Result<Alertmanager> {
+        Alertmanager::start_with_web_config(config_yaml, None)
+    }
+
+    /// Like [`Alertmanager::start`], behind `web_config_yaml` (TLS, basic auth) when given.
+    pub fn start_with_web_config(
+        config_yaml: &str,
+        web_config_yaml: Option<&str>,
+    ) -> anyhow::Result<Alertmanager> {
         let daemon = Daemon::start(
             "alertmanager",
             "ALERTMANAGER_BIN",
@@ -104,14 +142,19 @@ impl Alertmanager {
             |dir, addr| {
                 let config = dir.join("alertmanager.yml");
                 fs::write(&config, config_yaml)?;
-                Ok(vec![
+                let mut args = vec![
                     format!("--config.file={}", config.display()),
                     format!("--storage.path={}", dir.join("data").display()),
                     format!("--web.listen-address={addr}"),
                     "--cluster.listen-address=".to_owned(),
-                ])
+                ];
+                args.extend(web_config_args(dir, web_config_yaml)?);
+                Ok(args)
             },
-            "/-/ready",
+            match web_config_yaml {
+                None => Ready::Http("/-/ready"),
+                Some(_) => Ready::Listening,
+            },
         )?;
         Ok(Alertmanager { daemon })
     }
@@ -141,6 +184,14 @@ pub struct Prometheus {
 
 impl Prometheus {
     pub fn start(config_yaml: &str) -> anyhow::Result<Prometheus> {
+        Prometheus::start_with_web_config(config_yaml, None)
+    }
+
+    /// Like [`Prometheus::start`], behind `web_config_yaml` (TLS, basic auth) when given.
+    pub fn start_with_web_config(
+        config_yaml: &str,
+        web_config_yaml: Option<&str>,
+    ) -> anyhow::Result<Prometheus> {
         let daemon = Daemon::start(
             "prometheus",
             "PROMETHEUS_BIN",
@@ -149,13 +200,18 @@ impl Prometheus {
             |dir, addr| {
                 let config = dir.join("prometheus.yml");
                 fs::write(&config, config_yaml)?;
-                Ok(vec![
+                let mut args = vec![
                     format!("--config.file={}", config.display()),
                     format!("--storage.tsdb.path={}", dir.join("data").display()),
                     format!("--web.listen-address={addr}"),
-                ])
+                ];
+                args.extend(web_config_args(dir, web_config_yaml)?);
+                Ok(args)
             },
-            "/-/ready",
+            match web_config_yaml {
+                None => Ready::Http("/-/ready"),
+                Some(_) => Ready::Listening,
+            },
         )?;
         Ok(Prometheus {
             daemon,

@@ -7,7 +7,7 @@
 //! (`DELETE /api/v2/silence/{id}`). Answers are size-capped: Alertmanager is trusted to say
 //! what it knows, not to be small.
 
-use runtime::body::{ClientError, ExchangeError};
+use runtime::{auth::AuthError, body::ExchangeError};
 use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{DateTime, Utc};
@@ -18,7 +18,7 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("the Alertmanager client: {0}")]
-    Client(#[from] ClientError),
+    Client(#[from] AuthError),
     /// Not reached, too slow, or too much.
     #[error("Alertmanager ({path}): {source}")]
     Exchange {
@@ -103,9 +103,13 @@ struct ApiAlert {
 }
 
 impl AlertmanagerApi {
-    pub fn new(url: &str, timeout: Duration) -> Result<AlertmanagerApi, Error> {
+    pub fn new(
+        url: &str,
+        timeout: Duration,
+        auth: &runtime::auth::ServerAuth,
+    ) -> Result<AlertmanagerApi, Error> {
         Ok(AlertmanagerApi {
-            http: runtime::body::client(Some(timeout))?,
+            http: auth.client(Some(timeout))?,
             url: url.trim_end_matches('/').to_owned(),
             timeout,
         })

@@ -33,6 +33,10 @@ pub struct AlertmanagerConfig {
     /// stopped; `incidents.sweep_every` says how often this is looked at). Default `5m`.
     #[serde(with = "humantime_serde")]
     pub reconcile_grace: Duration,
+    /// Credentials, headers and a private CA for calling Alertmanager's API
+    /// (`[alertmanager.auth]`), when it is behind authentication (Grafana Cloud, Mimir's
+    /// Alertmanager, a web.config.file).
+    pub auth: runtime::auth::ServerAuth,
 }
 
 /// Shortest webhook token or password accepted.
@@ -88,6 +92,7 @@ impl Default for AlertmanagerConfig {
             webhook_username: String::new(),
             webhook_password: Secret::default(),
             reconcile_grace: Duration::from_secs(5 * 60),
+            auth: runtime::auth::ServerAuth::default(),
         }
     }
 }
@@ -138,7 +143,7 @@ impl runtime::ConfigSection for AlertmanagerConfig {
                 secret.0
             ));
         }
-        Ok(())
+        self.auth.validate("alertmanager.auth")
     }
 }
 

@@ -75,6 +75,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             Some(alertmanager_api::AlertmanagerApi::new(
                 &config.alertmanager.url,
                 config.alertmanager.timeout,
+                &config.alertmanager.auth,
             )?)
         };
         let alertmanager_for_actions = alertmanager.clone();

@@ -19,6 +19,9 @@ pub struct PrometheusConfig {
     pub max_response_bytes: usize,
     /// About how many points a window is split into (the query step). Default 120.
     pub points: u32,
+    /// Credentials, tenant headers and a private CA for Prometheus's API (`[prometheus.auth]`:
+    /// Grafana Cloud, Mimir, Cortex, a Prometheus with a web.config.file).
+    pub auth: runtime::auth::ServerAuth,
 }
 
 impl Default for PrometheusConfig {
@@ -28,6 +31,7 @@ impl Default for PrometheusConfig {
             timeout: Duration::from_secs(10),
             max_response_bytes: 8 << 20,
             points: 120,
+            auth: runtime::auth::ServerAuth::default(),
         }
     }
 }
@@ -47,7 +51,7 @@ impl runtime::ConfigSection for PrometheusConfig {
         if self.points == 0 || self.points > 11_000 {
             return Err("prometheus.points: must be 1 to 11000 (Prometheus's limit)".to_owned());
         }
-        Ok(())
+        self.auth.validate("prometheus.auth")
     }
 }
 

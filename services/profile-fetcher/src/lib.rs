@@ -88,6 +88,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                     &config.prometheus.url,
                     config.prometheus.timeout,
                     config.prometheus.max_response_bytes,
+                    &config.prometheus.auth,
                 )
                 ?,
             )

@@ -82,9 +82,10 @@ impl Prometheus {
         base_url: &str,
         timeout: Duration,
         max_response_bytes: usize,
-    ) -> Result<Self, runtime::body::ClientError> {
+        auth: &runtime::auth::ServerAuth,
+    ) -> Result<Self, runtime::auth::AuthError> {
         Ok(Prometheus {
-            client: runtime::body::client(Some(timeout))?,
+            client: auth.client(Some(timeout))?,
             base_url: base_url.trim_end_matches('/').to_owned(),
             timeout,
             max_response_bytes,
