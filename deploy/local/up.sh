@@ -19,23 +19,61 @@
 # would (its webhook into #alerts) with:
 #   curl -s -XPOST 127.0.0.1:3001/services/T0FLAME/B0AMGR/alertmanager -H 'content-type: application/json' \
 #     -d '{"attachments":[{"color":"danger","title":"[FIRING:1] HighCPU checkout","text":""}]}'
+#
+# Addresses: FLAMETHREAD_NATS_PORT (4222), FLAMETHREAD_SLACK_ADDR (127.0.0.1:3001),
+# FLAMETHREAD_PROMETHEUS_ADDR (127.0.0.1:9090), FLAMETHREAD_ALERTMANAGER_ADDR (127.0.0.1:9093);
+# the services' admin ports are 9101-9105, the pages 9190, the demo app 6060. Nothing already
+# running on this machine is stopped: a port in use is reported before anything starts.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-NATS_SERVER_BIN=$(deploy/local/install-deps.sh)
-state=${FLAMETHREAD_STATE:-target/local}
-mkdir -p "$state"
-port=${FLAMETHREAD_NATS_PORT:-4222}
+# What building needs, said up front rather than as a compiler error ten minutes in.
+missing=()
+command -v cargo >/dev/null 2>&1 || missing+=("cargo: Rust 1.95 or newer, from rustup")
+command -v cc >/dev/null 2>&1 || missing+=("a C compiler (cc): apt-get install gcc")
+command -v curl >/dev/null 2>&1 || missing+=("curl: apt-get install curl")
+command -v python3 >/dev/null 2>&1 || missing+=("python3: apt-get install python3")
+if [ ${#missing[@]} -gt 0 ]; then
+    printf 'deploy/local/up.sh needs:\n' >&2
+    printf '  - %s\n' "${missing[@]}" >&2
+    exit 1
+fi
 
-echo "building the services (release)..." >&2
-cargo build --release --quiet -p slack-emulator -p demo-app \
-    -p slack-gateway -p alert-watcher -p profile-fetcher -p sandbox-runner -p remediation-poster
+state=${FLAMETHREAD_STATE:-target/local}
+port=${FLAMETHREAD_NATS_PORT:-4222}
+slack_addr=${FLAMETHREAD_SLACK_ADDR:-127.0.0.1:3001}
+prometheus_addr=${FLAMETHREAD_PROMETHEUS_ADDR:-127.0.0.1:9090}
+alertmanager_addr=${FLAMETHREAD_ALERTMANAGER_ADDR:-127.0.0.1:9093}
+demo_addr=127.0.0.1:6060
 demo=${FLAMETHREAD_DEMO:-1}
 real_slack=
 if [ -n "${SLACK_APP_TOKEN:-}" ] && [ -n "${SLACK_BOT_TOKEN:-}" ]; then
     real_slack=1
 fi
+in_use() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
+# Every address this run listens on: NATS, the five admin servers, the pages, flamethread's own
+# span intake (4318, OTLP's port), the emulator unless Slack is real, the demo's unless it is off.
+wanted=("127.0.0.1:$port" 127.0.0.1:9101 127.0.0.1:9102 127.0.0.1:9103 127.0.0.1:9104 127.0.0.1:9105
+    127.0.0.1:9190 127.0.0.1:4318)
+[ -n "$real_slack" ] || wanted+=("$slack_addr")
+[ "$demo" = 0 ] || wanted+=("$prometheus_addr" "$alertmanager_addr" "$demo_addr")
+busy=()
+for addr in "${wanted[@]}"; do
+    in_use "$addr" && busy+=("$addr")
+done
+if [ ${#busy[@]} -gt 0 ]; then
+    echo "deploy/local/up.sh: already in use on this machine: ${busy[*]}" >&2
+    echo "  (another flamethread, or a Prometheus or Alertmanager of this machine's?) Stop it, or" >&2
+    echo "  move ours with the FLAMETHREAD_*_ADDR / FLAMETHREAD_NATS_PORT settings in this script's header." >&2
+    exit 1
+fi
 
+NATS_SERVER_BIN=$(deploy/local/install-deps.sh run)
+mkdir -p "$state"
+
+echo "building the services (release)..." >&2
+cargo build --release --quiet -p slack-emulator -p demo-app \
+    -p slack-gateway -p alert-watcher -p profile-fetcher -p sandbox-runner -p remediation-poster
 pids=()
 nats_pid=
 stop() {
@@ -56,7 +94,6 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 
-slack_addr=${FLAMETHREAD_SLACK_ADDR:-127.0.0.1:3001}
 if [ -z "$real_slack" ]; then
     target/release/slack-emulator "$slack_addr" &
     pids+=($!)
@@ -71,9 +108,6 @@ fi
 
 # The demo: the checkout service, a Prometheus with its alerting rule, an Alertmanager posting
 # into #alerts. Their configuration is deploy/local/demo with the addresses filled in.
-demo_addr=127.0.0.1:6060
-prometheus_addr=127.0.0.1:9090
-alertmanager_addr=127.0.0.1:9093
 wait_http() {
     for _ in $(seq 150); do
         curl -s -o /dev/null "http://$1" && return 0
@@ -114,6 +148,20 @@ changes_token=${FLAMETHREAD_CHANGES_TOKEN:-$(head -c 24 /dev/urandom | od -An -t
 sql_token=${FLAMETHREAD_SQL_TOKEN:-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 
 admin_port=9101
+# Shared scripts run in Docker: with an engine on this machine (and the sandbox image, built once
+# from a Debian rootfs) they are offered and run; without one everything else works, and
+# sandbox-runner reports itself not ready.
+sandbox=0
+if docker info >/dev/null 2>&1; then
+    if deploy/sandbox/build-image.sh >/dev/null; then
+        sandbox=1
+    else
+        echo "the sandbox image could not be built (deploy/sandbox/build-image.sh needs debootstrap): shared scripts will not run" >&2
+    fi
+else
+    echo "no Docker engine reachable here: shared scripts will not run (everything else does)" >&2
+fi
+
 for service in slack-gateway alert-watcher profile-fetcher sandbox-runner remediation-poster; do
     prefix=$(echo "$service" | tr 'a-z-' 'A-Z_')_
     # Every service traces itself into flamethread's own span store (profile-fetcher's intake).
@@ -157,6 +205,9 @@ done
 # Each service says when it is ready (connected, consumers made); the demo starts after all of
 # them, however long a busy machine takes.
 for admin_port in 9101 9102 9103 9104 9105; do
+    if [ "$admin_port" = 9104 ] && [ "$sandbox" = 0 ]; then
+        continue
+    fi
     status=000
     for _ in $(seq 300); do
         status=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin_port/readyz" || true)

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-NATS_SERVER_BIN=$(deploy/local/install-deps.sh)
+NATS_SERVER_BIN=$(deploy/local/install-deps.sh run)
 export NATS_SERVER_BIN
 cargo build --release --quiet -p load -p slack-gateway -p alert-watcher -p profile-fetcher \
     -p sandbox-runner -p remediation-poster

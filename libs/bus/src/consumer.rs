@@ -149,6 +149,7 @@ where
         // a consumer whose leader was lost can leave every re-issued pull unanswered for good:
         // after a few, the consumer is looked up and opened again.
         let mut missed_heartbeats = 0;
+        let mut first_missed = tokio::time::Instant::now();
 
         loop {
             let permit = tokio::select! {
@@ -180,6 +181,14 @@ where
                             continue 'connect;
                         }
                         Kind::MissingHeartbeat => {
+                            // In a row means close together: misses far apart on an idle
+                            // consumer (heartbeats that arrive are not seen here) start over.
+                            let in_a_row =
+                                context.options.heartbeat * 3 * MISSED_HEARTBEATS_TO_REOPEN;
+                            if missed_heartbeats == 0 || first_missed.elapsed() > in_a_row {
+                                missed_heartbeats = 0;
+                                first_missed = tokio::time::Instant::now();
+                            }
                             missed_heartbeats += 1;
                             tracing::debug!(consumer = %context.durable, error = %err, "pull interrupted");
                         }

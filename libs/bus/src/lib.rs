@@ -39,6 +39,9 @@ pub use error::{BoxError, Disposition, Error, HandlerError, error_chain};
 pub use follow::{FollowFrom, Followed};
 pub use history::History;
 
+/// How long one provisioning call (creating or updating a stream, a bucket) may take.
+const PROVISION_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A connection to NATS and JetStream, with the names of one flamethread installation. Cheap to
 /// clone; clones share the connection.
 #[derive(Debug, Clone)]
@@ -135,6 +138,11 @@ impl Bus {
     /// only read, not written again: on a cluster every write is a proposal to the meta
     /// leader, and ten processes starting at once would queue them past their timeouts.
     pub async fn provision(&self) -> Result<(), Error> {
+        // Creating a replicated stream waits for its Raft group to elect a leader: on a busy
+        // cluster that takes longer than an ordinary API call is given.
+        let mut jetstream = self.jetstream.clone();
+        jetstream.set_timeout(PROVISION_TIMEOUT);
+        let jetstream = &jetstream;
         let replicas = self.config.replicas;
         let retention = &self.config.retention;
         for spec in self.subjects.streams() {
@@ -152,7 +160,7 @@ impl Bus {
                 ..Default::default()
             };
             let unchanged = self
-                .stream_is(&config.name, |current| {
+                .stream_is(jetstream, &config.name, |current| {
                     current.subjects.clone_from(&config.subjects);
                     current.description.clone_from(&config.description);
                     current.max_age = config.max_age;
@@ -165,7 +173,7 @@ impl Bus {
             if unchanged {
                 continue;
             }
-            self.jetstream
+            jetstream
                 .create_or_update_stream(config)
                 .await
                 .map_err(|err| Error::Provision {
@@ -198,7 +206,7 @@ impl Bus {
             // A bucket is a stream (`KV_<bucket>`); these are the settings it carries over, and
             // the discard policy `keep_within` sets.
             let unchanged = self
-                .stream_is(&format!("KV_{bucket}"), |current| {
+                .stream_is(jetstream, &format!("KV_{bucket}"), |current| {
                     current.description = Some(config.description.clone());
                     current.max_messages_per_subject = config.history;
                     current.max_age = config.max_age;
@@ -211,7 +219,7 @@ impl Bus {
             if unchanged {
                 continue;
             }
-            self.jetstream
+            jetstream
                 .create_or_update_key_value(config)
                 .await
                 .map_err(|err| Error::Provision {
@@ -221,7 +229,8 @@ impl Bus {
             // A full bucket forgets its oldest entries rather than refusing the next incident
             // (KV buckets discard new writes by default, and a refused write would stop Slack
             // from being acknowledged). Compare-and-set works per key either way.
-            self.keep_within(&format!("KV_{bucket}"), None).await?;
+            self.keep_within(jetstream, &format!("KV_{bucket}"), None)
+                .await?;
         }
 
         let blobs = self.subjects.blob_bucket();
@@ -229,8 +238,8 @@ impl Bus {
             what: format!("object store {blobs}"),
             detail,
         };
-        if self.jetstream.get_object_store(&blobs).await.is_err() {
-            self.jetstream
+        if jetstream.get_object_store(&blobs).await.is_err() {
+            jetstream
                 .create_object_store(object_store::Config {
                     bucket: blobs.clone(),
                     description: Some("shared files, profiles, flamegraphs and charts".to_owned()),
@@ -246,6 +255,7 @@ impl Bus {
         // An object store is a stream (`OBJ_<bucket>`): its limits follow the configuration like
         // every other stream's, also when it was made by an earlier version.
         self.keep_within(
+            jetstream,
             &format!("OBJ_{blobs}"),
             Some((retention.blobs_max_age, retention.blobs_max_bytes)),
         )
@@ -257,6 +267,7 @@ impl Bus {
     /// that age and size; updated only when it differs.
     async fn keep_within(
         &self,
+        jetstream: &jetstream::Context,
         name: &str,
         limits: Option<(std::time::Duration, i64)>,
     ) -> Result<(), Error> {
@@ -282,7 +293,7 @@ impl Bus {
             wanted.max_bytes = max_bytes;
         }
         if wanted != current {
-            self.jetstream
+            jetstream
                 .update_stream(wanted)
                 .await
                 .map_err(|err| provision_error(err.to_string()))?;
@@ -292,8 +303,13 @@ impl Bus {
 
     /// Whether the stream `name` exists and stays the same when `wanted` sets what provisioning
     /// owns. False when it differs, is missing, or cannot be read: then it is written.
-    async fn stream_is(&self, name: &str, wanted: impl FnOnce(&mut stream::Config)) -> bool {
-        let Ok(mut stream) = self.jetstream.get_stream(name).await else {
+    async fn stream_is(
+        &self,
+        jetstream: &jetstream::Context,
+        name: &str,
+        wanted: impl FnOnce(&mut stream::Config),
+    ) -> bool {
+        let Ok(mut stream) = jetstream.get_stream(name).await else {
             return false;
         };
         let Ok(info) = stream.info().await else {

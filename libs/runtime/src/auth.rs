@@ -35,6 +35,8 @@ pub enum AuthError {
     BearerAndBasic,
     #[error("username and password: set both or neither")]
     HalfBasic,
+    #[error("username: basic auth cannot carry a ':' in the user name")]
+    ColonInUsername,
     #[error("headers.{name}: {why}")]
     Header { name: String, why: String },
     #[error("ca_file {path}: {source}")]
@@ -74,6 +76,9 @@ impl ServerAuth {
         if basic && (self.username.is_empty() || self.password.is_empty()) {
             return Err(AuthError::HalfBasic);
         }
+        if self.username.contains(':') {
+            return Err(AuthError::ColonInUsername);
+        }
         let mut headers = HeaderMap::new();
         for (name, value) in &self.headers {
             let bad = |why: &str| AuthError::Header {
@@ -84,10 +89,14 @@ impl ServerAuth {
             if header == AUTHORIZATION {
                 return Err(bad("set bearer_token, or username and password, instead"));
             }
-            let value: HeaderValue = value
+            let mut value: HeaderValue = value
                 .parse()
                 .map_err(|_| bad("the value has characters a header cannot carry"))?;
-            headers.insert(header, value);
+            // A header may carry a key (`X-Api-Key`): never shown in a debug print.
+            value.set_sensitive(true);
+            if headers.insert(header, value).is_some() {
+                return Err(bad("set twice (header names ignore case)"));
+            }
         }
         let authorization = if !self.bearer_token.is_empty() {
             Some(format!("Bearer {}", self.bearer_token.expose().trim()))

@@ -197,6 +197,26 @@ pub enum Error {
     Client(String),
 }
 
+/// The time from one Slack message timestamp to a later one (`"1733140000.123456"`: seconds and
+/// exactly six digits of microseconds, on Slack's clock). `None` when either is not a Slack
+/// timestamp or `later` is earlier.
+pub fn ts_between(earlier: &str, later: &str) -> Option<std::time::Duration> {
+    let micros = |ts: &str| -> Option<u64> {
+        let (seconds, fraction) = ts.split_once('.')?;
+        if fraction.len() != 6 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        seconds
+            .parse::<u64>()
+            .ok()?
+            .checked_mul(1_000_000)?
+            .checked_add(fraction.parse::<u64>().ok()?)
+    };
+    Some(std::time::Duration::from_micros(
+        micros(later)?.checked_sub(micros(earlier)?)?,
+    ))
+}
+
 /// Installs rustls' ring provider once per process: the workspace builds rustls with ring only,
 /// and rustls wants the provider chosen explicitly when a dependency might bring another.
 pub fn install_crypto_provider() {
@@ -639,6 +659,28 @@ impl Identity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slack_timestamps_subtract_to_the_microsecond() {
+        assert_eq!(
+            super::ts_between("1733140000.999999", "1733140002.000001"),
+            Some(std::time::Duration::from_micros(1_000_002))
+        );
+        assert_eq!(
+            super::ts_between("1733140002.000000", "1733140000.000000"),
+            None
+        );
+        assert_eq!(super::ts_between("1733140000.5", "1733140001.000000"), None);
+        assert_eq!(super::ts_between("garbage", "1733140001.000000"), None);
+        assert_eq!(
+            super::ts_between("1733140000.00000x", "1733140001.000000"),
+            None
+        );
+        assert_eq!(
+            super::ts_between("99999999999999999999.000000", "1.000000"),
+            None
+        );
+    }
 
     #[test]
     fn tokens_are_checked_for_their_kind() {

@@ -164,10 +164,16 @@ pub const GAUGES: &[(&str, &str)] = &[
     ("ft_span_store_bytes", "Bytes the span store holds on disk."),
 ];
 
-pub const HISTOGRAMS: &[(&str, &str)] = &[(
-    "ft_bus_handle_seconds",
-    "Time a consumer's handler took per message, by consumer.",
-)];
+pub const HISTOGRAMS: &[(&str, &str)] = &[
+    (
+        "ft_alert_to_reply_seconds",
+        "From an alert's Slack message to flamethread's first reply in its thread, on Slack's clock.",
+    ),
+    (
+        "ft_bus_handle_seconds",
+        "Time a consumer's handler took per message, by consumer.",
+    ),
+];
 
 /// Gives the installed recorder every description.
 pub(crate) fn describe() {

@@ -288,6 +288,7 @@ impl Poster {
                             if gone {
                                 record.message_ts = None;
                                 record.rendered_revision = 0;
+                                record.reposted = true;
                             }
                             gone
                         })
@@ -422,6 +423,9 @@ impl Poster {
             .call_post(key, channel, thread_ts, &rendered, marker)
             .await?;
         metrics::counter!("ft_poster_posts_total").increment(1);
+        if let Some(waited) = claimed.alert_to_reply(&ts) {
+            metrics::histogram!("ft_alert_to_reply_seconds").record(waited.as_secs_f64());
+        }
         self.record_posted(key, &ts, showing).await
     }
 

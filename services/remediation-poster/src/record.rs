@@ -121,9 +121,27 @@ pub struct ReplyRecord {
     /// Pictures shared into the thread, by [`WantedShare::key`]: each share is made once.
     #[serde(default)]
     pub pictures: BTreeMap<String, Picture>,
+    /// Posted again after someone deleted the first reply.
+    #[serde(default)]
+    pub reposted: bool,
 }
 
 impl ReplyRecord {
+    /// How long on-call waited for this reply, posted at `reply_ts`: from the alert's message to
+    /// the reply under it, on Slack's clock. Only for an incident's first reply: a note a button
+    /// adds, an answer to `@flamethread diagnose` (asked maybe days after the message) and a
+    /// reply posted again after a deletion are not what an alert waited for.
+    pub fn alert_to_reply(&self, reply_ts: &str) -> Option<std::time::Duration> {
+        let incident = self.content.incident.as_ref()?;
+        let first_reply_to_the_alert = incident.asked_by.is_none()
+            && !self.reposted
+            && matches!(&self.target, Some(ReplyTarget::Thread { thread_ts, .. }) if *thread_ts == incident.thread.ts);
+        if !first_reply_to_the_alert {
+            return None;
+        }
+        slack::ts_between(&incident.thread.ts, reply_ts)
+    }
+
     /// True when Slack shows everything there is.
     pub fn caught_up(&self) -> bool {
         self.target.is_some()

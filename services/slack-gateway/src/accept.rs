@@ -45,6 +45,21 @@ pub enum Outbound {
     Home(Box<HomeOpened>),
 }
 
+impl Outbound {
+    /// The key JetStream deduplicates its publish by (`Nats-Msg-Id`).
+    pub fn idempotency_key(&self) -> String {
+        use proto::Message as _;
+        match self {
+            Outbound::Message(message) => message.idempotency_key(),
+            Outbound::File(file) => file.idempotency_key(),
+            Outbound::Command(command) => command.idempotency_key(),
+            Outbound::Action(action) => action.idempotency_key(),
+            Outbound::Ask(ask) => ask.idempotency_key(),
+            Outbound::Home(home) => home.idempotency_key(),
+        }
+    }
+}
+
 /// Why an understood payload is not published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ignored {

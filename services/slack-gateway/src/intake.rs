@@ -68,6 +68,9 @@ const THREAD_READ_DEADLINE: Duration = Duration::from_millis(1500);
 pub(crate) struct Rescue {
     window: Duration,
     slots: Arc<Semaphore>,
+    /// The events being kept trying (their first message's idempotency key): Slack's retries
+    /// of one event, failing again, do not start more.
+    trying: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Rescue {
@@ -76,6 +79,7 @@ impl Rescue {
         Rescue {
             window,
             slots: Arc::new(Semaphore::new(slots)),
+            trying: Arc::default(),
         }
     }
 }
@@ -269,7 +273,15 @@ impl Intake {
 
     /// Keeps storing `pending` in the background for the rescue window, when a slot is free.
     fn rescue(&self, pending: Vec<Outbound>) {
+        let Some(event) = pending.first().map(Outbound::idempotency_key) else {
+            return;
+        };
+        let trying = self.rescue.trying.clone();
+        if !lock(&trying).insert(event.clone()) {
+            return; // already being kept trying
+        }
         let Ok(slot) = self.rescue.slots.clone().try_acquire_owned() else {
+            lock(&trying).remove(&event);
             tracing::warn!("no room to keep trying the event; Slack's retries are all it has");
             metrics::counter!("ft_gateway_rescues_total", "outcome" => "no_room").increment(1);
             return;
@@ -277,9 +289,11 @@ impl Intake {
         let (bus, window) = (self.bus.clone(), self.rescue.window);
         let keep_trying = async move {
             let _slot = slot;
+            let until = tokio::time::Instant::now() + window;
             let mut outcome = "stored";
             for message in &pending {
-                if let Err(err) = store(&bus, message, window).await {
+                let left = until.saturating_duration_since(tokio::time::Instant::now());
+                if let Err(err) = store(&bus, message, left).await {
                     tracing::warn!(error = %err, ?window, "gave up storing an event Slack may no longer send");
                     outcome = "gave_up";
                     break;
@@ -289,9 +303,16 @@ impl Intake {
                 tracing::info!("stored an event after Slack's window");
             }
             metrics::counter!("ft_gateway_rescues_total", "outcome" => outcome).increment(1);
+            lock(&trying).remove(&event);
         };
         tokio::spawn(keep_trying.in_current_span());
     }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Publishes one outbound message, retrying for up to `deadline`.

@@ -173,7 +173,7 @@ async fn drive(stack: &Stack, options: &Options) -> anyhow::Result<Report> {
                     let alert = &mut tracked[planned.alert];
                     alert.posted.push(ts.clone());
                     let earlier = alert.ts.as_deref().is_none_or(|current| {
-                        report::ts_delta(&ts, current).is_some_and(|d| !d.is_zero())
+                        slack::ts_between(&ts, current).is_some_and(|d| !d.is_zero())
                     });
                     if earlier {
                         *alert = Tracked {
@@ -226,6 +226,7 @@ async fn drive(stack: &Stack, options: &Options) -> anyhow::Result<Report> {
     recount_replies(&http, stack, &tracked).await?;
     let mut poster_counters = Vec::new();
     let mut dead_letters = 0;
+    let (mut posts, mut posts_timed) = (0, 0);
     for service in &stack.services {
         let metrics = http
             .get(format!("http://{}/metrics", service.admin))
@@ -235,6 +236,8 @@ async fn drive(stack: &Stack, options: &Options) -> anyhow::Result<Report> {
             .await?;
         dead_letters += report::dead_letters(&metrics);
         if service.name == "remediation-poster" {
+            posts += report::metric_sum(&metrics, "ft_poster_posts_total");
+            posts_timed += report::metric_sum(&metrics, "ft_alert_to_reply_seconds_count");
             poster_counters.extend(
                 metrics
                     .lines()
@@ -281,12 +284,12 @@ async fn drive(stack: &Stack, options: &Options) -> anyhow::Result<Report> {
                 .ts
                 .as_deref()
                 .zip(alert.reply_ts.as_deref())
-                .and_then(|(ts, reply)| report::ts_delta(ts, reply)),
+                .and_then(|(ts, reply)| slack::ts_between(ts, reply)),
             profile_after: alert
                 .ts
                 .as_deref()
                 .zip(alert.profile_ts.as_deref())
-                .and_then(|(ts, shown)| report::ts_delta(ts, shown)),
+                .and_then(|(ts, shown)| slack::ts_between(ts, shown)),
             replies: alert.replies,
         })
         .collect();
@@ -300,6 +303,8 @@ async fn drive(stack: &Stack, options: &Options) -> anyhow::Result<Report> {
         poster_counters,
         dead_letters,
         faults: injected,
+        posts,
+        posts_timed,
     })
 }
 

@@ -24,20 +24,6 @@ pub fn sample(pid: Option<u32>) -> Option<Sample> {
     })
 }
 
-/// `later - earlier` for two Slack timestamps (`"1733140000.123456"`).
-pub fn ts_delta(earlier: &str, later: &str) -> Option<Duration> {
-    let micros = |ts: &str| -> Option<u64> {
-        let (seconds, fraction) = ts.split_once('.')?;
-        if fraction.len() != 6 {
-            return None;
-        }
-        Some(seconds.parse::<u64>().ok()? * 1_000_000 + fraction.parse::<u64>().ok()?)
-    };
-    Some(Duration::from_micros(
-        micros(later)?.checked_sub(micros(earlier)?)?,
-    ))
-}
-
 /// One distinct alert's fate.
 #[derive(Debug, Clone)]
 pub struct AlertOutcome {
@@ -79,6 +65,24 @@ pub struct Report {
     pub dead_letters: u64,
     /// The NATS nodes killed during the run.
     pub faults: Vec<Injected>,
+    /// Replies the posters posted (`ft_poster_posts_total`), and how many of them the posters
+    /// timed from their alert (`ft_alert_to_reply_seconds_count`): the same, when every post is
+    /// measured.
+    pub posts: u64,
+    pub posts_timed: u64,
+}
+
+/// The sum of every series of the metric `name` in a Prometheus text exposition.
+pub fn metric_sum(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|value| value as u64)
+        .sum()
 }
 
 /// The sum of a service's `ft_bus_consumed_total{outcome="dead_letter"}` series in its
@@ -168,6 +172,11 @@ impl fmt::Display for Report {
             n = self.alerts.len(),
             dead = self.dead_letters,
         )?;
+        writeln!(
+            f,
+            "replies posted: {}; timed from their alert (ft_alert_to_reply_seconds): {}",
+            self.posts, self.posts_timed
+        )?;
         for alert in self.alerts.iter().filter(|a| a.replies != 1) {
             writeln!(
                 f,
@@ -232,17 +241,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slack_timestamps_subtract_to_the_microsecond() {
-        assert_eq!(
-            ts_delta("1733140000.999999", "1733140002.000001"),
-            Some(Duration::from_micros(1_000_002))
-        );
-        assert_eq!(ts_delta("1733140002.000000", "1733140000.000000"), None);
-        assert_eq!(ts_delta("1733140000.5", "1733140001.000000"), None);
-        assert_eq!(ts_delta("garbage", "1733140001.000000"), None);
-    }
-
-    #[test]
     fn dead_letters_are_summed_over_consumers_and_nothing_else() {
         let metrics = "# HELP ft_bus_consumed_total Messages a consumer finished.\n\
             # TYPE ft_bus_consumed_total counter\n\
@@ -253,6 +251,9 @@ mod tests {
             ft_other_total{outcome=\"dead_letter\"} 100\n";
         assert_eq!(dead_letters(metrics), 5);
         assert_eq!(dead_letters(""), 0);
+        assert_eq!(metric_sum(metrics, "ft_bus_consumed_total"), 52);
+        assert_eq!(metric_sum(metrics, "ft_bus_consumed"), 0);
+        assert_eq!(metric_sum(metrics, "ft_other_total"), 100);
     }
 
     #[test]
@@ -280,6 +281,8 @@ mod tests {
             poster_counters: Vec::new(),
             dead_letters: 0,
             faults: Vec::new(),
+            posts: 0,
+            posts_timed: 0,
         };
         assert!(report(vec![outcome(1), outcome(1)]).is_clean());
         assert!(!report(vec![outcome(1), outcome(0)]).is_clean());

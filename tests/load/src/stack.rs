@@ -240,10 +240,11 @@ impl Stack {
         for service in &services {
             // The sandbox runner is not on the alert path; without a Docker engine it is not
             // ready, which this run can live with.
-            let timeout = if service.name == "sandbox-runner" {
-                15
-            } else {
-                60
+            // Ten processes provisioning a fresh 3-node cluster at once take a while.
+            let timeout = match (service.name, topology.cluster) {
+                ("sandbox-runner", _) => 15,
+                (_, true) => 120,
+                (_, false) => 60,
             };
             if let Err(err) =
                 test_support::wait_ready(service.admin, Duration::from_secs(timeout)).await

@@ -102,6 +102,9 @@ async fn a_storm_through_a_three_node_cluster_survives_losing_its_leaders() {
         );
     }
     assert_eq!(report.dead_letters, 0, "{report}");
+    // Every reply posted was timed from its alert, for flamethread's own latency histogram.
+    assert!(report.posts > 0, "{report}");
+    assert_eq!(report.posts_timed, report.posts, "{report}");
     assert!(
         report
             .alerts

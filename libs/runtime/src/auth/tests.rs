@@ -78,6 +78,30 @@ fn credentials_that_contradict_each_other_are_refused() {
         both.validate("alertmanager.auth").unwrap_err(),
         "alertmanager.auth.bearer_token and username: set one or the other"
     );
+    let colon = ServerAuth {
+        username: "a:b".to_owned(),
+        password: Secret::from("p"),
+        ..auth()
+    };
+    assert!(
+        colon
+            .validate("alertmanager.auth")
+            .unwrap_err()
+            .contains("':'")
+    );
+    let twice = ServerAuth {
+        headers: BTreeMap::from([
+            ("X-Tenant".to_owned(), "a".to_owned()),
+            ("x-tenant".to_owned(), "b".to_owned()),
+        ]),
+        ..auth()
+    };
+    assert!(
+        twice
+            .validate("alertmanager.auth")
+            .unwrap_err()
+            .contains("set twice")
+    );
     let half = ServerAuth {
         username: "u".to_owned(),
         ..auth()

@@ -134,3 +134,31 @@ fn a_repeat_only_changes_counts_and_is_cosmetic_while_a_resolve_or_evidence_is_n
     assert!(record.merge_incident(&incident_event(IncidentChange::Resolved, 4), None));
     assert!(!record.only_cosmetic_pending(), "resolving is news");
 }
+
+#[test]
+fn only_an_incidents_first_reply_is_timed_from_its_alert() {
+    let mut record = ReplyRecord::default();
+    assert!(record.merge_incident(&incident_event(IncidentChange::Opened, 1), None));
+    // The alert was posted at …000.000100; the reply 2.5 s later.
+    assert_eq!(
+        record.alert_to_reply("1700000002.500100"),
+        Some(std::time::Duration::from_millis(2500))
+    );
+    assert_eq!(record.alert_to_reply("not a ts"), None);
+
+    let mut reposted = record.clone();
+    reposted.reposted = true;
+    assert_eq!(reposted.alert_to_reply("1700009000.000100"), None);
+
+    let mut asked = record.clone();
+    if let Some(incident) = asked.content.incident.as_mut() {
+        incident.asked_by = Some("U0ONCALL".to_owned());
+    }
+    assert_eq!(asked.alert_to_reply("1700000002.500100"), None);
+
+    // Not an incident's reply at all (a note, a sandbox offer): nothing to time.
+    assert_eq!(
+        ReplyRecord::default().alert_to_reply("1700000002.500100"),
+        None
+    );
+}
