@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 NATS_SERVER_BIN=$(deploy/local/install-deps.sh)
 export NATS_SERVER_BIN
-PY_SPY_BIN=${PY_SPY_BIN:-$(command -v py-spy || { [ -x target/tools/pip/bin/py-spy ] && echo "$PWD/target/tools/pip/bin/py-spy"; } || echo "$HOME/.local/bin/py-spy")}
+PY_SPY_BIN=${PY_SPY_BIN:-$(command -v py-spy || { [ -x target/tools/pip/py-spy/bin/py-spy ] && echo "$PWD/target/tools/pip/py-spy/bin/py-spy"; } || echo "$HOME/.local/bin/py-spy")}
 export PY_SPY_BIN
 
 cargo nextest run --workspace --no-fail-fast "$@"

