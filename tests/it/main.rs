@@ -11,6 +11,7 @@ mod bus_contract;
 mod bus_faults;
 mod bus_permissions;
 mod changes;
+mod compose;
 mod diagnosis;
 mod escaping;
 mod home;

@@ -285,7 +285,14 @@ pub(crate) async fn start_poster(nats: &NatsServer, slack: &Running) -> RunningS
 
 /// A Pyroscope emulator in which `checkout` spent its CPU in `regex_backtrack` five minutes ago.
 pub(crate) async fn pyroscope_with_checkout() -> pyroscope_emulator::PyroscopeEmulator {
-    let pyroscope = pyroscope_emulator::PyroscopeEmulator::start(None)
+    pyroscope_with_checkout_at(SocketAddr::from(([127, 0, 0, 1], 0))).await
+}
+
+/// As [`pyroscope_with_checkout`], listening on `addr`.
+pub(crate) async fn pyroscope_with_checkout_at(
+    addr: SocketAddr,
+) -> pyroscope_emulator::PyroscopeEmulator {
+    let pyroscope = pyroscope_emulator::PyroscopeEmulator::start_at(addr, None)
         .await
         .unwrap();
     let folded: profile_fetcher::profile::Folded =

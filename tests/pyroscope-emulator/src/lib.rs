@@ -53,6 +53,15 @@ impl PyroscopeEmulator {
     /// Starts serving on a free loopback port; with `tenant`, every call must carry it as
     /// `X-Scope-OrgID`, as a multi-tenant Pyroscope requires.
     pub async fn start(tenant: Option<&str>) -> std::io::Result<PyroscopeEmulator> {
+        Self::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), tenant).await
+    }
+
+    /// As [`PyroscopeEmulator::start`], listening on `addr` (e.g. on every interface, for
+    /// services in containers).
+    pub async fn start_at(
+        addr: SocketAddr,
+        tenant: Option<&str>,
+    ) -> std::io::Result<PyroscopeEmulator> {
         let store = Arc::new(Mutex::new(Store {
             profiles: Vec::new(),
             tenant: tenant.map(str::to_owned),
@@ -73,7 +82,7 @@ impl PyroscopeEmulator {
             .route("/querier.v1.QuerierService/LabelValues", post(label_values))
             .route("/pyroscope/render", get(render))
             .with_state(store.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         tokio::spawn(async move { axum::serve(listener, router).await });
         Ok(PyroscopeEmulator { store, addr })
