@@ -30,4 +30,11 @@ for overlay in k8s/overlays/*/; do
     checkov --quiet --compact --skip-download --framework kubernetes -f "$out/$name.yaml" >&2 \
         || { echo "[k8s] checkov found problems in $name" >&2; exit 1; }
 done
+# The Prometheus Operator's resources and the dashboard (k8s/monitoring): rendered and scanned;
+# their contents are checked by tests/it/tidy.rs (the rules are deploy/prometheus's, the
+# dashboard's queries read exported metrics). kubernetes-validate has no schemas for CRDs.
+kubectl kustomize k8s/monitoring >"$out/monitoring.yaml"
+echo "[k8s] monitoring: $(grep -c '^kind:' "$out/monitoring.yaml") objects" >&2
+checkov --quiet --compact --skip-download --framework kubernetes -f "$out/monitoring.yaml" >&2 \
+    || { echo "[k8s] checkov found problems in monitoring" >&2; exit 1; }
 echo "[k8s] every overlay renders, validates against Kubernetes $oldest and $newest, and passes checkov" >&2

@@ -557,3 +557,103 @@ fn every_metric_is_described() {
         "described but never recorded: {unused:?}"
     );
 }
+
+/// `k8s/monitoring`'s PrometheusRule carries exactly `deploy/prometheus`'s rules (the files
+/// promtool checks and tests), indented under `spec.groups`: one set of rules, two packagings.
+#[test]
+fn the_prometheus_rule_is_the_shipped_rules() {
+    let root = workspace_root();
+    let groups_of = |file: &str| -> Vec<String> {
+        let text = fs::read_to_string(root.join("deploy/prometheus").join(file)).unwrap();
+        text.lines()
+            .skip_while(|line| *line != "groups:")
+            .skip(1)
+            .map(|line| {
+                if line.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!("  {line}")
+                }
+            })
+            .collect()
+    };
+    let rule = fs::read_to_string(root.join("k8s/monitoring/prometheusrule.yaml")).unwrap();
+    let shipped: Vec<String> = rule
+        .lines()
+        .skip_while(|line| *line != "  groups:")
+        .skip(1)
+        .map(str::to_owned)
+        .collect();
+    let mut expected = groups_of("flamethread.rules.yml");
+    expected.extend(groups_of("jetstream.rules.yml"));
+    assert!(!expected.is_empty());
+    assert_eq!(
+        shipped.join("\n"),
+        expected.join("\n"),
+        "k8s/monitoring/prometheusrule.yaml differs from deploy/prometheus/*.rules.yml: copy them in"
+    );
+}
+
+/// The Grafana dashboard queries only metrics flamethread exports (`telemetry::catalog`, with a
+/// histogram's `_bucket`, `_count` and `_sum`) or the NATS exporter and kube-state-metrics that
+/// k8s/monitoring scrapes; every panel and annotation has a query, on the chosen data source.
+#[test]
+fn the_dashboard_queries_what_is_exported() {
+    let root = workspace_root();
+    let text = fs::read_to_string(root.join("k8s/monitoring/flamethread-dashboard.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let described: BTreeSet<String> = telemetry::catalog::COUNTERS
+        .iter()
+        .chain(telemetry::catalog::GAUGES)
+        .map(|(name, _)| (*name).to_owned())
+        .chain(telemetry::catalog::HISTOGRAMS.iter().flat_map(|(name, _)| {
+            ["_bucket", "_count", "_sum"].map(|suffix| format!("{name}{suffix}"))
+        }))
+        .collect();
+    let mut exprs = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        if panel["type"] == "row" {
+            continue;
+        }
+        let targets = panel["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "panel {} has no query", panel["title"]);
+        assert_eq!(
+            panel["datasource"]["uid"], "${datasource}",
+            "{}",
+            panel["title"]
+        );
+        exprs.extend(
+            targets
+                .iter()
+                .map(|target| target["expr"].as_str().unwrap().to_owned()),
+        );
+    }
+    for annotation in dashboard["annotations"]["list"].as_array().unwrap() {
+        exprs.push(annotation["expr"].as_str().unwrap().to_owned());
+    }
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    let mut unknown = Vec::new();
+    for expr in &exprs {
+        let words = expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+        for word in words.filter(|word| word.starts_with("ft_") || word.starts_with("flamethread_"))
+        {
+            if !described.contains(word) {
+                unknown.push(format!("{word} in {expr}"));
+            }
+        }
+        let known_elsewhere = ["gnatsd_", "jetstream_", "kube_"];
+        assert!(
+            expr.contains("ft_")
+                || expr.contains("flamethread_")
+                || known_elsewhere.iter().any(|prefix| expr.contains(prefix)),
+            "{expr} reads none of the scraped metrics"
+        );
+    }
+    assert!(unknown.is_empty(), "not exported: {unknown:#?}");
+    let heatmap_per_kind = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|panel| panel["type"] == "heatmap" && panel["repeat"] == "consumer");
+    assert!(heatmap_per_kind, "a heatmap per kind of work");
+}
