@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 /// Connection and provisioning settings for NATS. Every field has a default, so an empty
 /// `[nats]` table connects to a local server.
-#[derive(Clone, PartialEq, Deserialize)]
+#[derive(Clone, PartialEq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NatsConfig {
     /// Server URL(s), comma-separated. Default `nats://127.0.0.1:4222`.
@@ -37,7 +37,7 @@ pub struct NatsConfig {
 }
 
 /// TLS to the NATS server. Any of these set turns TLS on.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     /// Require TLS even without certificates below (server certificate checked against the
@@ -92,7 +92,7 @@ const MIB: i64 = 1 << 20;
 /// `[nats.retention]`: limits on every stream, bucket and object store, applied at start-up
 /// (`Bus::provision`) and on every restart after a change. JetStream reserves the byte limits
 /// against its `max_file_store`: the defaults add up to about 1.5 GiB.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionConfig {
     /// Bytes kept per stream; the oldest messages go first. Default 128 MiB (about 60,000

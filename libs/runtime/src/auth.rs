@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 /// Credentials and trust for one server. Every field is optional; all empty (the default) sends
 /// nothing and trusts the system's certificate authorities.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerAuth {
     /// Sent as `Authorization: Bearer …`. Not with `username`.

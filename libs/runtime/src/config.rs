@@ -43,7 +43,7 @@ pub trait ConfigSection {
 }
 
 /// The admin HTTP server (`/healthz`, `/readyz`, `/metrics`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// Address to listen on. Default `0.0.0.0:<the service's port>` (9101 to 9105).
@@ -59,7 +59,7 @@ impl AdminConfig {
 }
 
 /// Logging. The level comes from `RUST_LOG` (default `info`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `human` or `json`. Default `human`.
@@ -180,6 +180,22 @@ impl Provider for EnvVariable {
     }
 }
 
+/// `config` as the TOML file `--check-config` prints: every key, defaults included, so that
+/// loading it gives the same configuration; secrets print as `<redacted>`, which loading refuses
+/// unless the real one is given again (its environment variable overrides the file).
+pub fn to_toml<C: serde::Serialize>(
+    service: ServiceName,
+    config: &C,
+) -> Result<String, toml::ser::Error> {
+    let body = toml::to_string_pretty(config)?;
+    Ok(format!(
+        "# {name}'s effective configuration (`{name} --check-config`). Load it with --config;\n\
+         # each secret shows as \"<redacted>\": give it again in its {prefix}* variable.\n{body}",
+        name = service.name,
+        prefix = service.env_prefix,
+    ))
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -206,7 +222,7 @@ macro_rules! service_config {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
         #[serde(deny_unknown_fields, default)]
         $vis struct $name {
             /// How to reach NATS (`[nats]`).

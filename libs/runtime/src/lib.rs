@@ -221,7 +221,8 @@ struct Args {
     /// TOML config file; every key is optional (see deploy/config/<service>.example.toml).
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// Load and validate the config, print it (secrets redacted), and exit.
+    /// Load and validate the config, print it as TOML that loads back to the same
+    /// configuration (secrets print as <redacted>: give them again when loading it), and exit.
     #[arg(long)]
     check_config: bool,
 }
@@ -229,7 +230,7 @@ struct Args {
 /// The whole of a service's `main`.
 pub fn main<C, F, Fut>(service: ServiceName, run: F) -> ExitCode
 where
-    C: ServiceConfig + DeserializeOwned + std::fmt::Debug,
+    C: ServiceConfig + DeserializeOwned + serde::Serialize + std::fmt::Debug,
     F: FnOnce(C, CancellationToken) -> Fut,
     Fut: Future<Output = Result<(), Error>>,
 {
@@ -253,8 +254,15 @@ where
     };
     if args.check_config {
         use std::io::Write as _;
+        let printed = match config::to_toml(service, &config) {
+            Ok(printed) => printed,
+            Err(err) => {
+                eprintln!("{}: cannot print the configuration: {err}", service.name);
+                return ExitCode::FAILURE;
+            }
+        };
         // A closed pipe (`| head`) is not an error worth a panic.
-        let _ = writeln!(std::io::stdout(), "{config:#?}");
+        let _ = write!(std::io::stdout(), "{printed}");
         return ExitCode::SUCCESS;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -5,7 +5,12 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// What a secret is printed as (`Debug`, `--check-config`'s TOML). Read back as a secret, it is
+/// refused: a file `--check-config` wrote needs the real secrets, from the environment or set in
+/// it, rather than starting with `<redacted>` as a password.
+pub const REDACTED: &str = "<redacted>";
 
 /// A secret string. `Debug` shows `<redacted>`, or `<empty>` when nothing is set.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -44,14 +49,27 @@ impl fmt::Debug for Secret {
         f.write_str(if self.0.is_empty() {
             "<empty>"
         } else {
-            "<redacted>"
+            REDACTED
         })
     }
 }
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
-        String::deserialize(deserializer).map(Secret)
+        let value = String::deserialize(deserializer)?;
+        if value == REDACTED {
+            return Err(serde::de::Error::custom(
+                "is `<redacted>`, what --check-config prints in place of a secret: set the secret itself (its environment variable, or here)",
+            ));
+        }
+        Ok(Secret(value))
+    }
+}
+
+/// Empty stays empty (it loads back the same); anything else is [`REDACTED`].
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(if self.0.is_empty() { "" } else { REDACTED })
     }
 }
 
@@ -67,5 +85,19 @@ mod tests {
         assert_eq!(format!("{:?}", Some(&secret)), "Some(<redacted>)");
         assert_eq!(format!("{:?}", Secret::default()), "<empty>");
         assert!(Secret::from("  ").is_empty());
+    }
+
+    #[test]
+    fn a_secret_is_serialized_redacted_and_the_redaction_is_refused_as_a_secret() {
+        let secret = Secret::from("xoxb-very-secret");
+        assert_eq!(serde_json::to_string(&secret).unwrap(), "\"<redacted>\"");
+        assert_eq!(serde_json::to_string(&Secret::default()).unwrap(), "\"\"");
+        let empty: Secret = serde_json::from_str("\"\"").unwrap();
+        assert!(empty.is_empty());
+        let refused = serde_json::from_str::<Secret>("\"<redacted>\"").unwrap_err();
+        assert!(
+            refused.to_string().contains("set the secret itself"),
+            "{refused}"
+        );
     }
 }

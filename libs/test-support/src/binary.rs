@@ -131,6 +131,98 @@ pub fn check_version_and_help(
     Ok(())
 }
 
+/// `--check-config` prints TOML that loads back to the same configuration: printed again from
+/// the file it wrote, it is the same text. Secrets print as `<redacted>` (a NATS password given
+/// here never appears), and the file loads only with each secret given again in its variable.
+pub fn check_config_round_trips(binary: &str, env_prefix: &str) -> anyhow::Result<()> {
+    let password = "nats-password-that-must-not-be-printed";
+    let given = [
+        (
+            format!("{env_prefix}NATS__URL"),
+            "nats://10.0.0.1:4222".to_owned(),
+        ),
+        (format!("{env_prefix}NATS__USER"), "a-service".to_owned()),
+        (format!("{env_prefix}NATS__PASSWORD"), password.to_owned()),
+    ];
+    let printed = Command::new(binary)
+        .arg("--check-config")
+        .envs(given.iter().cloned())
+        .output()?;
+    ensure!(printed.status.success(), "--check-config: {printed:?}");
+    let printed = String::from_utf8(printed.stdout)?;
+    ensure!(
+        !printed.contains(password),
+        "a secret was printed: {printed}"
+    );
+    ensure!(
+        printed.contains("10.0.0.1"),
+        "the variable's value is missing: {printed}"
+    );
+    let parsed: toml::Table = toml::from_str(&printed).context("--check-config printed TOML")?;
+    let mut redacted = Vec::new();
+    redacted_keys(&parsed, &mut Vec::new(), &mut redacted);
+    ensure!(
+        redacted.contains(&vec!["nats".to_owned(), "password".to_owned()]),
+        "nats.password is not <redacted>: {printed}"
+    );
+
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("printed.toml");
+    std::fs::write(&file, &printed)?;
+    // Each secret again in its variable (`<PREFIX><SECTION>__<KEY>`), as the header says.
+    let secrets: Vec<(String, String)> = redacted
+        .iter()
+        .map(|path| {
+            let name = format!("{env_prefix}{}", path.join("__").to_uppercase());
+            // Slack's tokens are checked for their kind.
+            let value = match path.last().map(String::as_str) {
+                Some("bot_token") => "xoxb-given-again",
+                Some("app_token") => "xapp-given-again",
+                _ => "given-again",
+            };
+            (name, value.to_owned())
+        })
+        .collect();
+    let reloaded = Command::new(binary)
+        .arg("--config")
+        .arg(&file)
+        .arg("--check-config")
+        .envs(secrets)
+        .output()?;
+    ensure!(reloaded.status.success(), "loading it back: {reloaded:?}");
+    let reloaded = String::from_utf8(reloaded.stdout)?;
+    ensure!(
+        reloaded == printed,
+        "printed:\n{printed}\nloaded back and printed:\n{reloaded}"
+    );
+
+    let without = Command::new(binary)
+        .arg("--config")
+        .arg(&file)
+        .arg("--check-config")
+        .output()?;
+    let stderr = String::from_utf8_lossy(&without.stderr);
+    ensure!(
+        without.status.code() == Some(64) && stderr.contains("<redacted>"),
+        "loading <redacted> as a secret: exit {:?}: {stderr}",
+        without.status
+    );
+    Ok(())
+}
+
+/// The paths of the values `<redacted>` in `table`.
+fn redacted_keys(table: &toml::Table, path: &mut Vec<String>, found: &mut Vec<Vec<String>>) {
+    for (key, value) in table {
+        path.push(key.clone());
+        match value {
+            toml::Value::String(text) if text == secret::REDACTED => found.push(path.clone()),
+            toml::Value::Table(inner) => redacted_keys(inner, path, found),
+            _ => {}
+        }
+        path.pop();
+    }
+}
+
 /// A misspelled key and a missing config file both exit with 64 and say what is wrong.
 pub fn check_bad_config(binary: &str, env_prefix: &str) -> anyhow::Result<()> {
     let typo = Command::new(binary)
@@ -203,6 +295,12 @@ macro_rules! service_binary_tests {
                 $library::SERVICE.about,
             )
             .expect("--version and --help");
+        }
+
+        #[test]
+        fn check_config_prints_toml_that_loads_back_the_same() {
+            $crate::binary::check_config_round_trips(BINARY, $library::SERVICE.env_prefix)
+                .expect("--check-config round trip");
         }
 
         #[test]

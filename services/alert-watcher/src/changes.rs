@@ -31,7 +31,7 @@ use crate::recognize::{
 };
 
 /// One `[[changes]]` rule as configured.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeRuleConfig {
     /// For logs and metrics.

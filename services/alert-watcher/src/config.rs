@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::recognize::rules::PatternError;
 
 /// `[alertmanager]`: where to recover what Alertmanager's default Slack template leaves out.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertmanagerConfig {
     /// Alertmanager's base URL, e.g. `http://alertmanager:9093`. Empty (the default): labels
@@ -61,7 +61,7 @@ impl AlertmanagerConfig {
 }
 
 /// `[incidents]`: how alerts become incidents.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IncidentsConfig {
     /// How far before an alert's start its evidence looks. Default `15m`.
@@ -160,7 +160,7 @@ impl runtime::ConfigSection for IncidentsConfig {
 
 /// `[storm]`: how a storm of distinct alerts groups into few incidents (see
 /// `correlate::StormRules`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StormConfig {
     /// How long after an incident opens, other firing alerts of its channel and group join it
@@ -205,7 +205,7 @@ impl runtime::ConfigSection for StormConfig {
 }
 
 /// `[[rules]]`: operator-defined formats (see `recognize::rules`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Rules(pub Vec<crate::recognize::rules::RuleConfig>);
 
@@ -226,7 +226,7 @@ impl runtime::ConfigSection for Rules {
 }
 
 /// `[[changes]]`: operator-defined formats of change messages (see `changes`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ChangeRules(pub Vec<crate::changes::ChangeRuleConfig>);
 
@@ -247,7 +247,7 @@ impl runtime::ConfigSection for ChangeRules {
 }
 
 /// `[sandbox]`: who may accept running a shared script besides the person who shared it.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SandboxApprovalConfig {
     /// Slack user ids (`U…`) who may accept a run of anyone's script. Default none: only the
@@ -275,7 +275,7 @@ impl runtime::ConfigSection for SandboxApprovalConfig {
 
 /// `[actions]`: who may press the buttons under an incident's reply and take live profiles.
 /// Every list is Slack user ids; an empty list is nobody, unless `allow_anyone = true`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ActionsConfig {
     /// Who may silence (and expire silences).

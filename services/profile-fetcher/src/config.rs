@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 /// `[prometheus]`: where metrics come from.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PrometheusConfig {
     /// Prometheus's base URL, e.g. `http://prometheus:9090`. Empty (the default): the reply says
@@ -56,7 +56,7 @@ impl runtime::ConfigSection for PrometheusConfig {
 }
 
 /// One metric to show for every incident: a PromQL template (see `metrics::template`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricQuery {
     /// A short name shown in the reply, e.g. `cpu`.
@@ -69,7 +69,7 @@ pub struct MetricQuery {
 }
 
 /// `[[queries]]`: the metrics shown for every incident.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Queries(pub Vec<MetricQuery>);
 
@@ -111,7 +111,7 @@ impl runtime::ConfigSection for Queries {
 pub use secret::Secret;
 
 /// Which of Pyroscope's query APIs to speak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PyroscopeApi {
     /// `querier.v1.QuerierService` (Grafana Pyroscope 1.x).
@@ -121,7 +121,7 @@ pub enum PyroscopeApi {
 }
 
 /// `[pyroscope]`: where continuous profiles come from.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PyroscopeConfig {
     /// Pyroscope's base URL, e.g. `http://pyroscope:4040`. Empty (the default): replies say that
@@ -199,7 +199,7 @@ impl runtime::ConfigSection for PyroscopeConfig {
 }
 
 /// `[pages]`: where the flamegraph pages are served, and the URL people open them at.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PagesConfig {
     /// Where to serve `/flamegraphs/<id>`, e.g. `0.0.0.0:9190`. Default none: no flamegraphs
@@ -236,7 +236,7 @@ impl runtime::ConfigSection for PagesConfig {
 /// `[live]`: where to take a profile now, from a Go-style pprof endpoint
 /// (`/debug/pprof/profile?seconds=N`, as Go's `net/http/pprof` and every flamethread service
 /// serve it), for "Profile now" and `/profile <app> now`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LiveConfig {
     /// App → base URL of its pprof endpoint, e.g. `checkout = "http://checkout:6060"`.
@@ -296,7 +296,7 @@ impl runtime::ConfigSection for LiveConfig {
 }
 
 /// `[changes]`: what changed before an alert, and the markers API that records changes.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChangesConfig {
     /// The bearer token `POST`/`GET /api/v1/changes` require (on the pages listener). Empty
@@ -345,7 +345,7 @@ impl runtime::ConfigSection for ChangesConfig {
 /// `[kubernetes]`: what the alert's workload is doing, through kube-state-metrics and cAdvisor
 /// series in `[prometheus]`, and (with `api`) the Kubernetes API's events, logs and rollout
 /// history, read-only.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KubernetesConfig {
     /// Read kube-state-metrics and cAdvisor series through Prometheus. Default true.
@@ -420,7 +420,7 @@ impl runtime::ConfigSection for KubernetesConfig {
 }
 
 /// `[traces]`: the span intake (OTLP over HTTP, SpanEvent JSON), the span store and its SQL.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TracesConfig {
     /// Where the intake listens (`POST /v1/traces`, `POST /api/v1/spans`); OpenTelemetry's

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use slack::Secret;
 
 /// `[slack]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SlackConfig {
     /// The Web API base URL, without a trailing slash. Default the local emulator's.
@@ -22,7 +22,7 @@ pub struct SlackConfig {
 }
 
 /// `[posting]`: pacing and coordination.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PostingConfig {
     /// Posts per second and channel (Slack allows about 1). Default 1.
@@ -129,7 +129,7 @@ mod tests {
 }
 
 /// `[diagnosis]`: the rules that turn evidence into a diagnosis, and where trace ids link to.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DiagnosisConfig {
     /// Operator rules (`[[diagnosis.rules]]`), tried before the built-in ones.

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use slack::Secret;
 
 /// How Slack reaches the gateway.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// The gateway opens a WebSocket to Slack: nothing to expose to the internet.
@@ -22,7 +22,7 @@ pub enum Mode {
 }
 
 /// `[slack]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SlackConfig {
     /// `socket_mode` or `http`. Default `socket_mode`.
@@ -47,7 +47,7 @@ pub struct SlackConfig {
 }
 
 /// `[slack.http]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Where Slack's requests arrive (`/slack/events`, `/slack/commands`, `/slack/interactions`).
@@ -58,7 +58,7 @@ pub struct HttpConfig {
 }
 
 /// `[files]`: shared files, downloaded into the object store.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FilesConfig {
     /// Larger files are not downloaded (the sharer is told why). Default 1 MiB.

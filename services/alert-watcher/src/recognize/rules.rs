@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::{Reading, alert, text::field};
 
 /// One rule as configured.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     /// For logs and metrics.
