@@ -190,9 +190,10 @@ pub fn to_toml<C: serde::Serialize>(
     let body = toml::to_string_pretty(config)?;
     Ok(format!(
         "# {name}'s effective configuration (`{name} --check-config`). Load it with --config;\n\
-         # each secret shows as \"<redacted>\": give it again in its {prefix}* variable.\n{body}",
+         # each secret shows as \"{redacted}\": give it again in its {prefix}* variable.\n{body}",
         name = service.name,
         prefix = service.env_prefix,
+        redacted = secret::REDACTED,
     ))
 }
 
