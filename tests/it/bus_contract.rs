@@ -30,6 +30,61 @@ async fn provisioning_is_idempotent_and_creates_everything() {
     first.blob_store().await.unwrap();
 }
 
+/// State is read from each bucket's stream leader, never from a replica that may lag behind
+/// what was just acknowledged (direct gets): a bucket made or changed by something else that
+/// allows them is put right when a service opens it.
+#[tokio::test]
+async fn state_is_read_from_the_leader_not_from_a_lagging_replica() {
+    let server = NatsServer::start().unwrap();
+    let bus = provisioned_bus(&server, "first").await;
+    let direct = |name: String| {
+        let bus = bus.clone();
+        async move {
+            let mut stream = bus.jetstream().get_stream(&name).await.unwrap();
+            stream.info().await.unwrap().config.allow_direct
+        }
+    };
+    let subjects = bus.subjects().clone();
+    let kv_streams = [
+        format!("KV_{}", subjects.incident_bucket()),
+        format!("KV_{}", subjects.reply_bucket()),
+    ];
+    for name in kv_streams
+        .iter()
+        .cloned()
+        .chain([format!("OBJ_{}", subjects.blob_bucket())])
+    {
+        assert!(!direct(name.clone()).await, "{name} allows direct gets");
+    }
+    let store = bus.incident_store().await.unwrap();
+    assert!(!store.stream.cached_info().config.allow_direct);
+
+    // Something (an older version, a person with the nats CLI) turns direct gets back on.
+    for name in &kv_streams {
+        let mut stream = bus.jetstream().get_stream(name).await.unwrap();
+        let mut config = stream.info().await.unwrap().config.clone();
+        config.allow_direct = true;
+        bus.jetstream().update_stream(config).await.unwrap();
+        assert!(direct(name.clone()).await);
+    }
+    let incidents = bus.incident_store().await.unwrap();
+    let replies = bus.reply_store().await.unwrap();
+    assert!(!incidents.stream.cached_info().config.allow_direct);
+    assert!(!replies.stream.cached_info().config.allow_direct);
+    for name in kv_streams {
+        assert!(
+            !direct(name.clone()).await,
+            "{name} still allows direct gets"
+        );
+    }
+    // And the handles work.
+    incidents.put("k", "v".into()).await.unwrap();
+    assert_eq!(
+        incidents.get("k").await.unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+}
+
 /// Every stream JetStream holds for flamethread (its own, the KV buckets', the object store's)
 /// has an age and a byte limit, from `[nats.retention]`, and a changed limit is applied by the
 /// next start-up's provisioning.

@@ -41,6 +41,8 @@ pub use history::History;
 
 /// How long one provisioning call (creating or updating a stream, a bucket) may take.
 const PROVISION_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many times a bucket is opened while other processes' provisioning races to set it up.
+const KV_OPEN_ROUNDS: usize = 5;
 
 /// A connection to NATS and JetStream, with the names of one flamethread installation. Cheap to
 /// clone; clones share the connection.
@@ -214,6 +216,7 @@ impl Bus {
                     current.max_message_size = config.max_value_size;
                     current.num_replicas = config.num_replicas;
                     current.discard = stream::DiscardPolicy::Old;
+                    current.allow_direct = false;
                 })
                 .await;
             if unchanged {
@@ -288,6 +291,8 @@ impl Bus {
             .clone();
         let mut wanted = current.clone();
         wanted.discard = stream::DiscardPolicy::Old;
+        // Reads from the leader only (see `key_value`).
+        wanted.allow_direct = false;
         if let Some((max_age, max_bytes)) = limits {
             wanted.max_age = max_age;
             wanted.max_bytes = max_bytes;
@@ -331,14 +336,37 @@ impl Bus {
         self.key_value(self.subjects.reply_bucket()).await
     }
 
+    /// The bucket, read through its stream's leader.
+    ///
+    /// A bucket made by the client allows *direct* gets, which every replica answers from what
+    /// it has: on a cluster a follower still catching up (one just restarted, say) answers with
+    /// a value older than the write that was just acknowledged, or with none. Compare-and-set
+    /// keeps such a read from overwriting anything, but a reader that decides from it (the
+    /// poster's "Slack already shows the latest content") decides wrong and never looks again:
+    /// a reply kept its "gathering…" though its profile was in the record. Provisioning turns
+    /// direct gets off (`keep_within`); another process provisioning at the same moment can
+    /// turn them on again for an instant, so a handle that would read directly is not handed
+    /// out: the setting is put right and the bucket opened again.
     async fn key_value(&self, bucket: String) -> Result<kv::Store, Error> {
-        self.jetstream
-            .get_key_value(&bucket)
-            .await
-            .map_err(|err| Error::Provision {
-                what: format!("KV bucket {bucket}"),
-                detail: err.to_string(),
-            })
+        let provision_error = |detail: String| Error::Provision {
+            what: format!("KV bucket {bucket}"),
+            detail,
+        };
+        for _ in 0..KV_OPEN_ROUNDS {
+            let store = self
+                .jetstream
+                .get_key_value(&bucket)
+                .await
+                .map_err(|err| provision_error(err.to_string()))?;
+            if !store.stream.cached_info().config.allow_direct {
+                return Ok(store);
+            }
+            self.keep_within(&self.jetstream, &store.stream_name, None)
+                .await?;
+        }
+        Err(provision_error(format!(
+            "its stream still allowed direct (possibly stale) reads after {KV_OPEN_ROUNDS} attempts to turn them off"
+        )))
     }
 
     /// The blob object store.

@@ -35,6 +35,17 @@ pub struct IncidentState {
     /// The same for each related alert, by fingerprint.
     #[serde(default)]
     pub related_messages: BTreeMap<String, String>,
+    /// Whether the incident's `Opened` event was published. Until it was, every event of the
+    /// incident says `Opened` (what asks for its evidence): when the publish after the write
+    /// that opened it failed, and another notification updated the incident before that
+    /// message came back, the next event still opens it. States written before this was kept
+    /// were announced.
+    #[serde(default = "announced_before")]
+    pub announced: bool,
+}
+
+fn announced_before() -> bool {
+    true
 }
 
 impl IncidentState {
@@ -42,7 +53,7 @@ impl IncidentState {
     pub fn event(&self) -> IncidentEvent {
         let change = if self.incident.resolved_at.is_some() {
             IncidentChange::Resolved
-        } else if self.incident.revision == 1 {
+        } else if self.incident.revision == 1 || !self.announced {
             IncidentChange::Opened
         } else {
             IncidentChange::Updated
@@ -188,6 +199,7 @@ pub fn decide(
         incident: state.incident.clone(),
         last_message: state.last_message.clone(),
         related_messages: state.related_messages.clone(),
+        announced: state.announced,
     };
     // An edit is the same notification said again, perhaps with more: it never counts as a repeat.
     let repeat = u32::from(observation.edited_ts.is_none());
@@ -281,6 +293,7 @@ fn open_incident(
         },
         last_message: observation.message_key(),
         related_messages: BTreeMap::new(),
+        announced: false,
     }
 }
 

@@ -242,10 +242,7 @@ impl Watcher {
             if self.compare_and_set(&key, &next, revision).await? {
                 tracing::info!(incident = %next.incident.id, why, "incident swept");
                 metrics::counter!("ft_watcher_swept_total", "why" => why).increment(1);
-                self.bus
-                    .publish(&next.event())
-                    .await
-                    .map_err(HandlerError::retry)?;
+                self.announce(&next).await?;
                 changed += 1;
             }
         }
@@ -312,11 +309,7 @@ impl Watcher {
                 return Ok(());
             };
             if self.compare_and_set(&key, &enriched, revision).await? {
-                self.bus
-                    .publish(&enriched.event())
-                    .await
-                    .map_err(HandlerError::retry)?;
-                return Ok(());
+                return self.announce(&enriched).await;
             }
         }
         Err(HandlerError::retry(
@@ -484,6 +477,9 @@ impl Watcher {
                     .publish(&event)
                     .await
                     .map_err(HandlerError::retry)?;
+                if let Some(state) = current {
+                    self.mark_announced(state).await?;
+                }
                 return Ok(Applied::Done);
             }
             Decision::Apply(state) => state,
@@ -497,11 +493,42 @@ impl Watcher {
         }
         let event = state.event();
         tracing::info!(incident = %event.incident.id, change = ?event.change, alert = %event.incident.alert.name, related = event.incident.related.len(), "incident");
+        self.announce(&state).await?;
+        Ok(Applied::Done)
+    }
+
+    /// Publishes the event of `state`, just written; see [`Watcher::mark_announced`].
+    async fn announce(&self, state: &IncidentState) -> Result<(), HandlerError> {
         self.bus
-            .publish(&event)
+            .publish(&state.event())
             .await
             .map_err(HandlerError::retry)?;
-        Ok(Applied::Done)
+        self.mark_announced(state).await
+    }
+
+    /// Records that the `Opened` event of `state`'s incident was published, so that its next
+    /// events say `Updated` (until then they say `Opened`: a publish lost after the write is
+    /// made good by the next event, whichever message brings it).
+    async fn mark_announced(&self, state: &IncidentState) -> Result<(), HandlerError> {
+        if state.announced {
+            return Ok(());
+        }
+        let key = keys::state(&state.incident.fingerprint);
+        for _ in 0..MAX_CAS_ROUNDS {
+            let Some((mut current, revision)) = self.read_state(&key).await? else {
+                return Ok(());
+            };
+            if current.incident.id != state.incident.id || current.announced {
+                return Ok(());
+            }
+            current.announced = true;
+            if self.compare_and_set(&key, &current, revision).await? {
+                return Ok(());
+            }
+        }
+        Err(HandlerError::retry(
+            "the incident kept changing while its opening was recorded",
+        ))
     }
 
     /// Whom a firing alert without an incident follows in its storm group: an open incident to

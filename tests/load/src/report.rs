@@ -184,6 +184,17 @@ impl fmt::Display for Report {
                 alert.replies, alert.service, alert.thread
             )?;
         }
+        for alert in self
+            .alerts
+            .iter()
+            .filter(|a| a.replies == 1 && a.profile_after.is_none())
+        {
+            writeln!(
+                f,
+                "the reply to the alert about {} never showed its profile (thread {})",
+                alert.service, alert.thread
+            )?;
+        }
         writeln!(f, "| latency per alert | p50 | p90 | p99 | max |")?;
         writeln!(f, "|---|---|---|---|---|")?;
         let rows = [

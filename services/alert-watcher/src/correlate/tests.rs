@@ -37,7 +37,16 @@ fn observation(status: AlertStatus, ts: &str) -> Observation {
     }
 }
 
+/// The state `decision` writes, and whose event was then published (as the watcher records).
 fn apply(decision: Decision) -> IncidentState {
+    IncidentState {
+        announced: true,
+        ..written(decision)
+    }
+}
+
+/// The state `decision` writes, before (or without) its event being published.
+fn written(decision: Decision) -> IncidentState {
     match decision {
         Decision::Apply(state) => state,
         other => panic!("expected a change, got {other:?}"),
@@ -477,4 +486,74 @@ fn an_incident_nobody_resolves_is_marked_stale_then_revived() {
     confirmed.incident.alert.source = AlertSource::Alertmanager;
     confirmed.incident.alert.alertmanager_fingerprints = vec!["a1".into()];
     assert_eq!(mark_stale(&confirmed, at(90_000), day), None);
+}
+
+/// The publish after the write that opened an incident failed, and the next notification
+/// updated the incident before that message came back: its event still says `Opened` (the
+/// evidence is asked for once it lands), until an `Opened` was published and recorded.
+#[test]
+fn an_incident_whose_opening_was_not_published_opens_with_its_next_event() {
+    let opened = written(decide(
+        None,
+        &observation(AlertStatus::Firing, "1.1"),
+        at(0),
+        WINDOWS,
+        || "inc-a".into(),
+    ));
+    assert!(!opened.announced);
+    assert_eq!(opened.event().change, IncidentChange::Opened);
+
+    // Not announced: the repeat's event opens it.
+    let repeated = written(decide(
+        Some(&opened),
+        &observation(AlertStatus::Firing, "1.2"),
+        at(5),
+        WINDOWS,
+        || unreachable!(),
+    ));
+    assert_eq!(repeated.incident.revision, 2);
+    let event = repeated.event();
+    assert_eq!(event.change, IncidentChange::Opened);
+    assert_eq!(event.incident.notification_count, 2);
+
+    // Announced: the next repeat is an update; the mark is kept through it.
+    let announced = IncidentState {
+        announced: true,
+        ..repeated
+    };
+    let again = apply(decide(
+        Some(&announced),
+        &observation(AlertStatus::Firing, "1.3"),
+        at(10),
+        WINDOWS,
+        || unreachable!(),
+    ));
+    assert!(again.announced);
+    assert_eq!(again.event().change, IncidentChange::Updated);
+
+    // A resolution says so, announced or not.
+    let resolved = written(decide(
+        Some(&opened),
+        &observation(AlertStatus::Resolved, "1.4"),
+        at(15),
+        WINDOWS,
+        || unreachable!(),
+    ));
+    assert_eq!(resolved.event().change, IncidentChange::Resolved);
+}
+
+/// A state written before `announced` was kept reads as announced: upgrading re-opens nothing.
+#[test]
+fn a_state_from_before_reads_as_announced() {
+    let opened = written(decide(
+        None,
+        &observation(AlertStatus::Firing, "1.1"),
+        at(0),
+        WINDOWS,
+        || "inc-a".into(),
+    ));
+    let mut json = serde_json::to_value(&opened).unwrap();
+    json.as_object_mut().unwrap().remove("announced");
+    let read: IncidentState = serde_json::from_value(json).unwrap();
+    assert!(read.announced);
 }
