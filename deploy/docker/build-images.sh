@@ -6,6 +6,12 @@
 #                                (10001) it runs as. No shell, no package manager.
 #   flamethread-nats:<tag>       from scratch: nats-server's static binary (deploy/local/install-deps.sh
 #                                finds or installs it), /data owned by that same user.
+#   flamethread-sandbox-archive:<tag>
+#                                from scratch: `docker save` of the sandbox image (FT_SANDBOX_IMAGE,
+#                                default flamethread-sandbox:py3) and cp, for k8s/sandbox's init
+#                                container: a pod's engine cannot pull, sandbox-runner loads the
+#                                archive into it. Built when the sandbox image is here
+#                                (deploy/sandbox/build-image.sh builds it).
 # `docker import` turns each tree into an image, as deploy/sandbox/build-image.sh does for the
 # sandbox's. Operators whose machines can pull images can use deploy/docker/Dockerfile instead.
 #   deploy/docker/build-images.sh                          # cargo build --release, then the images
@@ -105,3 +111,19 @@ import "$root" "flamethread-nats:$tag" \
     'ENTRYPOINT ["/usr/local/bin/nats-server"]' \
     'LABEL org.opencontainers.image.title=flamethread-nats' \
     'EXPOSE 4222' 'EXPOSE 8222'
+
+sandbox_image=${FT_SANDBOX_IMAGE:-flamethread-sandbox:py3}
+if docker image inspect "$sandbox_image" >/dev/null 2>&1; then
+    root="$work/sandbox-archive"
+    base_tree "$root"
+    cp "$(command -v cp)" "$root/usr/local/bin/cp"
+    copy_libraries "$(command -v cp)" "$root"
+    docker save -o "$root/sandbox-image.tar" "$sandbox_image"
+    chmod 0644 "$root/sandbox-image.tar"
+    import "$root" "flamethread-sandbox-archive:$tag" \
+        'USER 10001:10001' \
+        'ENTRYPOINT ["/usr/local/bin/cp", "/sandbox-image.tar", "/images/sandbox-image.tar"]' \
+        'LABEL org.opencontainers.image.title=flamethread-sandbox-archive'
+else
+    log "no $sandbox_image here (deploy/sandbox/build-image.sh builds it): flamethread-sandbox-archive not built"
+fi

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     slack_edge::{
-        Control, RunningService, emulator_config, observer, published, spawn_service,
+        Control, RunningService, emulator_config, observer, published, replies_of, spawn_service,
         start_emulator, start_gateway, start_poster, start_watcher,
     },
     support::{nats_config, stored_messages},
@@ -23,15 +23,6 @@ use crate::{
 
 const RULES: &str = include_str!("../../deploy/local/demo/rules.yml");
 const ALERTMANAGER: &str = include_str!("../../deploy/local/demo/alertmanager.yml");
-
-/// The thread's replies that are messages (the poster's reply), not shared pictures.
-fn replies_of(message: &Value) -> Vec<Value> {
-    let replies = message["replies"].as_array().cloned().unwrap_or_default();
-    replies
-        .into_iter()
-        .filter(|reply| reply.get("files").is_none())
-        .collect()
-}
 
 /// The files shared into the thread.
 fn pictures_of(message: &Value) -> Vec<Value> {

@@ -15,13 +15,7 @@ use crate::slack_edge::{
 
 /// The replies in the thread of `ts`, as text.
 async fn thread(control: &Control, channel: &str, ts: &str) -> String {
-    control
-        .channel(channel)
-        .await
-        .into_iter()
-        .find(|message| message["ts"] == ts)
-        .map(|message| message["replies"].to_string())
-        .unwrap_or_default()
+    serde_json::Value::from(control.replies(channel, ts).await).to_string()
 }
 
 async fn wait_thread(control: &Control, channel: &str, ts: &str, says: &[&str]) -> String {

@@ -5,6 +5,9 @@
 //! with the profile, in its thread: the gateway, NATS, the watcher, the fetcher and the poster
 //! each in its own container, as an operator runs them.
 //!
+//! The sandbox's archive image (k8s/sandbox's init container) is run the way Kubernetes runs it,
+//! and what it copies loads into an engine as the sandbox image.
+//!
 //! The compose file is used as it is, copied beside copies of `deploy/nats` with the env files
 //! an operator writes; a small override file only points Slack and Pyroscope at the emulators.
 
@@ -106,6 +109,32 @@ impl Drop for Composed {
     }
 }
 
+/// k8s/sandbox's init container, run as it is there (its own user, a read-only root, no
+/// capabilities): it copies the sandbox image's archive into a volume, and the copy loads into
+/// an engine as the sandbox image.
+fn sandbox_archive_loads(archive_image: &str) {
+    let volume = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        volume.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    run(Command::new("docker")
+        .args(["run", "--rm", "--read-only", "--cap-drop", "ALL"])
+        .args(["--user", "10001:10001"])
+        .arg("--volume")
+        .arg(format!("{}:/images", volume.path().display()))
+        .arg(archive_image));
+    let loaded = run(Command::new("docker")
+        .args(["load", "--input"])
+        .arg(volume.path().join("sandbox-image.tar")));
+    let sandbox_image = sandbox_runner::SandboxConfig::default().image;
+    assert!(
+        loaded.contains(&sandbox_image),
+        "the archive loads as {sandbox_image}: {loaded}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_alert_gets_its_threaded_reply_through_the_composed_stack() {
     let tag = "it";
@@ -116,7 +145,7 @@ async fn an_alert_gets_its_threaded_reply_through_the_composed_stack() {
     );
     let images: Vec<String> = SERVICES
         .iter()
-        .chain(&["nats"])
+        .chain(&["nats", "sandbox-archive"])
         .map(|name| format!("flamethread-{name}:{tag}"))
         .collect();
     for image in &images {
@@ -125,6 +154,7 @@ async fn an_alert_gets_its_threaded_reply_through_the_composed_stack() {
             "build-images.sh built {image}: {built}"
         );
     }
+    sandbox_archive_loads(&format!("flamethread-sandbox-archive:{tag}"));
 
     // The emulators listen on every interface: the containers reach this host through the
     // bridge's gateway. The secrets are not the emulator's well-known ones, which the services
@@ -251,35 +281,13 @@ services:
     // The gateway is connected once Slack has a Socket Mode session for it; the alert then
     // goes through NATS, the watcher, the fetcher (Pyroscope), the object store and the poster.
     let alert = control
-        .post(
-            "/post",
-            serde_json::json!({
-                "channel": "C0ALERTS", "bot_id": "B0AMGR", "username": "Alertmanager",
-                "attachments": [{
-                    "color": "danger",
-                    "title": "[FIRING:1] HighCPU checkout (prod)",
-                    "fallback": "[FIRING:1] HighCPU checkout",
-                    "text": "*Alert:* checkout burns its CPU\n*Labels:*\n - alertname = HighCPU\n - service = checkout\n - severity = critical",
-                    "footer": "Alertmanager"
-                }]
-            }),
+        .post_alert_saying(
+            "C0ALERTS",
+            "HighCPU",
+            "*Alert:* checkout burns its CPU\n*Labels:*\n - alertname = HighCPU\n - service = checkout\n - severity = critical",
         )
-        .await["ts"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let thread = || async {
-        control
-            .channel("C0ALERTS")
-            .await
-            .into_iter()
-            .find(|message| message["ts"] == alert.as_str())
-            .and_then(|message| message["replies"].as_array().cloned())
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|reply| reply.get("files").is_none())
-            .collect::<Vec<_>>()
-    };
+        .await;
+    let thread = || control.replies("C0ALERTS", &alert);
     let answered = wait_for(
         Duration::from_secs(120),
         "the alert's thread to show the profile",

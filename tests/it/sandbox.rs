@@ -127,6 +127,96 @@ fn sandbox_containers(prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// Runs the docker CLI; panics with what it said when it fails.
+fn docker(args: &[&str]) {
+    let output = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI (tests/run.sh installs docker.io)");
+    assert!(
+        output.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn image_exists(image: &str) -> bool {
+    Command::new("docker")
+        .args(["image", "inspect", image])
+        .output()
+        .is_ok_and(|output| output.status.success())
+}
+
+/// A pod's engine starts empty and cannot pull: the runner loads the sandbox image from the
+/// archive it is given (`sandbox.image_archive`), says why when the archive is missing, is not
+/// an image or holds another image, and is ready once the image is in.
+#[tokio::test]
+async fn an_engine_without_the_image_loads_it_from_the_archive() {
+    use sandbox_runner::engine::{Engine, Unready};
+
+    let default_image = sandbox_runner::SandboxConfig::default().image;
+    // An image name no other test uses, which the engine does not have yet.
+    let image = format!("ft-archive-test-{}:py3", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("sandbox-image.tar");
+    docker(&["tag", &default_image, &image]);
+    docker(&["save", "-o", archive.to_str().unwrap(), &image]);
+    // Only the name goes: the layers stay, under the default name.
+    docker(&["rmi", &image]);
+    assert!(!image_exists(&image));
+
+    let engine = Engine::connect("").await.unwrap();
+    let runtime = SandboxRuntime::Runc.name();
+    let checked = engine.check_or_load(&image, runtime, None).await;
+    assert!(matches!(checked, Err(Unready::NoImage(_))), "{checked:?}");
+
+    let missing = dir.path().join("nothing-here.tar");
+    let err = engine
+        .check_or_load(&image, runtime, Some(&missing))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Unready::Load { .. }), "{err:?}");
+    assert!(err.to_string().contains("nothing-here.tar"), "{err}");
+
+    let garbage = dir.path().join("garbage.tar");
+    std::fs::write(&garbage, b"<html>502 Bad Gateway</html>").unwrap();
+    let err = engine
+        .check_or_load(&image, runtime, Some(&garbage))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Unready::Load { .. }), "{err:?}");
+    assert!(err.to_string().contains("garbage.tar"), "{err}");
+
+    // An archive of another image loads, but the image asked for is still not there.
+    let other = dir.path().join("other.tar");
+    let other_image = format!("ft-archive-other-{}:py3", std::process::id());
+    docker(&["tag", &default_image, &other_image]);
+    docker(&["save", "-o", other.to_str().unwrap(), &other_image]);
+    let err = engine
+        .check_or_load(&image, runtime, Some(&other))
+        .await
+        .unwrap_err();
+    docker(&["rmi", &other_image]);
+    assert!(matches!(err, Unready::NotInArchive { .. }), "{err:?}");
+    assert!(!image_exists(&image));
+
+    // The runner, given the right archive, loads it and becomes ready (spawn_service waits for
+    // /readyz).
+    let nats = NatsServer::start().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let mut config = runner_config(&nats, work.path());
+    config.sandbox.image = image.clone();
+    config.sandbox.image_archive = archive.to_string_lossy().into_owned();
+    let runner = start_runner(config).await;
+    let ready = test_support::http_get_async(runner.admin, "/readyz").await;
+    assert!(
+        image_exists(&image),
+        "the runner is ready without the image: {ready:?}"
+    );
+    runner.stop().await;
+    docker(&["rmi", &image]);
+}
+
 const HOT: &str = r#"
 import json
 
@@ -493,15 +583,7 @@ async fn a_shared_script_is_offered_run_for_its_uploader_and_answered_in_its_thr
         )
         .await;
     let share_ts = share["ts"].as_str().unwrap().to_owned();
-    let thread = || async {
-        control
-            .channel("C0GENERAL")
-            .await
-            .into_iter()
-            .find(|m| m["ts"] == share_ts.as_str())
-            .map(|m| m["replies"].as_array().cloned().unwrap_or_default())
-            .unwrap_or_default()
-    };
+    let thread = || control.replies("C0GENERAL", &share_ts);
     let deadline = Instant::now() + Duration::from_secs(30);
     let offer = loop {
         if let Some(offer) = thread()

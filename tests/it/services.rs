@@ -164,6 +164,7 @@ async fn a_failing_task_stops_the_others_by_shutdown_not_by_abort() {
             .unwrap(),
         readiness: runtime::Readiness::new(),
         shutdown: CancellationToken::new(),
+        registered: runtime::Stage::pending("registering"),
     };
     let drained = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut tasks = runtime::Tasks::new(&context);

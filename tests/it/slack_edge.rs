@@ -115,6 +115,16 @@ pub(crate) fn gateway_config(
     }
 }
 
+/// A channel message's thread replies that are messages (flamethread's reply), not the pictures
+/// shared into the thread.
+pub(crate) fn replies_of(message: &Value) -> Vec<Value> {
+    let replies = message["replies"].as_array().cloned().unwrap_or_default();
+    replies
+        .into_iter()
+        .filter(|reply| reply.get("files").is_none())
+        .collect()
+}
+
 /// The emulator's control API.
 #[derive(Clone)]
 pub(crate) struct Control {
@@ -157,6 +167,12 @@ impl Control {
 
     /// Posts an alert as Alertmanager's default Slack template does (through its webhook bot).
     pub(crate) async fn post_alert(&self, channel: &str, alert: &str) -> String {
+        self.post_alert_saying(channel, alert, "").await
+    }
+
+    /// [`Control::post_alert`], the attachment's text saying `text` (as a template that lists
+    /// the alert's labels does).
+    pub(crate) async fn post_alert_saying(&self, channel: &str, alert: &str, text: &str) -> String {
         let answer = self
             .post(
                 "/post",
@@ -167,12 +183,22 @@ impl Control {
                         "title": format!("[FIRING:1] {alert} checkout (prod)"),
                         "title_link": "http://alertmanager:9093/#/alerts?receiver=slack",
                         "fallback": format!("[FIRING:1] {alert} checkout | http://alertmanager:9093/#/alerts?receiver=slack"),
-                        "footer": "Alertmanager", "text": ""
+                        "footer": "Alertmanager", "text": text
                     }]
                 }),
             )
             .await;
         answer["ts"].as_str().unwrap().to_owned()
+    }
+
+    /// The replies in the thread of the message `ts` in `channel` ([`replies_of`]).
+    pub(crate) async fn replies(&self, channel: &str, ts: &str) -> Vec<Value> {
+        self.channel(channel)
+            .await
+            .iter()
+            .find(|message| message["ts"] == ts)
+            .map(replies_of)
+            .unwrap_or_default()
     }
 
     /// The channel, oldest first, each top-level message with its `replies`.

@@ -53,6 +53,10 @@ pub struct ServiceContext {
     pub readiness: Readiness,
     /// Cancelled on SIGTERM; the body returns after it drained its in-flight work.
     pub shutdown: CancellationToken,
+    /// Not met until the body has registered its work ([`Tasks::run`] meets it): until then
+    /// `/readyz` says the service is starting, so the checks the body adds on its way (the
+    /// sandbox runner's engine) are in place before anything sees it ready.
+    pub registered: Stage,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,13 +125,15 @@ where
                 Err("disconnected from NATS".to_owned())
             }
         });
+        let registered = readiness.add_stage("registered", "registering its work");
         stage.ready();
-        tracing::info!(service = service.name, admin = %admin_addr, "ready");
+        tracing::info!(service = service.name, admin = %admin_addr, "connected");
 
         let context = ServiceContext {
             bus: bus.clone(),
             readiness: readiness.clone(),
             shutdown: shutdown.clone(),
+            registered,
         };
         let outcome = body(context).await.map_err(Error::Service);
         readiness.set_draining();

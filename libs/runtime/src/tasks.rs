@@ -85,6 +85,9 @@ impl Tasks {
     /// acks or naks its message, a server answers its open requests) for up to [`DRAIN_LIMIT`],
     /// and only then is anything still running aborted. The first failure is returned.
     pub async fn run(mut self) -> anyhow::Result<()> {
+        // Everything the service runs is registered, with the checks it added on the way.
+        self.context.registered.ready();
+        tracing::info!(tasks = self.running.len(), "ready");
         let mut failure: Option<anyhow::Error> = None;
         // Set at the first failure: the others have until then, all together.
         let mut drained_by = None;

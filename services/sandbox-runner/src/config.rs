@@ -18,6 +18,11 @@ pub struct SandboxConfig {
     /// The image that runs scripts (python3 and py-spy; `deploy/sandbox/build-image.sh`).
     /// Default `flamethread-sandbox:py3`.
     pub image: String,
+    /// A `docker save` archive of `image` (tar, gzipped or not), loaded into the engine
+    /// whenever the engine lacks the image: a pod's engine (the dind sidecar) starts empty and
+    /// cannot pull (k8s/sandbox puts the archive there from an image of its own). Empty
+    /// (default): none; the image must already be in the engine.
+    pub image_archive: String,
     /// A directory the runner and the engine both see at the same path (one machine, or an
     /// emptyDir shared with a dind sidecar): each run's script is written there and mounted
     /// read-only. Default `/tmp/flamethread-sandbox`.
@@ -63,6 +68,7 @@ impl Default for SandboxConfig {
             docker_host: String::new(),
             runtime: SandboxRuntime::Runc,
             image: "flamethread-sandbox:py3".to_owned(),
+            image_archive: String::new(),
             work_dir: "/tmp/flamethread-sandbox".to_owned(),
             max_script_bytes: 256 << 10,
             wall_limit: Duration::from_secs(30),
@@ -159,6 +165,12 @@ impl runtime::ConfigSection for SandboxConfig {
         }
         if self.image.trim().is_empty() {
             return Err("sandbox.image: empty".to_owned());
+        }
+        if !(self.image_archive.is_empty() || self.image_archive.starts_with('/')) {
+            return Err(format!(
+                "sandbox.image_archive: {:?} is not an absolute path",
+                self.image_archive
+            ));
         }
         if !self.work_dir.starts_with('/') {
             return Err(format!(

@@ -1,8 +1,9 @@
 //! The Docker engine, through bollard: start a planned container, wait for it with a deadline,
 //! kill it past the deadline, read what the engine kept of its output, and always remove it.
-//! Containers left by a crashed runner are found by their label and reaped.
+//! Containers left by a crashed runner are found by their label and reaped. An engine without the
+//! sandbox image loads it from an archive when one is configured.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, path::Path, time::Duration};
 
 use bollard::{
     Docker,
@@ -10,13 +11,14 @@ use bollard::{
     errors::Error as DockerError,
     models::ContainerCreateBody,
     query_parameters::{
-        CreateContainerOptionsBuilder, InspectContainerOptions, KillContainerOptionsBuilder,
-        ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-        WaitContainerOptionsBuilder,
+        CreateContainerOptionsBuilder, ImportImageOptionsBuilder, InspectContainerOptions,
+        KillContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+        RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
     },
 };
 use futures::StreamExt;
 use tokio::time::Instant;
+use tokio_util::io::ReaderStream;
 
 use crate::{outcome::Finished, plan};
 
@@ -67,6 +69,26 @@ pub enum Unready {
         #[source]
         source: DockerError,
     },
+    #[error("the sandbox image {image} is missing and loading {archive} failed: {source}")]
+    Load {
+        image: String,
+        archive: String,
+        #[source]
+        source: LoadError,
+    },
+    #[error(
+        "the sandbox image {image} is missing: {archive} was loaded but does not hold it (docker save that image, with its tag)"
+    )]
+    NotInArchive { image: String, archive: String },
+}
+
+/// Why an image archive could not be loaded into the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read it: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("the engine refused it: {0}")]
+    Engine(#[source] DockerError),
 }
 
 fn is_not_found(err: &DockerError) -> bool {
@@ -122,6 +144,54 @@ impl Engine {
                 source,
             }),
         }
+    }
+
+    /// [`check`](Engine::check), and when only the image is missing and `archive` (a `docker
+    /// save` tar, gzipped or not) is given, loads it and checks again. A pod's engine (a dind
+    /// sidecar) starts with no images and cannot pull: the archive is how the image gets there.
+    pub async fn check_or_load(
+        &self,
+        image: &str,
+        runtime: &str,
+        archive: Option<&Path>,
+    ) -> Result<(), Unready> {
+        let archive = match (self.check(image, runtime).await, archive) {
+            (Err(Unready::NoImage(_)), Some(archive)) => archive,
+            (checked, _) => return checked,
+        };
+        tracing::info!(%image, archive = %archive.display(), "loading the sandbox image into the engine");
+        let loaded = self.load(archive).await;
+        let archive = archive.display().to_string();
+        if let Err(source) = loaded {
+            return Err(Unready::Load {
+                image: image.to_owned(),
+                archive,
+                source,
+            });
+        }
+        match self.check(image, runtime).await {
+            Err(Unready::NoImage(_)) => Err(Unready::NotInArchive {
+                image: image.to_owned(),
+                archive,
+            }),
+            checked => checked,
+        }
+    }
+
+    /// `docker load` of `archive`, streamed from the file.
+    async fn load(&self, archive: &Path) -> Result<(), LoadError> {
+        let file = tokio::fs::File::open(archive)
+            .await
+            .map_err(LoadError::Read)?;
+        let mut progress = self.docker.import_image_stream(
+            ImportImageOptionsBuilder::default().quiet(true).build(),
+            ReaderStream::new(file),
+            None,
+        );
+        while let Some(step) = progress.next().await {
+            step.map_err(LoadError::Engine)?;
+        }
+        Ok(())
     }
 
     /// Whether the engine maps containers' users to unprivileged host users (`userns-remap`), so

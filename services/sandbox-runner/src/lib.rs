@@ -43,6 +43,9 @@ runtime::service_config! {
     }
 }
 
+/// How long after a failed load of the image archive it is tried again.
+const ARCHIVE_RETRY: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Runs the service until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runtime::Error> {
     let service_config = config.clone();
@@ -54,11 +57,23 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
         let mut tasks = runtime::Tasks::new(&context);
         tasks.spawn("the engine check", {
             let (engine, image, health) = (engine.clone(), sandbox.image.clone(), health.clone());
+            let archive = Some(std::path::PathBuf::from(&sandbox.image_archive))
+                .filter(|archive| !archive.as_os_str().is_empty());
             let runtime = sandbox.runtime.name();
             let shutdown = context.shutdown.clone();
             async move {
+                // An archive that failed to load is tried again only after a while: it is large.
+                let mut load_after = tokio::time::Instant::now();
                 loop {
-                    let checked = engine.check(&image, runtime).await;
+                    let now = tokio::time::Instant::now();
+                    let archive = archive.as_deref().filter(|_| now >= load_after);
+                    let checked = engine.check_or_load(&image, runtime, archive).await;
+                    if matches!(
+                        checked,
+                        Err(engine::Unready::Load { .. } | engine::Unready::NotInArchive { .. })
+                    ) {
+                        load_after = now + ARCHIVE_RETRY;
+                    }
                     health.set(checked);
                     tokio::select! {
                         () = shutdown.cancelled() => return Ok(()),
