@@ -70,10 +70,18 @@ fi
 
 NATS_SERVER_BIN=$(deploy/local/install-deps.sh run)
 mkdir -p "$state"
+# The emulator starts empty every run. What NATS and Alertmanager kept from an earlier run is
+# about threads it no longer has: an incident still open would take the new alert into a thread
+# that is gone, and Alertmanager, having sent the alert already, would not send it again for an
+# hour, so a second run of the demo showed nothing. Against a real workspace both are kept.
+if [ -z "$real_slack" ]; then
+    rm -rf "$state/jetstream" "$state/demo/alertmanager"
+fi
 
 # The dev profile: a first run compiles in about a third of a release build's time (6.4 min
 # against 17+ on two cores), the demo's load is nothing for unoptimized code, and tests/run.sh
-# reuses what it built. Only what runs is built (no tests, benches or tools).
+# reuses what it built. Only the demo's app is optimized (Cargo.toml), so that its profile names
+# its own functions. Only what runs is built (no tests, benches or tools).
 echo "building the services..." >&2
 cargo build --quiet -p slack-emulator -p demo-app \
     -p slack-gateway -p alert-watcher -p profile-fetcher -p sandbox-runner -p remediation-poster
