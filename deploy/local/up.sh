@@ -80,8 +80,7 @@ fi
 
 # The dev profile: a first run compiles in about a third of a release build's time (6.4 min
 # against 17+ on two cores), the demo's load is nothing for unoptimized code, and tests/run.sh
-# reuses what it built. Only the demo's app is optimized (Cargo.toml), so that its profile names
-# its own functions. Only what runs is built (no tests, benches or tools).
+# reuses what it built. Only what runs is built (no tests, benches or tools).
 echo "building the services..." >&2
 cargo build --quiet -p slack-emulator -p demo-app \
     -p slack-gateway -p alert-watcher -p profile-fetcher -p sandbox-runner -p remediation-poster
