@@ -21,7 +21,10 @@ use std::{
 use slack_emulator::EmulatorConfig;
 use test_support::{reserve_port, wait_for};
 
-use crate::slack_edge::{Control, pyroscope_with_checkout_at};
+use crate::{
+    slack_edge::{Control, pyroscope_with_checkout_at},
+    support::run,
+};
 
 const SERVICES: [&str; 5] = [
     "slack-gateway",
@@ -56,18 +59,6 @@ fn unguessable(prefix: &str) -> String {
         .unwrap()
         .as_nanos();
     format!("{prefix}{:x}{:x}", nanos, std::process::id())
-}
-
-fn run(command: &mut Command) -> String {
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "{command:?} failed ({}):\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// A composed stack in `dir`, taken down (with its volumes, and the images built for it) when

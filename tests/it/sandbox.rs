@@ -17,7 +17,7 @@ use test_support::NatsServer;
 
 use crate::{
     slack_edge::{RunningService, observer, published, spawn_service},
-    support::nats_config,
+    support::{nats_config, run},
 };
 
 fn runner_config(nats: &NatsServer, work_dir: &std::path::Path) -> sandbox_runner::Config {
@@ -127,17 +127,8 @@ fn sandbox_containers(prefix: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs the docker CLI; panics with what it said when it fails.
 fn docker(args: &[&str]) {
-    let output = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("the docker CLI (tests/run.sh installs docker.io)");
-    assert!(
-        output.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run(Command::new("docker").args(args));
 }
 
 fn image_exists(image: &str) -> bool {
@@ -170,22 +161,20 @@ async fn an_engine_without_the_image_loads_it_from_the_archive() {
     let checked = engine.check_or_load(&image, runtime, None).await;
     assert!(matches!(checked, Err(Unready::NoImage(_))), "{checked:?}");
 
-    let missing = dir.path().join("nothing-here.tar");
-    let err = engine
-        .check_or_load(&image, runtime, Some(&missing))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Unready::Load { .. }), "{err:?}");
-    assert!(err.to_string().contains("nothing-here.tar"), "{err}");
-
-    let garbage = dir.path().join("garbage.tar");
-    std::fs::write(&garbage, b"<html>502 Bad Gateway</html>").unwrap();
-    let err = engine
-        .check_or_load(&image, runtime, Some(&garbage))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Unready::Load { .. }), "{err:?}");
-    assert!(err.to_string().contains("garbage.tar"), "{err}");
+    // No such file; a file that is no image. Each is named in the refusal.
+    std::fs::write(
+        dir.path().join("garbage.tar"),
+        b"<html>502 Bad Gateway</html>",
+    )
+    .unwrap();
+    for name in ["nothing-here.tar", "garbage.tar"] {
+        let err = engine
+            .check_or_load(&image, runtime, Some(&dir.path().join(name)))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Unready::Load { .. }), "{err:?}");
+        assert!(err.to_string().contains(name), "{err}");
+    }
 
     // An archive of another image loads, but the image asked for is still not there.
     let other = dir.path().join("other.tar");

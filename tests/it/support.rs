@@ -120,3 +120,17 @@ where
     ));
     RunningConsumer { shutdown, task }
 }
+
+/// Runs `command` (a CLI: docker, docker-compose) and returns what it printed; panics with its
+/// output when it fails.
+pub(crate) fn run(command: &mut std::process::Command) -> String {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{command:?} failed ({}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

@@ -513,22 +513,20 @@ impl Watcher {
         if state.announced {
             return Ok(());
         }
+        // The one compare-and-set loop, over an incident that may be gone: a missing key
+        // reads as `None`, which is left as it is.
         let key = keys::state(&state.incident.fingerprint);
-        for _ in 0..MAX_CAS_ROUNDS {
-            let Some((mut current, revision)) = self.read_state(&key).await? else {
-                return Ok(());
-            };
-            if current.incident.id != state.incident.id || current.announced {
-                return Ok(());
+        json_kv::update::<Option<IncidentState>>(&self.store, &key, MAX_CAS_ROUNDS, |current| {
+            match current {
+                Some(current) if current.incident.id == state.incident.id && !current.announced => {
+                    current.announced = true;
+                    true
+                }
+                _ => false,
             }
-            current.announced = true;
-            if self.compare_and_set(&key, &current, revision).await? {
-                return Ok(());
-            }
-        }
-        Err(HandlerError::retry(
-            "the incident kept changing while its opening was recorded",
-        ))
+        })
+        .await?;
+        Ok(())
     }
 
     /// Whom a firing alert without an incident follows in its storm group: an open incident to
