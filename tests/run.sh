@@ -14,6 +14,12 @@ export PY_SPY_BIN
 
 cargo nextest run --workspace --no-fail-fast "$@"
 
+# profile-fetcher as deploy/local/up.sh first builds it: without the span store, its intake still
+# takes spans into JetStream and whoever asks is told why there are no answers.
+if [ $# -eq 0 ]; then
+    cargo nextest run -p profile-fetcher --no-default-features --no-fail-fast -E 'binary(traces)'
+fi
+
 # The Kubernetes manifests: rendered, validated against the API schemas, scanned by checkov.
 if [ $# -eq 0 ]; then
     k8s/check.sh

@@ -23,6 +23,10 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
+use crate::{
+    query::{Answer, QueryError, QueryLimits, cut_cell},
+    table::{self, TABLE},
+};
 use datafusion::{
     arrow::{
         array::RecordBatch,
@@ -45,9 +49,6 @@ use datafusion::{
     prelude::{SQLOptions, SessionConfig, SessionContext},
 };
 use proto::SpanRow;
-use serde::Serialize;
-
-use crate::table::{self, TABLE};
 
 /// Pending rows holding this much memory are written, however few they are (spans with large
 /// attributes would otherwise fill memory before `flush_rows` is reached).
@@ -65,52 +66,6 @@ pub struct StoreConfig {
     pub retention: Duration,
     /// Past this many bytes of files, the oldest are removed.
     pub max_bytes: u64,
-}
-
-/// What one query may use.
-#[derive(Debug, Clone, Copy)]
-pub struct QueryLimits {
-    pub timeout: Duration,
-    pub max_rows: usize,
-    pub memory_bytes: usize,
-    /// Most characters of one cell in an answer; longer ones end in `…`.
-    pub max_cell_chars: usize,
-}
-
-impl Default for QueryLimits {
-    fn default() -> Self {
-        QueryLimits {
-            timeout: Duration::from_secs(10),
-            max_rows: 1000,
-            memory_bytes: 512 << 20,
-            max_cell_chars: 1000,
-        }
-    }
-}
-
-/// Why a query has no answer; the text is for the person who asked.
-#[derive(Debug, thiserror::Error)]
-pub enum QueryError {
-    #[error("the query is empty")]
-    Empty,
-    #[error("only SELECT (and WITH, EXPLAIN) queries run here; the store is read-only: {0}")]
-    NotReadOnly(String),
-    #[error("{0}")]
-    Invalid(String),
-    #[error("the query ran longer than {0:?} and was stopped")]
-    TimedOut(Duration),
-    #[error("the query needed more than {0} MiB of memory: narrow it (a time range, a service)")]
-    TooMuchMemory(usize),
-}
-
-/// A query's answer: every cell as text, cut to the row limit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Answer {
-    pub columns: Vec<String>,
-    pub rows: Vec<Vec<String>>,
-    /// More rows matched than [`QueryLimits::max_rows`].
-    pub truncated: bool,
-    pub elapsed_ms: u64,
 }
 
 /// Why the store could not write or open its directory.
@@ -533,16 +488,6 @@ fn render(batches: &[RecordBatch], limits: QueryLimits) -> Result<Answer, QueryE
         truncated,
         elapsed_ms: 0,
     })
-}
-
-/// `text` at most `max` characters long: cut, ending in `…`, when it is longer.
-pub fn cut_cell(text: String, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text;
-    }
-    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
 }
 
 #[cfg(test)]

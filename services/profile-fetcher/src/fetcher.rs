@@ -32,8 +32,11 @@ pub(crate) struct Fetcher {
     pub(crate) changes: ChangesConfig,
     pub(crate) kubernetes: KubernetesConfig,
     pub(crate) kube: Option<KubeApi>,
-    /// The span store, when `[traces]` is on, and the limits its queries run under.
-    pub(crate) spans: Option<(std::sync::Arc<spans::SpanStore>, spans::QueryLimits)>,
+    /// The span store's queries, when `[traces]` is on and this build has the store.
+    pub(crate) spans: Option<crate::traces::Queries>,
+    /// Whether spans are taken in (`traces.listen`): if they cannot be queried here, an
+    /// incident's evidence says why it has no requests.
+    pub(crate) span_intake: bool,
 }
 
 impl Fetcher {
@@ -75,15 +78,18 @@ impl Fetcher {
             ),
             async {
                 match &self.spans {
-                    Some((store, limits)) => {
+                    Some(queries) => {
                         crate::traces::evidence::gather(
-                            store,
+                            queries,
                             incident,
                             format!("traces-{suffix}"),
-                            *limits,
+                            queries.limits(),
                             self.pages_url.as_deref(),
                         )
                         .await
+                    }
+                    None if self.span_intake => {
+                        crate::traces::evidence::unqueryable(incident, format!("traces-{suffix}"))
                     }
                     None => None,
                 }

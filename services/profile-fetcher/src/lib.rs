@@ -105,9 +105,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             ..spans::QueryLimits::default()
         };
         let mut tasks = runtime::Tasks::new(&context);
-        let store = match config.traces.listen {
+        let (queries, sampler) = match config.traces.listen {
             Some(listen) => {
-                let store = traces::open(&config.traces)?;
+                let queries =
+                    traces::start_store(&config.traces, query_limits, &context, &mut tasks)?;
                 let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
                     anyhow::anyhow!("cannot listen on {listen} for spans (traces.listen): {err}")
                 })?;
@@ -123,15 +124,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                     sampler.clone(),
                 );
                 tasks.serve("the span intake", listener, router);
-                let keeping = traces::keep(
-                    context.bus.clone(),
-                    store.clone(),
-                    context.shutdown.clone(),
-                );
-                tasks.spawn("the span store", async move {
-                    keeping.await;
-                    Ok(())
-                });
                 let following = traces::sampling::follow_trace_all(
                     context.bus.clone(),
                     sampler.clone(),
@@ -141,9 +133,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                     following.await;
                     Ok(())
                 });
-                Some((store, sampler))
+                (queries, Some(sampler))
             }
-            None => None,
+            None => (None, None),
         };
         let fetcher = std::sync::Arc::new(fetcher::Fetcher {
             bus: context.bus.clone(),
@@ -162,13 +154,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
             kube: kubernetes::api::KubeApi::connect(&config.kubernetes)
                 .await
                 ?,
-            spans: store
-                .as_ref()
-                .map(|(store, _)| (store.clone(), query_limits)),
+            spans: queries.clone(),
+            span_intake: sampler.is_some(),
         });
-        let queries = store
-            .as_ref()
-            .map(|(store, _)| traces::Queries::new(store.clone(), query_limits));
         if let Some(listen) = config.pages.listen {
             let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
                 anyhow::anyhow!("cannot listen on {listen} for the flamegraph pages: {err}")
@@ -213,7 +201,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
         let commands = std::sync::Arc::new(traces::commands::Commands {
             bus: context.bus.clone(),
             queries,
-            sampler: store.as_ref().map(|(_, sampler)| sampler.clone()),
+            sampler,
             slack_sql: config.traces.slack_sql,
         });
         tasks.consume(

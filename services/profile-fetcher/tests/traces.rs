@@ -4,6 +4,8 @@
 //! whole, with a reason, and nothing of it is stored; SQL refuses anything but a bounded read.
 
 #![allow(clippy::unwrap_used)]
+// Built without the span store (`--no-default-features`), only the last test here runs.
+#![cfg_attr(not(feature = "span-store"), allow(dead_code, unused_imports))]
 
 use std::{
     net::SocketAddr,
@@ -134,6 +136,7 @@ fn flamethread_sql(pages: SocketAddr, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+#[cfg(feature = "span-store")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_script_reports_a_span_with_curl_and_finds_it_with_sql_seconds_later() {
     let nats = NatsServer::start().unwrap();
@@ -282,6 +285,7 @@ fn recorded_export() -> Vec<u8> {
     .encode_to_vec()
 }
 
+#[cfg(feature = "span-store")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sdk_traced_app_is_stored_once_across_a_retry_and_a_restart() {
     let nats = NatsServer::start().unwrap();
@@ -423,8 +427,24 @@ async fn an_sdk_traced_app_is_stored_once_across_a_retry_and_a_restart() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(count(pages, "true").await, 4);
     fetcher.stop();
+
+    // A store that starts empty holds every span the stream has, also those taken in before it
+    // existed: what a profile-fetcher built with the store, swapped in for one built without it
+    // (deploy/local/up.sh), relies on.
+    let fresh = tempfile::tempdir().unwrap();
+    let fetcher = start(&nats, fresh.path(), TracesConfig::default()).await;
+    let pages = fetcher.pages;
+    wait_for(
+        Duration::from_secs(10),
+        "the stream read into an empty store",
+        || async move { count(pages, "true").await == 4 },
+    )
+    .await
+    .unwrap();
+    fetcher.stop();
 }
 
+#[cfg(feature = "span-store")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_spans_are_refused_whole_with_a_reason_and_sql_only_reads() {
     let nats = NatsServer::start().unwrap();
@@ -565,5 +585,91 @@ async fn bad_spans_are_refused_whole_with_a_reason_and_sql_only_reads() {
         .await
         .unwrap();
     assert_eq!(no_token.status(), 401);
+    fetcher.stop();
+}
+
+/// Built without the span store, the intake still takes spans, and they wait in JetStream for a
+/// profile-fetcher that has one; whoever asks SQL of this one is told why there is no answer.
+#[cfg(not(feature = "span-store"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_store_spans_wait_in_jetstream_and_sql_says_why() {
+    let nats = NatsServer::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fetcher = start(&nats, dir.path(), TracesConfig::default()).await;
+    let span = json!({
+        "id": "5b8aa5a2d2c872e8", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "name": "nightly-backup", "start_timestamp_micros": 1_764_000_000_000_000_u64,
+        "duration_micros": 1500,
+        "tags": [{"key": "service_name", "v_type": "string", "v_str": "cron"}]
+    });
+    let response = http()
+        .post(format!("http://{}/api/v1/spans", fetcher.intake))
+        .json(&span)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"accepted": 1})
+    );
+
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let stream = async_nats::jetstream::new(client)
+        .get_stream(proto::Subjects::default().stream_name(proto::Subject::SpanReceived.stream()))
+        .await
+        .unwrap()
+        .get_info()
+        .await
+        .unwrap();
+    assert_eq!(stream.state.messages, 1, "{stream:?}");
+    assert!(
+        std::fs::read_dir(dir.path()).map_or(true, |mut files| files.next().is_none()),
+        "nothing is stored here"
+    );
+
+    let (status, answer) = sql(fetcher.pages, "SELECT count(*) FROM otel_traces").await;
+    assert_eq!(status, 503, "{answer}");
+    assert!(
+        answer.to_string().contains("built without its span store"),
+        "{answer}"
+    );
+
+    // An incident's reply says why it has no requests, rather than leaving them out.
+    let bus = bus::Bus::connect(
+        &bus::NatsConfig {
+            url: nats.url(),
+            ..Default::default()
+        },
+        "test",
+    )
+    .await
+    .unwrap();
+    let opened =
+        test_support::fixtures::incident_event("lean", "1.0", proto::IncidentChange::Opened, 1);
+    bus.publish(&opened).await.unwrap();
+    let evidence = bus
+        .follow::<proto::TracesEvidence>(proto::Subject::EvidenceTraces, bus::FollowFrom::After(0))
+        .await
+        .unwrap();
+    let mut evidence = std::pin::pin!(evidence);
+    let first = tokio::time::timeout(
+        Duration::from_secs(30),
+        futures::StreamExt::next(&mut evidence),
+    )
+    .await
+    .expect("the incident's traces evidence")
+    .unwrap()
+    .unwrap()
+    .message
+    .unwrap();
+    assert_eq!(first.incident_id, opened.incident.id);
+    assert_eq!(first.service, "svc-lean");
+    match &first.status {
+        proto::evidence::EvidenceStatus::NoData { detail } => {
+            assert!(detail.contains("built without its span store"), "{detail}");
+        }
+        other => panic!("{other:?}"),
+    }
     fetcher.stop();
 }

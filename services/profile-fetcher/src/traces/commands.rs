@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bus::{Bus, HandlerError};
 use chrono::Utc;
 use proto::{Mrkdwn, PostRequest, SchemaVersion, TracesAsk, TracesCommand, mrkdwn};
-use spans::store::Answer;
+use spans::Answer;
 
 use super::{Queries, QueryRefusal, sampling::Sampler};
 
@@ -63,9 +63,7 @@ impl Commands {
             );
         }
         let Some(queries) = &self.queries else {
-            return Mrkdwn::plain(
-                "The span store is off: set profile-fetcher's traces.listen to keep spans.",
-            );
+            return Mrkdwn::plain(super::STORE_OFF);
         };
         let mut limits = queries.limits();
         limits.max_rows = SLACK_ROWS;
@@ -117,7 +115,7 @@ fn percent(rate: f64) -> String {
 
 /// The answer to `query` as Slack text: the table in a code block, or why there is none.
 pub fn answer_text(query: &str, answered: Result<Answer, QueryRefusal>) -> Mrkdwn {
-    let echo = Mrkdwn::code(&spans::store::cut_cell(
+    let echo = Mrkdwn::code(&spans::cut_cell(
         query.split_whitespace().collect::<Vec<_>>().join(" "),
         200,
     ));

@@ -13,7 +13,9 @@ use proto::{
     Incident, SchemaVersion, TimeWindow, TracesEvidence,
     evidence::{EvidenceStatus, SlowSpan, SpanNameStats},
 };
-use spans::{QueryLimits, SpanStore};
+use spans::QueryLimits;
+
+use super::Queries;
 
 /// Span names shown in a reply.
 pub const SHOWN: usize = 5;
@@ -120,10 +122,30 @@ pub fn rank(now: &[Vec<String>], baseline: &[Vec<String>]) -> Vec<SpanNameStats>
     stats
 }
 
+/// For `incident` when its service's spans are taken in but cannot be queried here (a build
+/// without the store): why there are no requests to show. `None` when the alert names no service.
+pub fn unqueryable(incident: &Incident, evidence_id: String) -> Option<TracesEvidence> {
+    let service = incident.alert.service.clone()?;
+    Some(TracesEvidence {
+        schema_version: SchemaVersion::CURRENT,
+        evidence_id,
+        incident_id: incident.id.clone(),
+        status: EvidenceStatus::NoData {
+            detail: super::STORE_OFF.to_owned(),
+        },
+        service,
+        window: incident.window,
+        baseline: incident.baseline,
+        span_names: Vec::new(),
+        slowest: None,
+        collected_at: Utc::now(),
+    })
+}
+
 /// The evidence for `incident`, or `None` when the alert names no service; the slowest span
 /// links its waterfall page under `pages_url` when pages are served.
 pub async fn gather(
-    store: &SpanStore,
+    queries: &Queries,
     incident: &Incident,
     evidence_id: String,
     limits: QueryLimits,
@@ -152,8 +174,8 @@ pub async fn gather(
         slowest(&service, incident.window),
     );
     let (now, slow) = tokio::join!(
-        store.query(&now_query, limits),
-        store.query(&slowest_query, limits),
+        queries.run_for_incident(&now_query, limits),
+        queries.run_for_incident(&slowest_query, limits),
     );
     let before = match &now {
         Ok(now) if !now.rows.is_empty() => {
@@ -162,14 +184,14 @@ pub async fn gather(
                 .iter()
                 .filter_map(|row| row.first().cloned())
                 .collect();
-            store
-                .query(
+            queries
+                .run_for_incident(
                     &by_span_name(&service, incident.baseline, Some(&names)),
                     limits,
                 )
                 .await
         }
-        _ => Ok(spans::store::Answer {
+        _ => Ok(spans::Answer {
             columns: Vec::new(),
             rows: Vec::new(),
             truncated: false,

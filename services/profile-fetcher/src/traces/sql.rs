@@ -76,10 +76,7 @@ async fn query(
         );
     }
     let Some(queries) = sql.queries.clone() else {
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the span store is off: set profile-fetcher's traces.listen",
-        );
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, super::STORE_OFF);
     };
     let body = match body {
         Ok(body) => body,
@@ -140,7 +137,7 @@ pub fn visible(text: &str) -> String {
 /// Columns aligned, each at most 60 characters wide, for a terminal or a Slack code block.
 pub fn table(columns: &[String], rows: &[Vec<String>]) -> String {
     const WIDEST: usize = 60;
-    let fit = |cell: &str| spans::store::cut_cell(visible(cell), WIDEST);
+    let fit = |cell: &str| spans::cut_cell(visible(cell), WIDEST);
     let header: Vec<String> = columns.iter().map(|c| fit(c)).collect();
     let body: Vec<Vec<String>> = rows
         .iter()

@@ -379,10 +379,7 @@ async fn page(
     Query(page): Query<PageQuery>,
 ) -> Response {
     let Some(queries) = queries else {
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the span store is off: set profile-fetcher's traces.listen",
-        );
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, super::STORE_OFF);
     };
     let trace_id = match spans::intake::id_text(&id, 16, "the trace id") {
         Ok(id) => id,
