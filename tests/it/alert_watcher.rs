@@ -1094,6 +1094,87 @@ async fn an_incident_nobody_resolves_is_marked_stale_in_place() {
     watcher.stop().await;
 }
 
+/// The sweep's own writes (a resolution, staleness) have no message to bring their event back
+/// if the publish after the write fails: the sweep publishes any state it finds unpublished.
+/// Made here as such a failure leaves it: the incident written stale, its event never published.
+#[tokio::test]
+async fn a_swept_change_whose_publish_failed_is_published_by_the_next_sweep() {
+    use alert_watcher::correlate::{IncidentState, mark_stale};
+
+    let nats = NatsServer::start().unwrap();
+    let watcher = start_watcher(&nats, |config| {
+        config.incidents.stale_after = Duration::from_secs(3600);
+        config.incidents.sweep_every = Duration::from_millis(300);
+    })
+    .await;
+    let bus = observer(&nats).await;
+    let mut message = test_support::fixtures::slack_message("EvP1");
+    message.ts = "1700000001.000100".to_owned();
+    message.raw = serde_json::json!({
+        "type": "message", "subtype": "bot_message", "bot_id": "B0HOOK", "channel": "C0ALERTS",
+        "ts": "1700000001.000100", "text": "alertname: QueueBacklog\nstatus: firing\nservice: billing",
+    });
+    bus.publish(&message).await.unwrap();
+    wait_for(Duration::from_secs(20), "opened", || async {
+        !published(&bus, "FT_INCIDENTS", "ft.incident.opened")
+            .await
+            .is_empty()
+    })
+    .await
+    .unwrap();
+    let opened = published(&bus, "FT_INCIDENTS", "ft.incident.opened").await;
+    let fingerprint = opened[0]["incident"]["fingerprint"].as_str().unwrap();
+    let key = proto::keys::incident::state(fingerprint);
+    let store = bus.incident_store().await.unwrap();
+    let read = || async {
+        let entry = store.entry(&key).await.unwrap().unwrap();
+        let state: IncidentState = serde_json::from_slice(&entry.value).unwrap();
+        (state, entry.revision)
+    };
+    wait_for(Duration::from_secs(10), "the opening recorded", || async {
+        read().await.0.published
+    })
+    .await
+    .unwrap();
+    let (state, revision) = read().await;
+    let stale = mark_stale(
+        &state,
+        chrono::Utc::now() + chrono::Duration::hours(2),
+        Duration::from_secs(3600),
+    )
+    .unwrap();
+    assert!(!stale.published);
+    store
+        .update(&key, serde_json::to_vec(&stale).unwrap().into(), revision)
+        .await
+        .unwrap();
+
+    let updates = || async { published(&bus, "FT_INCIDENTS", "ft.incident.updated").await };
+    wait_for(
+        Duration::from_secs(20),
+        "the stale update published",
+        || async {
+            updates()
+                .await
+                .iter()
+                .any(|event| event["incident"]["stale_since"].is_string())
+        },
+    )
+    .await
+    .unwrap();
+    wait_for(Duration::from_secs(10), "its publish recorded", || async {
+        read().await.0.published
+    })
+    .await
+    .unwrap();
+    // Recorded, so later sweeps leave it: one event for the revision.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let updates = updates().await;
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(updates[0]["incident"]["revision"], stale.incident.revision);
+    watcher.stop().await;
+}
+
 /// With silences of up to a day allowed, "Silence" is a select of lengths behind a confirmation;
 /// picking 4h through the emulator (which sends the picked option as Slack does) creates a real
 /// Alertmanager silence that ends four hours from now.

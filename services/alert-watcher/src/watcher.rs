@@ -227,6 +227,15 @@ impl Watcher {
             let Some((state, revision)) = self.read_state(&key).await? else {
                 continue;
             };
+            if !state.published {
+                // Written, and its publish failed (or is under way: the same revision's second
+                // publish is stored once).
+                tracing::info!(incident = %state.incident.id, revision = state.incident.revision, "publishing an incident's event again");
+                metrics::counter!("ft_watcher_swept_total", "why" => "unpublished").increment(1);
+                self.announce(&state).await?;
+                changed += 1;
+                continue;
+            }
             let now = Utc::now();
             let (next, why) = match active
                 .as_ref()
@@ -478,7 +487,7 @@ impl Watcher {
                     .await
                     .map_err(HandlerError::retry)?;
                 if let Some(state) = current {
-                    self.mark_announced(state).await?;
+                    self.mark_published(state).await?;
                 }
                 return Ok(Applied::Done);
             }
@@ -497,33 +506,38 @@ impl Watcher {
         Ok(Applied::Done)
     }
 
-    /// Publishes the event of `state`, just written; see [`Watcher::mark_announced`].
+    /// Publishes the event of `state`, just written; see [`Watcher::mark_published`].
     async fn announce(&self, state: &IncidentState) -> Result<(), HandlerError> {
         self.bus
             .publish(&state.event())
             .await
             .map_err(HandlerError::retry)?;
-        self.mark_announced(state).await
+        self.mark_published(state).await
     }
 
-    /// Records that the `Opened` event of `state`'s incident was published, so that its next
-    /// events say `Updated` (until then they say `Opened`: a publish lost after the write is
-    /// made good by the next event, whichever message brings it).
-    async fn mark_announced(&self, state: &IncidentState) -> Result<(), HandlerError> {
-        if state.announced {
+    /// Records that the event of `state` was published: its incident's opening, so that its
+    /// next events say `Updated` (until then they say `Opened`: a publish lost after the write
+    /// is made good by the next event, whichever message brings it), and this revision's event,
+    /// so that the sweep does not publish it again.
+    async fn mark_published(&self, state: &IncidentState) -> Result<(), HandlerError> {
+        if state.announced && state.published {
             return Ok(());
         }
         // The one compare-and-set loop, over an incident that may be gone: a missing key
         // reads as `None`, which is left as it is.
         let key = keys::state(&state.incident.fingerprint);
         json_kv::update::<Option<IncidentState>>(&self.store, &key, MAX_CAS_ROUNDS, |current| {
-            match current {
-                Some(current) if current.incident.id == state.incident.id && !current.announced => {
-                    current.announced = true;
-                    true
-                }
-                _ => false,
+            let Some(current) = current else {
+                return false;
+            };
+            if current.incident.id != state.incident.id {
+                return false;
             }
+            let same_revision = current.incident.revision == state.incident.revision;
+            let changed = !current.announced || (same_revision && !current.published);
+            current.announced = true;
+            current.published |= same_revision;
+            changed
         })
         .await?;
         Ok(())

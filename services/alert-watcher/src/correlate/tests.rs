@@ -41,6 +41,7 @@ fn observation(status: AlertStatus, ts: &str) -> Observation {
 fn apply(decision: Decision) -> IncidentState {
     IncidentState {
         announced: true,
+        published: true,
         ..written(decision)
     }
 }
@@ -542,7 +543,8 @@ fn an_incident_whose_opening_was_not_published_opens_with_its_next_event() {
     assert_eq!(resolved.event().change, IncidentChange::Resolved);
 }
 
-/// A state written before `announced` was kept reads as announced: upgrading re-opens nothing.
+/// A state written before `announced` and `published` were kept reads as both: upgrading
+/// re-opens and re-publishes nothing.
 #[test]
 fn a_state_from_before_reads_as_announced() {
     let opened = written(decide(
@@ -554,6 +556,51 @@ fn a_state_from_before_reads_as_announced() {
     ));
     let mut json = serde_json::to_value(&opened).unwrap();
     json.as_object_mut().unwrap().remove("announced");
+    json.as_object_mut().unwrap().remove("published");
     let read: IncidentState = serde_json::from_value(json).unwrap();
-    assert!(read.announced);
+    assert!(read.announced && read.published);
+}
+
+/// Every write leaves its state unpublished until the watcher records the publish, so that the
+/// sweep publishes any whose publish failed: a notification's, an enrichment's, and the
+/// sweep's own resolution or staleness, which no message would bring back.
+#[test]
+fn every_write_is_unpublished_until_its_event_is() {
+    let opened = apply(decide(
+        None,
+        &observation(AlertStatus::Firing, "1.1"),
+        at(0),
+        WINDOWS,
+        || "inc-a".into(),
+    ));
+    assert!(opened.published);
+    let repeated = written(decide(
+        Some(&opened),
+        &observation(AlertStatus::Firing, "1.2"),
+        at(5),
+        WINDOWS,
+        || unreachable!(),
+    ));
+    assert!(!repeated.published);
+    let stale = mark_stale(&opened, at(3600), Duration::from_secs(60)).unwrap();
+    assert!(!stale.published && stale.incident.revision == opened.incident.revision + 1);
+
+    let mut confirmed = opened.clone();
+    confirmed.incident.alert.source = AlertSource::Alertmanager;
+    confirmed.incident.alert.labels_confirmed = true;
+    confirmed.incident.alert.alertmanager_fingerprints = vec!["fp1".into()];
+    let resolved = resolve_absent(
+        &confirmed,
+        &std::collections::HashSet::new(),
+        at(3600),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert!(!resolved.published);
+    assert_eq!(resolved.event().change, IncidentChange::Resolved);
+
+    let mut known = opened.incident.alert.clone();
+    known.labels.insert("region".into(), "eu-west-1".into());
+    let enriched = enrich(&opened, &known).unwrap();
+    assert!(!enriched.published);
 }
