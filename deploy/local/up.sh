@@ -88,6 +88,10 @@ fi
 # (its span intake still takes spans into JetStream), everything starts and the demo's first
 # reply comes; the store is built in the background and swapped in when ready, and the spans
 # taken in meanwhile are all stored (it reads JetStream from the start).
+# What runs. The second build (with the store) builds the same packages, so that every crate they
+# share is built with the same features and is not compiled again (libs/spans/Cargo.toml turns on
+# what DataFusion would; tidy::the_span_store_adds_no_features_to_what_the_rest_builds checks it).
+packages=(slack-emulator demo-app slack-gateway alert-watcher profile-fetcher sandbox-runner remediation-poster)
 span_store_later=
 if ! compgen -G "target/debug/deps/libdatafusion-*.rlib" >/dev/null; then
     span_store_later=1
@@ -95,20 +99,23 @@ if ! compgen -G "target/debug/deps/libdatafusion-*.rlib" >/dev/null; then
 else
     echo "building the services..." >&2
 fi
-cargo build --quiet -p slack-emulator -p demo-app \
-    -p slack-gateway -p alert-watcher -p profile-fetcher -p sandbox-runner -p remediation-poster \
-    ${span_store_later:+--no-default-features}
+cargo build --quiet "${packages[@]/#/-p=}" ${span_store_later:+--no-default-features}
 pids=()
 nats_pid=
+build_pid=
 stop() {
     trap - INT TERM EXIT
     echo "stopping..." >&2
-    # Services first, so they drain against a live server; NATS last.
+    # The background build as a whole (cargo and its compilers), then the services, so they drain
+    # against a live server; NATS last.
+    [ -n "$build_pid" ] && kill -TERM -- "-$build_pid" 2>/dev/null || true
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     [ -n "$nats_pid" ] && kill -TERM "$nats_pid" 2>/dev/null && wait "$nats_pid" 2>/dev/null || true
 }
-trap stop INT TERM EXIT
+# A signal stops everything and ends the script (bash would otherwise go on after the trap).
+trap 'stop; exit 130' INT TERM
+trap stop EXIT
 
 "$NATS_SERVER_BIN" --jetstream --addr 127.0.0.1 --port "$port" --store_dir "$state/jetstream" \
     --log "$state/nats-server.log" &
@@ -228,7 +235,7 @@ start_service() {
     pid_of[$service]=$!
     pids+=($!)
 }
-# Waits for a service's /readyz, and says what it answered.
+# Waits for a service's /readyz, says what it answered, and fails unless it was ready.
 wait_ready() {
     local status=000
     for _ in $(seq 300); do
@@ -237,6 +244,7 @@ wait_ready() {
         sleep 0.2
     done
     echo "127.0.0.1:$1/readyz -> $status" >&2
+    [ "$status" = 200 ]
 }
 for service in slack-gateway alert-watcher profile-fetcher sandbox-runner remediation-poster; do
     start_service "$service"
@@ -244,11 +252,11 @@ done
 
 # Each service says when it is ready (connected, consumers made); the demo starts after all of
 # them, however long a busy machine takes.
-for admin_port in 9101 9102 9103 9104 9105; do
-    if [ "$admin_port" = 9104 ] && [ "$sandbox" = 0 ]; then
+for service in slack-gateway alert-watcher profile-fetcher sandbox-runner remediation-poster; do
+    if [ "$service" = sandbox-runner ] && [ "$sandbox" = 0 ]; then
         continue
     fi
-    wait_ready "$admin_port"
+    wait_ready "${admin_of[$service]}" || true
 done
 if [ -z "$real_slack" ]; then
     echo "flamethread is running (nats://127.0.0.1:$port); open the Slack emulator at http://$slack_addr" >&2
@@ -276,20 +284,28 @@ if [ "$demo" != 0 ] && [ -n "$alerts_webhook" ]; then
 fi
 echo "Ctrl-C to stop" >&2
 if [ -n "$span_store_later" ]; then
-    # Niced, so the demo's services keep the CPU they need while it compiles.
-    nice -n 19 cargo build --quiet -p profile-fetcher >"$state/span-store-build.log" 2>&1 &
+    # Niced, so the demo's services keep the CPU they need while it compiles; in a process group
+    # of its own, so that stopping stops its compilers too.
+    setsid nice -n 19 cargo build --quiet "${packages[@]/#/-p=}" >"$state/span-store-build.log" 2>&1 &
     build_pid=$!
-    pids+=("$build_pid")
     if wait "$build_pid"; then
-        kill -TERM "${pid_of[profile-fetcher]}" && wait "${pid_of[profile-fetcher]}" || true
+        build_pid=
+        old_pid=${pid_of[profile-fetcher]}
+        kill -TERM "$old_pid" && wait "$old_pid" || true
+        kept=()
+        for pid in "${pids[@]}"; do [ "$pid" = "$old_pid" ] || kept+=("$pid"); done
+        pids=("${kept[@]}")
         start_service profile-fetcher
-        wait_ready "${admin_of[profile-fetcher]}"
-        echo "profile-fetcher now has its span store, with every span taken in so far; SQL over them:" >&2
-        echo "          FLAMETHREAD_SQL_TOKEN=$sql_token target/debug/flamethread-sql \\" >&2
-        echo "          \"SELECT SpanName, count(*), approx_percentile_cont(Duration, 0.95) / 1e6 AS p95_ms FROM otel_traces GROUP BY 1\"" >&2
-        # The demo's campaign is not run again by itself: its reply would compare against an
-        # hour that holds the first campaign. Start it yourself, or post any alert.
-        echo "          replies from now on show requests too (the first one says the store was not in)" >&2
+        if wait_ready "${admin_of[profile-fetcher]}"; then
+            echo "profile-fetcher now has its span store, with the spans taken in so far; SQL over them:" >&2
+            echo "          FLAMETHREAD_SQL_TOKEN=$sql_token target/debug/flamethread-sql \\" >&2
+            echo "          \"SELECT SpanName, count(*), approx_percentile_cont(Duration, 0.95) / 1e6 AS p95_ms FROM otel_traces GROUP BY 1\"" >&2
+            # The demo's campaign is not run again by itself: its reply would compare against
+            # an hour that holds the first campaign. Start it yourself, or post any alert.
+            echo "          replies from now on show requests too (the first one says the store was not in)" >&2
+        else
+            echo "profile-fetcher with its span store did not become ready (its log is above)" >&2
+        fi
     else
         echo "building the span store failed ($state/span-store-build.log); everything else keeps running" >&2
     fi

@@ -1132,7 +1132,7 @@ async fn a_swept_change_whose_publish_failed_is_published_by_the_next_sweep() {
         (state, entry.revision)
     };
     wait_for(Duration::from_secs(10), "the opening recorded", || async {
-        read().await.0.published
+        read().await.0.announced
     })
     .await
     .unwrap();
@@ -1143,7 +1143,7 @@ async fn a_swept_change_whose_publish_failed_is_published_by_the_next_sweep() {
         Duration::from_secs(3600),
     )
     .unwrap();
-    assert!(!stale.published);
+    assert!(stale.republish);
     store
         .update(&key, serde_json::to_vec(&stale).unwrap().into(), revision)
         .await
@@ -1163,12 +1163,14 @@ async fn a_swept_change_whose_publish_failed_is_published_by_the_next_sweep() {
     .await
     .unwrap();
     wait_for(Duration::from_secs(10), "its publish recorded", || async {
-        read().await.0.published
+        !read().await.0.republish
     })
     .await
     .unwrap();
-    // Recorded, so later sweeps leave it: one event for the revision.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Recorded, so the sweeps after it (every 300 ms) leave it alone: not written again.
+    let recorded = read().await.1;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(read().await.1, recorded);
     let updates = updates().await;
     assert_eq!(updates.len(), 1, "{updates:?}");
     assert_eq!(updates[0]["incident"]["revision"], stale.incident.revision);

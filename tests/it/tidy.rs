@@ -657,3 +657,54 @@ fn the_dashboard_queries_what_is_exported() {
         .any(|panel| panel["type"] == "heatmap" && panel["repeat"] == "consumer");
     assert!(heatmap_per_kind, "a heatmap per kind of work");
 }
+
+/// deploy/local/up.sh builds what runs without the span store first and adds the store later:
+/// every crate both builds share must be built with the same features, or adding the store
+/// compiles nearly everything again (libs/spans/Cargo.toml turns on what DataFusion would).
+#[test]
+fn the_span_store_adds_no_features_to_what_the_rest_builds() {
+    let root = workspace_root();
+    let up = fs::read_to_string(root.join("deploy/local/up.sh")).unwrap();
+    let packages: Vec<&str> = up
+        .lines()
+        .find_map(|line| line.strip_prefix("packages=(")?.strip_suffix(')'))
+        .expect("deploy/local/up.sh names what it builds in packages=(…)")
+        .split_whitespace()
+        .collect();
+    assert!(packages.contains(&"profile-fetcher"), "{packages:?}");
+    let built = |without_store: bool| -> BTreeSet<String> {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let mut tree = std::process::Command::new(cargo);
+        tree.current_dir(&root).args([
+            "tree",
+            "--locked",
+            "-e",
+            "normal,build",
+            "--prefix",
+            "none",
+            "-f",
+            "{p} {f}",
+        ]);
+        for package in &packages {
+            tree.args(["-p", package]);
+        }
+        if without_store {
+            tree.arg("--no-default-features");
+        }
+        let output = tree.output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| line.trim_end_matches(" (*)").to_owned())
+            .filter(|line| !line.starts_with("spans ") && !line.starts_with("profile-fetcher "))
+            .collect()
+    };
+    let (without, with) = (built(true), built(false));
+    assert!(without.len() > 100, "{without:?}");
+    let changed: Vec<&String> = without.difference(&with).collect();
+    assert!(
+        changed.is_empty(),
+        "built with other features once the store is added (turn them on in libs/spans/Cargo.toml): {changed:#?}"
+    );
+}

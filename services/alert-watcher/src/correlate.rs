@@ -42,14 +42,14 @@ pub struct IncidentState {
     /// were announced.
     #[serde(default = "announced_before")]
     pub announced: bool,
-    /// Whether the event of this revision is known to be published. Every write clears it and
-    /// a confirmed publish sets it; the sweep publishes again every state it finds unpublished,
-    /// because a write whose publish failed may leave no message to bring it back (the sweep's
-    /// own resolutions, an enrichment from Alertmanager's webhook). A second publish of the
-    /// same revision has the same idempotency key, which JetStream stores once. States written
-    /// before this was kept were published.
-    #[serde(default = "announced_before")]
-    pub published: bool,
+    /// Whether the sweep must publish this revision's event: set by the writes no message would
+    /// bring back if the publish after them failed (the sweep's own resolutions and staleness,
+    /// an enrichment from Alertmanager's webhook, whose redelivery finds nothing left to add),
+    /// cleared once the publish is recorded. A notification's write leaves it clear: its message
+    /// is redelivered until its event is out. A second publish of the same revision has the
+    /// same idempotency key, which JetStream stores once.
+    #[serde(default)]
+    pub republish: bool,
 }
 
 fn announced_before() -> bool {
@@ -208,7 +208,7 @@ pub fn decide(
         last_message: state.last_message.clone(),
         related_messages: state.related_messages.clone(),
         announced: state.announced,
-        published: false,
+        republish: false,
     };
     // An edit is the same notification said again, perhaps with more: it never counts as a repeat.
     let repeat = u32::from(observation.edited_ts.is_none());
@@ -303,7 +303,7 @@ fn open_incident(
         last_message: observation.message_key(),
         related_messages: BTreeMap::new(),
         announced: false,
-        published: false,
+        republish: false,
     }
 }
 
@@ -380,7 +380,7 @@ pub fn enrich(state: &IncidentState, known: &Alert) -> Option<IncidentState> {
     incident.revision += 1;
     Some(IncidentState {
         incident,
-        published: false,
+        republish: true,
         ..state.clone()
     })
 }
@@ -441,7 +441,7 @@ pub fn resolve_absent(
     resolved.incident.alert.status = AlertStatus::Resolved;
     resolved.incident.resolved_at = Some(now);
     resolved.incident.revision += 1;
-    resolved.published = false;
+    resolved.republish = true;
     Some(resolved)
 }
 
@@ -466,7 +466,7 @@ pub fn mark_stale(
     let mut stale = state.clone();
     stale.incident.stale_since = Some(now);
     stale.incident.revision += 1;
-    stale.published = false;
+    stale.republish = true;
     Some(stale)
 }
 

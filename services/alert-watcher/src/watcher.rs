@@ -195,8 +195,10 @@ impl Watcher {
     }
 
     /// Looks over the open incidents: resolves, in place, those none of whose alerts Alertmanager
-    /// still has ([`correlate::resolve_absent`], with `alertmanager`), and marks stale those not
-    /// heard from for `stale_after` ([`correlate::mark_stale`]); how many it changed.
+    /// still has ([`correlate::resolve_absent`], with `alertmanager`), marks stale those not
+    /// heard from for `stale_after` ([`correlate::mark_stale`]), and publishes again the events
+    /// of writes whose publish failed (`IncidentState::republish`, closed incidents too); how
+    /// many it changed.
     pub(crate) async fn sweep(
         &self,
         alertmanager: Option<&AlertmanagerApi>,
@@ -223,17 +225,21 @@ impl Watcher {
             .await
             .map_err(|err| HandlerError::retry(format!("listing incidents: {err}")))?;
         let mut changed = 0;
+        // A publish that fails (no stream leader) does not stop the sweep of the others.
+        let mut failed = None;
         for key in keys {
             let Some((state, revision)) = self.read_state(&key).await? else {
                 continue;
             };
-            if !state.published {
+            if state.republish {
                 // Written, and its publish failed (or is under way: the same revision's second
                 // publish is stored once).
                 tracing::info!(incident = %state.incident.id, revision = state.incident.revision, "publishing an incident's event again");
                 metrics::counter!("ft_watcher_swept_total", "why" => "unpublished").increment(1);
-                self.announce(&state).await?;
-                changed += 1;
+                match self.announce(&state).await {
+                    Ok(()) => changed += 1,
+                    Err(err) => failed = Some(err),
+                }
                 continue;
             }
             let now = Utc::now();
@@ -251,11 +257,17 @@ impl Watcher {
             if self.compare_and_set(&key, &next, revision).await? {
                 tracing::info!(incident = %next.incident.id, why, "incident swept");
                 metrics::counter!("ft_watcher_swept_total", "why" => why).increment(1);
-                self.announce(&next).await?;
-                changed += 1;
+                // Not published: left for the next sweep (`republish`), after the others.
+                match self.announce(&next).await {
+                    Ok(()) => changed += 1,
+                    Err(err) => failed = Some(err),
+                }
             }
         }
-        Ok(changed)
+        match failed {
+            Some(err) => Err(err),
+            None => Ok(changed),
+        }
     }
 
     /// Keeps what Alertmanager's webhook said about a group (for its Slack message still to come)
@@ -517,10 +529,10 @@ impl Watcher {
 
     /// Records that the event of `state` was published: its incident's opening, so that its
     /// next events say `Updated` (until then they say `Opened`: a publish lost after the write
-    /// is made good by the next event, whichever message brings it), and this revision's event,
-    /// so that the sweep does not publish it again.
+    /// is made good by the next event, whichever message brings it), and a revision the sweep
+    /// would otherwise publish again. Nothing to record (no write) once both are.
     async fn mark_published(&self, state: &IncidentState) -> Result<(), HandlerError> {
-        if state.announced && state.published {
+        if state.announced && !state.republish {
             return Ok(());
         }
         // The one compare-and-set loop, over an incident that may be gone: a missing key
@@ -534,9 +546,9 @@ impl Watcher {
                 return false;
             }
             let same_revision = current.incident.revision == state.incident.revision;
-            let changed = !current.announced || (same_revision && !current.published);
+            let changed = !current.announced || (same_revision && current.republish);
             current.announced = true;
-            current.published |= same_revision;
+            current.republish &= !same_revision;
             changed
         })
         .await?;

@@ -155,7 +155,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), runt
                 .await
                 ?,
             spans: queries.clone(),
-            span_intake: sampler.is_some(),
+            span_intake: config.traces.listen.is_some(),
         });
         if let Some(listen) = config.pages.listen {
             let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {

@@ -2,7 +2,7 @@
 //!
 //! Spans come in over HTTP ([`intake`]), go onto JetStream first (`span.received`), and are
 //! written into the store by one reader that follows the stream in order from where the store's
-//! files end ([`store::keep`]). So a span the intake acknowledged survives a restart of this
+//! files end (`store::keep`). So a span the intake acknowledged survives a restart of this
 //! service, a batch delivered twice is stored once, and several replicas each build the same
 //! store. People query it through [`Queries`]: SQL on the pages listener ([`sql`]) and the
 //! waterfall pages ([`waterfall`]); an incident's evidence through the same ([`evidence`]).

@@ -188,3 +188,60 @@ impl runtime::ConfigSection for SandboxConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use runtime::ConfigSection as _;
+
+    use super::*;
+
+    /// A change to the default config.
+    type Change = fn(&mut SandboxConfig);
+
+    /// Each bad value is refused with its key named; the defaults and the edges are accepted.
+    #[test]
+    fn bad_values_are_refused_naming_their_key() {
+        assert_eq!(SandboxConfig::default().validate(), Ok(()));
+        let with = |change: Change| {
+            let mut config = SandboxConfig::default();
+            change(&mut config);
+            config.validate()
+        };
+        let refused: [(Change, &str); 12] = [
+            (|c| c.memory_mib = 0, "sandbox.memory_mib"),
+            (|c| c.memory_mib = 15, "sandbox.memory_mib"),
+            (|c| c.cpu_millis = 99, "sandbox.cpu_millis"),
+            (|c| c.pids = 7, "sandbox.pids"),
+            (|c| c.concurrency = 0, "sandbox.concurrency"),
+            (
+                |c| c.wall_limit = Duration::from_millis(500),
+                "sandbox.wall_limit",
+            ),
+            (|c| c.profile_rate = 10_001, "sandbox.profile_rate"),
+            (
+                |c| c.output_tail_bytes = MAX_OUTPUT_TAIL_BYTES + 1,
+                "sandbox.output_tail_bytes",
+            ),
+            (|c| c.image = " ".into(), "sandbox.image"),
+            (
+                |c| c.image_archive = "sandbox.tar".into(),
+                "sandbox.image_archive",
+            ),
+            (|c| c.work_dir = "tmp/runs".into(), "sandbox.work_dir"),
+            (
+                |c| c.pages_url = "javascript:alert(1)".into(),
+                "sandbox.pages_url",
+            ),
+        ];
+        for (change, key) in refused {
+            let err = with(change).expect_err(key);
+            assert!(err.starts_with(key), "{key}: {err}");
+        }
+        assert_eq!(
+            with(|c| c.image_archive = "/var/lib/flamethread/sandbox.tar".into()),
+            Ok(())
+        );
+        assert_eq!(with(|c| c.profile_rate = 10_000), Ok(()));
+        assert_eq!(with(|c| c.pids = 8), Ok(()));
+    }
+}

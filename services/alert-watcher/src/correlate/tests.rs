@@ -41,7 +41,6 @@ fn observation(status: AlertStatus, ts: &str) -> Observation {
 fn apply(decision: Decision) -> IncidentState {
     IncidentState {
         announced: true,
-        published: true,
         ..written(decision)
     }
 }
@@ -543,10 +542,10 @@ fn an_incident_whose_opening_was_not_published_opens_with_its_next_event() {
     assert_eq!(resolved.event().change, IncidentChange::Resolved);
 }
 
-/// A state written before `announced` and `published` were kept reads as both: upgrading
-/// re-opens and re-publishes nothing.
+/// A state written before `announced` and `republish` were kept reads as announced and not to
+/// be published again: upgrading re-opens and re-publishes nothing.
 #[test]
-fn a_state_from_before_reads_as_announced() {
+fn a_state_from_before_reads_as_announced_and_published() {
     let opened = written(decide(
         None,
         &observation(AlertStatus::Firing, "1.1"),
@@ -556,16 +555,16 @@ fn a_state_from_before_reads_as_announced() {
     ));
     let mut json = serde_json::to_value(&opened).unwrap();
     json.as_object_mut().unwrap().remove("announced");
-    json.as_object_mut().unwrap().remove("published");
+    json.as_object_mut().unwrap().remove("republish");
     let read: IncidentState = serde_json::from_value(json).unwrap();
-    assert!(read.announced && read.published);
+    assert!(read.announced && !read.republish);
 }
 
-/// Every write leaves its state unpublished until the watcher records the publish, so that the
-/// sweep publishes any whose publish failed: a notification's, an enrichment's, and the
-/// sweep's own resolution or staleness, which no message would bring back.
+/// The writes no message would bring back if the publish after them failed (the sweep's, an
+/// enrichment's) are for the sweep to publish until recorded; a notification's are not (its
+/// message is redelivered until its event is out).
 #[test]
-fn every_write_is_unpublished_until_its_event_is() {
+fn writes_no_message_brings_back_are_left_for_the_sweep_to_publish() {
     let opened = apply(decide(
         None,
         &observation(AlertStatus::Firing, "1.1"),
@@ -573,7 +572,7 @@ fn every_write_is_unpublished_until_its_event_is() {
         WINDOWS,
         || "inc-a".into(),
     ));
-    assert!(opened.published);
+    assert!(!opened.republish);
     let repeated = written(decide(
         Some(&opened),
         &observation(AlertStatus::Firing, "1.2"),
@@ -581,9 +580,9 @@ fn every_write_is_unpublished_until_its_event_is() {
         WINDOWS,
         || unreachable!(),
     ));
-    assert!(!repeated.published);
+    assert!(!repeated.republish);
     let stale = mark_stale(&opened, at(3600), Duration::from_secs(60)).unwrap();
-    assert!(!stale.published && stale.incident.revision == opened.incident.revision + 1);
+    assert!(stale.republish && stale.incident.revision == opened.incident.revision + 1);
 
     let mut confirmed = opened.clone();
     confirmed.incident.alert.source = AlertSource::Alertmanager;
@@ -596,11 +595,11 @@ fn every_write_is_unpublished_until_its_event_is() {
         Duration::from_secs(60),
     )
     .unwrap();
-    assert!(!resolved.published);
+    assert!(resolved.republish);
     assert_eq!(resolved.event().change, IncidentChange::Resolved);
 
     let mut known = opened.incident.alert.clone();
     known.labels.insert("region".into(), "eu-west-1".into());
     let enriched = enrich(&opened, &known).unwrap();
-    assert!(!enriched.published);
+    assert!(enriched.republish);
 }

@@ -126,20 +126,31 @@ pub fn rank(now: &[Vec<String>], baseline: &[Vec<String>]) -> Vec<SpanNameStats>
 /// without the store): why there are no requests to show. `None` when the alert names no service.
 pub fn unqueryable(incident: &Incident, evidence_id: String) -> Option<TracesEvidence> {
     let service = incident.alert.service.clone()?;
-    Some(TracesEvidence {
+    let status = EvidenceStatus::NoData {
+        detail: super::STORE_OFF.to_owned(),
+    };
+    Some(evidence(incident, service, evidence_id, status))
+}
+
+/// `incident`'s evidence about `service`, with no requests yet.
+fn evidence(
+    incident: &Incident,
+    service: String,
+    evidence_id: String,
+    status: EvidenceStatus,
+) -> TracesEvidence {
+    TracesEvidence {
         schema_version: SchemaVersion::CURRENT,
         evidence_id,
         incident_id: incident.id.clone(),
-        status: EvidenceStatus::NoData {
-            detail: super::STORE_OFF.to_owned(),
-        },
+        status,
         service,
         window: incident.window,
         baseline: incident.baseline,
         span_names: Vec::new(),
         slowest: None,
         collected_at: Utc::now(),
-    })
+    }
 }
 
 /// The evidence for `incident`, or `None` when the alert names no service; the slowest span
@@ -152,18 +163,7 @@ pub async fn gather(
     pages_url: Option<&str>,
 ) -> Option<TracesEvidence> {
     let service = incident.alert.service.clone()?;
-    let mut evidence = TracesEvidence {
-        schema_version: SchemaVersion::CURRENT,
-        evidence_id,
-        incident_id: incident.id.clone(),
-        status: EvidenceStatus::Ok,
-        service: service.clone(),
-        window: incident.window,
-        baseline: incident.baseline,
-        span_names: Vec::new(),
-        slowest: None,
-        collected_at: Utc::now(),
-    };
+    let mut evidence = evidence(incident, service.clone(), evidence_id, EvidenceStatus::Ok);
     // Span names whole (4 KiB at most), so the baseline's `IN` list matches them.
     let limits = QueryLimits {
         max_cell_chars: limits.max_cell_chars.max(proto::span::MAX_TEXT_BYTES + 1),

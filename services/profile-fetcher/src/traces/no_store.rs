@@ -10,7 +10,7 @@ use super::QueryRefusal;
 use crate::config::TracesConfig;
 
 /// What a query meets in this build.
-pub const STORE_OFF: &str = "this profile-fetcher is built without its span store (the span-store feature): the spans it takes in wait in JetStream (span.received) for one built with it";
+pub const STORE_OFF: &str = "this profile-fetcher is built without its span store (the span-store feature), so it answers no SQL: spans its intake takes in wait in JetStream (span.received) for one built with it";
 
 /// The span store's queries, which this build has none of.
 #[derive(Debug, Clone)]
