@@ -870,14 +870,8 @@ async fn a_message_in_one_channel_never_resolves_an_incident_in_another() {
     let watcher = start_watcher(&nats, |_| {}).await;
     let bus = observer(&nats).await;
     let say = |id: &str, channel: &str, ts: &str, status: &str| {
-        let mut message = test_support::fixtures::slack_message(id);
-        message.channel = channel.to_owned();
-        message.ts = ts.to_owned();
-        message.raw = serde_json::json!({
-            "type": "message", "subtype": "bot_message", "bot_id": "B0HOOK", "channel": channel,
-            "ts": ts, "text": format!("alertname: DiskFull\nstatus: {status}\nservice: billing-db"),
-        });
-        message
+        let text = format!("alertname: DiskFull\nstatus: {status}\nservice: billing-db");
+        webhook_message(id, channel, ts, &text)
     };
     let events = || async {
         let mut all = Vec::new();
@@ -1038,6 +1032,28 @@ async fn an_alert_alertmanager_no_longer_has_is_resolved_in_place() {
     gateway.stop().await;
 }
 
+/// A generic webhook's message (`text`) in `channel` at `ts`, as slack-gateway publishes it.
+fn webhook_message(event_id: &str, channel: &str, ts: &str, text: &str) -> proto::SlackMessage {
+    let mut message = test_support::fixtures::slack_message(event_id);
+    message.channel = channel.to_owned();
+    message.ts = ts.to_owned();
+    message.raw = serde_json::json!({
+        "type": "message", "subtype": "bot_message", "bot_id": "B0HOOK", "channel": channel,
+        "ts": ts, "text": text,
+    });
+    message
+}
+
+/// A firing alert of a source that never says it resolved, in `#alerts` at `ts`.
+fn webhook_alert(event_id: &str, ts: &str) -> proto::SlackMessage {
+    webhook_message(
+        event_id,
+        "C0ALERTS",
+        ts,
+        "alertname: QueueBacklog\nstatus: firing\nservice: billing",
+    )
+}
+
 /// A source that never says an alert resolved (a generic webhook): once nothing is heard for
 /// `stale_after`, the incident is marked stale in place, and the next notification revives it.
 #[tokio::test]
@@ -1049,17 +1065,8 @@ async fn an_incident_nobody_resolves_is_marked_stale_in_place() {
     })
     .await;
     let bus = observer(&nats).await;
-    let say = |id: &str, ts: &str| {
-        let mut message = test_support::fixtures::slack_message(id);
-        message.ts = ts.to_owned();
-        message.raw = serde_json::json!({
-            "type": "message", "subtype": "bot_message", "bot_id": "B0HOOK", "channel": "C0ALERTS",
-            "ts": ts, "text": "alertname: QueueBacklog\nstatus: firing\nservice: billing",
-        });
-        message
-    };
     let updates = || async { published(&bus, "FT_INCIDENTS", "ft.incident.updated").await };
-    bus.publish(&say("EvQ1", "1700000001.000100"))
+    bus.publish(&webhook_alert("EvQ1", "1700000001.000100"))
         .await
         .unwrap();
     wait_for(Duration::from_secs(20), "marked stale", || async {
@@ -1075,7 +1082,7 @@ async fn an_incident_nobody_resolves_is_marked_stale_in_place() {
     assert_eq!(stale[0]["incident"]["id"], opened[0]["incident"]["id"]);
     assert_eq!(stale.len(), 1, "marked once");
     // Heard from again: no longer stale.
-    bus.publish(&say("EvQ2", "1700000002.000100"))
+    bus.publish(&webhook_alert("EvQ2", "1700000002.000100"))
         .await
         .unwrap();
     wait_for(Duration::from_secs(20), "revived", || async {
@@ -1108,13 +1115,9 @@ async fn a_swept_change_whose_publish_failed_is_published_by_the_next_sweep() {
     })
     .await;
     let bus = observer(&nats).await;
-    let mut message = test_support::fixtures::slack_message("EvP1");
-    message.ts = "1700000001.000100".to_owned();
-    message.raw = serde_json::json!({
-        "type": "message", "subtype": "bot_message", "bot_id": "B0HOOK", "channel": "C0ALERTS",
-        "ts": "1700000001.000100", "text": "alertname: QueueBacklog\nstatus: firing\nservice: billing",
-    });
-    bus.publish(&message).await.unwrap();
+    bus.publish(&webhook_alert("EvP1", "1700000001.000100"))
+        .await
+        .unwrap();
     wait_for(Duration::from_secs(20), "opened", || async {
         !published(&bus, "FT_INCIDENTS", "ft.incident.opened")
             .await

@@ -83,7 +83,6 @@ impl Fetcher {
                             queries,
                             incident,
                             format!("traces-{suffix}"),
-                            queries.limits(),
                             self.pages_url.as_deref(),
                         )
                         .await

@@ -153,18 +153,19 @@ fn evidence(
     }
 }
 
-/// The evidence for `incident`, or `None` when the alert names no service; the slowest span
-/// links its waterfall page under `pages_url` when pages are served.
+/// The evidence for `incident`, or `None` when the alert names no service, its queries under
+/// the configured limits; the slowest span links its waterfall page under `pages_url` when
+/// pages are served.
 pub async fn gather(
     queries: &Queries,
     incident: &Incident,
     evidence_id: String,
-    limits: QueryLimits,
     pages_url: Option<&str>,
 ) -> Option<TracesEvidence> {
     let service = incident.alert.service.clone()?;
     let mut evidence = evidence(incident, service.clone(), evidence_id, EvidenceStatus::Ok);
     // Span names whole (4 KiB at most), so the baseline's `IN` list matches them.
+    let limits = queries.limits();
     let limits = QueryLimits {
         max_cell_chars: limits.max_cell_chars.max(proto::span::MAX_TEXT_BYTES + 1),
         ..limits
